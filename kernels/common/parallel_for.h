@@ -1,0 +1,23 @@
+// ParallelFor: splits [0, n) into contiguous chunks run on up to `threads`
+// threads, the calling thread included, and returns when all are done.
+//
+// For the CPU backends' row loops. `body(begin, end)` must be safe to run
+// concurrently on disjoint ranges. Chunks are static: the loops it serves
+// do equal work per index.
+#ifndef SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_
+#define SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_
+
+#include <cstdint>
+#include <functional>
+
+namespace solverd {
+
+// Below this many items per thread the spawn costs more than it saves.
+inline constexpr int64_t kMinItemsPerThread = 64;
+
+void ParallelFor(int64_t n, int threads,
+                 const std::function<void(int64_t begin, int64_t end)>& body);
+
+}  // namespace solverd
+
+#endif  // SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_

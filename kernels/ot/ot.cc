@@ -1,0 +1,114 @@
+// Validation and backend dispatch for the ot family.
+#include "ot/ot.h"
+
+#include <cmath>
+#include <string>
+
+#include "ot/sinkhorn_backend.h"
+
+namespace solverd::ot {
+namespace {
+
+Status CheckFinite(const std::vector<double>& v, const char* field) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      return InvalidArgument(std::string(field) + ": entry " + std::to_string(i) +
+                             " is not finite");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckMarginal(const std::vector<double>& v, int64_t size, const char* field,
+                     double* mass) {
+  if (static_cast<int64_t>(v.size()) != size) {
+    return InvalidArgument(std::string(field) + ": has " + std::to_string(v.size()) +
+                           " entries, expected " + std::to_string(size));
+  }
+  SOLVERD_RETURN_IF_ERROR(CheckFinite(v, field));
+  *mass = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (v[i] < 0) {
+      return InvalidArgument(std::string(field) + ": entry " + std::to_string(i) +
+                             " is negative");
+    }
+    *mass += v[i];
+  }
+  if (*mass <= 0) return InvalidArgument(std::string(field) + ": total mass is zero");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateProblem(const Problem& p) {
+  if (p.n <= 0) return InvalidArgument("n: must be positive");
+  if (p.m <= 0) return InvalidArgument("m: must be positive");
+  if (p.has_points()) {
+    if (static_cast<int64_t>(p.x_points.size()) != p.n * p.dim) {
+      return InvalidArgument("points.x: size does not match n x dim");
+    }
+    if (static_cast<int64_t>(p.y_points.size()) != p.m * p.dim) {
+      return InvalidArgument("points.y: size does not match m x dim");
+    }
+    if (p.cost_power != 1 && p.cost_power != 2) {
+      return InvalidArgument("points.p: must be 1 or 2");
+    }
+    SOLVERD_RETURN_IF_ERROR(CheckFinite(p.x_points, "points.x"));
+    SOLVERD_RETURN_IF_ERROR(CheckFinite(p.y_points, "points.y"));
+  } else {
+    if (static_cast<int64_t>(p.cost.size()) != p.n * p.m) {
+      return InvalidArgument("cost: has " + std::to_string(p.cost.size()) +
+                             " entries, expected n x m = " + std::to_string(p.n * p.m));
+    }
+    SOLVERD_RETURN_IF_ERROR(CheckFinite(p.cost, "cost"));
+  }
+  double mass_a = 0, mass_b = 0;
+  SOLVERD_RETURN_IF_ERROR(CheckMarginal(p.a, p.n, "a", &mass_a));
+  SOLVERD_RETURN_IF_ERROR(CheckMarginal(p.b, p.m, "b", &mass_b));
+  if (std::fabs(mass_a - mass_b) > 1e-6 * std::max(mass_a, mass_b)) {
+    return InvalidArgument("b: total mass " + std::to_string(mass_b) +
+                           " differs from the mass of a, " + std::to_string(mass_a));
+  }
+  if (!(p.eta > 0) || !std::isfinite(p.eta)) {
+    return InvalidArgument("eta: must be positive and finite");
+  }
+  return Status::Ok();
+}
+
+Status ValidateOptions(const Options& o) {
+  if (!(o.tolerance >= 0) || !std::isfinite(o.tolerance)) {
+    return InvalidArgument("tolerance: must be non-negative and finite");
+  }
+  if (o.max_iterations < 0) return InvalidArgument("max_iterations: must be non-negative");
+  if (o.check_every < 0) return InvalidArgument("check_every: must be non-negative");
+  if (!(o.time_limit_seconds >= 0)) {
+    return InvalidArgument("time_limit: must be non-negative");
+  }
+  return Status::Ok();
+}
+
+int64_t EstimateBytes(const Problem& p, const Options& o) {
+  int64_t entries = p.n * p.m;
+  int64_t bytes = entries * 8 + (p.n + p.m) * 8 * 4;
+  if (o.want_plan) bytes += entries * 8;
+  return bytes;
+}
+
+Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
+             const Options& options, ProgressSink* sink,
+             const CancelToken* cancel, Result* result) {
+  SOLVERD_RETURN_IF_ERROR(ValidateOptions(options));
+  if (device.is_cuda()) {
+#ifdef SOLVERD_HAVE_CUDA
+    return internal::SolveSinkhornCuda(device, stream, problem, options, sink,
+                                       cancel, result);
+#else
+    (void)stream;
+    return FailedPrecondition("device " + device.ToString() +
+                              ": solverd was built without CUDA");
+#endif
+  }
+  return internal::SolveSinkhornCpu(problem, options, sink, cancel, result);
+}
+
+}  // namespace solverd::ot

@@ -1,0 +1,83 @@
+// Entropic optimal transport: the problem, options and result types and the
+// host API shared by the CPU and CUDA backends.
+//
+//   minimise <C,P> + (1/eta) sum_ij P_ij log P_ij   s.t.  P 1 = a,  P^T 1 = b
+//
+// The dual potentials (x, y) parametrise P_ij = exp(eta (x_i + y_j - C_ij) - 1),
+// the form used by Sinkhorn-Newton-Sparse (Tang et al., ICLR 2024), so that a
+// Newton stage can later start from the Sinkhorn potentials unchanged.
+// All types are plain values; Solve() is thread-compatible (independent calls
+// may run concurrently on different streams).
+#ifndef SOLVERD_KERNELS_OT_OT_H_
+#define SOLVERD_KERNELS_OT_OT_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/cancel_token.h"
+#include "common/device.h"
+#include "common/progress.h"
+#include "common/status.h"
+
+namespace solverd::ot {
+
+// Either a dense cost matrix or two point clouds with cost ||x_i - y_j||_p^p.
+struct Problem {
+  int64_t n = 0;             // rows (source points)
+  int64_t m = 0;             // columns (target points)
+  std::vector<double> cost;  // n*m row-major; empty when points are given
+  int64_t dim = 0;           // point dimension; 0 when cost is given
+  std::vector<double> x_points;  // n*dim row-major
+  std::vector<double> y_points;  // m*dim row-major
+  int cost_power = 2;            // p in ||x - y||_p^p: 1 or 2
+  std::vector<double> a;  // source marginal, size n, non-negative
+  std::vector<double> b;  // target marginal, size m, same mass as a
+  double eta = 0;         // inverse regularisation (eta = 1/reg), > 0
+
+  bool has_points() const { return dim > 0; }
+};
+
+enum class Method { kSinkhorn };
+
+struct Options {
+  Method method = Method::kSinkhorn;
+  double tolerance = 1e-6;        // on ||P1 - a||_1 + ||P^T 1 - b||_1
+  int64_t max_iterations = 10000;
+  int check_every = 10;           // iterations between error checks / progress
+  double time_limit_seconds = 0;  // 0: none
+  int threads = 1;                // CPU backend threads
+  bool want_plan = false;         // fill Result::plan (dense n*m)
+};
+
+enum class Termination { kConverged, kMaxIterations, kTimeLimit, kStopped };
+
+struct Result {
+  double transport_cost = 0;      // <C,P>
+  double entropic_objective = 0;  // <C,P> + (1/eta) sum P log P
+  double marginal_error = 0;      // at the returned potentials
+  int64_t iterations = 0;
+  std::vector<double> x, y;       // dual potentials (x_i = -inf where a_i = 0)
+  std::vector<double> plan;       // n*m when Options::want_plan
+  Termination termination = Termination::kMaxIterations;
+};
+
+// Checks sizes, finiteness, non-negativity and equal mass; the message of a
+// failure names the field ("a", "cost", "eta", ...).
+Status ValidateProblem(const Problem& problem);
+Status ValidateOptions(const Options& options);
+
+// Working memory Solve() needs on `device`, for admission control.
+int64_t EstimateBytes(const Problem& problem, const Options& options);
+
+// Solves `problem` on `device`, launching on `stream` for CUDA (ignored on
+// the CPU). REQUIRES: ValidateProblem(problem).ok().
+// Progress goes to `sink` every check_every iterations (sink may be null).
+// When `cancel` stops the solve, the return is kCancelled/kDeadlineExceeded
+// and *result still holds the last iterate with its figures.
+Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
+             const Options& options, ProgressSink* sink,
+             const CancelToken* cancel, Result* result);
+
+}  // namespace solverd::ot
+
+#endif  // SOLVERD_KERNELS_OT_OT_H_

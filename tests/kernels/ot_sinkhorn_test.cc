@@ -1,0 +1,325 @@
+// Tests of log-domain Sinkhorn: against a float64 reference, against exact
+// OT as the regularisation shrinks, numerical stability, cancellation, and
+// CPU/CUDA agreement (CUDA tests skip without a device).
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ot/ot.h"
+
+namespace solverd::ot {
+namespace {
+
+Problem RandomProblem(int n, int m, double eta, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  Problem p;
+  p.n = n;
+  p.m = m;
+  p.dim = 2;
+  for (int i = 0; i < n * 2; ++i) p.x_points.push_back(u(rng));
+  for (int j = 0; j < m * 2; ++j) p.y_points.push_back(u(rng));
+  p.a.assign(n, 1.0 / n);
+  p.b.assign(m, 1.0 / m);
+  p.eta = eta;
+  return p;
+}
+
+// Same problem with the cost matrix spelled out.
+Problem WithDenseCost(Problem p) {
+  for (int i = 0; i < p.n; ++i) {
+    for (int j = 0; j < p.m; ++j) {
+      double dx = p.x_points[2 * i] - p.y_points[2 * j];
+      double dy = p.x_points[2 * i + 1] - p.y_points[2 * j + 1];
+      p.cost.push_back(dx * dx + dy * dy);
+    }
+  }
+  p.dim = 0;
+  p.x_points.clear();
+  p.y_points.clear();
+  return p;
+}
+
+// Textbook Sinkhorn on K = exp(-eta C) in float64: only safe for small eta,
+// which is where it serves as the reference. Returns the dense plan.
+std::vector<double> ReferencePlan(const Problem& p, int iterations) {
+  std::vector<double> k(p.n * p.m), u(p.n, 1.0), v(p.m, 1.0);
+  for (size_t e = 0; e < k.size(); ++e) k[e] = std::exp(-p.eta * p.cost[e]);
+  for (int it = 0; it < iterations; ++it) {
+    for (int i = 0; i < p.n; ++i) {
+      double s = 0;
+      for (int j = 0; j < p.m; ++j) s += k[i * p.m + j] * v[j];
+      u[i] = p.a[i] / s;
+    }
+    for (int j = 0; j < p.m; ++j) {
+      double s = 0;
+      for (int i = 0; i < p.n; ++i) s += k[i * p.m + j] * u[i];
+      v[j] = p.b[j] / s;
+    }
+  }
+  std::vector<double> plan(k.size());
+  for (int i = 0; i < p.n; ++i)
+    for (int j = 0; j < p.m; ++j) plan[i * p.m + j] = u[i] * k[i * p.m + j] * v[j];
+  return plan;
+}
+
+// Exact OT between uniform marginals of equal size is an assignment
+// (Birkhoff); brute force over permutations for tiny n.
+double ExactAssignmentCost(const Problem& p) {
+  std::vector<int> perm(p.n);
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = INFINITY;
+  do {
+    double c = 0;
+    for (int i = 0; i < p.n; ++i) c += p.cost[i * p.m + perm[i]];
+    best = std::min(best, c / p.n);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  return best;
+}
+
+Options Tight() {
+  Options o;
+  o.tolerance = 1e-10;
+  o.max_iterations = 100000;
+  o.want_plan = true;
+  return o;
+}
+
+TEST(SinkhornCpu, MatchesFloat64Reference) {
+  Problem p = WithDenseCost(RandomProblem(40, 30, 5.0, 1));
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, Tight(), nullptr, nullptr, &r).ok());
+  EXPECT_EQ(r.termination, Termination::kConverged);
+  EXPECT_LE(r.marginal_error, 1e-10);
+  std::vector<double> ref = ReferencePlan(p, 5000);
+  double ref_cost = 0;
+  for (size_t e = 0; e < ref.size(); ++e) {
+    EXPECT_NEAR(r.plan[e], ref[e], 1e-9) << "entry " << e;
+    ref_cost += ref[e] * p.cost[e];
+  }
+  EXPECT_NEAR(r.transport_cost, ref_cost, 1e-9);
+}
+
+TEST(SinkhornCpu, ApproachesExactOtAsRegularisationShrinks) {
+  // A random dense cost has a unique optimal assignment.
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  Problem p;
+  p.n = p.m = 6;
+  for (int e = 0; e < 36; ++e) p.cost.push_back(u(rng));
+  p.a.assign(6, 1.0 / 6);
+  p.b.assign(6, 1.0 / 6);
+  const double exact = ExactAssignmentCost(p);
+  double previous_gap = INFINITY;
+  for (double eta : {10.0, 100.0, 1000.0}) {
+    p.eta = eta;
+    Options o;
+    // Sinkhorn slows down sharply as eta grows (what SNS is for), so the
+    // tolerance is loose enough for plain Sinkhorn to reach at eta = 1000.
+    o.tolerance = 1e-6;
+    o.max_iterations = 1000000;
+    Result r;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r).ok());
+    ASSERT_EQ(r.termination, Termination::kConverged) << "eta " << eta;
+    double gap = r.transport_cost - exact;
+    // A feasible plan never beats the optimum; ours is off by at most its
+    // marginal error times max C (< 1).
+    EXPECT_GE(gap, -o.tolerance) << "eta " << eta;
+    EXPECT_LT(gap, previous_gap) << "eta " << eta;
+    previous_gap = gap;
+  }
+  EXPECT_LT(previous_gap, 5e-3);  // entropic bias is O(log n / eta)
+}
+
+TEST(SinkhornCpu, StableForLargeEtaTimesCost) {
+  Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 3));
+  double cmax = *std::max_element(p.cost.begin(), p.cost.end());
+  p.eta = 2e4 / cmax;  // eta * max(C) = 2e4: plain Sinkhorn underflows here
+  Options o;
+  o.tolerance = 0;
+  o.max_iterations = 3000;  // converges slowly at this eta; stability is the point
+  Result first, r;
+  o.max_iterations = 1;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &first).ok());
+  o.max_iterations = 3000;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r).ok());
+  EXPECT_TRUE(std::isfinite(r.transport_cost));
+  EXPECT_TRUE(std::isfinite(r.entropic_objective));
+  for (double v : r.x) EXPECT_TRUE(std::isfinite(v));
+  for (double v : r.y) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_TRUE(std::isfinite(r.marginal_error));
+  EXPECT_LT(r.marginal_error, 0.2 * first.marginal_error);
+}
+
+TEST(SinkhornCpu, ZeroMassRowsGetNoTransport) {
+  Problem p = WithDenseCost(RandomProblem(5, 4, 10.0, 4));
+  p.a = {0.5, 0.0, 0.25, 0.25, 0.0};
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, Tight(), nullptr, nullptr, &r).ok());
+  for (int j = 0; j < 4; ++j) {
+    EXPECT_EQ(r.plan[1 * 4 + j], 0.0);
+    EXPECT_EQ(r.plan[4 * 4 + j], 0.0);
+  }
+  EXPECT_TRUE(std::isfinite(r.transport_cost));
+  EXPECT_LE(r.marginal_error, 1e-10);
+}
+
+TEST(SinkhornCpu, PointCloudsMatchDenseCostAndThreadsAgree) {
+  Problem points = RandomProblem(300, 200, 20.0, 5);
+  Problem dense = WithDenseCost(points);
+  Options o = Tight();
+  o.tolerance = 1e-9;
+  Result rp, rd;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, points, o, nullptr, nullptr, &rp).ok());
+  o.threads = 3;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, dense, o, nullptr, nullptr, &rd).ok());
+  EXPECT_EQ(rp.iterations, rd.iterations);
+  EXPECT_NEAR(rp.transport_cost, rd.transport_cost, 1e-12);
+  EXPECT_NEAR(rp.entropic_objective, rd.entropic_objective, 1e-12);
+}
+
+class CountingSink : public ProgressSink {
+ public:
+  void Report(const Progress& p) override { reports.push_back(p); }
+  std::vector<Progress> reports;
+};
+
+TEST(SinkhornCpu, ReportsProgressEveryCheck) {
+  Problem p = RandomProblem(50, 50, 50.0, 6);
+  Options o;
+  o.tolerance = 0;
+  o.max_iterations = 100;
+  o.check_every = 10;
+  CountingSink sink;
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, &sink, nullptr, &r).ok());
+  EXPECT_EQ(r.termination, Termination::kMaxIterations);
+  EXPECT_EQ(r.iterations, 100);
+  ASSERT_EQ(sink.reports.size(), 11u);  // iterations 0, 10, ..., 100
+  EXPECT_EQ(sink.reports.back().iteration, 100);
+  EXPECT_EQ(sink.reports.back().stage, "sinkhorn");
+  EXPECT_LT(sink.reports.back().residual, sink.reports.front().residual);
+}
+
+TEST(SinkhornCpu, CancelReturnsLastIterate) {
+  Problem p = RandomProblem(50, 50, 50.0, 7);
+  CancelToken token;
+  token.Cancel();
+  Result r;
+  Status s = Solve(Device::Cpu(), nullptr, p, Options(), nullptr, &token, &r);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_EQ(r.termination, Termination::kStopped);
+  EXPECT_EQ(r.x.size(), 50u);
+  EXPECT_GE(r.marginal_error, 0);
+}
+
+TEST(SinkhornCpu, DeadlineStops) {
+  Problem p = RandomProblem(50, 50, 50.0, 8);
+  CancelToken token;
+  token.SetDeadline(CancelToken::Clock::now());
+  Result r;
+  Status s = Solve(Device::Cpu(), nullptr, p, Options(), nullptr, &token, &r);
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
+}
+
+TEST(SinkhornValidation, NamesTheField) {
+  Problem good = WithDenseCost(RandomProblem(4, 3, 1.0, 9));
+  ASSERT_TRUE(ValidateProblem(good).ok());
+  auto expect_field = [](Problem p, const std::string& field) {
+    Status s = ValidateProblem(p);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << field;
+    EXPECT_EQ(s.message().rfind(field + ":", 0), 0u) << s.message();
+  };
+  Problem p = good;
+  p.a[1] = -0.1;
+  expect_field(p, "a");
+  p = good;
+  p.b[0] = NAN;
+  expect_field(p, "b");
+  p = good;
+  p.b[0] *= 2;
+  expect_field(p, "b");
+  p = good;
+  p.cost.pop_back();
+  expect_field(p, "cost");
+  p = good;
+  p.cost[3] = INFINITY;
+  expect_field(p, "cost");
+  p = good;
+  p.eta = 0;
+  expect_field(p, "eta");
+  p = good;
+  p.n = 0;
+  expect_field(p, "n");
+}
+
+// --- CUDA backend: same function as the CPU one. ---
+
+bool HaveCuda() { return CudaDeviceCount() > 0; }
+
+#define REQUIRE_CUDA()                                                        \
+  if (!HaveCuda()) {                                                          \
+    GTEST_SKIP() << (CudaCompiledIn() ? "no CUDA device on this machine"      \
+                                      : "built without the CUDA backend");    \
+  }
+
+void ExpectSameSolve(const Problem& p, const Options& o) {
+  Result cpu, gpu;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
+  StreamHandle stream = nullptr;
+  ASSERT_TRUE(CreateStream(0, &stream).ok());
+  Status s = Solve(Device::Cuda(0), stream, p, o, nullptr, nullptr, &gpu);
+  DestroyStream(stream);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(cpu.termination, gpu.termination);
+  EXPECT_NEAR(cpu.iterations, gpu.iterations, 2);
+  EXPECT_NEAR(cpu.transport_cost, gpu.transport_cost, 1e-9 * std::fabs(cpu.transport_cost) + 1e-12);
+  EXPECT_NEAR(cpu.entropic_objective, gpu.entropic_objective,
+              1e-9 * std::fabs(cpu.entropic_objective) + 1e-12);
+  EXPECT_NEAR(gpu.marginal_error, cpu.marginal_error, 1e-9);
+  ASSERT_EQ(cpu.plan.size(), gpu.plan.size());
+  for (size_t e = 0; e < cpu.plan.size(); ++e) ASSERT_NEAR(cpu.plan[e], gpu.plan[e], 1e-9);
+}
+
+TEST(SinkhornCuda, MatchesCpuOnPointClouds) {
+  REQUIRE_CUDA();
+  Options o = Tight();
+  o.tolerance = 1e-9;
+  ExpectSameSolve(RandomProblem(300, 170, 30.0, 10), o);
+}
+
+TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
+  REQUIRE_CUDA();
+  Problem p = WithDenseCost(RandomProblem(65, 129, 10.0, 11));
+  p.a.assign(65, 1.0 / 64);
+  p.a[7] = 0;
+  ExpectSameSolve(p, Tight());
+}
+
+TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
+  REQUIRE_CUDA();
+  Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 12));
+  p.eta = 2e4 / *std::max_element(p.cost.begin(), p.cost.end());
+  Options o;
+  o.tolerance = 0;
+  o.max_iterations = 3000;
+  ExpectSameSolve(p, o);
+}
+
+TEST(SinkhornCuda, CancelReturnsLastIterate) {
+  REQUIRE_CUDA();
+  Problem p = RandomProblem(64, 64, 50.0, 13);
+  CancelToken token;
+  token.Cancel();
+  Result r;
+  Status s = Solve(Device::Cuda(0), nullptr, p, Options(), nullptr, &token, &r);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_EQ(r.y.size(), 64u);
+}
+
+}  // namespace
+}  // namespace solverd::ot
