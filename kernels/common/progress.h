@@ -20,6 +20,7 @@ struct Progress {
   double objective = 0;        // the family's objective at this point
   double residual = 0;         // the family's convergence measure (lower is better)
   double elapsed_seconds = 0;  // since the solver started
+  double fraction = 0;         // estimated share of the work done, 0..1
   std::string stage;           // e.g. "sinkhorn", "newton"
   std::vector<std::pair<std::string, double>> extras;  // family-specific figures
 };

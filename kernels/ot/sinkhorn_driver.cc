@@ -1,5 +1,7 @@
 // The backend-independent Sinkhorn loop.
+#include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "ot/sinkhorn_backend.h"
 
@@ -7,6 +9,17 @@ namespace solverd::ot::internal {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// How far along the solve looks: the larger of the iteration budget used
+// and the log-scale progress of the error from its first value to the
+// tolerance (Sinkhorn's error falls roughly geometrically).
+double Fraction(int64_t it, double error, double first_error, const Options& o) {
+  double f = o.max_iterations > 0 ? static_cast<double>(it) / o.max_iterations : 0;
+  if (o.tolerance > 0 && first_error > o.tolerance && error > 0) {
+    f = std::max(f, std::log(first_error / error) / std::log(first_error / o.tolerance));
+  }
+  return std::clamp(f, 0.0, 1.0);
+}
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
@@ -33,6 +46,7 @@ Status RunSinkhorn(SinkhornBackend& backend, const Problem& problem,
   *result = Result();
   result->marginal_error = -1;  // unknown until the first check
   Status stop;
+  double first_error = -1;
   int64_t it = 0;
   for (;; ++it) {
     const bool check = it % check_every == 0 || it == options.max_iterations;
@@ -40,12 +54,14 @@ Status RunSinkhorn(SinkhornBackend& backend, const Problem& problem,
     SOLVERD_RETURN_IF_ERROR(backend.RowPass(check ? &error : nullptr));
     if (check) {
       result->marginal_error = error;
+      if (first_error < 0) first_error = error;
       if (sink != nullptr) {
         Progress p;
         p.iteration = it;
         p.residual = error;
         p.elapsed_seconds = SecondsSince(start);
         p.stage = "sinkhorn";
+        p.fraction = Fraction(it, error, first_error, options);
         sink->Report(p);
       }
       if (error <= options.tolerance) {

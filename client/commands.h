@@ -1,0 +1,24 @@
+// The solverctl commands. Each returns OK only when the command (and, for
+// demo/watch/submit --watch, the job) succeeded; main() maps that to the
+// exit status.
+#ifndef SOLVERD_CLIENT_COMMANDS_H_
+#define SOLVERD_CLIENT_COMMANDS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "client/solver_client.h"
+
+namespace solverd::client {
+
+// `args` are the positional arguments after the command name.
+absl::Status RunCommand(SolverClient& client, const std::string& command,
+                        const std::vector<std::string>& args);
+
+// Reads a JSON problem file (a JobSpec in proto3 JSON) into *spec.
+absl::Status ReadJobSpecFile(const std::string& path, v1::JobSpec* spec);
+
+}  // namespace solverd::client
+
+#endif  // SOLVERD_CLIENT_COMMANDS_H_

@@ -1,0 +1,137 @@
+#include "client/solver_client.h"
+
+#include <algorithm>
+#include <thread>
+
+namespace solverd::client {
+namespace {
+
+absl::Status FromGrpc(const grpc::Status& s) {
+  if (s.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
+}
+
+template <typename Response, typename Call>
+absl::StatusOr<Response> Unary(Call call) {
+  grpc::ClientContext ctx;
+  Response response;
+  grpc::Status s = call(&ctx, &response);
+  if (!s.ok()) return FromGrpc(s);
+  return response;
+}
+
+bool IsTerminal(v1::JobState s) {
+  return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
+         s == v1::JOB_STATE_CANCELLED;
+}
+
+}  // namespace
+
+SolverClient::SolverClient(const std::string& server) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  stub_ = v1::SolverService::NewStub(channel_);
+  health_ = grpc::health::v1::Health::NewStub(channel_);
+}
+
+absl::StatusOr<v1::Job> SolverClient::Submit(const v1::JobSpec& spec) {
+  v1::SubmitJobRequest req;
+  *req.mutable_spec() = spec;
+  return Unary<v1::Job>([&](auto* ctx, auto* out) { return stub_->SubmitJob(ctx, req, out); });
+}
+
+absl::StatusOr<v1::Job> SolverClient::Get(const std::string& job_id) {
+  v1::GetJobRequest req;
+  req.set_job_id(job_id);
+  return Unary<v1::Job>([&](auto* ctx, auto* out) { return stub_->GetJob(ctx, req, out); });
+}
+
+absl::StatusOr<v1::ListJobsResponse> SolverClient::List(const v1::ListJobsRequest& req) {
+  return Unary<v1::ListJobsResponse>(
+      [&](auto* ctx, auto* out) { return stub_->ListJobs(ctx, req, out); });
+}
+
+absl::StatusOr<v1::Job> SolverClient::Cancel(const std::string& job_id) {
+  v1::CancelJobRequest req;
+  req.set_job_id(job_id);
+  return Unary<v1::Job>([&](auto* ctx, auto* out) { return stub_->CancelJob(ctx, req, out); });
+}
+
+absl::StatusOr<v1::BlobInfo> SolverClient::Upload(const std::string& bytes) {
+  grpc::ClientContext ctx;
+  v1::BlobInfo info;
+  auto writer = stub_->UploadBlob(&ctx, &info);
+  int64_t offset = 0;
+  do {
+    v1::BlobChunk chunk;
+    chunk.set_offset(offset);
+    const int64_t n = std::min<int64_t>(kUploadChunkBytes, bytes.size() - offset);
+    chunk.set_data(bytes.substr(offset, n));
+    if (!writer->Write(chunk)) break;  // the server ended the call; Finish says why
+    offset += n;
+  } while (offset < static_cast<int64_t>(bytes.size()));
+  writer->WritesDone();
+  grpc::Status s = writer->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return info;
+}
+
+absl::StatusOr<std::string> SolverClient::Download(const std::string& blob_id) {
+  grpc::ClientContext ctx;
+  v1::DownloadBlobRequest req;
+  req.set_blob_id(blob_id);
+  auto reader = stub_->DownloadBlob(&ctx, req);
+  std::string out;
+  v1::BlobChunk chunk;
+  while (reader->Read(&chunk)) out += chunk.data();
+  grpc::Status s = reader->Finish();
+  if (!s.ok()) return FromGrpc(s);
+  return out;
+}
+
+absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> SolverClient::Health(
+    const std::string& service, absl::Duration timeout) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service(service);
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status s = health_->Check(&ctx, req, &response);
+  if (!s.ok()) return FromGrpc(s);
+  return response.status();
+}
+
+absl::StatusOr<v1::JobState> SolverClient::Watch(
+    const std::string& job_id, int64_t from_event,
+    const std::function<void(const v1::JobEvent&)>& on_event, int max_reconnects) {
+  int64_t next = from_event;
+  for (int attempt = 0;; ++attempt) {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_job_id(job_id);
+    req.set_from_event(next);
+    auto reader = stub_->WatchJob(&ctx, req);
+    v1::JobEvent event;
+    v1::JobState last_state = v1::JOB_STATE_UNSPECIFIED;
+    while (reader->Read(&event)) {
+      on_event(event);
+      next = event.number() + 1;
+      if (event.has_state()) last_state = event.state().state();
+    }
+    grpc::Status s = reader->Finish();
+    if (s.ok() && IsTerminal(last_state)) return last_state;
+    if (s.ok()) {  // e.g. from_event was past the end of a finished job
+      auto job = Get(job_id);
+      if (!job.ok()) return job.status();
+      if (IsTerminal(job->state())) return job->state();
+      return absl::UnavailableError("watch ended before the job finished");
+    }
+    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= max_reconnects) {
+      return FromGrpc(s);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 4)));
+  }
+}
+
+}  // namespace solverd::client

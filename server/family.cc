@@ -1,0 +1,20 @@
+#include "server/family.h"
+
+#include "server/ot_family.h"
+
+namespace solverd::server {
+
+void Family::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
+  for (BatchMember& m : batch) *m.outcome = m.job->Run(lane, m.sink, m.cancel);
+}
+
+const Family* FamilyFor(v1::JobSpec::ProblemCase problem) {
+  static const OtFamily* const kOt = new OtFamily();
+  switch (problem) {
+    case v1::JobSpec::kOt: return kOt;
+    case v1::JobSpec::PROBLEM_NOT_SET: return nullptr;
+  }
+  return nullptr;
+}
+
+}  // namespace solverd::server

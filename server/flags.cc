@@ -1,0 +1,86 @@
+#include "server/flags.h"
+
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+
+namespace {
+const solverd::server::ServerOptions kDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, listen, kDefaults.listen, "gRPC address HOST:PORT (port 0 picks one)");
+ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
+          "address the Prometheus /metrics endpoint binds to");
+ABSL_FLAG(int, metrics_port, kDefaults.metrics_port, "Prometheus port (0 picks one)");
+ABSL_FLAG(std::string, port_file, "",
+          "write '<grpc_port> <metrics_port>' here once serving (for tests and scripts)");
+ABSL_FLAG(std::string, device, kDefaults.device, "auto (GPUs when present), cpu, or cuda");
+ABSL_FLAG(int, cpu_workers, kDefaults.cpu_workers,
+          "CPU lanes; -1: one per core without a GPU, 1 with one");
+ABSL_FLAG(int, lanes_per_gpu, kDefaults.lanes_per_gpu, "CUDA streams (lanes) per GPU");
+ABSL_FLAG(int, solver_threads, kDefaults.solver_threads,
+          "threads per CPU solve; 0: cores / CPU lanes");
+ABSL_FLAG(int, max_queue, kDefaults.max_queue, "queued jobs beyond this get RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_batch, kDefaults.max_batch, "jobs merged into one batched launch at most");
+ABSL_FLAG(int64_t, max_queue_delay_us, 0, "how long a batch may wait to fill, microseconds");
+ABSL_FLAG(int64_t, cpu_memory_budget_bytes, kDefaults.cpu_memory_budget_bytes,
+          "memory CPU jobs may use together (admission control)");
+ABSL_FLAG(double, gpu_memory_fraction, kDefaults.gpu_memory_fraction,
+          "fraction of each GPU's memory jobs may use together");
+ABSL_FLAG(absl::Duration, result_ttl, kDefaults.result_ttl, "how long finished jobs are kept");
+ABSL_FLAG(int, max_jobs_retained, kDefaults.max_jobs_retained, "finished jobs kept at most");
+ABSL_FLAG(int64_t, blob_quota_bytes, kDefaults.blob_quota_bytes, "bytes of all blobs together");
+ABSL_FLAG(absl::Duration, blob_ttl, kDefaults.blob_ttl, "how long uploaded blobs are kept");
+ABSL_FLAG(int, progress_interval_ms, 100, "minimum time between progress events of one job");
+ABSL_FLAG(absl::Duration, grace_period, kDefaults.grace_period,
+          "on SIGTERM/SIGINT, how long running jobs may finish before being cancelled");
+
+namespace solverd::server {
+namespace {
+
+absl::Status Bad(absl::string_view flag, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<ServerOptions> OptionsFromFlags() {
+  ServerOptions o;
+  o.listen = absl::GetFlag(FLAGS_listen);
+  o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.port_file = absl::GetFlag(FLAGS_port_file);
+  o.device = absl::GetFlag(FLAGS_device);
+  o.cpu_workers = absl::GetFlag(FLAGS_cpu_workers);
+  o.lanes_per_gpu = absl::GetFlag(FLAGS_lanes_per_gpu);
+  o.solver_threads = absl::GetFlag(FLAGS_solver_threads);
+  o.max_queue = absl::GetFlag(FLAGS_max_queue);
+  o.max_batch = absl::GetFlag(FLAGS_max_batch);
+  o.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
+  o.cpu_memory_budget_bytes = absl::GetFlag(FLAGS_cpu_memory_budget_bytes);
+  o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
+  o.result_ttl = absl::GetFlag(FLAGS_result_ttl);
+  o.max_jobs_retained = absl::GetFlag(FLAGS_max_jobs_retained);
+  o.blob_quota_bytes = absl::GetFlag(FLAGS_blob_quota_bytes);
+  o.blob_ttl = absl::GetFlag(FLAGS_blob_ttl);
+  o.progress_interval = absl::Milliseconds(absl::GetFlag(FLAGS_progress_interval_ms));
+  o.grace_period = absl::GetFlag(FLAGS_grace_period);
+
+  if (o.metrics_port < 0 || o.metrics_port > 65535) return Bad("metrics_port", "not a port");
+  if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
+  if (o.max_queue < 1) return Bad("max_queue", "must be at least 1");
+  if (o.max_batch < 1) return Bad("max_batch", "must be at least 1");
+  if (o.max_queue_delay < absl::ZeroDuration()) return Bad("max_queue_delay_us", "negative");
+  if (o.cpu_memory_budget_bytes <= 0) return Bad("cpu_memory_budget_bytes", "must be positive");
+  if (!(o.gpu_memory_fraction > 0 && o.gpu_memory_fraction <= 1)) {
+    return Bad("gpu_memory_fraction", "must be in (0, 1]");
+  }
+  if (o.max_jobs_retained < 0) return Bad("max_jobs_retained", "negative");
+  if (o.blob_quota_bytes < 0) return Bad("blob_quota_bytes", "negative");
+  if (o.progress_interval < absl::ZeroDuration()) return Bad("progress_interval_ms", "negative");
+  if (o.grace_period < absl::ZeroDuration()) return Bad("grace_period", "negative");
+  return o;
+}
+
+}  // namespace solverd::server

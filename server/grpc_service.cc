@@ -1,0 +1,112 @@
+#include "server/grpc_service.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/status_util.h"
+
+namespace solverd::server {
+
+template <typename T>
+static grpc::Status Reply(absl::StatusOr<T> result, T* out) {
+  if (!result.ok()) return ToGrpc(result.status());
+  *out = *std::move(result);
+  return grpc::Status::OK;
+}
+
+grpc::Status SolverServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+                                          v1::Job* out) {
+  return Reply(manager_->Submit(req->spec()), out);
+}
+
+grpc::Status SolverServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+                                       v1::Job* out) {
+  return Reply(manager_->Get(req->job_id()), out);
+}
+
+grpc::Status SolverServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                                         v1::ListJobsResponse* out) {
+  return Reply(manager_->List(*req), out);
+}
+
+grpc::Status SolverServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+                                          v1::Job* out) {
+  return Reply(manager_->Cancel(req->job_id()), out);
+}
+
+grpc::Status SolverServiceImpl::Stream(grpc::ServerContext* ctx, const std::string& job_id,
+                                       int64_t from_event,
+                                       grpc::ServerWriter<v1::JobEvent>* writer) {
+  absl::Status s = manager_->Watch(
+      job_id, from_event, [&](const v1::JobEvent& e) { return writer->Write(e); },
+      [&] { return ctx->IsCancelled(); });
+  return ToGrpc(s);
+}
+
+grpc::Status SolverServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
+                                         grpc::ServerWriter<v1::JobEvent>* writer) {
+  return Stream(ctx, req->job_id(), req->from_event(), writer);
+}
+
+grpc::Status SolverServiceImpl::SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
+                                        grpc::ServerWriter<v1::JobEvent>* writer) {
+  v1::JobSpec spec;
+  *spec.mutable_ot() = req->problem();
+  spec.set_priority(req->priority());
+  if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
+  auto job = manager_->Submit(spec);
+  if (!job.ok()) return ToGrpc(job.status());
+  return Stream(ctx, job->id(), 0, writer);
+}
+
+grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext*,
+                                           grpc::ServerReader<v1::BlobChunk>* reader,
+                                           v1::BlobInfo* out) {
+  BlobStore& blobs = manager_->blobs();
+  std::string bytes;
+  v1::BlobChunk chunk;
+  absl::Status status;
+  while (status.ok() && reader->Read(&chunk)) {
+    if (chunk.offset() != static_cast<int64_t>(bytes.size())) {
+      status = absl::InvalidArgumentError(absl::StrCat(
+          "offset: chunk starts at ", chunk.offset(), ", expected ", bytes.size()));
+      break;
+    }
+    status = blobs.Reserve(static_cast<int64_t>(chunk.data().size()));
+    if (status.ok()) bytes += chunk.data();
+  }
+  if (!status.ok()) {
+    blobs.Release(static_cast<int64_t>(bytes.size()));
+    return ToGrpc(status);
+  }
+  const int64_t size = static_cast<int64_t>(bytes.size());
+  BlobStore::Blob blob = blobs.Put(std::move(bytes), absl::Now());
+  out->set_blob_id(blob.id);
+  out->set_size_bytes(size);
+  *out->mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(blob.expire_time));
+  return grpc::Status::OK;
+}
+
+grpc::Status SolverServiceImpl::DownloadBlob(grpc::ServerContext* ctx,
+                                             const v1::DownloadBlobRequest* req,
+                                             grpc::ServerWriter<v1::BlobChunk>* writer) {
+  auto blob = manager_->blobs().Get(req->blob_id());
+  if (!blob.ok()) return ToGrpc(blob.status());
+  const std::string& bytes = *blob->bytes;
+  int64_t offset = 0;
+  do {
+    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
+    v1::BlobChunk chunk;
+    chunk.set_offset(offset);
+    const int64_t n = std::min<int64_t>(kDownloadChunkBytes, bytes.size() - offset);
+    chunk.set_data(bytes.substr(offset, n));
+    if (!writer->Write(chunk)) break;
+    offset += n;
+  } while (offset < static_cast<int64_t>(bytes.size()));
+  return grpc::Status::OK;
+}
+
+}  // namespace solverd::server

@@ -1,0 +1,46 @@
+// SolverServiceImpl: the gRPC face of JobManager. It only translates
+// requests and statuses; every decision is the manager's. Thread-safe.
+#ifndef SOLVERD_SERVER_GRPC_SERVICE_H_
+#define SOLVERD_SERVER_GRPC_SERVICE_H_
+
+#include <cstdint>
+
+#include "server/job_manager.h"
+#include "solverd/v1/jobs.grpc.pb.h"
+
+namespace solverd::server {
+
+class SolverServiceImpl final : public v1::SolverService::Service {
+ public:
+  // Largest blob chunk sent by DownloadBlob (well under the 4 MiB limit).
+  static constexpr int64_t kDownloadChunkBytes = 1 << 20;
+
+  explicit SolverServiceImpl(JobManager* manager) : manager_(manager) {}
+
+  grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
+                         v1::Job* out) override;
+  grpc::Status WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
+                        grpc::ServerWriter<v1::JobEvent>* writer) override;
+  grpc::Status GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+                      v1::Job* out) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+                        v1::ListJobsResponse* out) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
+                         v1::Job* out) override;
+  grpc::Status UploadBlob(grpc::ServerContext*, grpc::ServerReader<v1::BlobChunk>* reader,
+                          v1::BlobInfo* out) override;
+  grpc::Status DownloadBlob(grpc::ServerContext* ctx, const v1::DownloadBlobRequest* req,
+                            grpc::ServerWriter<v1::BlobChunk>* writer) override;
+  grpc::Status SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
+                       grpc::ServerWriter<v1::JobEvent>* writer) override;
+
+ private:
+  grpc::Status Stream(grpc::ServerContext* ctx, const std::string& job_id, int64_t from_event,
+                      grpc::ServerWriter<v1::JobEvent>* writer);
+
+  JobManager* const manager_;
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_GRPC_SERVICE_H_

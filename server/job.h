@@ -1,0 +1,88 @@
+// Job: one submitted job's state, event log and result.
+//
+// The event log is append-only and numbered from 0, so any number of
+// watchers can read it at their own pace and resume from any number; a
+// solver appending never waits for a watcher. Progress events beyond
+// kMaxProgressEvents are dropped (state and result events never are).
+// Thread-safe: mu_ guards all mutable state; the PreparedJob is touched only
+// by the lane thread that runs the job.
+#ifndef SOLVERD_SERVER_JOB_H_
+#define SOLVERD_SERVER_JOB_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/cancel_token.h"
+#include "server/family.h"
+#include "solverd/v1/jobs.pb.h"
+
+namespace solverd::server {
+
+class Job {
+ public:
+  static constexpr int64_t kMaxProgressEvents = 10000;
+
+  // `spec` is kept without its problem data (that lives in `work`).
+  Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
+      std::unique_ptr<PreparedJob> work, absl::Time now);
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  const std::string& id() const { return id_; }
+  uint64_t seq() const { return seq_; }  // submission order
+  const Family* family() const { return family_; }
+  absl::Time create_time() const { return create_time_; }
+  ::solverd::CancelToken& cancel_token() { return cancel_; }
+  // REQUIRES: called by the lane thread running the job, before Finish().
+  PreparedJob* work() { return work_.get(); }
+
+  // QUEUED -> RUNNING. False when the job is no longer queued (cancelled).
+  bool MarkRunning(const std::string& device, absl::Time now);
+  void AppendProgress(const v1::Progress& progress, absl::Time now);
+  // Moves to a terminal state (the first call wins; later ones are no-ops)
+  // and frees the problem data. state is SUCCEEDED, FAILED or CANCELLED.
+  void Finish(v1::JobState state, const absl::Status& error,
+              std::optional<v1::JobResult> result, absl::Time now);
+  // Asks a queued or running job to stop; returns false if already finished.
+  bool RequestCancel();
+
+  bool terminal() const;
+  v1::JobState state() const;
+  absl::Time finish_time() const;  // InfiniteFuture until terminal
+  v1::Job Snapshot() const;
+
+  // Appends events numbered >= from_event to *out; when there are none yet
+  // and the job is not terminal, waits up to `timeout` for one. Returns true
+  // when *out ends with the job's last event (the watcher is done).
+  bool ReadEvents(int64_t from_event, absl::Duration timeout,
+                  std::vector<v1::JobEvent>* out) const;
+
+ private:
+  void AppendLocked(v1::JobEvent event, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const std::string id_;
+  const uint64_t seq_;
+  const Family* const family_;
+  const absl::Time create_time_;
+  ::solverd::CancelToken cancel_;
+  std::unique_ptr<PreparedJob> work_;  // lane thread only; reset by Finish()
+
+  mutable absl::Mutex mu_;
+  v1::Job job_ ABSL_GUARDED_BY(mu_);  // the public view, minus events
+  std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
+  int64_t progress_events_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+};
+
+bool IsTerminal(v1::JobState state);
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_JOB_H_

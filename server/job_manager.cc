@@ -1,0 +1,282 @@
+#include "server/job_manager.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/status_util.h"
+
+namespace solverd::server {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+constexpr int kDefaultPageSize = 100;
+constexpr int kMaxPageSize = 1000;
+
+// Forwards solver progress to the job's event log, at most one event per
+// `interval` so a fast solver cannot flood its watchers.
+class RateLimitedSink final : public ::solverd::ProgressSink {
+ public:
+  RateLimitedSink(Job* job, absl::Duration interval) : job_(job), interval_(interval) {}
+  void Report(const ::solverd::Progress& p) override {
+    const absl::Time now = absl::Now();
+    if (now - last_ < interval_) return;
+    last_ = now;
+    v1::Progress out;
+    out.set_iteration(p.iteration);
+    out.set_objective(p.objective);
+    out.set_residual(p.residual);
+    out.set_elapsed_seconds(p.elapsed_seconds);
+    out.set_stage(p.stage);
+    out.set_fraction(p.fraction);
+    for (const auto& [name, value] : p.extras) (*out.mutable_extras())[name] = value;
+    job_->AppendProgress(out, now);
+  }
+
+ private:
+  Job* const job_;
+  const absl::Duration interval_;
+  absl::Time last_ = absl::InfinitePast();
+};
+
+DeviceClass ToDeviceClass(v1::DevicePreference p) {
+  switch (p) {
+    case v1::DEVICE_CPU: return DeviceClass::kCpu;
+    case v1::DEVICE_CUDA: return DeviceClass::kCuda;
+    default: return DeviceClass::kAny;
+  }
+}
+
+v1::JobState StateFor(const absl::Status& s) {
+  if (s.ok()) return v1::JOB_STATE_SUCCEEDED;
+  if (absl::IsCancelled(s)) return v1::JOB_STATE_CANCELLED;
+  return v1::JOB_STATE_FAILED;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
+    const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics) {
+  std::unique_ptr<JobManager> m(new JobManager(options, metrics));
+  Scheduler::Options so;
+  so.max_queue = options.max_queue;
+  so.max_batch = options.max_batch;
+  so.max_queue_delay = options.max_queue_delay;
+  so.memory_budget_bytes = MemoryBudgets(options, lanes);
+  m->budgets_ = so.memory_budget_bytes;
+  JobManager* raw = m.get();
+  auto scheduler = Scheduler::Create(
+      so, std::move(lanes),
+      [raw](const Lane& lane, std::vector<WorkItem> items) { raw->RunBatch(lane, std::move(items)); },
+      [raw](const WorkItem& item) { raw->Expire(item); }, [raw] { raw->UpdateGauges(); });
+  if (!scheduler.ok()) return scheduler.status();
+  m->scheduler_ = *std::move(scheduler);
+  m->janitor_ = std::thread([raw] { raw->JanitorLoop(); });
+  return m;
+}
+
+JobManager::JobManager(const ServerOptions& options, Metrics* metrics)
+    : options_(options), metrics_(metrics),
+      store_({options.result_ttl, options.max_jobs_retained}),
+      blobs_({options.blob_quota_bytes, options.blob_ttl}) {}
+
+JobManager::~JobManager() {
+  StopAccepting();
+  Shutdown(absl::ZeroDuration());
+}
+
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
+  if (!accepting_) return absl::UnavailableError("server is shutting down");
+  const Family* family = FamilyFor(spec.problem_case());
+  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot");
+  if (!spec.idempotency_key().empty()) {
+    if (auto existing = store_.FindByIdempotencyKey(spec.idempotency_key())) {
+      return existing->Snapshot();
+    }
+  }
+  absl::Time deadline = absl::InfiniteFuture();
+  const absl::Time now = absl::Now();
+  if (spec.has_deadline()) {
+    int64_t ns = TimeUtil::DurationToNanoseconds(spec.deadline());
+    if (ns <= 0) return absl::InvalidArgumentError("deadline: must be positive");
+    deadline = now + absl::Nanoseconds(ns);
+  }
+  auto work = family->Prepare(spec, blobs_);
+  if (!work.ok()) return work.status();
+
+  WorkItem item;
+  item.priority = spec.priority();
+  item.deadline = deadline;
+  item.batch_key = (*work)->BatchKey();
+  item.memory_bytes = (*work)->MemoryBytes();
+  item.device = ToDeviceClass(spec.device());
+  item.enqueue_time = now;
+
+  v1::JobSpec meta = spec;  // the problem data lives in `work` from here on
+  meta.clear_problem();
+  auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), meta, family,
+                                   *std::move(work), now);
+  item.job_id = job->id();
+  std::shared_ptr<Job> stored = store_.AddOrGet(job, spec.idempotency_key());
+  if (stored != job) return stored->Snapshot();  // lost an idempotency race
+  absl::Status queued = scheduler_->Enqueue(std::move(item));
+  if (!queued.ok()) {
+    store_.Remove(job->id());
+    return queued;
+  }
+  metrics_->JobSubmitted(std::string(family->name()));
+  UpdateGauges();
+  return job->Snapshot();
+}
+
+absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
+  auto job = store_.Find(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return job->Snapshot();
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& req) const {
+  JobStore::Filter filter;
+  filter.state = req.state();
+  filter.family = req.family();
+  if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must be non-negative");
+  filter.limit = req.page_size() == 0 ? kDefaultPageSize : std::min(req.page_size(), kMaxPageSize);
+  if (!req.page_token().empty() && !absl::SimpleAtoi(req.page_token(), &filter.after_seq)) {
+    return absl::InvalidArgumentError("page_token: not a token from a previous ListJobs");
+  }
+  bool more = false;
+  v1::ListJobsResponse out;
+  auto jobs = store_.List(filter, &more);
+  for (const auto& job : jobs) *out.add_jobs() = job->Snapshot();
+  if (more && !jobs.empty()) out.set_next_page_token(absl::StrCat(jobs.back()->seq()));
+  return out;
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
+  auto job = store_.Find(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (scheduler_->Remove(job_id)) {
+    FinishJob(*job, {absl::CancelledError("cancelled before it ran"), std::nullopt, 0});
+  } else {
+    job->RequestCancel();  // a running solver sees it at its next iteration
+  }
+  return job->Snapshot();
+}
+
+absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
+                               const std::function<bool(const v1::JobEvent&)>& emit,
+                               const std::function<bool()>& stop) const {
+  if (from_event < 0) return absl::InvalidArgumentError("from_event: must be non-negative");
+  auto job = store_.Find(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  int64_t next = from_event;
+  for (;;) {
+    std::vector<v1::JobEvent> events;
+    const bool done = job->ReadEvents(next, absl::Milliseconds(250), &events);
+    for (const v1::JobEvent& e : events) {
+      if (!emit(e)) return absl::OkStatus();
+      next = e.number() + 1;
+    }
+    if (done || stop()) return absl::OkStatus();
+  }
+}
+
+void JobManager::RunBatch(const Lane& lane, std::vector<WorkItem> items) {
+  const absl::Time now = absl::Now();
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (const WorkItem& item : items) {
+    auto job = store_.Find(item.job_id);
+    if (job == nullptr) continue;
+    if (item.deadline <= now) {
+      Expire(item);
+      continue;
+    }
+    if (!job->MarkRunning(lane.device.ToString(), now)) continue;  // cancelled meanwhile
+    if (item.deadline != absl::InfiniteFuture()) {
+      job->cancel_token().SetDeadline(CancelToken::Clock::now() +
+                                       absl::ToChronoNanoseconds(item.deadline - now));
+    }
+    metrics_->QueueWait(std::string(job->family()->name()),
+                        absl::ToDoubleSeconds(now - item.enqueue_time));
+    jobs.push_back(std::move(job));
+  }
+  if (jobs.empty()) return;
+  UpdateGauges();
+  const Family* family = jobs.front()->family();
+  metrics_->BatchSize(std::string(family->name()), static_cast<int>(jobs.size()));
+  std::vector<RateLimitedSink> sinks;
+  sinks.reserve(jobs.size());
+  std::vector<JobOutcome> outcomes(jobs.size());
+  std::vector<BatchMember> members;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    sinks.emplace_back(jobs[i].get(), options_.progress_interval);
+    members.push_back({jobs[i]->work(), &sinks[i], &jobs[i]->cancel_token(), &outcomes[i]});
+  }
+  family->RunBatch(lane, members);
+  for (size_t i = 0; i < jobs.size(); ++i) FinishJob(*jobs[i], std::move(outcomes[i]));
+}
+
+void JobManager::Expire(const WorkItem& item) {
+  auto job = store_.Find(item.job_id);
+  if (job == nullptr) return;
+  FinishJob(*job, {absl::DeadlineExceededError("deadline passed while queued"), std::nullopt, 0});
+}
+
+void JobManager::FinishJob(Job& job, JobOutcome outcome) {
+  const absl::Time now = absl::Now();
+  const v1::Job before = job.Snapshot();
+  if (IsTerminal(before.state())) return;
+  const absl::Time start = before.has_start_time()
+      ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(before.start_time()))
+      : now;
+  job.Finish(StateFor(outcome.status), outcome.status, std::move(outcome.result), now);
+  const std::string family(job.family()->name());
+  metrics_->JobFinished(family, StatusLabel(outcome.status.code()),
+                        absl::ToDoubleSeconds(now - start));
+  if (outcome.iterations > 0) metrics_->Iterations(family, outcome.iterations);
+  UpdateGauges();
+}
+
+void JobManager::UpdateGauges() {
+  metrics_->SetQueueDepth(scheduler_->queue_depth());
+  metrics_->SetRunningJobs(scheduler_->running_items());
+  for (const auto& [device, budget] : budgets_) {
+    metrics_->SetDeviceMemoryUsed(device, scheduler_->memory_in_use(device));
+  }
+}
+
+void JobManager::JanitorLoop() {
+  while (!stop_janitor_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    const absl::Time now = absl::Now();
+    store_.Sweep(now);
+    blobs_.Sweep(now);
+    UpdateGauges();
+  }
+}
+
+void JobManager::Shutdown(absl::Duration grace) {
+  if (scheduler_ == nullptr) return;
+  for (const WorkItem& item : scheduler_->Drain()) {
+    if (auto job = store_.Find(item.job_id)) {
+      FinishJob(*job, {absl::CancelledError("server shutting down"), std::nullopt, 0});
+    }
+  }
+  const absl::Time give_up = absl::Now() + grace;
+  while (scheduler_->running_items() > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  JobStore::Filter all;
+  all.state = v1::JOB_STATE_RUNNING;
+  all.limit = INT32_MAX;
+  bool more = false;
+  for (const auto& job : store_.List(all, &more)) job->RequestCancel();
+  scheduler_->Stop();
+  if (!stop_janitor_.HasBeenNotified()) stop_janitor_.Notify();
+  if (janitor_.joinable()) janitor_.join();
+  UpdateGauges();
+}
+
+}  // namespace solverd::server

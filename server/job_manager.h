@@ -1,0 +1,83 @@
+// JobManager: the core of solverd behind a narrow API that the gRPC layer
+// calls: submit, watch, get, list, cancel, blobs, shutdown. It owns the job
+// store, blob store and scheduler, runs batches on lanes, turns solver
+// progress into rate-limited job events, and keeps the metrics moving.
+// Thread-safe.
+#ifndef SOLVERD_SERVER_JOB_MANAGER_H_
+#define SOLVERD_SERVER_JOB_MANAGER_H_
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "server/blob_store.h"
+#include "server/job_store.h"
+#include "server/metrics.h"
+#include "server/options.h"
+#include "server/scheduler.h"
+
+namespace solverd::server {
+
+class JobManager {
+ public:
+  // `lanes` are where jobs run (see MakeLanes()); `metrics` must outlive
+  // the manager.
+  static absl::StatusOr<std::unique_ptr<JobManager>> Create(
+      const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics);
+  ~JobManager();
+
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec);
+  absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request) const;
+  absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
+
+  // Calls `emit` with each event from `from_event` on until the job's last
+  // event, waiting for new ones. Stops early (OK) when `emit` returns false
+  // or `stop` says so (polled a few times a second).
+  absl::Status Watch(const std::string& job_id, int64_t from_event,
+                     const std::function<bool(const v1::JobEvent&)>& emit,
+                     const std::function<bool()>& stop) const;
+
+  BlobStore& blobs() { return blobs_; }
+
+  // New submissions get UNAVAILABLE from now on.
+  void StopAccepting() { accepting_ = false; }
+  // Cancels queued jobs, gives running ones `grace` to finish, cancels the
+  // rest and waits for them. REQUIRES: StopAccepting() was called.
+  void Shutdown(absl::Duration grace);
+
+ private:
+  JobManager(const ServerOptions& options, Metrics* metrics);
+  void RunBatch(const Lane& lane, std::vector<WorkItem> items);
+  void Expire(const WorkItem& item);
+  void FinishJob(Job& job, JobOutcome outcome);
+  void UpdateGauges();
+  void JanitorLoop();
+
+  const ServerOptions options_;
+  Metrics* const metrics_;
+  JobStore store_;
+  BlobStore blobs_;
+  std::map<std::string, int64_t> budgets_;  // by device; fixed after Create
+  std::unique_ptr<Scheduler> scheduler_;
+  std::atomic<bool> accepting_{true};
+  absl::Notification stop_janitor_;
+  std::thread janitor_;
+};
+
+// The lanes for `options` on this machine: CUDA streams when GPUs are
+// present (and options.device allows), CPU workers otherwise or in addition.
+absl::StatusOr<std::vector<Lane>> MakeLanes(const ServerOptions& options);
+// The scheduler's memory budget per device for `lanes`.
+std::map<std::string, int64_t> MemoryBudgets(const ServerOptions& options,
+                                             const std::vector<Lane>& lanes);
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_JOB_MANAGER_H_

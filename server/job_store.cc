@@ -1,0 +1,104 @@
+#include "server/job_store.h"
+
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_format.h"
+
+namespace solverd::server {
+
+std::string JobStore::NewId() {
+  static absl::BitGen* gen = new absl::BitGen();
+  static absl::Mutex gen_mu(absl::kConstInit);
+  absl::MutexLock lock(&gen_mu);
+  return absl::StrFormat("job-%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+uint64_t JobStore::NextSeq() {
+  absl::MutexLock lock(&mu_);
+  return next_seq_++;
+}
+
+std::shared_ptr<Job> JobStore::AddOrGet(std::shared_ptr<Job> job, const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  if (!key.empty()) {
+    auto it = by_key_.find(key);
+    if (it != by_key_.end()) {
+      auto existing = by_id_.find(it->second);
+      if (existing != by_id_.end()) return existing->second;
+    }
+    by_key_[key] = job->id();
+  }
+  by_id_[job->id()] = job;
+  by_seq_[job->seq()] = job;
+  return job;
+}
+
+void JobStore::Remove(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  if (it == by_id_.end()) return;
+  const std::string key = it->second->Snapshot().idempotency_key();
+  if (!key.empty()) by_key_.erase(key);
+  by_seq_.erase(it->second->seq());
+  by_id_.erase(it);
+}
+
+std::shared_ptr<Job> JobStore::Find(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Job> JobStore::FindByIdempotencyKey(const std::string& key) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_key_.find(key);
+  if (it == by_key_.end()) return nullptr;
+  auto job = by_id_.find(it->second);
+  return job == by_id_.end() ? nullptr : job->second;
+}
+
+std::vector<std::shared_ptr<Job>> JobStore::List(const Filter& filter, bool* more) const {
+  std::vector<std::shared_ptr<Job>> out;
+  *more = false;
+  absl::MutexLock lock(&mu_);
+  for (auto it = by_seq_.upper_bound(filter.after_seq); it != by_seq_.end(); ++it) {
+    const Job& job = *it->second;
+    if (!filter.family.empty() && job.family()->name() != filter.family) continue;
+    if (filter.state != v1::JOB_STATE_UNSPECIFIED && job.state() != filter.state) continue;
+    if (static_cast<int>(out.size()) == filter.limit) {
+      *more = true;
+      break;
+    }
+    out.push_back(it->second);
+  }
+  return out;
+}
+
+int JobStore::Sweep(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<uint64_t> finished;  // oldest first
+  for (const auto& [seq, job] : by_seq_) {
+    if (job->terminal()) finished.push_back(seq);
+  }
+  const int over_cap = std::max<int>(0, static_cast<int>(finished.size()) - options_.max_jobs_retained);
+  int dropped = 0;
+  for (size_t i = 0; i < finished.size(); ++i) {
+    auto it = by_seq_.find(finished[i]);
+    const bool expired = it->second->finish_time() + options_.result_ttl <= now;
+    if (static_cast<int>(i) >= over_cap && !expired) continue;
+    const std::string key = it->second->Snapshot().idempotency_key();
+    if (!key.empty()) by_key_.erase(key);
+    by_id_.erase(it->second->id());
+    by_seq_.erase(it);
+    ++dropped;
+  }
+  return dropped;
+}
+
+size_t JobStore::size() const {
+  absl::MutexLock lock(&mu_);
+  return by_id_.size();
+}
+
+}  // namespace solverd::server

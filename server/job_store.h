@@ -1,0 +1,70 @@
+// JobStore: every job the server knows, by id, in submission order, with
+// bounded retention: finished jobs are dropped after `result_ttl`, and the
+// oldest finished ones beyond `max_jobs_retained`. Queued and running jobs
+// are never dropped. Thread-safe (mu_ guards the indexes; jobs lock
+// themselves).
+#ifndef SOLVERD_SERVER_JOB_STORE_H_
+#define SOLVERD_SERVER_JOB_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "server/job.h"
+
+namespace solverd::server {
+
+class JobStore {
+ public:
+  struct Options {
+    absl::Duration result_ttl = absl::Hours(24);
+    int max_jobs_retained = 100000;  // finished jobs
+  };
+
+  struct Filter {
+    v1::JobState state = v1::JOB_STATE_UNSPECIFIED;  // any
+    std::string family;                               // any when empty
+    uint64_t after_seq = 0;                           // paging cursor
+    int limit = 100;
+  };
+
+  explicit JobStore(Options options) : options_(options) {}
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // A fresh, unguessable job id.
+  std::string NewId();
+  uint64_t NextSeq();
+
+  // Adds `job` unless a job with the same non-empty idempotency key exists;
+  // returns the job that is now in the store under that key.
+  std::shared_ptr<Job> AddOrGet(std::shared_ptr<Job> job, const std::string& idempotency_key);
+  // Forgets a job that never got queued (its submission failed).
+  void Remove(const std::string& id);
+  std::shared_ptr<Job> Find(const std::string& id) const;
+  std::shared_ptr<Job> FindByIdempotencyKey(const std::string& key) const;
+  // Jobs matching `filter`, oldest first; *more says whether more follow.
+  std::vector<std::shared_ptr<Job>> List(const Filter& filter, bool* more) const;
+
+  // Applies the retention rules at `now`; returns how many jobs were dropped.
+  int Sweep(absl::Time now);
+  size_t size() const;
+
+ private:
+  const Options options_;
+  mutable absl::Mutex mu_;
+  uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;
+  absl::flat_hash_map<std::string, std::shared_ptr<Job>> by_id_ ABSL_GUARDED_BY(mu_);
+  std::map<uint64_t, std::shared_ptr<Job>> by_seq_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> by_key_ ABSL_GUARDED_BY(mu_);  // key -> id
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_JOB_STORE_H_

@@ -1,0 +1,83 @@
+// solverd: the solver service binary. Parses flags, starts the server,
+// and on SIGTERM/SIGINT shuts down gracefully and exits 0.
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/device.h"
+#include "server/flag_names.h"
+#include "server/flags.h"
+#include "server/server.h"
+
+namespace {
+
+// Writes "<grpc_port> <metrics_port>" atomically (temp + rename), so a
+// reader never sees a half-written file.
+bool WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << grpc_port << " " << metrics_port << "\n";
+    if (!out) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "solverd: GPU solver service (gRPC). Example: solverd --listen=127.0.0.1:50051 "
+      "--metrics-port=9464");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "server/");
+  };
+  absl::SetFlagsUsageConfig(usage);
+  std::vector<std::string> args = solverd::NormalizeFlagNames(argc, argv);
+  std::vector<char*> argv2 = solverd::ArgvOf(args);
+  absl::ParseCommandLine(static_cast<int>(argv2.size()), argv2.data());
+
+  // Block the stop signals before any thread starts so that only the
+  // sigwait() below receives them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto options = solverd::server::OptionsFromFlags();
+  if (!options.ok()) {
+    std::fprintf(stderr, "solverd: %s\n", options.status().ToString().c_str());
+    return 2;
+  }
+  auto server = solverd::server::SolverServer::Start(*options);
+  if (!server.ok()) {
+    std::fprintf(stderr, "solverd: %s\n", server.status().ToString().c_str());
+    return 1;
+  }
+  std::string lanes;
+  for (const auto& lane : (*server)->lanes()) absl::StrAppend(&lanes, lanes.empty() ? "" : ",", lane.name());
+  std::fprintf(stderr, "solverd: serving gRPC on port %d, metrics on port %d; lanes: %s\n",
+               (*server)->grpc_port(), (*server)->metrics_port(), lanes.c_str());
+  if (!options->port_file.empty() &&
+      !WritePortFile(options->port_file, (*server)->grpc_port(), (*server)->metrics_port())) {
+    std::fprintf(stderr, "solverd: cannot write --port_file %s\n", options->port_file.c_str());
+    return 1;
+  }
+
+  int signal = 0;
+  sigwait(&stop_signals, &signal);
+  std::fprintf(stderr, "solverd: signal %d: shutting down (grace period %s)\n", signal,
+               absl::FormatDuration(options->grace_period).c_str());
+  (*server)->Shutdown();
+  std::fprintf(stderr, "solverd: stopped\n");
+  return 0;
+}

@@ -1,0 +1,41 @@
+// ServerOptions: every knob of solverd in one plain struct, with defaults.
+// Filled from flags in flags.cc only; components take the part they need.
+#ifndef SOLVERD_SERVER_OPTIONS_H_
+#define SOLVERD_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/time/time.h"
+
+namespace solverd::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:50051";  // gRPC address; port 0 picks one
+  std::string metrics_address = "127.0.0.1";
+  int metrics_port = 9464;  // 0 picks one
+  std::string port_file;    // when set, "<grpc_port> <metrics_port>\n" is written here once serving
+
+  std::string device = "auto";  // "auto" (GPUs when present), "cpu"
+  int cpu_workers = -1;         // CPU lanes; -1: all cores without a GPU, 1 with
+  int lanes_per_gpu = 4;        // CUDA streams per GPU
+  int solver_threads = 0;       // threads per CPU solve; 0: cores / cpu lanes
+
+  int max_queue = 10000;                       // queued jobs beyond: RESOURCE_EXHAUSTED
+  int max_batch = 16;                          // jobs merged into one batched launch
+  absl::Duration max_queue_delay = absl::Microseconds(0);  // wait to fill a batch
+  int64_t cpu_memory_budget_bytes = int64_t{8} << 30;       // admission, CPU lanes
+  double gpu_memory_fraction = 0.9;            // admission, of each GPU's memory
+
+  absl::Duration result_ttl = absl::Hours(24);  // finished jobs kept this long
+  int max_jobs_retained = 100000;               // finished jobs kept at most
+  int64_t blob_quota_bytes = int64_t{4} << 30;  // all blobs together
+  absl::Duration blob_ttl = absl::Hours(24);
+
+  absl::Duration progress_interval = absl::Milliseconds(100);  // per job
+  absl::Duration grace_period = absl::Seconds(30);  // running jobs at shutdown
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_OPTIONS_H_

@@ -1,0 +1,69 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"  // so reflection can describe Health
+
+namespace solverd::server {
+namespace {
+
+constexpr int kMaxMessageBytes = 64 << 20;  // a receive cap; uploads go in chunks
+
+void SetServing(grpc::Server* server, bool serving) {
+  auto* health = server->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(serving);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOptions& options) {
+  std::unique_ptr<SolverServer> s(new SolverServer());
+  s->options_ = options;
+  auto metrics = Metrics::Serve(options.metrics_address, options.metrics_port);
+  if (!metrics.ok()) return metrics.status();
+  s->metrics_ = *std::move(metrics);
+  auto lanes = MakeLanes(options);
+  if (!lanes.ok()) return lanes.status();
+  s->lanes_ = *lanes;
+  auto manager = JobManager::Create(options, *std::move(lanes), s->metrics_.get());
+  if (!manager.ok()) return manager.status();
+  s->manager_ = *std::move(manager);
+  s->service_ = std::make_unique<SolverServiceImpl>(s->manager_.get());
+
+  // Touch the health descriptor so the linker keeps it for reflection.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->grpc_port_);
+  builder.RegisterService(s->service_.get());
+  s->grpc_ = builder.BuildAndStart();
+  if (s->grpc_ == nullptr || s->grpc_port_ == 0) {
+    s->manager_->StopAccepting();
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
+  }
+  SetServing(s->grpc_.get(), true);
+  return s;
+}
+
+SolverServer::~SolverServer() { Shutdown(); }
+
+void SolverServer::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_ != nullptr) SetServing(grpc_.get(), false);
+  if (manager_ != nullptr) {
+    manager_->StopAccepting();
+    manager_->Shutdown(options_.grace_period);
+  }
+  // Every job is terminal now, so watchers drain and return promptly.
+  if (grpc_ != nullptr) grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+}
+
+}  // namespace solverd::server

@@ -1,0 +1,50 @@
+// SolverServer: solverd assembled: lanes, job manager, gRPC service with
+// health and reflection, and the metrics endpoint. Start() returns once it
+// is serving; Shutdown() performs the graceful stop of DESIGN.md.
+// Thread-safe: Shutdown() may be called from any thread, once.
+#ifndef SOLVERD_SERVER_SERVER_H_
+#define SOLVERD_SERVER_SERVER_H_
+
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "server/grpc_service.h"
+#include "server/job_manager.h"
+#include "server/metrics.h"
+#include "server/options.h"
+
+namespace solverd::server {
+
+class SolverServer {
+ public:
+  // UNAVAILABLE when a port is taken (ports are never shared: SO_REUSEPORT
+  // is off), other codes for bad options.
+  static absl::StatusOr<std::unique_ptr<SolverServer>> Start(const ServerOptions& options);
+  ~SolverServer();
+
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_->port(); }
+  const std::vector<Lane>& lanes() const { return lanes_; }
+
+  // Health turns NOT_SERVING, submits get UNAVAILABLE, queued jobs are
+  // cancelled, running ones get the grace period, then gRPC stops.
+  void Shutdown();
+
+ private:
+  SolverServer() = default;
+
+  ServerOptions options_;
+  std::vector<Lane> lanes_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<SolverServiceImpl> service_;
+  std::unique_ptr<grpc::Server> grpc_;
+  int grpc_port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_SERVER_H_

@@ -1,0 +1,85 @@
+#include "server/tensor_convert.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace solverd::server {
+namespace {
+
+absl::Status Invalid(absl::string_view field, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", why));
+}
+
+// Decodes little-endian float32/float64 bytes (solverd runs on little-endian
+// hosts only, which is all CUDA supports).
+absl::StatusOr<std::vector<double>> DecodeBytes(absl::string_view bytes, v1::DType dtype,
+                                                int64_t count, absl::string_view field) {
+  const size_t width = dtype == v1::DTYPE_FLOAT32 ? 4 : dtype == v1::DTYPE_FLOAT64 ? 8 : 0;
+  if (width == 0) return Invalid(field, "dtype must be FLOAT32 or FLOAT64 for raw or blob data");
+  if (bytes.size() != static_cast<size_t>(count) * width) {
+    return Invalid(field, absl::StrCat("has ", bytes.size(), " bytes, shape needs ",
+                                       count * static_cast<int64_t>(width)));
+  }
+  std::vector<double> out(count);
+  for (int64_t i = 0; i < count; ++i) {
+    if (width == 4) {
+      float f;
+      std::memcpy(&f, bytes.data() + i * 4, 4);
+      out[i] = f;
+    } else {
+      std::memcpy(&out[i], bytes.data() + i * 8, 8);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+bool IsEmptyTensor(const v1::Tensor& t) {
+  return t.values().empty() && t.raw().empty() && t.blob_id().empty();
+}
+
+absl::StatusOr<DenseTensor> ToDense(const v1::Tensor& t, int rank, absl::string_view field,
+                                    const BlobStore& blobs) {
+  const int sources = !t.values().empty() + !t.raw().empty() + !t.blob_id().empty();
+  if (sources == 0) return Invalid(field, "is empty");
+  if (sources > 1) return Invalid(field, "set exactly one of values, raw, blob_id");
+  DenseTensor out;
+  out.shape.assign(t.shape().begin(), t.shape().end());
+  if (out.shape.empty() && rank == 1 && !t.values().empty()) out.shape = {t.values_size()};
+  if (static_cast<int>(out.shape.size()) != rank) {
+    return Invalid(field, absl::StrCat("shape must have rank ", rank, ", got [",
+                                       absl::StrJoin(out.shape, ", "), "]"));
+  }
+  int64_t count = 1;
+  for (int64_t d : out.shape) {
+    if (d <= 0) return Invalid(field, "shape dimensions must be positive");
+    if (count > (int64_t{1} << 40) / d) return Invalid(field, "shape is too large");
+    count *= d;
+  }
+  if (!t.values().empty()) {
+    if (t.values_size() != count) {
+      return Invalid(field, absl::StrCat("has ", t.values_size(), " values, shape needs ", count));
+    }
+    out.values.assign(t.values().begin(), t.values().end());
+    return out;
+  }
+  std::shared_ptr<const std::string> holder;
+  absl::string_view bytes = t.raw();
+  if (!t.blob_id().empty()) {
+    auto blob = blobs.Get(t.blob_id());
+    if (!blob.ok()) {
+      return absl::Status(blob.status().code(), absl::StrCat(field, ": ", blob.status().message()));
+    }
+    holder = blob->bytes;
+    bytes = *holder;
+  }
+  auto values = DecodeBytes(bytes, t.dtype(), count, field);
+  if (!values.ok()) return values.status();
+  out.values = *std::move(values);
+  return out;
+}
+
+}  // namespace solverd::server
