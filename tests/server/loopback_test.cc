@@ -1,0 +1,366 @@
+// Loopback tests: the real solverd binary on ephemeral ports, driven by the
+// C++ client (and solverctl) as a user would.
+#include <signal.h>
+
+#include <cmath>
+#include <cstring>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "client/demo_problems.h"
+#include "client/solver_client.h"
+#include "test_server.h"
+
+namespace solverd {
+namespace {
+
+using client::SolverClient;
+using testing::TestServer;
+
+v1::JobSpec OtSpec(int n, double eta = 20, uint64_t seed = 1) {
+  client::OtDemoOptions o;
+  o.n = n;
+  o.eta = eta;
+  o.seed = seed;
+  v1::JobSpec spec;
+  *spec.mutable_ot() = client::RandomOtProblem(o);
+  return spec;
+}
+
+// A job that runs until cancelled (tolerance 0, no iteration limit to speak of).
+v1::JobSpec EndlessOtSpec() {
+  v1::JobSpec spec = OtSpec(200);
+  spec.mutable_ot()->set_tolerance(1e-300);  // never reached: 0 would mean the default
+  spec.mutable_ot()->set_max_iterations(int64_t{1} << 40);
+  spec.mutable_ot()->set_check_every(1);
+  return spec;
+}
+
+std::vector<v1::JobEvent> WatchAll(SolverClient& c, const std::string& id, int64_t from = 0) {
+  std::vector<v1::JobEvent> events;
+  auto state = c.Watch(id, from, [&](const v1::JobEvent& e) { events.push_back(e); });
+  EXPECT_TRUE(state.ok()) << state.status();
+  return events;
+}
+
+// Blocks until the job has reported progress (so it is really running).
+void WaitForProgress(SolverClient& c, const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto reader = c.stub().WatchJob(&ctx, req);
+  v1::JobEvent e;
+  while (reader->Read(&e) && !e.has_progress()) {}
+  ctx.TryCancel();
+  reader->Finish();
+}
+
+class Loopback : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    server_ = new TestServer({"--cpu-workers=2", "--progress-interval-ms=0"});
+    ASSERT_TRUE(server_->ok()) << server_->error();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override {
+    ASSERT_NE(server_, nullptr);
+    client_ = std::make_unique<SolverClient>(server_->address());
+  }
+  static TestServer* server_;
+  std::unique_ptr<SolverClient> client_;
+};
+TestServer* Loopback::server_ = nullptr;
+
+TEST_F(Loopback, SubmitAndWatchToCompletion) {
+  auto job = client_->Submit(OtSpec(60));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), v1::JOB_STATE_QUEUED);
+  auto events = WatchAll(*client_, job->id());
+  ASSERT_GE(events.size(), 4u);
+  for (size_t i = 0; i < events.size(); ++i) EXPECT_EQ(events[i].number(), static_cast<int64_t>(i));
+  EXPECT_EQ(events.front().state().state(), v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(events[1].state().state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+  const v1::JobEvent& result = events[events.size() - 2];
+  ASSERT_TRUE(result.has_result());
+  EXPECT_EQ(result.result().ot().termination(), v1::OT_TERMINATION_CONVERGED);
+  EXPECT_LE(result.result().ot().marginal_error(), 1e-6);
+  auto got = client_->Get(job->id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->state(), v1::JOB_STATE_SUCCEEDED);
+  EXPECT_EQ(got->result().ot().transport_cost(), result.result().ot().transport_cost());
+  EXPECT_EQ(got->event_count(), static_cast<int64_t>(events.size()));
+}
+
+TEST_F(Loopback, TwoWatchersSeeIdenticalEvents) {
+  v1::JobSpec spec = OtSpec(150, 100);
+  spec.mutable_ot()->set_check_every(1);
+  auto job = client_->Submit(spec);
+  ASSERT_TRUE(job.ok());
+  std::vector<v1::JobEvent> a, b;
+  std::thread ta([&] { a = WatchAll(*client_, job->id()); });
+  std::thread tb([&] { b = WatchAll(*client_, job->id()); });
+  ta.join();
+  tb.join();
+  ASSERT_EQ(a.size(), b.size());
+  ASSERT_GT(a.size(), 5u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].SerializeAsString(), b[i].SerializeAsString()) << "event " << i;
+  }
+}
+
+TEST_F(Loopback, ReconnectFromEventLosesNothing) {
+  v1::JobSpec spec = OtSpec(150, 100);
+  spec.mutable_ot()->set_check_every(1);
+  auto job = client_->Submit(spec);
+  ASSERT_TRUE(job.ok());
+  // Read a few events, drop the connection, resume from the next number.
+  std::vector<v1::JobEvent> resumed;
+  {
+    grpc::ClientContext ctx;
+    v1::WatchJobRequest req;
+    req.set_job_id(job->id());
+    auto reader = client_->stub().WatchJob(&ctx, req);
+    v1::JobEvent e;
+    while (resumed.size() < 3 && reader->Read(&e)) resumed.push_back(e);
+    ctx.TryCancel();
+    reader->Finish();
+  }
+  ASSERT_EQ(resumed.size(), 3u);
+  auto rest = WatchAll(*client_, job->id(), resumed.back().number() + 1);
+  resumed.insert(resumed.end(), rest.begin(), rest.end());
+  auto full = WatchAll(*client_, job->id());
+  ASSERT_EQ(resumed.size(), full.size());
+  for (size_t i = 0; i < full.size(); ++i) {
+    EXPECT_EQ(resumed[i].SerializeAsString(), full[i].SerializeAsString()) << "event " << i;
+  }
+}
+
+TEST_F(Loopback, CancelWhileRunningKeepsBestSoFar) {
+  auto job = client_->Submit(EndlessOtSpec());
+  ASSERT_TRUE(job.ok());
+  WaitForProgress(*client_, job->id());
+  auto cancelled = client_->Cancel(job->id());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  auto events = WatchAll(*client_, job->id());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_CANCELLED);
+  auto got = client_->Get(job->id());
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(got->error_code(), static_cast<int>(grpc::StatusCode::CANCELLED));
+  EXPECT_EQ(got->result().ot().termination(), v1::OT_TERMINATION_STOPPED);
+  EXPECT_GT(got->result().ot().iterations(), 0);
+  EXPECT_EQ(got->result().ot().potential_x_size(), 200);
+}
+
+TEST_F(Loopback, CancelQueuedAndDeadlineExpiry) {
+  // Occupy both CPU lanes, then queue behind them.
+  auto busy1 = client_->Submit(EndlessOtSpec());
+  auto busy2 = client_->Submit(EndlessOtSpec());
+  ASSERT_TRUE(busy1.ok() && busy2.ok());
+  WaitForProgress(*client_, busy1->id());
+  WaitForProgress(*client_, busy2->id());
+  auto queued = client_->Submit(OtSpec(20));
+  v1::JobSpec late = OtSpec(20);
+  late.mutable_deadline()->set_nanos(100 * 1000 * 1000);
+  auto expiring = client_->Submit(late);
+  ASSERT_TRUE(queued.ok() && expiring.ok());
+  auto c = client_->Cancel(queued->id());
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->state(), v1::JOB_STATE_CANCELLED);
+  auto events = WatchAll(*client_, expiring->id());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(events.back().state().error_code(), static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  for (const auto& e : events) EXPECT_NE(e.state().state(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(client_->Cancel(busy1->id()).ok());
+  ASSERT_TRUE(client_->Cancel(busy2->id()).ok());
+  WatchAll(*client_, busy1->id());
+  WatchAll(*client_, busy2->id());
+}
+
+TEST_F(Loopback, RunningJobStopsAtItsDeadline) {
+  v1::JobSpec spec = EndlessOtSpec();
+  spec.mutable_deadline()->set_nanos(300 * 1000 * 1000);
+  auto job = client_->Submit(spec);
+  ASSERT_TRUE(job.ok());
+  auto events = WatchAll(*client_, job->id());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(events.back().state().error_code(), static_cast<int>(grpc::StatusCode::DEADLINE_EXCEEDED));
+  auto got = client_->Get(job->id());
+  EXPECT_EQ(got->result().ot().termination(), v1::OT_TERMINATION_STOPPED);
+}
+
+TEST_F(Loopback, LargeCostMatrixThroughBlobs) {
+  const int n = 800;  // 800 x 800 float64 = 5.1 MB, over the 4 MiB message limit
+  std::vector<double> cost(n * n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) cost[i * n + j] = std::abs(i - j) / double(n);
+  std::string bytes(reinterpret_cast<const char*>(cost.data()), cost.size() * 8);
+  auto blob = client_->Upload(bytes);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->size_bytes(), static_cast<int64_t>(bytes.size()));
+  auto back = client_->Download(blob->blob_id());
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(*back == bytes);
+  v1::JobSpec spec;
+  v1::Tensor* t = spec.mutable_ot()->mutable_cost();
+  t->add_shape(n);
+  t->add_shape(n);
+  t->set_dtype(v1::DTYPE_FLOAT64);
+  t->set_blob_id(blob->blob_id());
+  spec.mutable_ot()->set_eta(50);
+  spec.mutable_ot()->set_tolerance(1e-4);
+  auto job = client_->Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto events = WatchAll(*client_, job->id());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(Loopback, MalformedInputsNameTheField) {
+  struct Case {
+    std::string name, field;
+    std::function<void(v1::JobSpec*)> mutate;
+  };
+  auto cost_spec = [] {
+    v1::JobSpec s;
+    s.mutable_ot()->set_eta(10);
+    auto* c = s.mutable_ot()->mutable_cost();
+    c->add_shape(2);
+    c->add_shape(2);
+    for (double v : {0.0, 1.0, 1.0, 0.0}) c->add_values(v);
+    return s;
+  };
+  std::vector<Case> cases = {
+      {"wrong shape", "ot.cost", [](v1::JobSpec* s) { s->mutable_ot()->mutable_cost()->set_shape(1, 3); }},
+      {"negative marginal", "ot.a", [](v1::JobSpec* s) {
+         s->mutable_ot()->mutable_a()->add_values(1.5);
+         s->mutable_ot()->mutable_a()->add_values(-0.5);
+       }},
+      {"NaN cost", "ot.cost", [](v1::JobSpec* s) { s->mutable_ot()->mutable_cost()->set_values(2, NAN); }},
+      {"empty cost", "ot.cost", [](v1::JobSpec* s) { s->mutable_ot()->mutable_cost()->clear_values(); }},
+      {"no problem", "problem", [](v1::JobSpec* s) { s->clear_ot(); }},
+      {"no regularisation", "ot.eta", [](v1::JobSpec* s) { s->mutable_ot()->clear_eta(); }},
+      {"infinite eta", "ot.eta", [](v1::JobSpec* s) { s->mutable_ot()->set_eta(INFINITY); }},
+      {"negative deadline", "deadline", [](v1::JobSpec* s) { s->mutable_deadline()->set_seconds(-1); }},
+  };
+  for (const Case& c : cases) {
+    v1::JobSpec spec = cost_spec();
+    c.mutate(&spec);
+    auto job = client_->Submit(spec);
+    ASSERT_FALSE(job.ok()) << c.name;
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument) << c.name;
+    EXPECT_EQ(job.status().message().substr(0, c.field.size() + 1), c.field + ":")
+        << c.name << ": " << job.status().message();
+  }
+  v1::JobSpec spec = cost_spec();
+  spec.mutable_ot()->mutable_cost()->clear_values();
+  spec.mutable_ot()->mutable_cost()->set_blob_id("blob-nope");
+  EXPECT_EQ(client_->Submit(spec).status().code(), absl::StatusCode::kNotFound);
+  // The server is still healthy and still solves.
+  auto health = client_->Health("", absl::Seconds(5));
+  ASSERT_TRUE(health.ok());
+  EXPECT_EQ(*health, grpc::health::v1::HealthCheckResponse::SERVING);
+  auto ok = client_->Submit(cost_spec());
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(WatchAll(*client_, ok->id()).back().state().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(Loopback, UnknownJobsAndBlobsAreNotFound) {
+  EXPECT_EQ(client_->Get("job-nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Cancel("job-nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Watch("job-nope", 0, [](const v1::JobEvent&) {}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client_->Download("blob-nope").status().code(), absl::StatusCode::kNotFound);
+  v1::ListJobsRequest bad;
+  bad.set_page_token("not-a-token");
+  EXPECT_EQ(client_->List(bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(Loopback, SolveOtStreamsTheWholeJob) {
+  grpc::ClientContext ctx;
+  v1::SolveOtRequest req;
+  *req.mutable_problem() = OtSpec(40).ot();
+  auto reader = client_->stub().SolveOt(&ctx, req);
+  std::vector<v1::JobEvent> events;
+  v1::JobEvent e;
+  while (reader->Read(&e)) events.push_back(e);
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+// Sum of the samples of `metric` whose labels contain `label`.
+double Scrape(int port, const std::string& metric, const std::string& label) {
+  double total = 0;
+  for (absl::string_view line : absl::StrSplit(testing::HttpGet(port, "/metrics"), '\n')) {
+    if (!absl::StartsWith(line, metric + "{") && !absl::StartsWith(line, metric + " ")) continue;
+    if (line.find(label) == absl::string_view::npos) continue;
+    double v = 0;
+    if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) total += v;
+  }
+  return total;
+}
+
+TEST_F(Loopback, MetricsMoveWithJobs) {
+  const int port = server_->metrics_port();
+  const double before = Scrape(port, "solverd_jobs_finished_total", "status=\"succeeded\"");
+  const double submitted = Scrape(port, "solverd_jobs_submitted_total", "family=\"ot\"");
+  for (int i = 0; i < 3; ++i) {
+    auto job = client_->Submit(OtSpec(30, 20, i));
+    ASSERT_TRUE(job.ok());
+    WatchAll(*client_, job->id());
+  }
+  EXPECT_EQ(Scrape(port, "solverd_jobs_finished_total", "status=\"succeeded\""), before + 3);
+  EXPECT_EQ(Scrape(port, "solverd_jobs_submitted_total", "family=\"ot\""), submitted + 3);
+  EXPECT_GT(Scrape(port, "solverd_solver_iterations_total", "family=\"ot\""), 0);
+  EXPECT_GE(Scrape(port, "solverd_job_duration_seconds_count", "family=\"ot\""), 3);
+  EXPECT_GE(Scrape(port, "solverd_queue_wait_seconds_count", "family=\"ot\""), 3);
+  EXPECT_GE(Scrape(port, "solverd_batch_size_count", "family=\"ot\""), 3);
+  const std::string all = testing::HttpGet(port, "/metrics");
+  for (const char* name : {"solverd_queue_depth", "solverd_running_jobs",
+                           "solverd_device_memory_used_bytes", "solverd_build_info"}) {
+    EXPECT_NE(all.find(name), std::string::npos) << name;
+  }
+}
+
+TEST_F(Loopback, SolverctlDemoAndHealthExitStatus) {
+  std::string out;
+  const std::string server = "--server=" + server_->address();
+  EXPECT_EQ(testing::RunProgram({SOLVERCTL_BINARY, server, "health"}, &out), 0) << out;
+  EXPECT_NE(out.find("SERVING"), std::string::npos);
+  EXPECT_EQ(testing::RunProgram({SOLVERCTL_BINARY, server, "demo", "ot", "--n", "80"}, &out), 0) << out;
+  EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+  EXPECT_NE(testing::RunProgram({SOLVERCTL_BINARY, server, "get", "job-nope"}, &out), 0);
+  EXPECT_NE(testing::RunProgram({SOLVERCTL_BINARY, "--server=127.0.0.1:1", "--timeout=1s", "health"}, &out), 0);
+}
+
+TEST(Shutdown, GracefulStopAndPortConflict) {
+  TestServer server({"--cpu-workers=1", "--grace-period=300ms"});
+  ASSERT_TRUE(server.ok()) << server.error();
+  // A second instance on the same port must fail loudly.
+  std::string out;
+  int status = testing::RunProgram({SOLVERD_BINARY, "--listen=127.0.0.1:" + std::to_string(server.grpc_port()),
+                                    "--metrics-port=0"}, &out);
+  EXPECT_NE(status, 0) << out;
+  EXPECT_NE(out.find("cannot listen"), std::string::npos) << out;
+
+  SolverClient c(server.address());
+  auto running = c.Submit(EndlessOtSpec());
+  auto queued = c.Submit(OtSpec(20));
+  ASSERT_TRUE(running.ok() && queued.ok());
+  WaitForProgress(c, running->id());
+  std::vector<v1::JobEvent> events;
+  std::thread watcher([&] { events = WatchAll(c, running->id()); });
+  EXPECT_EQ(server.StopWith(SIGTERM, 10000), 0);  // exits 0 after the grace period
+  watcher.join();
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_CANCELLED);
+}
+
+}  // namespace
+}  // namespace solverd
