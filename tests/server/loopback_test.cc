@@ -339,6 +339,17 @@ TEST_F(Loopback, SolverctlDemoAndHealthExitStatus) {
   EXPECT_NE(testing::RunProgram({SOLVERCTL_BINARY, "--server=127.0.0.1:1", "--timeout=1s", "health"}, &out), 0);
 }
 
+// README's problem files must keep working.
+TEST_F(Loopback, ExampleProblemFilesSolve) {
+  for (const char* name : {"ot_small.json", "ot_points.json"}) {
+    std::string out;
+    const std::string path = std::string(SOLVERD_SOURCE_DIR) + "/examples/" + name;
+    EXPECT_EQ(testing::RunProgram({SOLVERCTL_BINARY, "--server=" + server_->address(), "submit",
+                                   path, "--watch"}, &out), 0) << name << ": " << out;
+    EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
+  }
+}
+
 TEST(Shutdown, GracefulStopAndPortConflict) {
   TestServer server({"--cpu-workers=1", "--grace-period=300ms"});
   ASSERT_TRUE(server.ok()) << server.error();
