@@ -122,6 +122,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   item.job_id = job->id();
   std::shared_ptr<Job> stored = store_.AddOrGet(job, spec.idempotency_key());
   if (stored != job) return stored->Snapshot();  // lost an idempotency race
+  v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
   absl::Status queued = scheduler_->Enqueue(std::move(item));
   if (!queued.ok()) {
     store_.Remove(job->id());
@@ -129,7 +130,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   }
   metrics_->JobSubmitted(std::string(family->name()));
   UpdateGauges();
-  return job->Snapshot();
+  return submitted;
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
