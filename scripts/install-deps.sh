@@ -5,7 +5,7 @@
 set -euo pipefail
 
 PACKAGES=(
-  cmake g++ ninja-build ccache make pkg-config curl
+  cmake g++ clang ninja-build ccache make pkg-config curl
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev googletest libgtest-dev libgmock-dev
   python3-grpcio python3-grpc-tools

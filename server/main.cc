@@ -34,8 +34,8 @@ bool WritePortFile(const std::string& path, int grpc_port, int metrics_port) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "solverd: GPU solver service (gRPC). Example: solverd --listen=127.0.0.1:50051 "
-      "--metrics-port=9464");
+      "GPU solver service (gRPC). Example: solverd --listen=127.0.0.1:50051 "
+      "--metrics-port=9464\nFlag names take dashes or underscores (--grace-period).");
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view file) {
     return absl::StrContains(file, "server/");
