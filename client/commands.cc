@@ -25,6 +25,7 @@ ABSL_DECLARE_FLAG(int64_t, n);
 ABSL_DECLARE_FLAG(int64_t, m);
 ABSL_DECLARE_FLAG(int, dim);
 ABSL_DECLARE_FLAG(double, eta);
+ABSL_DECLARE_FLAG(std::string, method);
 ABSL_DECLARE_FLAG(uint64_t, seed);
 ABSL_DECLARE_FLAG(std::string, device);
 ABSL_DECLARE_FLAG(absl::Duration, deadline);
@@ -104,6 +105,12 @@ absl::Status Demo(SolverClient& client, const std::vector<std::string>& args) {
   if (o.n <= 0 || o.m < 0 || o.dim <= 0) return Usage("demo ot: --n, --dim must be positive");
   v1::JobSpec spec;
   *spec.mutable_ot() = RandomOtProblem(o);
+  v1::OtMethod method;
+  if (!v1::OtMethod_Parse("OT_METHOD_" + absl::AsciiStrToUpper(absl::GetFlag(FLAGS_method)),
+                          &method)) {
+    return Usage("--method: one of auto, sinkhorn, sns");
+  }
+  spec.mutable_ot()->set_method(method);
   return SubmitAndMaybeWatch(client, spec, /*watch=*/true);
 }
 

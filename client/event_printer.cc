@@ -78,9 +78,10 @@ void EventPrinter::PrintResult(const v1::JobResult& r) {
     const v1::OtResult& ot = r.ot();
     std::fprintf(out_,
                  "result: transport_cost %.10g  entropic_objective %.10g  marginal_error %.3e"
-                 "  iterations %ld  %s\n",
+                 "  iterations %ld (sinkhorn %ld, newton %ld)  %s\n",
                  ot.transport_cost(), ot.entropic_objective(), ot.marginal_error(),
-                 static_cast<long>(ot.iterations()),
+                 static_cast<long>(ot.iterations()), static_cast<long>(ot.sinkhorn_iterations()),
+                 static_cast<long>(ot.newton_iterations()),
                  v1::OtTermination_Name(ot.termination()).c_str());
   }
 }

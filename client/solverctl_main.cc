@@ -32,6 +32,7 @@ ABSL_FLAG(int64_t, n, 500, "demo ot: source points");
 ABSL_FLAG(int64_t, m, 0, "demo ot: target points (0: same as --n)");
 ABSL_FLAG(int, dim, 2, "demo ot: point dimension");
 ABSL_FLAG(double, eta, 20, "demo ot: inverse regularisation");
+ABSL_FLAG(std::string, method, "auto", "demo ot: auto, sinkhorn or sns");
 ABSL_FLAG(uint64_t, seed, 1, "demo: random seed");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "health: RPC timeout");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");

@@ -75,9 +75,15 @@ absl::Status SetMarginals(const v1::OtProblem& in, const BlobStore& blobs, ot::P
 
 absl::StatusOr<ot::Options> ToOptions(const v1::OtProblem& in, int64_t entries) {
   ot::Options o;
-  if (in.method() != v1::OT_METHOD_UNSPECIFIED && in.method() != v1::OT_METHOD_SINKHORN) {
-    return Invalid("method: unknown method");
+  switch (in.method()) {
+    case v1::OT_METHOD_UNSPECIFIED:
+    case v1::OT_METHOD_AUTO: o.method = ot::Method::kAuto; break;
+    case v1::OT_METHOD_SINKHORN: o.method = ot::Method::kSinkhorn; break;
+    case v1::OT_METHOD_SNS: o.method = ot::Method::kSns; break;
+    default: return Invalid("method: unknown method");
   }
+  if (in.sns_sinkhorn_steps() != 0) o.sns_sinkhorn_steps = in.sns_sinkhorn_steps();
+  o.sparsity = in.sparsity();
   if (in.tolerance() != 0) o.tolerance = in.tolerance();
   if (in.max_iterations() != 0) o.max_iterations = in.max_iterations();
   if (in.check_every() != 0) o.check_every = in.check_every();
@@ -102,6 +108,8 @@ v1::OtResult ToProto(const ot::Result& r, const ot::Problem& p, const std::strin
   out.set_entropic_objective(r.entropic_objective);
   out.set_marginal_error(r.marginal_error);
   out.set_iterations(r.iterations);
+  out.set_sinkhorn_iterations(r.sinkhorn_iterations);
+  out.set_newton_iterations(r.newton_iterations);
   switch (r.termination) {
     case ot::Termination::kConverged: out.set_termination(v1::OT_TERMINATION_CONVERGED); break;
     case ot::Termination::kMaxIterations:

@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "ot/sinkhorn_backend.h"
+#include "ot/ot_backend.h"
 
 namespace solverd::ot {
 namespace {
@@ -81,6 +81,9 @@ Status ValidateOptions(const Options& o) {
   }
   if (o.max_iterations < 0) return InvalidArgument("max_iterations: must be non-negative");
   if (o.check_every < 0) return InvalidArgument("check_every: must be non-negative");
+  if (o.sns_sinkhorn_steps < 0) return InvalidArgument("sns_sinkhorn_steps: must be non-negative");
+  if (!(o.sparsity >= 0 && o.sparsity <= 1)) return InvalidArgument("sparsity: must be in [0, 1]");
+  if (o.cg_max_iterations < 1) return InvalidArgument("cg_max_iterations: must be positive");
   if (!(o.time_limit_seconds >= 0)) {
     return InvalidArgument("time_limit: must be non-negative");
   }
@@ -100,15 +103,14 @@ Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options));
   if (device.is_cuda()) {
 #ifdef SOLVERD_HAVE_CUDA
-    return internal::SolveSinkhornCuda(device, stream, problem, options, sink,
-                                       cancel, result);
+    return internal::SolveCuda(device, stream, problem, options, sink, cancel, result);
 #else
     (void)stream;
     return FailedPrecondition("device " + device.ToString() +
                               ": solverd was built without CUDA");
 #endif
   }
-  return internal::SolveSinkhornCpu(problem, options, sink, cancel, result);
+  return internal::SolveCpu(problem, options, sink, cancel, result);
 }
 
 }  // namespace solverd::ot

@@ -37,16 +37,27 @@ struct Problem {
   bool has_points() const { return dim > 0; }
 };
 
-enum class Method { kSinkhorn };
+enum class Method {
+  kSinkhorn,  // log-domain Sinkhorn
+  kSns,       // Sinkhorn-Newton-Sparse: sns_sinkhorn_steps Sinkhorn steps, then Newton
+  kAuto,      // Sinkhorn while it converges fast, Newton once it stalls
+};
 
 struct Options {
-  Method method = Method::kSinkhorn;
+  Method method = Method::kAuto;
   double tolerance = 1e-6;        // on ||P1 - a||_1 + ||P^T 1 - b||_1
   int64_t max_iterations = 10000;
   int check_every = 10;           // iterations between error checks / progress
   double time_limit_seconds = 0;  // 0: none
   int threads = 1;                // CPU backend threads
   bool want_plan = false;         // fill Result::plan (dense n*m)
+  // SNS: Sinkhorn steps before the Newton stage (kSns only).
+  int64_t sns_sinkhorn_steps = 20;
+  // SNS: the sparse Hessian keeps about sparsity * n * m entries of P
+  // (besides its exact diagonal); 0 means 10 / n, about ten per row.
+  double sparsity = 0;
+  // SNS: conjugate-gradient iterations per Newton step, at most.
+  int cg_max_iterations = 500;
 };
 
 enum class Termination { kConverged, kMaxIterations, kTimeLimit, kStopped };
@@ -55,7 +66,9 @@ struct Result {
   double transport_cost = 0;      // <C,P>
   double entropic_objective = 0;  // <C,P> + (1/eta) sum P log P
   double marginal_error = 0;      // at the returned potentials
-  int64_t iterations = 0;
+  int64_t iterations = 0;          // all stages
+  int64_t sinkhorn_iterations = 0;
+  int64_t newton_iterations = 0;
   std::vector<double> x, y;       // dual potentials (x_i = -inf where a_i = 0)
   std::vector<double> plan;       // n*m when Options::want_plan
   Termination termination = Termination::kMaxIterations;

@@ -49,6 +49,17 @@ __device__ PlanTerms RowPlanTerms(const double* cost_row, double x, const double
   return Reduce(storage).Reduce(acc, AddPlanTerms());
 }
 
+// sum_j P_ij over one row; valid in thread 0.
+template <int kThreads>
+__device__ double RowPlanSum(const double* cost_row, double x, const double* y, long m,
+                             double eta) {
+  using Reduce = cub::BlockReduce<double, kThreads>;
+  __shared__ typename Reduce::TempStorage storage;
+  double acc = 0;
+  for (long j = threadIdx.x; j < m; j += kThreads) acc += exp(LogPlan(eta, x, y[j], cost_row[j]));
+  return Reduce(storage).Sum(acc);
+}
+
 // Log-sum-exp of eta (x_i - C_ij) over rows [row_begin, row_end) of column j.
 __device__ inline LogSumExp ColumnChunkLse(const double* cost, const double* x, long m,
                                            long j, long row_begin, long row_end,

@@ -1,100 +1,111 @@
-// The backend-independent Sinkhorn loop.
+// The backend-independent Sinkhorn loop, and the helpers every ot driver
+// shares.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
-#include "ot/sinkhorn_backend.h"
+#include "ot/driver_util.h"
 
 namespace solverd::ot::internal {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 // How far along the solve looks: the larger of the iteration budget used
 // and the log-scale progress of the error from its first value to the
-// tolerance (Sinkhorn's error falls roughly geometrically).
-double Fraction(int64_t it, double error, double first_error, const Options& o) {
-  double f = o.max_iterations > 0 ? static_cast<double>(it) / o.max_iterations : 0;
-  if (o.tolerance > 0 && first_error > o.tolerance && error > 0) {
-    f = std::max(f, std::log(first_error / error) / std::log(first_error / o.tolerance));
+// tolerance (the error falls roughly geometrically).
+double Fraction(const SolveState& s, const Options& o) {
+  double f = o.max_iterations > 0 ? static_cast<double>(s.iterations()) / o.max_iterations : 0;
+  if (o.tolerance > 0 && s.first_error > o.tolerance && s.error > 0) {
+    f = std::max(f, std::log(s.first_error / s.error) / std::log(s.first_error / o.tolerance));
   }
   return std::clamp(f, 0.0, 1.0);
 }
 
-double SecondsSince(Clock::time_point start) {
+}  // namespace
+
+double SolveState::seconds() const {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// Fills the figures of *result from the backend's current state.
-Status Finish(SinkhornBackend& backend, const Problem& problem,
-              const Options& options, Result* result) {
+void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& options,
+                    const char* stage) {
+  if (sink == nullptr) return;
+  Progress p;
+  p.iteration = state.iterations();
+  p.residual = state.error;
+  p.elapsed_seconds = state.seconds();
+  p.stage = stage;
+  p.fraction = Fraction(state, options);
+  p.extras = {{"sinkhorn_iterations", static_cast<double>(state.sinkhorn_iterations)},
+              {"newton_iterations", static_cast<double>(state.newton_iterations)}};
+  sink->Report(p);
+}
+
+bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* state) {
+  if (state->error_current && state->error >= 0 && state->error <= options.tolerance) {
+    state->termination = Termination::kConverged;
+  } else if (state->iterations() >= options.max_iterations) {
+    state->termination = Termination::kMaxIterations;
+  } else if (!(state->stop = CheckCancel(cancel)).ok()) {
+    state->termination = Termination::kStopped;
+  } else if (options.time_limit_seconds > 0 && state->seconds() >= options.time_limit_seconds) {
+    state->termination = Termination::kTimeLimit;
+  } else {
+    return false;
+  }
+  state->finished = true;
+  return true;
+}
+
+Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
+                     bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
+                     SolveState* state) {
+  const int check_every = options.check_every > 0 ? options.check_every : 1;
+  double window_start_error = -1;
+  for (int64_t step = 0;; ++step) {
+    const bool check = step % check_every == 0 || step == max_steps;
+    double error = 0;
+    SOLVERD_RETURN_IF_ERROR(backend.RowPass(check ? &error : nullptr));
+    state->error_current = check;
+    if (check) {
+      state->error = error;
+      if (state->first_error < 0) state->first_error = error;
+      ReportProgress(sink, *state, options, "sinkhorn");
+      if (stop_on_stall && window_start_error > 0 && error > 0.5 * window_start_error) break;
+      window_start_error = error;
+    }
+    if (CheckLimits(options, cancel, state) || step == max_steps) break;
+    SOLVERD_RETURN_IF_ERROR(backend.UpdateRows());
+    SOLVERD_RETURN_IF_ERROR(backend.UpdateColumns());
+    ++state->sinkhorn_iterations;
+  }
+  if (!state->error_current) {  // stopped between checks: measure what we return
+    SOLVERD_RETURN_IF_ERROR(backend.RowPass(&state->error));
+    state->error_current = true;
+  }
+  return Status::Ok();
+}
+
+Status FinishSolve(OtBackend& backend, const Problem& problem, const Options& options,
+                   const SolveState& state, Result* result) {
+  *result = Result();
+  result->marginal_error = state.error;
+  result->sinkhorn_iterations = state.sinkhorn_iterations;
+  result->newton_iterations = state.newton_iterations;
+  result->iterations = state.iterations();
+  result->termination = state.termination;
   double plogp = 0;
   SOLVERD_RETURN_IF_ERROR(backend.PlanTotals(&result->transport_cost, &plogp));
   result->entropic_objective = result->transport_cost + plogp / problem.eta;
   SOLVERD_RETURN_IF_ERROR(backend.CopyPotentials(&result->x, &result->y));
   if (options.want_plan) SOLVERD_RETURN_IF_ERROR(backend.CopyPlan(&result->plan));
-  return Status::Ok();
+  return state.stop;
 }
 
-}  // namespace
-
-Status RunSinkhorn(SinkhornBackend& backend, const Problem& problem,
-                   const Options& options, ProgressSink* sink,
-                   const CancelToken* cancel, Result* result) {
-  const auto start = Clock::now();
-  const int check_every = options.check_every > 0 ? options.check_every : 1;
-  *result = Result();
-  result->marginal_error = -1;  // unknown until the first check
-  Status stop;
-  double first_error = -1;
-  int64_t it = 0;
-  for (;; ++it) {
-    const bool check = it % check_every == 0 || it == options.max_iterations;
-    double error = 0;
-    SOLVERD_RETURN_IF_ERROR(backend.RowPass(check ? &error : nullptr));
-    if (check) {
-      result->marginal_error = error;
-      if (first_error < 0) first_error = error;
-      if (sink != nullptr) {
-        Progress p;
-        p.iteration = it;
-        p.residual = error;
-        p.elapsed_seconds = SecondsSince(start);
-        p.stage = "sinkhorn";
-        p.fraction = Fraction(it, error, first_error, options);
-        sink->Report(p);
-      }
-      if (error <= options.tolerance) {
-        result->termination = Termination::kConverged;
-        break;
-      }
-    }
-    if (it == options.max_iterations) {
-      result->termination = Termination::kMaxIterations;
-      break;
-    }
-    stop = CheckCancel(cancel);
-    if (!stop.ok()) {
-      result->termination = Termination::kStopped;
-      break;
-    }
-    if (options.time_limit_seconds > 0 &&
-        SecondsSince(start) >= options.time_limit_seconds) {
-      result->termination = Termination::kTimeLimit;
-      break;
-    }
-    SOLVERD_RETURN_IF_ERROR(backend.UpdateRows());
-    SOLVERD_RETURN_IF_ERROR(backend.UpdateColumns());
-  }
-  result->iterations = it;
-  if (!stop.ok() || result->termination == Termination::kTimeLimit) {
-    // Stopped between checks: measure the iterate we are returning.
-    double error = 0;
-    SOLVERD_RETURN_IF_ERROR(backend.RowPass(&error));
-    result->marginal_error = error;
-  }
-  SOLVERD_RETURN_IF_ERROR(Finish(backend, problem, options, result));
-  return stop;
+Status RunSinkhorn(OtBackend& backend, const Problem& problem, const Options& options,
+                   ProgressSink* sink, const CancelToken* cancel, Result* result) {
+  SolveState state;
+  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, options, options.max_iterations,
+                                        /*stop_on_stall=*/false, sink, cancel, &state));
+  return FinishSolve(backend, problem, options, state, result);
 }
 
 }  // namespace solverd::ot::internal

@@ -78,6 +78,13 @@ SOLVERD_HD inline double MarginalFromLse(double potential, double lse, double et
   return exp(eta * potential - 1.0 + lse);
 }
 
+// Bin of log P value lp (>= lo) in a histogram of `bins` bins of width
+// 1/scale starting at lo; values past the top go in the last bin.
+SOLVERD_HD inline int HistogramBin(double lp, double lo, double scale, int bins) {
+  double b = (lp - lo) * scale;
+  return b >= bins - 1 ? bins - 1 : static_cast<int>(b);
+}
+
 // Contributions of one entry to <C,P> and to sum P log P.
 struct PlanTerms {
   double cost = 0;

@@ -14,6 +14,10 @@ struct SinkhornTuning {
   static constexpr int kColumnRowsPerChunk = 64;
   // Element-wise kernels (potential updates, cost from points, dense plan).
   static constexpr int kElementwiseThreads = 256;
+  // Grid-stride passes over all n*m entries (histogram, sparsification).
+  static constexpr unsigned kMaxEntryBlocks = 4096;
+  // Bins of the log P histogram that picks the sparsification threshold.
+  static constexpr int kHistogramBins = 2048;
 };
 
 }  // namespace solverd::ot::internal

@@ -81,8 +81,9 @@ double ExactAssignmentCost(const Problem& p) {
   return best;
 }
 
-Options Tight() {
+Options Tight(Method method = Method::kSinkhorn) {
   Options o;
+  o.method = method;
   o.tolerance = 1e-10;
   o.max_iterations = 100000;
   o.want_plan = true;
@@ -118,6 +119,7 @@ TEST(SinkhornCpu, ApproachesExactOtAsRegularisationShrinks) {
   for (double eta : {10.0, 100.0, 1000.0}) {
     p.eta = eta;
     Options o;
+    o.method = Method::kSinkhorn;
     // Sinkhorn slows down sharply as eta grows (what SNS is for), so the
     // tolerance is loose enough for plain Sinkhorn to reach at eta = 1000.
     o.tolerance = 1e-6;
@@ -140,6 +142,7 @@ TEST(SinkhornCpu, StableForLargeEtaTimesCost) {
   double cmax = *std::max_element(p.cost.begin(), p.cost.end());
   p.eta = 2e4 / cmax;  // eta * max(C) = 2e4: plain Sinkhorn underflows here
   Options o;
+  o.method = Method::kSinkhorn;
   o.tolerance = 0;
   o.max_iterations = 3000;  // converges slowly at this eta; stability is the point
   Result first, r;
@@ -191,6 +194,7 @@ class CountingSink : public ProgressSink {
 TEST(SinkhornCpu, ReportsProgressEveryCheck) {
   Problem p = RandomProblem(50, 50, 50.0, 6);
   Options o;
+  o.method = Method::kSinkhorn;
   o.tolerance = 0;
   o.max_iterations = 100;
   o.check_every = 10;
@@ -305,6 +309,7 @@ TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
   Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 12));
   p.eta = 2e4 / *std::max_element(p.cost.begin(), p.cost.end());
   Options o;
+  o.method = Method::kSinkhorn;
   o.tolerance = 0;
   o.max_iterations = 3000;
   ExpectSameSolve(p, o);

@@ -47,6 +47,24 @@ TEST_F(OtFamilyTest, AcceptsAValidProblemAndRunsIt) {
   EXPECT_EQ(out.result->ot().device(), "cpu");
 }
 
+TEST_F(OtFamilyTest, EveryMethodSolvesAndCountsItsStages) {
+  for (v1::OtMethod method : {v1::OT_METHOD_UNSPECIFIED, v1::OT_METHOD_SINKHORN,
+                              v1::OT_METHOD_SNS, v1::OT_METHOD_AUTO}) {
+    v1::JobSpec spec = CostSpec(6, 5);
+    spec.mutable_ot()->set_method(method);
+    spec.mutable_ot()->set_eta(200);
+    spec.mutable_ot()->set_tolerance(1e-9);
+    Lane lane;
+    JobOutcome out = (*family_.Prepare(spec, blobs_))->Run(lane, nullptr, nullptr);
+    ASSERT_TRUE(out.status.ok()) << v1::OtMethod_Name(method) << ": " << out.status;
+    const v1::OtResult& r = out.result->ot();
+    EXPECT_EQ(r.termination(), v1::OT_TERMINATION_CONVERGED) << v1::OtMethod_Name(method);
+    EXPECT_EQ(r.iterations(), r.sinkhorn_iterations() + r.newton_iterations());
+    if (method == v1::OT_METHOD_SINKHORN) EXPECT_EQ(r.newton_iterations(), 0);
+    if (method == v1::OT_METHOD_SNS) EXPECT_EQ(r.sinkhorn_iterations(), 20);
+  }
+}
+
 TEST_F(OtFamilyTest, RegIsTheInverseOfEta) {
   v1::JobSpec with_eta = CostSpec(3, 3), with_reg = CostSpec(3, 3);
   with_reg.mutable_ot()->set_reg(0.1);
@@ -105,6 +123,15 @@ TEST_F(OtFamilyTest, NamesTheBadField) {
   s = CostSpec(3, 4);
   s.mutable_ot()->set_tolerance(-1);
   ExpectInvalid(s, "ot.tolerance");
+  s = CostSpec(3, 4);
+  s.mutable_ot()->set_sparsity(2);
+  ExpectInvalid(s, "ot.sparsity");
+  s = CostSpec(3, 4);
+  s.mutable_ot()->set_sns_sinkhorn_steps(-1);
+  ExpectInvalid(s, "ot.sns_sinkhorn_steps");
+  s = CostSpec(3, 4);
+  s.mutable_ot()->set_method(static_cast<v1::OtMethod>(99));
+  ExpectInvalid(s, "ot.method");
   s = CostSpec(3, 4);
   s.mutable_ot()->mutable_time_limit()->set_seconds(-1);
   ExpectInvalid(s, "ot.time_limit");

@@ -1,0 +1,95 @@
+// OtBackend: the device-specific passes of the ot solvers.
+//
+// The iteration logic (convergence checks, progress, cancellation, limits,
+// the Newton system and its conjugate gradient) lives once in the drivers,
+// RunSinkhorn() and RunSns(); each backend implements only the passes over
+// its own copy of C and the potentials: O(n m) work, or O(nnz) for the
+// sparse plan. Vectors of size n or m cross the interface as host vectors.
+// Not thread-safe: one solve owns one backend.
+#ifndef SOLVERD_KERNELS_OT_OT_BACKEND_H_
+#define SOLVERD_KERNELS_OT_OT_BACKEND_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/cancel_token.h"
+#include "common/progress.h"
+#include "common/status.h"
+#include "ot/ot.h"
+
+namespace solverd::ot::internal {
+
+class OtBackend {
+ public:
+  virtual ~OtBackend() = default;
+
+  // --- Sinkhorn ---
+
+  // Computes lse_i = log sum_j exp(eta (y_j - C_ij)) for every row and keeps
+  // it for UpdateRows(). When row_error is non-null, also returns
+  // ||P1 - a||_1 at the current potentials (columns are exact after
+  // UpdateColumns(), so this is the whole marginal error then).
+  virtual Status RowPass(double* row_error) = 0;
+  // x_i <- BalancedPotential(a_i, lse_i). REQUIRES: RowPass() since the last
+  // change of y.
+  virtual Status UpdateRows() = 0;
+  // y_j <- BalancedPotential(b_j, log sum_i exp(eta (x_i - C_ij))).
+  virtual Status UpdateColumns() = 0;
+  // <C,P> and sum P log P at the current potentials.
+  virtual Status PlanTotals(double* transport_cost, double* plogp) = 0;
+  virtual Status CopyPotentials(std::vector<double>* x, std::vector<double>* y) = 0;
+  virtual Status CopyPlan(std::vector<double>* plan) = 0;
+
+  // --- Newton stage of SNS ---
+  virtual Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) = 0;
+  // Row sums r = P1, column sums c = P^T 1 and sum P at the current
+  // potentials, in one pass over C.
+  virtual Status PlanMarginals(std::vector<double>* r, std::vector<double>* c,
+                               double* total) = 0;
+  // counts[k] = number of entries with log P_ij in bin k of [lo, hi)
+  // (bins equal width; entries below lo are not counted, above hi go in the
+  // last bin), for choosing the sparsification threshold.
+  virtual Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts) = 0;
+  // Keeps the entries with log P_ij >= log_threshold as the sparse plan
+  // Ps used by SparseProducts(); returns how many were kept.
+  virtual Status SparsifyPlan(double log_threshold, int64_t* kept) = 0;
+  // pv = Ps v (size n) and ptu = Ps^T u (size m).
+  virtual Status SparseProducts(const std::vector<double>& u, const std::vector<double>& v,
+                                std::vector<double>* pv, std::vector<double>* ptu) = 0;
+  // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
+  virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
+};
+
+// Runs Sinkhorn iterations on `backend` until converged, out of iterations
+// or time, or stopped by `cancel`; fills *result (see Solve() in ot.h).
+Status RunSinkhorn(OtBackend& backend, const Problem& problem,
+                   const Options& options, ProgressSink* sink,
+                   const CancelToken* cancel, Result* result);
+
+// Sinkhorn-Newton-Sparse: Sinkhorn steps first (a fixed number, or until
+// the error stalls for Method::kAuto), then sparse Newton steps with a
+// conjugate-gradient solve and an Armijo line search on the dual.
+Status RunSns(OtBackend& backend, const Problem& problem, const Options& options,
+              ProgressSink* sink, const CancelToken* cancel, Result* result);
+
+// Runs options.method on a backend of the given device.
+#ifdef SOLVERD_HAVE_CUDA
+Status SolveCuda(const Device& device, StreamHandle stream, const Problem& problem,
+                 const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                 Result* result);
+#endif
+Status SolveCpu(const Problem& problem, const Options& options, ProgressSink* sink,
+                const CancelToken* cancel, Result* result);
+
+// The driver for options.method.
+inline Status RunMethod(OtBackend& backend, const Problem& problem, const Options& options,
+                        ProgressSink* sink, const CancelToken* cancel, Result* result) {
+  if (options.method == Method::kSinkhorn) {
+    return RunSinkhorn(backend, problem, options, sink, cancel, result);
+  }
+  return RunSns(backend, problem, options, sink, cancel, result);
+}
+
+}  // namespace solverd::ot::internal
+
+#endif  // SOLVERD_KERNELS_OT_OT_BACKEND_H_

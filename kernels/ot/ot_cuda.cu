@@ -1,0 +1,254 @@
+// CUDA backend of the ot solvers: the dispatch that sizes grids and
+// launches the kernels of ot_kernels.cuh on the caller's stream. C lives on
+// the device for the whole solve and is never copied back; only vectors of
+// size n or m cross to the host.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
+#include "common/cuda_check.h"
+#include "common/device_buffer.cuh"
+#include "ot/ot_backend.h"
+#include "ot/ot_kernels.cuh"
+
+namespace solverd::ot::internal {
+namespace {
+
+using ::solverd::internal::CheckLaunch;
+
+unsigned Blocks(long items, int threads) {
+  return static_cast<unsigned>((items + threads - 1) / threads);
+}
+
+double HostSum(const std::vector<double>& v) {
+  return std::accumulate(v.begin(), v.end(), 0.0);
+}
+
+class CudaOtBackend final : public OtBackend {
+ public:
+  CudaOtBackend(const Problem& p, cudaStream_t stream)
+      : p_(p), stream_(stream),
+        chunks_((p.n + Tuning::kColumnRowsPerChunk - 1) / Tuning::kColumnRowsPerChunk) {}
+
+  Status Init() {
+    SOLVERD_RETURN_IF_ERROR(a_.Upload(p_.a.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(b_.Upload(p_.b.data(), p_.m, stream_));
+    std::vector<double> zeros(std::max(p_.n, p_.m), 0.0);
+    SOLVERD_RETURN_IF_ERROR(x_.Upload(zeros.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(y_.Upload(zeros.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(lse_.Allocate(p_.n));
+    SOLVERD_RETURN_IF_ERROR(row_a_.Allocate(p_.n));
+    SOLVERD_RETURN_IF_ERROR(row_b_.Allocate(p_.n));
+    SOLVERD_RETURN_IF_ERROR(partial_.Allocate(chunks_ * p_.m));
+    SOLVERD_RETURN_IF_ERROR(column_sums_.Allocate(chunks_ * p_.m));
+    SOLVERD_RETURN_IF_ERROR(row_m_.Allocate(p_.m));
+    if (!p_.has_points()) return cost_.Upload(p_.cost.data(), p_.n * p_.m, stream_);
+    DeviceBuffer<double> xs, ys;
+    SOLVERD_RETURN_IF_ERROR(xs.Upload(p_.x_points.data(), p_.x_points.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(ys.Upload(p_.y_points.data(), p_.y_points.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(cost_.Allocate(p_.n * p_.m));
+    CostFromPointsKernel<<<Blocks(p_.n * p_.m, Tuning::kElementwiseThreads),
+                           Tuning::kElementwiseThreads, 0, stream_>>>(
+        xs.data(), ys.data(), p_.n, p_.m, p_.dim, p_.cost_power, cost_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CostFromPointsKernel", stream_));
+    // xs/ys are freed on return; cudaFree waits for the kernel using them.
+    return Status::Ok();
+  }
+
+  Status RowPass(double* row_error) override {
+    RowPassKernel<<<p_.n, Tuning::kRowBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), a_.data(), p_.m, p_.eta, lse_.data(),
+        row_a_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("RowPassKernel", stream_));
+    if (row_error == nullptr) return Status::Ok();
+    std::vector<double> errors(p_.n);
+    SOLVERD_RETURN_IF_ERROR(row_a_.Download(errors.data(), stream_));
+    *row_error = HostSum(errors);
+    return Status::Ok();
+  }
+
+  Status UpdateRows() override {
+    UpdateRowsKernel<<<Blocks(p_.n, Tuning::kElementwiseThreads),
+                       Tuning::kElementwiseThreads, 0, stream_>>>(
+        a_.data(), lse_.data(), p_.n, p_.eta, x_.data());
+    return CheckLaunch("UpdateRowsKernel", stream_);
+  }
+
+  Status UpdateColumns() override {
+    dim3 grid(Blocks(p_.m, Tuning::kColumnBlockThreads), static_cast<unsigned>(chunks_));
+    ColumnChunkKernel<<<grid, Tuning::kColumnBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), p_.n, p_.m, p_.eta, partial_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("ColumnChunkKernel", stream_));
+    UpdateColumnsKernel<<<Blocks(p_.m, Tuning::kElementwiseThreads),
+                          Tuning::kElementwiseThreads, 0, stream_>>>(
+        partial_.data(), b_.data(), p_.m, chunks_, p_.eta, y_.data());
+    return CheckLaunch("UpdateColumnsKernel", stream_);
+  }
+
+  Status PlanTotals(double* transport_cost, double* plogp) override {
+    PlanTotalsKernel<<<p_.n, Tuning::kRowBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), p_.m, p_.eta, row_a_.data(), row_b_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("PlanTotalsKernel", stream_));
+    std::vector<double> costs(p_.n), plogps(p_.n);
+    SOLVERD_RETURN_IF_ERROR(row_a_.Download(costs.data(), stream_));
+    SOLVERD_RETURN_IF_ERROR(row_b_.Download(plogps.data(), stream_));
+    *transport_cost = HostSum(costs);
+    *plogp = HostSum(plogps);
+    return Status::Ok();
+  }
+
+  Status CopyPotentials(std::vector<double>* x, std::vector<double>* y) override {
+    x->resize(p_.n);
+    y->resize(p_.m);
+    SOLVERD_RETURN_IF_ERROR(x_.Download(x->data(), stream_));
+    return y_.Download(y->data(), stream_);
+  }
+
+  Status CopyPlan(std::vector<double>* plan) override {
+    DeviceBuffer<double> dense;
+    SOLVERD_RETURN_IF_ERROR(dense.Allocate(p_.n * p_.m));
+    PlanKernel<<<Blocks(p_.n * p_.m, Tuning::kElementwiseThreads),
+                 Tuning::kElementwiseThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, dense.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("PlanKernel", stream_));
+    plan->resize(p_.n * p_.m);
+    return dense.Download(plan->data(), stream_);
+  }
+
+  Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) override {
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(x_.data(), x.data(), p_.n * sizeof(double),
+                                                 cudaMemcpyHostToDevice, stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(y_.data(), y.data(), p_.m * sizeof(double),
+                                                 cudaMemcpyHostToDevice, stream_));
+    return Status::Ok();
+  }
+
+  Status PlanMarginals(std::vector<double>* r, std::vector<double>* c, double* total) override {
+    PlanRowSumsKernel<<<p_.n, Tuning::kRowBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), p_.m, p_.eta, row_a_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("PlanRowSumsKernel", stream_));
+    dim3 grid(Blocks(p_.m, Tuning::kColumnBlockThreads), static_cast<unsigned>(chunks_));
+    ColumnChunkSumKernel<<<grid, Tuning::kColumnBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, column_sums_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("ColumnChunkSumKernel", stream_));
+    ColumnSumsKernel<<<Blocks(p_.m, Tuning::kElementwiseThreads), Tuning::kElementwiseThreads,
+                       0, stream_>>>(column_sums_.data(), p_.m, chunks_, row_m_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("ColumnSumsKernel", stream_));
+    r->resize(p_.n);
+    c->resize(p_.m);
+    SOLVERD_RETURN_IF_ERROR(row_a_.Download(r->data(), stream_));
+    SOLVERD_RETURN_IF_ERROR(row_m_.Download(c->data(), stream_));
+    *total = HostSum(*r);
+    return Status::Ok();
+  }
+
+  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts) override {
+    DeviceBuffer<unsigned long long> bins;
+    SOLVERD_RETURN_IF_ERROR(bins.Allocate(Tuning::kHistogramBins));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
+        bins.data(), 0, Tuning::kHistogramBins * sizeof(unsigned long long), stream_));
+    LogPlanHistogramKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, lo,
+        Tuning::kHistogramBins / (hi - lo), bins.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("LogPlanHistogramKernel", stream_));
+    std::vector<unsigned long long> host(Tuning::kHistogramBins);
+    SOLVERD_RETURN_IF_ERROR(bins.Download(host.data(), stream_));
+    counts->assign(host.begin(), host.end());
+    return Status::Ok();
+  }
+
+  Status SparsifyPlan(double log_threshold, int64_t* kept) override {
+    DeviceBuffer<unsigned long long> count;
+    SOLVERD_RETURN_IF_ERROR(count.Allocate(1));
+    unsigned long long nnz = 0;
+    for (bool fill : {false, true}) {  // count, allocate, then fill
+      SOLVERD_CUDA_RETURN_IF_ERROR(
+          cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
+      CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
+          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, log_threshold, count.data(),
+          fill ? sparse_rows_.data() : nullptr, fill ? sparse_cols_.data() : nullptr,
+          fill ? sparse_vals_.data() : nullptr);
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
+      if (fill) break;
+      SOLVERD_RETURN_IF_ERROR(count.Download(&nnz, stream_));
+      SOLVERD_RETURN_IF_ERROR(sparse_rows_.Allocate(nnz));
+      SOLVERD_RETURN_IF_ERROR(sparse_cols_.Allocate(nnz));
+      SOLVERD_RETURN_IF_ERROR(sparse_vals_.Allocate(nnz));
+    }
+    nnz_ = static_cast<long>(nnz);
+    *kept = nnz_;
+    return Status::Ok();
+  }
+
+  Status SparseProducts(const std::vector<double>& u, const std::vector<double>& v,
+                        std::vector<double>* pv, std::vector<double>* ptu) override {
+    DeviceBuffer<double> du, dv, dpv, dptu;
+    SOLVERD_RETURN_IF_ERROR(du.Upload(u.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(dv.Upload(v.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(dpv.Allocate(p_.n));
+    SOLVERD_RETURN_IF_ERROR(dptu.Allocate(p_.m));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dpv.data(), 0, p_.n * sizeof(double), stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dptu.data(), 0, p_.m * sizeof(double), stream_));
+    if (nnz_ > 0) {
+      SparseProductsKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
+                             Tuning::kElementwiseThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, du.data(),
+          dv.data(), dpv.data(), dptu.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("SparseProductsKernel", stream_));
+    }
+    pv->resize(p_.n);
+    ptu->resize(p_.m);
+    SOLVERD_RETURN_IF_ERROR(dpv.Download(pv->data(), stream_));
+    return dptu.Download(ptu->data(), stream_);
+  }
+
+  Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) override {
+    DeviceBuffer<double> dw, dout;
+    SOLVERD_RETURN_IF_ERROR(dw.Upload(w.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(dout.Allocate(p_.m));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dout.data(), 0, p_.m * sizeof(double), stream_));
+    if (nnz_ > 0) {
+      SparseColumnSquaresKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
+                                  Tuning::kElementwiseThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, dw.data(),
+          dout.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("SparseColumnSquaresKernel", stream_));
+    }
+    out->resize(p_.m);
+    return dout.Download(out->data(), stream_);
+  }
+
+ private:
+  // Grid for the grid-stride loops over all n*m entries.
+  unsigned EntryBlocks() const {
+    return std::min<unsigned>(Blocks(p_.n * p_.m, Tuning::kElementwiseThreads),
+                              Tuning::kMaxEntryBlocks);
+  }
+
+  const Problem& p_;
+  const cudaStream_t stream_;
+  const long chunks_;
+  DeviceBuffer<double> cost_, a_, b_, x_, y_, lse_;
+  DeviceBuffer<double> row_a_, row_b_;  // per-row scratch: errors, plan totals
+  DeviceBuffer<LogSumExp> partial_;     // chunks_ x m column accumulators
+  DeviceBuffer<double> column_sums_;    // chunks_ x m column partial sums
+  DeviceBuffer<double> row_m_;          // per-column scratch: column sums
+  DeviceBuffer<int> sparse_rows_, sparse_cols_;  // the sparse plan, COO
+  DeviceBuffer<double> sparse_vals_;
+  long nnz_ = 0;
+};
+
+}  // namespace
+
+Status SolveCuda(const Device& device, StreamHandle stream, const Problem& problem,
+                 const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                 Result* result) {
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
+  CudaOtBackend backend(problem, static_cast<cudaStream_t>(stream));
+  SOLVERD_RETURN_IF_ERROR(backend.Init());
+  return RunMethod(backend, problem, options, sink, cancel, result);
+}
+
+}  // namespace solverd::ot::internal

@@ -1,0 +1,162 @@
+// Entry points of the CUDA ot kernels: thin wrappers that pick the row,
+// column or entry a thread works on and call the per-block math in
+// sinkhorn_agent.cuh. Launched only from ot_cuda.cu. Internal.
+#ifndef SOLVERD_KERNELS_OT_OT_KERNELS_CUH_
+#define SOLVERD_KERNELS_OT_OT_KERNELS_CUH_
+
+#include "ot/sinkhorn_agent.cuh"
+#include "ot/sinkhorn_tuning.h"
+
+namespace solverd::ot::internal {
+
+using Tuning = SinkhornTuning;
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+CostFromPointsKernel(const double* xs, const double* ys, long n, long m, long dim,
+                     int p, double* cost) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k >= n * m) return;
+  long i = k / m, j = k % m;
+  cost[k] = PointCost(xs + i * dim, ys + j * dim, dim, p);
+}
+
+__global__ void __launch_bounds__(Tuning::kRowBlockThreads)
+RowPassKernel(const double* cost, const double* x, const double* y, const double* a,
+              long m, double eta, double* lse, double* row_error) {
+  long i = blockIdx.x;
+  LogSumExp acc = RowLse<Tuning::kRowBlockThreads>(cost + i * m, y, m, eta);
+  if (threadIdx.x == 0) {
+    lse[i] = acc.value();
+    row_error[i] = fabs(MarginalFromLse(x[i], lse[i], eta) - a[i]);
+  }
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+UpdateRowsKernel(const double* a, const double* lse, long n, double eta, double* x) {
+  long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (i < n) x[i] = BalancedPotential(a[i], lse[i], eta);
+}
+
+__global__ void __launch_bounds__(Tuning::kColumnBlockThreads)
+ColumnChunkKernel(const double* cost, const double* x, long n, long m, double eta,
+                  LogSumExp* partial) {
+  long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (j >= m) return;
+  long begin = blockIdx.y * static_cast<long>(Tuning::kColumnRowsPerChunk);
+  long end = min(n, begin + Tuning::kColumnRowsPerChunk);
+  partial[blockIdx.y * m + j] = ColumnChunkLse(cost, x, m, j, begin, end, eta);
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+UpdateColumnsKernel(const LogSumExp* partial, const double* b, long m, long chunks,
+                    double eta, double* y) {
+  long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (j >= m) return;
+  LogSumExp acc;
+  for (long c = 0; c < chunks; ++c) acc.Merge(partial[c * m + j]);
+  y[j] = BalancedPotential(b[j], acc.value(), eta);
+}
+
+__global__ void __launch_bounds__(Tuning::kRowBlockThreads)
+PlanTotalsKernel(const double* cost, const double* x, const double* y, long m,
+                 double eta, double* row_cost, double* row_plogp) {
+  long i = blockIdx.x;
+  PlanTerms t = RowPlanTerms<Tuning::kRowBlockThreads>(cost + i * m, x[i], y, m, eta);
+  if (threadIdx.x == 0) {
+    row_cost[i] = t.cost;
+    row_plogp[i] = t.plogp;
+  }
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+PlanKernel(const double* cost, const double* x, const double* y, long n, long m,
+           double eta, double* plan) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k < n * m) plan[k] = exp(LogPlan(eta, x[k / m], y[k % m], cost[k]));
+}
+
+__global__ void __launch_bounds__(Tuning::kRowBlockThreads)
+PlanRowSumsKernel(const double* cost, const double* x, const double* y, long m, double eta,
+                  double* r) {
+  long i = blockIdx.x;
+  double sum = RowPlanSum<Tuning::kRowBlockThreads>(cost + i * m, x[i], y, m, eta);
+  if (threadIdx.x == 0) r[i] = sum;
+}
+
+__global__ void __launch_bounds__(Tuning::kColumnBlockThreads)
+ColumnChunkSumKernel(const double* cost, const double* x, const double* y, long n, long m,
+                     double eta, double* partial) {
+  long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (j >= m) return;
+  long begin = blockIdx.y * static_cast<long>(Tuning::kColumnRowsPerChunk);
+  long end = min(n, begin + Tuning::kColumnRowsPerChunk);
+  double sum = 0;
+  for (long i = begin; i < end; ++i) sum += exp(LogPlan(eta, x[i], y[j], cost[i * m + j]));
+  partial[blockIdx.y * m + j] = sum;
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+ColumnSumsKernel(const double* partial, long m, long chunks, double* c) {
+  long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (j >= m) return;
+  double sum = 0;
+  for (long k = 0; k < chunks; ++k) sum += partial[k * m + j];
+  c[j] = sum;
+}
+
+// Block-local histogram in shared memory, merged into `counts` at the end.
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+LogPlanHistogramKernel(const double* cost, const double* x, const double* y, long n, long m,
+                       double eta, double lo, double scale, unsigned long long* counts) {
+  __shared__ unsigned int local[Tuning::kHistogramBins];
+  for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) local[b] = 0;
+  __syncthreads();
+  for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
+       k += static_cast<long>(gridDim.x) * blockDim.x) {
+    double lp = LogPlan(eta, x[k / m], y[k % m], cost[k]);
+    if (lp >= lo) atomicAdd(&local[HistogramBin(lp, lo, scale, Tuning::kHistogramBins)], 1u);
+  }
+  __syncthreads();
+  for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) {
+    if (local[b] != 0) atomicAdd(&counts[b], static_cast<unsigned long long>(local[b]));
+  }
+}
+
+// Appends the entries with log P >= threshold to (rows, cols, vals); when
+// `rows` is null only counts them.
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+CollectSparseKernel(const double* cost, const double* x, const double* y, long n, long m,
+                    double eta, double log_threshold, unsigned long long* count, int* rows,
+                    int* cols, double* vals) {
+  for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
+       k += static_cast<long>(gridDim.x) * blockDim.x) {
+    double lp = LogPlan(eta, x[k / m], y[k % m], cost[k]);
+    if (lp < log_threshold) continue;
+    unsigned long long slot = atomicAdd(count, 1ull);
+    if (rows != nullptr) {
+      rows[slot] = static_cast<int>(k / m);
+      cols[slot] = static_cast<int>(k % m);
+      vals[slot] = exp(lp);
+    }
+  }
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+SparseProductsKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                     const double* u, const double* v, double* pv, double* ptu) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k >= nnz) return;
+  atomicAdd(&pv[rows[k]], vals[k] * v[cols[k]]);
+  atomicAdd(&ptu[cols[k]], vals[k] * u[rows[k]]);
+}
+
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+SparseColumnSquaresKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                          const double* w, double* out) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k < nnz) atomicAdd(&out[cols[k]], vals[k] * vals[k] * w[rows[k]]);
+}
+
+}  // namespace solverd::ot::internal
+
+#endif  // SOLVERD_KERNELS_OT_OT_KERNELS_CUH_

@@ -1,0 +1,178 @@
+// Tests of Sinkhorn-Newton-Sparse and the auto method: agreement with
+// Sinkhorn, the paper's random-assignment behaviour, adversarial inputs,
+// and CPU/CUDA agreement (CUDA tests skip without a device).
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ot/ot.h"
+
+namespace solverd::ot {
+namespace {
+
+// Uniform random cost in [0, 1): the paper's random assignment problem.
+Problem RandomAssignment(int n, double eta, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  Problem p;
+  p.n = p.m = n;
+  for (int e = 0; e < n * n; ++e) p.cost.push_back(u(rng));
+  p.a.assign(n, 1.0 / n);
+  p.b.assign(n, 1.0 / n);
+  p.eta = eta;
+  return p;
+}
+
+Options With(Method method, double tolerance, int64_t max_iterations) {
+  Options o;
+  o.method = method;
+  o.tolerance = tolerance;
+  o.max_iterations = max_iterations;
+  o.want_plan = true;
+  return o;
+}
+
+void ExpectFinite(const Result& r) {
+  EXPECT_TRUE(std::isfinite(r.transport_cost));
+  EXPECT_TRUE(std::isfinite(r.entropic_objective));
+  EXPECT_TRUE(std::isfinite(r.marginal_error));
+  for (double v : r.plan) ASSERT_TRUE(std::isfinite(v));
+}
+
+TEST(Sns, AgreesWithSinkhorn) {
+  Problem p = RandomAssignment(60, 40, 1);
+  Result sinkhorn, sns;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSinkhorn, 1e-11, 1000000), nullptr,
+                    nullptr, &sinkhorn).ok());
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-11, 1000), nullptr,
+                    nullptr, &sns).ok());
+  ASSERT_EQ(sns.termination, Termination::kConverged);
+  EXPECT_GT(sns.newton_iterations, 0);
+  EXPECT_LE(sns.marginal_error, 1e-11);
+  EXPECT_NEAR(sns.transport_cost, sinkhorn.transport_cost, 1e-9);
+  EXPECT_NEAR(sns.entropic_objective, sinkhorn.entropic_objective, 1e-9);
+  for (size_t e = 0; e < sns.plan.size(); ++e) ASSERT_NEAR(sns.plan[e], sinkhorn.plan[e], 1e-10);
+}
+
+TEST(Sns, RandomAssignmentConvergesInFewIterations) {
+  // The paper: 29 iterations at n = 500, eta = 1200; Sinkhorn needs tens of
+  // thousands. n = 200 keeps the test fast with the same behaviour.
+  Problem p = RandomAssignment(200, 1200, 2);
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 200), nullptr, nullptr,
+                    &r).ok());
+  EXPECT_EQ(r.termination, Termination::kConverged);
+  EXPECT_LE(r.iterations, 40);
+  EXPECT_EQ(r.iterations, r.sinkhorn_iterations + r.newton_iterations);
+  Result sinkhorn;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSinkhorn, 1e-9, 200), nullptr,
+                    nullptr, &sinkhorn).ok());
+  EXPECT_EQ(sinkhorn.termination, Termination::kMaxIterations);  // far from converged
+  EXPECT_GT(sinkhorn.marginal_error, 1e3 * r.marginal_error);
+}
+
+TEST(Sns, AutoIsTheDefaultAndSwitchesToNewtonWhenSinkhornStalls) {
+  EXPECT_EQ(Options().method, Method::kAuto);
+  Problem hard = RandomAssignment(100, 1000, 3);
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, hard, With(Method::kAuto, 1e-9, 1000), nullptr,
+                    nullptr, &r).ok());
+  EXPECT_EQ(r.termination, Termination::kConverged);
+  EXPECT_GT(r.newton_iterations, 0);
+  Problem easy = RandomAssignment(100, 2, 4);  // Sinkhorn converges fast: no Newton
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, easy, With(Method::kAuto, 1e-9, 1000), nullptr,
+                    nullptr, &r).ok());
+  EXPECT_EQ(r.termination, Termination::kConverged);
+  EXPECT_EQ(r.newton_iterations, 0);
+}
+
+TEST(Sns, ReportsNewtonStageInProgress) {
+  struct Stages : ProgressSink {
+    void Report(const Progress& p) override { stages.push_back(p.stage); }
+    std::vector<std::string> stages;
+  } sink;
+  Problem p = RandomAssignment(80, 500, 5);
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 500), &sink, nullptr,
+                    &r).ok());
+  ASSERT_FALSE(sink.stages.empty());
+  EXPECT_EQ(sink.stages.front(), "sinkhorn");
+  EXPECT_EQ(sink.stages.back(), "newton");
+}
+
+TEST(Sns, AdversarialInputsNeverGiveNaN) {
+  for (Method method : {Method::kSns, Method::kAuto}) {
+    // Zero marginal entries, non-square.
+    Problem p = RandomAssignment(30, 300, 6);
+    p.m = 20;
+    p.cost.resize(30 * 20);
+    p.a.assign(30, 1.0 / 28);
+    p.a[3] = p.a[17] = 0;
+    p.b.assign(20, 1.0 / 19);
+    p.b[5] = 0;
+    Result r;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(method, 1e-9, 2000), nullptr, nullptr,
+                      &r).ok());
+    ExpectFinite(r);
+    EXPECT_LE(r.marginal_error, 1e-9);
+    for (int j = 0; j < 20; ++j) EXPECT_EQ(r.plan[3 * 20 + j], 0.0);
+    // n = 1, m = 1 with eta * C = 1e14: the potentials are ~1e8, so the
+    // plan's exponent eta (x + y - C) carries ~1e-2 of rounding; finite,
+    // and right to that precision.
+    Problem one = RandomAssignment(1, 1e6, 7);
+    one.cost = {1e8};
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, one, With(method, 1e-12, 100), nullptr, nullptr,
+                      &r).ok());
+    ExpectFinite(r);
+    EXPECT_NEAR(r.plan[0], 1.0, 1e-2);
+    Problem huge = RandomAssignment(20, 1e4, 8);
+    for (double& c : huge.cost) c *= 1e3;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, huge, With(method, 1e-8, 300), nullptr, nullptr,
+                      &r).ok());
+    ExpectFinite(r);
+    Problem tiny = RandomAssignment(20, 1e-9, 9);
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, tiny, With(method, 1e-12, 300), nullptr, nullptr,
+                      &r).ok());
+    ExpectFinite(r);
+    EXPECT_LE(r.marginal_error, 1e-12);
+  }
+}
+
+TEST(Sns, CancelReturnsLastIterate) {
+  Problem p = RandomAssignment(50, 1000, 10);
+  CancelToken token;
+  token.Cancel();
+  Result r;
+  Status s = Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 100), nullptr, &token, &r);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_EQ(r.termination, Termination::kStopped);
+  EXPECT_EQ(r.x.size(), 50u);
+}
+
+TEST(SnsCuda, MatchesCpu) {
+  if (CudaDeviceCount() == 0) {
+    GTEST_SKIP() << (CudaCompiledIn() ? "no CUDA device on this machine"
+                                      : "built without the CUDA backend");
+  }
+  for (Method method : {Method::kSns, Method::kAuto}) {
+    Problem p = RandomAssignment(300, 1200, 11);
+    Result cpu, gpu;
+    Options o = With(method, 1e-9, 500);
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
+    StreamHandle stream = nullptr;
+    ASSERT_TRUE(CreateStream(0, &stream).ok());
+    Status s = Solve(Device::Cuda(0), stream, p, o, nullptr, nullptr, &gpu);
+    DestroyStream(stream);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(gpu.termination, Termination::kConverged);
+    EXPECT_LE(gpu.marginal_error, 1e-9);
+    EXPECT_NEAR(gpu.iterations, cpu.iterations, 3);
+    EXPECT_NEAR(gpu.transport_cost, cpu.transport_cost, 1e-9);
+    for (size_t e = 0; e < cpu.plan.size(); ++e) ASSERT_NEAR(gpu.plan[e], cpu.plan[e], 1e-9);
+  }
+}
+
+}  // namespace
+}  // namespace solverd::ot
