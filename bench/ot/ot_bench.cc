@@ -1,6 +1,7 @@
 // ot_bench: solves one entropic OT problem with solverd's kernels and
 // prints its figures as JSON; bench/ot/run drives it side by side with POT.
-//   ot_bench COST.f64 N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT.f64
+//   ot_bench COST.f64 N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT.f64 [METHOD]
+// METHOD is sinkhorn (default), sns or auto.
 // COST.f64 holds N*M little-endian float64 values; marginals are uniform.
 // Potentials (x then y) are written to POTENTIALS_OUT so the driver can
 // check the plan independently.
@@ -8,15 +9,18 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <string>
 #include <vector>
 
 #include "ot/ot.h"
 
 int main(int argc, char** argv) {
-  if (argc != 9) {
-    std::fprintf(stderr, "usage: ot_bench COST N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT\n");
+  if (argc != 9 && argc != 10) {
+    std::fprintf(stderr,
+                 "usage: ot_bench COST N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT [METHOD]\n");
     return 2;
   }
+  const std::string method = argc == 10 ? argv[9] : "sinkhorn";
   solverd::ot::Problem p;
   p.n = std::atol(argv[2]);
   p.m = std::atol(argv[3]);
@@ -34,6 +38,8 @@ int main(int argc, char** argv) {
   o.tolerance = std::atof(argv[5]);
   o.max_iterations = std::atol(argv[6]);
   o.threads = std::atoi(argv[7]);
+  o.method = method == "sns" ? solverd::ot::Method::kSns
+           : method == "auto" ? solverd::ot::Method::kAuto : solverd::ot::Method::kSinkhorn;
   solverd::ot::Result r;
   const auto start = std::chrono::steady_clock::now();
   solverd::Status s = solverd::ot::Solve(solverd::Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r);
@@ -45,8 +51,9 @@ int main(int argc, char** argv) {
   std::ofstream out(argv[8], std::ios::binary);
   out.write(reinterpret_cast<const char*>(r.x.data()), r.x.size() * 8);
   out.write(reinterpret_cast<const char*>(r.y.data()), r.y.size() * 8);
-  std::printf("{\"seconds\": %.6f, \"iterations\": %ld, \"marginal_error\": %.6e, "
-              "\"transport_cost\": %.12g}\n",
-              seconds, static_cast<long>(r.iterations), r.marginal_error, r.transport_cost);
+  std::printf("{\"seconds\": %.6f, \"iterations\": %ld, \"sinkhorn_iterations\": %ld, "
+              "\"newton_iterations\": %ld, \"marginal_error\": %.6e, \"transport_cost\": %.12g}\n",
+              seconds, static_cast<long>(r.iterations), static_cast<long>(r.sinkhorn_iterations),
+              static_cast<long>(r.newton_iterations), r.marginal_error, r.transport_cost);
   return 0;
 }

@@ -25,8 +25,9 @@ class OtBackend {
 
   // --- Sinkhorn ---
 
-  // Computes lse_i = log sum_j exp(eta (y_j - C_ij)) for every row and keeps
-  // it for UpdateRows(). When row_error is non-null, also returns
+  // Measures every row of the plan (its sum, or equivalently
+  // lse_i = log sum_j exp(eta (y_j - C_ij))) and keeps it for UpdateRows().
+  // When row_error is non-null, also returns
   // ||P1 - a||_1 at the current potentials (columns are exact after
   // UpdateColumns(), so this is the whole marginal error then).
   virtual Status RowPass(double* row_error) = 0;
@@ -46,10 +47,12 @@ class OtBackend {
   // potentials, in one pass over C.
   virtual Status PlanMarginals(std::vector<double>* r, std::vector<double>* c,
                                double* total) = 0;
-  // counts[k] = number of entries with log P_ij in bin k of [lo, hi)
-  // (bins equal width; entries below lo are not counted, above hi go in the
-  // last bin), for choosing the sparsification threshold.
-  virtual Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts) = 0;
+  // counts[k] = number of entries with log P_ij in bin k of [lo, hi), and
+  // masses[k] their sum of P_ij (bins equal width; entries below lo are
+  // not counted, above hi go in the last bin), for choosing the
+  // sparsification threshold.
+  virtual Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
+                                  std::vector<double>* masses) = 0;
   // Keeps the entries with log P_ij >= log_threshold as the sparse plan
   // Ps used by SparseProducts(); returns how many were kept.
   virtual Status SparsifyPlan(double log_threshold, int64_t* kept) = 0;

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "common/parallel_for.h"
+#include "common/vector_exp.h"
 #include "ot/ot_backend.h"
 #include "ot/sinkhorn_math.h"
 
@@ -13,6 +14,39 @@ namespace solverd::ot::internal {
 namespace {
 
 constexpr int kHistogramBins = 2048;  // resolution of the sparsification threshold
+// Plan sums outside this range are recomputed by an exact log-sum-exp.
+constexpr double kMinUsableSum = 1e-290;
+constexpr double kMaxUsableSum = 1e290;
+
+// Hot loops, compiled for AVX2+FMA too and picked at run time, so the
+// portable build still runs at full width on the machines that have it.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define SOLVERD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define SOLVERD_CPU_CLONES
+#endif
+
+// sum_j P_ij for row i with potential xi: P_ij = exp(LogPlan(...)).
+SOLVERD_CPU_CLONES double RowPlanSum(const double* cost_row, const double* y, int64_t m,
+                                     double eta, double xi) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < m; ++j) sum += VectorExp(LogPlan(eta, xi, y[j], cost_row[j]));
+  return sum;
+}
+
+// As RowPlanSum, also adding each P_ij to col[j].
+SOLVERD_CPU_CLONES double RowPlanAccumulate(const double* cost_row, const double* y, int64_t m,
+                                            double eta, double xi, double* col) {
+  double sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t j = 0; j < m; ++j) {
+    const double p = VectorExp(LogPlan(eta, xi, y[j], cost_row[j]));
+    col[j] += p;
+    sum += p;
+  }
+  return sum;
+}
 
 // The cost matrix built from point clouds; empty when the problem has one.
 std::vector<double> CostFromPoints(const Problem& p, int threads) {
@@ -34,22 +68,22 @@ class CpuOtBackend final : public OtBackend {
   CpuOtBackend(const Problem& p, int threads)
       : p_(p), threads_(std::max(1, threads)), owned_cost_(CostFromPoints(p, threads_)),
         cost_(p.has_points() ? owned_cost_.data() : p.cost.data()),
-        x_(p.n, 0.0), y_(p.m, 0.0), row_lse_(p.n, 0.0) {}
+        x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {}
 
+  // Sinkhorn in scaling form over the log-domain potentials: each half-step
+  // sums the current plan's rows (columns) in one vectorised pass and
+  // shifts the potentials by (log a - log r) / eta, which is the log-domain
+  // update exactly. A row whose sum under- or overflows is recomputed by an
+  // exact log-sum-exp instead, so no eta * C is too large.
   Status RowPass(double* row_error) override {
-    std::vector<double> errors(p_.n);
     ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
-        const double* c = &cost_[i * p_.m];
-        LogSumExp acc;
-        for (int64_t j = 0; j < p_.m; ++j) acc.Add(p_.eta * (y_[j] - c[j]));
-        row_lse_[i] = acc.value();
-        errors[i] = std::fabs(MarginalFromLse(x_[i], row_lse_[i], p_.eta) - p_.a[i]);
+        row_sums_[i] = RowPlanSum(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i]);
       }
     });
     if (row_error != nullptr) {
       double e = 0;
-      for (double v : errors) e += v;
+      for (int64_t i = 0; i < p_.n; ++i) e += std::fabs(row_sums_[i] - p_.a[i]);
       *row_error = e;
     }
     return Status::Ok();
@@ -57,19 +91,24 @@ class CpuOtBackend final : public OtBackend {
 
   Status UpdateRows() override {
     for (int64_t i = 0; i < p_.n; ++i) {
-      x_[i] = BalancedPotential(p_.a[i], row_lse_[i], p_.eta);
+      x_[i] = Rebalanced(p_.a[i], x_[i], row_sums_[i], [&] {
+        LogSumExp acc;
+        for (int64_t j = 0; j < p_.m; ++j) acc.Add(p_.eta * (y_[j] - cost_[i * p_.m + j]));
+        return acc.value();
+      });
     }
     return Status::Ok();
   }
 
   Status UpdateColumns() override {
-    std::vector<LogSumExp> lse = ReduceRowBlocks<LogSumExp>(
-        p_.m, [&](int64_t i, std::vector<LogSumExp>& acc) {
-          const double* c = &cost_[i * p_.m];
-          for (int64_t j = 0; j < p_.m; ++j) acc[j].Add(p_.eta * (x_[i] - c[j]));
-        },
-        [](LogSumExp& into, const LogSumExp& from) { into.Merge(from); });
-    for (int64_t j = 0; j < p_.m; ++j) y_[j] = BalancedPotential(p_.b[j], lse[j].value(), p_.eta);
+    std::vector<double> sums = ColumnSums(nullptr);
+    for (int64_t j = 0; j < p_.m; ++j) {
+      y_[j] = Rebalanced(p_.b[j], y_[j], sums[j], [&] {
+        LogSumExp acc;
+        for (int64_t i = 0; i < p_.n; ++i) acc.Add(p_.eta * (x_[i] - cost_[i * p_.m + j]));
+        return acc.value();
+      });
+    }
     return Status::Ok();
   }
 
@@ -115,33 +154,39 @@ class CpuOtBackend final : public OtBackend {
 
   Status PlanMarginals(std::vector<double>* r, std::vector<double>* c, double* total) override {
     r->assign(p_.n, 0.0);
-    *c = ReduceRowBlocks<double>(
-        p_.m, [&](int64_t i, std::vector<double>& col) {
-          double row = 0;
-          for (int64_t j = 0; j < p_.m; ++j) {
-            const double v = std::exp(LogPlan(p_.eta, x_[i], y_[j], cost_[i * p_.m + j]));
-            row += v;
-            col[j] += v;
-          }
-          (*r)[i] = row;
-        },
-        [](double& into, double from) { into += from; });
+    *c = ColumnSums(r);
     *total = 0;
     for (double v : *r) *total += v;
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts) override {
-    const int bins = kHistogramBins;
-    const double scale = bins / (hi - lo);
-    *counts = ReduceRowBlocks<int64_t>(
-        bins, [&](int64_t i, std::vector<int64_t>& hist) {
+  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
+                          std::vector<double>* masses) override {
+    const double scale = kHistogramBins / (hi - lo);
+    struct Bin {
+      int64_t count = 0;
+      double mass = 0;
+    };
+    std::vector<Bin> bins = ReduceRowBlocks<Bin>(
+        kHistogramBins, [&](int64_t i, std::vector<Bin>& hist) {
           for (int64_t j = 0; j < p_.m; ++j) {
             const double lp = LogPlan(p_.eta, x_[i], y_[j], cost_[i * p_.m + j]);
-            if (lp >= lo) ++hist[HistogramBin(lp, lo, scale, bins)];
+            if (lp < lo) continue;
+            Bin& bin = hist[HistogramBin(lp, lo, scale, kHistogramBins)];
+            ++bin.count;
+            bin.mass += std::exp(lp);
           }
         },
-        [](int64_t& into, int64_t from) { into += from; });
+        [](Bin& into, const Bin& from) {
+          into.count += from.count;
+          into.mass += from.mass;
+        });
+    counts->resize(kHistogramBins);
+    masses->resize(kHistogramBins);
+    for (int k = 0; k < kHistogramBins; ++k) {
+      (*counts)[k] = bins[k].count;
+      (*masses)[k] = bins[k].mass;
+    }
     return Status::Ok();
   }
 
@@ -193,6 +238,29 @@ class CpuOtBackend final : public OtBackend {
   }
 
  private:
+  // The potential that balances a row (column) of mass `mass` whose sum is
+  // `sum` at potential `potential`; exact_lse() gives log sum_j exp(eta
+  // (y_j - C_ij)) for the rare sums too small or large to use.
+  template <typename ExactLse>
+  double Rebalanced(double mass, double potential, double sum, const ExactLse& exact_lse) {
+    if (mass <= 0) return -INFINITY;
+    if (sum > kMinUsableSum && sum < kMaxUsableSum) {
+      return potential + (std::log(mass) - std::log(sum)) / p_.eta;
+    }
+    return BalancedPotential(mass, exact_lse(), p_.eta);
+  }
+
+  // Column sums of the current plan; also its row sums when `rows` is set.
+  std::vector<double> ColumnSums(std::vector<double>* rows) {
+    return ReduceRowBlocks<double>(
+        p_.m, [&](int64_t i, std::vector<double>& col) {
+          double row = RowPlanAccumulate(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i],
+                                         col.data());
+          if (rows != nullptr) (*rows)[i] = row;
+        },
+        [](double& into, double from) { into += from; });
+  }
+
   // Reduces over all rows into a vector of `width` T: each thread streams a
   // block of rows with `row(i, acc)` into its own accumulator vector, and
   // the vectors are merged element-wise with `merge` at the end.
@@ -219,7 +287,8 @@ class CpuOtBackend final : public OtBackend {
   const int threads_;
   const std::vector<double> owned_cost_;
   const double* const cost_;  // n*m, row-major
-  std::vector<double> x_, y_, row_lse_;
+  std::vector<double> x_, y_;
+  std::vector<double> row_sums_;  // of the plan, as of the last RowPass()
   // The sparse plan of the Newton stage, CSR.
   std::vector<int64_t> sparse_row_start_, sparse_col_;
   std::vector<double> sparse_val_;

@@ -144,19 +144,25 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts) override {
+  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
+                          std::vector<double>* masses) override {
     DeviceBuffer<unsigned long long> bins;
+    DeviceBuffer<double> bin_masses;
     SOLVERD_RETURN_IF_ERROR(bins.Allocate(Tuning::kHistogramBins));
+    SOLVERD_RETURN_IF_ERROR(bin_masses.Allocate(Tuning::kHistogramBins));
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
         bins.data(), 0, Tuning::kHistogramBins * sizeof(unsigned long long), stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
+        bin_masses.data(), 0, Tuning::kHistogramBins * sizeof(double), stream_));
     LogPlanHistogramKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
         cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, lo,
-        Tuning::kHistogramBins / (hi - lo), bins.data());
+        Tuning::kHistogramBins / (hi - lo), bins.data(), bin_masses.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("LogPlanHistogramKernel", stream_));
     std::vector<unsigned long long> host(Tuning::kHistogramBins);
     SOLVERD_RETURN_IF_ERROR(bins.Download(host.data(), stream_));
     counts->assign(host.begin(), host.end());
-    return Status::Ok();
+    masses->resize(Tuning::kHistogramBins);
+    return bin_masses.Download(masses->data(), stream_);
   }
 
   Status SparsifyPlan(double log_threshold, int64_t* kept) override {

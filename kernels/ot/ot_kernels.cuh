@@ -107,18 +107,28 @@ ColumnSumsKernel(const double* partial, long m, long chunks, double* c) {
 // Block-local histogram in shared memory, merged into `counts` at the end.
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
 LogPlanHistogramKernel(const double* cost, const double* x, const double* y, long n, long m,
-                       double eta, double lo, double scale, unsigned long long* counts) {
+                       double eta, double lo, double scale, unsigned long long* counts,
+                       double* masses) {
   __shared__ unsigned int local[Tuning::kHistogramBins];
-  for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) local[b] = 0;
+  __shared__ double local_mass[Tuning::kHistogramBins];
+  for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) {
+    local[b] = 0;
+    local_mass[b] = 0;
+  }
   __syncthreads();
   for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
        k += static_cast<long>(gridDim.x) * blockDim.x) {
     double lp = LogPlan(eta, x[k / m], y[k % m], cost[k]);
-    if (lp >= lo) atomicAdd(&local[HistogramBin(lp, lo, scale, Tuning::kHistogramBins)], 1u);
+    if (lp < lo) continue;
+    int bin = HistogramBin(lp, lo, scale, Tuning::kHistogramBins);
+    atomicAdd(&local[bin], 1u);
+    atomicAdd(&local_mass[bin], exp(lp));
   }
   __syncthreads();
   for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) {
-    if (local[b] != 0) atomicAdd(&counts[b], static_cast<unsigned long long>(local[b]));
+    if (local[b] == 0) continue;
+    atomicAdd(&counts[b], static_cast<unsigned long long>(local[b]));
+    atomicAdd(&masses[b], local_mass[b]);
   }
 }
 
