@@ -1,8 +1,9 @@
 // ot_bench: solves one entropic OT problem with solverd's kernels and
 // prints its figures as JSON; bench/ot/run drives it side by side with POT.
-//   ot_bench COST.f64 N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT.f64 [METHOD]
-// METHOD is sinkhorn (default), sns or auto.
-// COST.f64 holds N*M little-endian float64 values; marginals are uniform.
+//   ot_bench COST.f64 N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT.f64 [METHOD [A.f64 B.f64]]
+// METHOD is sinkhorn (default), sns or auto. COST.f64 holds N*M
+// little-endian float64 values; A.f64 and B.f64 the marginals (default
+// uniform).
 // Potentials (x then y) are written to POTENTIALS_OUT so the driver can
 // check the plan independently.
 #include <chrono>
@@ -14,26 +15,32 @@
 
 #include "ot/ot.h"
 
+// Fills *values (already sized) from the little-endian float64 file `path`.
+static bool ReadDoubles(const char* path, std::vector<double>* values) {
+  std::ifstream in(path, std::ios::binary);
+  in.read(reinterpret_cast<char*>(values->data()), values->size() * 8);
+  if (!in) std::fprintf(stderr, "cannot read %zu values from %s\n", values->size(), path);
+  return static_cast<bool>(in);
+}
+
 int main(int argc, char** argv) {
-  if (argc != 9 && argc != 10) {
-    std::fprintf(stderr,
-                 "usage: ot_bench COST N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT [METHOD]\n");
+  if (argc != 9 && argc != 10 && argc != 12) {
+    std::fprintf(stderr, "usage: ot_bench COST N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT "
+                         "[METHOD [A B]]\n");
     return 2;
   }
-  const std::string method = argc == 10 ? argv[9] : "sinkhorn";
+  const std::string method = argc >= 10 ? argv[9] : "sinkhorn";
   solverd::ot::Problem p;
   p.n = std::atol(argv[2]);
   p.m = std::atol(argv[3]);
   p.eta = std::atof(argv[4]);
   p.cost.resize(p.n * p.m);
-  std::ifstream in(argv[1], std::ios::binary);
-  in.read(reinterpret_cast<char*>(p.cost.data()), p.cost.size() * 8);
-  if (!in) {
-    std::fprintf(stderr, "cannot read %s\n", argv[1]);
-    return 1;
-  }
   p.a.assign(p.n, 1.0 / p.n);
   p.b.assign(p.m, 1.0 / p.m);
+  if (!ReadDoubles(argv[1], &p.cost) ||
+      (argc == 12 && (!ReadDoubles(argv[10], &p.a) || !ReadDoubles(argv[11], &p.b)))) {
+    return 1;
+  }
   solverd::ot::Options o;
   o.tolerance = std::atof(argv[5]);
   o.max_iterations = std::atol(argv[6]);
