@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:50051
 METRICS_PORT ?= 9464
 
-.PHONY: all deps configure build serve test test-gpu gpu-bundle bench-service clean
+.PHONY: all deps configure build serve test test-gpu gpu-bundle bench-service bench-ot clean
 
 all: build
 
@@ -39,6 +39,9 @@ gpu-bundle:
 
 bench-service: build
 	SOLVERD_BUILD_DIR=$(BUILD) bench/service/run
+
+bench-ot: build
+	SOLVERD_BUILD_DIR=$(BUILD) bench/ot/run
 
 clean:
 	rm -rf $(BUILD) build-kernels build-gpu
