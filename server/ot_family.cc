@@ -93,6 +93,7 @@ absl::StatusOr<ot::Options> ToOptions(const v1::OtProblem& in, int64_t entries) 
     if (o.time_limit_seconds <= 0) return Invalid("time_limit: must be positive");
   }
   o.want_plan = in.return_plan();
+  o.sparse_plan_threshold = in.sparse_plan_threshold();
   if (o.want_plan && entries > kMaxPlanEntries) {
     return Invalid(absl::StrCat("return_plan: a dense plan of ", entries,
                                 " entries is over the limit of ", kMaxPlanEntries));
@@ -126,6 +127,14 @@ v1::OtResult ToProto(const ot::Result& r, const ot::Problem& p, const std::strin
     plan->add_shape(p.m);
     plan->set_dtype(v1::DTYPE_FLOAT64);
     plan->mutable_values()->Assign(r.plan.begin(), r.plan.end());
+  }
+  if (!r.sparse_plan.values.empty()) {
+    v1::SparseMatrix* sparse = out.mutable_sparse_plan();
+    sparse->add_shape(p.n);
+    sparse->add_shape(p.m);
+    sparse->mutable_rows()->Assign(r.sparse_plan.rows.begin(), r.sparse_plan.rows.end());
+    sparse->mutable_cols()->Assign(r.sparse_plan.cols.begin(), r.sparse_plan.cols.end());
+    sparse->mutable_values()->Assign(r.sparse_plan.values.begin(), r.sparse_plan.values.end());
   }
   out.set_device(device);
   return out;

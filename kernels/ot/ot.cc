@@ -1,6 +1,7 @@
 // Validation and backend dispatch for the ot family.
 #include "ot/ot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -81,6 +82,9 @@ Status ValidateOptions(const Options& o) {
   }
   if (o.max_iterations < 0) return InvalidArgument("max_iterations: must be non-negative");
   if (o.check_every < 0) return InvalidArgument("check_every: must be non-negative");
+  if (!(o.sparse_plan_threshold >= 0) || !std::isfinite(o.sparse_plan_threshold)) {
+    return InvalidArgument("sparse_plan_threshold: must be non-negative and finite");
+  }
   if (o.sns_sinkhorn_steps < 0) return InvalidArgument("sns_sinkhorn_steps: must be non-negative");
   if (!(o.sparsity >= 0 && o.sparsity <= 1)) return InvalidArgument("sparsity: must be in [0, 1]");
   if (o.cg_max_iterations < 1) return InvalidArgument("cg_max_iterations: must be positive");
@@ -94,6 +98,7 @@ int64_t EstimateBytes(const Problem& p, const Options& o) {
   int64_t entries = p.n * p.m;
   int64_t bytes = entries * 8 + (p.n + p.m) * 8 * 4;
   if (o.want_plan) bytes += entries * 8;
+  if (o.sparse_plan_threshold > 0) bytes += std::min(entries, kMaxSparsePlanEntries) * 24;
   return bytes;
 }
 

@@ -51,6 +51,8 @@ struct Options {
   double time_limit_seconds = 0;  // 0: none
   int threads = 1;                // CPU backend threads
   bool want_plan = false;         // fill Result::plan (dense n*m)
+  // When > 0, fill Result::sparse_plan with the entries P_ij >= this.
+  double sparse_plan_threshold = 0;
   // SNS: Sinkhorn steps before the Newton stage (kSns only).
   int64_t sns_sinkhorn_steps = 20;
   // SNS: the sparse Hessian keeps about sparsity * n * m entries of P
@@ -62,6 +64,16 @@ struct Options {
 
 enum class Termination { kConverged, kMaxIterations, kTimeLimit, kStopped };
 
+// Entries of the plan in coordinate form, sorted by row, then column.
+struct SparsePlan {
+  std::vector<int64_t> rows, cols;
+  std::vector<double> values;
+};
+
+// A sparse plan larger than this is refused (RESOURCE_EXHAUSTED): the
+// threshold was too low for the answer to fit a reply.
+inline constexpr int64_t kMaxSparsePlanEntries = int64_t{1} << 20;
+
 struct Result {
   double transport_cost = 0;      // <C,P>
   double entropic_objective = 0;  // <C,P> + (1/eta) sum P log P
@@ -71,6 +83,7 @@ struct Result {
   int64_t newton_iterations = 0;
   std::vector<double> x, y;       // dual potentials (x_i = -inf where a_i = 0)
   std::vector<double> plan;       // n*m when Options::want_plan
+  SparsePlan sparse_plan;         // when Options::sparse_plan_threshold > 0
   Termination termination = Termination::kMaxIterations;
 };
 

@@ -10,6 +10,7 @@
 #define SOLVERD_KERNELS_OT_OT_BACKEND_H_
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "common/cancel_token.h"
@@ -40,6 +41,9 @@ class OtBackend {
   virtual Status PlanTotals(double* transport_cost, double* plogp) = 0;
   virtual Status CopyPotentials(std::vector<double>* x, std::vector<double>* y) = 0;
   virtual Status CopyPlan(std::vector<double>* plan) = 0;
+  // The entries P_ij >= threshold, in any order; RESOURCE_EXHAUSTED past
+  // kMaxSparsePlanEntries.
+  virtual Status CopySparsePlan(double threshold, SparsePlan* plan) = 0;
 
   // --- Newton stage of SNS ---
   virtual Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) = 0;
@@ -68,6 +72,12 @@ class OtBackend {
 Status RunSinkhorn(OtBackend& backend, const Problem& problem,
                    const Options& options, ProgressSink* sink,
                    const CancelToken* cancel, Result* result);
+
+inline Status TooManyEntries(double threshold) {
+  return ResourceExhausted("sparse_plan_threshold: more than " +
+                           std::to_string(kMaxSparsePlanEntries) + " entries are >= " +
+                           std::to_string(threshold) + "; raise the threshold");
+}
 
 // Sinkhorn-Newton-Sparse: Sinkhorn steps first (a fixed number, or until
 // the error stalls for Method::kAuto), then sparse Newton steps with a

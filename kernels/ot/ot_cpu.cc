@@ -146,6 +146,24 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
+  Status CopySparsePlan(double threshold, SparsePlan* plan) override {
+    *plan = SparsePlan();
+    const double log_threshold = std::log(threshold);
+    for (int64_t i = 0; i < p_.n; ++i) {
+      for (int64_t j = 0; j < p_.m; ++j) {
+        const double lp = LogPlan(p_.eta, x_[i], y_[j], cost_[i * p_.m + j]);
+        if (lp < log_threshold) continue;
+        if (static_cast<int64_t>(plan->values.size()) == kMaxSparsePlanEntries) {
+          return TooManyEntries(threshold);
+        }
+        plan->rows.push_back(i);
+        plan->cols.push_back(j);
+        plan->values.push_back(std::exp(lp));
+      }
+    }
+    return Status::Ok();
+  }
+
   Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) override {
     x_ = x;
     y_ = y;

@@ -117,6 +117,39 @@ class CudaOtBackend final : public OtBackend {
     return dense.Download(plan->data(), stream_);
   }
 
+  Status CopySparsePlan(double threshold, SparsePlan* plan) override {
+    DeviceBuffer<unsigned long long> count;
+    DeviceBuffer<int> rows, cols;
+    DeviceBuffer<double> vals;
+    SOLVERD_RETURN_IF_ERROR(count.Allocate(1));
+    unsigned long long nnz = 0;
+    for (bool fill : {false, true}) {  // count, allocate, then fill
+      SOLVERD_CUDA_RETURN_IF_ERROR(
+          cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
+      CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
+          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, std::log(threshold),
+          count.data(), fill ? rows.data() : nullptr, fill ? cols.data() : nullptr,
+          fill ? vals.data() : nullptr);
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
+      if (fill) break;
+      SOLVERD_RETURN_IF_ERROR(count.Download(&nnz, stream_));
+      if (static_cast<int64_t>(nnz) > kMaxSparsePlanEntries) return TooManyEntries(threshold);
+      SOLVERD_RETURN_IF_ERROR(rows.Allocate(nnz));
+      SOLVERD_RETURN_IF_ERROR(cols.Allocate(nnz));
+      SOLVERD_RETURN_IF_ERROR(vals.Allocate(nnz));
+    }
+    std::vector<int> host_rows(nnz), host_cols(nnz);
+    plan->values.resize(nnz);
+    if (nnz > 0) {
+      SOLVERD_RETURN_IF_ERROR(rows.Download(host_rows.data(), stream_));
+      SOLVERD_RETURN_IF_ERROR(cols.Download(host_cols.data(), stream_));
+      SOLVERD_RETURN_IF_ERROR(vals.Download(plan->values.data(), stream_));
+    }
+    plan->rows.assign(host_rows.begin(), host_rows.end());
+    plan->cols.assign(host_cols.begin(), host_cols.end());
+    return Status::Ok();
+  }
+
   Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) override {
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(x_.data(), x.data(), p_.n * sizeof(double),
                                                  cudaMemcpyHostToDevice, stream_));

@@ -19,6 +19,22 @@ double Fraction(const SolveState& s, const Options& o) {
   return std::clamp(f, 0.0, 1.0);
 }
 
+// Row-major order, so both backends return the same bytes.
+void SortSparsePlan(SparsePlan* plan) {
+  std::vector<size_t> order(plan->values.size());
+  for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+  std::sort(order.begin(), order.end(), [&](size_t u, size_t v) {
+    return std::pair(plan->rows[u], plan->cols[u]) < std::pair(plan->rows[v], plan->cols[v]);
+  });
+  SparsePlan sorted;
+  for (size_t k : order) {
+    sorted.rows.push_back(plan->rows[k]);
+    sorted.cols.push_back(plan->cols[k]);
+    sorted.values.push_back(plan->values[k]);
+  }
+  *plan = std::move(sorted);
+}
+
 }  // namespace
 
 double SolveState::seconds() const {
@@ -97,6 +113,11 @@ Status FinishSolve(OtBackend& backend, const Problem& problem, const Options& op
   result->entropic_objective = result->transport_cost + plogp / problem.eta;
   SOLVERD_RETURN_IF_ERROR(backend.CopyPotentials(&result->x, &result->y));
   if (options.want_plan) SOLVERD_RETURN_IF_ERROR(backend.CopyPlan(&result->plan));
+  if (options.sparse_plan_threshold > 0) {
+    SOLVERD_RETURN_IF_ERROR(
+        backend.CopySparsePlan(options.sparse_plan_threshold, &result->sparse_plan));
+    SortSparsePlan(&result->sparse_plan);
+  }
   return state.stop;
 }
 

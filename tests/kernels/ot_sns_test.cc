@@ -151,6 +151,30 @@ TEST(Sns, CancelReturnsLastIterate) {
   EXPECT_EQ(r.x.size(), 50u);
 }
 
+TEST(SparsePlan, HoldsExactlyTheEntriesAboveTheThreshold) {
+  Problem p = RandomAssignment(40, 300, 12);
+  Options o = With(Method::kAuto, 1e-9, 1000);
+  o.sparse_plan_threshold = 1e-4;
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r).ok());
+  size_t expected = 0;
+  for (double v : r.plan) expected += v >= 1e-4;
+  ASSERT_EQ(r.sparse_plan.values.size(), expected);
+  ASSERT_GT(expected, 0u);
+  for (size_t k = 0; k < expected; ++k) {
+    EXPECT_DOUBLE_EQ(r.sparse_plan.values[k], r.plan[r.sparse_plan.rows[k] * 40 + r.sparse_plan.cols[k]]);
+    if (k > 0) {
+      EXPECT_LT(std::pair(r.sparse_plan.rows[k - 1], r.sparse_plan.cols[k - 1]),
+                std::pair(r.sparse_plan.rows[k], r.sparse_plan.cols[k]));
+    }
+  }
+  o.sparse_plan_threshold = 1e-300;  // everything: over the entry limit only if huge
+  Problem big = RandomAssignment(1100, 1, 13);  // 1.21M entries > 2^20
+  o.want_plan = false;
+  Status s = Solve(Device::Cpu(), nullptr, big, o, nullptr, nullptr, &r);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+}
+
 TEST(SnsCuda, MatchesCpu) {
   if (CudaDeviceCount() == 0) {
     GTEST_SKIP() << (CudaCompiledIn() ? "no CUDA device on this machine"
@@ -172,6 +196,14 @@ TEST(SnsCuda, MatchesCpu) {
     EXPECT_NEAR(gpu.transport_cost, cpu.transport_cost, 1e-9);
     for (size_t e = 0; e < cpu.plan.size(); ++e) ASSERT_NEAR(gpu.plan[e], cpu.plan[e], 1e-9);
   }
+  Problem p = RandomAssignment(100, 300, 14);
+  Options o = With(Method::kSinkhorn, 1e-9, 100000);
+  o.sparse_plan_threshold = 1e-5;
+  Result cpu, gpu;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
+  ASSERT_TRUE(Solve(Device::Cuda(0), nullptr, p, o, nullptr, nullptr, &gpu).ok());
+  EXPECT_EQ(cpu.sparse_plan.rows, gpu.sparse_plan.rows);
+  EXPECT_EQ(cpu.sparse_plan.cols, gpu.sparse_plan.cols);
 }
 
 }  // namespace

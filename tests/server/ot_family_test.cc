@@ -65,6 +65,21 @@ TEST_F(OtFamilyTest, EveryMethodSolvesAndCountsItsStages) {
   }
 }
 
+TEST_F(OtFamilyTest, SparsePlanComesBackInCoordinateForm) {
+  v1::JobSpec spec = CostSpec(4, 4);
+  spec.mutable_ot()->set_sparse_plan_threshold(1e-3);
+  Lane lane;
+  JobOutcome out = (*family_.Prepare(spec, blobs_))->Run(lane, nullptr, nullptr);
+  ASSERT_TRUE(out.status.ok()) << out.status;
+  const v1::SparseMatrix& sparse = out.result->ot().sparse_plan();
+  EXPECT_EQ(sparse.shape_size(), 2);
+  EXPECT_GT(sparse.values_size(), 0);
+  EXPECT_EQ(sparse.rows_size(), sparse.values_size());
+  for (double v : sparse.values()) EXPECT_GE(v, 1e-3);
+  spec.mutable_ot()->set_sparse_plan_threshold(-1);
+  ExpectInvalid(spec, "ot.sparse_plan_threshold");
+}
+
 TEST_F(OtFamilyTest, RegIsTheInverseOfEta) {
   v1::JobSpec with_eta = CostSpec(3, 3), with_reg = CostSpec(3, 3);
   with_reg.mutable_ot()->set_reg(0.1);
