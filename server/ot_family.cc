@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "common/parallel_for.h"
 #include "ot/ot.h"
 #include "server/status_util.h"
 #include "server/tensor_convert.h"
@@ -147,6 +148,12 @@ class PreparedOt final : public PreparedJob {
 
   int64_t MemoryBytes() const override { return ot::EstimateBytes(problem_, options_); }
 
+  // Small problems of one shape batch together (the kernels see one shape).
+  std::string BatchKey() const override {
+    if (problem_.n * problem_.m > OtFamily::kMaxBatchableEntries) return "";
+    return absl::StrCat("ot/", problem_.n, "x", problem_.m);
+  }
+
   JobOutcome Run(const Lane& lane, ProgressSink* sink, const CancelToken* cancel) override {
     ot::Options options = options_;
     options.threads = lane.cpu_threads;
@@ -171,6 +178,23 @@ class PreparedOt final : public PreparedJob {
 };
 
 }  // namespace
+
+void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
+  if (lane.device.is_cuda() || batch.size() < 2 || lane.cpu_threads < 2) {
+    Family::RunBatch(lane, batch);
+    return;
+  }
+  Lane single = lane;
+  single.cpu_threads = 1;
+  ::solverd::ParallelFor(static_cast<int64_t>(batch.size()), lane.cpu_threads,
+                         [&](int64_t begin, int64_t end) {
+                           for (int64_t k = begin; k < end; ++k) {
+                             BatchMember& m = batch[k];
+                             *m.outcome = m.job->Run(single, m.sink, m.cancel);
+                           }
+                         },
+                         /*min_items_per_thread=*/1);
+}
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(
     const v1::JobSpec& spec, const BlobStore& blobs) const {

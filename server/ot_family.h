@@ -9,9 +9,15 @@ namespace solverd::server {
 
 class OtFamily final : public Family {
  public:
+  // Problems up to this many cost entries may be batched together.
+  static constexpr int64_t kMaxBatchableEntries = 256 * 256;
+
   absl::string_view name() const override { return "ot"; }
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
       const v1::JobSpec& spec, const BlobStore& blobs) const override;
+  // On a CPU lane, solves the batch's problems side by side, one per lane
+  // thread; on a CUDA lane, one after another on the lane's stream.
+  void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const override;
 };
 
 }  // namespace solverd::server

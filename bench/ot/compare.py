@@ -84,6 +84,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ot-bench", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--server-run", action="append", default=[],
+                    help="NAME=FILE: solverd_loadgen JSON for the batched_n64 case")
     args = ap.parse_args()
     records, rows = [], []
 
@@ -123,6 +125,14 @@ def main():
             for system, sec, iters, P in results:
                 record(case, system, sec, iters, P, C, a, b, ref)
 
+    server_rows = []
+    for run in args.server_run:
+        name, path = run.split("=", 1)
+        figures = json.load(open(path))
+        records.append({"case": "batched_n64", "system": f"solverd-{name}", "backend": "cpu",
+                        "metric": "problems_per_second", "value": figures["jobs_per_second"]})
+        server_rows.append((name, figures["jobs_per_second"], figures["failures"]))
+
     machine = cpu_model()
     command = "bench/ot/run" + (" --quick" if args.quick else "")
     os.makedirs("bench/results", exist_ok=True)
@@ -140,6 +150,13 @@ def main():
         for case, system, sec, iters, err, cost, ratio in rows:
             f.write(f"| {case} | {system} | {sec:.4f} | {iters} | {err:.2e} | {cost:.8f} | "
                     f"{ratio:.1f}x |\n")
+        if server_rows:
+            f.write("\n## batched_n64\n\n1,000 problems of n = 64 (random point clouds) submitted "
+                    "and watched through a loopback solverd by 8 clients. unbatched: two CPU lanes, "
+                    "--max-batch=1; batched: one lane of two threads, --max-batch=16, "
+                    "--max-queue-delay-us=2000.\n\n| system | problems/s | failures |\n|---|---|---|\n")
+            for name, rate, failures in server_rows:
+                f.write(f"| solverd-{name} | {rate:.1f} | {failures} |\n")
     print(open("bench/results/ot.md").read())
 
 

@@ -7,9 +7,10 @@
 namespace solverd {
 
 void ParallelFor(int64_t n, int threads,
-                 const std::function<void(int64_t, int64_t)>& body) {
+                 const std::function<void(int64_t, int64_t)>& body,
+                 int64_t min_items_per_thread) {
   if (n <= 0) return;
-  int64_t max_useful = std::max<int64_t>(1, n / kMinItemsPerThread);
+  int64_t max_useful = std::max<int64_t>(1, n / std::max<int64_t>(1, min_items_per_thread));
   int64_t parts = std::clamp<int64_t>(threads, 1, max_useful);
   if (parts == 1) {
     body(0, n);

@@ -3,7 +3,8 @@
 //
 // For the CPU backends' row loops. `body(begin, end)` must be safe to run
 // concurrently on disjoint ranges. Chunks are static: the loops it serves
-// do equal work per index.
+// do equal work per index. Each thread gets at least min_items_per_thread
+// indices (cheap indices are not worth a thread each).
 #ifndef SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_
 #define SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_
 
@@ -16,7 +17,8 @@ namespace solverd {
 inline constexpr int64_t kMinItemsPerThread = 64;
 
 void ParallelFor(int64_t n, int threads,
-                 const std::function<void(int64_t begin, int64_t end)>& body);
+                 const std::function<void(int64_t begin, int64_t end)>& body,
+                 int64_t min_items_per_thread = kMinItemsPerThread);
 
 }  // namespace solverd
 

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -356,6 +357,31 @@ TEST_F(Loopback, ExampleProblemFilesSolve) {
                                    path, "--watch"}, &out), 0) << name << ": " << out;
     EXPECT_NE(out.find("SUCCEEDED"), std::string::npos) << out;
   }
+}
+
+TEST(Batching, SmallOtJobsShareALaunchAndKeepTheirOwnResults) {
+  TestServer server({"--cpu-workers=1", "--solver-threads=2", "--max-batch=8",
+                     "--max-queue-delay-us=200000"});
+  ASSERT_TRUE(server.ok()) << server.error();
+  SolverClient c(server.address());
+  std::vector<std::string> ids;
+  for (int i = 0; i < 8; ++i) {
+    auto job = c.Submit(OtSpec(32, 20, 100 + i));
+    ASSERT_TRUE(job.ok());
+    ids.push_back(job->id());
+  }
+  std::set<double> costs;
+  for (const auto& id : ids) {
+    auto events = WatchAll(c, id);
+    ASSERT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+    costs.insert(events[events.size() - 2].result().ot().transport_cost());
+    for (const auto& e : events) EXPECT_EQ(e.job_id(), id);
+  }
+  EXPECT_EQ(costs.size(), 8u);  // eight different problems, eight answers
+  // Fewer launches than jobs: the batch-size histogram counts launches.
+  const int port = server.metrics_port();
+  EXPECT_LT(Scrape(port, "solverd_batch_size_count", "family=\"ot\""), 8);
+  EXPECT_EQ(Scrape(port, "solverd_batch_size_sum", "family=\"ot\""), 8);
 }
 
 TEST(Shutdown, GracefulStopAndPortConflict) {
