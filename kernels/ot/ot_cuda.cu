@@ -5,6 +5,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <numeric>
 #include <vector>
 
@@ -118,26 +120,11 @@ class CudaOtBackend final : public OtBackend {
   }
 
   Status CopySparsePlan(double threshold, SparsePlan* plan) override {
-    DeviceBuffer<unsigned long long> count;
     DeviceBuffer<int> rows, cols;
     DeviceBuffer<double> vals;
-    SOLVERD_RETURN_IF_ERROR(count.Allocate(1));
     unsigned long long nnz = 0;
-    for (bool fill : {false, true}) {  // count, allocate, then fill
-      SOLVERD_CUDA_RETURN_IF_ERROR(
-          cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
-      CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
-          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, std::log(threshold),
-          count.data(), fill ? rows.data() : nullptr, fill ? cols.data() : nullptr,
-          fill ? vals.data() : nullptr);
-      SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
-      if (fill) break;
-      SOLVERD_RETURN_IF_ERROR(count.Download(&nnz, stream_));
-      if (static_cast<int64_t>(nnz) > kMaxSparsePlanEntries) return TooManyEntries(threshold);
-      SOLVERD_RETURN_IF_ERROR(rows.Allocate(nnz));
-      SOLVERD_RETURN_IF_ERROR(cols.Allocate(nnz));
-      SOLVERD_RETURN_IF_ERROR(vals.Allocate(nnz));
-    }
+    SOLVERD_RETURN_IF_ERROR(CollectEntries(std::log(threshold), kMaxSparsePlanEntries, &rows,
+                                           &cols, &vals, &nnz));
     std::vector<int> host_rows(nnz), host_cols(nnz);
     plan->values.resize(nnz);
     if (nnz > 0) {
@@ -199,23 +186,9 @@ class CudaOtBackend final : public OtBackend {
   }
 
   Status SparsifyPlan(double log_threshold, int64_t* kept) override {
-    DeviceBuffer<unsigned long long> count;
-    SOLVERD_RETURN_IF_ERROR(count.Allocate(1));
     unsigned long long nnz = 0;
-    for (bool fill : {false, true}) {  // count, allocate, then fill
-      SOLVERD_CUDA_RETURN_IF_ERROR(
-          cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
-      CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
-          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, log_threshold, count.data(),
-          fill ? sparse_rows_.data() : nullptr, fill ? sparse_cols_.data() : nullptr,
-          fill ? sparse_vals_.data() : nullptr);
-      SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
-      if (fill) break;
-      SOLVERD_RETURN_IF_ERROR(count.Download(&nnz, stream_));
-      SOLVERD_RETURN_IF_ERROR(sparse_rows_.Allocate(nnz));
-      SOLVERD_RETURN_IF_ERROR(sparse_cols_.Allocate(nnz));
-      SOLVERD_RETURN_IF_ERROR(sparse_vals_.Allocate(nnz));
-    }
+    SOLVERD_RETURN_IF_ERROR(CollectEntries(log_threshold, INT64_MAX, &sparse_rows_,
+                                           &sparse_cols_, &sparse_vals_, &nnz));
     nnz_ = static_cast<long>(nnz);
     *kept = nnz_;
     return Status::Ok();
@@ -260,6 +233,32 @@ class CudaOtBackend final : public OtBackend {
   }
 
  private:
+  // Gathers the entries with log P >= log_threshold into (rows, cols, vals)
+  // on the device: one pass counts, the second fills. RESOURCE_EXHAUSTED
+  // when there are more than `limit`.
+  Status CollectEntries(double log_threshold, int64_t limit, DeviceBuffer<int>* rows,
+                        DeviceBuffer<int>* cols, DeviceBuffer<double>* vals,
+                        unsigned long long* nnz) {
+    DeviceBuffer<unsigned long long> count;
+    SOLVERD_RETURN_IF_ERROR(count.Allocate(1));
+    for (bool fill : {false, true}) {
+      SOLVERD_CUDA_RETURN_IF_ERROR(
+          cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
+      CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
+          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, log_threshold, count.data(),
+          fill ? rows->data() : nullptr, fill ? cols->data() : nullptr,
+          fill ? vals->data() : nullptr);
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
+      if (fill) break;
+      SOLVERD_RETURN_IF_ERROR(count.Download(nnz, stream_));
+      if (static_cast<int64_t>(*nnz) > limit) return TooManyEntries(std::exp(log_threshold));
+      SOLVERD_RETURN_IF_ERROR(rows->Allocate(*nnz));
+      SOLVERD_RETURN_IF_ERROR(cols->Allocate(*nnz));
+      SOLVERD_RETURN_IF_ERROR(vals->Allocate(*nnz));
+    }
+    return Status::Ok();
+  }
+
   // Grid for the grid-stride loops over all n*m entries.
   unsigned EntryBlocks() const {
     return std::min<unsigned>(Blocks(p_.n * p_.m, Tuning::kElementwiseThreads),

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cuda_test_util.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
@@ -263,14 +264,6 @@ TEST(SinkhornValidation, NamesTheField) {
 
 // --- CUDA backend: same function as the CPU one. ---
 
-bool HaveCuda() { return CudaDeviceCount() > 0; }
-
-#define REQUIRE_CUDA()                                                        \
-  if (!HaveCuda()) {                                                          \
-    GTEST_SKIP() << (CudaCompiledIn() ? "no CUDA device on this machine"      \
-                                      : "built without the CUDA backend");    \
-  }
-
 void ExpectSameSolve(const Problem& p, const Options& o) {
   Result cpu, gpu;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
@@ -290,14 +283,14 @@ void ExpectSameSolve(const Problem& p, const Options& o) {
 }
 
 TEST(SinkhornCuda, MatchesCpuOnPointClouds) {
-  REQUIRE_CUDA();
+  SOLVERD_REQUIRE_CUDA();
   Options o = Tight();
   o.tolerance = 1e-9;
   ExpectSameSolve(RandomProblem(300, 170, 30.0, 10), o);
 }
 
 TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
-  REQUIRE_CUDA();
+  SOLVERD_REQUIRE_CUDA();
   Problem p = WithDenseCost(RandomProblem(65, 129, 10.0, 11));
   p.a.assign(65, 1.0 / 64);
   p.a[7] = 0;
@@ -305,7 +298,7 @@ TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
 }
 
 TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
-  REQUIRE_CUDA();
+  SOLVERD_REQUIRE_CUDA();
   Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 12));
   p.eta = 2e4 / *std::max_element(p.cost.begin(), p.cost.end());
   Options o;
@@ -316,7 +309,7 @@ TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
 }
 
 TEST(SinkhornCuda, CancelReturnsLastIterate) {
-  REQUIRE_CUDA();
+  SOLVERD_REQUIRE_CUDA();
   Problem p = RandomProblem(64, 64, 50.0, 13);
   CancelToken token;
   token.Cancel();

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "cuda_test_util.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
@@ -176,10 +177,7 @@ TEST(SparsePlan, HoldsExactlyTheEntriesAboveTheThreshold) {
 }
 
 TEST(SnsCuda, MatchesCpu) {
-  if (CudaDeviceCount() == 0) {
-    GTEST_SKIP() << (CudaCompiledIn() ? "no CUDA device on this machine"
-                                      : "built without the CUDA backend");
-  }
+  SOLVERD_REQUIRE_CUDA();
   for (Method method : {Method::kSns, Method::kAuto}) {
     Problem p = RandomAssignment(300, 1200, 11);
     Result cpu, gpu;
