@@ -151,7 +151,11 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   bool more = false;
   v1::ListJobsResponse out;
   auto jobs = store_.List(filter, &more);
-  for (const auto& job : jobs) *out.add_jobs() = job->Snapshot();
+  for (const auto& job : jobs) {
+    v1::Job* listed = out.add_jobs();
+    *listed = job->Snapshot();
+    listed->clear_result();  // results can be large: GetJob returns them
+  }
   if (more && !jobs.empty()) out.set_next_page_token(absl::StrCat(jobs.back()->seq()));
   return out;
 }

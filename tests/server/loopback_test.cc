@@ -103,6 +103,18 @@ TEST_F(Loopback, SubmitAndWatchToCompletion) {
   EXPECT_EQ(got->state(), v1::JOB_STATE_SUCCEEDED);
   EXPECT_EQ(got->result().ot().transport_cost(), result.result().ot().transport_cost());
   EXPECT_EQ(got->event_count(), static_cast<int64_t>(events.size()));
+  v1::ListJobsRequest list;
+  list.set_page_size(1000);
+  auto listed = client_->List(list);
+  ASSERT_TRUE(listed.ok());
+  bool found = false;
+  for (const v1::Job& j : listed->jobs()) {
+    if (j.id() != job->id()) continue;
+    found = true;
+    EXPECT_EQ(j.state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_FALSE(j.has_result());  // lists stay small; GetJob has the result
+  }
+  EXPECT_TRUE(found);
 }
 
 TEST_F(Loopback, TwoWatchersSeeIdenticalEvents) {
