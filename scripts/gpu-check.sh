@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with nvcc 13 and CMake but no Debian packages or
 # network: builds kernels/ on its own, runs the gpu-labelled tests, runs
-# them again under compute-sanitizer (memcheck, racecheck), and writes every
-# log under $OUT (default: ./gpu-check-out).
+# them again under compute-sanitizer (memcheck, racecheck), runs the GPU ot
+# benchmark (bench/ot/ot_gpu_bench.cc: half-step bandwidth against the copy
+# bandwidth, CUDA against CPU), and writes every log under $OUT (default:
+# ./gpu-check-out); the benchmark's JSON lands in $OUT/ot_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
 set -uo pipefail
@@ -25,11 +27,17 @@ step configure cmake -S kernels -B build-gpu "${GEN[@]}" -DSOLVERD_CUDA=ON \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOLVERD_GTEST_SOURCE="$PWD/.gtest-src" || exit 1
 step build cmake --build build-gpu --parallel "$(nproc)" || exit 1
 step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
-grep -q "SKIPPED" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
+grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for tool in memcheck racecheck; do
-  step "sanitizer-$tool" "$SAN" --tool "$tool" --error-exitcode 3 \
-    build-gpu/tests/ot_sinkhorn_test --gtest_filter='*Cuda*'
+for test in ot_sinkhorn ot_sns; do
+  for tool in memcheck racecheck; do
+    step "sanitizer-$tool-$test" "$SAN" --tool "$tool" --error-exitcode 3 \
+      "build-gpu/tests/${test}_test" --gtest_filter='*Cuda*'
+  done
 done
+# GPU benchmark figures, named for the device, for bench/results/.
+if [[ -x build-gpu/ot_gpu_bench ]]; then
+  step bench-ot-gpu build-gpu/ot_gpu_bench && cp "$OUT/bench-ot-gpu.log" "$OUT/ot_gpu.json"
+fi
 exit $status

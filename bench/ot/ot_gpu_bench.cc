@@ -1,0 +1,144 @@
+// ot_gpu_bench: the GPU half of the ot benchmark, for a lent GPU machine
+// (built with kernels/ alone; scripts/gpu-check.sh runs it). Prints one
+// JSON object with records in the bench format of DESIGN.md:
+//  - achieved bandwidth of Sinkhorn half-steps (bytes of C read per second)
+//    against the device's device-to-device copy bandwidth;
+//  - Sinkhorn and SNS on CUDA against the CPU backend on random assignment
+//    (n = 500, eta = 1200) and random point clouds (n = 5000, eta = 100).
+#include <cuda_runtime.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ot/ot.h"
+
+namespace {
+
+using solverd::Device;
+namespace ot = solverd::ot;
+
+std::string records;
+
+void Record(const std::string& c, const std::string& system, const std::string& backend,
+            const std::string& metric, double value) {
+  char line[512];
+  std::snprintf(line, sizeof(line),
+                "%s\n  {\"case\": \"%s\", \"system\": \"%s\", \"backend\": \"%s\", "
+                "\"metric\": \"%s\", \"value\": %.6g}",
+                records.empty() ? "" : ",", c.c_str(), system.c_str(), backend.c_str(),
+                metric.c_str(), value);
+  records += line;
+}
+
+double CopyBandwidth(size_t bytes) {
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
+  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaEvent_t start, stop;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudaEventRecord(start);
+  const int reps = 20;
+  for (int r = 0; r < reps; ++r) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
+  cudaEventRecord(stop);
+  cudaEventSynchronize(stop);
+  float ms = 0;
+  cudaEventElapsedTime(&ms, start, stop);
+  cudaFree(a);
+  cudaFree(b);
+  return 2.0 * bytes * reps / (ms * 1e-3);  // read + write
+}
+
+ot::Problem RandomAssignment(int n, double eta) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<double> u(0, 1);
+  ot::Problem p;
+  p.n = p.m = n;
+  for (long e = 0; e < static_cast<long>(n) * n; ++e) p.cost.push_back(u(rng));
+  p.a.assign(n, 1.0 / n);
+  p.b.assign(n, 1.0 / n);
+  p.eta = eta;
+  return p;
+}
+
+ot::Problem PointClouds(int n, double eta) {
+  std::mt19937 rng(2);
+  std::uniform_real_distribution<double> u(0, 1);
+  ot::Problem p;
+  p.n = p.m = n;
+  p.dim = 2;
+  for (int k = 0; k < 2 * n; ++k) p.x_points.push_back(u(rng));
+  for (int k = 0; k < 2 * n; ++k) p.y_points.push_back(u(rng));
+  p.a.assign(n, 1.0 / n);
+  p.b.assign(n, 1.0 / n);
+  p.eta = eta;
+  return p;
+}
+
+double Timed(const Device& device, const ot::Problem& p, const ot::Options& o, ot::Result* r) {
+  const auto start = std::chrono::steady_clock::now();
+  solverd::Status s = ot::Solve(device, nullptr, p, o, nullptr, nullptr, r);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!s.ok()) std::fprintf(stderr, "%s\n", s.ToString().c_str());
+  return s.ok() ? seconds : -1;
+}
+
+void Compare(const std::string& name, const ot::Problem& p, double tolerance, bool with_cpu) {
+  for (auto [method, system] : {std::pair{ot::Method::kSinkhorn, "solverd-sinkhorn"},
+                                std::pair{ot::Method::kSns, "solverd-sns"}}) {
+    ot::Options o;
+    o.method = method;
+    o.tolerance = tolerance;
+    o.max_iterations = 1000000;
+    o.threads = 16;
+    for (bool cuda : {true, false}) {
+      if (!cuda && !with_cpu) continue;
+      ot::Result r;
+      double seconds = Timed(cuda ? Device::Cuda(0) : Device::Cpu(), p, o, &r);
+      const char* backend = cuda ? "cuda" : "cpu";
+      Record(name, system, backend, "seconds", seconds);
+      Record(name, system, backend, "iterations", static_cast<double>(r.iterations));
+      Record(name, system, backend, "marginal_error", r.marginal_error);
+      Record(name, system, backend, "cost", r.transport_cost);
+    }
+  }
+}
+
+}  // namespace
+
+int main() {
+  if (solverd::CudaDeviceCount() == 0) {
+    std::fprintf(stderr, "ot_gpu_bench: no CUDA device\n");
+    return 1;
+  }
+  const int n = 8192;  // C is 512 MiB: far larger than any cache
+  const double copy = CopyBandwidth(static_cast<size_t>(n) * n * 8);
+  Record("bandwidth_n8192", "cudaMemcpy-d2d", "cuda", "bytes_per_second", copy);
+  ot::Problem big = PointClouds(n, 10);
+  ot::Options o;
+  o.method = ot::Method::kSinkhorn;
+  o.tolerance = 0;
+  o.max_iterations = 50;
+  o.check_every = 1000000;  // no host round trip inside the timed loop
+  ot::Result r;
+  ot::Options warm = o;
+  warm.max_iterations = 1;
+  Timed(Device::Cuda(0), big, warm, &r);
+  double seconds = Timed(Device::Cuda(0), big, o, &r);
+  // Each iteration reads C twice (row and column half-steps).
+  const double bandwidth = 2.0 * o.max_iterations * n * static_cast<double>(n) * 8 / seconds;
+  Record("bandwidth_n8192", "solverd-sinkhorn-halfstep", "cuda", "bytes_per_second", bandwidth);
+  Record("bandwidth_n8192", "solverd-sinkhorn-halfstep", "cuda", "fraction_of_copy",
+         bandwidth / copy);
+
+  Compare("random_assignment_n500", RandomAssignment(500, 1200), 1e-9, true);
+  Compare("pot_n5000", PointClouds(5000, 100), 1e-6, true);
+  std::printf("{\"family\": \"ot\", \"machine\": \"%s\", \"command\": \"scripts/gpu-check.sh\", "
+              "\"records\": [%s\n]}\n",
+              solverd::CudaDeviceName(0).c_str(), records.c_str());
+  return 0;
+}
