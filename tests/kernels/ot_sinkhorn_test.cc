@@ -267,10 +267,7 @@ TEST(SinkhornValidation, NamesTheField) {
 void ExpectSameSolve(const Problem& p, const Options& o) {
   Result cpu, gpu;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
-  StreamHandle stream = nullptr;
-  ASSERT_TRUE(CreateStream(0, &stream).ok());
-  Status s = Solve(Device::Cuda(0), stream, p, o, nullptr, nullptr, &gpu);
-  DestroyStream(stream);
+  Status s = SolveOnCuda(p, o, &gpu);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(cpu.termination, gpu.termination);
   EXPECT_NEAR(cpu.iterations, gpu.iterations, 2);

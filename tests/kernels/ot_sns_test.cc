@@ -183,10 +183,7 @@ TEST(SnsCuda, MatchesCpu) {
     Result cpu, gpu;
     Options o = With(method, 1e-9, 500);
     ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
-    StreamHandle stream = nullptr;
-    ASSERT_TRUE(CreateStream(0, &stream).ok());
-    Status s = Solve(Device::Cuda(0), stream, p, o, nullptr, nullptr, &gpu);
-    DestroyStream(stream);
+    Status s = SolveOnCuda(p, o, &gpu);
     ASSERT_TRUE(s.ok()) << s.ToString();
     EXPECT_EQ(gpu.termination, Termination::kConverged);
     EXPECT_LE(gpu.marginal_error, 1e-9);
