@@ -1,145 +1,15 @@
 #include "server/ot_family.h"
 
-#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "common/parallel_for.h"
 #include "ot/ot.h"
+#include "server/ot_convert.h"
 #include "server/status_util.h"
-#include "server/tensor_convert.h"
 
 namespace solverd::server {
 namespace {
-
-constexpr int64_t kMaxPlanEntries = int64_t{1} << 22;
-
-absl::Status Invalid(absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("ot.", why));
-}
-
-absl::Status SetCost(const v1::OtProblem& in, const BlobStore& blobs, ot::Problem* p) {
-  if (in.has_cost()) {
-    auto cost = ToDense(in.cost(), 2, "ot.cost", blobs);
-    if (!cost.ok()) return cost.status();
-    p->n = cost->shape[0];
-    p->m = cost->shape[1];
-    p->cost = std::move(cost->values);
-    return absl::OkStatus();
-  }
-  if (!in.has_points()) return Invalid("cost: set cost or points");
-  auto x = ToDense(in.points().x(), 2, "ot.points.x", blobs);
-  if (!x.ok()) return x.status();
-  auto y = ToDense(in.points().y(), 2, "ot.points.y", blobs);
-  if (!y.ok()) return y.status();
-  if (x->shape[1] != y->shape[1]) {
-    return Invalid(absl::StrCat("points.y: dimension ", y->shape[1],
-                                " differs from points.x dimension ", x->shape[1]));
-  }
-  p->n = x->shape[0];
-  p->m = y->shape[0];
-  p->dim = x->shape[1];
-  p->x_points = std::move(x->values);
-  p->y_points = std::move(y->values);
-  p->cost_power = in.points().p() == 0 ? 2 : in.points().p();
-  return absl::OkStatus();
-}
-
-absl::Status SetMarginals(const v1::OtProblem& in, const BlobStore& blobs, ot::Problem* p) {
-  for (bool source : {true, false}) {
-    const v1::Tensor& t = source ? in.a() : in.b();
-    std::vector<double>& out = source ? p->a : p->b;
-    const int64_t size = source ? p->n : p->m;
-    if (IsEmptyTensor(t)) continue;
-    auto dense = ToDense(t, 1, source ? "ot.a" : "ot.b", blobs);
-    if (!dense.ok()) return dense.status();
-    out = std::move(dense->values);
-    if (static_cast<int64_t>(out.size()) != size) {
-      return Invalid(absl::StrCat(source ? "a" : "b", ": has ", out.size(),
-                                  " entries, expected ", size));
-    }
-  }
-  // Unset marginals are uniform, with the mass of the other one when given.
-  double mass = 1;
-  if (!p->a.empty()) {
-    mass = 0;
-    for (double v : p->a) mass += v;
-  } else if (!p->b.empty()) {
-    mass = 0;
-    for (double v : p->b) mass += v;
-  }
-  if (p->a.empty()) p->a.assign(p->n, mass / p->n);
-  if (p->b.empty()) p->b.assign(p->m, mass / p->m);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<ot::Options> ToOptions(const v1::OtProblem& in, int64_t entries) {
-  ot::Options o;
-  switch (in.method()) {
-    case v1::OT_METHOD_UNSPECIFIED:
-    case v1::OT_METHOD_AUTO: o.method = ot::Method::kAuto; break;
-    case v1::OT_METHOD_SINKHORN: o.method = ot::Method::kSinkhorn; break;
-    case v1::OT_METHOD_SNS: o.method = ot::Method::kSns; break;
-    default: return Invalid("method: unknown method");
-  }
-  if (in.sns_sinkhorn_steps() != 0) o.sns_sinkhorn_steps = in.sns_sinkhorn_steps();
-  o.sparsity = in.sparsity();
-  if (in.tolerance() != 0) o.tolerance = in.tolerance();
-  if (in.max_iterations() != 0) o.max_iterations = in.max_iterations();
-  if (in.check_every() != 0) o.check_every = in.check_every();
-  if (in.has_time_limit()) {
-    o.time_limit_seconds =
-        google::protobuf::util::TimeUtil::DurationToNanoseconds(in.time_limit()) * 1e-9;
-    if (o.time_limit_seconds <= 0) return Invalid("time_limit: must be positive");
-  }
-  o.want_plan = in.return_plan();
-  o.sparse_plan_threshold = in.sparse_plan_threshold();
-  if (o.want_plan && entries > kMaxPlanEntries) {
-    return Invalid(absl::StrCat("return_plan: a dense plan of ", entries,
-                                " entries is over the limit of ", kMaxPlanEntries));
-  }
-  absl::Status s = FromKernel(ot::ValidateOptions(o));
-  if (!s.ok()) return Invalid(s.message());
-  return o;
-}
-
-v1::OtResult ToProto(const ot::Result& r, const ot::Problem& p, const std::string& device) {
-  v1::OtResult out;
-  out.set_transport_cost(r.transport_cost);
-  out.set_entropic_objective(r.entropic_objective);
-  out.set_marginal_error(r.marginal_error);
-  out.set_iterations(r.iterations);
-  out.set_sinkhorn_iterations(r.sinkhorn_iterations);
-  out.set_newton_iterations(r.newton_iterations);
-  switch (r.termination) {
-    case ot::Termination::kConverged: out.set_termination(v1::OT_TERMINATION_CONVERGED); break;
-    case ot::Termination::kMaxIterations:
-      out.set_termination(v1::OT_TERMINATION_MAX_ITERATIONS);
-      break;
-    case ot::Termination::kTimeLimit: out.set_termination(v1::OT_TERMINATION_TIME_LIMIT); break;
-    case ot::Termination::kStopped: out.set_termination(v1::OT_TERMINATION_STOPPED); break;
-  }
-  out.mutable_potential_x()->Assign(r.x.begin(), r.x.end());
-  out.mutable_potential_y()->Assign(r.y.begin(), r.y.end());
-  if (!r.plan.empty()) {
-    v1::Tensor* plan = out.mutable_plan();
-    plan->add_shape(p.n);
-    plan->add_shape(p.m);
-    plan->set_dtype(v1::DTYPE_FLOAT64);
-    plan->mutable_values()->Assign(r.plan.begin(), r.plan.end());
-  }
-  if (!r.sparse_plan.values.empty()) {
-    v1::SparseMatrix* sparse = out.mutable_sparse_plan();
-    sparse->add_shape(p.n);
-    sparse->add_shape(p.m);
-    sparse->mutable_rows()->Assign(r.sparse_plan.rows.begin(), r.sparse_plan.rows.end());
-    sparse->mutable_cols()->Assign(r.sparse_plan.cols.begin(), r.sparse_plan.cols.end());
-    sparse->mutable_values()->Assign(r.sparse_plan.values.begin(), r.sparse_plan.values.end());
-  }
-  out.set_device(device);
-  return out;
-}
 
 class PreparedOt final : public PreparedJob {
  public:
@@ -166,7 +36,7 @@ class PreparedOt final : public PreparedJob {
                          s.code() == ::solverd::StatusCode::kDeadlineExceeded;
     if (s.ok() || stopped) {
       outcome.result.emplace();
-      *outcome.result->mutable_ot() = ToProto(result, problem_, lane.device.ToString());
+      *outcome.result->mutable_ot() = OtResultToProto(result, problem_, lane.device.ToString());
       outcome.iterations = result.iterations;
     }
     return outcome;
@@ -198,28 +68,9 @@ void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(
     const v1::JobSpec& spec, const BlobStore& blobs) const {
-  const v1::OtProblem& in = spec.ot();
-  ot::Problem p;
-  absl::Status s = SetCost(in, blobs, &p);
-  if (!s.ok()) return s;
-  s = SetMarginals(in, blobs, &p);
-  if (!s.ok()) return s;
-  switch (in.regularization_case()) {
-    case v1::OtProblem::kEta: p.eta = in.eta(); break;
-    case v1::OtProblem::kReg:
-      if (!(in.reg() > 0) || !std::isfinite(in.reg())) {
-        return Invalid("reg: must be positive and finite");
-      }
-      p.eta = 1.0 / in.reg();
-      break;
-    case v1::OtProblem::REGULARIZATION_NOT_SET:
-      return Invalid("eta: set eta or reg (= 1/eta)");
-  }
-  s = FromKernel(ot::ValidateProblem(p));
-  if (!s.ok()) return Invalid(s.message());
-  auto options = ToOptions(in, p.n * p.m);
-  if (!options.ok()) return options.status();
-  return std::make_unique<PreparedOt>(std::move(p), *options);
+  auto work = ConvertOtProblem(spec.ot(), blobs, "ot");
+  if (!work.ok()) return work.status();
+  return std::make_unique<PreparedOt>(std::move(work->problem), work->options);
 }
 
 }  // namespace solverd::server
