@@ -57,8 +57,10 @@ void EventPrinter::Print(const v1::JobEvent& e) {
 
 void EventPrinter::PrintProgress(const v1::JobEvent& e) {
   const v1::Progress& p = e.progress();
-  std::string figures = absl::StrFormat("%s iter %d  residual %.3e  %.2fs", p.stage(),
-                                        p.iteration(), p.residual(), p.elapsed_seconds());
+  std::string figures = p.stage() == "batch"
+      ? absl::StrFormat("batch: %d solved  %.2fs", p.iteration(), p.elapsed_seconds())
+      : absl::StrFormat("%s iter %d  residual %.3e  %.2fs", p.stage(), p.iteration(),
+                        p.residual(), p.elapsed_seconds());
   if (mode_ == OutputMode::kPlain) {
     std::fprintf(out_, "[%d] progress %s\n", e.number(), figures.c_str());
     std::fflush(out_);
@@ -74,6 +76,16 @@ void EventPrinter::PrintProgress(const v1::JobEvent& e) {
 }
 
 void EventPrinter::PrintResult(const v1::JobResult& r) {
+  if (r.has_ot_batch()) {
+    int converged = 0;
+    double cost = 0;
+    for (const v1::OtResult& ot : r.ot_batch().results()) {
+      converged += ot.termination() == v1::OT_TERMINATION_CONVERGED;
+      cost += ot.transport_cost();
+    }
+    std::fprintf(out_, "result: %d problems, %d converged, total transport_cost %.10g\n",
+                 r.ot_batch().results_size(), converged, cost);
+  }
   if (r.has_ot()) {
     const v1::OtResult& ot = r.ot();
     std::fprintf(out_,

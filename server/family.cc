@@ -11,7 +11,8 @@ void Family::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
 const Family* FamilyFor(v1::JobSpec::ProblemCase problem) {
   static const OtFamily* const kOt = new OtFamily();
   switch (problem) {
-    case v1::JobSpec::kOt: return kOt;
+    case v1::JobSpec::kOt:
+    case v1::JobSpec::kOtBatch: return kOt;
     case v1::JobSpec::PROBLEM_NOT_SET: return nullptr;
   }
   return nullptr;

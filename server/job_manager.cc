@@ -91,7 +91,7 @@ JobManager::~JobManager() {
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
-  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot");
+  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch");
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(spec.idempotency_key())) {
       return existing->Snapshot();

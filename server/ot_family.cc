@@ -1,6 +1,9 @@
 #include "server/ot_family.h"
 
+#include <chrono>
+#include <mutex>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/parallel_for.h"
@@ -47,6 +50,100 @@ class PreparedOt final : public PreparedJob {
   const ot::Options options_;
 };
 
+// The problems of one OtBatch job, solved side by side on a CPU lane's
+// threads (one after another on a CUDA lane). Progress reports how many are
+// done; cancelling stops them all, keeping what each had reached.
+class PreparedOtBatch final : public PreparedJob {
+ public:
+  explicit PreparedOtBatch(std::vector<OtWork> work) : work_(std::move(work)) {}
+
+  int64_t MemoryBytes() const override {
+    int64_t bytes = 0;
+    for (const OtWork& w : work_) bytes += ot::EstimateBytes(w.problem, w.options);
+    return bytes;
+  }
+
+  JobOutcome Run(const Lane& lane, ProgressSink* sink, const CancelToken* cancel) override {
+    const int64_t count = static_cast<int64_t>(work_.size());
+    std::vector<ot::Result> results(count);
+    std::vector<::solverd::Status> statuses(count);
+    Lane single = lane;
+    single.cpu_threads = 1;
+    std::mutex mu;  // guards `done` and the sink, which expects one caller at a time
+    int64_t done = 0, iterations = 0;
+    const auto start = std::chrono::steady_clock::now();
+    ::solverd::ParallelFor(
+        count, lane.device.is_cuda() ? 1 : lane.cpu_threads,
+        [&](int64_t begin, int64_t end) {
+          for (int64_t k = begin; k < end; ++k) {
+            statuses[k] = ot::Solve(lane.device, lane.stream, work_[k].problem,
+                                    work_[k].options, nullptr, cancel, &results[k]);
+            std::lock_guard<std::mutex> lock(mu);
+            ++done;
+            iterations += results[k].iterations;
+            if (sink == nullptr) continue;
+            ::solverd::Progress p;
+            p.iteration = done;
+            p.fraction = static_cast<double>(done) / count;
+            p.elapsed_seconds = std::chrono::duration<double>(
+                std::chrono::steady_clock::now() - start).count();
+            p.stage = "batch";
+            sink->Report(p);
+          }
+        },
+        /*min_items_per_thread=*/1);
+    JobOutcome outcome;
+    outcome.iterations = iterations;
+    outcome.result.emplace();
+    v1::OtBatchResult* out = outcome.result->mutable_ot_batch();
+    for (int64_t k = 0; k < count; ++k) {
+      *out->add_results() = OtResultToProto(results[k], work_[k].problem, lane.device.ToString());
+      if (!statuses[k].ok() && outcome.status.ok()) {
+        outcome.status = FromKernel(statuses[k]);
+        if (!IsStop(statuses[k])) {
+          outcome.status = absl::Status(outcome.status.code(),
+              absl::StrCat("ot_batch.problems[", k, "]: ", outcome.status.message()));
+        }
+      }
+    }
+    return outcome;
+  }
+
+ private:
+  static bool IsStop(const ::solverd::Status& s) {
+    return s.code() == ::solverd::StatusCode::kCancelled ||
+           s.code() == ::solverd::StatusCode::kDeadlineExceeded;
+  }
+
+  std::vector<OtWork> work_;
+};
+
+absl::StatusOr<std::unique_ptr<PreparedJob>> PrepareBatch(const v1::OtBatch& batch,
+                                                          const BlobStore& blobs) {
+  if (batch.problems().empty()) {
+    return absl::InvalidArgumentError("ot_batch.problems: is empty");
+  }
+  if (batch.problems_size() > OtFamily::kMaxProblemsPerJob) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ot_batch.problems: ", batch.problems_size(), " problems, at most ",
+        OtFamily::kMaxProblemsPerJob));
+  }
+  std::vector<OtWork> work;
+  for (int k = 0; k < batch.problems_size(); ++k) {
+    const std::string field = absl::StrCat("ot_batch.problems[", k, "]");
+    auto one = ConvertOtProblem(batch.problems(k), blobs, field);
+    if (!one.ok()) return one.status();
+    if (!work.empty() && (one->problem.n != work[0].problem.n ||
+                          one->problem.m != work[0].problem.m)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": shape ", one->problem.n, "x", one->problem.m, " differs from problems[0], ",
+          work[0].problem.n, "x", work[0].problem.m, "; a batch holds one shape"));
+    }
+    work.push_back(*std::move(one));
+  }
+  return std::make_unique<PreparedOtBatch>(std::move(work));
+}
+
 }  // namespace
 
 void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
@@ -68,6 +165,7 @@ void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(
     const v1::JobSpec& spec, const BlobStore& blobs) const {
+  if (spec.has_ot_batch()) return PrepareBatch(spec.ot_batch(), blobs);
   auto work = ConvertOtProblem(spec.ot(), blobs, "ot");
   if (!work.ok()) return work.status();
   return std::make_unique<PreparedOt>(std::move(work->problem), work->options);

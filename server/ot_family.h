@@ -11,6 +11,8 @@ class OtFamily final : public Family {
  public:
   // Problems up to this many cost entries may be batched together.
   static constexpr int64_t kMaxBatchableEntries = 256 * 256;
+  // Problems in one OtBatch job at most.
+  static constexpr int kMaxProblemsPerJob = 100000;
 
   absl::string_view name() const override { return "ot"; }
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(

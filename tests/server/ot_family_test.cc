@@ -80,6 +80,44 @@ TEST_F(OtFamilyTest, SparsePlanComesBackInCoordinateForm) {
   ExpectInvalid(spec, "ot.sparse_plan_threshold");
 }
 
+TEST_F(OtFamilyTest, BatchSolvesEachProblemAsAlone) {
+  v1::JobSpec batch;
+  std::vector<double> alone;
+  for (int k = 0; k < 5; ++k) {
+    v1::JobSpec one = CostSpec(4, 3);
+    one.mutable_ot()->set_eta(5 + k);
+    *batch.mutable_ot_batch()->add_problems() = one.ot();
+    Lane lane;
+    alone.push_back((*family_.Prepare(one, blobs_))->Run(lane, nullptr, nullptr)
+                        .result->ot().transport_cost());
+  }
+  Lane lane;
+  lane.cpu_threads = 3;
+  auto prepared = family_.Prepare(batch, blobs_);
+  ASSERT_TRUE(prepared.ok()) << prepared.status();
+  JobOutcome out = (*prepared)->Run(lane, nullptr, nullptr);
+  ASSERT_TRUE(out.status.ok()) << out.status;
+  const v1::OtBatchResult& results = out.result->ot_batch();
+  ASSERT_EQ(results.results_size(), 5);
+  for (int k = 0; k < 5; ++k) {
+    EXPECT_DOUBLE_EQ(results.results(k).transport_cost(), alone[k]) << k;
+    EXPECT_EQ(results.results(k).termination(), v1::OT_TERMINATION_CONVERGED);
+  }
+}
+
+TEST_F(OtFamilyTest, BatchNamesTheProblemAtFault) {
+  v1::JobSpec batch;
+  batch.mutable_ot_batch();
+  ExpectInvalid(batch, "ot_batch.problems");  // empty
+  for (int k = 0; k < 3; ++k) *batch.mutable_ot_batch()->add_problems() = CostSpec(4, 3).ot();
+  v1::JobSpec bad = batch;
+  bad.mutable_ot_batch()->mutable_problems(2)->mutable_cost()->set_values(0, -INFINITY);
+  ExpectInvalid(bad, "ot_batch.problems[2].cost");
+  bad = batch;
+  *bad.mutable_ot_batch()->mutable_problems(1) = CostSpec(3, 3).ot();
+  ExpectInvalid(bad, "ot_batch.problems[1]");
+}
+
 TEST_F(OtFamilyTest, RegIsTheInverseOfEta) {
   v1::JobSpec with_eta = CostSpec(3, 3), with_reg = CostSpec(3, 3);
   with_reg.mutable_ot()->set_reg(0.1);
