@@ -58,11 +58,12 @@ class OtBackend {
   virtual Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
                                   std::vector<double>* masses) = 0;
   // Keeps the entries with log P_ij >= log_threshold as the sparse plan
-  // Ps used by SparseProducts(); returns how many were kept.
+  // Ps used by SparseMultiply(); returns how many were kept.
   virtual Status SparsifyPlan(double log_threshold, int64_t* kept) = 0;
-  // pv = Ps v (size n) and ptu = Ps^T u (size m).
-  virtual Status SparseProducts(const std::vector<double>& u, const std::vector<double>& v,
-                                std::vector<double>* pv, std::vector<double>* ptu) = 0;
+  // out = Ps in (in of size m, out of size n), or Ps^T in when transpose
+  // (in of size n, out of size m).
+  virtual Status SparseMultiply(bool transpose, const std::vector<double>& in,
+                                std::vector<double>* out) = 0;
   // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
   virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
 };

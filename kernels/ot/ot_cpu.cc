@@ -232,15 +232,19 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status SparseProducts(const std::vector<double>& u, const std::vector<double>& v,
-                        std::vector<double>* pv, std::vector<double>* ptu) override {
-    pv->assign(p_.n, 0.0);
-    ptu->assign(p_.m, 0.0);
+  Status SparseMultiply(bool transpose, const std::vector<double>& in,
+                        std::vector<double>* out) override {
+    out->assign(transpose ? p_.m : p_.n, 0.0);
     for (int64_t i = 0; i < p_.n; ++i) {
+      double row = 0;
       for (int64_t k = sparse_row_start_[i]; k < sparse_row_start_[i + 1]; ++k) {
-        (*pv)[i] += sparse_val_[k] * v[sparse_col_[k]];
-        (*ptu)[sparse_col_[k]] += sparse_val_[k] * u[i];
+        if (transpose) {
+          (*out)[sparse_col_[k]] += sparse_val_[k] * in[i];
+        } else {
+          row += sparse_val_[k] * in[sparse_col_[k]];
+        }
       }
+      if (!transpose) (*out)[i] = row;
     }
     return Status::Ok();
   }

@@ -194,26 +194,23 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status SparseProducts(const std::vector<double>& u, const std::vector<double>& v,
-                        std::vector<double>* pv, std::vector<double>* ptu) override {
-    DeviceBuffer<double> du, dv, dpv, dptu;
-    SOLVERD_RETURN_IF_ERROR(du.Upload(u.data(), p_.n, stream_));
-    SOLVERD_RETURN_IF_ERROR(dv.Upload(v.data(), p_.m, stream_));
-    SOLVERD_RETURN_IF_ERROR(dpv.Allocate(p_.n));
-    SOLVERD_RETURN_IF_ERROR(dptu.Allocate(p_.m));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dpv.data(), 0, p_.n * sizeof(double), stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(dptu.data(), 0, p_.m * sizeof(double), stream_));
+  Status SparseMultiply(bool transpose, const std::vector<double>& in,
+                        std::vector<double>* out) override {
+    const long out_size = transpose ? p_.m : p_.n;
+    DeviceBuffer<double> din, dout;
+    SOLVERD_RETURN_IF_ERROR(din.Upload(in.data(), in.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(dout.Allocate(out_size));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(dout.data(), 0, out_size * sizeof(double), stream_));
     if (nnz_ > 0) {
-      SparseProductsKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
+      SparseMultiplyKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
                              Tuning::kElementwiseThreads, 0, stream_>>>(
-          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, du.data(),
-          dv.data(), dpv.data(), dptu.data());
-      SOLVERD_RETURN_IF_ERROR(CheckLaunch("SparseProductsKernel", stream_));
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, transpose,
+          din.data(), dout.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("SparseMultiplyKernel", stream_));
     }
-    pv->resize(p_.n);
-    ptu->resize(p_.m);
-    SOLVERD_RETURN_IF_ERROR(dpv.Download(pv->data(), stream_));
-    return dptu.Download(ptu->data(), stream_);
+    out->resize(out_size);
+    return dout.Download(out->data(), stream_);
   }
 
   Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) override {

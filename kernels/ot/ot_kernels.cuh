@@ -151,13 +151,14 @@ CollectSparseKernel(const double* cost, const double* x, const double* y, long n
   }
 }
 
+// out += Ps in, or Ps^T in when transpose; `out` zeroed by the caller.
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
-SparseProductsKernel(const int* rows, const int* cols, const double* vals, long nnz,
-                     const double* u, const double* v, double* pv, double* ptu) {
+SparseMultiplyKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                     bool transpose, const double* in, double* out) {
   long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (k >= nnz) return;
-  atomicAdd(&pv[rows[k]], vals[k] * v[cols[k]]);
-  atomicAdd(&ptu[cols[k]], vals[k] * u[rows[k]]);
+  const int from = transpose ? rows[k] : cols[k], to = transpose ? cols[k] : rows[k];
+  atomicAdd(&out[to], vals[k] * in[from]);
 }
 
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
