@@ -1,6 +1,7 @@
 #include "server/ot_family.h"
 
 #include <chrono>
+#include <functional>
 #include <mutex>
 #include <utility>
 #include <vector>
@@ -13,6 +14,20 @@
 
 namespace solverd::server {
 namespace {
+
+// Runs solve(single, k) for k in [0, count): side by side on a CPU lane's
+// threads, each solve on one thread (`single`), or in turn on a CUDA lane.
+void SolveSideBySide(const Lane& lane, int64_t count,
+                     const std::function<void(const Lane& single, int64_t k)>& solve) {
+  Lane single = lane;
+  single.cpu_threads = 1;
+  ::solverd::ParallelFor(
+      count, lane.device.is_cuda() ? 1 : lane.cpu_threads,
+      [&](int64_t begin, int64_t end) {
+        for (int64_t k = begin; k < end; ++k) solve(single, k);
+      },
+      /*min_items_per_thread=*/1);
+}
 
 class PreparedOt final : public PreparedJob {
  public:
@@ -67,31 +82,26 @@ class PreparedOtBatch final : public PreparedJob {
     const int64_t count = static_cast<int64_t>(work_.size());
     std::vector<ot::Result> results(count);
     std::vector<::solverd::Status> statuses(count);
-    Lane single = lane;
-    single.cpu_threads = 1;
     std::mutex mu;  // guards `done` and the sink, which expects one caller at a time
     int64_t done = 0, iterations = 0;
     const auto start = std::chrono::steady_clock::now();
-    ::solverd::ParallelFor(
-        count, lane.device.is_cuda() ? 1 : lane.cpu_threads,
-        [&](int64_t begin, int64_t end) {
-          for (int64_t k = begin; k < end; ++k) {
-            statuses[k] = ot::Solve(lane.device, lane.stream, work_[k].problem,
-                                    work_[k].options, nullptr, cancel, &results[k]);
-            std::lock_guard<std::mutex> lock(mu);
-            ++done;
-            iterations += results[k].iterations;
-            if (sink == nullptr) continue;
-            ::solverd::Progress p;
-            p.iteration = done;
-            p.fraction = static_cast<double>(done) / count;
-            p.elapsed_seconds = std::chrono::duration<double>(
-                std::chrono::steady_clock::now() - start).count();
-            p.stage = "batch";
-            sink->Report(p);
-          }
-        },
-        /*min_items_per_thread=*/1);
+    SolveSideBySide(lane, count, [&](const Lane& single, int64_t k) {
+      ot::Options options = work_[k].options;
+      options.threads = single.cpu_threads;
+      statuses[k] = ot::Solve(single.device, single.stream, work_[k].problem, options, nullptr,
+                              cancel, &results[k]);
+      std::lock_guard<std::mutex> lock(mu);
+      ++done;
+      iterations += results[k].iterations;
+      if (sink == nullptr) return;
+      ::solverd::Progress p;
+      p.iteration = done;
+      p.fraction = static_cast<double>(done) / count;
+      p.elapsed_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      p.stage = "batch";
+      sink->Report(p);
+    });
     JobOutcome outcome;
     outcome.iterations = iterations;
     outcome.result.emplace();
@@ -151,16 +161,9 @@ void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const
     Family::RunBatch(lane, batch);
     return;
   }
-  Lane single = lane;
-  single.cpu_threads = 1;
-  ::solverd::ParallelFor(static_cast<int64_t>(batch.size()), lane.cpu_threads,
-                         [&](int64_t begin, int64_t end) {
-                           for (int64_t k = begin; k < end; ++k) {
-                             BatchMember& m = batch[k];
-                             *m.outcome = m.job->Run(single, m.sink, m.cancel);
-                           }
-                         },
-                         /*min_items_per_thread=*/1);
+  SolveSideBySide(lane, static_cast<int64_t>(batch.size()), [&](const Lane& single, int64_t k) {
+    *batch[k].outcome = batch[k].job->Run(single, batch[k].sink, batch[k].cancel);
+  });
 }
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(
