@@ -48,6 +48,7 @@ bool Job::MarkRunning(const std::string& device, absl::Time now) {
   if (job_.state() != v1::JOB_STATE_QUEUED) return false;
   job_.set_state(v1::JOB_STATE_RUNNING);
   job_.set_device(device);
+  start_time_ = now;
   *job_.mutable_start_time() = ToProto(now);
   v1::JobEvent event;
   event.mutable_state()->set_state(v1::JOB_STATE_RUNNING);
@@ -65,11 +66,14 @@ void Job::AppendProgress(const v1::Progress& progress, absl::Time now) {
   AppendLocked(std::move(event), now);
 }
 
-void Job::Finish(v1::JobState state, const absl::Status& error,
-                 std::optional<v1::JobResult> result, absl::Time now) {
+bool Job::Finish(v1::JobState state, const absl::Status& error,
+                 std::optional<v1::JobResult> result, absl::Time now, double* run_seconds) {
   {
     absl::MutexLock lock(&mu_);
-    if (IsTerminal(job_.state())) return;
+    if (IsTerminal(job_.state())) return false;
+    if (run_seconds != nullptr) {
+      *run_seconds = start_time_ < now ? absl::ToDoubleSeconds(now - start_time_) : 0.0;
+    }
     job_.set_state(state);
     job_.set_error_code(static_cast<int>(error.code()));
     job_.set_error_message(std::string(error.message()));
@@ -89,6 +93,7 @@ void Job::Finish(v1::JobState state, const absl::Status& error,
     AppendLocked(std::move(event), now);
   }
   work_.reset();
+  return true;
 }
 
 bool Job::RequestCancel() {

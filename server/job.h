@@ -46,10 +46,13 @@ class Job {
   // QUEUED -> RUNNING. False when the job is no longer queued (cancelled).
   bool MarkRunning(const std::string& device, absl::Time now);
   void AppendProgress(const v1::Progress& progress, absl::Time now);
-  // Moves to a terminal state (the first call wins; later ones are no-ops)
-  // and frees the problem data. state is SUCCEEDED, FAILED or CANCELLED.
-  void Finish(v1::JobState state, const absl::Status& error,
-              std::optional<v1::JobResult> result, absl::Time now);
+  // Moves to a terminal state and frees the problem data; state is
+  // SUCCEEDED, FAILED or CANCELLED. The first call wins and returns true;
+  // later ones change nothing and return false. *run_seconds (optional)
+  // gets the time since MarkRunning(), 0 for a job that never ran.
+  bool Finish(v1::JobState state, const absl::Status& error,
+              std::optional<v1::JobResult> result, absl::Time now,
+              double* run_seconds = nullptr);
   // Asks a queued or running job to stop; returns false if already finished.
   bool RequestCancel();
 
@@ -78,6 +81,7 @@ class Job {
   v1::Job job_ ABSL_GUARDED_BY(mu_);  // the public view, minus events
   std::vector<v1::JobEvent> events_ ABSL_GUARDED_BY(mu_);
   int64_t progress_events_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Time start_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
 

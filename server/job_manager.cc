@@ -231,16 +231,15 @@ void JobManager::Expire(const WorkItem& item) {
 }
 
 void JobManager::FinishJob(Job& job, JobOutcome outcome) {
-  const absl::Time now = absl::Now();
-  const v1::Job before = job.Snapshot();
-  if (IsTerminal(before.state())) return;
-  const absl::Time start = before.has_start_time()
-      ? absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(before.start_time()))
-      : now;
-  job.Finish(StateFor(outcome.status), outcome.status, std::move(outcome.result), now);
+  double run_seconds = 0;
+  // Only the call that really finishes the job counts it, so a cancel
+  // racing an expiry is counted once.
+  if (!job.Finish(StateFor(outcome.status), outcome.status, std::move(outcome.result),
+                  absl::Now(), &run_seconds)) {
+    return;
+  }
   const std::string family(job.family()->name());
-  metrics_->JobFinished(family, StatusLabel(outcome.status.code()),
-                        absl::ToDoubleSeconds(now - start));
+  metrics_->JobFinished(family, StatusLabel(outcome.status.code()), run_seconds);
   if (outcome.iterations > 0) metrics_->Iterations(family, outcome.iterations);
   UpdateGauges();
 }

@@ -27,8 +27,8 @@ TEST(Job, EventsAreNumberedAndEndWithTheTerminalState) {
   job->AppendProgress(p, t0);
   v1::JobResult result;
   result.mutable_ot()->set_iterations(10);
-  job->Finish(v1::JOB_STATE_SUCCEEDED, absl::OkStatus(), result, t0);
-  job->Finish(v1::JOB_STATE_FAILED, absl::InternalError("late"), std::nullopt, t0);  // no-op
+  EXPECT_TRUE(job->Finish(v1::JOB_STATE_SUCCEEDED, absl::OkStatus(), result, t0));
+  EXPECT_FALSE(job->Finish(v1::JOB_STATE_FAILED, absl::InternalError("late"), std::nullopt, t0));
   std::vector<v1::JobEvent> events;
   EXPECT_TRUE(job->ReadEvents(0, absl::ZeroDuration(), &events));
   ASSERT_EQ(events.size(), 5u);
