@@ -9,11 +9,7 @@
 
 #include <cmath>
 
-#ifdef __CUDACC__
-#define SOLVERD_HD __host__ __device__
-#else
-#define SOLVERD_HD
-#endif
+#include "common/host_device.h"
 
 namespace solverd::ot {
 

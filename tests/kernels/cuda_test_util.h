@@ -15,6 +15,25 @@
                                                  : "built without the CUDA backend"); \
   }
 
+namespace solverd {
+
+// A stream on CUDA device 0 for one test, destroyed with it.
+class TestStream {
+ public:
+  TestStream() { status_ = CreateStream(0, &stream_); }
+  ~TestStream() { if (stream_ != nullptr) DestroyStream(stream_); }
+  TestStream(const TestStream&) = delete;
+  TestStream& operator=(const TestStream&) = delete;
+  const Status& status() const { return status_; }
+  StreamHandle get() const { return stream_; }
+
+ private:
+  StreamHandle stream_ = nullptr;
+  Status status_;
+};
+
+}  // namespace solverd
+
 namespace solverd::ot {
 
 inline Status SolveOnCuda(const Problem& p, const Options& o, Result* result) {
