@@ -23,6 +23,14 @@
 namespace solverd::server {
 
 class BlobStore;
+class TunerRegistry;
+
+// What Prepare() may consult besides the spec: the server's shared inputs.
+struct PrepareContext {
+  const BlobStore& blobs;
+  const TunerRegistry* tuners = nullptr;  // sor tuners
+  std::string data_root;                  // --data-root; empty: no server files
+};
 
 // Where a batch runs: one CPU worker, or one CUDA stream on one GPU.
 struct Lane {
@@ -49,6 +57,8 @@ class PreparedJob {
   virtual int64_t MemoryBytes() const = 0;
   // Jobs with equal non-empty keys may be run together by RunBatch().
   virtual std::string BatchKey() const { return ""; }
+  // True when the job cannot run on a CUDA lane (e.g. sequential sweeps).
+  virtual bool RequiresCpu() const { return false; }
   virtual JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
                          const ::solverd::CancelToken* cancel) = 0;
 };
@@ -68,7 +78,7 @@ class Family {
   // Validates `spec` (whose problem is this family's) and converts it.
   // INVALID_ARGUMENT names the field, e.g. "ot.a: entry 3 is negative".
   virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
-      const v1::JobSpec& spec, const BlobStore& blobs) const = 0;
+      const v1::JobSpec& spec, const PrepareContext& context) const = 0;
   // Runs a batch of jobs that share a BatchKey. The default runs them one
   // after another; families with batched kernels override it.
   virtual void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const;

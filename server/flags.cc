@@ -1,3 +1,5 @@
+#include <filesystem>
+
 #include "server/flags.h"
 
 #include <string>
@@ -32,6 +34,9 @@ ABSL_FLAG(absl::Duration, result_ttl, kDefaults.result_ttl, "how long finished j
 ABSL_FLAG(int, max_jobs_retained, kDefaults.max_jobs_retained, "finished jobs kept at most");
 ABSL_FLAG(int64_t, blob_quota_bytes, kDefaults.blob_quota_bytes, "bytes of all blobs together");
 ABSL_FLAG(absl::Duration, blob_ttl, kDefaults.blob_ttl, "how long uploaded blobs are kept");
+ABSL_FLAG(std::string, data_root, "",
+          "directory whose files jobs may name (e.g. sor a_path); empty: none");
+ABSL_FLAG(int, max_tuners, kDefaults.max_tuners, "sor tuners at most");
 ABSL_FLAG(int, progress_interval_ms, 100, "minimum time between progress events of one job");
 ABSL_FLAG(absl::Duration, grace_period, kDefaults.grace_period,
           "on SIGTERM/SIGINT, how long running jobs may finish before being cancelled");
@@ -66,6 +71,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.blob_ttl = absl::GetFlag(FLAGS_blob_ttl);
   o.progress_interval = absl::Milliseconds(absl::GetFlag(FLAGS_progress_interval_ms));
   o.grace_period = absl::GetFlag(FLAGS_grace_period);
+  o.data_root = absl::GetFlag(FLAGS_data_root);
+  o.max_tuners = absl::GetFlag(FLAGS_max_tuners);
 
   if (o.metrics_port < 0 || o.metrics_port > 65535) return Bad("metrics_port", "not a port");
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
@@ -80,6 +87,10 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.blob_quota_bytes < 0) return Bad("blob_quota_bytes", "negative");
   if (o.progress_interval < absl::ZeroDuration()) return Bad("progress_interval_ms", "negative");
   if (o.grace_period < absl::ZeroDuration()) return Bad("grace_period", "negative");
+  if (o.max_tuners < 0) return Bad("max_tuners", "negative");
+  if (!o.data_root.empty() && !std::filesystem::is_directory(o.data_root)) {
+    return Bad("data_root", "not a directory");
+  }
   return o;
 }
 

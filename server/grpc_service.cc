@@ -61,6 +61,39 @@ grpc::Status SolverServiceImpl::SolveOt(grpc::ServerContext* ctx, const v1::Solv
   return Stream(ctx, job->id(), 0, writer);
 }
 
+grpc::Status SolverServiceImpl::CreateTuner(grpc::ServerContext*,
+                                            const v1::CreateTunerRequest* req, v1::Tuner* out) {
+  return Reply(manager_->tuners().Create(*req), out);
+}
+
+grpc::Status SolverServiceImpl::GetTuner(grpc::ServerContext*, const v1::GetTunerRequest* req,
+                                         v1::Tuner* out) {
+  return Reply(manager_->tuners().Get(req->name()), out);
+}
+
+grpc::Status SolverServiceImpl::ListTuners(grpc::ServerContext*, const v1::ListTunersRequest*,
+                                           v1::ListTunersResponse* out) {
+  *out = manager_->tuners().List();
+  return grpc::Status::OK;
+}
+
+grpc::Status SolverServiceImpl::DeleteTuner(grpc::ServerContext*,
+                                            const v1::DeleteTunerRequest* req,
+                                            v1::DeleteTunerResponse*) {
+  return ToGrpc(manager_->tuners().Delete(req->name()));
+}
+
+grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
+                                        grpc::ServerWriter<v1::JobEvent>* writer) {
+  v1::JobSpec spec;
+  *spec.mutable_sor() = req->sequence();
+  spec.set_priority(req->priority());
+  if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
+  auto job = manager_->Submit(spec);
+  if (!job.ok()) return ToGrpc(job.status());
+  return Stream(ctx, job->id(), 0, writer);
+}
+
 grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext*,
                                            grpc::ServerReader<v1::BlobChunk>* reader,
                                            v1::BlobInfo* out) {

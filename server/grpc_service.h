@@ -31,6 +31,16 @@ class SolverServiceImpl final : public v1::SolverService::Service {
                           v1::BlobInfo* out) override;
   grpc::Status DownloadBlob(grpc::ServerContext* ctx, const v1::DownloadBlobRequest* req,
                             grpc::ServerWriter<v1::BlobChunk>* writer) override;
+  grpc::Status CreateTuner(grpc::ServerContext*, const v1::CreateTunerRequest* req,
+                           v1::Tuner* out) override;
+  grpc::Status GetTuner(grpc::ServerContext*, const v1::GetTunerRequest* req,
+                        v1::Tuner* out) override;
+  grpc::Status ListTuners(grpc::ServerContext*, const v1::ListTunersRequest* req,
+                          v1::ListTunersResponse* out) override;
+  grpc::Status DeleteTuner(grpc::ServerContext*, const v1::DeleteTunerRequest* req,
+                           v1::DeleteTunerResponse* out) override;
+  grpc::Status TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
+                       grpc::ServerWriter<v1::JobEvent>* writer) override;
   grpc::Status SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
 

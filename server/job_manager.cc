@@ -81,7 +81,8 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
 JobManager::JobManager(const ServerOptions& options, Metrics* metrics)
     : options_(options), metrics_(metrics),
       store_({options.result_ttl, options.max_jobs_retained}),
-      blobs_({options.blob_quota_bytes, options.blob_ttl}) {}
+      blobs_({options.blob_quota_bytes, options.blob_ttl}),
+      tuners_(options.max_tuners) {}
 
 JobManager::~JobManager() {
   StopAccepting();
@@ -91,7 +92,7 @@ JobManager::~JobManager() {
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
-  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch");
+  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor");
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(spec.idempotency_key())) {
       return existing->Snapshot();
@@ -104,7 +105,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
     if (ns <= 0) return absl::InvalidArgumentError("deadline: must be positive");
     deadline = now + absl::Nanoseconds(ns);
   }
-  auto work = family->Prepare(spec, blobs_);
+  auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root});
   if (!work.ok()) return work.status();
 
   WorkItem item;
@@ -112,7 +113,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   item.deadline = deadline;
   item.batch_key = (*work)->BatchKey();
   item.memory_bytes = (*work)->MemoryBytes();
-  item.device = ToDeviceClass(spec.device());
+  item.device = (*work)->RequiresCpu() ? DeviceClass::kCpu : ToDeviceClass(spec.device());
   item.enqueue_time = now;
 
   v1::JobSpec meta = spec;  // the problem data lives in `work` from here on

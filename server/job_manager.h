@@ -21,6 +21,7 @@
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/scheduler.h"
+#include "server/tuner_registry.h"
 
 namespace solverd::server {
 
@@ -45,6 +46,7 @@ class JobManager {
                      const std::function<bool()>& stop) const;
 
   BlobStore& blobs() { return blobs_; }
+  TunerRegistry& tuners() { return tuners_; }
 
   // New submissions get UNAVAILABLE from now on.
   void StopAccepting() { accepting_ = false; }
@@ -64,6 +66,7 @@ class JobManager {
   Metrics* const metrics_;
   JobStore store_;
   BlobStore blobs_;
+  TunerRegistry tuners_;
   std::map<std::string, int64_t> budgets_;  // by device; fixed after Create
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> accepting_{true};

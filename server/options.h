@@ -31,6 +31,8 @@ struct ServerOptions {
   int max_jobs_retained = 100000;               // finished jobs kept at most
   int64_t blob_quota_bytes = int64_t{4} << 30;  // all blobs together
   absl::Duration blob_ttl = absl::Hours(24);
+  std::string data_root;  // server-side input files are read only under it; empty: none
+  int max_tuners = 1000;  // sor tuners at most
 
   absl::Duration progress_interval = absl::Milliseconds(100);  // per job
   absl::Duration grace_period = absl::Seconds(30);  // running jobs at shutdown

@@ -167,9 +167,9 @@ void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const
 }
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(
-    const v1::JobSpec& spec, const BlobStore& blobs) const {
-  if (spec.has_ot_batch()) return PrepareBatch(spec.ot_batch(), blobs);
-  auto work = ConvertOtProblem(spec.ot(), blobs, "ot");
+    const v1::JobSpec& spec, const PrepareContext& context) const {
+  if (spec.has_ot_batch()) return PrepareBatch(spec.ot_batch(), context.blobs);
+  auto work = ConvertOtProblem(spec.ot(), context.blobs, "ot");
   if (!work.ok()) return work.status();
   return std::make_unique<PreparedOt>(std::move(work->problem), work->options);
 }

@@ -16,7 +16,7 @@ class OtFamily final : public Family {
 
   absl::string_view name() const override { return "ot"; }
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
-      const v1::JobSpec& spec, const BlobStore& blobs) const override;
+      const v1::JobSpec& spec, const PrepareContext& context) const override;
   // On a CPU lane, solves the batch's problems side by side, one per lane
   // thread; on a CUDA lane, one after another on the lane's stream.
   void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const override;

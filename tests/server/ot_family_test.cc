@@ -24,7 +24,7 @@ v1::JobSpec CostSpec(int n, int m) {
 
 class OtFamilyTest : public ::testing::Test {
  protected:
-  absl::Status Prepare(const v1::JobSpec& spec) { return family_.Prepare(spec, blobs_).status(); }
+  absl::Status Prepare(const v1::JobSpec& spec) { return family_.Prepare(spec, {blobs_}).status(); }
   void ExpectInvalid(const v1::JobSpec& spec, const std::string& field) {
     absl::Status s = Prepare(spec);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << field << ": " << s;
@@ -35,7 +35,7 @@ class OtFamilyTest : public ::testing::Test {
 };
 
 TEST_F(OtFamilyTest, AcceptsAValidProblemAndRunsIt) {
-  auto job = family_.Prepare(CostSpec(3, 4), blobs_);
+  auto job = family_.Prepare(CostSpec(3, 4), {blobs_});
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_GT((*job)->MemoryBytes(), 3 * 4 * 8);
   Lane lane;
@@ -55,7 +55,7 @@ TEST_F(OtFamilyTest, EveryMethodSolvesAndCountsItsStages) {
     spec.mutable_ot()->set_eta(200);
     spec.mutable_ot()->set_tolerance(1e-9);
     Lane lane;
-    JobOutcome out = (*family_.Prepare(spec, blobs_))->Run(lane, nullptr, nullptr);
+    JobOutcome out = (*family_.Prepare(spec, {blobs_}))->Run(lane, nullptr, nullptr);
     ASSERT_TRUE(out.status.ok()) << v1::OtMethod_Name(method) << ": " << out.status;
     const v1::OtResult& r = out.result->ot();
     EXPECT_EQ(r.termination(), v1::OT_TERMINATION_CONVERGED) << v1::OtMethod_Name(method);
@@ -69,7 +69,7 @@ TEST_F(OtFamilyTest, SparsePlanComesBackInCoordinateForm) {
   v1::JobSpec spec = CostSpec(4, 4);
   spec.mutable_ot()->set_sparse_plan_threshold(1e-3);
   Lane lane;
-  JobOutcome out = (*family_.Prepare(spec, blobs_))->Run(lane, nullptr, nullptr);
+  JobOutcome out = (*family_.Prepare(spec, {blobs_}))->Run(lane, nullptr, nullptr);
   ASSERT_TRUE(out.status.ok()) << out.status;
   const v1::SparseMatrix& sparse = out.result->ot().sparse_plan();
   EXPECT_EQ(sparse.shape_size(), 2);
@@ -88,12 +88,12 @@ TEST_F(OtFamilyTest, BatchSolvesEachProblemAsAlone) {
     one.mutable_ot()->set_eta(5 + k);
     *batch.mutable_ot_batch()->add_problems() = one.ot();
     Lane lane;
-    alone.push_back((*family_.Prepare(one, blobs_))->Run(lane, nullptr, nullptr)
+    alone.push_back((*family_.Prepare(one, {blobs_}))->Run(lane, nullptr, nullptr)
                         .result->ot().transport_cost());
   }
   Lane lane;
   lane.cpu_threads = 3;
-  auto prepared = family_.Prepare(batch, blobs_);
+  auto prepared = family_.Prepare(batch, {blobs_});
   ASSERT_TRUE(prepared.ok()) << prepared.status();
   JobOutcome out = (*prepared)->Run(lane, nullptr, nullptr);
   ASSERT_TRUE(out.status.ok()) << out.status;
@@ -122,8 +122,8 @@ TEST_F(OtFamilyTest, RegIsTheInverseOfEta) {
   v1::JobSpec with_eta = CostSpec(3, 3), with_reg = CostSpec(3, 3);
   with_reg.mutable_ot()->set_reg(0.1);
   Lane lane;
-  auto a = (*family_.Prepare(with_eta, blobs_))->Run(lane, nullptr, nullptr);
-  auto b = (*family_.Prepare(with_reg, blobs_))->Run(lane, nullptr, nullptr);
+  auto a = (*family_.Prepare(with_eta, {blobs_}))->Run(lane, nullptr, nullptr);
+  auto b = (*family_.Prepare(with_reg, {blobs_}))->Run(lane, nullptr, nullptr);
   EXPECT_DOUBLE_EQ(a.result->ot().transport_cost(), b.result->ot().transport_cost());
 }
 

@@ -1,0 +1,47 @@
+#include "server/data_root.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <system_error>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace solverd::server {
+
+absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std::string& path,
+                                              absl::string_view field, int64_t max_bytes) {
+  namespace fs = std::filesystem;
+  if (root.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(field, ": this server reads no files (start it with --data-root)"));
+  }
+  if (path.empty() || fs::path(path).is_absolute()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must be a path relative to the data root"));
+  }
+  std::error_code ec;
+  const fs::path canonical_root = fs::canonical(root, ec);
+  if (ec) return absl::FailedPreconditionError(absl::StrCat("--data-root ", root, ": ", ec.message()));
+  const fs::path resolved = fs::canonical(canonical_root / path, ec);
+  if (ec) return absl::NotFoundError(absl::StrCat(field, ": ", path, " not found under the data root"));
+  const std::string prefix = canonical_root.string() + "/";
+  if (!absl::StartsWith(resolved.string(), prefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " leaves the data root"));
+  }
+  if (!fs::is_regular_file(resolved, ec)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is not a regular file"));
+  }
+  const auto size = fs::file_size(resolved, ec);
+  if (ec || static_cast<int64_t>(size) > max_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is larger than ",
+                                                   max_bytes, " bytes"));
+  }
+  std::ifstream in(resolved, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  if (!in && !in.eof()) return absl::InternalError(absl::StrCat(field, ": reading ", path, " failed"));
+  return bytes.str();
+}
+
+}  // namespace solverd::server

@@ -1,0 +1,131 @@
+#include "server/tuner_registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "google/protobuf/util/time_util.h"
+#include "server/status_util.h"
+
+namespace solverd::server {
+namespace {
+
+namespace sor = ::solverd::sor;
+
+constexpr size_t kMaxNameLength = 128;
+
+absl::Status ValidateName(const std::string& name) {
+  if (name.empty() || name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError("name: must have 1 to 128 characters");
+  }
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '-';
+    if (!ok) return absl::InvalidArgumentError("name: only letters, digits, '.', '_' and '-'");
+  }
+  return absl::OkStatus();
+}
+
+sor::TunerAlgorithm ToKernel(v1::TunerAlgorithm a) {
+  switch (a) {
+    case v1::TUNER_ALGORITHM_FIXED: return sor::TunerAlgorithm::kFixed;
+    case v1::TUNER_ALGORITHM_GRID_ORACLE: return sor::TunerAlgorithm::kGridOracle;
+    case v1::TUNER_ALGORITHM_TSALLIS_INF_CB: return sor::TunerAlgorithm::kTsallisInfCb;
+    case v1::TUNER_ALGORITHM_CHEBCB: return sor::TunerAlgorithm::kChebCb;
+    default: return sor::TunerAlgorithm::kTsallisInf;
+  }
+}
+
+sor::TunerConfig ToKernel(const v1::CreateTunerRequest& r) {
+  sor::TunerConfig c;
+  c.algorithm = ToKernel(r.algorithm());
+  c.grid.assign(r.grid().begin(), r.grid().end());
+  c.fixed_omega = r.fixed_omega();
+  c.seed = r.seed();
+  if (r.context_min() != 0 || r.context_max() != 0) {
+    c.context_min = r.context_min();
+    c.context_max = r.context_max();
+  }
+  if (r.context_bins() != 0) c.context_bins = r.context_bins();
+  if (r.chebyshev_terms() != 0) c.chebyshev_terms = r.chebyshev_terms();
+  return c;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& request) {
+  if (absl::Status s = ValidateName(request.name()); !s.ok()) return s;
+  if (!v1::TunerAlgorithm_IsValid(request.algorithm())) {
+    return absl::InvalidArgumentError("algorithm: unknown value");
+  }
+  Entry entry;
+  std::unique_ptr<sor::Tuner> tuner;
+  if (absl::Status s = FromKernel(sor::Tuner::Create(ToKernel(request), &tuner)); !s.ok()) {
+    return s;
+  }
+  entry.tuner = std::move(tuner);
+  entry.config = request;
+  entry.create_time = absl::Now();
+  absl::MutexLock lock(&mu_);
+  auto it = tuners_.find(request.name());
+  if (it != tuners_.end()) {
+    if (google::protobuf::util::MessageDifferencer::Equals(it->second.config, request)) {
+      return ToProto(it->first, it->second);
+    }
+    return absl::AlreadyExistsError(absl::StrCat(
+        "tuner ", request.name(), " exists with a different configuration"));
+  }
+  if (static_cast<int>(tuners_.size()) >= max_tuners_) {
+    return absl::ResourceExhaustedError(absl::StrCat("at most ", max_tuners_, " tuners"));
+  }
+  it = tuners_.emplace(request.name(), std::move(entry)).first;
+  return ToProto(it->first, it->second);
+}
+
+absl::StatusOr<TunerRegistry::Entry> TunerRegistry::Find(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = tuners_.find(name);
+  if (it == tuners_.end()) return absl::NotFoundError(absl::StrCat("tuner ", name, " not found"));
+  return it->second;
+}
+
+absl::StatusOr<v1::Tuner> TunerRegistry::Get(const std::string& name) const {
+  auto entry = Find(name);
+  if (!entry.ok()) return entry.status();
+  return ToProto(name, *entry);
+}
+
+v1::ListTunersResponse TunerRegistry::List() const {
+  absl::MutexLock lock(&mu_);
+  v1::ListTunersResponse out;
+  for (const auto& [name, entry] : tuners_) *out.add_tuners() = ToProto(name, entry);
+  return out;
+}
+
+absl::Status TunerRegistry::Delete(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  if (tuners_.erase(name) == 0) return absl::NotFoundError(absl::StrCat("tuner ", name, " not found"));
+  return absl::OkStatus();
+}
+
+v1::Tuner TunerRegistry::ToProto(const std::string& name, const Entry& entry) {
+  v1::Tuner out;
+  out.set_name(name);
+  out.set_algorithm(entry.config.algorithm() == v1::TUNER_ALGORITHM_UNSPECIFIED
+                        ? v1::TUNER_ALGORITHM_TSALLIS_INF
+                        : entry.config.algorithm());
+  const sor::TunerSnapshot snap = entry.tuner->Snapshot();
+  out.set_systems(snap.systems);
+  out.set_total_iterations(snap.total_iterations);
+  for (const sor::ArmState& a : snap.arms) {
+    v1::TunerArm* arm = out.add_arms();
+    arm->set_omega(a.omega);
+    arm->set_plays(a.plays);
+    arm->set_mean_iterations(a.mean_iterations);
+    arm->set_probability(a.probability);
+  }
+  *out.mutable_create_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(entry.create_time));
+  *out.mutable_config() = entry.config;
+  return out;
+}
+
+}  // namespace solverd::server

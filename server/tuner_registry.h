@@ -1,0 +1,53 @@
+// TunerRegistry: the server's named sor tuners (CreateTuner / GetTuner /
+// ListTuners / DeleteTuner), shared by every job that names them.
+//
+// A tuner outlives the jobs that use it; a job holds a shared_ptr, so
+// deleting a tuner does not disturb a job that is running with it. State is
+// in memory: a restart forgets it (durable state is the job store's work).
+// Thread-safe.
+#ifndef SOLVERD_SERVER_TUNER_REGISTRY_H_
+#define SOLVERD_SERVER_TUNER_REGISTRY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "solverd/v1/sor.pb.h"
+#include "sor/tuner.h"
+
+namespace solverd::server {
+
+class TunerRegistry {
+ public:
+  struct Entry {
+    std::shared_ptr<::solverd::sor::Tuner> tuner;
+    v1::CreateTunerRequest config;  // as given, for GetTuner and idempotent creates
+    absl::Time create_time;
+  };
+
+  explicit TunerRegistry(int max_tuners) : max_tuners_(max_tuners) {}
+
+  // INVALID_ARGUMENT for a bad name or configuration; ALREADY_EXISTS when
+  // the name is taken by a different configuration (the same one returns
+  // the existing tuner); RESOURCE_EXHAUSTED beyond max_tuners.
+  absl::StatusOr<v1::Tuner> Create(const v1::CreateTunerRequest& request);
+  absl::StatusOr<Entry> Find(const std::string& name) const;  // NOT_FOUND
+  absl::StatusOr<v1::Tuner> Get(const std::string& name) const;
+  v1::ListTunersResponse List() const;
+  absl::Status Delete(const std::string& name);
+
+  static v1::Tuner ToProto(const std::string& name, const Entry& entry);
+
+ private:
+  const int max_tuners_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Entry> tuners_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_TUNER_REGISTRY_H_
