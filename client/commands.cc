@@ -165,6 +165,7 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
   if (command == "demo") return Demo(client, args);
   if (command == "health") return Health(client);
   if (command == "list") return List(client);
+  if (command == "tuner") return TunerCommand(client, args);
   if (command == "submit") {
     absl::Status s = NeedArgs(args, 1, "submit <problem.json> [--watch]");
     if (!s.ok()) return s;
@@ -187,7 +188,7 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
     return absl::OkStatus();
   }
   return Usage(absl::StrCat("unknown command '", command,
-                            "'; commands: demo, submit, watch, get, list, cancel, health"));
+                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner"));
 }
 
 }  // namespace solverd::client

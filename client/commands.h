@@ -16,6 +16,9 @@ namespace solverd::client {
 absl::Status RunCommand(SolverClient& client, const std::string& command,
                         const std::vector<std::string>& args);
 
+// tuner create|get|list|delete (sor tuners).
+absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& args);
+
 // Reads a JSON problem file (a JobSpec in proto3 JSON) into *spec.
 absl::Status ReadJobSpecFile(const std::string& path, v1::JobSpec* spec);
 

@@ -34,6 +34,10 @@ ABSL_FLAG(int, dim, 2, "demo ot: point dimension");
 ABSL_FLAG(double, eta, 20, "demo ot: inverse regularisation");
 ABSL_FLAG(std::string, method, "auto", "demo ot: auto, sinkhorn or sns");
 ABSL_FLAG(uint64_t, seed, 1, "demo: random seed");
+ABSL_FLAG(std::string, algorithm, "tsallis-inf",
+          "tuner create: tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle or fixed");
+ABSL_FLAG(double, context_min, 0, "tuner create: lower end of the context range");
+ABSL_FLAG(double, context_max, 1, "tuner create: upper end of the context range");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "health: RPC timeout");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
 
@@ -45,7 +49,9 @@ int main(int argc, char** argv) {
       "  submit FILE.json [--watch]  submit a JobSpec in JSON\n"
       "  watch JOB [--from-event=N] [--json]\n"
       "  get JOB | cancel JOB | list [--state=S] [--family=F] [--all]\n"
-      "  health                   exit 0 when the server is SERVING");
+      "  health                   exit 0 when the server is SERVING\n"
+      "  tuner create NAME [--algorithm=A] [--context-min=X --context-max=Y] [--seed=N]\n"
+      "  tuner get NAME | tuner list | tuner delete NAME   (sor tuners, as JSON)");
   absl::FlagsUsageConfig usage;
   usage.contains_help_flags = [](absl::string_view f) { return absl::StrContains(f, "client/"); };
   absl::SetFlagsUsageConfig(usage);

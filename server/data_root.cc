@@ -23,11 +23,14 @@ absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std
   std::error_code ec;
   const fs::path canonical_root = fs::canonical(root, ec);
   if (ec) return absl::FailedPreconditionError(absl::StrCat("--data-root ", root, ": ", ec.message()));
-  const fs::path resolved = fs::canonical(canonical_root / path, ec);
-  if (ec) return absl::NotFoundError(absl::StrCat(field, ": ", path, " not found under the data root"));
+  // Symlinks in the existing part resolved, ".." folded: where it really points.
+  const fs::path resolved = fs::weakly_canonical(canonical_root / path, ec);
   const std::string prefix = canonical_root.string() + "/";
-  if (!absl::StartsWith(resolved.string(), prefix)) {
+  if (ec || !absl::StartsWith(resolved.string(), prefix)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " leaves the data root"));
+  }
+  if (!fs::exists(resolved, ec)) {
+    return absl::NotFoundError(absl::StrCat(field, ": ", path, " not found under the data root"));
   }
   if (!fs::is_regular_file(resolved, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is not a regular file"));

@@ -1,5 +1,7 @@
 #include "sor/sequence.h"
 
+#include <algorithm>
+
 namespace solverd::sor {
 namespace {
 
@@ -7,6 +9,12 @@ namespace {
 bool Better(const Result& a, const Result& b) {
   if (a.converged != b.converged) return a.converged;
   return a.iterations < b.iterations;
+}
+
+// A solve that did not converge (or diverged and stopped early) counts as
+// the whole budget, so no tuner learns to like a diverging omega.
+int64_t FeedbackIterations(const Result& r, const Options& o) {
+  return r.converged ? r.iterations : std::max(r.iterations, o.max_iterations);
 }
 
 }  // namespace
@@ -23,7 +31,7 @@ Status SolveTuned(Tuner& tuner, const Device& device, StreamHandle stream, const
     out->omega = o.omega = grid[out->arm];
     Status s = Solve(device, stream, a, order, b, x0, o, sink, cancel, &out->result);
     out->work_iterations = out->result.iterations;
-    if (s.ok()) tuner.Observe(out->arm, context, out->result.iterations);
+    if (s.ok()) tuner.Observe(out->arm, context, FeedbackIterations(out->result, o));
     return s;
   }
   std::vector<int64_t> iterations(grid.size());
@@ -32,7 +40,7 @@ Status SolveTuned(Tuner& tuner, const Device& device, StreamHandle stream, const
     o.omega = grid[arm];
     Result r;
     SOLVERD_RETURN_IF_ERROR(Solve(device, stream, a, order, b, x0, o, sink, cancel, &r));
-    iterations[arm] = r.iterations;
+    iterations[arm] = FeedbackIterations(r, o);
     out->work_iterations += r.iterations;
     if (arm == 0 || Better(r, out->result)) {
       out->arm = static_cast<int>(arm);

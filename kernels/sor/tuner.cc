@@ -27,7 +27,7 @@ Status ValidateConfig(const TunerConfig& c) {
   }
   if (!(c.context_max > c.context_min) || !std::isfinite(c.context_min) ||
       !std::isfinite(c.context_max)) {
-    return InvalidArgument("context_range: max must be finite and above min");
+    return InvalidArgument("context_max: must be finite and above context_min");
   }
   if (c.context_bins < 1 || c.context_bins > 1000) {
     return InvalidArgument("context_bins: must lie in [1, 1000]");
