@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:50051
 METRICS_PORT ?= 9464
 
-.PHONY: all deps configure build serve test test-gpu gpu-bundle bench-service bench-ot clean
+.PHONY: all deps configure build serve test test-gpu gpu-bundle bench-service bench-ot bench-sor clean
 
 all: build
 
@@ -42,6 +42,9 @@ bench-service: build
 
 bench-ot: build
 	SOLVERD_BUILD_DIR=$(BUILD) bench/ot/run
+
+bench-sor: build
+	SOLVERD_BUILD_DIR=$(BUILD) bench/sor/run
 
 clean:
 	rm -rf $(BUILD) build-kernels build-gpu

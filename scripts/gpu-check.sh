@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with nvcc 13 and CMake but no Debian packages or
 # network: builds kernels/ on its own, runs the gpu-labelled tests, runs
-# them again under compute-sanitizer (memcheck, racecheck), runs the GPU ot
+# them again under compute-sanitizer (memcheck, racecheck; ot and sor), runs the GPU ot
 # benchmark (bench/ot/ot_gpu_bench.cc: half-step bandwidth against the copy
 # bandwidth, CUDA against CPU), and writes every log under $OUT (default:
 # ./gpu-check-out); the benchmark's JSON lands in $OUT/ot_gpu.json.
@@ -30,7 +30,7 @@ step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for test in ot_sinkhorn ot_sns; do
+for test in ot_sinkhorn ot_sns sor_solver; do
   for tool in memcheck racecheck; do
     step "sanitizer-$tool-$test" "$SAN" --tool "$tool" --error-exitcode 3 \
       "build-gpu/tests/${test}_test" --gtest_filter='*Cuda*'

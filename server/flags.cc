@@ -36,6 +36,8 @@ ABSL_FLAG(int64_t, blob_quota_bytes, kDefaults.blob_quota_bytes, "bytes of all b
 ABSL_FLAG(absl::Duration, blob_ttl, kDefaults.blob_ttl, "how long uploaded blobs are kept");
 ABSL_FLAG(std::string, data_root, "",
           "directory whose files jobs may name (e.g. sor a_path); empty: none");
+ABSL_FLAG(std::string, state_dir, "",
+          "directory for state that survives restarts (sor tuners today); empty: none");
 ABSL_FLAG(int, max_tuners, kDefaults.max_tuners, "sor tuners at most");
 ABSL_FLAG(int, progress_interval_ms, 100, "minimum time between progress events of one job");
 ABSL_FLAG(absl::Duration, grace_period, kDefaults.grace_period,
@@ -73,6 +75,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.grace_period = absl::GetFlag(FLAGS_grace_period);
   o.data_root = absl::GetFlag(FLAGS_data_root);
   o.max_tuners = absl::GetFlag(FLAGS_max_tuners);
+  o.state_dir = absl::GetFlag(FLAGS_state_dir);
 
   if (o.metrics_port < 0 || o.metrics_port > 65535) return Bad("metrics_port", "not a port");
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
@@ -88,6 +91,11 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.progress_interval < absl::ZeroDuration()) return Bad("progress_interval_ms", "negative");
   if (o.grace_period < absl::ZeroDuration()) return Bad("grace_period", "negative");
   if (o.max_tuners < 0) return Bad("max_tuners", "negative");
+  if (!o.state_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.state_dir, ec);
+    if (!std::filesystem::is_directory(o.state_dir)) return Bad("state_dir", "cannot create it");
+  }
   if (!o.data_root.empty() && !std::filesystem::is_directory(o.data_root)) {
     return Bad("data_root", "not a directory");
   }

@@ -54,6 +54,13 @@ grpc::Status SolverServiceImpl::SolveOt(grpc::ServerContext* ctx, const v1::Solv
                                         grpc::ServerWriter<v1::JobEvent>* writer) {
   v1::JobSpec spec;
   *spec.mutable_ot() = req->problem();
+  return SubmitAndStream(ctx, std::move(spec), req, writer);
+}
+
+template <typename Request>
+grpc::Status SolverServiceImpl::SubmitAndStream(grpc::ServerContext* ctx, v1::JobSpec spec,
+                                                const Request* req,
+                                                grpc::ServerWriter<v1::JobEvent>* writer) {
   spec.set_priority(req->priority());
   if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
   auto job = manager_->Submit(spec);
@@ -87,11 +94,7 @@ grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::Tune
                                         grpc::ServerWriter<v1::JobEvent>* writer) {
   v1::JobSpec spec;
   *spec.mutable_sor() = req->sequence();
-  spec.set_priority(req->priority());
-  if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
-  auto job = manager_->Submit(spec);
-  if (!job.ok()) return ToGrpc(job.status());
-  return Stream(ctx, job->id(), 0, writer);
+  return SubmitAndStream(ctx, std::move(spec), req, writer);
 }
 
 grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext*,

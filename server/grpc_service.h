@@ -45,6 +45,11 @@ class SolverServiceImpl final : public v1::SolverService::Service {
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
 
  private:
+  // The convenience RPCs: submit `spec` with the request's priority and
+  // deadline, then stream the job's events.
+  template <typename Request>
+  grpc::Status SubmitAndStream(grpc::ServerContext* ctx, v1::JobSpec spec, const Request* req,
+                               grpc::ServerWriter<v1::JobEvent>* writer);
   grpc::Status Stream(grpc::ServerContext* ctx, const std::string& job_id, int64_t from_event,
                       grpc::ServerWriter<v1::JobEvent>* writer);
 

@@ -1,6 +1,7 @@
 #include "server/job_manager.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -82,7 +83,11 @@ JobManager::JobManager(const ServerOptions& options, Metrics* metrics)
     : options_(options), metrics_(metrics),
       store_({options.result_ttl, options.max_jobs_retained}),
       blobs_({options.blob_quota_bytes, options.blob_ttl}),
-      tuners_(options.max_tuners) {}
+      tuners_(options.max_tuners, options.state_dir) {
+  for (const std::string& warning : tuners_.Load()) {
+    std::fprintf(stderr, "solverd: %s\n", warning.c_str());
+  }
+}
 
 JobManager::~JobManager() {
   StopAccepting();

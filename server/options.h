@@ -33,6 +33,7 @@ struct ServerOptions {
   absl::Duration blob_ttl = absl::Hours(24);
   std::string data_root;  // server-side input files are read only under it; empty: none
   int max_tuners = 1000;  // sor tuners at most
+  std::string state_dir;  // sor tuners are checkpointed here; empty: in memory only
 
   absl::Duration progress_interval = absl::Milliseconds(100);  // per job
   absl::Duration grace_period = absl::Seconds(30);  // running jobs at shutdown

@@ -1,6 +1,7 @@
 #include "server/sor_family.h"
 
 #include <chrono>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -34,8 +35,10 @@ class SequenceSink final : public ::solverd::ProgressSink {
 
 class PreparedSor final : public PreparedJob {
  public:
-  PreparedSor(SorWork work, std::string tuner_name, std::optional<TunerRegistry::Entry> tuner)
-      : work_(std::move(work)), tuner_name_(std::move(tuner_name)), tuner_(std::move(tuner)) {}
+  PreparedSor(SorWork work, std::string tuner_name, std::optional<TunerRegistry::Entry> tuner,
+              const TunerRegistry* registry)
+      : work_(std::move(work)), tuner_name_(std::move(tuner_name)), tuner_(std::move(tuner)),
+        registry_(registry) {}
 
   int64_t MemoryBytes() const override {
     int64_t bytes = 0;
@@ -68,6 +71,7 @@ class PreparedSor final : public PreparedJob {
   const SorWork work_;
   const std::string tuner_name_;
   const std::optional<TunerRegistry::Entry> tuner_;
+  const TunerRegistry* const registry_;  // to checkpoint the tuner after the run
 };
 
 JobOutcome PreparedSor::Run(const Lane& lane, ::solverd::ProgressSink* sink,
@@ -130,7 +134,14 @@ JobOutcome PreparedSor::Run(const Lane& lane, ::solverd::ProgressSink* sink,
     }
   }
   out.set_seconds(elapsed());
-  if (tuner_.has_value()) *out.mutable_tuner_state() = TunerRegistry::ToProto(tuner_name_, *tuner_);
+  if (tuner_.has_value()) {
+    *out.mutable_tuner_state() = TunerRegistry::ToProto(tuner_name_, *tuner_);
+    // What it learned must survive a restart; a failed write costs the job
+    // nothing but is worth a line in the log.
+    if (absl::Status s = registry_->Persist(tuner_name_); !s.ok()) {
+      std::fprintf(stderr, "solverd: tuner %s: %s\n", tuner_name_.c_str(), s.ToString().c_str());
+    }
+  }
   outcome.status = FromKernel(status);
   outcome.result.emplace();
   *outcome.result->mutable_sor() = std::move(out);
@@ -154,7 +165,8 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> SorFamily::Prepare(
   if (work->options.ordering == sor::Ordering::kNatural && spec.device() == v1::DEVICE_CUDA) {
     return absl::InvalidArgumentError("sor.ordering: natural ordering runs on the CPU only");
   }
-  return std::make_unique<PreparedSor>(*std::move(work), in.tuner(), std::move(tuner));
+  return std::make_unique<PreparedSor>(*std::move(work), in.tuner(), std::move(tuner),
+                                       context.tuners);
 }
 
 }  // namespace solverd::server

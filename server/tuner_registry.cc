@@ -1,5 +1,13 @@
 #include "server/tuner_registry.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
@@ -49,9 +57,117 @@ sor::TunerConfig ToKernel(const v1::CreateTunerRequest& r) {
   return c;
 }
 
+v1::TunerCheckpoint CheckpointToProto(const sor::TunerCheckpoint& c) {
+  v1::TunerCheckpoint out;
+  out.set_systems(c.systems);
+  out.set_total_iterations(c.total_iterations);
+  out.set_cost_sum(c.cost_sum);
+  out.set_rng(c.rng);
+  for (const sor::ArmState& a : c.arms) {
+    v1::TunerArm* arm = out.add_arms();
+    arm->set_omega(a.omega);
+    arm->set_plays(a.plays);
+    arm->set_mean_iterations(a.mean_iterations);
+  }
+  out.mutable_last_probabilities()->Add(c.last_probabilities.begin(), c.last_probabilities.end());
+  out.mutable_learner()->Add(c.learner.begin(), c.learner.end());
+  return out;
+}
+
+sor::TunerCheckpoint CheckpointFromProto(const v1::TunerCheckpoint& c) {
+  sor::TunerCheckpoint out;
+  out.systems = c.systems();
+  out.total_iterations = c.total_iterations();
+  out.cost_sum = c.cost_sum();
+  out.rng = c.rng();
+  for (const v1::TunerArm& a : c.arms()) {
+    out.arms.push_back({a.omega(), a.plays(), a.mean_iterations(), 0});
+  }
+  out.last_probabilities.assign(c.last_probabilities().begin(), c.last_probabilities().end());
+  out.learner.assign(c.learner().begin(), c.learner().end());
+  return out;
+}
+
+// Writes `bytes` to `path` so that a crash leaves the old file or the new
+// one, never a torn one: temp file, fsync, rename.
+absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
+  const std::string temp = path + ".tmp";
+  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", temp));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n <= 0) break;
+    done += static_cast<size_t>(n);
+  }
+  const bool ok = done == bytes.size() && ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
+    std::remove(temp.c_str());
+    return absl::InternalError(absl::StrCat("cannot write ", path));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& request) {
+std::string TunerRegistry::PathFor(const std::string& name) const {
+  return state_dir_ + "/tuners/" + name + ".tuner";
+}
+
+absl::Status TunerRegistry::Write(const std::string& name, const Entry& entry) const {
+  if (state_dir_.empty()) return absl::OkStatus();
+  v1::TunerCheckpoint checkpoint = CheckpointToProto(entry.tuner->Checkpoint());
+  *checkpoint.mutable_config() = entry.config;
+  *checkpoint.mutable_create_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(entry.create_time));
+  absl::MutexLock lock(&file_mu_);
+  std::error_code ec;
+  std::filesystem::create_directories(state_dir_ + "/tuners", ec);
+  return WriteAtomically(PathFor(name), checkpoint.SerializeAsString());
+}
+
+absl::Status TunerRegistry::Persist(const std::string& name) const {
+  auto entry = Find(name);
+  if (!entry.ok()) return absl::OkStatus();  // deleted meanwhile: nothing to keep
+  return Write(name, *entry);
+}
+
+std::vector<std::string> TunerRegistry::Load() {
+  std::vector<std::string> warnings;
+  if (state_dir_.empty()) return warnings;
+  std::error_code ec;
+  for (const auto& file : std::filesystem::directory_iterator(state_dir_ + "/tuners", ec)) {
+    if (file.path().extension() != ".tuner") continue;
+    const std::string path = file.path().string();
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    v1::TunerCheckpoint checkpoint;
+    if (!checkpoint.ParseFromString(bytes.str())) {
+      warnings.push_back(absl::StrCat(path, ": not a tuner checkpoint; skipped"));
+      continue;
+    }
+    auto entry = MakeEntry(checkpoint.config());
+    if (!entry.ok()) {
+      warnings.push_back(absl::StrCat(path, ": ", entry.status().message(), "; skipped"));
+      continue;
+    }
+    absl::Status restored = FromKernel(entry->tuner->Restore(CheckpointFromProto(checkpoint)));
+    if (!restored.ok()) {
+      warnings.push_back(absl::StrCat(path, ": ", restored.message(), "; skipped"));
+      continue;
+    }
+    entry->create_time = absl::FromUnixNanos(
+        google::protobuf::util::TimeUtil::TimestampToNanoseconds(checkpoint.create_time()));
+    absl::MutexLock lock(&mu_);
+    tuners_.emplace(checkpoint.config().name(), *std::move(entry));
+  }
+  return warnings;
+}
+
+absl::StatusOr<TunerRegistry::Entry> TunerRegistry::MakeEntry(
+    const v1::CreateTunerRequest& request) {
   if (absl::Status s = ValidateName(request.name()); !s.ok()) return s;
   if (!v1::TunerAlgorithm_IsValid(request.algorithm())) {
     return absl::InvalidArgumentError("algorithm: unknown value");
@@ -64,6 +180,13 @@ absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& re
   entry.tuner = std::move(tuner);
   entry.config = request;
   entry.create_time = absl::Now();
+  return entry;
+}
+
+absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& request) {
+  auto made = MakeEntry(request);
+  if (!made.ok()) return made.status();
+  Entry entry = *std::move(made);
   absl::MutexLock lock(&mu_);
   auto it = tuners_.find(request.name());
   if (it != tuners_.end()) {
@@ -77,6 +200,10 @@ absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& re
     return absl::ResourceExhaustedError(absl::StrCat("at most ", max_tuners_, " tuners"));
   }
   it = tuners_.emplace(request.name(), std::move(entry)).first;
+  if (absl::Status s = Write(it->first, it->second); !s.ok()) {
+    tuners_.erase(it);
+    return s;
+  }
   return ToProto(it->first, it->second);
 }
 
@@ -103,6 +230,10 @@ v1::ListTunersResponse TunerRegistry::List() const {
 absl::Status TunerRegistry::Delete(const std::string& name) {
   absl::MutexLock lock(&mu_);
   if (tuners_.erase(name) == 0) return absl::NotFoundError(absl::StrCat("tuner ", name, " not found"));
+  if (!state_dir_.empty()) {
+    absl::MutexLock file_lock(&file_mu_);
+    std::remove(PathFor(name).c_str());
+  }
   return absl::OkStatus();
 }
 

@@ -2,15 +2,17 @@
 // ListTuners / DeleteTuner), shared by every job that names them.
 //
 // A tuner outlives the jobs that use it; a job holds a shared_ptr, so
-// deleting a tuner does not disturb a job that is running with it. State is
-// in memory: a restart forgets it (durable state is the job store's work).
-// Thread-safe.
+// deleting a tuner does not disturb a job that is running with it. With a
+// state directory, every tuner is checkpointed to <dir>/tuners/<name>.tuner
+// when created and after each job that used it (write-temp, fsync, rename),
+// and reloaded by Load() at startup. Thread-safe.
 #ifndef SOLVERD_SERVER_TUNER_REGISTRY_H_
 #define SOLVERD_SERVER_TUNER_REGISTRY_H_
 
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -29,7 +31,15 @@ class TunerRegistry {
     absl::Time create_time;
   };
 
-  explicit TunerRegistry(int max_tuners) : max_tuners_(max_tuners) {}
+  // `state_dir` empty: tuners live in memory only.
+  explicit TunerRegistry(int max_tuners, std::string state_dir = "")
+      : max_tuners_(max_tuners), state_dir_(std::move(state_dir)) {}
+
+  // Reloads the checkpoints under the state directory. A file that cannot
+  // be read is skipped and named in the returned warnings.
+  std::vector<std::string> Load();
+  // Writes `name`'s checkpoint (no-op without a state directory).
+  absl::Status Persist(const std::string& name) const;
 
   // INVALID_ARGUMENT for a bad name or configuration; ALREADY_EXISTS when
   // the name is taken by a different configuration (the same one returns
@@ -43,7 +53,14 @@ class TunerRegistry {
   static v1::Tuner ToProto(const std::string& name, const Entry& entry);
 
  private:
+  // A validated, fresh tuner for `request` (not yet registered).
+  static absl::StatusOr<Entry> MakeEntry(const v1::CreateTunerRequest& request);
+  std::string PathFor(const std::string& name) const;
+  absl::Status Write(const std::string& name, const Entry& entry) const;
+
   const int max_tuners_;
+  const std::string state_dir_;
+  mutable absl::Mutex file_mu_;  // one checkpoint write at a time
   mutable absl::Mutex mu_;
   std::map<std::string, Entry> tuners_ ABSL_GUARDED_BY(mu_);
 };

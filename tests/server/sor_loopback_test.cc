@@ -1,6 +1,7 @@
 // The sor family through the real server: tuner RPCs, TuneSor streaming,
 // Matrix Market input from a blob and from --data-root, solverctl tuner and
 // the README's example sequence.
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -152,6 +153,27 @@ TEST_F(SorLoopback, SolverctlTunerAndTheExampleSequence) {
   EXPECT_NE(testing::RunProgram({SOLVERCTL_BINARY, server, "tuner", "get", "example"}, &out), 0);
   EXPECT_NE(testing::RunProgram({SOLVERCTL_BINARY, server, "tuner", "create", "x",
                                  "--algorithm=ucb"}, &out), 0);
+}
+
+TEST(SorRestart, TunerStateSurvivesAServerRestart) {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("solverd_sor_state_" + std::to_string(getpid()));
+  const std::string example = std::string(SOLVERD_SOURCE_DIR) + "/examples/sor_sequence.json";
+  std::string out;
+  {
+    TestServer first({"--state-dir=" + dir});
+    ASSERT_TRUE(first.ok()) << first.error();
+    const std::string server = "--server=" + first.address();
+    ASSERT_EQ(testing::RunProgram({SOLVERCTL_BINARY, server, "tuner", "create", "example"}, &out), 0) << out;
+    ASSERT_EQ(testing::RunProgram({SOLVERCTL_BINARY, server, "submit", example, "--watch"}, &out), 0) << out;
+    EXPECT_EQ(first.StopWith(SIGTERM, 10000), 0);
+  }
+  TestServer second({"--state-dir=" + dir});
+  ASSERT_TRUE(second.ok()) << second.error();
+  ASSERT_EQ(testing::RunProgram({SOLVERCTL_BINARY, "--server=" + second.address(), "tuner", "get",
+                                 "example"}, &out), 0) << out;
+  EXPECT_NE(out.find("\"systems\": \"3\""), std::string::npos) << out;
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
