@@ -23,10 +23,9 @@ def generate_stubs(proto_root, out_dir):
     import grpc_tools
     include = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     here = os.path.dirname(os.path.abspath(__file__))
-    protos = [
-        (proto_root, "solverd/v1/common.proto"),
-        (proto_root, "solverd/v1/ot.proto"),
-        (proto_root, "solverd/v1/jobs.proto"),
+    # Every API file, so a new family's proto needs no change here.
+    api = sorted(os.listdir(os.path.join(proto_root, "solverd/v1")))
+    protos = [(proto_root, f"solverd/v1/{name}") for name in api if name.endswith(".proto")] + [
         # Compiled from its own directory, so the module is `health_pb2`
         # rather than grpc.health.v1, which the grpc package would shadow.
         (os.path.join(proto_root, "grpc/health/v1"), "health.proto"),
@@ -103,6 +102,27 @@ class SolverdPythonClient(unittest.TestCase):
         self.assertEqual(events[-1].state.state, jobs_pb2.JOB_STATE_SUCCEEDED)
         result = [e.result.ot for e in events if e.HasField("result")][0]
         self.assertLess(result.transport_cost, 1e-6)  # the identity plan costs 0
+
+    def test_tune_sor_through_a_named_tuner(self):
+        from solverd.v1 import jobs_pb2, jobs_pb2_grpc, sor_pb2
+        stub = jobs_pb2_grpc.SolverServiceStub(self.channel)
+        stub.CreateTuner(sor_pb2.CreateTunerRequest(
+            name="py", algorithm=sor_pb2.TUNER_ALGORITHM_CHEBCB), timeout=10)
+        sequence = sor_pb2.SorSequence(tuner="py", method=sor_pb2.SOR_METHOD_SSOR_CG)
+        for shift in (0.0, 0.5, 1.0):
+            system = sequence.systems.add(context=shift)
+            system.a.rows = 3
+            system.a.row_ptr.extend([0, 2, 5, 7])
+            system.a.col_idx.extend([0, 1, 0, 1, 2, 1, 2])
+            system.a.values.extend([2 + shift, -1, -1, 2 + shift, -1, -1, 2 + shift])
+            system.b.values.extend([1.0, 0.0, 1.0])
+        events = list(stub.TuneSor(sor_pb2.TuneSorRequest(sequence=sequence), timeout=30))
+        self.assertEqual(events[-1].state.state, jobs_pb2.JOB_STATE_SUCCEEDED)
+        result = [e.result.sor for e in events if e.HasField("result")][0]
+        self.assertEqual(len(result.solves), 3)
+        self.assertTrue(all(s.converged for s in result.solves))
+        tuner = stub.GetTuner(sor_pb2.GetTunerRequest(name="py"), timeout=10)
+        self.assertEqual(tuner.systems, 3)
 
 
 if __name__ == "__main__":
