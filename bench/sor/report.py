@@ -25,7 +25,7 @@ def main(json_path, md_path):
         if not rows:
             continue
         lines += [f"## {case}", "",
-                  "| system | iterations | seconds | " + " | ".join(f"iterations vs {r}" for r in refs) + " |",
+                  "| system | iterations | seconds | " + " | ".join(f"{r} iterations / these" for r in refs) + " |",
                   "|---|---|---|" + "---|" * len(refs)]
         for system, m in rows.items():
             ratios = []
