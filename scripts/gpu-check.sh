@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # GPU check, for a machine with nvcc 13 and CMake but no Debian packages or
 # network: builds kernels/ on its own, runs the gpu-labelled tests, runs
-# them again under compute-sanitizer (memcheck, racecheck; ot and sor), runs the GPU ot
-# benchmark (bench/ot/ot_gpu_bench.cc: half-step bandwidth against the copy
-# bandwidth, CUDA against CPU), and writes every log under $OUT (default:
-# ./gpu-check-out); the benchmark's JSON lands in $OUT/ot_gpu.json.
+# them again under compute-sanitizer (memcheck, racecheck; ot and sor),
+# runs the GPU benchmarks (bench/ot/ot_gpu_bench.cc, bench/sor/
+# sor_gpu_bench.cc: achieved against copy bandwidth, CUDA against CPU), and
+# writes every log under $OUT (default: ./gpu-check-out); the benchmarks'
+# JSON lands in $OUT/ot_gpu.json and $OUT/sor_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
 set -uo pipefail
@@ -39,5 +40,8 @@ done
 # GPU benchmark figures, named for the device, for bench/results/.
 if [[ -x build-gpu/ot_gpu_bench ]]; then
   step bench-ot-gpu build-gpu/ot_gpu_bench && cp "$OUT/bench-ot-gpu.log" "$OUT/ot_gpu.json"
+fi
+if [[ -x build-gpu/sor_gpu_bench ]]; then
+  step bench-sor-gpu build-gpu/sor_gpu_bench && cp "$OUT/bench-sor-gpu.log" "$OUT/sor_gpu.json"
 fi
 exit $status

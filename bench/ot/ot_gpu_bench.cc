@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/gpu_bench_util.h"
 #include "ot/ot.h"
 
 namespace {
@@ -20,36 +21,11 @@ namespace {
 using solverd::Device;
 namespace ot = solverd::ot;
 
-std::string records;
+solverd::bench::BenchRecords records;
 
 void Record(const std::string& c, const std::string& system, const std::string& backend,
             const std::string& metric, double value) {
-  char line[512];
-  std::snprintf(line, sizeof(line),
-                "%s\n  {\"case\": \"%s\", \"system\": \"%s\", \"backend\": \"%s\", "
-                "\"metric\": \"%s\", \"value\": %.6g}",
-                records.empty() ? "" : ",", c.c_str(), system.c_str(), backend.c_str(),
-                metric.c_str(), value);
-  records += line;
-}
-
-double CopyBandwidth(size_t bytes) {
-  void *a = nullptr, *b = nullptr;
-  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) return 0;
-  cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudaEventRecord(start);
-  const int reps = 20;
-  for (int r = 0; r < reps; ++r) cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);
-  cudaEventRecord(stop);
-  cudaEventSynchronize(stop);
-  float ms = 0;
-  cudaEventElapsedTime(&ms, start, stop);
-  cudaFree(a);
-  cudaFree(b);
-  return 2.0 * bytes * reps / (ms * 1e-3);  // read + write
+  records.Add(c, system, backend, metric, value);
 }
 
 ot::Problem RandomAssignment(int n, double eta) {
@@ -116,7 +92,7 @@ int main() {
     return 1;
   }
   const int n = 8192;  // C is 512 MiB: far larger than any cache
-  const double copy = CopyBandwidth(static_cast<size_t>(n) * n * 8);
+  const double copy = solverd::bench::CopyBandwidth(static_cast<size_t>(n) * n * 8);
   Record("bandwidth_n8192", "cudaMemcpy-d2d", "cuda", "bytes_per_second", copy);
   ot::Problem big = PointClouds(n, 10);
   ot::Options o;
@@ -137,8 +113,6 @@ int main() {
 
   Compare("random_assignment_n500", RandomAssignment(500, 1200), 1e-9, true);
   Compare("pot_n5000", PointClouds(5000, 100), 1e-6, true);
-  std::printf("{\"family\": \"ot\", \"machine\": \"%s\", \"command\": \"scripts/gpu-check.sh\", "
-              "\"records\": [%s\n]}\n",
-              solverd::CudaDeviceName(0).c_str(), records.c_str());
+  records.Print("ot", solverd::CudaDeviceName(0));
   return 0;
 }

@@ -19,6 +19,7 @@
 #include "sor/sor.h"
 #include "sor/tuner.h"
 #include "sor_cases.h"
+#include "throughput.h"
 
 namespace {
 
@@ -231,7 +232,7 @@ void RunThroughput(int nx, int threads) {
   o.max_iterations = 10;
   o.tolerance = 1e-30;  // never met: exactly max_iterations iterations
   o.threads = threads;
-  const double matrix_bytes = a.nnz() * 12.0 + (a.n + 1) * 8.0;
+  const double matrix_bytes = solverd::bench::CsrBytes(a);
   sor::Result r;
   // A solve of 10 iterations is 10 sweeps and 11 residuals (an SpMV each).
   const double solve_s = SecondsOf([&] {
@@ -243,11 +244,12 @@ void RunThroughput(int nx, int threads) {
   // Large enough that the copy streams from memory, not cache.
   std::vector<char> src(std::max<size_t>(matrix_bytes, size_t{256} << 20)), dst(src.size());
   const double copy_s = SecondsOf([&] { std::memcpy(dst.data(), src.data(), src.size()); }, 20);
-  records.push_back({name, "sweep", "bytes_per_second", (matrix_bytes + a.n * 24.0) / sweep_s});
-  records.push_back({name, "spmv", "bytes_per_second", (matrix_bytes + a.n * 16.0) / spmv_s});
+  const double sweep_bytes = solverd::bench::SweepBytes(a), spmv_bytes = solverd::bench::SpmvBytes(a);
+  records.push_back({name, "sweep", "bytes_per_second", sweep_bytes / sweep_s});
+  records.push_back({name, "spmv", "bytes_per_second", spmv_bytes / spmv_s});
   records.push_back({name, "memcpy", "bytes_per_second", 2.0 * src.size() / copy_s});
   std::fprintf(stderr, "  %s sweep %.2f GB/s, spmv %.2f GB/s, memcpy %.2f GB/s\n", name.c_str(),
-               (matrix_bytes + a.n * 24.0) / sweep_s / 1e9, (matrix_bytes + a.n * 16.0) / spmv_s / 1e9,
+               sweep_bytes / sweep_s / 1e9, spmv_bytes / spmv_s / 1e9,
                2.0 * src.size() / copy_s / 1e9);
 }
 
