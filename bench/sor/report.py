@@ -43,8 +43,8 @@ def main(json_path, md_path):
                   for s, m in ss.items() if "bytes_per_second" in m}
     if throughput:
         lines += ["## Throughput", "",
-                  "Bytes a kernel must move at least (CSR once, its vectors once) over its time; "
-                  "the sweep's time is a 10-iteration solve's less its 11 residual SpMVs, per sweep.",
+                  "Bytes a kernel must move at least (CSR once, its vectors once) over its time, "
+                  "each kernel timed on its own through the solver's CPU backend.",
                   "", "| case | kernel | GB/s |", "|---|---|---|"]
         for (case, system), v in throughput.items():
             lines.append(f"| {case} | {system} | {v / 1e9:.2f} |")

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "sor/sequence.h"
+#include "sor/sor_backend.h"
 #include "sor/sor.h"
 #include "sor/tuner.h"
 #include "sor_cases.h"
@@ -221,26 +222,22 @@ double SecondsOf(const std::function<void()>& f, int repeats) {
 }
 
 // Bytes a sweep or SpMV must move at least (matrix once, vectors once)
-// over its time, next to a plain memcpy of the same order of bytes.
+// over its time, next to a plain memcpy.
 void RunThroughput(int nx, int threads) {
   const std::string name = "throughput_nx" + std::to_string(nx);
   solverd::bench::HeatEquation heat(nx);
   const sor::CsrMatrix& a = heat.Matrix(1);
   const sor::SweepOrder order = sor::MulticolorOrder(a);
-  const std::vector<double> b(a.n, 1.0);
-  sor::Options o;
-  o.max_iterations = 10;
-  o.tolerance = 1e-30;  // never met: exactly max_iterations iterations
-  o.threads = threads;
   const double matrix_bytes = solverd::bench::CsrBytes(a);
-  sor::Result r;
-  // A solve of 10 iterations is 10 sweeps and 11 residuals (an SpMV each).
-  const double solve_s = SecondsOf([&] {
-    Check(sor::Solve(Device::Cpu(), nullptr, a, order, b, {}, o, nullptr, nullptr, &r));
-  }, 3);
-  std::vector<double> x(a.n, 1.0), y(a.n);
-  const double spmv_s = SecondsOf([&] { sor::Multiply(a, x.data(), y.data(), threads); }, 50);
-  const double sweep_s = std::max(1e-12, (solve_s - 11 * spmv_s) / 10);
+  // The backend the solvers use, timed operation by operation.
+  auto backend = sor::internal::MakeCpuBackend(a, order, threads);
+  Check(backend->Upload(sor::internal::kB, std::vector<double>(a.n, 1.0)));
+  const double sweep_s = SecondsOf([&] {
+    Check(backend->Sweep(sor::internal::kX, sor::internal::kB, 1.5, /*forward=*/true));
+  }, 20);
+  const double spmv_s = SecondsOf([&] {
+    Check(backend->Multiply(sor::internal::kX, sor::internal::kQ));
+  }, 20);
   // Large enough that the copy streams from memory, not cache.
   std::vector<char> src(std::max<size_t>(matrix_bytes, size_t{256} << 20)), dst(src.size());
   const double copy_s = SecondsOf([&] { std::memcpy(dst.data(), src.data(), src.size()); }, 20);

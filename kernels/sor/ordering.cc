@@ -61,6 +61,23 @@ SweepOrder MulticolorOrder(const CsrMatrix& a) {
   return order;
 }
 
+CsrMatrix RowsInSweepOrder(const CsrMatrix& a, const SweepOrder& order) {
+  CsrMatrix out;
+  out.n = a.n;
+  out.row_ptr.reserve(a.n + 1);
+  out.row_ptr.push_back(0);
+  out.col_idx.reserve(a.nnz());
+  out.values.reserve(a.nnz());
+  for (int32_t i : order.rows) {
+    out.col_idx.insert(out.col_idx.end(), a.col_idx.begin() + a.row_ptr[i],
+                       a.col_idx.begin() + a.row_ptr[i + 1]);
+    out.values.insert(out.values.end(), a.values.begin() + a.row_ptr[i],
+                      a.values.begin() + a.row_ptr[i + 1]);
+    out.row_ptr.push_back(out.nnz());
+  }
+  return out;
+}
+
 bool SamePattern(const CsrMatrix& a, const CsrMatrix& b) {
   return a.n == b.n && a.row_ptr == b.row_ptr && a.col_idx == b.col_idx;
 }

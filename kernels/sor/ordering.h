@@ -31,6 +31,11 @@ struct SweepOrder {
 SweepOrder NaturalOrder(int32_t n);
 SweepOrder MulticolorOrder(const CsrMatrix& a);
 
+// A with its rows stored in sweep order (row k of the result is row
+// order.rows[k] of A; column indices unchanged), so a colour's rows are
+// contiguous and a sweep reads the matrix once.
+CsrMatrix RowsInSweepOrder(const CsrMatrix& a, const SweepOrder& order);
+
 // True when both matrices have the same row_ptr and col_idx (so one
 // SweepOrder serves both).
 bool SamePattern(const CsrMatrix& a, const CsrMatrix& b);

@@ -16,7 +16,12 @@ constexpr int64_t kRowsPerThread = 4096;
 class CpuBackend final : public SorBackend {
  public:
   CpuBackend(const CsrMatrix& a, const SweepOrder& order, int threads)
-      : a_(a), order_(order), threads_(threads) {
+      : n_(a.n), order_(order), threads_(threads) {
+    // The natural order is A's own storage order: no copy needed.
+    if (order.parallel) ordered_ = RowsInSweepOrder(a, order);
+    const CsrMatrix& storage = order.parallel ? ordered_ : a;
+    view_ = {storage.row_ptr.data(), storage.col_idx.data(), storage.values.data(),
+             order.rows.data()};
     for (auto& v : vectors_) v.assign(a.n, 0.0);
   }
 
@@ -46,50 +51,51 @@ class CpuBackend final : public SorBackend {
     const double* xs = vectors_[x].data();
     const double* bs = vectors_[rhs].data();
     double* r = vectors_[out].data();
-    Rows([&](int64_t i) { r[i] = RowResidual(a_.row_ptr.data(), a_.col_idx.data(),
-                                             a_.values.data(), bs, xs, i); });
+    Slots([&](int64_t slot) {
+      const int32_t i = view_.rows[slot];
+      r[i] = bs[i] - RowProduct(view_, slot, xs);
+    });
     return Status::Ok();
   }
   Status Multiply(Vec x, Vec out) override {
-    sor::Multiply(a_, vectors_[x].data(), vectors_[out].data(), threads_);
+    const double* xs = vectors_[x].data();
+    double* y = vectors_[out].data();
+    Slots([&](int64_t slot) { y[view_.rows[slot]] = RowProduct(view_, slot, xs); });
     return Status::Ok();
   }
   Status Dot(Vec u, Vec v, double* out) override {
     const double* us = vectors_[u].data();
     const double* vs = vectors_[v].data();
     double sum = 0;
-    for (int32_t i = 0; i < a_.n; ++i) sum += us[i] * vs[i];
+    for (int32_t i = 0; i < n_; ++i) sum += us[i] * vs[i];
     *out = sum;
     return Status::Ok();
   }
   Status Axpy(double alpha, Vec x, Vec y) override {
     const double* xs = vectors_[x].data();
     double* ys = vectors_[y].data();
-    for (int32_t i = 0; i < a_.n; ++i) ys[i] += alpha * xs[i];
+    for (int32_t i = 0; i < n_; ++i) ys[i] += alpha * xs[i];
     return Status::Ok();
   }
   Status Xpay(Vec x, double beta, Vec y) override {
     const double* xs = vectors_[x].data();
     double* ys = vectors_[y].data();
-    for (int32_t i = 0; i < a_.n; ++i) ys[i] = xs[i] + beta * ys[i];
+    for (int32_t i = 0; i < n_; ++i) ys[i] = xs[i] + beta * ys[i];
     return Status::Ok();
   }
 
  private:
   template <typename F>
-  void Rows(F&& per_row) {
-    ParallelFor(a_.n, threads_, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) per_row(i);
+  void Slots(F&& per_slot) {
+    ParallelFor(n_, threads_, [&](int64_t begin, int64_t end) {
+      for (int64_t slot = begin; slot < end; ++slot) per_slot(slot);
     }, kRowsPerThread);
   }
 
   void RelaxGroup(int64_t begin, int64_t end, Vec x, Vec rhs, double omega, bool forward) {
-    const int32_t* rows = order_.rows.data();
     double* xs = vectors_[x].data();
     const double* bs = vectors_[rhs].data();
-    auto relax = [&](int64_t k) {
-      RelaxRow(a_.row_ptr.data(), a_.col_idx.data(), a_.values.data(), bs, omega, rows[k], xs);
-    };
+    auto relax = [&](int64_t slot) { RelaxRow(view_, slot, bs, omega, xs); };
     if (!order_.parallel) {  // natural order: each row reads its predecessors' new values
       if (forward) {
         for (int64_t k = begin; k < end; ++k) relax(k);
@@ -103,8 +109,10 @@ class CpuBackend final : public SorBackend {
     }, kRowsPerThread);
   }
 
-  const CsrMatrix& a_;
+  const int32_t n_;
   const SweepOrder& order_;
+  CsrMatrix ordered_;  // A in sweep order; empty for the natural order
+  OrderedCsrView view_;
   const int threads_;
   std::vector<double> vectors_[kVectors];
 };

@@ -21,30 +21,23 @@ using ::solverd::internal::CheckLaunch;
 constexpr int kThreads = 256;
 constexpr int kMaxReduceBlocks = 1024;  // = the threads of the final pass
 
-struct DeviceCsr {
-  const int64_t* row_ptr;
-  const int32_t* col_idx;
-  const double* values;
-  int32_t n;
-};
-
-__global__ void RelaxGroupKernel(DeviceCsr a, const int32_t* rows, int64_t begin, int64_t count,
+__global__ void RelaxGroupKernel(OrderedCsrView a, int64_t begin, int64_t count,
                                  const double* rhs, double omega, double* x) {
   const int64_t k = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (k < count) RelaxRow(a.row_ptr, a.col_idx, a.values, rhs, omega, rows[begin + k], x);
+  if (k < count) RelaxRow(a, begin + k, rhs, omega, x);
 }
 
-__global__ void ResidualKernel(DeviceCsr a, const double* x, const double* rhs, double* out) {
-  const int32_t i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < a.n) out[i] = RowResidual(a.row_ptr, a.col_idx, a.values, rhs, x, i);
+__global__ void ResidualKernel(OrderedCsrView a, int32_t n, const double* x, const double* rhs,
+                               double* out) {
+  const int32_t slot = blockIdx.x * blockDim.x + threadIdx.x;
+  if (slot >= n) return;
+  const int32_t i = a.rows[slot];
+  out[i] = rhs[i] - RowProduct(a, slot, x);
 }
 
-__global__ void MultiplyKernel(DeviceCsr a, const double* x, double* out) {
-  const int32_t i = blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= a.n) return;
-  double sum = 0;
-  for (int64_t k = a.row_ptr[i]; k < a.row_ptr[i + 1]; ++k) sum += a.values[k] * x[a.col_idx[k]];
-  out[i] = sum;
+__global__ void MultiplyKernel(OrderedCsrView a, int32_t n, const double* x, double* out) {
+  const int32_t slot = blockIdx.x * blockDim.x + threadIdx.x;
+  if (slot < n) out[a.rows[slot]] = RowProduct(a, slot, x);
 }
 
 __device__ double BlockSum(double v) {
@@ -92,10 +85,14 @@ class CudaBackend final : public SorBackend {
 
   Status Init(const CsrMatrix& a) {
     n_ = a.n;
-    SOLVERD_RETURN_IF_ERROR(row_ptr_.Upload(a.row_ptr.data(), a.row_ptr.size(), stream_));
-    SOLVERD_RETURN_IF_ERROR(col_idx_.Upload(a.col_idx.data(), a.col_idx.size(), stream_));
-    SOLVERD_RETURN_IF_ERROR(values_.Upload(a.values.data(), a.values.size(), stream_));
+    // Rows in sweep order: a colour's rows are contiguous on the device.
+    const CsrMatrix ordered = RowsInSweepOrder(a, order_);
+    SOLVERD_RETURN_IF_ERROR(row_ptr_.Upload(ordered.row_ptr.data(), ordered.row_ptr.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(col_idx_.Upload(ordered.col_idx.data(), ordered.col_idx.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(values_.Upload(ordered.values.data(), ordered.values.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(rows_.Upload(order_.rows.data(), order_.rows.size(), stream_));
+    // `ordered` dies with this call; the copies must be done first.
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
     for (auto& v : vectors_) SOLVERD_RETURN_IF_ERROR(v.Allocate(n_));
     SOLVERD_RETURN_IF_ERROR(partials_.Allocate(kMaxReduceBlocks + 1));
     return Status::Ok();
@@ -127,18 +124,18 @@ class CudaBackend final : public SorBackend {
       const int64_t count = order_.group_ptr[g + 1] - begin;
       if (count == 0) continue;
       RelaxGroupKernel<<<BlocksFor(count), kThreads, 0, stream_>>>(
-          Csr(), rows_.data(), begin, count, vectors_[rhs].data(), omega, vectors_[x].data());
+          View(), begin, count, vectors_[rhs].data(), omega, vectors_[x].data());
       SOLVERD_RETURN_IF_ERROR(CheckLaunch("RelaxGroupKernel", stream_));
     }
     return Status::Ok();
   }
   Status Residual(Vec x, Vec rhs, Vec out) override {
     ResidualKernel<<<BlocksFor(n_), kThreads, 0, stream_>>>(
-        Csr(), vectors_[x].data(), vectors_[rhs].data(), vectors_[out].data());
+        View(), n_, vectors_[x].data(), vectors_[rhs].data(), vectors_[out].data());
     return CheckLaunch("ResidualKernel", stream_);
   }
   Status Multiply(Vec x, Vec out) override {
-    MultiplyKernel<<<BlocksFor(n_), kThreads, 0, stream_>>>(Csr(), vectors_[x].data(),
+    MultiplyKernel<<<BlocksFor(n_), kThreads, 0, stream_>>>(View(), n_, vectors_[x].data(),
                                                             vectors_[out].data());
     return CheckLaunch("MultiplyKernel", stream_);
   }
@@ -167,7 +164,9 @@ class CudaBackend final : public SorBackend {
   }
 
  private:
-  DeviceCsr Csr() const { return {row_ptr_.data(), col_idx_.data(), values_.data(), n_}; }
+  OrderedCsrView View() const {
+    return {row_ptr_.data(), col_idx_.data(), values_.data(), rows_.data()};
+  }
 
   const SweepOrder& order_;
   const cudaStream_t stream_;
