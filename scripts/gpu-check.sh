@@ -8,6 +8,9 @@
 # JSON lands in $OUT/ot_gpu.json and $OUT/sor_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
+# SANITIZE_TESTS narrows the sanitizer runs (default: all three programs);
+# each sanitizer run is cut at SANITIZE_TIMEOUT seconds (racecheck on the
+# SNS test runs for minutes).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -31,9 +34,10 @@ step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for test in ot_sinkhorn ot_sns sor_solver; do
+for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns sor_solver}; do
   for tool in memcheck racecheck; do
-    step "sanitizer-$tool-$test" "$SAN" --tool "$tool" --error-exitcode 3 \
+    step "sanitizer-$tool-$test" timeout "${SANITIZE_TIMEOUT:-240}" \
+      "$SAN" --tool "$tool" --error-exitcode 3 \
       "build-gpu/tests/${test}_test" --gtest_filter='*Cuda*'
   done
 done
