@@ -230,10 +230,10 @@ void RunThroughput(int nx, int threads) {
   const sor::SweepOrder order = sor::MulticolorOrder(a);
   const double matrix_bytes = solverd::bench::CsrBytes(a);
   // The backend the solvers use, timed operation by operation.
-  auto backend = sor::internal::MakeCpuBackend(a, order, threads);
-  Check(backend->Upload(sor::internal::kB, std::vector<double>(a.n, 1.0)));
+  auto backend = sor::internal::MakeCpuBackend({&a}, order, threads);
+  Check(backend->Upload(sor::internal::kB, 0, std::vector<double>(a.n, 1.0)));
   const double sweep_s = SecondsOf([&] {
-    Check(backend->Sweep(sor::internal::kX, sor::internal::kB, 1.5, /*forward=*/true));
+    Check(backend->Sweep(sor::internal::kX, sor::internal::kB, {1.5}, /*forward=*/true));
   }, 20);
   const double spmv_s = SecondsOf([&] {
     Check(backend->Multiply(sor::internal::kX, sor::internal::kQ));

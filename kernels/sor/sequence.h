@@ -26,6 +26,24 @@ Status SolveTuned(Tuner& tuner, const Device& device, StreamHandle stream, const
                   const std::vector<double>& x0, double context, const Options& options,
                   ProgressSink* sink, const CancelToken* cancel, TunedSolve* out);
 
+// One system of a batch handed to SolveTunedBatch; x0 empty: zeros.
+struct SequenceSystem {
+  const CsrMatrix* a = nullptr;
+  const std::vector<double>* b = nullptr;
+  const std::vector<double>* x0 = nullptr;
+  double context = 0;
+};
+
+// Up to kMaxBatch systems of one pattern solved together (SolveBatch), each
+// with the omega `tuner` chooses for it, or options.omega when `tuner` is
+// null. Only for tuners that choose ahead (Tuner::chooses_ahead): a learning
+// tuner must see each result before it picks the next omega (SolveTuned).
+// statuses[k] is system k's own outcome; only its successes are fed back.
+Status SolveTunedBatch(Tuner* tuner, const Device& device, StreamHandle stream,
+                       const std::vector<SequenceSystem>& systems, const SweepOrder& order,
+                       const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                       std::vector<TunedSolve>* out, std::vector<Status>* statuses);
+
 }  // namespace solverd::sor
 
 #endif  // SOLVERD_KERNELS_SOR_SEQUENCE_H_

@@ -65,8 +65,33 @@ Status Solve(const Device& device, StreamHandle stream, const CsrMatrix& a,
              const std::vector<double>& x0, const Options& options, ProgressSink* sink,
              const CancelToken* cancel, Result* result);
 
-// Device memory one solve needs, for admission control.
-int64_t EstimateBytes(const CsrMatrix& a);
+// One system of a batch. The batch shares A's sparsity pattern; b, x0
+// (empty: zeros) and omega are its own.
+struct BatchSystem {
+  const CsrMatrix* a = nullptr;
+  const std::vector<double>* b = nullptr;
+  const std::vector<double>* x0 = nullptr;
+  double omega = 1.0;
+};
+
+// Systems one batched launch serves.
+constexpr int kMaxBatch = 64;
+
+// Solves up to kMaxBatch systems with one pattern together: each sweep,
+// SpMV or vector operation is one launch over the whole batch, so many
+// small systems fill a GPU that one would leave idle. Each system stops on
+// its own (converged, diverged, max_iterations) and gets its own result and
+// status (statuses[s]: e.g. INVALID_ARGUMENT when CG finds system s not
+// positive definite); result seconds are the batch's. Options.omega is
+// unused (each system has its own). The returned status is the batch's:
+// invalid input, CANCELLED (iterates so far in `results`), device errors.
+Status SolveBatch(const Device& device, StreamHandle stream,
+                  const std::vector<BatchSystem>& systems, const SweepOrder& order,
+                  const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                  std::vector<Result>* results, std::vector<Status>* statuses);
+
+// Device memory a solve of `batch` systems like A needs, for admission control.
+int64_t EstimateBytes(const CsrMatrix& a, int batch = 1);
 
 }  // namespace solverd::sor
 

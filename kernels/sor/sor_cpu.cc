@@ -1,5 +1,6 @@
-// The CPU SorBackend: colours relax in parallel over threads, the natural
-// order one row after another; vector operations are plain loops.
+// The CPU SorBackend: colours relax in parallel over threads (and over the
+// systems of a batch), the natural order one row after another; vector
+// operations are plain loops.
 #include <algorithm>
 #include <vector>
 
@@ -15,30 +16,38 @@ constexpr int64_t kRowsPerThread = 4096;
 
 class CpuBackend final : public SorBackend {
  public:
-  CpuBackend(const CsrMatrix& a, const SweepOrder& order, int threads)
-      : n_(a.n), order_(order), threads_(threads) {
-    // The natural order is A's own storage order: no copy needed.
-    if (order.parallel) ordered_ = RowsInSweepOrder(a, order);
-    const CsrMatrix& storage = order.parallel ? ordered_ : a;
-    view_ = {storage.row_ptr.data(), storage.col_idx.data(), storage.values.data(),
-             order.rows.data()};
-    for (auto& v : vectors_) v.assign(a.n, 0.0);
+  CpuBackend(const std::vector<const CsrMatrix*>& systems, const SweepOrder& order, int threads)
+      : n_(systems[0]->n), order_(order), threads_(threads) {
+    ordered_.reserve(systems.size());  // views_ point into it
+    for (const CsrMatrix* a : systems) {
+      // The natural order is A's own storage order: no copy needed.
+      if (order.parallel) ordered_.push_back(RowsInSweepOrder(*a, order));
+      const CsrMatrix& storage = order.parallel ? ordered_.back() : *a;
+      views_.push_back({storage.row_ptr.data(), storage.col_idx.data(), storage.values.data(),
+                        order.rows.data()});
+    }
+    for (auto& v : vectors_) v.assign(static_cast<size_t>(batch()) * n_, 0.0);
+    active_.assign(batch(), 1);
   }
 
-  Status Upload(Vec v, const std::vector<double>& host) override {
-    vectors_[v] = host;
+  int batch() const override { return static_cast<int>(views_.size()); }
+  Status SetActive(uint64_t mask) override {
+    for (int s = 0; s < batch(); ++s) active_[s] = (mask >> s) & 1;
     return Status::Ok();
   }
-  Status Download(Vec v, std::vector<double>* host) override {
-    *host = vectors_[v];
+  Status Upload(Vec v, int s, const std::vector<double>& host) override {
+    std::copy(host.begin(), host.end(), Of(v, s));
+    return Status::Ok();
+  }
+  Status Download(Vec v, int s, std::vector<double>* host) override {
+    host->assign(Of(v, s), Of(v, s) + n_);
     return Status::Ok();
   }
   Status Zero(Vec v) override {
-    std::fill(vectors_[v].begin(), vectors_[v].end(), 0.0);
-    return Status::Ok();
+    return Each([&](int s) { std::fill(Of(v, s), Of(v, s) + n_, 0.0); });
   }
 
-  Status Sweep(Vec x, Vec rhs, double omega, bool forward) override {
+  Status Sweep(Vec x, Vec rhs, const Scalars& omega, bool forward) override {
     const int64_t groups = order_.groups();
     for (int64_t step = 0; step < groups; ++step) {
       const int64_t g = forward ? step : groups - 1 - step;
@@ -46,82 +55,111 @@ class CpuBackend final : public SorBackend {
     }
     return Status::Ok();
   }
-
   Status Residual(Vec x, Vec rhs, Vec out) override {
-    const double* xs = vectors_[x].data();
-    const double* bs = vectors_[rhs].data();
-    double* r = vectors_[out].data();
-    Slots([&](int64_t slot) {
-      const int32_t i = view_.rows[slot];
-      r[i] = bs[i] - RowProduct(view_, slot, xs);
+    Slots(0, n_, [&](int s, int64_t from, int64_t to) {
+      const OrderedCsrView& a = views_[s];
+      const double *xs = Of(x, s), *bs = Of(rhs, s);
+      double* r = Of(out, s);
+      for (int64_t slot = from; slot < to; ++slot) {
+        const int32_t i = a.rows[slot];
+        r[i] = bs[i] - RowProduct(a, slot, xs);
+      }
     });
     return Status::Ok();
   }
   Status Multiply(Vec x, Vec out) override {
-    const double* xs = vectors_[x].data();
-    double* y = vectors_[out].data();
-    Slots([&](int64_t slot) { y[view_.rows[slot]] = RowProduct(view_, slot, xs); });
+    Slots(0, n_, [&](int s, int64_t from, int64_t to) {
+      const OrderedCsrView& a = views_[s];
+      const double* xs = Of(x, s);
+      double* y = Of(out, s);
+      for (int64_t slot = from; slot < to; ++slot) y[a.rows[slot]] = RowProduct(a, slot, xs);
+    });
     return Status::Ok();
   }
-  Status Dot(Vec u, Vec v, double* out) override {
-    const double* us = vectors_[u].data();
-    const double* vs = vectors_[v].data();
-    double sum = 0;
-    for (int32_t i = 0; i < n_; ++i) sum += us[i] * vs[i];
-    *out = sum;
-    return Status::Ok();
+  Status Dot(Vec u, Vec v, Scalars* out) override {
+    out->assign(batch(), 0.0);
+    return Each([&](int s) {
+      const double* us = Of(u, s);
+      const double* vs = Of(v, s);
+      double sum = 0;
+      for (int32_t i = 0; i < n_; ++i) sum += us[i] * vs[i];
+      (*out)[s] = sum;
+    });
   }
-  Status Axpy(double alpha, Vec x, Vec y) override {
-    const double* xs = vectors_[x].data();
-    double* ys = vectors_[y].data();
-    for (int32_t i = 0; i < n_; ++i) ys[i] += alpha * xs[i];
-    return Status::Ok();
+  Status Axpy(const Scalars& alpha, Vec x, Vec y) override {
+    return Each([&](int s) {
+      const double* xs = Of(x, s);
+      double* ys = Of(y, s);
+      for (int32_t i = 0; i < n_; ++i) ys[i] += alpha[s] * xs[i];
+    });
   }
-  Status Xpay(Vec x, double beta, Vec y) override {
-    const double* xs = vectors_[x].data();
-    double* ys = vectors_[y].data();
-    for (int32_t i = 0; i < n_; ++i) ys[i] = xs[i] + beta * ys[i];
-    return Status::Ok();
+  Status Xpay(Vec x, const Scalars& beta, Vec y) override {
+    return Each([&](int s) {
+      const double* xs = Of(x, s);
+      double* ys = Of(y, s);
+      for (int32_t i = 0; i < n_; ++i) ys[i] = xs[i] + beta[s] * ys[i];
+    });
   }
 
  private:
+  double* Of(Vec v, int s) { return vectors_[v].data() + static_cast<size_t>(s) * n_; }
+
   template <typename F>
-  void Slots(F&& per_slot) {
-    ParallelFor(n_, threads_, [&](int64_t begin, int64_t end) {
-      for (int64_t slot = begin; slot < end; ++slot) per_slot(slot);
+  Status Each(F&& per_system) {
+    for (int s = 0; s < batch(); ++s) {
+      if (active_[s]) per_system(s);
+    }
+    return Status::Ok();
+  }
+  // per_range(s, from, to) over slots [begin, end) of every active system,
+  // split over threads across systems and slots alike.
+  template <typename F>
+  void Slots(int64_t begin, int64_t end, F&& per_range) {
+    const int64_t count = end - begin;
+    if (count == 0) return;
+    ParallelFor(count * batch(), threads_, [&](int64_t lo, int64_t hi) {
+      // One system's run of slots at a time: a tight loop per system, as
+      // small systems iterate in microseconds.
+      for (int64_t q = lo; q < hi;) {
+        const int s = static_cast<int>(q / count);
+        const int64_t first = q % count, last = std::min(count, first + (hi - q));
+        if (active_[s]) per_range(s, begin + first, begin + last);
+        q += last - first;
+      }
     }, kRowsPerThread);
   }
 
-  void RelaxGroup(int64_t begin, int64_t end, Vec x, Vec rhs, double omega, bool forward) {
-    double* xs = vectors_[x].data();
-    const double* bs = vectors_[rhs].data();
-    auto relax = [&](int64_t slot) { RelaxRow(view_, slot, bs, omega, xs); };
-    if (!order_.parallel) {  // natural order: each row reads its predecessors' new values
+  void RelaxGroup(int64_t begin, int64_t end, Vec x, Vec rhs, const Scalars& omega,
+                  bool forward) {
+    auto relax = [&](int s, int64_t from, int64_t to) {
+      const OrderedCsrView& a = views_[s];
+      const double* bs = Of(rhs, s);
+      double* xs = Of(x, s);
       if (forward) {
-        for (int64_t k = begin; k < end; ++k) relax(k);
-      } else {
-        for (int64_t k = end - 1; k >= begin; --k) relax(k);
+        for (int64_t k = from; k < to; ++k) RelaxRow(a, k, bs, omega[s], xs);
+      } else {  // matters in natural order only: rows of a colour are uncoupled
+        for (int64_t k = to - 1; k >= from; --k) RelaxRow(a, k, bs, omega[s], xs);
       }
-      return;
-    }
-    ParallelFor(end - begin, threads_, [&](int64_t lo, int64_t hi) {
-      for (int64_t k = begin + lo; k < begin + hi; ++k) relax(k);
-    }, kRowsPerThread);
+    };
+    if (order_.parallel) return Slots(begin, end, relax);
+    // Natural order: one group, each row reading its neighbours' new values.
+    (void)Each([&](int s) { relax(s, begin, end); });
   }
 
   const int32_t n_;
   const SweepOrder& order_;
-  CsrMatrix ordered_;  // A in sweep order; empty for the natural order
-  OrderedCsrView view_;
+  std::vector<CsrMatrix> ordered_;  // each A in sweep order; empty for the natural order
+  std::vector<OrderedCsrView> views_;
   const int threads_;
+  std::vector<char> active_;
   std::vector<double> vectors_[kVectors];
 };
 
 }  // namespace
 
-std::unique_ptr<SorBackend> MakeCpuBackend(const CsrMatrix& a, const SweepOrder& order,
-                                           int threads) {
-  return std::make_unique<CpuBackend>(a, order, threads);
+std::unique_ptr<SorBackend> MakeCpuBackend(const std::vector<const CsrMatrix*>& systems,
+                                           const SweepOrder& order, int threads) {
+  return std::make_unique<CpuBackend>(systems, order, threads);
 }
 
 }  // namespace solverd::sor::internal

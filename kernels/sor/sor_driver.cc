@@ -1,4 +1,6 @@
-// The SOR/SSOR and CG iterations, written once over SorBackend.
+// The SOR/SSOR and CG iterations, written once over SorBackend, for a batch
+// of systems in lockstep: per-system scalars, each system leaving the
+// active set when it converges, diverges or runs out of iterations.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -6,8 +8,7 @@
 
 #include "sor/sor_backend.h"
 
-namespace solverd::sor {
-namespace internal {
+namespace solverd::sor::internal {
 namespace {
 
 // A stationary iteration whose residual grew this much has diverged
@@ -37,55 +38,133 @@ const char* StageName(Method m) {
   return "sor";
 }
 
-void Report(ProgressSink* sink, const Options& options, const Result& r, const SolveClock& clock) {
-  if (sink == nullptr || r.iterations % options.progress_every != 0) return;
+// The state of a batch solve: results, statuses and which systems are
+// still iterating. Every system-wise loop of the iterations goes through it.
+class Batch {
+ public:
+  Batch(SorBackend& be, const Options& options, std::vector<Result>* results,
+        std::vector<Status>* statuses)
+      : be_(be), options_(options), results_(*results), statuses_(*statuses),
+        b_norm_(be.batch(), 0.0) {}
+
+  int size() const { return be_.batch(); }
+  bool active(int s) const { return (mask_ >> s) & 1; }
+  bool any() const { return mask_ != 0; }
+  Result& result(int s) { return results_[s]; }
+  double b_norm(int s) const { return b_norm_[s]; }
+
+  // Systems with b = 0 are solved by x = 0 and start inactive.
+  Status Start() {
+    Scalars bb;
+    SOLVERD_RETURN_IF_ERROR(be_.Dot(kB, kB, &bb));
+    uint64_t zero_b = 0;
+    for (int s = 0; s < size(); ++s) {
+      b_norm_[s] = std::sqrt(bb[s]);
+      if (bb[s] == 0) zero_b |= uint64_t{1} << s;
+    }
+    if (zero_b != 0) {
+      SOLVERD_RETURN_IF_ERROR(be_.SetActive(zero_b));
+      SOLVERD_RETURN_IF_ERROR(be_.Zero(kX));
+    }
+    return SetMask(All() & ~zero_b);
+  }
+  // Each active system's relative residual from kR.
+  Status UpdateResiduals() {
+    SOLVERD_RETURN_IF_ERROR(be_.Dot(kR, kR, &rr_));
+    for (int s = 0; s < size(); ++s) {
+      if (active(s)) results_[s].relative_residual = std::sqrt(rr_[s]) / b_norm_[s];
+    }
+    return Status::Ok();
+  }
+  void CountIteration() {
+    ++round_;
+    for (int s = 0; s < size(); ++s) results_[s].iterations += active(s);
+  }
+  // Drops system s from the active set (applied at the next Commit).
+  void Finish(int s, Status status = Status::Ok()) {
+    next_mask_ &= ~(uint64_t{1} << s);
+    statuses_[s] = std::move(status);
+  }
+  bool Done(int s) const {
+    const Result& r = results_[s];
+    return r.relative_residual <= options_.tolerance || r.iterations >= options_.max_iterations;
+  }
+  Status Commit() { return next_mask_ == mask_ ? Status::Ok() : SetMask(next_mask_); }
+  void Report(ProgressSink* sink, const SolveClock& clock) const;
+
+ private:
+  uint64_t All() const { return size() == 64 ? ~uint64_t{0} : (uint64_t{1} << size()) - 1; }
+  Status SetMask(uint64_t mask) {
+    mask_ = next_mask_ = mask;
+    return mask == 0 ? Status::Ok() : be_.SetActive(mask);
+  }
+
+  SorBackend& be_;
+  const Options& options_;
+  std::vector<Result>& results_;
+  std::vector<Status>& statuses_;
+  std::vector<double> b_norm_;
+  Scalars rr_;  // reused: small systems iterate in microseconds
+  uint64_t mask_ = 0, next_mask_ = 0;
+  int64_t round_ = 0;
+};
+
+// Progress of the slowest active system.
+void Batch::Report(ProgressSink* sink, const SolveClock& clock) const {
+  if (sink == nullptr || round_ % options_.progress_every != 0) return;
+  double worst = 0;
+  for (int s = 0; s < size(); ++s) {
+    if (active(s)) worst = std::max(worst, results_[s].relative_residual);
+  }
   Progress p;
-  p.iteration = r.iterations;
-  p.residual = r.relative_residual;
-  p.objective = r.relative_residual;
+  p.iteration = round_;
+  p.residual = p.objective = worst;
   p.elapsed_seconds = clock.elapsed();
   // Convergence is roughly linear in log(residual): the share of the
   // orders of magnitude already gained.
-  const double gained = -std::log10(std::max(r.relative_residual, 1e-300));
-  p.fraction = std::clamp(gained / -std::log10(options.tolerance), 0.0, 1.0);
-  p.stage = StageName(options.method);
+  const double gained = -std::log10(std::max(worst, 1e-300));
+  p.fraction = std::clamp(gained / -std::log10(options_.tolerance), 0.0, 1.0);
+  p.stage = StageName(options_.method);
   sink->Report(p);
 }
 
-Status RelativeResidual(SorBackend& be, double b_norm, double* out) {
-  double rr = 0;
-  SOLVERD_RETURN_IF_ERROR(be.Dot(kR, kR, &rr));
-  *out = std::sqrt(rr) / b_norm;
-  return Status::Ok();
-}
-
-Status ApplyPreconditioner(SorBackend& be, const Options& options) {
+Status ApplyPreconditioner(SorBackend& be, const Options& options, const Scalars& omega) {
   SOLVERD_RETURN_IF_ERROR(be.Zero(kZ));
-  if (options.method == Method::kCg) return be.Axpy(1.0, kR, kZ);
+  if (options.method == Method::kCg) return be.Axpy(Scalars(be.batch(), 1.0), kR, kZ);
   // One SSOR iteration from zero applies M^{-1} = omega (2 - omega)
   // (D + omega U)^{-1} D (D + omega L)^{-1} exactly.
-  SOLVERD_RETURN_IF_ERROR(be.Sweep(kZ, kR, options.omega, /*forward=*/true));
-  return be.Sweep(kZ, kR, options.omega, /*forward=*/false);
+  SOLVERD_RETURN_IF_ERROR(be.Sweep(kZ, kR, omega, /*forward=*/true));
+  return be.Sweep(kZ, kR, omega, /*forward=*/false);
 }
 
-Status RunStationary(SorBackend& be, const Options& options, double b_norm, ProgressSink* sink,
-                     const CancelToken* cancel, Result* r) {
+Status RunStationary(SorBackend& be, Batch& batch, const Options& options, const Scalars& omega,
+                     ProgressSink* sink, const CancelToken* cancel) {
   const SolveClock clock(options.time_limit_seconds);
   SOLVERD_RETURN_IF_ERROR(be.Residual(kX, kB, kR));
-  SOLVERD_RETURN_IF_ERROR(RelativeResidual(be, b_norm, &r->relative_residual));
-  const double initial = r->relative_residual;
-  while (r->relative_residual > options.tolerance && r->iterations < options.max_iterations) {
+  SOLVERD_RETURN_IF_ERROR(batch.UpdateResiduals());
+  Scalars initial(batch.size());
+  for (int s = 0; s < batch.size(); ++s) {
+    initial[s] = batch.result(s).relative_residual;
+    if (batch.active(s) && batch.Done(s)) batch.Finish(s);
+  }
+  SOLVERD_RETURN_IF_ERROR(batch.Commit());
+  while (batch.any()) {
     SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
     if (clock.expired()) break;
-    SOLVERD_RETURN_IF_ERROR(be.Sweep(kX, kB, options.omega, /*forward=*/true));
+    SOLVERD_RETURN_IF_ERROR(be.Sweep(kX, kB, omega, /*forward=*/true));
     if (options.method == Method::kSsor) {
-      SOLVERD_RETURN_IF_ERROR(be.Sweep(kX, kB, options.omega, /*forward=*/false));
+      SOLVERD_RETURN_IF_ERROR(be.Sweep(kX, kB, omega, /*forward=*/false));
     }
-    ++r->iterations;
+    batch.CountIteration();
     SOLVERD_RETURN_IF_ERROR(be.Residual(kX, kB, kR));
-    SOLVERD_RETURN_IF_ERROR(RelativeResidual(be, b_norm, &r->relative_residual));
-    Report(sink, options, *r, clock);
-    if (!(r->relative_residual <= kDivergenceFactor * std::max(initial, 1.0))) break;
+    SOLVERD_RETURN_IF_ERROR(batch.UpdateResiduals());
+    batch.Report(sink, clock);
+    for (int s = 0; s < batch.size(); ++s) {
+      const double r = batch.result(s).relative_residual;
+      const bool diverged = !(r <= kDivergenceFactor * std::max(initial[s], 1.0));
+      if (batch.active(s) && (batch.Done(s) || diverged)) batch.Finish(s);
+    }
+    SOLVERD_RETURN_IF_ERROR(batch.Commit());
   }
   return Status::Ok();
 }
@@ -95,36 +174,59 @@ Status NotPositiveDefinite(int64_t iteration) {
                          "curvature at iteration " + std::to_string(iteration) + ")");
 }
 
-Status RunConjugateGradient(SorBackend& be, const Options& options, double b_norm,
-                            ProgressSink* sink, const CancelToken* cancel, Result* r) {
+// Drops the systems whose `curvature` is not positive: A is not SPD there.
+Status DropIndefinite(Batch& batch, const Scalars& curvature) {
+  for (int s = 0; s < batch.size(); ++s) {
+    if (batch.active(s) && !(curvature[s] > 0)) {
+      batch.Finish(s, NotPositiveDefinite(batch.result(s).iterations));
+    }
+  }
+  return batch.Commit();
+}
+
+Status RunConjugateGradient(SorBackend& be, Batch& batch, const Options& options,
+                            const Scalars& omega, ProgressSink* sink,
+                            const CancelToken* cancel) {
   const SolveClock clock(options.time_limit_seconds);
+  const int k = batch.size();
   SOLVERD_RETURN_IF_ERROR(be.Residual(kX, kB, kR));
-  SOLVERD_RETURN_IF_ERROR(RelativeResidual(be, b_norm, &r->relative_residual));
-  if (r->relative_residual <= options.tolerance) return Status::Ok();
-  SOLVERD_RETURN_IF_ERROR(ApplyPreconditioner(be, options));
+  SOLVERD_RETURN_IF_ERROR(batch.UpdateResiduals());
+  for (int s = 0; s < k; ++s) {
+    if (batch.active(s) && batch.Done(s)) batch.Finish(s);
+  }
+  SOLVERD_RETURN_IF_ERROR(batch.Commit());
+  if (!batch.any()) return Status::Ok();
+  SOLVERD_RETURN_IF_ERROR(ApplyPreconditioner(be, options, omega));
   SOLVERD_RETURN_IF_ERROR(be.Zero(kP));
-  SOLVERD_RETURN_IF_ERROR(be.Axpy(1.0, kZ, kP));
-  double rz = 0;
+  SOLVERD_RETURN_IF_ERROR(be.Axpy(Scalars(k, 1.0), kZ, kP));
+  Scalars rz, pq, alpha(k), minus_alpha(k), rz_next, beta(k);
   SOLVERD_RETURN_IF_ERROR(be.Dot(kR, kZ, &rz));
-  while (r->iterations < options.max_iterations) {
+  while (batch.any()) {
     SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
     if (clock.expired()) break;
-    if (!(rz > 0)) return NotPositiveDefinite(r->iterations);
-    double pq = 0;
+    SOLVERD_RETURN_IF_ERROR(DropIndefinite(batch, rz));
     SOLVERD_RETURN_IF_ERROR(be.Multiply(kP, kQ));
     SOLVERD_RETURN_IF_ERROR(be.Dot(kP, kQ, &pq));
-    if (!(pq > 0)) return NotPositiveDefinite(r->iterations);
-    const double alpha = rz / pq;
+    SOLVERD_RETURN_IF_ERROR(DropIndefinite(batch, pq));
+    if (!batch.any()) break;
+    for (int s = 0; s < k; ++s) {
+      alpha[s] = batch.active(s) ? rz[s] / pq[s] : 0;
+      minus_alpha[s] = -alpha[s];
+    }
     SOLVERD_RETURN_IF_ERROR(be.Axpy(alpha, kP, kX));
-    SOLVERD_RETURN_IF_ERROR(be.Axpy(-alpha, kQ, kR));
-    ++r->iterations;
-    SOLVERD_RETURN_IF_ERROR(RelativeResidual(be, b_norm, &r->relative_residual));
-    Report(sink, options, *r, clock);
-    if (r->relative_residual <= options.tolerance) break;
-    SOLVERD_RETURN_IF_ERROR(ApplyPreconditioner(be, options));
-    double rz_next = 0;
+    SOLVERD_RETURN_IF_ERROR(be.Axpy(minus_alpha, kQ, kR));
+    batch.CountIteration();
+    SOLVERD_RETURN_IF_ERROR(batch.UpdateResiduals());
+    batch.Report(sink, clock);
+    for (int s = 0; s < k; ++s) {
+      if (batch.active(s) && batch.Done(s)) batch.Finish(s);
+    }
+    SOLVERD_RETURN_IF_ERROR(batch.Commit());
+    if (!batch.any()) break;
+    SOLVERD_RETURN_IF_ERROR(ApplyPreconditioner(be, options, omega));
     SOLVERD_RETURN_IF_ERROR(be.Dot(kR, kZ, &rz_next));
-    SOLVERD_RETURN_IF_ERROR(be.Xpay(kZ, rz_next / rz, kP));
+    for (int s = 0; s < k; ++s) beta[s] = batch.active(s) ? rz_next[s] / rz[s] : 0;
+    SOLVERD_RETURN_IF_ERROR(be.Xpay(kZ, beta, kP));
     rz = rz_next;
   }
   return Status::Ok();
@@ -132,86 +234,27 @@ Status RunConjugateGradient(SorBackend& be, const Options& options, double b_nor
 
 }  // namespace
 
-Status RunSolve(SorBackend& be, const Options& options, ProgressSink* sink,
-                const CancelToken* cancel, Result* r) {
+Status RunSolve(SorBackend& be, const Options& options, const Scalars& omega,
+                ProgressSink* sink, const CancelToken* cancel, std::vector<Result>* results,
+                std::vector<Status>* statuses) {
   const SolveClock clock(0);
-  *r = Result();
-  double bb = 0;
-  SOLVERD_RETURN_IF_ERROR(be.Dot(kB, kB, &bb));
+  results->assign(be.batch(), Result());
+  statuses->assign(be.batch(), Status::Ok());
+  Batch batch(be, options, results, statuses);
+  SOLVERD_RETURN_IF_ERROR(batch.Start());
   Status status;
-  if (bb == 0) {  // x = 0 solves it exactly
-    SOLVERD_RETURN_IF_ERROR(be.Zero(kX));
-  } else if (options.method == Method::kSsorCg || options.method == Method::kCg) {
-    status = RunConjugateGradient(be, options, std::sqrt(bb), sink, cancel, r);
+  if (options.method == Method::kSsorCg || options.method == Method::kCg) {
+    status = RunConjugateGradient(be, batch, options, omega, sink, cancel);
   } else {
-    status = RunStationary(be, options, std::sqrt(bb), sink, cancel, r);
+    status = RunStationary(be, batch, options, omega, sink, cancel);
   }
-  r->converged = status.ok() && r->relative_residual <= options.tolerance;
-  r->seconds = clock.elapsed();
-  SOLVERD_RETURN_IF_ERROR(be.Download(kX, &r->x));
+  for (int s = 0; s < be.batch(); ++s) {
+    Result& r = (*results)[s];
+    r.converged = status.ok() && (*statuses)[s].ok() && r.relative_residual <= options.tolerance;
+    r.seconds = clock.elapsed();
+    SOLVERD_RETURN_IF_ERROR(be.Download(kX, s, &r.x));
+  }
   return status;
 }
 
-}  // namespace internal
-
-Status ValidateOptions(const Device& device, const CsrMatrix& a, const Options& options) {
-  if (!(options.omega > 0 && options.omega < 2) && options.method != Method::kCg) {
-    return InvalidArgument("omega: must lie in (0, 2), got " + std::to_string(options.omega));
-  }
-  if (!(options.tolerance > 0 && options.tolerance < 1)) {
-    return InvalidArgument("tolerance: must lie in (0, 1)");
-  }
-  if (options.max_iterations <= 0) return InvalidArgument("max_iterations: must be positive");
-  if (device.is_cuda() && options.ordering == Ordering::kNatural) {
-    return InvalidArgument("ordering: natural ordering is sequential and runs on the CPU only");
-  }
-  const bool cg = options.method == Method::kSsorCg || options.method == Method::kCg;
-  if (cg && !IsSymmetric(a)) {
-    return InvalidArgument("a: not symmetric; CG needs a symmetric positive definite matrix "
-                           "(use method SOR or SSOR)");
-  }
-  return Status::Ok();
-}
-
-Status Solve(const Device& device, StreamHandle stream, const CsrMatrix& a,
-             const SweepOrder& order, const std::vector<double>& b,
-             const std::vector<double>& x0, const Options& options, ProgressSink* sink,
-             const CancelToken* cancel, Result* result) {
-  if (b.size() != static_cast<size_t>(a.n)) {
-    return InvalidArgument("b: has " + std::to_string(b.size()) + " entries, want " +
-                           std::to_string(a.n));
-  }
-  if (!x0.empty() && x0.size() != static_cast<size_t>(a.n)) {
-    return InvalidArgument("x0: has " + std::to_string(x0.size()) + " entries, want " +
-                           std::to_string(a.n));
-  }
-  if (static_cast<int64_t>(order.rows.size()) != a.n) {
-    return InvalidArgument("order: built for another matrix");
-  }
-  std::unique_ptr<internal::SorBackend> backend;
-  if (device.is_cuda()) {
-#ifdef SOLVERD_HAVE_CUDA
-    SOLVERD_RETURN_IF_ERROR(internal::MakeCudaBackend(device, stream, a, order, &backend));
-#else
-    (void)stream;
-    return FailedPrecondition("this build has no CUDA backend");
-#endif
-  } else {
-    backend = internal::MakeCpuBackend(a, order, options.threads);
-  }
-  SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kB, b));
-  if (x0.empty()) {
-    SOLVERD_RETURN_IF_ERROR(backend->Zero(internal::kX));
-  } else {
-    SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kX, x0));
-  }
-  return internal::RunSolve(*backend, options, sink, cancel, result);
-}
-
-int64_t EstimateBytes(const CsrMatrix& a) {
-  const int64_t vectors = static_cast<int64_t>(internal::kVectors) * a.n * sizeof(double);
-  const int64_t matrix = (a.n + 1) * sizeof(int64_t) + a.nnz() * (sizeof(int32_t) + sizeof(double));
-  return vectors + matrix + 2 * a.n * sizeof(int32_t);  // + the sweep order
-}
-
-}  // namespace solverd::sor
+}  // namespace solverd::sor::internal

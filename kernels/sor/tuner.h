@@ -77,6 +77,9 @@ class Tuner {
   const std::vector<double>& grid() const { return config_.grid; }
   // kGridOracle: the caller solves with every grid omega and observes each.
   bool tries_every_arm() const { return config_.algorithm == TunerAlgorithm::kGridOracle; }
+  // kFixed: no choice depends on earlier results, so a batch of systems can
+  // have its omegas chosen up front and be solved together.
+  bool chooses_ahead() const { return config_.algorithm == TunerAlgorithm::kFixed; }
 
   // The grid index to use for a system with this context.
   int Choose(double context);

@@ -7,19 +7,12 @@
 
 #include "cuda_test_util.h"
 #include "sor/sor.h"
+#include "sor_test_util.h"
 
 namespace solverd::sor {
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
-
-std::vector<double> RandomVector(int n, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<double> normal;
-  std::vector<double> v(n);
-  for (double& x : v) x = normal(rng);
-  return v;
-}
 
 // A random non-symmetric, strictly diagonally dominant sparse matrix.
 CsrMatrix RandomDominant(int n, uint64_t seed) {
