@@ -144,6 +144,52 @@ TEST_F(SorFamilyTest, WarmStartAndSeveralRightHandSides) {
   EXPECT_LT(warm.result->sor().solves(1).iterations(), cold.result->sor().solves(1).iterations());
 }
 
+// Without warm start and without a learning tuner, systems of one pattern
+// share batched launches (64 at a time); each result is what a job of that
+// system alone gives.
+TEST_F(SorFamilyTest, BatchedSequenceMatchesSolvingEachAlone) {
+  v1::JobSpec spec = Sequence(70, 25, "");
+  spec.mutable_sor()->set_omega(1.5);
+  auto batched = (*Prepare(spec))->Run(Lane(), nullptr, nullptr);
+  ASSERT_TRUE(batched.status.ok()) << batched.status;
+  ASSERT_EQ(batched.result->sor().solves_size(), 70);
+  for (int s = 0; s < 70; s += 9) {
+    v1::JobSpec alone = spec;
+    alone.mutable_sor()->clear_systems();
+    *alone.mutable_sor()->add_systems() = spec.sor().systems(s);
+    auto one = (*Prepare(alone))->Run(Lane(), nullptr, nullptr);
+    ASSERT_TRUE(one.status.ok()) << one.status;
+    const v1::SorSolveResult& b = batched.result->sor().solves(s);
+    EXPECT_EQ(b.system(), s);
+    EXPECT_TRUE(b.converged());
+    EXPECT_EQ(b.iterations(), one.result->sor().solves(0).iterations()) << s;
+    EXPECT_EQ(b.x(7), one.result->sor().solves(0).x(7)) << s;
+  }
+
+  v1::CreateTunerRequest create;
+  create.set_name("fixed");
+  create.set_algorithm(v1::TUNER_ALGORITHM_FIXED);
+  create.set_fixed_omega(1.5);
+  ASSERT_TRUE(tuners_.Create(create).ok());
+  auto fixed = (*Prepare(Sequence(70, 25, "fixed")))->Run(Lane(), nullptr, nullptr);
+  ASSERT_TRUE(fixed.status.ok()) << fixed.status;
+  EXPECT_EQ(fixed.result->sor().total_iterations(), batched.result->sor().total_iterations());
+  EXPECT_EQ(tuners_.Get("fixed")->systems(), 70);
+}
+
+// A system that fails inside a batch is named; the solves before it stay.
+TEST_F(SorFamilyTest, AFailureInsideABatchNamesItsSystem) {
+  v1::JobSpec spec = Sequence(6, 20, "");
+  spec.mutable_sor()->set_method(v1::SOR_METHOD_SSOR_CG);
+  for (double& v : *spec.mutable_sor()->mutable_systems(4)->mutable_a()->mutable_values()) v = -v;
+  auto out = (*Prepare(spec))->Run(Lane(), nullptr, nullptr);
+  EXPECT_EQ(out.status.code(), absl::StatusCode::kInvalidArgument) << out.status;
+  EXPECT_NE(out.status.message().find("sor.systems[4].a: not positive definite"),
+            std::string::npos) << out.status;
+  ASSERT_TRUE(out.result.has_value());
+  EXPECT_EQ(out.result->sor().solves_size(), 5);
+}
+
 TEST_F(SorFamilyTest, TunerRegistryNamesAndConfigs) {
   v1::CreateTunerRequest r;
   r.set_name("bad name");
