@@ -67,15 +67,23 @@ CsrMatrix RowsInSweepOrder(const CsrMatrix& a, const SweepOrder& order) {
   out.row_ptr.reserve(a.n + 1);
   out.row_ptr.push_back(0);
   out.col_idx.reserve(a.nnz());
-  out.values.reserve(a.nnz());
   for (int32_t i : order.rows) {
     out.col_idx.insert(out.col_idx.end(), a.col_idx.begin() + a.row_ptr[i],
                        a.col_idx.begin() + a.row_ptr[i + 1]);
-    out.values.insert(out.values.end(), a.values.begin() + a.row_ptr[i],
-                      a.values.begin() + a.row_ptr[i + 1]);
-    out.row_ptr.push_back(out.nnz());
+    out.row_ptr.push_back(static_cast<int64_t>(out.col_idx.size()));
   }
+  out.values = ValuesInSweepOrder(a, order);
   return out;
+}
+
+std::vector<double> ValuesInSweepOrder(const CsrMatrix& a, const SweepOrder& order) {
+  std::vector<double> values;
+  values.reserve(a.nnz());
+  for (int32_t i : order.rows) {
+    values.insert(values.end(), a.values.begin() + a.row_ptr[i],
+                  a.values.begin() + a.row_ptr[i + 1]);
+  }
+  return values;
 }
 
 bool SamePattern(const CsrMatrix& a, const CsrMatrix& b) {

@@ -35,6 +35,9 @@ SweepOrder MulticolorOrder(const CsrMatrix& a);
 // order.rows[k] of A; column indices unchanged), so a colour's rows are
 // contiguous and a sweep reads the matrix once.
 CsrMatrix RowsInSweepOrder(const CsrMatrix& a, const SweepOrder& order);
+// Only A's values in that layout: for the other systems of a batch, whose
+// shared pattern has been reordered once.
+std::vector<double> ValuesInSweepOrder(const CsrMatrix& a, const SweepOrder& order);
 
 // True when both matrices have the same row_ptr and col_idx (so one
 // SweepOrder serves both).

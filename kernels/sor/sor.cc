@@ -87,11 +87,15 @@ Status SolveBatch(const Device& device, StreamHandle stream,
   }
   std::unique_ptr<internal::SorBackend> backend;
   SOLVERD_RETURN_IF_ERROR(MakeBackend(device, stream, matrices, order, options, &backend));
+  const size_t first_n = static_cast<size_t>(systems[0].a->n);
   for (int s = 0; s < static_cast<int>(systems.size()); ++s) {
     SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kB, s, *systems[s].b));
     const std::vector<double>* x0 = systems[s].x0;
-    const std::vector<double> zeros(x0 == nullptr || x0->empty() ? systems[s].b->size() : 0);
-    SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kX, s, zeros.empty() ? *x0 : zeros));
+    if (x0 != nullptr && !x0->empty()) {
+      SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kX, s, *x0));
+    } else {
+      SOLVERD_RETURN_IF_ERROR(backend->Upload(internal::kX, s, std::vector<double>(first_n, 0.0)));
+    }
   }
   return internal::RunSolve(*backend, options, omega, sink, cancel, results, statuses);
 }

@@ -18,13 +18,20 @@ class CpuBackend final : public SorBackend {
  public:
   CpuBackend(const std::vector<const CsrMatrix*>& systems, const SweepOrder& order, int threads)
       : n_(systems[0]->n), order_(order), threads_(threads) {
-    ordered_.reserve(systems.size());  // views_ point into it
-    for (const CsrMatrix* a : systems) {
-      // The natural order is A's own storage order: no copy needed.
-      if (order.parallel) ordered_.push_back(RowsInSweepOrder(*a, order));
-      const CsrMatrix& storage = order.parallel ? ordered_.back() : *a;
-      views_.push_back({storage.row_ptr.data(), storage.col_idx.data(), storage.values.data(),
-                        order.rows.data()});
+    // The natural order is A's own storage order: no copy needed. Otherwise
+    // the shared pattern is reordered once, each system's values apart.
+    const CsrMatrix& first = *systems[0];
+    if (order.parallel) ordered_ = RowsInSweepOrder(first, order);
+    const CsrMatrix& pattern = order.parallel ? ordered_ : first;
+    ordered_values_.reserve(systems.size());  // views_ point into it
+    for (size_t s = 0; s < systems.size(); ++s) {
+      const double* values = systems[s]->values.data();
+      if (order.parallel && s == 0) values = ordered_.values.data();
+      if (order.parallel && s > 0) {
+        ordered_values_.push_back(ValuesInSweepOrder(*systems[s], order));
+        values = ordered_values_.back().data();
+      }
+      views_.push_back({pattern.row_ptr.data(), pattern.col_idx.data(), values, order.rows.data()});
     }
     for (auto& v : vectors_) v.assign(static_cast<size_t>(batch()) * n_, 0.0);
     active_.assign(batch(), 1);
@@ -148,7 +155,8 @@ class CpuBackend final : public SorBackend {
 
   const int32_t n_;
   const SweepOrder& order_;
-  std::vector<CsrMatrix> ordered_;  // each A in sweep order; empty for the natural order
+  CsrMatrix ordered_;  // system 0 in sweep order; empty for the natural order
+  std::vector<std::vector<double>> ordered_values_;  // systems 1.. in sweep order
   std::vector<OrderedCsrView> views_;
   const int threads_;
   std::vector<char> active_;

@@ -139,12 +139,14 @@ class CudaBackend final : public SorBackend {
     n_ = systems[0]->n;
     nnz_ = systems[0]->nnz();
     // Rows in sweep order: a colour's rows are contiguous on the device.
+    // The shared pattern is reordered once; each system's values follow.
+    const CsrMatrix ordered = RowsInSweepOrder(*systems[0], order_);
     std::vector<double> values;
     values.reserve(static_cast<size_t>(batch_) * nnz_);
-    CsrMatrix ordered;
-    for (const CsrMatrix* a : systems) {
-      ordered = RowsInSweepOrder(*a, order_);
-      values.insert(values.end(), ordered.values.begin(), ordered.values.end());
+    values.insert(values.end(), ordered.values.begin(), ordered.values.end());
+    for (size_t s = 1; s < systems.size(); ++s) {
+      const std::vector<double> more = ValuesInSweepOrder(*systems[s], order_);
+      values.insert(values.end(), more.begin(), more.end());
     }
     SOLVERD_RETURN_IF_ERROR(row_ptr_.Upload(ordered.row_ptr.data(), ordered.row_ptr.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(col_idx_.Upload(ordered.col_idx.data(), ordered.col_idx.size(), stream_));
