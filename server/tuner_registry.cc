@@ -57,18 +57,20 @@ sor::TunerConfig ToKernel(const v1::CreateTunerRequest& r) {
   return c;
 }
 
+// An arm's learned statistics; the probability is the caller's to add.
+void ArmToProto(const sor::ArmState& a, v1::TunerArm* arm) {
+  arm->set_omega(a.omega);
+  arm->set_plays(a.plays);
+  arm->set_mean_iterations(a.mean_iterations);
+}
+
 v1::TunerCheckpoint CheckpointToProto(const sor::TunerCheckpoint& c) {
   v1::TunerCheckpoint out;
   out.set_systems(c.systems);
   out.set_total_iterations(c.total_iterations);
   out.set_cost_sum(c.cost_sum);
   out.set_rng(c.rng);
-  for (const sor::ArmState& a : c.arms) {
-    v1::TunerArm* arm = out.add_arms();
-    arm->set_omega(a.omega);
-    arm->set_plays(a.plays);
-    arm->set_mean_iterations(a.mean_iterations);
-  }
+  for (const sor::ArmState& a : c.arms) ArmToProto(a, out.add_arms());
   out.mutable_last_probabilities()->Add(c.last_probabilities.begin(), c.last_probabilities.end());
   out.mutable_learner()->Add(c.learner.begin(), c.learner.end());
   return out;
@@ -248,9 +250,7 @@ v1::Tuner TunerRegistry::ToProto(const std::string& name, const Entry& entry) {
   out.set_total_iterations(snap.total_iterations);
   for (const sor::ArmState& a : snap.arms) {
     v1::TunerArm* arm = out.add_arms();
-    arm->set_omega(a.omega);
-    arm->set_plays(a.plays);
-    arm->set_mean_iterations(a.mean_iterations);
+    ArmToProto(a, arm);
     arm->set_probability(a.probability);
   }
   *out.mutable_create_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
