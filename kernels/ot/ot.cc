@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string>
 
+#include "ot/gibbs_kernel.h"
 #include "ot/ot_backend.h"
 
 namespace solverd::ot {
@@ -97,6 +98,9 @@ Status ValidateOptions(const Options& o) {
 int64_t EstimateBytes(const Problem& p, const Options& o) {
   int64_t entries = p.n * p.m;
   int64_t bytes = entries * 8 + (p.n + p.m) * 8 * 4;
+  // The CPU backend's cached kernel; counted for every device, since the
+  // scheduler asks before it knows which one the job will get.
+  if (internal::GibbsKernel::Fits(p.n, p.m)) bytes += entries * 8;
   if (o.want_plan) bytes += entries * 8;
   if (o.sparse_plan_threshold > 0) bytes += std::min(entries, kMaxSparsePlanEntries) * 24;
   return bytes;

@@ -37,6 +37,18 @@ class OtBackend {
   virtual Status UpdateRows() = 0;
   // y_j <- BalancedPotential(b_j, log sum_i exp(eta (x_i - C_ij))).
   virtual Status UpdateColumns() = 0;
+  // One Sinkhorn iteration with the measurement before it: the row error
+  // at the current potentials goes to *row_error (which may be null only
+  // when keep_below is -inf); then, unless it is <= keep_below, the rows and
+  // columns are updated and *updated set. Backends that measure the error
+  // for free in the same pass as the update override this.
+  virtual Status SinkhornIteration(double keep_below, double* row_error, bool* updated) {
+    SOLVERD_RETURN_IF_ERROR(RowPass(row_error));
+    *updated = row_error == nullptr || !(*row_error <= keep_below);
+    if (!*updated) return Status::Ok();
+    SOLVERD_RETURN_IF_ERROR(UpdateRows());
+    return UpdateColumns();
+  }
   // <C,P> and sum P log P at the current potentials.
   virtual Status PlanTotals(double* transport_cost, double* plogp) = 0;
   virtual Status CopyPotentials(std::vector<double>* x, std::vector<double>* y) = 0;

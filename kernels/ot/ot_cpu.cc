@@ -3,28 +3,23 @@
 // vector per thread, merged at the end.
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
+#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
 #include "common/vector_exp.h"
+#include "ot/gibbs_kernel.h"
 #include "ot/ot_backend.h"
+#include "ot/sparse_plan_matrix.h"
 #include "ot/sinkhorn_math.h"
 
 namespace solverd::ot::internal {
 namespace {
 
 constexpr int kHistogramBins = 2048;  // resolution of the sparsification threshold
-// Plan sums outside this range are recomputed by an exact log-sum-exp.
-constexpr double kMinUsableSum = 1e-290;
-constexpr double kMaxUsableSum = 1e290;
-
-// Hot loops, compiled for AVX2+FMA too and picked at run time, so the
-// portable build still runs at full width on the machines that have it.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define SOLVERD_CPU_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SOLVERD_CPU_CLONES
-#endif
+// Log-domain steps in a row, at most, before the kernel is tried again.
+constexpr int64_t kMaxLogBackoff = 64;
 
 // sum_j P_ij for row i with potential xi: P_ij = exp(LogPlan(...)).
 SOLVERD_CPU_CLONES double RowPlanSum(const double* cost_row, const double* y, int64_t m,
@@ -48,6 +43,32 @@ SOLVERD_CPU_CLONES double RowPlanAccumulate(const double* cost_row, const double
   return sum;
 }
 
+// out_j = log P_ij for row i with potential xi.
+SOLVERD_CPU_CLONES void LogPlanRow(const double* cost_row, const double* y, int64_t m,
+                                   double eta, double xi, double* out) {
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) out[j] = LogPlan(eta, xi, y[j], cost_row[j]);
+}
+
+// plan[j] = exp(log_plan[j]).
+SOLVERD_CPU_CLONES void ExpRow(const double* log_plan, int64_t m, double* plan) {
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) plan[j] = VectorExp(log_plan[j]);
+}
+
+// PlanTerms of one row from its log P and P (P = 0 where log P < -708:
+// those entries add nothing at double precision).
+SOLVERD_CPU_CLONES PlanTerms RowPlanTerms(const double* cost_row, const double* log_plan,
+                                          const double* plan, int64_t m) {
+  double cost = 0, plogp = 0;
+#pragma omp simd reduction(+ : cost, plogp)
+  for (int64_t j = 0; j < m; ++j) {
+    cost += plan[j] * cost_row[j];
+    plogp += plan[j] > 0 ? plan[j] * log_plan[j] : 0.0;
+  }
+  return PlanTerms{cost, plogp};
+}
+
 // The cost matrix built from point clouds; empty when the problem has one.
 std::vector<double> CostFromPoints(const Problem& p, int threads) {
   if (!p.has_points()) return {};
@@ -68,7 +89,40 @@ class CpuOtBackend final : public OtBackend {
   CpuOtBackend(const Problem& p, int threads)
       : p_(p), threads_(std::max(1, threads)), owned_cost_(CostFromPoints(p, threads_)),
         cost_(p.has_points() ? owned_cost_.data() : p.cost.data()),
-        x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {}
+        x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {
+    if (GibbsKernel::Fits(p.n, p.m)) kernel_.emplace(cost_, p.n, p.m, p.eta, threads_);
+  }
+
+  // Sinkhorn iterations run in scaling form on the cached kernel where it
+  // fits (see gibbs_kernel.h). When the scalings drift out of range the
+  // kernel is rebuilt at the current potentials; when even a fresh kernel
+  // cannot take a step (the first iterations at a huge eta * C, where
+  // whole rows of exp(-eta C) underflow), log-domain steps run instead,
+  // for twice as many iterations each time it happens again.
+  Status SinkhornIteration(double keep_below, double* row_error, bool* updated) override {
+    if (kernel_ && log_steps_left_ == 0) {
+      double error = 0;
+      for (bool fresh = !kernel_current_;; fresh = true) {
+        if (fresh) {
+          SyncPotentials();
+          kernel_->Rebuild(x_, y_);
+          kernel_current_ = true;
+        }
+        if (kernel_->Iterate(p_.a, p_.b, keep_below, &error, updated)) {
+          if (row_error != nullptr) *row_error = error;
+          potentials_stale_ = potentials_stale_ || *updated;
+          log_backoff_ = 1;
+          return Status::Ok();
+        }
+        if (fresh) break;
+      }
+      kernel_current_ = false;
+      log_steps_left_ = log_backoff_;
+      log_backoff_ = std::min(2 * log_backoff_, kMaxLogBackoff);
+    }
+    if (log_steps_left_ > 0) --log_steps_left_;
+    return OtBackend::SinkhornIteration(keep_below, row_error, updated);
+  }
 
   // Sinkhorn in scaling form over the log-domain potentials: each half-step
   // sums the current plan's rows (columns) in one vectorised pass and
@@ -76,11 +130,16 @@ class CpuOtBackend final : public OtBackend {
   // update exactly. A row whose sum under- or overflows is recomputed by an
   // exact log-sum-exp instead, so no eta * C is too large.
   Status RowPass(double* row_error) override {
-    ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        row_sums_[i] = RowPlanSum(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i]);
-      }
-    });
+    SyncPotentials();
+    if (kernel_current_) {
+      kernel_->RowSums(&row_sums_);
+    } else {
+      ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          row_sums_[i] = RowPlanSum(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i]);
+        }
+      });
+    }
     if (row_error != nullptr) {
       double e = 0;
       for (int64_t i = 0; i < p_.n; ++i) e += std::fabs(row_sums_[i] - p_.a[i]);
@@ -90,6 +149,8 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status UpdateRows() override {
+    SyncPotentials();
+    kernel_current_ = false;
     for (int64_t i = 0; i < p_.n; ++i) {
       x_[i] = Rebalanced(p_.a[i], x_[i], row_sums_[i], [&] {
         LogSumExp acc;
@@ -101,6 +162,8 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status UpdateColumns() override {
+    SyncPotentials();
+    kernel_current_ = false;
     std::vector<double> sums = ColumnSums(nullptr);
     for (int64_t j = 0; j < p_.m; ++j) {
       y_[j] = Rebalanced(p_.b[j], y_[j], sums[j], [&] {
@@ -113,13 +176,14 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status PlanTotals(double* transport_cost, double* plogp) override {
+    SyncPotentials();
     std::vector<PlanTerms> rows(p_.n);
     ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
+      std::vector<double> log_plan(p_.m), plan(p_.m);
       for (int64_t i = begin; i < end; ++i) {
-        for (int64_t j = 0; j < p_.m; ++j) {
-          double c = cost_[i * p_.m + j];
-          rows[i].Add(LogPlan(p_.eta, x_[i], y_[j], c), c);
-        }
+        LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
+        ExpRow(log_plan.data(), p_.m, plan.data());
+        rows[i] = RowPlanTerms(&cost_[i * p_.m], log_plan.data(), plan.data(), p_.m);
       }
     });
     *transport_cost = *plogp = 0;
@@ -131,12 +195,14 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status CopyPotentials(std::vector<double>* x, std::vector<double>* y) override {
+    SyncPotentials();
     *x = x_;
     *y = y_;
     return Status::Ok();
   }
 
   Status CopyPlan(std::vector<double>* plan) override {
+    SyncPotentials();
     plan->resize(p_.n * p_.m);
     for (int64_t i = 0; i < p_.n; ++i) {
       for (int64_t j = 0; j < p_.m; ++j) {
@@ -147,6 +213,7 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status CopySparsePlan(double threshold, SparsePlan* plan) override {
+    SyncPotentials();
     *plan = SparsePlan();
     const double log_threshold = std::log(threshold);
     for (int64_t i = 0; i < p_.n; ++i) {
@@ -167,12 +234,20 @@ class CpuOtBackend final : public OtBackend {
   Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) override {
     x_ = x;
     y_ = y;
+    potentials_stale_ = false;
+    // Newton steps move the potentials little; the kernel usually holds.
+    kernel_current_ = kernel_ && kernel_->SetPotentials(x, y);
     return Status::Ok();
   }
 
   Status PlanMarginals(std::vector<double>* r, std::vector<double>* c, double* total) override {
-    r->assign(p_.n, 0.0);
-    *c = ColumnSums(r);
+    SyncPotentials();
+    if (kernel_current_) {
+      kernel_->Marginals(r, c);
+    } else {
+      r->assign(p_.n, 0.0);
+      *c = ColumnSums(r);
+    }
     *total = 0;
     for (double v : *r) *total += v;
     return Status::Ok();
@@ -180,6 +255,7 @@ class CpuOtBackend final : public OtBackend {
 
   Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
                           std::vector<double>* masses) override {
+    SyncPotentials();
     const double scale = kHistogramBins / (hi - lo);
     struct Bin {
       int64_t count = 0;
@@ -187,12 +263,17 @@ class CpuOtBackend final : public OtBackend {
     };
     std::vector<Bin> bins = ReduceRowBlocks<Bin>(
         kHistogramBins, [&](int64_t i, std::vector<Bin>& hist) {
+          // log P and P for the row first, in vector loops; then the scatter.
+          thread_local std::vector<double> log_plan, plan;
+          log_plan.resize(p_.m);
+          plan.resize(p_.m);
+          LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
+          ExpRow(log_plan.data(), p_.m, plan.data());
           for (int64_t j = 0; j < p_.m; ++j) {
-            const double lp = LogPlan(p_.eta, x_[i], y_[j], cost_[i * p_.m + j]);
-            if (lp < lo) continue;
-            Bin& bin = hist[HistogramBin(lp, lo, scale, kHistogramBins)];
+            if (log_plan[j] < lo) continue;
+            Bin& bin = hist[HistogramBin(log_plan[j], lo, scale, kHistogramBins)];
             ++bin.count;
-            bin.mass += std::exp(lp);
+            bin.mass += plan[j];
           }
         },
         [](Bin& into, const Bin& from) {
@@ -209,57 +290,37 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status SparsifyPlan(double log_threshold, int64_t* kept) override {
-    std::vector<std::vector<std::pair<int64_t, double>>> rows(p_.n);
-    ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        for (int64_t j = 0; j < p_.m; ++j) {
-          const double lp = LogPlan(p_.eta, x_[i], y_[j], cost_[i * p_.m + j]);
-          if (lp >= log_threshold) rows[i].emplace_back(j, std::exp(lp));
-        }
-      }
+    SyncPotentials();
+    sparse_plan_.Build(p_.n, p_.m, threads_, log_threshold, [&](int64_t i, double* out) {
+      LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], out);
     });
-    sparse_row_start_.assign(p_.n + 1, 0);
-    sparse_col_.clear();
-    sparse_val_.clear();
-    for (int64_t i = 0; i < p_.n; ++i) {
-      for (const auto& [j, v] : rows[i]) {
-        sparse_col_.push_back(j);
-        sparse_val_.push_back(v);
-      }
-      sparse_row_start_[i + 1] = static_cast<int64_t>(sparse_col_.size());
-    }
-    *kept = static_cast<int64_t>(sparse_col_.size());
+    *kept = sparse_plan_.entries();
     return Status::Ok();
   }
 
   Status SparseMultiply(bool transpose, const std::vector<double>& in,
                         std::vector<double>* out) override {
-    out->assign(transpose ? p_.m : p_.n, 0.0);
-    for (int64_t i = 0; i < p_.n; ++i) {
-      double row = 0;
-      for (int64_t k = sparse_row_start_[i]; k < sparse_row_start_[i + 1]; ++k) {
-        if (transpose) {
-          (*out)[sparse_col_[k]] += sparse_val_[k] * in[i];
-        } else {
-          row += sparse_val_[k] * in[sparse_col_[k]];
-        }
-      }
-      if (!transpose) (*out)[i] = row;
+    if (transpose) {
+      sparse_plan_.MultiplyTransposed(in, out);
+    } else {
+      sparse_plan_.Multiply(in, out);
     }
     return Status::Ok();
   }
 
   Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) override {
-    out->assign(p_.m, 0.0);
-    for (int64_t i = 0; i < p_.n; ++i) {
-      for (int64_t k = sparse_row_start_[i]; k < sparse_row_start_[i + 1]; ++k) {
-        (*out)[sparse_col_[k]] += sparse_val_[k] * sparse_val_[k] * w[i];
-      }
-    }
+    sparse_plan_.ColumnSquares(w, out);
     return Status::Ok();
   }
 
  private:
+  // x_, y_ <- the potentials the kernel's scalings stand for, if behind.
+  void SyncPotentials() {
+    if (!potentials_stale_) return;
+    kernel_->Potentials(&x_, &y_);
+    potentials_stale_ = false;
+  }
+
   // The potential that balances a row (column) of mass `mass` whose sum is
   // `sum` at potential `potential`; exact_lse() gives log sum_j exp(eta
   // (y_j - C_ij)) for the rare sums too small or large to use.
@@ -311,9 +372,14 @@ class CpuOtBackend final : public OtBackend {
   const double* const cost_;  // n*m, row-major
   std::vector<double> x_, y_;
   std::vector<double> row_sums_;  // of the plan, as of the last RowPass()
-  // The sparse plan of the Newton stage, CSR.
-  std::vector<int64_t> sparse_row_start_, sparse_col_;
-  std::vector<double> sparse_val_;
+  // Scaling form (absent when K would not fit); kernel_current_: its
+  // scalings describe the current potentials; potentials_stale_: x_, y_
+  // are behind them.
+  std::optional<GibbsKernel> kernel_;
+  bool kernel_current_ = false;
+  bool potentials_stale_ = false;
+  int64_t log_steps_left_ = 0, log_backoff_ = 1;
+  SparsePlanMatrix sparse_plan_;  // of the Newton stage
 };
 
 }  // namespace

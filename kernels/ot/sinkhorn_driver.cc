@@ -71,29 +71,45 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
   return true;
 }
 
+// Whether the solve must stop whatever its error: out of iterations or
+// time, or stopped by `cancel` (CheckLimits() then says which).
+bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state) {
+  return state.iterations() >= options.max_iterations || !CheckCancel(cancel).ok() ||
+         (options.time_limit_seconds > 0 && state.seconds() >= options.time_limit_seconds);
+}
+
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state) {
   const int check_every = options.check_every > 0 ? options.check_every : 1;
   double window_start_error = -1;
   for (int64_t step = 0;; ++step) {
-    const bool check = step % check_every == 0 || step == max_steps;
-    double error = 0;
-    SOLVERD_RETURN_IF_ERROR(backend.RowPass(check ? &error : nullptr));
-    state->error_current = check;
+    // The budget is checked before an iteration; convergence by the
+    // iteration itself, which measures first and then does not update.
+    const bool last = step == max_steps || BudgetSpent(options, cancel, *state);
+    const bool check = last || step % check_every == 0;
+    const double keep_below = last ? INFINITY : check ? options.tolerance : -INFINITY;
+    double error = -1;
+    bool updated = false;
+    SOLVERD_RETURN_IF_ERROR(
+        backend.SinkhornIteration(keep_below, check ? &error : nullptr, &updated));
     if (check) {
       state->error = error;
       if (state->first_error < 0) state->first_error = error;
       ReportProgress(sink, *state, options, "sinkhorn");
-      if (stop_on_stall && window_start_error > 0 && error > 0.5 * window_start_error) break;
+    }
+    state->error_current = !updated;
+    if (!updated) {
+      CheckLimits(options, cancel, state);
+      break;
+    }
+    ++state->sinkhorn_iterations;
+    if (check && stop_on_stall) {
+      if (window_start_error > 0 && error > 0.5 * window_start_error) break;
       window_start_error = error;
     }
-    if (CheckLimits(options, cancel, state) || step == max_steps) break;
-    SOLVERD_RETURN_IF_ERROR(backend.UpdateRows());
-    SOLVERD_RETURN_IF_ERROR(backend.UpdateColumns());
-    ++state->sinkhorn_iterations;
   }
-  if (!state->error_current) {  // stopped between checks: measure what we return
+  if (!state->error_current) {  // stalled: measure what the next stage starts from
     SOLVERD_RETURN_IF_ERROR(backend.RowPass(&state->error));
     state->error_current = true;
   }

@@ -1,0 +1,95 @@
+#include "ot/sparse_plan_matrix.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/parallel_for.h"
+
+namespace solverd::ot::internal {
+namespace {
+
+// sum_k values[k] * x[index[k]] over [begin, end).
+double Gather(const int64_t* index, const double* values, int64_t begin, int64_t end,
+              const double* x) {
+  double sum = 0;
+  for (int64_t k = begin; k < end; ++k) sum += values[k] * x[index[k]];
+  return sum;
+}
+
+}  // namespace
+
+void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_threshold,
+                             const LogPlanRowFn& log_plan_row) {
+  n_ = n;
+  m_ = m;
+  std::vector<int64_t> counts(n, 0);
+  ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
+    std::vector<double> row(m);
+    for (int64_t i = begin; i < end; ++i) {
+      log_plan_row(i, row.data());
+      counts[i] = std::count_if(row.begin(), row.end(),
+                                [&](double lp) { return lp >= log_threshold; });
+    }
+  });
+  row_start_.assign(n + 1, 0);
+  for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
+  row_col_.resize(row_start_[n]);
+  row_value_.resize(row_start_[n]);
+  ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
+    std::vector<double> row(m);
+    for (int64_t i = begin; i < end; ++i) {
+      log_plan_row(i, row.data());
+      int64_t k = row_start_[i];
+      for (int64_t j = 0; j < m; ++j) {
+        if (row[j] < log_threshold) continue;
+        row_col_[k] = j;
+        row_value_[k++] = std::exp(row[j]);
+      }
+    }
+  });
+  // The transpose, by counting sort on the column.
+  col_start_.assign(m + 1, 0);
+  for (int64_t j : row_col_) ++col_start_[j + 1];
+  for (int64_t j = 0; j < m; ++j) col_start_[j + 1] += col_start_[j];
+  col_row_.resize(row_col_.size());
+  col_value_.resize(row_col_.size());
+  std::vector<int64_t> next(col_start_.begin(), col_start_.end() - 1);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
+      const int64_t slot = next[row_col_[k]]++;
+      col_row_[slot] = i;
+      col_value_[slot] = row_value_[k];
+    }
+  }
+}
+
+void SparsePlanMatrix::Multiply(const std::vector<double>& in, std::vector<double>* out) const {
+  out->resize(n_);
+  for (int64_t i = 0; i < n_; ++i) {
+    (*out)[i] = Gather(row_col_.data(), row_value_.data(), row_start_[i], row_start_[i + 1],
+                       in.data());
+  }
+}
+
+void SparsePlanMatrix::MultiplyTransposed(const std::vector<double>& in,
+                                          std::vector<double>* out) const {
+  out->resize(m_);
+  for (int64_t j = 0; j < m_; ++j) {
+    (*out)[j] = Gather(col_row_.data(), col_value_.data(), col_start_[j], col_start_[j + 1],
+                       in.data());
+  }
+}
+
+void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,
+                                     std::vector<double>* out) const {
+  out->resize(m_);
+  for (int64_t j = 0; j < m_; ++j) {
+    double sum = 0;
+    for (int64_t k = col_start_[j]; k < col_start_[j + 1]; ++k) {
+      sum += col_value_[k] * col_value_[k] * w[col_row_[k]];
+    }
+    (*out)[j] = sum;
+  }
+}
+
+}  // namespace solverd::ot::internal

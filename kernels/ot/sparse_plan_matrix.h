@@ -1,0 +1,41 @@
+// SparsePlanMatrix: the CPU backend's sparsified plan Ps of the Newton
+// stage, stored both by rows and by columns so that Ps v and Ps^T u are
+// each a gather (one running sum per output) rather than a scatter.
+#ifndef SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
+#define SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+namespace solverd::ot::internal {
+
+class SparsePlanMatrix {
+ public:
+  // Keeps the entries P_ij with log P_ij >= log_threshold, where
+  // log_plan_row(i, out) writes log P_i. into out[0, m); rows on up to
+  // `threads` threads. log_plan_row is called twice per row (count, then
+  // fill), so it must be pure.
+  using LogPlanRowFn = std::function<void(int64_t i, double* out)>;
+  void Build(int64_t n, int64_t m, int threads, double log_threshold,
+             const LogPlanRowFn& log_plan_row);
+
+  int64_t entries() const { return static_cast<int64_t>(row_value_.size()); }
+  // out = Ps in (in of size m, out of size n).
+  void Multiply(const std::vector<double>& in, std::vector<double>* out) const;
+  // out = Ps^T in (in of size n, out of size m).
+  void MultiplyTransposed(const std::vector<double>& in, std::vector<double>* out) const;
+  // out_j = sum_i Ps_ij^2 w_i.
+  void ColumnSquares(const std::vector<double>& w, std::vector<double>* out) const;
+
+ private:
+  int64_t n_ = 0, m_ = 0;
+  std::vector<int64_t> row_start_, row_col_;  // by rows
+  std::vector<double> row_value_;
+  std::vector<int64_t> col_start_, col_row_;  // the same entries by columns
+  std::vector<double> col_value_;
+};
+
+}  // namespace solverd::ot::internal
+
+#endif  // SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
