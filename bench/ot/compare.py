@@ -1,6 +1,6 @@
 """ot benchmark, side by side in one run (bench/ot/run drives it):
 
-1. pot_n{500,2000,5000}: solverd's log-domain Sinkhorn and SNS against POT's
+1. pot_n{500,2000,5000}: solverd's Sinkhorn and SNS against POT's
    ot.sinkhorn (plain) and ot.sinkhorn(method="sinkhorn_log") on uniform
    random point clouds in [0,1]^2 with squared Euclidean cost, reg = 0.01
    (eta = 100), run to L1 marginal error 1e-6.
