@@ -8,12 +8,11 @@ Run: /usr/bin/python3 client_test.py --solverd PATH --proto-root PATH
 """
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 import unittest
+
+from server_fixture import Server
 
 ARGS = None
 
@@ -44,24 +43,14 @@ class SolverdPythonClient(unittest.TestCase):
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         generate_stubs(ARGS.proto_root, cls.tmp.name)
-        port_file = os.path.join(cls.tmp.name, "ports")
-        cls.server = subprocess.Popen(
-            [ARGS.solverd, "--listen=127.0.0.1:0", "--metrics-port=0",
-             f"--port-file={port_file}"], stderr=subprocess.DEVNULL)
-        for _ in range(1000):
-            if os.path.exists(port_file):
-                break
-            time.sleep(0.01)
-        with open(port_file) as f:
-            grpc_port, _ = f.read().split()
+        cls.server = Server(ARGS.solverd, cls.tmp.name)
         import grpc
-        cls.channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
+        cls.channel = grpc.insecure_channel(cls.server.address)
 
     @classmethod
     def tearDownClass(cls):
         cls.channel.close()
-        cls.server.send_signal(signal.SIGTERM)
-        cls.server.wait(timeout=30)
+        cls.server.stop()
         cls.tmp.cleanup()
 
     def test_reflection_lists_and_describes_the_api(self):

@@ -1,0 +1,182 @@
+"""solverd.Client: the SolverService calls with Python types.
+
+Errors the server returns (INVALID_ARGUMENT naming the field, NOT_FOUND,
+RESOURCE_EXHAUSTED, ...) surface as grpc.RpcError from the call that caused
+them; a job that fails or is cancelled after it was accepted raises
+JobFailed from wait(), result() and solve().
+"""
+import time
+
+import grpc
+import numpy as np
+
+from solverd.tensors import _DTYPES
+from solverd.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, sor_pb2
+
+TERMINAL_STATES = frozenset(
+    [jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED])
+
+# Reconnections of a dropped WatchJob stream without an event in between.
+_RECONNECTS = 5
+
+# Blob chunks stay well under gRPC's 4 MiB message limit.
+_CHUNK_BYTES = 1 << 20
+
+_SPEC_FIELDS = {
+    ot_pb2.OtProblem: "ot",
+    ot_pb2.OtBatch: "ot_batch",
+    sor_pb2.SorSequence: "sor",
+}
+
+_DEVICES = {None: jobs_pb2.DEVICE_ANY, "any": jobs_pb2.DEVICE_ANY,
+            "cpu": jobs_pb2.DEVICE_CPU, "cuda": jobs_pb2.DEVICE_CUDA}
+
+
+class JobFailed(Exception):
+    """A job ended FAILED or CANCELLED. `job` is its final Job (a cancelled
+    job's result holds the best answer so far, if any); `code` is the
+    grpc.StatusCode the server gave."""
+
+    def __init__(self, job):
+        self.job = job
+        self.code = next((c for c in grpc.StatusCode if c.value[0] == job.error_code),
+                         grpc.StatusCode.UNKNOWN)
+        state = jobs_pb2.JobState.Name(job.state)
+        super().__init__(f"job {job.id} {state}: {self.code.name}: {job.error_message}")
+
+
+class Client:
+    """A connection to one solverd. `timeout` (seconds) bounds each unary
+    call; streams are bounded by the `timeout` given to the call."""
+
+    def __init__(self, target="127.0.0.1:50051", *, channel=None, timeout=30.0):
+        self._channel = channel or grpc.insecure_channel(target)
+        self._stub = jobs_pb2_grpc.SolverServiceStub(self._channel)
+        self._timeout = timeout
+
+    def close(self):
+        self._channel.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- jobs ---
+
+    def submit(self, problem, *, priority=0, deadline=None, idempotency_key="", device=None,
+               labels=None):
+        """Queues `problem` (an OtProblem, OtBatch, SorSequence or a whole
+        JobSpec) and returns the Job. deadline: seconds from now; device:
+        "cpu", "cuda" or None for any."""
+        if isinstance(problem, jobs_pb2.JobSpec):
+            spec = problem
+        else:
+            field = _SPEC_FIELDS.get(type(problem))
+            if field is None:
+                raise TypeError(f"cannot submit a {type(problem).__name__}")
+            spec = jobs_pb2.JobSpec(priority=priority, idempotency_key=idempotency_key,
+                                    device=_DEVICES[device], labels=labels or {})
+            getattr(spec, field).CopyFrom(problem)
+            if deadline is not None:
+                spec.deadline.FromNanoseconds(int(deadline * 1e9))
+        return self._stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec), timeout=self._timeout)
+
+    def watch(self, job_id, from_event=0, timeout=None):
+        """Yields the job's events from number `from_event` until its
+        terminal state. If the stream drops (UNAVAILABLE) it reconnects
+        from the next event number, up to _RECONNECTS times in a row."""
+        next_event, failures = from_event, 0
+        while True:
+            request = jobs_pb2.WatchJobRequest(job_id=job_id, from_event=next_event)
+            try:
+                for event in self._stub.WatchJob(request, timeout=timeout):
+                    next_event, failures = event.number + 1, 0
+                    yield event
+                    if event.HasField("state") and event.state.state in TERMINAL_STATES:
+                        return
+                return
+            except grpc.RpcError as e:
+                failures += 1
+                if e.code() != grpc.StatusCode.UNAVAILABLE or failures > _RECONNECTS:
+                    raise
+                time.sleep(0.1 * 2 ** failures)
+
+    def wait(self, job_id, timeout=None):
+        """Blocks until the job ends; returns its final Job, or raises
+        JobFailed."""
+        for _ in self.watch(job_id, timeout=timeout):
+            pass
+        job = self.get(job_id)
+        if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+            raise JobFailed(job)
+        return job
+
+    def result(self, job_id, timeout=None):
+        """The family result (OtResult, OtBatchResult or SorSequenceResult)
+        of a job, waiting for it to succeed."""
+        job = self.wait(job_id, timeout=timeout)
+        return getattr(job.result, job.result.WhichOneof("result"))
+
+    def solve(self, problem, *, timeout=None, **submit_args):
+        """submit() then result()."""
+        return self.result(self.submit(problem, **submit_args).id, timeout=timeout)
+
+    def get(self, job_id):
+        return self._stub.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self._timeout)
+
+    def cancel(self, job_id):
+        return self._stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id),
+                                    timeout=self._timeout)
+
+    def jobs(self, state=jobs_pb2.JOB_STATE_UNSPECIFIED, family=""):
+        """Yields every job (optionally of one state or family), page by page."""
+        token = ""
+        while True:
+            page = self._stub.ListJobs(
+                jobs_pb2.ListJobsRequest(state=state, family=family, page_token=token),
+                timeout=self._timeout)
+            yield from page.jobs
+            token = page.next_page_token
+            if not token:
+                return
+
+    # --- blobs: data past the 4 MiB message limit ---
+
+    def upload(self, values, dtype=np.float64):
+        """Uploads an array (as little-endian float32/float64) and returns a
+        Tensor that refers to it by blob id, for use in any problem."""
+        data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+        info = self.upload_bytes(data.tobytes())
+        return common_pb2.Tensor(shape=list(data.shape), blob_id=info.blob_id,
+                                 dtype=_DTYPES[data.dtype.newbyteorder("=")])
+
+    def upload_bytes(self, data):
+        """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo."""
+        chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k)
+                  for k in range(0, max(len(data), 1), _CHUNK_BYTES))
+        return self._stub.UploadBlob(chunks, timeout=self._timeout)
+
+    def download_bytes(self, blob_id):
+        request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
+        return b"".join(c.data for c in self._stub.DownloadBlob(request, timeout=self._timeout))
+
+    def download_array(self, t):
+        """The array of a blob-backed Tensor."""
+        dtype = "<f4" if t.dtype == common_pb2.DTYPE_FLOAT32 else "<f8"
+        return np.frombuffer(self.download_bytes(t.blob_id), dtype=dtype).reshape(list(t.shape))
+
+    # --- sor tuners ---
+
+    def create_tuner(self, name, algorithm, **config):
+        """Creates (or returns the same-configured) named sor tuner;
+        algorithm: a sor_pb2.TUNER_ALGORITHM_* value."""
+        request = sor_pb2.CreateTunerRequest(name=name, algorithm=algorithm, **config)
+        return self._stub.CreateTuner(request, timeout=self._timeout)
+
+    def get_tuner(self, name):
+        return self._stub.GetTuner(sor_pb2.GetTunerRequest(name=name), timeout=self._timeout)
+
+    def delete_tuner(self, name):
+        self._stub.DeleteTuner(sor_pb2.DeleteTunerRequest(name=name), timeout=self._timeout)

@@ -1,0 +1,144 @@
+#!/usr/bin/python3
+"""The solverd Python package (client/python) against a real server:
+numpy tensors and blobs, watching, results, errors, cancellation,
+idempotent submits, sor tuners, and the examples in examples/python.
+
+Run: PYTHONPATH=<build>/python /usr/bin/python3 solverd_client_test.py
+         --solverd PATH --examples DIR
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import grpc
+import numpy as np
+
+import solverd
+from server_fixture import Server
+
+ARGS = None
+ot = solverd.ot_pb2
+sor = solverd.sor_pb2
+
+
+def random_cost(n, m, seed):
+    return np.random.default_rng(seed).random((n, m))
+
+
+class SolverdClient(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.server = Server(ARGS.solverd, cls.tmp.name)
+        cls.client = solverd.Client(cls.server.address)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def test_ot_result_matches_its_potentials(self):
+        cost, eta = random_cost(30, 40, 1), 50.0
+        a = np.random.default_rng(2).random(30)
+        a /= a.sum()
+        problem = ot.OtProblem(cost=solverd.tensor(cost, np.float32), a=solverd.tensor(a),
+                               eta=eta, tolerance=1e-9, return_plan=True)
+        result = self.client.solve(problem)
+        self.assertEqual(result.termination, ot.OT_TERMINATION_CONVERGED)
+        c = cost.astype(np.float32).astype(np.float64)  # what the server saw
+        x, y = np.array(result.potential_x), np.array(result.potential_y)
+        plan = np.exp(eta * (x[:, None] + y[None, :] - c) - 1)
+        np.testing.assert_allclose(solverd.array(result.plan), plan, rtol=1e-9, atol=1e-15)
+        np.testing.assert_allclose(plan.sum(1), a, atol=1e-8)
+        self.assertAlmostEqual(result.transport_cost, (plan * c).sum(), delta=1e-9)
+
+    def test_blob_upload_carries_a_cost_past_the_message_limit(self):
+        cost = random_cost(700, 800, 3)  # 4.5 MB of float64
+        t = self.client.upload(cost)
+        self.assertTrue(t.blob_id)
+        self.assertEqual(self.client.download_array(t).tobytes(), cost.tobytes())
+        result = self.client.solve(ot.OtProblem(cost=t, reg=0.1))
+        self.assertLessEqual(result.marginal_error, 1e-6)
+
+    def test_watch_streams_numbered_events_with_progress(self):
+        job = self.client.submit(ot.OtProblem(cost=solverd.tensor(random_cost(50, 50, 4)),
+                                              eta=200, tolerance=1e-10,
+                                              method=ot.OT_METHOD_SINKHORN))
+        events = list(self.client.watch(job.id))
+        self.assertEqual([e.number for e in events], list(range(len(events))))
+        self.assertTrue(any(e.progress.stage == "sinkhorn" for e in events))
+        self.assertTrue(any(e.HasField("result") for e in events))
+        self.assertEqual(events[-1].state.state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+        # Resuming from an event number gives the rest of the same stream.
+        self.assertEqual(list(self.client.watch(job.id, from_event=2)), events[2:])
+
+    def test_bad_input_names_the_field(self):
+        a = np.full(10, 0.1)
+        a[3] = -0.1
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(ot.OtProblem(cost=solverd.tensor(random_cost(10, 10, 5)),
+                                            a=solverd.tensor(a), eta=10))
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("a", raised.exception.details())
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.get("no-such-job")
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.NOT_FOUND)
+
+    def test_cancel_keeps_the_best_answer_so_far(self):
+        # Random assignment at eta = 1200 takes Sinkhorn ~20,000 iterations.
+        job = self.client.submit(ot.OtProblem(
+            cost=solverd.tensor(random_cost(400, 400, 6)), eta=1200, tolerance=1e-12,
+            max_iterations=10_000_000, method=ot.OT_METHOD_SINKHORN))
+        for event in self.client.watch(job.id):
+            if event.HasField("progress"):
+                self.client.cancel(job.id)
+                break
+        with self.assertRaises(solverd.JobFailed) as raised:
+            self.client.wait(job.id)
+        self.assertEqual(raised.exception.code, grpc.StatusCode.CANCELLED)
+        partial = raised.exception.job.result.ot
+        self.assertEqual(partial.termination, ot.OT_TERMINATION_STOPPED)
+        self.assertGreater(partial.iterations, 0)
+
+    def test_idempotency_key_returns_the_same_job(self):
+        problem = ot.OtProblem(cost=solverd.tensor(random_cost(8, 8, 7)), reg=0.1)
+        first = self.client.submit(problem, idempotency_key="py-idem-1")
+        again = self.client.submit(problem, idempotency_key="py-idem-1")
+        self.assertEqual(first.id, again.id)
+        self.assertIn(first.id, {j.id for j in self.client.jobs(family="ot")})
+
+    def test_sor_sequence_with_a_tuner(self):
+        self.client.create_tuner("py-client", sor.TUNER_ALGORITHM_TSALLIS_INF)
+        sequence = sor.SorSequence(tuner="py-client", method=sor.SOR_METHOD_SSOR_CG)
+        for shift in (0.0, 0.5, 1.0):
+            sequence.systems.add(
+                a=solverd.csr_matrix([0, 2, 5, 7], [0, 1, 0, 1, 2, 1, 2],
+                                     [2 + shift, -1, -1, 2 + shift, -1, -1, 2 + shift]),
+                b=solverd.tensor([1.0, 0.0, 1.0]))
+        result = self.client.solve(sequence)
+        self.assertTrue(all(s.converged for s in result.solves))
+        self.assertEqual(self.client.get_tuner("py-client").systems, 3)
+        self.client.delete_tuner("py-client")
+
+    def test_examples_run(self):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+        for name in sorted(os.listdir(ARGS.examples)):
+            if name.endswith(".py"):
+                with self.subTest(example=name):
+                    done = subprocess.run(
+                        [sys.executable, os.path.join(ARGS.examples, name),
+                         "--server", self.server.address],
+                        env=env, capture_output=True, text=True, timeout=120)
+                    self.assertEqual(done.returncode, 0, done.stderr)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--solverd", required=True)
+    parser.add_argument("--examples", required=True)
+    ARGS, rest = parser.parse_known_args()
+    unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
