@@ -1,5 +1,8 @@
 // ParallelFor: splits [0, n) into contiguous chunks run on up to `threads`
 // threads, the calling thread included, and returns when all are done.
+// The other threads come from a process-wide pool (one per core besides
+// the caller's), shared by concurrent calls: a call takes whichever workers
+// are free and runs the rest of its chunks itself, so calls may nest.
 //
 // For the CPU backends' row loops. `body(begin, end)` must be safe to run
 // concurrently on disjoint ranges. Chunks are static: the loops it serves
