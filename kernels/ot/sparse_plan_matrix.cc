@@ -22,6 +22,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
                              const LogPlanRowFn& log_plan_row) {
   n_ = n;
   m_ = m;
+  threads_ = threads;
   std::vector<int64_t> counts(n, 0);
   ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
     std::vector<double> row(m);
@@ -63,33 +64,48 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   }
 }
 
+// Splits `count` outputs over threads when each part gets at least about
+// kMinEntriesPerPart of the `entries` to gather.
+void SparsePlanMatrix::ForOutputs(int64_t count,
+                                  const std::function<void(int64_t, int64_t)>& body) const {
+  constexpr int64_t kMinEntriesPerPart = 1 << 14;
+  const int64_t per_output = std::max<int64_t>(1, entries() / std::max<int64_t>(1, count));
+  ParallelFor(count, threads_, body, std::max<int64_t>(1, kMinEntriesPerPart / per_output));
+}
+
 void SparsePlanMatrix::Multiply(const std::vector<double>& in, std::vector<double>* out) const {
   out->resize(n_);
-  for (int64_t i = 0; i < n_; ++i) {
-    (*out)[i] = Gather(row_col_.data(), row_value_.data(), row_start_[i], row_start_[i + 1],
-                       in.data());
-  }
+  ForOutputs(n_, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      (*out)[i] = Gather(row_col_.data(), row_value_.data(), row_start_[i], row_start_[i + 1],
+                         in.data());
+    }
+  });
 }
 
 void SparsePlanMatrix::MultiplyTransposed(const std::vector<double>& in,
                                           std::vector<double>* out) const {
   out->resize(m_);
-  for (int64_t j = 0; j < m_; ++j) {
-    (*out)[j] = Gather(col_row_.data(), col_value_.data(), col_start_[j], col_start_[j + 1],
-                       in.data());
-  }
+  ForOutputs(m_, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      (*out)[j] = Gather(col_row_.data(), col_value_.data(), col_start_[j], col_start_[j + 1],
+                         in.data());
+    }
+  });
 }
 
 void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,
                                      std::vector<double>* out) const {
   out->resize(m_);
-  for (int64_t j = 0; j < m_; ++j) {
-    double sum = 0;
-    for (int64_t k = col_start_[j]; k < col_start_[j + 1]; ++k) {
-      sum += col_value_[k] * col_value_[k] * w[col_row_[k]];
+  ForOutputs(m_, [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      double sum = 0;
+      for (int64_t k = col_start_[j]; k < col_start_[j + 1]; ++k) {
+        sum += col_value_[k] * col_value_[k] * w[col_row_[k]];
+      }
+      (*out)[j] = sum;
     }
-    (*out)[j] = sum;
-  }
+  });
 }
 
 }  // namespace solverd::ot::internal

@@ -15,7 +15,7 @@ class SparsePlanMatrix {
   // Keeps the entries P_ij with log P_ij >= log_threshold, where
   // log_plan_row(i, out) writes log P_i. into out[0, m); rows on up to
   // `threads` threads. log_plan_row is called twice per row (count, then
-  // fill), so it must be pure.
+  // fill), so it must be pure. The products use the same threads.
   using LogPlanRowFn = std::function<void(int64_t i, double* out)>;
   void Build(int64_t n, int64_t m, int threads, double log_threshold,
              const LogPlanRowFn& log_plan_row);
@@ -29,7 +29,11 @@ class SparsePlanMatrix {
   void ColumnSquares(const std::vector<double>& w, std::vector<double>* out) const;
 
  private:
+  // Runs body over [0, count) outputs, on threads when there is enough work.
+  void ForOutputs(int64_t count, const std::function<void(int64_t, int64_t)>& body) const;
+
   int64_t n_ = 0, m_ = 0;
+  int threads_ = 1;
   std::vector<int64_t> row_start_, row_col_;  // by rows
   std::vector<double> row_value_;
   std::vector<int64_t> col_start_, col_row_;  // the same entries by columns

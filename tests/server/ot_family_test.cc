@@ -61,7 +61,9 @@ TEST_F(OtFamilyTest, EveryMethodSolvesAndCountsItsStages) {
     EXPECT_EQ(r.termination(), v1::OT_TERMINATION_CONVERGED) << v1::OtMethod_Name(method);
     EXPECT_EQ(r.iterations(), r.sinkhorn_iterations() + r.newton_iterations());
     if (method == v1::OT_METHOD_SINKHORN) EXPECT_EQ(r.newton_iterations(), 0);
-    if (method == v1::OT_METHOD_SNS) EXPECT_EQ(r.sinkhorn_iterations(), 20);
+    // SNS: 20 Sinkhorn steps first, and one after each damped Newton step.
+    if (method == v1::OT_METHOD_SNS) EXPECT_GE(r.sinkhorn_iterations(), 20);
+    if (method == v1::OT_METHOD_SNS) EXPECT_GT(r.newton_iterations(), 0);
   }
 }
 
