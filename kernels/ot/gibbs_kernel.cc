@@ -22,6 +22,8 @@ constexpr double kMaxScaling = 1e100;
 // smaller passes run on the calling thread alone.
 constexpr int64_t kMinEntriesPerPart = int64_t{1} << 16;
 
+constexpr int64_t kCacheLineDoubles = 8;
+
 bool Rescale(double mass, double sum, double* scaling) {
   if (mass <= 0) {
     *scaling = 0;
@@ -93,7 +95,9 @@ void GibbsKernel::ColumnPass(const RowFn& row) {
       [&](int64_t first, int64_t last) {
         for (int64_t part = first; part < last; ++part) {
           std::vector<double>& columns = column_partials_[part];
-          columns.assign(m_, 0.0);
+          // The padding keeps two parts' accumulators off a shared cache
+          // line (each is allocated by the thread that first runs it).
+          columns.assign(m_ + kCacheLineDoubles, 0.0);
           for (int64_t i = part * chunk; i < std::min(n_, (part + 1) * chunk); ++i) {
             row(part, i, &kernel_[i * m_], columns.data());
           }
@@ -135,7 +139,7 @@ bool GibbsKernel::Iterate(const std::vector<double>& a, const std::vector<double
     if (!Rescale(b[j], columns[j], &columns[j])) return false;
   }
   u_.swap(next_u_);
-  v_.swap(columns);
+  std::copy(columns.begin(), columns.begin() + m_, v_.begin());
   *updated = true;
   return true;
 }

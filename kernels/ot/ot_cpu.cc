@@ -351,7 +351,8 @@ class CpuOtBackend final : public OtBackend {
   std::vector<T> ReduceRowBlocks(int64_t width, const RowFn& row, const MergeFn& merge) {
     const int64_t parts = std::clamp<int64_t>(threads_, 1,
                                               std::max<int64_t>(1, p_.n / kMinItemsPerThread));
-    std::vector<std::vector<T>> partial(parts, std::vector<T>(width, T()));
+    // Padded past the end so that no two parts write one cache line.
+    std::vector<std::vector<T>> partial(parts, std::vector<T>(width + 64 / sizeof(T) + 1, T()));
     const int64_t chunk = (p_.n + parts - 1) / parts;
     ParallelFor(parts, parts, [&](int64_t pb, int64_t pe) {
       for (int64_t part = pb; part < pe; ++part) {
@@ -363,6 +364,7 @@ class CpuOtBackend final : public OtBackend {
     for (int64_t part = 1; part < parts; ++part) {
       for (int64_t k = 0; k < width; ++k) merge(partial[0][k], partial[part][k]);
     }
+    partial[0].resize(width);
     return std::move(partial[0]);
   }
 
