@@ -6,7 +6,8 @@ import time
 
 
 class Server:
-    """A solverd process on free loopback ports; `address` is host:port."""
+    """A solverd process on free loopback ports: `address` is its gRPC
+    host:port, `metrics_port` its Prometheus port."""
 
     def __init__(self, binary, work_dir, *flags):
         port_file = os.path.join(work_dir, "ports")
@@ -20,8 +21,9 @@ class Server:
                 raise RuntimeError(f"solverd exited with {self.process.returncode}")
             time.sleep(0.01)
         with open(port_file) as f:
-            grpc_port, _ = f.read().split()
+            grpc_port, metrics_port = f.read().split()
         self.address = f"127.0.0.1:{grpc_port}"
+        self.metrics_port = int(metrics_port)
 
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
