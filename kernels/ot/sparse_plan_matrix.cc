@@ -73,25 +73,26 @@ void SparsePlanMatrix::ForOutputs(int64_t count,
   ParallelFor(count, threads_, body, std::max<int64_t>(1, kMinEntriesPerPart / per_output));
 }
 
-void SparsePlanMatrix::Multiply(const std::vector<double>& in, std::vector<double>* out) const {
-  out->resize(n_);
-  ForOutputs(n_, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      (*out)[i] = Gather(row_col_.data(), row_value_.data(), row_start_[i], row_start_[i + 1],
-                         in.data());
+void SparsePlanMatrix::GatherAll(const std::vector<int64_t>& start,
+                                 const std::vector<int64_t>& index,
+                                 const std::vector<double>& values,
+                                 const std::vector<double>& in, std::vector<double>* out) const {
+  const int64_t count = static_cast<int64_t>(start.size()) - 1;
+  out->resize(count);
+  ForOutputs(count, [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      (*out)[k] = Gather(index.data(), values.data(), start[k], start[k + 1], in.data());
     }
   });
 }
 
+void SparsePlanMatrix::Multiply(const std::vector<double>& in, std::vector<double>* out) const {
+  GatherAll(row_start_, row_col_, row_value_, in, out);
+}
+
 void SparsePlanMatrix::MultiplyTransposed(const std::vector<double>& in,
                                           std::vector<double>* out) const {
-  out->resize(m_);
-  ForOutputs(m_, [&](int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      (*out)[j] = Gather(col_row_.data(), col_value_.data(), col_start_[j], col_start_[j + 1],
-                         in.data());
-    }
-  });
+  GatherAll(col_start_, col_row_, col_value_, in, out);
 }
 
 void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,

@@ -31,6 +31,10 @@ class SparsePlanMatrix {
  private:
   // Runs body over [0, count) outputs, on threads when there is enough work.
   void ForOutputs(int64_t count, const std::function<void(int64_t, int64_t)>& body) const;
+  // out_k = sum of values[e] * in[index[e]] over e in [start[k], start[k+1]).
+  void GatherAll(const std::vector<int64_t>& start, const std::vector<int64_t>& index,
+                 const std::vector<double>& values, const std::vector<double>& in,
+                 std::vector<double>* out) const;
 
   int64_t n_ = 0, m_ = 0;
   int threads_ = 1;
