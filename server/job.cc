@@ -19,14 +19,15 @@ bool IsTerminal(v1::JobState state) {
 }
 
 Job::Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
-         std::unique_ptr<PreparedJob> work, absl::Time now)
-    : id_(std::move(id)), seq_(seq), family_(family), create_time_(now),
-      work_(std::move(work)) {
+         std::unique_ptr<PreparedJob> work, absl::Time now, std::string owner)
+    : id_(std::move(id)), seq_(seq), family_(family), owner_(std::move(owner)),
+      idempotency_key_(spec.idempotency_key()), create_time_(now), work_(std::move(work)) {
   absl::MutexLock lock(&mu_);
   job_.set_id(id_);
   job_.set_family(std::string(family->name()));
   job_.set_priority(spec.priority());
   job_.set_idempotency_key(spec.idempotency_key());
+  job_.set_owner(owner_);
   *job_.mutable_labels() = spec.labels();
   *job_.mutable_create_time() = ToProto(now);
   job_.set_state(v1::JOB_STATE_QUEUED);

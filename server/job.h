@@ -29,15 +29,18 @@ class Job {
  public:
   static constexpr int64_t kMaxProgressEvents = 10000;
 
-  // `spec` is kept without its problem data (that lives in `work`).
+  // `spec` is kept without its problem data (that lives in `work`);
+  // `owner` is the submitting token's name ("" without tokens).
   Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
-      std::unique_ptr<PreparedJob> work, absl::Time now);
+      std::unique_ptr<PreparedJob> work, absl::Time now, std::string owner = "");
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
   const std::string& id() const { return id_; }
   uint64_t seq() const { return seq_; }  // submission order
   const Family* family() const { return family_; }
+  const std::string& owner() const { return owner_; }
+  const std::string& idempotency_key() const { return idempotency_key_; }
   absl::Time create_time() const { return create_time_; }
   ::solverd::CancelToken& cancel_token() { return cancel_; }
   // REQUIRES: called by the lane thread running the job, before Finish().
@@ -73,6 +76,8 @@ class Job {
   const std::string id_;
   const uint64_t seq_;
   const Family* const family_;
+  const std::string owner_;
+  const std::string idempotency_key_;
   const absl::Time create_time_;
   ::solverd::CancelToken cancel_;
   std::unique_ptr<PreparedJob> work_;  // lane thread only; reset by Finish()

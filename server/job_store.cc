@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace solverd::server {
@@ -19,9 +20,19 @@ uint64_t JobStore::NextSeq() {
   return next_seq_++;
 }
 
-std::shared_ptr<Job> JobStore::AddOrGet(std::shared_ptr<Job> job, const std::string& key) {
+namespace {
+
+// The idempotency index key of a job: its owner and its key.
+std::string IndexKey(const std::string& owner, const std::string& key) {
+  return absl::StrCat(owner.size(), ":", owner, key);
+}
+
+}  // namespace
+
+std::shared_ptr<Job> JobStore::AddOrGet(std::shared_ptr<Job> job) {
   absl::MutexLock lock(&mu_);
-  if (!key.empty()) {
+  if (!job->idempotency_key().empty()) {
+    const std::string key = IndexKey(job->owner(), job->idempotency_key());
     auto it = by_key_.find(key);
     if (it != by_key_.end()) {
       auto existing = by_id_.find(it->second);
@@ -38,9 +49,9 @@ void JobStore::Remove(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = by_id_.find(id);
   if (it == by_id_.end()) return;
-  const std::string key = it->second->Snapshot().idempotency_key();
-  if (!key.empty()) by_key_.erase(key);
-  by_seq_.erase(it->second->seq());
+  const Job& job = *it->second;
+  if (!job.idempotency_key().empty()) by_key_.erase(IndexKey(job.owner(), job.idempotency_key()));
+  by_seq_.erase(job.seq());
   by_id_.erase(it);
 }
 
@@ -50,9 +61,10 @@ std::shared_ptr<Job> JobStore::Find(const std::string& id) const {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
-std::shared_ptr<Job> JobStore::FindByIdempotencyKey(const std::string& key) const {
+std::shared_ptr<Job> JobStore::FindByIdempotencyKey(const std::string& owner,
+                                                    const std::string& key) const {
   absl::MutexLock lock(&mu_);
-  auto it = by_key_.find(key);
+  auto it = by_key_.find(IndexKey(owner, key));
   if (it == by_key_.end()) return nullptr;
   auto job = by_id_.find(it->second);
   return job == by_id_.end() ? nullptr : job->second;
@@ -65,6 +77,7 @@ std::vector<std::shared_ptr<Job>> JobStore::List(const Filter& filter, bool* mor
   for (auto it = by_seq_.upper_bound(filter.after_seq); it != by_seq_.end(); ++it) {
     const Job& job = *it->second;
     if (!filter.family.empty() && job.family()->name() != filter.family) continue;
+    if (filter.owner != nullptr && job.owner() != *filter.owner) continue;
     if (filter.state != v1::JOB_STATE_UNSPECIFIED && job.state() != filter.state) continue;
     if (static_cast<int>(out.size()) == filter.limit) {
       *more = true;
@@ -87,9 +100,11 @@ int JobStore::Sweep(absl::Time now) {
     auto it = by_seq_.find(finished[i]);
     const bool expired = it->second->finish_time() + options_.result_ttl <= now;
     if (static_cast<int>(i) >= over_cap && !expired) continue;
-    const std::string key = it->second->Snapshot().idempotency_key();
-    if (!key.empty()) by_key_.erase(key);
-    by_id_.erase(it->second->id());
+    const Job& job = *it->second;
+    if (!job.idempotency_key().empty()) {
+      by_key_.erase(IndexKey(job.owner(), job.idempotency_key()));
+    }
+    by_id_.erase(job.id());
     by_seq_.erase(it);
     ++dropped;
   }

@@ -30,6 +30,7 @@ class JobStore {
   struct Filter {
     v1::JobState state = v1::JOB_STATE_UNSPECIFIED;  // any
     std::string family;                               // any when empty
+    const std::string* owner = nullptr;               // any when null
     uint64_t after_seq = 0;                           // paging cursor
     int limit = 100;
   };
@@ -42,13 +43,15 @@ class JobStore {
   std::string NewId();
   uint64_t NextSeq();
 
-  // Adds `job` unless a job with the same non-empty idempotency key exists;
-  // returns the job that is now in the store under that key.
-  std::shared_ptr<Job> AddOrGet(std::shared_ptr<Job> job, const std::string& idempotency_key);
+  // Adds `job` unless a job of the same owner with the same non-empty
+  // idempotency key exists; returns the job now in the store under it.
+  std::shared_ptr<Job> AddOrGet(std::shared_ptr<Job> job);
   // Forgets a job that never got queued (its submission failed).
   void Remove(const std::string& id);
   std::shared_ptr<Job> Find(const std::string& id) const;
-  std::shared_ptr<Job> FindByIdempotencyKey(const std::string& key) const;
+  // Keys are per owner: one token cannot reach another's job by its key.
+  std::shared_ptr<Job> FindByIdempotencyKey(const std::string& owner,
+                                            const std::string& key) const;
   // Jobs matching `filter`, oldest first; *more says whether more follow.
   std::vector<std::shared_ptr<Job>> List(const Filter& filter, bool* more) const;
 

@@ -9,11 +9,12 @@
 namespace solverd::server {
 namespace {
 
-std::shared_ptr<Job> NewJob(JobStore& store, absl::Time now, std::string key = "") {
+std::shared_ptr<Job> NewJob(JobStore& store, absl::Time now, std::string key = "",
+                            std::string owner = "") {
   v1::JobSpec spec;
   spec.set_idempotency_key(key);
   return std::make_shared<Job>(store.NewId(), store.NextSeq(), spec,
-                               FamilyFor(v1::JobSpec::kOt), nullptr, now);
+                               FamilyFor(v1::JobSpec::kOt), nullptr, now, owner);
 }
 
 TEST(Job, EventsAreNumberedAndEndWithTheTerminalState) {
@@ -60,7 +61,7 @@ TEST(JobStore, RetentionDropsExpiredAndOldestFinished) {
   JobStore store({absl::Hours(1), /*max_jobs_retained=*/2});
   const absl::Time t0 = absl::Now();
   std::vector<std::shared_ptr<Job>> jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0), ""));
+  for (int i = 0; i < 4; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0)));
   for (int i = 0; i < 3; ++i) {
     jobs[i]->Finish(v1::JOB_STATE_SUCCEEDED, absl::OkStatus(), std::nullopt, t0);
   }
@@ -74,18 +75,38 @@ TEST(JobStore, RetentionDropsExpiredAndOldestFinished) {
 
 TEST(JobStore, IdempotencyKeyReturnsTheFirstJob) {
   JobStore store({});
-  auto first = store.AddOrGet(NewJob(store, absl::Now(), "k"), "k");
-  auto second = store.AddOrGet(NewJob(store, absl::Now(), "k"), "k");
+  auto first = store.AddOrGet(NewJob(store, absl::Now(), "k"));
+  auto second = store.AddOrGet(NewJob(store, absl::Now(), "k"));
   EXPECT_EQ(first, second);
-  EXPECT_EQ(store.FindByIdempotencyKey("k"), first);
+  EXPECT_EQ(store.FindByIdempotencyKey("", "k"), first);
   EXPECT_EQ(store.size(), 1u);
+}
+
+TEST(JobStore, IdempotencyKeysAndListingAreKeptPerOwner) {
+  JobStore store({});
+  auto alice = store.AddOrGet(NewJob(store, absl::Now(), "k", "alice"));
+  auto bob = store.AddOrGet(NewJob(store, absl::Now(), "k", "bob"));
+  EXPECT_NE(alice, bob);  // the same key from another token is another job
+  EXPECT_EQ(store.FindByIdempotencyKey("bob", "k"), bob);
+  EXPECT_EQ(store.FindByIdempotencyKey("", "k"), nullptr);
+  JobStore::Filter filter;
+  const std::string owner = "alice";
+  filter.owner = &owner;
+  bool more = false;
+  auto listed = store.List(filter, &more);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0], alice);
+  EXPECT_EQ(alice->Snapshot().owner(), "alice");
+  store.Remove(alice->id());
+  EXPECT_EQ(store.FindByIdempotencyKey("alice", "k"), nullptr);
+  EXPECT_EQ(store.FindByIdempotencyKey("bob", "k"), bob);
 }
 
 TEST(JobStore, ListFiltersAndPages) {  // (JobManager::List also drops results)
   JobStore store({});
   const absl::Time t0 = absl::Now();
   std::vector<std::shared_ptr<Job>> jobs;
-  for (int i = 0; i < 5; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0), ""));
+  for (int i = 0; i < 5; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0)));
   jobs[1]->Finish(v1::JOB_STATE_CANCELLED, absl::CancelledError("x"), std::nullopt, t0);
   JobStore::Filter f;
   f.limit = 2;
