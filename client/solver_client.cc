@@ -2,6 +2,10 @@
 
 #include <algorithm>
 #include <thread>
+#include <vector>
+
+#include <grpcpp/security/credentials.h>
+#include <grpcpp/support/client_interceptor.h>
 
 namespace solverd::client {
 namespace {
@@ -20,6 +24,46 @@ absl::StatusOr<Response> Unary(Call call) {
   return response;
 }
 
+// Adds `authorization: Bearer <token>` to every call of a channel (as
+// metadata, so it works on plaintext loopback channels too, where gRPC
+// refuses call credentials).
+class BearerTokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerTokenInterceptor(const std::string& header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(
+            grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string& header_;
+};
+
+class BearerTokenInterceptorFactory final
+    : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenInterceptorFactory(std::string token) : header_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(
+      grpc::experimental::ClientRpcInfo*) override {
+    return new BearerTokenInterceptor(header_);
+  }
+
+ private:
+  const std::string header_;
+};
+
+std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ClientSecurity& security) {
+  if (security.tls_ca.empty()) return grpc::InsecureChannelCredentials();
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = security.tls_ca;
+  ssl.pem_cert_chain = security.tls_cert;
+  ssl.pem_private_key = security.tls_key;
+  return grpc::SslCredentials(ssl);
+}
+
 bool IsTerminal(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
          s == v1::JOB_STATE_CANCELLED;
@@ -27,10 +71,15 @@ bool IsTerminal(v1::JobState s) {
 
 }  // namespace
 
-SolverClient::SolverClient(const std::string& server) {
+SolverClient::SolverClient(const std::string& server, const ClientSecurity& security) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!security.token.empty()) {
+    interceptors.push_back(std::make_unique<BearerTokenInterceptorFactory>(security.token));
+  }
+  channel_ = grpc::experimental::CreateCustomChannelWithInterceptors(
+      server, ChannelCredentials(security), args, std::move(interceptors));
   stub_ = v1::SolverService::NewStub(channel_);
   health_ = grpc::health::v1::Health::NewStub(channel_);
 }

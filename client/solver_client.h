@@ -19,12 +19,20 @@
 
 namespace solverd::client {
 
+// How to reach a server that uses TLS and/or bearer tokens. PEM contents,
+// not paths. No tls_ca: plaintext.
+struct ClientSecurity {
+  std::string tls_ca;              // CA that signed the server's certificate
+  std::string tls_cert, tls_key;   // client certificate, for mutual TLS
+  std::string token;               // sent as `authorization: Bearer <token>`
+};
+
 class SolverClient {
  public:
   // Chunk size for UploadBlob (under the 4 MiB message limit).
   static constexpr int64_t kUploadChunkBytes = 1 << 20;
 
-  explicit SolverClient(const std::string& server);
+  explicit SolverClient(const std::string& server, const ClientSecurity& security = {});
 
   absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec);
   absl::StatusOr<v1::Job> Get(const std::string& job_id);

@@ -5,19 +5,30 @@
 // Exit status 0 only when the command (and, for demo/watch, the job)
 // succeeded; 2 for usage errors; 1 otherwise.
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/commands.h"
 #include "server/flag_names.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address HOST:PORT");
+ABSL_FLAG(std::string, tls_ca, "", "PEM CA of the server's certificate: connect over TLS");
+ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for servers with --tls_client_ca");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, token, "",
+          "bearer token for servers with --auth_tokens_file (default: $SOLVERD_TOKEN)");
 ABSL_FLAG(bool, json, false, "machine output: one JSON object per line");
 ABSL_FLAG(int64_t, from_event, 0, "watch: first event number to stream (resume point)");
 ABSL_FLAG(bool, watch, false, "submit: watch the job to the end");
@@ -41,6 +52,36 @@ ABSL_FLAG(double, context_max, 1, "tuner create: upper end of the context range"
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "health: RPC timeout");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
 
+// The file's contents, or INVALID_ARGUMENT naming the flag.
+absl::StatusOr<std::string> ReadFlagFile(absl::string_view flag, const std::string& path) {
+  if (path.empty()) return std::string();
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read ", path));
+  return text.str();
+}
+
+absl::StatusOr<solverd::client::ClientSecurity> SecurityFromFlags() {
+  solverd::client::ClientSecurity security;
+  for (auto [flag, path, into] :
+       {std::tuple{"tls_ca", absl::GetFlag(FLAGS_tls_ca), &security.tls_ca},
+        std::tuple{"tls_cert", absl::GetFlag(FLAGS_tls_cert), &security.tls_cert},
+        std::tuple{"tls_key", absl::GetFlag(FLAGS_tls_key), &security.tls_key}}) {
+    auto text = ReadFlagFile(flag, path);
+    if (!text.ok()) return text.status();
+    *into = *std::move(text);
+  }
+  if (security.tls_ca.empty() && !security.tls_cert.empty()) {
+    return absl::InvalidArgumentError("--tls_cert: needs --tls_ca (TLS)");
+  }
+  security.token = absl::GetFlag(FLAGS_token);
+  if (const char* env = std::getenv("SOLVERD_TOKEN"); security.token.empty() && env != nullptr) {
+    security.token = env;
+  }
+  return security;
+}
+
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "solverctl [--server=HOST:PORT] <command> [args]\n"
@@ -62,7 +103,12 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
     return 2;
   }
-  solverd::client::SolverClient client(absl::GetFlag(FLAGS_server));
+  absl::StatusOr<solverd::client::ClientSecurity> security = SecurityFromFlags();
+  if (!security.ok()) {
+    std::fprintf(stderr, "solverctl: %s\n", security.status().ToString().c_str());
+    return 2;
+  }
+  solverd::client::SolverClient client(absl::GetFlag(FLAGS_server), *security);
   const std::string command = positional[1];
   std::vector<std::string> rest(positional.begin() + 2, positional.end());
   absl::Status s = solverd::client::RunCommand(client, command, rest);

@@ -39,6 +39,15 @@ ABSL_FLAG(std::string, data_root, "",
 ABSL_FLAG(std::string, state_dir, "",
           "directory for state that survives restarts (sor tuners today); empty: none");
 ABSL_FLAG(int, max_tuners, kDefaults.max_tuners, "sor tuners at most");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: require client certificates it signed (mutual TLS; needs --tls_cert)");
+ABSL_FLAG(std::string, auth_tokens_file, "",
+          "file of 'NAME TOKEN' lines: calls need 'authorization: Bearer TOKEN' and see only "
+          "their own jobs; empty: no auth");
+ABSL_FLAG(int, max_queued_jobs_per_token, kDefaults.max_queued_jobs_per_token,
+          "with --auth_tokens_file: queued jobs one token may have at most");
 ABSL_FLAG(int, progress_interval_ms, 100, "minimum time between progress events of one job");
 ABSL_FLAG(absl::Duration, grace_period, kDefaults.grace_period,
           "on SIGTERM/SIGINT, how long running jobs may finish before being cancelled");
@@ -76,6 +85,11 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.data_root = absl::GetFlag(FLAGS_data_root);
   o.max_tuners = absl::GetFlag(FLAGS_max_tuners);
   o.state_dir = absl::GetFlag(FLAGS_state_dir);
+  o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  o.tls_key = absl::GetFlag(FLAGS_tls_key);
+  o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  o.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
+  o.max_queued_jobs_per_token = absl::GetFlag(FLAGS_max_queued_jobs_per_token);
 
   if (o.metrics_port < 0 || o.metrics_port > 65535) return Bad("metrics_port", "not a port");
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
@@ -91,6 +105,13 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.progress_interval < absl::ZeroDuration()) return Bad("progress_interval_ms", "negative");
   if (o.grace_period < absl::ZeroDuration()) return Bad("grace_period", "negative");
   if (o.max_tuners < 0) return Bad("max_tuners", "negative");
+  if (o.tls_cert.empty() != o.tls_key.empty()) {
+    return Bad(o.tls_cert.empty() ? "tls_cert" : "tls_key", "--tls_cert and --tls_key go together");
+  }
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty()) {
+    return Bad("tls_client_ca", "mutual TLS needs --tls_cert and --tls_key");
+  }
+  if (o.max_queued_jobs_per_token < 1) return Bad("max_queued_jobs_per_token", "must be positive");
   if (!o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.state_dir, ec);

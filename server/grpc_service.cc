@@ -16,23 +16,52 @@ static grpc::Status Reply(absl::StatusOr<T> result, T* out) {
   return grpc::Status::OK;
 }
 
-grpc::Status SolverServiceImpl::SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
-                                          v1::Job* out) {
-  return Reply(manager_->Submit(req->spec()), out);
+absl::StatusOr<std::string> SolverServiceImpl::Caller(const grpc::ServerContext& ctx) const {
+  if (tokens_ == nullptr) return std::string();
+  const auto& metadata = ctx.client_metadata();
+  auto it = metadata.find("authorization");
+  return tokens_->NameFor(it == metadata.end() ? absl::string_view()
+                                               : absl::string_view(it->second.data(),
+                                                                   it->second.size()));
 }
 
-grpc::Status SolverServiceImpl::GetJob(grpc::ServerContext*, const v1::GetJobRequest* req,
+absl::StatusOr<v1::Job> SolverServiceImpl::JobFor(const std::string& caller,
+                                                  const std::string& job_id) const {
+  absl::StatusOr<v1::Job> job = manager_->Get(job_id);
+  if (job.ok() && job->owner() != caller) {
+    return absl::PermissionDeniedError(absl::StrCat("job ", job_id, " belongs to another token"));
+  }
+  return job;
+}
+
+grpc::Status SolverServiceImpl::SubmitJob(grpc::ServerContext* ctx,
+                                          const v1::SubmitJobRequest* req, v1::Job* out) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return Reply(manager_->Submit(req->spec(), *caller), out);
+}
+
+grpc::Status SolverServiceImpl::GetJob(grpc::ServerContext* ctx, const v1::GetJobRequest* req,
                                        v1::Job* out) {
-  return Reply(manager_->Get(req->job_id()), out);
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return Reply(JobFor(*caller, req->job_id()), out);
 }
 
-grpc::Status SolverServiceImpl::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest* req,
+grpc::Status SolverServiceImpl::ListJobs(grpc::ServerContext* ctx,
+                                         const v1::ListJobsRequest* req,
                                          v1::ListJobsResponse* out) {
-  return Reply(manager_->List(*req), out);
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return Reply(manager_->List(*req, tokens_ != nullptr ? &*caller : nullptr), out);
 }
 
-grpc::Status SolverServiceImpl::CancelJob(grpc::ServerContext*, const v1::CancelJobRequest* req,
-                                          v1::Job* out) {
+grpc::Status SolverServiceImpl::CancelJob(grpc::ServerContext* ctx,
+                                          const v1::CancelJobRequest* req, v1::Job* out) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto job = JobFor(*caller, req->job_id());
+  if (!job.ok()) return ToGrpc(job.status());
   return Reply(manager_->Cancel(req->job_id()), out);
 }
 
@@ -47,6 +76,10 @@ grpc::Status SolverServiceImpl::Stream(grpc::ServerContext* ctx, const std::stri
 
 grpc::Status SolverServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::WatchJobRequest* req,
                                          grpc::ServerWriter<v1::JobEvent>* writer) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto job = JobFor(*caller, req->job_id());
+  if (!job.ok()) return ToGrpc(job.status());
   return Stream(ctx, req->job_id(), req->from_event(), writer);
 }
 
@@ -61,32 +94,38 @@ template <typename Request>
 grpc::Status SolverServiceImpl::SubmitAndStream(grpc::ServerContext* ctx, v1::JobSpec spec,
                                                 const Request* req,
                                                 grpc::ServerWriter<v1::JobEvent>* writer) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
   spec.set_priority(req->priority());
   if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
-  auto job = manager_->Submit(spec);
+  auto job = manager_->Submit(spec, *caller);
   if (!job.ok()) return ToGrpc(job.status());
   return Stream(ctx, job->id(), 0, writer);
 }
 
-grpc::Status SolverServiceImpl::CreateTuner(grpc::ServerContext*,
+grpc::Status SolverServiceImpl::CreateTuner(grpc::ServerContext* ctx,
                                             const v1::CreateTunerRequest* req, v1::Tuner* out) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   return Reply(manager_->tuners().Create(*req), out);
 }
 
-grpc::Status SolverServiceImpl::GetTuner(grpc::ServerContext*, const v1::GetTunerRequest* req,
+grpc::Status SolverServiceImpl::GetTuner(grpc::ServerContext* ctx, const v1::GetTunerRequest* req,
                                          v1::Tuner* out) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   return Reply(manager_->tuners().Get(req->name()), out);
 }
 
-grpc::Status SolverServiceImpl::ListTuners(grpc::ServerContext*, const v1::ListTunersRequest*,
+grpc::Status SolverServiceImpl::ListTuners(grpc::ServerContext* ctx, const v1::ListTunersRequest*,
                                            v1::ListTunersResponse* out) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   *out = manager_->tuners().List();
   return grpc::Status::OK;
 }
 
-grpc::Status SolverServiceImpl::DeleteTuner(grpc::ServerContext*,
+grpc::Status SolverServiceImpl::DeleteTuner(grpc::ServerContext* ctx,
                                             const v1::DeleteTunerRequest* req,
                                             v1::DeleteTunerResponse*) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   return ToGrpc(manager_->tuners().Delete(req->name()));
 }
 
@@ -97,9 +136,10 @@ grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::Tune
   return SubmitAndStream(ctx, std::move(spec), req, writer);
 }
 
-grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext*,
+grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
                                            grpc::ServerReader<v1::BlobChunk>* reader,
                                            v1::BlobInfo* out) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   BlobStore& blobs = manager_->blobs();
   std::string bytes;
   v1::BlobChunk chunk;
@@ -129,6 +169,7 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext*,
 grpc::Status SolverServiceImpl::DownloadBlob(grpc::ServerContext* ctx,
                                              const v1::DownloadBlobRequest* req,
                                              grpc::ServerWriter<v1::BlobChunk>* writer) {
+  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   auto blob = manager_->blobs().Get(req->blob_id());
   if (!blob.ok()) return ToGrpc(blob.status());
   const std::string& bytes = *blob->bytes;

@@ -1,10 +1,16 @@
-// SolverServiceImpl: the gRPC face of JobManager. It only translates
-// requests and statuses; every decision is the manager's. Thread-safe.
+// SolverServiceImpl: the gRPC face of JobManager. It translates requests
+// and statuses, and, when the server has bearer tokens, authenticates each
+// call and keeps every token to its own jobs; every other decision is the
+// manager's. Thread-safe.
 #ifndef SOLVERD_SERVER_GRPC_SERVICE_H_
 #define SOLVERD_SERVER_GRPC_SERVICE_H_
 
 #include <cstdint>
 
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "server/bearer_tokens.h"
 #include "server/job_manager.h"
 #include "solverd/v1/jobs.grpc.pb.h"
 
@@ -15,7 +21,9 @@ class SolverServiceImpl final : public v1::SolverService::Service {
   // Largest blob chunk sent by DownloadBlob (well under the 4 MiB limit).
   static constexpr int64_t kDownloadChunkBytes = 1 << 20;
 
-  explicit SolverServiceImpl(JobManager* manager) : manager_(manager) {}
+  // `tokens` (may be null: no auth) must outlive the service.
+  SolverServiceImpl(JobManager* manager, const BearerTokens* tokens)
+      : manager_(manager), tokens_(tokens) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const v1::SubmitJobRequest* req,
                          v1::Job* out) override;
@@ -53,7 +61,14 @@ class SolverServiceImpl final : public v1::SolverService::Service {
   grpc::Status Stream(grpc::ServerContext* ctx, const std::string& job_id, int64_t from_event,
                       grpc::ServerWriter<v1::JobEvent>* writer);
 
+  // The calling token's name; "" when the server has no tokens.
+  absl::StatusOr<std::string> Caller(const grpc::ServerContext& ctx) const;
+  // The job if `caller` may see it: NOT_FOUND, or PERMISSION_DENIED for
+  // another token's job.
+  absl::StatusOr<v1::Job> JobFor(const std::string& caller, const std::string& job_id) const;
+
   JobManager* const manager_;
+  const BearerTokens* const tokens_;
 };
 
 }  // namespace solverd::server

@@ -94,14 +94,18 @@ JobManager::~JobManager() {
   Shutdown(absl::ZeroDuration());
 }
 
-absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
+absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& owner) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
   if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor");
   if (!spec.idempotency_key().empty()) {
-    if (auto existing = store_.FindByIdempotencyKey(spec.idempotency_key())) {
+    if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
       return existing->Snapshot();
     }
+  }
+  if (!owner.empty()) {
+    absl::Status quota = CheckQueuedQuota(owner);
+    if (!quota.ok()) return quota;
   }
   absl::Time deadline = absl::InfiniteFuture();
   const absl::Time now = absl::Now();
@@ -124,9 +128,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec) {
   v1::JobSpec meta = spec;  // the problem data lives in `work` from here on
   meta.clear_problem();
   auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), meta, family,
-                                   *std::move(work), now);
+                                   *std::move(work), now, owner);
   item.job_id = job->id();
-  std::shared_ptr<Job> stored = store_.AddOrGet(job, spec.idempotency_key());
+  std::shared_ptr<Job> stored = store_.AddOrGet(job);
   if (stored != job) return stored->Snapshot();  // lost an idempotency race
   v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
   absl::Status queued = scheduler_->Enqueue(std::move(item));
@@ -145,8 +149,23 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
   return job->Snapshot();
 }
 
-absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& req) const {
+absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {
   JobStore::Filter filter;
+  filter.owner = &owner;
+  filter.state = v1::JOB_STATE_QUEUED;
+  filter.limit = options_.max_queued_jobs_per_token - 1;  // "more" then means at the quota
+  bool more = false;
+  store_.List(filter, &more);
+  if (!more) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "token ", owner, " has ", options_.max_queued_jobs_per_token,
+      " queued jobs, the most --max_queued_jobs_per_token allows"));
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest& req,
+                                                      const std::string* owner) const {
+  JobStore::Filter filter;
+  filter.owner = owner;
   filter.state = req.state();
   filter.family = req.family();
   if (req.page_size() < 0) return absl::InvalidArgumentError("page_size: must be non-negative");

@@ -33,9 +33,12 @@ class JobManager {
       const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics);
   ~JobManager();
 
-  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec);
+  // `owner`: the submitting token's name ("" without tokens).
+  absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& owner = "");
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
-  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request) const;
+  // Only `owner`'s jobs when it is set.
+  absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request,
+                                            const std::string* owner = nullptr) const;
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
 
   // Calls `emit` with each event from `from_event` on until the job's last
@@ -56,6 +59,8 @@ class JobManager {
 
  private:
   JobManager(const ServerOptions& options, Metrics* metrics);
+  // RESOURCE_EXHAUSTED when `owner` already has its quota of queued jobs.
+  absl::Status CheckQueuedQuota(const std::string& owner) const;
   void RunBatch(const Lane& lane, std::vector<WorkItem> items);
   void Expire(const WorkItem& item);
   void FinishJob(Job& job, JobOutcome outcome);

@@ -35,6 +35,14 @@ struct ServerOptions {
   int max_tuners = 1000;  // sor tuners at most
   std::string state_dir;  // sor tuners are checkpointed here; empty: in memory only
 
+  // Security: TLS when cert and key are set (PEM files); client certificates
+  // signed by tls_client_ca are then required (mutual TLS) when it is set.
+  // With auth_tokens_file, every SolverService call needs a bearer token and
+  // sees only its own jobs; health, reflection and /metrics stay open.
+  std::string tls_cert, tls_key, tls_client_ca;
+  std::string auth_tokens_file;
+  int max_queued_jobs_per_token = 1000;  // with tokens: queued jobs of one token at most
+
   absl::Duration progress_interval = absl::Milliseconds(100);  // per job
   absl::Duration grace_period = absl::Seconds(30);  // running jobs at shutdown
 };

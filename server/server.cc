@@ -3,6 +3,11 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <fstream>
+#include <sstream>
+
+#include <grpcpp/security/server_credentials.h>
+
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"  // so reflection can describe Health
 
@@ -10,6 +15,35 @@ namespace solverd::server {
 namespace {
 
 constexpr int kMaxMessageBytes = 64 << 20;  // a receive cap; uploads go in chunks
+
+absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read a PEM file at ", path));
+  }
+  return text.str();
+}
+
+// TLS (mutual with --tls_client_ca) when a certificate is given.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  auto cert = ReadPem(o.tls_cert, "tls_cert");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(o.tls_key, "tls_key");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(
+      o.tls_client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca.empty()) {
+    auto ca = ReadPem(o.tls_client_ca, "tls_client_ca");
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
 
 void SetServing(grpc::Server* server, bool serving) {
   auto* health = server->GetHealthCheckService();
@@ -22,6 +56,13 @@ void SetServing(grpc::Server* server, bool serving) {
 absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOptions& options) {
   std::unique_ptr<SolverServer> s(new SolverServer());
   s->options_ = options;
+  auto credentials = Credentials(options);
+  if (!credentials.ok()) return credentials.status();
+  if (!options.auth_tokens_file.empty()) {
+    auto tokens = BearerTokens::Load(options.auth_tokens_file);
+    if (!tokens.ok()) return tokens.status();
+    s->tokens_ = std::make_unique<BearerTokens>(*std::move(tokens));
+  }
   auto metrics = Metrics::Serve(options.metrics_address, options.metrics_port);
   if (!metrics.ok()) return metrics.status();
   s->metrics_ = *std::move(metrics);
@@ -31,7 +72,7 @@ absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOp
   auto manager = JobManager::Create(options, *std::move(lanes), s->metrics_.get());
   if (!manager.ok()) return manager.status();
   s->manager_ = *std::move(manager);
-  s->service_ = std::make_unique<SolverServiceImpl>(s->manager_.get());
+  s->service_ = std::make_unique<SolverServiceImpl>(s->manager_.get(), s->tokens_.get());
 
   // Touch the health descriptor so the linker keeps it for reflection.
   (void)grpc::health::v1::HealthCheckRequest::descriptor();
@@ -40,7 +81,7 @@ absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOp
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(), &s->grpc_port_);
+  builder.AddListeningPort(options.listen, *credentials, &s->grpc_port_);
   builder.RegisterService(s->service_.get());
   s->grpc_ = builder.BuildAndStart();
   if (s->grpc_ == nullptr || s->grpc_port_ == 0) {

@@ -10,6 +10,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "server/bearer_tokens.h"
 #include "server/grpc_service.h"
 #include "server/job_manager.h"
 #include "server/metrics.h"
@@ -39,6 +40,7 @@ class SolverServer {
   std::vector<Lane> lanes_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<JobManager> manager_;
+  std::unique_ptr<BearerTokens> tokens_;  // null: no auth
   std::unique_ptr<SolverServiceImpl> service_;
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;

@@ -47,12 +47,29 @@ class JobFailed(Exception):
 
 class Client:
     """A connection to one solverd. `timeout` (seconds) bounds each unary
-    call; streams are bounded by the `timeout` given to the call."""
+    call; streams are bounded by the `timeout` given to the call.
 
-    def __init__(self, target="127.0.0.1:50051", *, channel=None, timeout=30.0):
+    Secured servers: `root_certificates` (PEM bytes of the CA that signed
+    the server's certificate) connects over TLS, with `private_key` and
+    `certificate_chain` for mutual TLS; `token` is sent as
+    `authorization: Bearer <token>` with every call."""
+
+    def __init__(self, target="127.0.0.1:50051", *, channel=None, timeout=30.0, token=None,
+                 root_certificates=None, private_key=None, certificate_chain=None):
+        if channel is None and root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates, private_key,
+                                                       certificate_chain)
+            channel = grpc.secure_channel(target, credentials)
         self._channel = channel or grpc.insecure_channel(target)
         self._stub = jobs_pb2_grpc.SolverServiceStub(self._channel)
         self._timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else None
+
+    def _unary(self, method, request):
+        """Calls `method` (unary response, or a stream for DownloadBlob) with
+        the token and the unary timeout."""
+        return getattr(self._stub, method)(request, metadata=self._metadata,
+                                           timeout=self._timeout)
 
     def close(self):
         self._channel.close()
@@ -81,7 +98,7 @@ class Client:
             getattr(spec, field).CopyFrom(problem)
             if deadline is not None:
                 spec.deadline.FromNanoseconds(int(deadline * 1e9))
-        return self._stub.SubmitJob(jobs_pb2.SubmitJobRequest(spec=spec), timeout=self._timeout)
+        return self._unary("SubmitJob", jobs_pb2.SubmitJobRequest(spec=spec))
 
     def watch(self, job_id, from_event=0, timeout=None):
         """Yields the job's events from number `from_event` until its
@@ -91,7 +108,7 @@ class Client:
         while True:
             request = jobs_pb2.WatchJobRequest(job_id=job_id, from_event=next_event)
             try:
-                for event in self._stub.WatchJob(request, timeout=timeout):
+                for event in self._stub.WatchJob(request, metadata=self._metadata, timeout=timeout):
                     next_event, failures = event.number + 1, 0
                     yield event
                     if event.HasField("state") and event.state.state in TERMINAL_STATES:
@@ -124,19 +141,17 @@ class Client:
         return self.result(self.submit(problem, **submit_args).id, timeout=timeout)
 
     def get(self, job_id):
-        return self._stub.GetJob(jobs_pb2.GetJobRequest(job_id=job_id), timeout=self._timeout)
+        return self._unary("GetJob", jobs_pb2.GetJobRequest(job_id=job_id))
 
     def cancel(self, job_id):
-        return self._stub.CancelJob(jobs_pb2.CancelJobRequest(job_id=job_id),
-                                    timeout=self._timeout)
+        return self._unary("CancelJob", jobs_pb2.CancelJobRequest(job_id=job_id))
 
     def jobs(self, state=jobs_pb2.JOB_STATE_UNSPECIFIED, family=""):
         """Yields every job (optionally of one state or family), page by page."""
         token = ""
         while True:
-            page = self._stub.ListJobs(
-                jobs_pb2.ListJobsRequest(state=state, family=family, page_token=token),
-                timeout=self._timeout)
+            page = self._unary("ListJobs", jobs_pb2.ListJobsRequest(
+                state=state, family=family, page_token=token))
             yield from page.jobs
             token = page.next_page_token
             if not token:
@@ -156,11 +171,11 @@ class Client:
         """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo."""
         chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k)
                   for k in range(0, max(len(data), 1), _CHUNK_BYTES))
-        return self._stub.UploadBlob(chunks, timeout=self._timeout)
+        return self._unary("UploadBlob", chunks)
 
     def download_bytes(self, blob_id):
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
-        return b"".join(c.data for c in self._stub.DownloadBlob(request, timeout=self._timeout))
+        return b"".join(c.data for c in self._unary("DownloadBlob", request))
 
     def download_array(self, t):
         """The array of a blob-backed Tensor."""
@@ -173,10 +188,10 @@ class Client:
         """Creates (or returns the same-configured) named sor tuner;
         algorithm: a sor_pb2.TUNER_ALGORITHM_* value."""
         request = sor_pb2.CreateTunerRequest(name=name, algorithm=algorithm, **config)
-        return self._stub.CreateTuner(request, timeout=self._timeout)
+        return self._unary("CreateTuner", request)
 
     def get_tuner(self, name):
-        return self._stub.GetTuner(sor_pb2.GetTunerRequest(name=name), timeout=self._timeout)
+        return self._unary("GetTuner", sor_pb2.GetTunerRequest(name=name))
 
     def delete_tuner(self, name):
-        self._stub.DeleteTuner(sor_pb2.DeleteTunerRequest(name=name), timeout=self._timeout)
+        self._unary("DeleteTuner", sor_pb2.DeleteTunerRequest(name=name))
