@@ -40,6 +40,39 @@ Status CheckMarginal(const std::vector<double>& v, int64_t size, const char* fie
   return Status::Ok();
 }
 
+// Past these, potentials (~ C and ~ log(mass) / eta) or the exponents
+// eta (x + y - C) leave double range and the answer would be Inf or NaN.
+constexpr double kMaxEtaTimesCost = 1e200;
+constexpr double kMinEta = 1e-200;
+
+// The largest |C_ij|: of the matrix, or a bound from the points' extent.
+double LargestCost(const Problem& p) {
+  double largest = 0;
+  if (!p.has_points()) {
+    for (double c : p.cost) largest = std::max(largest, std::fabs(c));
+    return largest;
+  }
+  for (double v : p.x_points) largest = std::max(largest, std::fabs(v));
+  for (double v : p.y_points) largest = std::max(largest, std::fabs(v));
+  const double span = 2 * largest;  // per coordinate, at most
+  return static_cast<double>(p.dim) * (p.cost_power == 1 ? span : span * span);
+}
+
+Status CheckScale(const Problem& p) {
+  if (p.eta < kMinEta) {
+    return InvalidArgument("eta: " + std::to_string(p.eta) + " is below " +
+                           std::to_string(kMinEta) + " (reg above 1e200)");
+  }
+  const double scaled = p.eta * LargestCost(p);
+  if (!(scaled <= kMaxEtaTimesCost)) {
+    return InvalidArgument(std::string(p.has_points() ? "points" : "cost") +
+                           ": eta * largest cost is " + std::to_string(scaled) +
+                           ", past the 1e200 double precision allows; rescale the " +
+                           (p.has_points() ? "points" : "costs") + " or raise reg");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status ValidateProblem(const Problem& p) {
@@ -74,7 +107,7 @@ Status ValidateProblem(const Problem& p) {
   if (!(p.eta > 0) || !std::isfinite(p.eta)) {
     return InvalidArgument("eta: must be positive and finite");
   }
-  return Status::Ok();
+  return CheckScale(p);
 }
 
 Status ValidateOptions(const Options& o) {

@@ -260,6 +260,19 @@ TEST(SinkhornValidation, NamesTheField) {
   p = good;
   p.n = 0;
   expect_field(p, "n");
+  // Scales past double range (found by job_spec_fuzz: points at 1e303 made
+  // an infinite cost and NaN potentials).
+  p = good;
+  p.cost[2] = 1e250;
+  expect_field(p, "cost");
+  p = good;
+  p.eta = 1e-250;
+  expect_field(p, "eta");
+  Problem points = RandomProblem(4, 3, 1.0, 9);
+  points.y_points[1] = 1e303;
+  expect_field(points, "points");
+  points.y_points[1] = 1e90;  // squared: 4e180, still solvable at eta = 1
+  EXPECT_TRUE(ValidateProblem(points).ok());
 }
 
 // --- CUDA backend: same function as the CPU one. ---
