@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/blob_upload.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
@@ -140,25 +141,14 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
                                            grpc::ServerReader<v1::BlobChunk>* reader,
                                            v1::BlobInfo* out) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  BlobStore& blobs = manager_->blobs();
-  std::string bytes;
+  BlobUpload upload(manager_->blobs());
   v1::BlobChunk chunk;
-  absl::Status status;
-  while (status.ok() && reader->Read(&chunk)) {
-    if (chunk.offset() != static_cast<int64_t>(bytes.size())) {
-      status = absl::InvalidArgumentError(absl::StrCat(
-          "offset: chunk starts at ", chunk.offset(), ", expected ", bytes.size()));
-      break;
-    }
-    status = blobs.Reserve(static_cast<int64_t>(chunk.data().size()));
-    if (status.ok()) bytes += chunk.data();
+  while (reader->Read(&chunk)) {
+    absl::Status appended = upload.Append(chunk.offset(), chunk.data());
+    if (!appended.ok()) return ToGrpc(appended);
   }
-  if (!status.ok()) {
-    blobs.Release(static_cast<int64_t>(bytes.size()));
-    return ToGrpc(status);
-  }
-  const int64_t size = static_cast<int64_t>(bytes.size());
-  BlobStore::Blob blob = blobs.Put(std::move(bytes), absl::Now());
+  const int64_t size = upload.size();
+  BlobStore::Blob blob = upload.Finish(absl::Now());
   out->set_blob_id(blob.id);
   out->set_size_bytes(size);
   *out->mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(

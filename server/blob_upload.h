@@ -1,0 +1,43 @@
+// BlobUpload: one UploadBlob stream being put together. Chunks must come
+// in order (each one's offset is the bytes so far); each chunk's size is
+// reserved from the store's quota as it arrives, and given back if the
+// upload fails or is abandoned. Not thread-safe (one stream, one thread).
+#ifndef SOLVERD_SERVER_BLOB_UPLOAD_H_
+#define SOLVERD_SERVER_BLOB_UPLOAD_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/blob_store.h"
+
+namespace solverd::server {
+
+class BlobUpload {
+ public:
+  explicit BlobUpload(BlobStore& store) : store_(store) {}
+  BlobUpload(const BlobUpload&) = delete;
+  BlobUpload& operator=(const BlobUpload&) = delete;
+  ~BlobUpload();  // releases the reservation unless Finish() stored it
+
+  // INVALID_ARGUMENT for an out-of-order offset, RESOURCE_EXHAUSTED past the
+  // quota; the upload is dead after an error.
+  absl::Status Append(int64_t offset, absl::string_view data);
+  // Stores the bytes as a blob. REQUIRES: every Append() succeeded.
+  BlobStore::Blob Finish(absl::Time now);
+
+  int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
+
+ private:
+  BlobStore& store_;
+  std::string bytes_;
+  bool failed_ = false;
+  bool stored_ = false;
+};
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_BLOB_UPLOAD_H_
