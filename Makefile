@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:50051
 METRICS_PORT ?= 9464
 
-.PHONY: all deps configure build serve test test-gpu gpu-bundle bench-service bench-ot bench-sor clean
+.PHONY: all deps configure build serve test test-gpu gpu-bundle fuzz bench-service bench-ot bench-sor clean
 
 all: build
 
@@ -36,6 +36,12 @@ test-gpu: build
 # GPU machine, which has no Debian packages, can build the kernel tests.
 gpu-bundle:
 	rm -rf .gtest-src && cp -r /usr/src/googletest .gtest-src
+
+# The fuzz targets for FUZZ_SECONDS (300) each, in the sanitizer build that
+# make test also runs (briefly).
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/sanitizer_test.sh $(CURDIR) $(BUILD)/sanitize
 
 bench-service: build
 	SOLVERD_BUILD_DIR=$(BUILD) bench/service/run
