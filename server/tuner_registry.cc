@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -90,23 +92,37 @@ sor::TunerCheckpoint CheckpointFromProto(const v1::TunerCheckpoint& c) {
   return out;
 }
 
+// The status for a failed write of `path`: RESOURCE_EXHAUSTED when the
+// state directory's disk or quota is full, INTERNAL otherwise; both say why.
+absl::Status WriteError(const std::string& path, int error) {
+  const std::string message =
+      absl::StrCat("state_dir: cannot write ", path, ": ", std::strerror(error));
+  if (error == ENOSPC || error == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
 // Writes `bytes` to `path` so that a crash leaves the old file or the new
 // one, never a torn one: temp file, fsync, rename.
 absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
   const std::string temp = path + ".tmp";
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return absl::InternalError(absl::StrCat("cannot write ", temp));
+  if (fd < 0) return WriteError(temp, errno);
   size_t done = 0;
+  int error = 0;
   while (done < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n <= 0) break;
+    if (n <= 0) {
+      error = n < 0 ? errno : ENOSPC;
+      break;
+    }
     done += static_cast<size_t>(n);
   }
-  const bool ok = done == bytes.size() && ::fsync(fd) == 0;
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
   ::close(fd);
-  if (!ok || std::rename(temp.c_str(), path.c_str()) != 0) {
+  if (error == 0 && std::rename(temp.c_str(), path.c_str()) != 0) error = errno;
+  if (error != 0) {
     std::remove(temp.c_str());
-    return absl::InternalError(absl::StrCat("cannot write ", path));
+    return WriteError(path, error);
   }
   return absl::OkStatus();
 }
