@@ -21,6 +21,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "bench/load/load_problems.h"
+#include "bench/common/percentile.h"
 #include "client/solver_client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address");
@@ -33,6 +34,7 @@ ABSL_FLAG(int, max_rss_growth_mb, 0, "fail when the server's RSS grows more (0: 
 
 namespace {
 
+using solverd::bench::Percentile;
 using Clock = std::chrono::steady_clock;
 using solverd::client::SolverClient;
 namespace v1 = solverd::v1;
@@ -116,12 +118,6 @@ void RunClient(const std::string& server, int client_index, std::atomic<int>& ne
     if (!violation.empty()) tally->violations.push_back(violation);
     tally->end_to_end_seconds.push_back(std::chrono::duration<double>(Clock::now() - start).count());
   }
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
 }
 
 // VmRSS or VmHWM of a process, MiB; 0 when unknown.

@@ -12,6 +12,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "client/demo_problems.h"
+#include "bench/common/percentile.h"
 #include "client/solver_client.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address");
@@ -22,6 +23,7 @@ ABSL_FLAG(int, n, 8, "points per side of each tiny ot problem");
 
 namespace {
 
+using solverd::bench::Percentile;
 using Clock = std::chrono::steady_clock;
 
 solverd::v1::JobSpec TinySpec(uint64_t seed) {
@@ -41,12 +43,6 @@ double RunOne(solverd::client::SolverClient& c, uint64_t seed) {
   auto state = c.Watch(job->id(), 0, [](const solverd::v1::JobEvent&) {});
   if (!state.ok() || *state != solverd::v1::JOB_STATE_SUCCEEDED) return -1;
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
 }
 
 }  // namespace
