@@ -3,8 +3,10 @@
 numpy tensors and blobs, watching, results, errors, cancellation,
 idempotent submits, sor tuners, and the examples in examples/python.
 
-Run: PYTHONPATH=<build>/python /usr/bin/python3 solverd_client_test.py
-         --solverd PATH --examples DIR
+Run with pytest (as make test does) or directly:
+  SOLVERD_BINARY=PATH SOLVERD_EXAMPLES=DIR PYTHONPATH=<build>/python \
+      /usr/bin/python3 -m pytest solverd_client_test.py
+  PYTHONPATH=<build>/python /usr/bin/python3 solverd_client_test.py --solverd PATH --examples DIR
 """
 import argparse
 import os
@@ -19,7 +21,6 @@ import numpy as np
 import solverd
 from server_fixture import Server
 
-ARGS = None
 ot = solverd.ot_pb2
 sor = solverd.sor_pb2
 
@@ -32,7 +33,7 @@ class SolverdClient(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.server = Server(ARGS.solverd, cls.tmp.name)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
         cls.client = solverd.Client(cls.server.address)
 
     @classmethod
@@ -126,11 +127,12 @@ class SolverdClient(unittest.TestCase):
 
     def test_examples_run(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
-        for name in sorted(os.listdir(ARGS.examples)):
+        examples = os.environ["SOLVERD_EXAMPLES"]
+        for name in sorted(os.listdir(examples)):
             if name.endswith(".py"):
                 with self.subTest(example=name):
                     done = subprocess.run(
-                        [sys.executable, os.path.join(ARGS.examples, name),
+                        [sys.executable, os.path.join(examples, name),
                          "--server", self.server.address],
                         env=env, capture_output=True, text=True, timeout=120)
                     self.assertEqual(done.returncode, 0, done.stderr)
@@ -140,5 +142,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--solverd", required=True)
     parser.add_argument("--examples", required=True)
-    ARGS, rest = parser.parse_known_args()
+    args, rest = parser.parse_known_args()
+    os.environ["SOLVERD_BINARY"], os.environ["SOLVERD_EXAMPLES"] = args.solverd, args.examples
     unittest.main(argv=[sys.argv[0]] + rest, verbosity=2)
