@@ -6,12 +6,17 @@ them; a job that fails or is cancelled after it was accepted raises
 JobFailed from wait(), result() and solve().
 """
 import time
+from typing import Iterator, Optional, Union
 
 import grpc
 import numpy as np
 
 from solverd.tensors import _DTYPES
 from solverd.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, sor_pb2
+
+# What submit() takes, and what result() gives back, by family.
+Problem = Union[ot_pb2.OtProblem, ot_pb2.OtBatch, sor_pb2.SorSequence, jobs_pb2.JobSpec]
+Result = Union[ot_pb2.OtResult, ot_pb2.OtBatchResult, sor_pb2.SorSequenceResult]
 
 TERMINAL_STATES = frozenset(
     [jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED])
@@ -37,7 +42,7 @@ class JobFailed(Exception):
     job's result holds the best answer so far, if any); `code` is the
     grpc.StatusCode the server gave."""
 
-    def __init__(self, job):
+    def __init__(self, job: jobs_pb2.Job):
         self.job = job
         self.code = next((c for c in grpc.StatusCode if c.value[0] == job.error_code),
                          grpc.StatusCode.UNKNOWN)
@@ -54,8 +59,10 @@ class Client:
     `certificate_chain` for mutual TLS; `token` is sent as
     `authorization: Bearer <token>` with every call."""
 
-    def __init__(self, target="127.0.0.1:50051", *, channel=None, timeout=30.0, token=None,
-                 root_certificates=None, private_key=None, certificate_chain=None):
+    def __init__(self, target: str = "127.0.0.1:50051", *,
+                 channel: Optional[grpc.Channel] = None, timeout: float = 30.0,
+                 token: Optional[str] = None, root_certificates: Optional[bytes] = None,
+                 private_key: Optional[bytes] = None, certificate_chain: Optional[bytes] = None):
         if channel is None and root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key,
                                                        certificate_chain)
@@ -71,10 +78,10 @@ class Client:
         return getattr(self._stub, method)(request, metadata=self._metadata,
                                            timeout=self._timeout)
 
-    def close(self):
+    def close(self) -> None:
         self._channel.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "Client":
         return self
 
     def __exit__(self, *exc):
@@ -82,7 +89,8 @@ class Client:
 
     # --- jobs ---
 
-    def submit(self, problem, *, priority=0, deadline=None, idempotency_key="", device=None,
+    def submit(self, problem: Problem, *, priority: int = 0, deadline: Optional[float] = None,
+               idempotency_key: str = "", device: Optional[str] = None,
                labels=None):
         """Queues `problem` (an OtProblem, OtBatch, SorSequence or a whole
         JobSpec) and returns the Job. deadline: seconds from now; device:
@@ -100,7 +108,8 @@ class Client:
                 spec.deadline.FromNanoseconds(int(deadline * 1e9))
         return self._unary("SubmitJob", jobs_pb2.SubmitJobRequest(spec=spec))
 
-    def watch(self, job_id, from_event=0, timeout=None):
+    def watch(self, job_id: str, from_event: int = 0,
+              timeout: Optional[float] = None) -> Iterator[jobs_pb2.JobEvent]:
         """Yields the job's events from number `from_event` until its
         terminal state. If the stream drops (UNAVAILABLE) it reconnects
         from the next event number, up to _RECONNECTS times in a row."""
@@ -120,7 +129,7 @@ class Client:
                     raise
                 time.sleep(0.1 * 2 ** failures)
 
-    def wait(self, job_id, timeout=None):
+    def wait(self, job_id: str, timeout: Optional[float] = None) -> jobs_pb2.Job:
         """Blocks until the job ends; returns its final Job, or raises
         JobFailed."""
         for _ in self.watch(job_id, timeout=timeout):
@@ -130,23 +139,24 @@ class Client:
             raise JobFailed(job)
         return job
 
-    def result(self, job_id, timeout=None):
+    def result(self, job_id: str, timeout: Optional[float] = None) -> Result:
         """The family result (OtResult, OtBatchResult or SorSequenceResult)
         of a job, waiting for it to succeed."""
         job = self.wait(job_id, timeout=timeout)
         return getattr(job.result, job.result.WhichOneof("result"))
 
-    def solve(self, problem, *, timeout=None, **submit_args):
+    def solve(self, problem: Problem, *, timeout: Optional[float] = None, **submit_args) -> Result:
         """submit() then result()."""
         return self.result(self.submit(problem, **submit_args).id, timeout=timeout)
 
-    def get(self, job_id):
+    def get(self, job_id: str) -> jobs_pb2.Job:
         return self._unary("GetJob", jobs_pb2.GetJobRequest(job_id=job_id))
 
-    def cancel(self, job_id):
+    def cancel(self, job_id: str) -> jobs_pb2.Job:
         return self._unary("CancelJob", jobs_pb2.CancelJobRequest(job_id=job_id))
 
-    def jobs(self, state=jobs_pb2.JOB_STATE_UNSPECIFIED, family=""):
+    def jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED,
+             family: str = "") -> Iterator[jobs_pb2.Job]:
         """Yields every job (optionally of one state or family), page by page."""
         token = ""
         while True:
@@ -159,7 +169,7 @@ class Client:
 
     # --- blobs: data past the 4 MiB message limit ---
 
-    def upload(self, values, dtype=np.float64):
+    def upload(self, values, dtype=np.float64) -> common_pb2.Tensor:
         """Uploads an array (as little-endian float32/float64) and returns a
         Tensor that refers to it by blob id, for use in any problem."""
         data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
@@ -167,31 +177,31 @@ class Client:
         return common_pb2.Tensor(shape=list(data.shape), blob_id=info.blob_id,
                                  dtype=_DTYPES[data.dtype.newbyteorder("=")])
 
-    def upload_bytes(self, data):
+    def upload_bytes(self, data: bytes) -> jobs_pb2.BlobInfo:
         """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo."""
         chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k)
                   for k in range(0, max(len(data), 1), _CHUNK_BYTES))
         return self._unary("UploadBlob", chunks)
 
-    def download_bytes(self, blob_id):
+    def download_bytes(self, blob_id: str) -> bytes:
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
         return b"".join(c.data for c in self._unary("DownloadBlob", request))
 
-    def download_array(self, t):
+    def download_array(self, t: common_pb2.Tensor) -> np.ndarray:
         """The array of a blob-backed Tensor."""
         dtype = "<f4" if t.dtype == common_pb2.DTYPE_FLOAT32 else "<f8"
         return np.frombuffer(self.download_bytes(t.blob_id), dtype=dtype).reshape(list(t.shape))
 
     # --- sor tuners ---
 
-    def create_tuner(self, name, algorithm, **config):
+    def create_tuner(self, name: str, algorithm: int, **config) -> sor_pb2.Tuner:
         """Creates (or returns the same-configured) named sor tuner;
         algorithm: a sor_pb2.TUNER_ALGORITHM_* value."""
         request = sor_pb2.CreateTunerRequest(name=name, algorithm=algorithm, **config)
         return self._unary("CreateTuner", request)
 
-    def get_tuner(self, name):
+    def get_tuner(self, name: str) -> sor_pb2.Tuner:
         return self._unary("GetTuner", sor_pb2.GetTunerRequest(name=name))
 
-    def delete_tuner(self, name):
+    def delete_tuner(self, name: str) -> None:
         self._unary("DeleteTuner", sor_pb2.DeleteTunerRequest(name=name))

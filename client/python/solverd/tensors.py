@@ -9,7 +9,7 @@ _DTYPES = {
 }
 
 
-def tensor(values, dtype=np.float64):
+def tensor(values, dtype=np.float64) -> common_pb2.Tensor:
     """A Tensor holding `values` (anything numpy reads) as little-endian raw
     bytes of float32 or float64, with its shape."""
     data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
@@ -19,7 +19,7 @@ def tensor(values, dtype=np.float64):
                              raw=data.tobytes())
 
 
-def array(t):
+def array(t: common_pb2.Tensor) -> np.ndarray:
     """The numpy array a Tensor holds inline (values or raw bytes); a
     blob-backed Tensor needs Client.download first."""
     if t.blob_id:
@@ -32,7 +32,7 @@ def array(t):
     return data.reshape(list(t.shape)) if t.shape else data
 
 
-def csr_matrix(row_ptr, col_idx, values):
+def csr_matrix(row_ptr, col_idx, values) -> sor_pb2.CsrMatrix:
     """A sor CsrMatrix from compressed-row arrays (e.g. a scipy.sparse
     csr_matrix's indptr, indices and data)."""
     row_ptr = np.asarray(row_ptr, dtype=np.int64)
