@@ -55,6 +55,9 @@ class PreparedJob {
   virtual ~PreparedJob() = default;
   // Working memory on the device, for admission control.
   virtual int64_t MemoryBytes() const = 0;
+  // The size of its largest problem in the family's unit (SizeLimit), for
+  // the per-family limits checked at submit.
+  virtual int64_t ProblemSize() const = 0;
   // Jobs with equal non-empty keys may be run together by RunBatch().
   virtual std::string BatchKey() const { return ""; }
   // True when the job cannot run on a CUDA lane (e.g. sequential sweeps).

@@ -25,6 +25,10 @@ ABSL_FLAG(int, solver_threads, kDefaults.solver_threads,
           "threads per CPU solve; 0: cores / CPU lanes");
 ABSL_FLAG(int, max_queue, kDefaults.max_queue, "queued jobs beyond this get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_batch, kDefaults.max_batch, "jobs merged into one batched launch at most");
+ABSL_FLAG(int64_t, max_ot_entries, kDefaults.max_ot_entries,
+          "largest ot problem accepted, in cost entries n * m");
+ABSL_FLAG(int64_t, max_sor_nonzeros, kDefaults.max_sor_nonzeros,
+          "largest sor matrix accepted, in nonzeros");
 ABSL_FLAG(int64_t, max_queue_delay_us, 0, "how long a batch may wait to fill, microseconds");
 ABSL_FLAG(int64_t, cpu_memory_budget_bytes, kDefaults.cpu_memory_budget_bytes,
           "memory CPU jobs may use together (admission control)");
@@ -73,6 +77,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.solver_threads = absl::GetFlag(FLAGS_solver_threads);
   o.max_queue = absl::GetFlag(FLAGS_max_queue);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
+  o.max_ot_entries = absl::GetFlag(FLAGS_max_ot_entries);
+  o.max_sor_nonzeros = absl::GetFlag(FLAGS_max_sor_nonzeros);
   o.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   o.cpu_memory_budget_bytes = absl::GetFlag(FLAGS_cpu_memory_budget_bytes);
   o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
@@ -95,6 +101,8 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
   if (o.max_queue < 1) return Bad("max_queue", "must be at least 1");
   if (o.max_batch < 1) return Bad("max_batch", "must be at least 1");
+  if (o.max_ot_entries < 1) return Bad("max_ot_entries", "must be positive");
+  if (o.max_sor_nonzeros < 1) return Bad("max_sor_nonzeros", "must be positive");
   if (o.max_queue_delay < absl::ZeroDuration()) return Bad("max_queue_delay_us", "negative");
   if (o.cpu_memory_budget_bytes <= 0) return Bad("cpu_memory_budget_bytes", "must be positive");
   if (!(o.gpu_memory_fraction > 0 && o.gpu_memory_fraction <= 1)) {

@@ -116,6 +116,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   }
   auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root});
   if (!work.ok()) return work.status();
+  if (absl::Status size = CheckProblemSize(*family, **work); !size.ok()) return size;
 
   WorkItem item;
   item.priority = spec.priority();
@@ -147,6 +148,15 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
   auto job = store_.Find(job_id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   return job->Snapshot();
+}
+
+absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJob& work) const {
+  const bool ot = family.name() == "ot";
+  const int64_t limit = ot ? options_.max_ot_entries : options_.max_sor_nonzeros;
+  if (work.ProblemSize() <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      family.name(), ": a problem of ", work.ProblemSize(), ot ? " cost entries" : " nonzeros",
+      " is over the limit of ", limit, " (--", ot ? "max_ot_entries" : "max_sor_nonzeros", ")"));
 }
 
 absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {

@@ -59,6 +59,9 @@ class JobManager {
 
  private:
   JobManager(const ServerOptions& options, Metrics* metrics);
+  // RESOURCE_EXHAUSTED when the job's largest problem is over its family's
+  // size limit (--max_ot_entries, --max_sor_nonzeros).
+  absl::Status CheckProblemSize(const Family& family, const PreparedJob& work) const;
   // RESOURCE_EXHAUSTED when `owner` already has its quota of queued jobs.
   absl::Status CheckQueuedQuota(const std::string& owner) const;
   void RunBatch(const Lane& lane, std::vector<WorkItem> items);

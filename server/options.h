@@ -22,6 +22,9 @@ struct ServerOptions {
   int solver_threads = 0;       // threads per CPU solve; 0: cores / cpu lanes
 
   int max_queue = 10000;                       // queued jobs beyond: RESOURCE_EXHAUSTED
+  // Largest problem accepted, per family (RESOURCE_EXHAUSTED past it).
+  int64_t max_ot_entries = int64_t{1} << 28;    // n * m of one ot problem
+  int64_t max_sor_nonzeros = int64_t{1} << 28;  // nonzeros of one sor matrix
   int max_batch = 16;                          // jobs merged into one batched launch
   absl::Duration max_queue_delay = absl::Microseconds(0);  // wait to fill a batch
   int64_t cpu_memory_budget_bytes = int64_t{8} << 30;       // admission, CPU lanes

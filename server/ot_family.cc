@@ -35,6 +35,7 @@ class PreparedOt final : public PreparedJob {
       : problem_(std::move(problem)), options_(options) {}
 
   int64_t MemoryBytes() const override { return ot::EstimateBytes(problem_, options_); }
+  int64_t ProblemSize() const override { return problem_.n * problem_.m; }
 
   // Small problems of one shape batch together (the kernels see one shape).
   std::string BatchKey() const override {
@@ -72,6 +73,11 @@ class PreparedOtBatch final : public PreparedJob {
  public:
   explicit PreparedOtBatch(std::vector<OtWork> work) : work_(std::move(work)) {}
 
+  int64_t ProblemSize() const override {
+    int64_t largest = 0;
+    for (const OtWork& w : work_) largest = std::max(largest, w.problem.n * w.problem.m);
+    return largest;
+  }
   int64_t MemoryBytes() const override {
     int64_t bytes = 0;
     for (const OtWork& w : work_) bytes += ot::EstimateBytes(w.problem, w.options);

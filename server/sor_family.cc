@@ -87,6 +87,11 @@ class PreparedSor final : public PreparedJob {
     for (const SorSystem& s : work_.systems) bytes = std::max(bytes, sor::EstimateBytes(*s.a, batch));
     return bytes;
   }
+  int64_t ProblemSize() const override {
+    int64_t largest = 0;
+    for (const SorSystem& s : work_.systems) largest = std::max(largest, s.a->nnz());
+    return largest;
+  }
   bool RequiresCpu() const override { return work_.options.ordering == sor::Ordering::kNatural; }
 
   JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
