@@ -1,18 +1,12 @@
 #include "server/tuner_registry.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/state_files.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
@@ -92,41 +86,6 @@ sor::TunerCheckpoint CheckpointFromProto(const v1::TunerCheckpoint& c) {
   return out;
 }
 
-// The status for a failed write of `path`: RESOURCE_EXHAUSTED when the
-// state directory's disk or quota is full, INTERNAL otherwise; both say why.
-absl::Status WriteError(const std::string& path, int error) {
-  const std::string message =
-      absl::StrCat("state_dir: cannot write ", path, ": ", std::strerror(error));
-  if (error == ENOSPC || error == EDQUOT) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
-}
-
-// Writes `bytes` to `path` so that a crash leaves the old file or the new
-// one, never a torn one: temp file, fsync, rename.
-absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
-  const std::string temp = path + ".tmp";
-  const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return WriteError(temp, errno);
-  size_t done = 0;
-  int error = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n <= 0) {
-      error = n < 0 ? errno : ENOSPC;
-      break;
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (error == 0 && ::fsync(fd) != 0) error = errno;
-  ::close(fd);
-  if (error == 0 && std::rename(temp.c_str(), path.c_str()) != 0) error = errno;
-  if (error != 0) {
-    std::remove(temp.c_str());
-    return WriteError(path, error);
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
 std::string TunerRegistry::PathFor(const std::string& name) const {
@@ -142,7 +101,7 @@ absl::Status TunerRegistry::Write(const std::string& name, const Entry& entry) c
   absl::MutexLock lock(&file_mu_);
   std::error_code ec;
   std::filesystem::create_directories(state_dir_ + "/tuners", ec);
-  return WriteAtomically(PathFor(name), checkpoint.SerializeAsString());
+  return WriteFileAtomically(PathFor(name), checkpoint.SerializeAsString());
 }
 
 absl::Status TunerRegistry::Persist(const std::string& name) const {
@@ -158,11 +117,9 @@ std::vector<std::string> TunerRegistry::Load() {
   for (const auto& file : std::filesystem::directory_iterator(state_dir_ + "/tuners", ec)) {
     if (file.path().extension() != ".tuner") continue;
     const std::string path = file.path().string();
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream bytes;
-    bytes << in.rdbuf();
+    absl::StatusOr<std::string> bytes = ReadWholeFile(path);
     v1::TunerCheckpoint checkpoint;
-    if (!checkpoint.ParseFromString(bytes.str())) {
+    if (!bytes.ok() || !checkpoint.ParseFromString(*bytes)) {
       warnings.push_back(absl::StrCat(path, ": not a tuner checkpoint; skipped"));
       continue;
     }

@@ -1,0 +1,24 @@
+// Files under --state-dir: written so that a crash leaves the old file or
+// the new one, never a torn one, and read back whole. Shared by the job
+// journal, the blob store and the tuner registry.
+#ifndef SOLVERD_SERVER_STATE_FILES_H_
+#define SOLVERD_SERVER_STATE_FILES_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace solverd::server {
+
+// Temp file, fsync, rename, fsync of the directory. RESOURCE_EXHAUSTED when
+// the disk or quota is full, INTERNAL otherwise; both name the path.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes);
+// NOT_FOUND when missing, INTERNAL when unreadable.
+absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
+// The status for a failed write of `path` with errno `error`.
+absl::Status StateWriteError(const std::string& path, int error);
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_STATE_FILES_H_
