@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string expected;
   bool ok = true;
   {
-    BlobUpload upload(store);
+    BlobUpload upload(store, "fuzzer");
     // Each chunk: 2 bytes of offset delta (signed), 1 byte of length, data.
     size_t at = 0;
     while (ok && at + 3 <= size) {
@@ -30,8 +30,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       at += 3 + length;
     }
     if (ok) {
-      BlobStore::Blob blob = upload.Finish(absl::Now());
-      if (*store.Get(blob.id)->bytes != expected) std::abort();
+      auto blob = upload.Finish(absl::Now());
+      if (!blob.ok() || *store.Get(blob->id)->bytes != expected) std::abort();
       if (store.used_bytes() != static_cast<int64_t>(expected.size())) std::abort();
       return 0;
     }

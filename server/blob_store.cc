@@ -1,38 +1,117 @@
 #include "server/blob_store.h"
 
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <filesystem>
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "server/state_files.h"
 
 namespace solverd::server {
+namespace {
 
-absl::Status BlobStore::Reserve(int64_t bytes) {
+constexpr char kSuffix[] = ".blob";
+
+}  // namespace
+
+// <id>.<hex owner>.blob: the owner's name is a token name, hex keeps any
+// character of it out of the path.
+std::string BlobStore::PathFor(const Blob& blob) const {
+  return absl::StrCat(options_.dir, "/", blob.id, ".", absl::BytesToHexString(blob.owner), kSuffix);
+}
+
+absl::Status BlobStore::Reserve(const std::string& owner, int64_t bytes) {
   absl::MutexLock lock(&mu_);
   if (used_bytes_ + bytes > options_.quota_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "blob quota of ", options_.quota_bytes, " bytes exceeded (",
         used_bytes_, " in use, ", bytes, " more asked for)"));
   }
+  int64_t& mine = owner_bytes_[owner];
+  if (!owner.empty() && mine + bytes > options_.owner_quota_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "token ", owner, ": blob quota of ", options_.owner_quota_bytes,
+        " bytes per token exceeded (--max_blob_bytes_per_token; ", mine, " in use, ", bytes,
+        " more asked for)"));
+  }
+  mine += bytes;
   used_bytes_ += bytes;
   return absl::OkStatus();
 }
 
-void BlobStore::Release(int64_t bytes) {
+void BlobStore::Release(const std::string& owner, int64_t bytes) {
   absl::MutexLock lock(&mu_);
   used_bytes_ -= bytes;
+  auto it = owner_bytes_.find(owner);
+  if (it != owner_bytes_.end() && (it->second -= bytes) <= 0) owner_bytes_.erase(it);
 }
 
-BlobStore::Blob BlobStore::Put(std::string bytes, absl::Time now) {
+absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::string bytes,
+                                               absl::Time now) {
   static absl::BitGen* gen = new absl::BitGen();
-  absl::MutexLock lock(&mu_);
+  static absl::Mutex gen_mu(absl::kConstInit);
   Blob blob;
-  blob.id = absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
+  {
+    absl::MutexLock lock(&gen_mu);
+    blob.id = absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
+  }
+  blob.owner = owner;
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
+  if (!options_.dir.empty()) {
+    absl::Status written = WriteFileAtomically(PathFor(blob), *blob.bytes);
+    if (!written.ok()) return written;
+  }
+  absl::MutexLock lock(&mu_);
   blobs_[blob.id] = blob;
   return blob;
+}
+
+void BlobStore::AddLocked(Blob blob) {
+  const auto size = static_cast<int64_t>(blob.bytes->size());
+  used_bytes_ += size;
+  owner_bytes_[blob.owner] += size;
+  blobs_[blob.id] = std::move(blob);
+}
+
+std::vector<std::string> BlobStore::Load(absl::Time now) {
+  std::vector<std::string> warnings;
+  if (options_.dir.empty()) return warnings;
+  std::error_code ec;
+  std::filesystem::create_directories(options_.dir, ec);
+  for (const auto& file : std::filesystem::directory_iterator(options_.dir, ec)) {
+    const std::string path = file.path().string();
+    if (file.path().extension() != kSuffix) continue;  // a torn .tmp, or not ours
+    std::vector<std::string> parts = absl::StrSplit(file.path().stem().string(), '.');
+    struct stat info;
+    if (parts.size() != 2 || ::stat(path.c_str(), &info) != 0) {
+      warnings.push_back(absl::StrCat(path, ": not a blob file; skipped"));
+      continue;
+    }
+    Blob blob;
+    blob.id = parts[0];
+    blob.owner = absl::HexStringToBytes(parts[1]);
+    blob.expire_time = absl::FromUnixSeconds(info.st_mtime) + options_.ttl;
+    if (blob.expire_time <= now) {
+      std::remove(path.c_str());
+      continue;
+    }
+    auto bytes = ReadWholeFile(path);
+    if (!bytes.ok()) {
+      warnings.push_back(std::string(bytes.status().message()));
+      continue;
+    }
+    blob.bytes = std::make_shared<const std::string>(*std::move(bytes));
+    absl::MutexLock lock(&mu_);
+    AddLocked(std::move(blob));
+  }
+  return warnings;
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
@@ -43,18 +122,23 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
 }
 
 int BlobStore::Sweep(absl::Time now) {
-  absl::MutexLock lock(&mu_);
-  int dropped = 0;
-  for (auto it = blobs_.begin(); it != blobs_.end();) {
-    if (it->second.expire_time <= now) {
-      used_bytes_ -= static_cast<int64_t>(it->second.bytes->size());
-      blobs_.erase(it++);
-      ++dropped;
-    } else {
-      ++it;
+  std::vector<Blob> expired;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = blobs_.begin(); it != blobs_.end();) {
+      if (it->second.expire_time <= now) {
+        expired.push_back(std::move(it->second));
+        blobs_.erase(it++);
+      } else {
+        ++it;
+      }
     }
   }
-  return dropped;
+  for (const Blob& blob : expired) {
+    Release(blob.owner, static_cast<int64_t>(blob.bytes->size()));
+    if (!options_.dir.empty()) std::remove(PathFor(blob).c_str());
+  }
+  return static_cast<int>(expired.size());
 }
 
 int64_t BlobStore::used_bytes() const {

@@ -1,13 +1,17 @@
 // BlobStore: uploaded byte strings that problems refer to by id, so inputs
 // larger than one gRPC message can be sent in chunks. Total bytes (stored
-// and still uploading) are bounded by a quota; blobs expire after a TTL.
-// Blobs are immutable once stored and shared by reference. Thread-safe.
+// and still uploading) are bounded by a quota, and each token's bytes by a
+// per-owner quota; blobs expire after a TTL. Blobs are immutable once
+// stored and shared by reference. With a directory (--state-dir/blobs) each
+// blob is also a file, written atomically before Put() returns, and Load()
+// brings them back after a restart. Thread-safe.
 #ifndef SOLVERD_SERVER_BLOB_STORE_H_
 #define SOLVERD_SERVER_BLOB_STORE_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
@@ -22,23 +26,34 @@ class BlobStore {
   struct Options {
     int64_t quota_bytes = int64_t{4} << 30;
     absl::Duration ttl = absl::Hours(24);
+    // Bytes one owner (a named token) may hold; the anonymous owner "" is
+    // bounded by quota_bytes alone.
+    int64_t owner_quota_bytes = int64_t{1} << 30;
+    std::string dir;  // empty: in memory only
   };
   struct Blob {
     std::string id;
+    std::string owner;
     std::shared_ptr<const std::string> bytes;
     absl::Time expire_time;
   };
 
-  explicit BlobStore(Options options) : options_(options) {}
+  explicit BlobStore(Options options) : options_(std::move(options)) {}
   BlobStore(const BlobStore&) = delete;
   BlobStore& operator=(const BlobStore&) = delete;
 
-  // Claims `bytes` of quota for an upload in progress; RESOURCE_EXHAUSTED
-  // (naming the quota) when it does not fit. Release() gives it back.
-  absl::Status Reserve(int64_t bytes);
-  void Release(int64_t bytes);
-  // Stores `bytes`, whose size was Reserve()d, and returns the new blob.
-  Blob Put(std::string bytes, absl::Time now);
+  // Reads the blobs in the directory back (their TTL counts from when they
+  // were written); returns a warning per file it had to skip.
+  std::vector<std::string> Load(absl::Time now);
+
+  // Claims `bytes` of `owner`'s quota for an upload in progress;
+  // RESOURCE_EXHAUSTED (naming the quota) when it does not fit. Release()
+  // gives it back.
+  absl::Status Reserve(const std::string& owner, int64_t bytes);
+  void Release(const std::string& owner, int64_t bytes);
+  // Stores `bytes`, whose size `owner` Reserve()d, and returns the new
+  // blob. On an error (disk full) the reservation is still held.
+  absl::StatusOr<Blob> Put(const std::string& owner, std::string bytes, absl::Time now);
   // NOT_FOUND for unknown or expired ids.
   absl::StatusOr<Blob> Get(const std::string& id) const;
   // Drops expired blobs; returns how many.
@@ -46,9 +61,13 @@ class BlobStore {
   int64_t used_bytes() const;
 
  private:
+  std::string PathFor(const Blob& blob) const;
+  void AddLocked(Blob blob) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Options options_;
   mutable absl::Mutex mu_;
   int64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // stored + reserved
+  absl::flat_hash_map<std::string, int64_t> owner_bytes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Blob> blobs_ ABSL_GUARDED_BY(mu_);
 };
 

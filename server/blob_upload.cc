@@ -7,7 +7,7 @@
 namespace solverd::server {
 
 BlobUpload::~BlobUpload() {
-  if (!stored_) store_.Release(size());
+  if (!stored_) store_.Release(owner_, size());
 }
 
 absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
@@ -17,7 +17,7 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
     return absl::InvalidArgumentError(
         absl::StrCat("offset: chunk starts at ", offset, ", expected ", size()));
   }
-  absl::Status reserved = store_.Reserve(static_cast<int64_t>(data.size()));
+  absl::Status reserved = store_.Reserve(owner_, static_cast<int64_t>(data.size()));
   if (!reserved.ok()) {
     failed_ = true;
     return reserved;
@@ -26,9 +26,18 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
   return absl::OkStatus();
 }
 
-BlobStore::Blob BlobUpload::Finish(absl::Time now) {
+absl::StatusOr<BlobStore::Blob> BlobUpload::Finish(absl::Time now) {
+  const int64_t reserved = size();
+  auto blob = store_.Put(owner_, std::move(bytes_), now);
+  if (!blob.ok()) {
+    failed_ = true;
+    bytes_.clear();
+    store_.Release(owner_, reserved);
+    stored_ = true;  // released here, not again by the destructor
+    return blob.status();
+  }
   stored_ = true;
-  return store_.Put(std::move(bytes_), now);
+  return blob;
 }
 
 }  // namespace solverd::server

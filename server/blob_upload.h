@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,7 +19,8 @@ namespace solverd::server {
 
 class BlobUpload {
  public:
-  explicit BlobUpload(BlobStore& store) : store_(store) {}
+  // `owner`: the uploading token's name, whose quota the bytes count against.
+  BlobUpload(BlobStore& store, std::string owner) : store_(store), owner_(std::move(owner)) {}
   BlobUpload(const BlobUpload&) = delete;
   BlobUpload& operator=(const BlobUpload&) = delete;
   ~BlobUpload();  // releases the reservation unless Finish() stored it
@@ -27,12 +29,13 @@ class BlobUpload {
   // quota; the upload is dead after an error.
   absl::Status Append(int64_t offset, absl::string_view data);
   // Stores the bytes as a blob. REQUIRES: every Append() succeeded.
-  BlobStore::Blob Finish(absl::Time now);
+  absl::StatusOr<BlobStore::Blob> Finish(absl::Time now);
 
   int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
 
  private:
   BlobStore& store_;
+  const std::string owner_;
   std::string bytes_;
   bool failed_ = false;
   bool stored_ = false;

@@ -41,7 +41,8 @@ ABSL_FLAG(absl::Duration, blob_ttl, kDefaults.blob_ttl, "how long uploaded blobs
 ABSL_FLAG(std::string, data_root, "",
           "directory whose files jobs may name (e.g. sor a_path); empty: none");
 ABSL_FLAG(std::string, state_dir, "",
-          "directory for state that survives restarts (sor tuners today); empty: none");
+          "directory for state that survives restarts and crashes: jobs, their events and "
+          "results, blobs, sor tuners; empty: in memory only");
 ABSL_FLAG(int, max_tuners, kDefaults.max_tuners, "sor tuners at most");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -52,6 +53,8 @@ ABSL_FLAG(std::string, auth_tokens_file, "",
           "their own jobs; empty: no auth");
 ABSL_FLAG(int, max_queued_jobs_per_token, kDefaults.max_queued_jobs_per_token,
           "with --auth_tokens_file: queued jobs one token may have at most");
+ABSL_FLAG(int64_t, max_blob_bytes_per_token, kDefaults.max_blob_bytes_per_token,
+          "with --auth_tokens_file: blob bytes one token may hold at most");
 ABSL_FLAG(int, progress_interval_ms, 100, "minimum time between progress events of one job");
 ABSL_FLAG(absl::Duration, grace_period, kDefaults.grace_period,
           "on SIGTERM/SIGINT, how long running jobs may finish before being cancelled");
@@ -96,6 +99,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   o.auth_tokens_file = absl::GetFlag(FLAGS_auth_tokens_file);
   o.max_queued_jobs_per_token = absl::GetFlag(FLAGS_max_queued_jobs_per_token);
+  o.max_blob_bytes_per_token = absl::GetFlag(FLAGS_max_blob_bytes_per_token);
 
   if (o.metrics_port < 0 || o.metrics_port > 65535) return Bad("metrics_port", "not a port");
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
@@ -120,6 +124,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     return Bad("tls_client_ca", "mutual TLS needs --tls_cert and --tls_key");
   }
   if (o.max_queued_jobs_per_token < 1) return Bad("max_queued_jobs_per_token", "must be positive");
+  if (o.max_blob_bytes_per_token < 0) return Bad("max_blob_bytes_per_token", "negative");
   if (!o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.state_dir, ec);

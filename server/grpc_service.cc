@@ -140,19 +140,21 @@ grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::Tune
 grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
                                            grpc::ServerReader<v1::BlobChunk>* reader,
                                            v1::BlobInfo* out) {
-  if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  BlobUpload upload(manager_->blobs());
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  BlobUpload upload(manager_->blobs(), *caller);
   v1::BlobChunk chunk;
   while (reader->Read(&chunk)) {
     absl::Status appended = upload.Append(chunk.offset(), chunk.data());
     if (!appended.ok()) return ToGrpc(appended);
   }
   const int64_t size = upload.size();
-  BlobStore::Blob blob = upload.Finish(absl::Now());
-  out->set_blob_id(blob.id);
+  auto blob = upload.Finish(absl::Now());
+  if (!blob.ok()) return ToGrpc(blob.status());
+  out->set_blob_id(blob->id);
   out->set_size_bytes(size);
   *out->mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(blob.expire_time));
+      absl::ToUnixNanos(blob->expire_time));
   return grpc::Status::OK;
 }
 

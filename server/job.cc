@@ -7,8 +7,14 @@
 namespace solverd::server {
 namespace {
 
+using google::protobuf::util::TimeUtil;
+
 google::protobuf::Timestamp ToProto(absl::Time t) {
-  return google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixNanos(TimeUtil::TimestampToNanoseconds(t));
 }
 
 }  // namespace
@@ -36,10 +42,53 @@ Job::Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* fa
   AppendLocked(std::move(event), now);
 }
 
+Job::Job(const JobJournal::Record& record, const Family* family,
+         std::unique_ptr<PreparedJob> work, JobJournal* journal, absl::Time now)
+    : id_(record.job.id()), seq_(record.seq), family_(family), owner_(record.job.owner()),
+      idempotency_key_(record.job.idempotency_key()),
+      create_time_(FromProto(record.job.create_time())), work_(std::move(work)) {
+  absl::MutexLock lock(&mu_);
+  job_ = record.job;
+  events_ = record.events;
+  for (const v1::JobEvent& e : events_) {
+    if (e.has_progress()) ++progress_events_;
+    if (e.has_result()) *job_.mutable_result() = e.result();
+  }
+  job_.set_event_count(static_cast<int64_t>(events_.size()));
+  journal_ = journal;
+  if (IsTerminal(job_.state())) {
+    finish_time_ = FromProto(job_.finish_time());
+    work_.reset();
+    return;
+  }
+  const bool had_started = job_.state() == v1::JOB_STATE_RUNNING || job_.attempt() > 0;
+  job_.set_state(v1::JOB_STATE_QUEUED);
+  job_.clear_start_time();
+  job_.clear_device();
+  if (had_started) {
+    v1::JobEvent event;
+    event.mutable_state()->set_state(v1::JOB_STATE_QUEUED);
+    event.mutable_state()->set_attempt(job_.attempt() + 1);
+    AppendLocked(std::move(event), now);
+  }
+  if (journal_ != nullptr) journal_->PutJob(job_);
+}
+
+absl::Status Job::Persist(JobJournal* journal, const v1::JobSpec& spec) {
+  JobJournal::Ticket ticket;
+  {
+    absl::MutexLock lock(&mu_);
+    ticket = journal->AddJob({seq_, spec, job_, events_});
+    journal_ = journal;
+  }
+  return journal->WaitDurable(ticket);
+}
+
 void Job::AppendLocked(v1::JobEvent event, absl::Time now) {
   event.set_number(static_cast<int64_t>(events_.size()));
   event.set_job_id(id_);
   *event.mutable_time() = ToProto(now);
+  if (journal_ != nullptr) journal_->PutEvent(event);
   events_.push_back(std::move(event));
   job_.set_event_count(static_cast<int64_t>(events_.size()));
 }
@@ -49,12 +98,14 @@ bool Job::MarkRunning(const std::string& device, absl::Time now) {
   if (job_.state() != v1::JOB_STATE_QUEUED) return false;
   job_.set_state(v1::JOB_STATE_RUNNING);
   job_.set_device(device);
+  job_.set_attempt(job_.attempt() + 1);
   start_time_ = now;
   *job_.mutable_start_time() = ToProto(now);
   v1::JobEvent event;
   event.mutable_state()->set_state(v1::JOB_STATE_RUNNING);
   event.mutable_state()->set_device(device);
   AppendLocked(std::move(event), now);
+  if (journal_ != nullptr) journal_->PutJob(job_);
   return true;
 }
 
@@ -72,12 +123,20 @@ bool Job::Finish(v1::JobState state, const absl::Status& error,
   {
     absl::MutexLock lock(&mu_);
     if (IsTerminal(job_.state())) return false;
+    absl::Status shown = error;
+    if (interrupted_ && state == v1::JOB_STATE_CANCELLED && journal_ != nullptr) {
+      // It stays running in its journal, so the next start re-runs it: this
+      // ending is only for the watchers of this process.
+      journal_ = nullptr;
+      shown = absl::UnavailableError(
+          "server shutting down; the job runs again when the server restarts");
+    }
     if (run_seconds != nullptr) {
       *run_seconds = start_time_ < now ? absl::ToDoubleSeconds(now - start_time_) : 0.0;
     }
     job_.set_state(state);
-    job_.set_error_code(static_cast<int>(error.code()));
-    job_.set_error_message(std::string(error.message()));
+    job_.set_error_code(static_cast<int>(shown.code()));
+    job_.set_error_message(std::string(shown.message()));
     *job_.mutable_finish_time() = ToProto(now);
     finish_time_ = now;
     if (result.has_value()) {
@@ -92,6 +151,7 @@ bool Job::Finish(v1::JobState state, const absl::Status& error,
     event.mutable_state()->set_error_message(job_.error_message());
     event.mutable_state()->set_device(job_.device());
     AppendLocked(std::move(event), now);
+    if (journal_ != nullptr) journal_->PutJob(job_);
   }
   work_.reset();
   return true;
@@ -101,6 +161,15 @@ bool Job::RequestCancel() {
   if (terminal()) return false;
   cancel_.Cancel();
   return true;
+}
+
+void Job::Interrupt() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (IsTerminal(job_.state()) || cancel_.cancelled()) return;  // a user's cancel stands
+    interrupted_ = true;
+  }
+  cancel_.Cancel();
 }
 
 bool Job::terminal() const {

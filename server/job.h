@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "common/cancel_token.h"
 #include "server/family.h"
+#include "server/job_journal.h"
 #include "solverd/v1/jobs.pb.h"
 
 namespace solverd::server {
@@ -33,6 +34,12 @@ class Job {
   // `owner` is the submitting token's name ("" without tokens).
   Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
       std::unique_ptr<PreparedJob> work, absl::Time now, std::string owner = "");
+  // Rebuilds a job from its journal record, journaling what changes from
+  // here on. A finished job comes back as it ended (`work` may be null);
+  // any other is queued again with `work`, with a QUEUED event naming its
+  // next attempt if it had started.
+  Job(const JobJournal::Record& record, const Family* family,
+      std::unique_ptr<PreparedJob> work, JobJournal* journal, absl::Time now);
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -46,6 +53,9 @@ class Job {
   // REQUIRES: called by the lane thread running the job, before Finish().
   PreparedJob* work() { return work_.get(); }
 
+  // Records the job, with `spec` (problem included), in `journal` and sends
+  // every later change there too; returns once the record is durable.
+  absl::Status Persist(JobJournal* journal, const v1::JobSpec& spec);
   // QUEUED -> RUNNING. False when the job is no longer queued (cancelled).
   bool MarkRunning(const std::string& device, absl::Time now);
   void AppendProgress(const v1::Progress& progress, absl::Time now);
@@ -58,6 +68,9 @@ class Job {
               double* run_seconds = nullptr);
   // Asks a queued or running job to stop; returns false if already finished.
   bool RequestCancel();
+  // Stops a running job because the server is going down: it ends here,
+  // but its journal keeps it running, so the next start re-runs it.
+  void Interrupt();
 
   bool terminal() const;
   v1::JobState state() const;
@@ -88,6 +101,8 @@ class Job {
   int64_t progress_events_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time start_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  JobJournal* journal_ ABSL_GUARDED_BY(mu_) = nullptr;  // none: in memory only
+  bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 bool IsTerminal(v1::JobState state);

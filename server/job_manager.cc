@@ -61,7 +61,13 @@ v1::JobState StateFor(const absl::Status& s) {
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics) {
-  std::unique_ptr<JobManager> m(new JobManager(options, metrics));
+  std::unique_ptr<JobJournal> journal;
+  if (!options.state_dir.empty()) {
+    auto opened = JobJournal::Open(options.state_dir);
+    if (!opened.ok()) return opened.status();
+    journal = *std::move(opened);
+  }
+  std::unique_ptr<JobManager> m(new JobManager(options, metrics, std::move(journal)));
   Scheduler::Options so;
   so.max_queue = options.max_queue;
   so.max_batch = options.max_batch;
@@ -75,16 +81,35 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
       [raw](const WorkItem& item) { raw->Expire(item); }, [raw] { raw->UpdateGauges(); });
   if (!scheduler.ok()) return scheduler.status();
   m->scheduler_ = *std::move(scheduler);
+  if (m->journal_ != nullptr) {
+    if (absl::Status recovered = m->Recover(); !recovered.ok()) return recovered;
+  }
   m->janitor_ = std::thread([raw] { raw->JanitorLoop(); });
   return m;
 }
 
-JobManager::JobManager(const ServerOptions& options, Metrics* metrics)
-    : options_(options), metrics_(metrics),
-      store_({options.result_ttl, options.max_jobs_retained}),
-      blobs_({options.blob_quota_bytes, options.blob_ttl}),
+namespace {
+
+BlobStore::Options BlobOptions(const ServerOptions& options) {
+  BlobStore::Options out;
+  out.quota_bytes = options.blob_quota_bytes;
+  out.ttl = options.blob_ttl;
+  out.owner_quota_bytes = options.max_blob_bytes_per_token;
+  if (!options.state_dir.empty()) out.dir = options.state_dir + "/blobs";
+  return out;
+}
+
+}  // namespace
+
+JobManager::JobManager(const ServerOptions& options, Metrics* metrics,
+                       std::unique_ptr<JobJournal> journal)
+    : options_(options), metrics_(metrics), journal_(std::move(journal)),
+      store_({options.result_ttl, options.max_jobs_retained, journal_.get()}),
+      blobs_(BlobOptions(options)),
       tuners_(options.max_tuners, options.state_dir) {
-  for (const std::string& warning : tuners_.Load()) {
+  std::vector<std::string> warnings = tuners_.Load();
+  for (std::string& w : blobs_.Load(absl::Now())) warnings.push_back(std::move(w));
+  for (const std::string& warning : warnings) {
     std::fprintf(stderr, "solverd: %s\n", warning.c_str());
   }
 }
@@ -107,34 +132,24 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
     absl::Status quota = CheckQueuedQuota(owner);
     if (!quota.ok()) return quota;
   }
-  absl::Time deadline = absl::InfiniteFuture();
   const absl::Time now = absl::Now();
-  if (spec.has_deadline()) {
-    int64_t ns = TimeUtil::DurationToNanoseconds(spec.deadline());
-    if (ns <= 0) return absl::InvalidArgumentError("deadline: must be positive");
-    deadline = now + absl::Nanoseconds(ns);
+  if (spec.has_deadline() && TimeUtil::DurationToNanoseconds(spec.deadline()) <= 0) {
+    return absl::InvalidArgumentError("deadline: must be positive");
   }
   auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root});
   if (!work.ok()) return work.status();
   if (absl::Status size = CheckProblemSize(*family, **work); !size.ok()) return size;
 
-  WorkItem item;
-  item.priority = spec.priority();
-  item.deadline = deadline;
-  item.batch_key = (*work)->BatchKey();
-  item.memory_bytes = (*work)->MemoryBytes();
-  item.device = (*work)->RequiresCpu() ? DeviceClass::kCpu : ToDeviceClass(spec.device());
-  item.enqueue_time = now;
-
   v1::JobSpec meta = spec;  // the problem data lives in `work` from here on
   meta.clear_problem();
+  const PreparedJob& prepared = **work;
   auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), meta, family,
                                    *std::move(work), now, owner);
-  item.job_id = job->id();
-  std::shared_ptr<Job> stored = store_.AddOrGet(job);
-  if (stored != job) return stored->Snapshot();  // lost an idempotency race
+  auto stored = store_.AddOrGet(job, spec);
+  if (!stored.ok()) return stored.status();
+  if (*stored != job) return (*stored)->Snapshot();  // lost an idempotency race
   v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
-  absl::Status queued = scheduler_->Enqueue(std::move(item));
+  absl::Status queued = Enqueue(*job, spec, prepared, now);
   if (!queued.ok()) {
     store_.Remove(job->id());
     return queued;
@@ -142,6 +157,23 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   metrics_->JobSubmitted(std::string(family->name()));
   UpdateGauges();
   return submitted;
+}
+
+absl::Status JobManager::Enqueue(const Job& job, const v1::JobSpec& spec,
+                                 const PreparedJob& work, absl::Time now) {
+  WorkItem item;
+  item.job_id = job.id();
+  item.priority = spec.priority();
+  item.deadline = absl::InfiniteFuture();
+  if (spec.has_deadline()) {
+    item.deadline = job.create_time() +
+                    absl::Nanoseconds(TimeUtil::DurationToNanoseconds(spec.deadline()));
+  }
+  item.batch_key = work.BatchKey();
+  item.memory_bytes = work.MemoryBytes();
+  item.device = work.RequiresCpu() ? DeviceClass::kCpu : ToDeviceClass(spec.device());
+  item.enqueue_time = now;
+  return scheduler_->Enqueue(std::move(item));
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
@@ -298,7 +330,9 @@ void JobManager::JanitorLoop() {
 
 void JobManager::Shutdown(absl::Duration grace) {
   if (scheduler_ == nullptr) return;
+  const bool durable = journal_ != nullptr;
   for (const WorkItem& item : scheduler_->Drain()) {
+    if (durable) continue;  // still queued in the journal: the next start runs it
     if (auto job = store_.Find(item.job_id)) {
       FinishJob(*job, {absl::CancelledError("server shutting down"), std::nullopt, 0});
     }
@@ -311,10 +345,21 @@ void JobManager::Shutdown(absl::Duration grace) {
   all.state = v1::JOB_STATE_RUNNING;
   all.limit = INT32_MAX;
   bool more = false;
-  for (const auto& job : store_.List(all, &more)) job->RequestCancel();
+  for (const auto& job : store_.List(all, &more)) {
+    if (durable) {
+      job->Interrupt();
+    } else {
+      job->RequestCancel();
+    }
+  }
   scheduler_->Stop();
   if (!stop_janitor_.HasBeenNotified()) stop_janitor_.Notify();
   if (janitor_.joinable()) janitor_.join();
+  if (durable) {
+    if (absl::Status flushed = journal_->Flush(); !flushed.ok()) {
+      std::fprintf(stderr, "solverd: %s\n", std::string(flushed.message()).c_str());
+    }
+  }
   UpdateGauges();
 }
 

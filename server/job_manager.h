@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "server/blob_store.h"
+#include "server/job_journal.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/options.h"
@@ -53,12 +54,22 @@ class JobManager {
 
   // New submissions get UNAVAILABLE from now on.
   void StopAccepting() { accepting_ = false; }
-  // Cancels queued jobs, gives running ones `grace` to finish, cancels the
-  // rest and waits for them. REQUIRES: StopAccepting() was called.
+  // Gives running jobs `grace` to finish, then stops them and waits.
+  // Without --state-dir queued jobs and the stopped ones end CANCELLED;
+  // with it they stay queued and running in the journal, so the next start
+  // runs them. REQUIRES: StopAccepting() was called.
   void Shutdown(absl::Duration grace);
 
  private:
-  JobManager(const ServerOptions& options, Metrics* metrics);
+  JobManager(const ServerOptions& options, Metrics* metrics,
+             std::unique_ptr<JobJournal> journal);
+  // Brings back the journal's jobs at startup (job_recovery.cc): finished
+  // ones as they ended, the others queued again in submission order.
+  absl::Status Recover();
+  // Queues `job` (whose problem is `work`) on the scheduler; the deadline
+  // counts from the job's creation.
+  absl::Status Enqueue(const Job& job, const v1::JobSpec& spec, const PreparedJob& work,
+                       absl::Time now);
   // RESOURCE_EXHAUSTED when the job's largest problem is over its family's
   // size limit (--max_ot_entries, --max_sor_nonzeros).
   absl::Status CheckProblemSize(const Family& family, const PreparedJob& work) const;
@@ -72,6 +83,7 @@ class JobManager {
 
   const ServerOptions options_;
   Metrics* const metrics_;
+  std::unique_ptr<JobJournal> journal_;  // with --state-dir; outlives store_
   JobStore store_;
   BlobStore blobs_;
   TunerRegistry tuners_;

@@ -1,5 +1,6 @@
 #include "server/job_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -29,30 +30,58 @@ std::string IndexKey(const std::string& owner, const std::string& key) {
 
 }  // namespace
 
-std::shared_ptr<Job> JobStore::AddOrGet(std::shared_ptr<Job> job) {
-  absl::MutexLock lock(&mu_);
-  if (!job->idempotency_key().empty()) {
-    const std::string key = IndexKey(job->owner(), job->idempotency_key());
-    auto it = by_key_.find(key);
-    if (it != by_key_.end()) {
-      auto existing = by_id_.find(it->second);
-      if (existing != by_id_.end()) return existing->second;
+absl::StatusOr<std::shared_ptr<Job>> JobStore::AddOrGet(std::shared_ptr<Job> job,
+                                                        const v1::JobSpec& spec) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!job->idempotency_key().empty()) {
+      const std::string key = IndexKey(job->owner(), job->idempotency_key());
+      auto it = by_key_.find(key);
+      if (it != by_key_.end()) {
+        auto existing = by_id_.find(it->second);
+        if (existing != by_id_.end()) return existing->second;
+      }
+      by_key_[key] = job->id();
     }
-    by_key_[key] = job->id();
+    by_id_[job->id()] = job;
+    by_seq_[job->seq()] = job;
+  }
+  if (options_.journal == nullptr) return job;
+  // Outside mu_, so submitters share the journal's fsyncs.
+  absl::Status persisted = job->Persist(options_.journal, spec);
+  if (!persisted.ok()) {
+    Remove(job->id());
+    return persisted;
+  }
+  return job;
+}
+
+void JobStore::Restore(std::shared_ptr<Job> job) {
+  absl::MutexLock lock(&mu_);
+  next_seq_ = std::max(next_seq_, job->seq() + 1);
+  if (!job->idempotency_key().empty()) {
+    by_key_[IndexKey(job->owner(), job->idempotency_key())] = job->id();
   }
   by_id_[job->id()] = job;
   by_seq_[job->seq()] = job;
-  return job;
 }
 
 void JobStore::Remove(const std::string& id) {
   absl::MutexLock lock(&mu_);
+  if (EraseLocked(id) && options_.journal != nullptr) options_.journal->DeleteJob(id);
+}
+
+bool JobStore::EraseLocked(const std::string& id) {
   auto it = by_id_.find(id);
-  if (it == by_id_.end()) return;
+  if (it == by_id_.end()) return false;
   const Job& job = *it->second;
-  if (!job.idempotency_key().empty()) by_key_.erase(IndexKey(job.owner(), job.idempotency_key()));
+  if (!job.idempotency_key().empty()) {
+    auto key = by_key_.find(IndexKey(job.owner(), job.idempotency_key()));
+    if (key != by_key_.end() && key->second == id) by_key_.erase(key);
+  }
   by_seq_.erase(job.seq());
   by_id_.erase(it);
+  return true;
 }
 
 std::shared_ptr<Job> JobStore::Find(const std::string& id) const {
@@ -100,12 +129,9 @@ int JobStore::Sweep(absl::Time now) {
     auto it = by_seq_.find(finished[i]);
     const bool expired = it->second->finish_time() + options_.result_ttl <= now;
     if (static_cast<int>(i) >= over_cap && !expired) continue;
-    const Job& job = *it->second;
-    if (!job.idempotency_key().empty()) {
-      by_key_.erase(IndexKey(job.owner(), job.idempotency_key()));
-    }
-    by_id_.erase(job.id());
-    by_seq_.erase(it);
+    const std::string id = it->second->id();
+    EraseLocked(id);
+    if (options_.journal != nullptr) options_.journal->DeleteJob(id);
     ++dropped;
   }
   return dropped;

@@ -1,8 +1,9 @@
 // JobStore: every job the server knows, by id, in submission order, with
 // bounded retention: finished jobs are dropped after `result_ttl`, and the
 // oldest finished ones beyond `max_jobs_retained`. Queued and running jobs
-// are never dropped. Thread-safe (mu_ guards the indexes; jobs lock
-// themselves).
+// are never dropped. With a journal, jobs are recorded there as they are
+// added and forgotten there as they are dropped. Thread-safe (mu_ guards
+// the indexes; jobs lock themselves).
 #ifndef SOLVERD_SERVER_JOB_STORE_H_
 #define SOLVERD_SERVER_JOB_STORE_H_
 
@@ -14,9 +15,11 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "server/job.h"
+#include "server/job_journal.h"
 
 namespace solverd::server {
 
@@ -25,6 +28,7 @@ class JobStore {
   struct Options {
     absl::Duration result_ttl = absl::Hours(24);
     int max_jobs_retained = 100000;  // finished jobs
+    JobJournal* journal = nullptr;   // none: in memory only
   };
 
   struct Filter {
@@ -45,7 +49,12 @@ class JobStore {
 
   // Adds `job` unless a job of the same owner with the same non-empty
   // idempotency key exists; returns the job now in the store under it.
-  std::shared_ptr<Job> AddOrGet(std::shared_ptr<Job> job);
+  // With a journal, a new job is recorded there with `spec` (its problem
+  // included) before this returns; if that fails it is not added.
+  absl::StatusOr<std::shared_ptr<Job>> AddOrGet(std::shared_ptr<Job> job,
+                                                const v1::JobSpec& spec);
+  // Adds a job rebuilt from the journal at startup.
+  void Restore(std::shared_ptr<Job> job);
   // Forgets a job that never got queued (its submission failed).
   void Remove(const std::string& id);
   std::shared_ptr<Job> Find(const std::string& id) const;
@@ -60,6 +69,9 @@ class JobStore {
   size_t size() const;
 
  private:
+  // Drops `job` from the indexes; returns whether it was there.
+  bool EraseLocked(const std::string& id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   const Options options_;
   mutable absl::Mutex mu_;
   uint64_t next_seq_ ABSL_GUARDED_BY(mu_) = 1;

@@ -36,7 +36,8 @@ struct ServerOptions {
   absl::Duration blob_ttl = absl::Hours(24);
   std::string data_root;  // server-side input files are read only under it; empty: none
   int max_tuners = 1000;  // sor tuners at most
-  std::string state_dir;  // sor tuners are checkpointed here; empty: in memory only
+  // Jobs (journal), blobs and sor tuners persist here; empty: in memory only.
+  std::string state_dir;
 
   // Security: TLS when cert and key are set (PEM files); client certificates
   // signed by tls_client_ca are then required (mutual TLS) when it is set.
@@ -45,6 +46,7 @@ struct ServerOptions {
   std::string tls_cert, tls_key, tls_client_ca;
   std::string auth_tokens_file;
   int max_queued_jobs_per_token = 1000;  // with tokens: queued jobs of one token at most
+  int64_t max_blob_bytes_per_token = int64_t{1} << 30;  // with tokens: blob bytes of one token
 
   absl::Duration progress_interval = absl::Milliseconds(100);  // per job
   absl::Duration grace_period = absl::Seconds(30);  // running jobs at shutdown

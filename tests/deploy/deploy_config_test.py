@@ -97,10 +97,11 @@ class Dockerfile(unittest.TestCase):
         packages = " ".join(self.of("build", "RUN")).split()
         for needed in ("cmake", "ninja-build", "libgrpc++-dev", "protobuf-compiler-grpc",
                        "libprotobuf-dev", "protobuf-compiler", "libabsl-dev",
-                       "prometheus-cpp-dev"):
+                       "prometheus-cpp-dev", "libsqlite3-dev"):
             self.assertIn(needed, packages)
         deps = read("scripts", "install-deps.sh")
-        for needed in ("libgrpc++-dev", "protobuf-compiler-grpc", "prometheus-cpp-dev"):
+        for needed in ("libgrpc++-dev", "protobuf-compiler-grpc", "prometheus-cpp-dev",
+                       "libsqlite3-dev"):
             self.assertIn(needed, deps)
 
     def test_user_ports_healthcheck_and_entrypoint(self):

@@ -2,8 +2,9 @@
 """Faults and limits a solver service must handle, against a real solverd:
 - watchers that stop reading their streams: the server's memory stays
   bounded and other clients are served;
-- a full disk under --state_dir: CreateTuner gets RESOURCE_EXHAUSTED naming
-  the cause, the server keeps serving, and works again once there is room
+- a full disk under --state_dir: CreateTuner and SubmitJob get
+  RESOURCE_EXHAUSTED naming the cause, finished jobs stay readable, and
+  both work again once there is room
   (needs root to mount a small tmpfs; skipped, saying so, without);
 - problems past their family's size limit: RESOURCE_EXHAUSTED at submit,
   naming the flag.
@@ -91,7 +92,7 @@ class FullStateDisk(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             disk = os.path.join(d, "disk")
             os.mkdir(disk)
-            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", disk],
+            mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", disk],
                                      capture_output=True)
             if mounted.returncode != 0:
                 self.skipTest("needs root to mount a small tmpfs: " + mounted.stderr.decode())
@@ -106,9 +107,12 @@ class FullStateDisk(unittest.TestCase):
 
     def check_full_disk(self, server, disk):
         with solverd.Client(server.address, timeout=10) as client:
+            quick = solverd.ot_pb2.OtProblem(cost=solverd.tensor(np.eye(3)), reg=0.1)
+            before = client.submit(quick).id
+            client.wait(before)
             with open(os.path.join(disk, "filler"), "wb") as f:  # take all but a sliver
                 try:
-                    f.write(b"x" * (64 << 10))
+                    f.write(b"x" * (8 << 20))
                 except OSError:
                     pass
             with self.assertRaises(grpc.RpcError) as raised:
@@ -116,11 +120,17 @@ class FullStateDisk(unittest.TestCase):
                     client.create_tuner(f"t{k}", sor.TUNER_ALGORITHM_TSALLIS_INF)
             self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
             self.assertIn("No space left on device", raised.exception.details())
-            quick = solverd.ot_pb2.OtProblem(cost=solverd.tensor(np.eye(3)), reg=0.1)
-            self.assertGreaterEqual(client.solve(quick, timeout=30).transport_cost, 0)
+            # A job that cannot be journaled is refused, not accepted and lost.
+            with self.assertRaises(grpc.RpcError) as raised:
+                for _ in range(64):
+                    client.submit(quick)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+            self.assertIn("full", raised.exception.details())
+            self.assertEqual(client.get(before).state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
             os.remove(os.path.join(disk, "filler"))
             self.assertEqual(client.create_tuner("after", sor.TUNER_ALGORITHM_TSALLIS_INF).name,
                              "after")
+            self.assertGreaterEqual(client.solve(quick, timeout=30).transport_cost, 0)
 
 
 class ProblemSizeLimits(unittest.TestCase):

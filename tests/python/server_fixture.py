@@ -11,6 +11,7 @@ class Server:
 
     def __init__(self, binary, work_dir, *flags):
         port_file = os.path.join(work_dir, "ports")
+        self.port_file = port_file
         self.process = subprocess.Popen(
             [binary, "--listen=127.0.0.1:0", "--metrics-port=0", f"--port-file={port_file}",
              *flags], stderr=subprocess.DEVNULL)

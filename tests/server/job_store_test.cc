@@ -17,6 +17,11 @@ std::shared_ptr<Job> NewJob(JobStore& store, absl::Time now, std::string key = "
                                FamilyFor(v1::JobSpec::kOt), nullptr, now, owner);
 }
 
+// JobStore::AddOrGet without a journal: it cannot fail.
+std::shared_ptr<Job> Add(JobStore& store, std::shared_ptr<Job> job) {
+  return *store.AddOrGet(std::move(job), v1::JobSpec());
+}
+
 TEST(Job, EventsAreNumberedAndEndWithTheTerminalState) {
   JobStore store({});
   const absl::Time t0 = absl::Now();
@@ -61,7 +66,7 @@ TEST(JobStore, RetentionDropsExpiredAndOldestFinished) {
   JobStore store({absl::Hours(1), /*max_jobs_retained=*/2});
   const absl::Time t0 = absl::Now();
   std::vector<std::shared_ptr<Job>> jobs;
-  for (int i = 0; i < 4; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0)));
+  for (int i = 0; i < 4; ++i) jobs.push_back(Add(store, NewJob(store, t0)));
   for (int i = 0; i < 3; ++i) {
     jobs[i]->Finish(v1::JOB_STATE_SUCCEEDED, absl::OkStatus(), std::nullopt, t0);
   }
@@ -75,8 +80,8 @@ TEST(JobStore, RetentionDropsExpiredAndOldestFinished) {
 
 TEST(JobStore, IdempotencyKeyReturnsTheFirstJob) {
   JobStore store({});
-  auto first = store.AddOrGet(NewJob(store, absl::Now(), "k"));
-  auto second = store.AddOrGet(NewJob(store, absl::Now(), "k"));
+  auto first = Add(store, NewJob(store, absl::Now(), "k"));
+  auto second = Add(store, NewJob(store, absl::Now(), "k"));
   EXPECT_EQ(first, second);
   EXPECT_EQ(store.FindByIdempotencyKey("", "k"), first);
   EXPECT_EQ(store.size(), 1u);
@@ -84,8 +89,8 @@ TEST(JobStore, IdempotencyKeyReturnsTheFirstJob) {
 
 TEST(JobStore, IdempotencyKeysAndListingAreKeptPerOwner) {
   JobStore store({});
-  auto alice = store.AddOrGet(NewJob(store, absl::Now(), "k", "alice"));
-  auto bob = store.AddOrGet(NewJob(store, absl::Now(), "k", "bob"));
+  auto alice = Add(store, NewJob(store, absl::Now(), "k", "alice"));
+  auto bob = Add(store, NewJob(store, absl::Now(), "k", "bob"));
   EXPECT_NE(alice, bob);  // the same key from another token is another job
   EXPECT_EQ(store.FindByIdempotencyKey("bob", "k"), bob);
   EXPECT_EQ(store.FindByIdempotencyKey("", "k"), nullptr);
@@ -106,7 +111,7 @@ TEST(JobStore, ListFiltersAndPages) {  // (JobManager::List also drops results)
   JobStore store({});
   const absl::Time t0 = absl::Now();
   std::vector<std::shared_ptr<Job>> jobs;
-  for (int i = 0; i < 5; ++i) jobs.push_back(store.AddOrGet(NewJob(store, t0)));
+  for (int i = 0; i < 5; ++i) jobs.push_back(Add(store, NewJob(store, t0)));
   jobs[1]->Finish(v1::JOB_STATE_CANCELLED, absl::CancelledError("x"), std::nullopt, t0);
   JobStore::Filter f;
   f.limit = 2;

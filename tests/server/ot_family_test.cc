@@ -139,8 +139,8 @@ TEST_F(OtFamilyTest, ReadsRawFloat32AndBlobs) {
   cost->set_raw(bytes);
   EXPECT_TRUE(Prepare(spec).ok());
   cost->clear_raw();
-  ASSERT_TRUE(blobs_.Reserve(16).ok());
-  cost->set_blob_id(blobs_.Put(bytes, absl::Now()).id);
+  ASSERT_TRUE(blobs_.Reserve("", 16).ok());
+  cost->set_blob_id(blobs_.Put("", bytes, absl::Now())->id);
   EXPECT_TRUE(Prepare(spec).ok());
   cost->set_blob_id("blob-missing");
   EXPECT_EQ(Prepare(spec).code(), absl::StatusCode::kNotFound);
