@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <new>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -49,6 +50,11 @@ DeviceClass ToDeviceClass(v1::DevicePreference p) {
     case v1::DEVICE_CUDA: return DeviceClass::kCuda;
     default: return DeviceClass::kAny;
   }
+}
+
+const absl::Status& NotRun() {
+  static const absl::Status* const kNotRun = new absl::Status(absl::AbortedError("not run"));
+  return *kNotRun;
 }
 
 v1::JobState StateFor(const absl::Status& s) {
@@ -281,13 +287,26 @@ void JobManager::RunBatch(const Lane& lane, std::vector<WorkItem> items) {
   metrics_->BatchSize(std::string(family->name()), static_cast<int>(jobs.size()));
   std::vector<RateLimitedSink> sinks;
   sinks.reserve(jobs.size());
-  std::vector<JobOutcome> outcomes(jobs.size());
+  // Outcomes start as "not run", so a batch cut short below can tell which
+  // members it never reached.
+  std::vector<JobOutcome> outcomes(jobs.size(), JobOutcome{NotRun(), std::nullopt, 0});
   std::vector<BatchMember> members;
   for (size_t i = 0; i < jobs.size(); ++i) {
     sinks.emplace_back(jobs[i].get(), options_.progress_interval);
     members.push_back({jobs[i]->work(), &sinks[i], &jobs[i]->cancel_token(), &outcomes[i]});
   }
-  family->RunBatch(lane, members);
+  try {
+    family->RunBatch(lane, members);
+  } catch (const std::bad_alloc&) {
+    // Host memory ran out inside a solver: that batch fails, the server and
+    // other jobs go on (device memory failures come back as statuses).
+    for (JobOutcome& outcome : outcomes) {
+      if (outcome.status != NotRun()) continue;
+      outcome.status = absl::ResourceExhaustedError(
+          "out of host memory while running; lower --cpu_memory_budget_bytes so admission "
+          "control keeps jobs within the machine's memory");
+    }
+  }
   for (size_t i = 0; i < jobs.size(); ++i) FinishJob(*jobs[i], std::move(outcomes[i]));
 }
 

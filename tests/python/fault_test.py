@@ -6,6 +6,9 @@
   RESOURCE_EXHAUSTED naming the cause, finished jobs stay readable, and
   both work again once there is room
   (needs root to mount a small tmpfs; skipped, saying so, without);
+- a job that runs out of host memory (the server under an address-space
+  limit, admission control told otherwise) fails alone with
+  RESOURCE_EXHAUSTED; the server goes on serving;
 - problems past their family's size limit: RESOURCE_EXHAUSTED at submit,
   naming the flag.
 
@@ -13,6 +16,7 @@ Run: PYTHONPATH=<build>/python /usr/bin/python3 fault_test.py --solverd PATH
 """
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -131,6 +135,37 @@ class FullStateDisk(unittest.TestCase):
             self.assertEqual(client.create_tuner("after", sor.TUNER_ALGORITHM_TSALLIS_INF).name,
                              "after")
             self.assertGreaterEqual(client.solve(quick, timeout=30).transport_cost, 0)
+
+
+class HostMemoryExhaustion(unittest.TestCase):
+    def test_a_job_that_runs_out_of_host_memory_fails_alone(self):
+        limit = 3 << 29  # 1.5 GiB of address space: less than the job's 2 GiB cost matrix
+
+        def cap_memory():
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+        with tempfile.TemporaryDirectory() as d:
+            # Admission control is told there is far more memory than there is.
+            server = Server(ARGS.solverd, d, "--cpu_workers=1", "--solver_threads=1",
+                            "--cpu_memory_budget_bytes=100000000000", preexec_fn=cap_memory)
+            try:
+                with solverd.Client(server.address, timeout=30) as client:
+                    n = 16000
+                    points = solverd.tensor(np.zeros((n, 1)))
+                    clouds = solverd.ot_pb2.PointClouds(x=points, y=points)
+                    huge = solverd.ot_pb2.OtProblem(points=clouds, reg=1.0)
+                    job = client.submit(huge)
+                    for _ in client.watch(job.id, timeout=60):
+                        pass
+                    failed = client.get(job.id)
+                    self.assertEqual(failed.state, solverd.jobs_pb2.JOB_STATE_FAILED)
+                    self.assertEqual(failed.error_code, grpc.StatusCode.RESOURCE_EXHAUSTED.value[0])
+                    self.assertIn("out of host memory", failed.error_message)
+                    quick = solverd.ot_pb2.OtProblem(cost=solverd.tensor(np.eye(3)), reg=0.1)
+                    self.assertGreaterEqual(client.solve(quick, timeout=30).transport_cost, 0)
+                self.assertIsNone(server.process.poll())
+            finally:
+                server.stop()
 
 
 class ProblemSizeLimits(unittest.TestCase):

@@ -9,12 +9,12 @@ class Server:
     """A solverd process on free loopback ports: `address` is its gRPC
     host:port, `metrics_port` its Prometheus port."""
 
-    def __init__(self, binary, work_dir, *flags):
+    def __init__(self, binary, work_dir, *flags, preexec_fn=None):
         port_file = os.path.join(work_dir, "ports")
         self.port_file = port_file
         self.process = subprocess.Popen(
             [binary, "--listen=127.0.0.1:0", "--metrics-port=0", f"--port-file={port_file}",
-             *flags], stderr=subprocess.DEVNULL)
+             *flags], stderr=subprocess.DEVNULL, preexec_fn=preexec_fn)
         for _ in range(1000):
             if os.path.exists(port_file) and os.path.getsize(port_file) > 0:
                 break
