@@ -1,5 +1,6 @@
 #include "server/scheduler.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -126,9 +127,14 @@ std::vector<WorkItem> Scheduler::TakeBatchLocked(const Lane& lane, absl::Time no
 
   std::vector<Queue::iterator> members{head};
   int64_t bytes = head->memory_bytes;
+  // A CPU lane runs at most one batch member per thread at a time; more
+  // would wait their turn marked RUNNING, out of reach of idle lanes.
+  const int max_batch = lane.device.is_cuda()
+                            ? options_.max_batch
+                            : std::min(options_.max_batch, std::max(1, lane.cpu_threads));
   if (!head->batch_key.empty()) {
     for (auto it = std::next(head); it != queue_.end() &&
-         static_cast<int>(members.size()) < options_.max_batch; ++it) {
+         static_cast<int>(members.size()) < max_batch; ++it) {
       if (it->batch_key == head->batch_key && Serves(lane, it->device) &&
           bytes + it->memory_bytes <= free_bytes) {
         members.push_back(it);
@@ -136,7 +142,7 @@ std::vector<WorkItem> Scheduler::TakeBatchLocked(const Lane& lane, absl::Time no
       }
     }
     const absl::Time fill_by = head->enqueue_time + options_.max_queue_delay;
-    if (static_cast<int>(members.size()) < options_.max_batch && now < fill_by) {
+    if (static_cast<int>(members.size()) < max_batch && now < fill_by) {
       *wake = fill_by;  // give the batch a chance to fill
       return {};
     }

@@ -151,7 +151,9 @@ TEST(Scheduler, BatchesItemsWithTheSameKey) {
   Recorder r;
   Scheduler::Options o = Opts(100, /*max_batch=*/3);
   o.max_queue_delay = absl::Milliseconds(100);
-  auto s = *Scheduler::Create(o, CpuLanes(1), r.RunFn(), r.ExpireFn());
+  std::vector<Lane> lanes = CpuLanes(1);
+  lanes[0].cpu_threads = 3;  // room for three members side by side
+  auto s = *Scheduler::Create(o, std::move(lanes), r.RunFn(), r.ExpireFn());
   ASSERT_TRUE(s->Enqueue(Item("gate")).ok());
   ASSERT_TRUE(WaitFor([&] { return s->running_items() == 1; }));
   for (auto [id, key] : std::vector<std::pair<std::string, std::string>>{
@@ -163,6 +165,23 @@ TEST(Scheduler, BatchesItemsWithTheSameKey) {
   // k4 and j1 run alone once their batch has waited max_queue_delay.
   EXPECT_EQ(r.batches(), (std::vector<std::vector<std::string>>{
                              {"gate"}, {"k1", "k2", "k3"}, {"x"}, {"j1"}, {"k4"}}));
+}
+
+TEST(Scheduler, CpuLaneBatchesNoMoreThanItsThreads) {
+  Recorder r;
+  std::vector<Lane> lanes = CpuLanes(1);
+  lanes[0].cpu_threads = 2;
+  auto s = *Scheduler::Create(Opts(100, /*max_batch=*/8), std::move(lanes), r.RunFn(),
+                              r.ExpireFn());
+  ASSERT_TRUE(s->Enqueue(Item("gate")).ok());
+  ASSERT_TRUE(WaitFor([&] { return s->running_items() == 1; }));
+  for (const char* id : {"k1", "k2", "k3", "k4", "k5"}) {
+    ASSERT_TRUE(s->Enqueue(Item(id, 0, "k")).ok());
+  }
+  r.Open();
+  ASSERT_TRUE(WaitFor([&] { return r.ran().size() == 6; }));
+  EXPECT_EQ(r.batches(), (std::vector<std::vector<std::string>>{
+                             {"gate"}, {"k1", "k2"}, {"k3", "k4"}, {"k5"}}));
 }
 
 TEST(Scheduler, MemoryAdmission) {
