@@ -1,0 +1,135 @@
+#include "dmmv/dmmv.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "dmmv/dmmv_backend.h"
+
+namespace solverd::dmmv {
+namespace {
+
+std::string At(const std::string& field, size_t i) { return field + "[" + std::to_string(i) + "]"; }
+
+Status CheckLevels(const Levels& levels, const std::string& field) {
+  if (levels.values.empty()) {
+    if (levels.count < 1) return InvalidArgument(field + ".count: must be at least 1");
+    if (!std::isfinite(levels.lo) || !(levels.step > 0) || !std::isfinite(levels.step) ||
+        !std::isfinite(levels.lo + levels.step * static_cast<double>(levels.count - 1))) {
+      return InvalidArgument(field + ": lo must be finite and step positive and finite");
+    }
+    return Status::Ok();
+  }
+  for (size_t i = 0; i < levels.values.size(); ++i) {
+    if (!std::isfinite(levels.values[i])) return InvalidArgument(At(field + ".values", i) + ": not finite");
+    if (i > 0 && !(levels.values[i] > levels.values[i - 1])) {
+      return InvalidArgument(At(field + ".values", i) + ": levels must be strictly increasing");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckInstance(const Problem& p, const Instance& inst, const std::string& field) {
+  const auto n = static_cast<size_t>(p.rows), m = static_cast<size_t>(p.cols);
+  if (inst.b.size() != n) {
+    return InvalidArgument(field + ".b: has " + std::to_string(inst.b.size()) +
+                           " entries, X has " + std::to_string(n) + " rows");
+  }
+  for (size_t k = 0; k < n; ++k) {
+    if (!std::isfinite(inst.b[k])) return InvalidArgument(At(field + ".b", k) + ": not finite");
+  }
+  if (!inst.weights.empty() && inst.weights.size() != n) {
+    return InvalidArgument(field + ".weights: needs one per row of X (" + std::to_string(n) + ")");
+  }
+  for (size_t k = 0; k < inst.weights.size(); ++k) {
+    if (!(inst.weights[k] > 0) || !std::isfinite(inst.weights[k])) {
+      return InvalidArgument(At(field + ".weights", k) + ": must be positive and finite");
+    }
+  }
+  if (inst.levels.size() != 1 && inst.levels.size() != m) {
+    return InvalidArgument(field + ".levels: give one level set for all variables or one per "
+                           "variable (" + std::to_string(m) + ")");
+  }
+  for (size_t j = 0; j < inst.levels.size(); ++j) {
+    if (Status s = CheckLevels(inst.levels[j], At(field + ".levels", j)); !s.ok()) return s;
+  }
+  const bool shared = inst.levels.size() == 1;
+  if (!inst.start_levels.empty()) {
+    if (inst.start_levels.size() != m) return InvalidArgument(field + ".start_levels: needs M entries");
+    for (size_t j = 0; j < m; ++j) {
+      const int64_t q = inst.start_levels[j];
+      if (q < 0 || q >= inst.levels[shared ? 0 : j].size()) {
+        return InvalidArgument(At(field + ".start_levels", j) + ": not a level index");
+      }
+    }
+  }
+  if (!inst.start_values.empty()) {
+    if (inst.start_values.size() != m) return InvalidArgument(field + ".start_values: needs M entries");
+    for (size_t j = 0; j < m; ++j) {
+      if (!std::isfinite(inst.start_values[j])) {
+        return InvalidArgument(At(field + ".start_values", j) + ": not finite");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int64_t Levels::Nearest(double x) const {
+  if (values.empty()) {
+    const double q = std::floor((x - lo) / step + 0.5 - 1e-12);
+    return static_cast<int64_t>(std::min<double>(std::max<double>(q, 0), count - 1));
+  }
+  int64_t lo_i = 0, hi_i = static_cast<int64_t>(values.size()) - 1;
+  while (hi_i - lo_i > 1) {
+    const int64_t mid = (lo_i + hi_i) / 2;
+    (values[mid] <= x ? lo_i : hi_i) = mid;
+  }
+  return std::fabs(values[hi_i] - x) < std::fabs(x - values[lo_i]) ? hi_i : lo_i;
+}
+
+Status ValidateProblem(const Problem& p) {
+  if (p.rows < 1 || p.cols < 1) return InvalidArgument("x: needs at least one row and one column");
+  if (p.cols > (int64_t{1} << 31) - 1) return InvalidArgument("x: too many columns");
+  if (static_cast<int64_t>(p.x.size()) != p.rows * p.cols) {
+    return InvalidArgument("x: has " + std::to_string(p.x.size()) + " entries, shape says " +
+                           std::to_string(p.rows * p.cols));
+  }
+  for (size_t i = 0; i < p.x.size(); ++i) {
+    if (!std::isfinite(p.x[i])) return InvalidArgument(At("x", i) + ": not finite");
+  }
+  if (p.instances.empty()) return InvalidArgument("instances: needs at least one");
+  for (size_t i = 0; i < p.instances.size(); ++i) {
+    if (Status s = CheckInstance(p, p.instances[i], At("instances", i)); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
+             const Options& options, ProgressSink* sink, const CancelToken* cancel,
+             Result* result) {
+  if (Status s = ValidateProblem(problem); !s.ok()) return s;
+  if (options.max_outer_iterations < 0) return InvalidArgument("max_outer_iterations: negative");
+  if (options.pair_candidates < 0) return InvalidArgument("pair_candidates: negative");
+  std::unique_ptr<internal::DmmvBackend> backend;
+  if (!device.is_cuda()) {
+    backend = internal::MakeCpuBackend(problem, options.threads);
+  } else {
+#ifdef SOLVERD_HAVE_CUDA
+    if (Status s = internal::MakeCudaBackend(device, stream, problem, &backend); !s.ok()) return s;
+#else
+    (void)stream;
+    return FailedPrecondition("this build has no CUDA backend");
+#endif
+  }
+  return internal::RunSearch(*backend, problem, options, sink, cancel, result);
+}
+
+int64_t MemoryBytes(const Problem& problem) {
+  const auto instances = static_cast<int64_t>(problem.instances.size());
+  return static_cast<int64_t>(sizeof(double)) *
+         (problem.rows * problem.cols + 3 * instances * problem.rows);
+}
+
+}  // namespace solverd::dmmv

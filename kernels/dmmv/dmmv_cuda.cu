@@ -1,0 +1,140 @@
+// The CUDA DmmvBackend: X (as columns), every instance's weights and
+// residual live on the device; each Score() is one launch over all the
+// moves of all instances, each Apply() one launch over all of them.
+#include <algorithm>
+#include <numeric>
+
+#include "common/device_buffer.cuh"
+#include "dmmv/dmmv_kernels.cuh"
+
+namespace solverd::dmmv::internal {
+namespace {
+
+class CudaBackend final : public DmmvBackend {
+ public:
+  CudaBackend(cudaStream_t stream, const Problem& problem)
+      : stream_(stream), rows_(problem.rows), cols_(problem.cols) {}
+
+  Status Init(const Problem& problem) {
+    std::vector<double> columns(static_cast<size_t>(rows_ * cols_));
+    for (int64_t k = 0; k < rows_; ++k) {
+      for (int64_t j = 0; j < cols_; ++j) columns[j * rows_ + k] = problem.x[k * cols_ + j];
+    }
+    SOLVERD_RETURN_IF_ERROR(columns_.Upload(columns.data(), columns.size(), stream_));
+    std::vector<double> b, w;
+    for (const Instance& inst : problem.instances) {
+      b.insert(b.end(), inst.b.begin(), inst.b.end());
+      if (inst.weights.empty()) {
+        w.insert(w.end(), rows_, 1.0);
+      } else {
+        w.insert(w.end(), inst.weights.begin(), inst.weights.end());
+      }
+    }
+    SOLVERD_RETURN_IF_ERROR(b_.Upload(b.data(), b.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(weights_.Upload(w.data(), w.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(residual_.Allocate(b.size()));
+    SOLVERD_RETURN_IF_ERROR(values_.Allocate(static_cast<size_t>(cols_)));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // host vectors die here
+    return Status::Ok();
+  }
+
+  Status SetValues(int instance, const std::vector<double>& values) override {
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values_.data(), values.data(),
+                                                 values.size() * sizeof(double),
+                                                 cudaMemcpyHostToDevice, stream_));
+    const int64_t offset = instance * rows_;
+    ResidualKernel<<<Blocks(rows_, kRowThreads), kRowThreads, 0, stream_>>>(
+        columns_.data(), rows_, cols_, values_.data(), b_.data() + offset,
+        residual_.data() + offset);
+    SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ResidualKernel", stream_));
+    // `values` is the caller's: wait before it can go away.
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  Status Residual(int instance, std::vector<double>* d) override {
+    d->resize(static_cast<size_t>(rows_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d->data(), residual_.data() + instance * rows_,
+                                                 rows_ * sizeof(double), cudaMemcpyDeviceToHost,
+                                                 stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  // Scores every move exactly (the cutoff is for backends that can stop early).
+  Status Score(const std::vector<Move>& moves, const std::vector<double>&,
+               std::vector<MoveScore>* scores) override {
+    scores->resize(moves.size());
+    if (moves.empty()) return Status::Ok();
+    SOLVERD_RETURN_IF_ERROR(UploadMoves(moves));
+    SOLVERD_RETURN_IF_ERROR(Reserve(scores_, moves.size()));
+    ScoreKernel<<<static_cast<unsigned>(moves.size()), kScoreThreads, 0, stream_>>>(
+        columns_.data(), residual_.data(), weights_.data(), rows_, moves_.data(), scores_.data());
+    SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ScoreKernel", stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(scores->data(), scores_.data(),
+                                                 moves.size() * sizeof(MoveScore),
+                                                 cudaMemcpyDeviceToHost, stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    return Status::Ok();
+  }
+
+  Status Apply(const std::vector<Move>& moves) override {
+    if (moves.empty()) return Status::Ok();
+    // Segments of one instance each, moves in their given order within it.
+    std::vector<Move> sorted = moves;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const Move& a, const Move& b) { return a.instance < b.instance; });
+    std::vector<int32_t> first{0};
+    for (size_t i = 1; i < sorted.size(); ++i) {
+      if (sorted[i].instance != sorted[i - 1].instance) first.push_back(static_cast<int32_t>(i));
+    }
+    first.push_back(static_cast<int32_t>(sorted.size()));
+    SOLVERD_RETURN_IF_ERROR(UploadMoves(sorted));
+    SOLVERD_RETURN_IF_ERROR(UploadTo(segments_, first));
+    const dim3 grid(Blocks(rows_, kRowThreads), static_cast<unsigned>(first.size() - 1));
+    ApplyKernel<<<grid, kRowThreads, 0, stream_>>>(columns_.data(), residual_.data(), rows_,
+                                                   moves_.data(), segments_.data());
+    SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ApplyKernel", stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));  // `sorted`, `first` die here
+    return Status::Ok();
+  }
+
+ private:
+  static unsigned Blocks(int64_t n, int threads) {
+    return static_cast<unsigned>((n + threads - 1) / threads);
+  }
+  Status UploadMoves(const std::vector<Move>& moves) { return UploadTo(moves_, moves); }
+  // Grows `buffer` (doubling) to hold `count`; the per-round buffers keep
+  // their memory so a search does not allocate every round.
+  template <typename T>
+  static Status Reserve(DeviceBuffer<T>& buffer, size_t count) {
+    return buffer.size() >= count ? Status::Ok() : buffer.Allocate(std::max(count, 2 * buffer.size()));
+  }
+  template <typename T>
+  Status UploadTo(DeviceBuffer<T>& buffer, const std::vector<T>& host) {
+    SOLVERD_RETURN_IF_ERROR(Reserve(buffer, host.size()));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buffer.data(), host.data(), host.size() * sizeof(T),
+                                                 cudaMemcpyHostToDevice, stream_));
+    return Status::Ok();
+  }
+
+  cudaStream_t stream_;
+  const int64_t rows_, cols_;
+  DeviceBuffer<double> columns_, b_, weights_, residual_, values_;
+  DeviceBuffer<Move> moves_;
+  DeviceBuffer<MoveScore> scores_;
+  DeviceBuffer<int32_t> segments_;
+};
+
+}  // namespace
+
+Status MakeCudaBackend(const Device& device, StreamHandle stream, const Problem& problem,
+                       std::unique_ptr<DmmvBackend>* backend) {
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
+  auto cuda = std::make_unique<CudaBackend>(static_cast<cudaStream_t>(stream), problem);
+  SOLVERD_RETURN_IF_ERROR(cuda->Init(problem));
+  *backend = std::move(cuda);
+  return Status::Ok();
+}
+
+}  // namespace solverd::dmmv::internal

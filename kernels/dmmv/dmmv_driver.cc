@@ -1,0 +1,370 @@
+// RunSearch: local search inside an adaptive large-neighbourhood search,
+// for every instance of the batch in lockstep so that each backend call
+// scores the candidate moves of all instances at once.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+
+#include "dmmv/dmmv_backend.h"
+
+namespace solverd::dmmv::internal {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr int kOperators = 2;  // destroy: random, worst-row; repair: random, greedy
+constexpr double kReaction = 0.2;
+
+// (t, sum of squares), compared lexicographically; the L2 tie-break keeps
+// the search from wandering along plateaus of t.
+struct Objective {
+  double t = kInf, sum_squares = kInf;
+  bool Better(const Objective& o) const {
+    return t < o.t || (t == o.t && sum_squares < o.sum_squares * (1 - 1e-12));
+  }
+};
+
+struct State {
+  const Instance* instance = nullptr;
+  std::vector<int64_t> q, best_q;
+  Objective current, best, start;
+  int64_t moves = 0, outer = 0;
+  std::mt19937_64 rng;
+  double destroy_weight[kOperators] = {1, 1}, repair_weight[kOperators] = {1, 1};
+
+  const Levels& LevelsOf(int64_t j) const {
+    return instance->levels.size() == 1 ? instance->levels[0] : instance->levels[j];
+  }
+  double Delta(int64_t j, int64_t to) const {
+    return LevelsOf(j).Value(to) - LevelsOf(j).Value(q[j]);
+  }
+  std::vector<double> Values(const std::vector<int64_t>& levels) const {
+    std::vector<double> v(levels.size());
+    for (size_t j = 0; j < levels.size(); ++j) v[j] = LevelsOf(j).Value(levels[j]);
+    return v;
+  }
+  int Roulette(const double* weights) {
+    std::uniform_real_distribution<double> u(0, weights[0] + weights[1]);
+    return u(rng) < weights[0] ? 0 : 1;
+  }
+};
+
+class Search {
+ public:
+  Search(DmmvBackend& backend, const Problem& problem, const Options& options,
+         const CancelToken* cancel)
+      : backend_(backend), problem_(problem), options_(options), cancel_(cancel),
+        start_(Clock::now()) {}
+
+  Status Init(std::vector<State>* states);
+  Status LocalSearch(std::vector<State>& states);
+  Status Outer(std::vector<State>& states);
+
+  Status Stopped() const {
+    if (cancel_ != nullptr && cancel_->cancelled()) return {StatusCode::kCancelled, "dmmv: cancelled"};
+    if (options_.time_limit_seconds > 0 && Seconds() > options_.time_limit_seconds) {
+      return {StatusCode::kDeadlineExceeded, "dmmv: time limit reached"};
+    }
+    return Status::Ok();
+  }
+  double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+
+ private:
+  // The exact objective of each listed instance's current residual.
+  Status Measure(std::vector<State>& states, const std::vector<int>& which);
+  Status Destroy(State& s, int instance, int op, std::vector<int64_t>* chosen);
+  Status GreedyRepair(std::vector<State>& states, const std::vector<std::vector<int64_t>>& sets);
+
+  DmmvBackend& backend_;
+  const Problem& problem_;
+  const Options& options_;
+  const CancelToken* cancel_;
+  const Clock::time_point start_;
+};
+
+Status Search::Init(std::vector<State>* states) {
+  const int64_t m = problem_.cols;
+  states->resize(problem_.instances.size());
+  std::vector<int> all;
+  for (size_t i = 0; i < states->size(); ++i) {
+    State& s = (*states)[i];
+    s.instance = &problem_.instances[i];
+    s.rng.seed(options_.seed * 0x9E3779B97F4A7C15ull + i);
+    s.q.resize(m);
+    for (int64_t j = 0; j < m; ++j) {
+      const Instance& inst = *s.instance;
+      s.q[j] = !inst.start_levels.empty() ? inst.start_levels[j]
+               : !inst.start_values.empty() ? s.LevelsOf(j).Nearest(inst.start_values[j])
+                                            : s.LevelsOf(j).Nearest(0.0);
+    }
+    if (Status st = backend_.SetValues(static_cast<int>(i), s.Values(s.q)); !st.ok()) return st;
+    all.push_back(static_cast<int>(i));
+  }
+  if (Status st = Measure(*states, all); !st.ok()) return st;
+  for (State& s : *states) {
+    s.start = s.best = s.current;
+    s.best_q = s.q;
+  }
+  return Status::Ok();
+}
+
+Status Search::Measure(std::vector<State>& states, const std::vector<int>& which) {
+  std::vector<Move> still;
+  for (int i : which) still.push_back({i, 0, -1, 0.0, 0.0});
+  std::vector<MoveScore> scores;
+  if (Status st = backend_.Score(still, std::vector<double>(states.size(), kInf), &scores);
+      !st.ok()) {
+    return st;
+  }
+  for (size_t k = 0; k < which.size(); ++k) {
+    states[which[k]].current = {scores[k].max_violation, scores[k].sum_squares};
+  }
+  return Status::Ok();
+}
+
+Status Search::LocalSearch(std::vector<State>& states) {
+  const int64_t m = problem_.cols;
+  std::vector<int> active(states.size());
+  for (size_t i = 0; i < states.size(); ++i) active[i] = static_cast<int>(i);
+  const int64_t max_rounds = 50 * m + 100;
+  const size_t top = static_cast<size_t>(std::max(0, options_.pair_candidates));
+  for (int64_t round = 0; round < max_rounds && !active.empty(); ++round) {
+    if (Status st = Stopped(); !st.ok()) return st;
+    std::vector<Move> singles;
+    std::vector<size_t> first(active.size() + 1);
+    std::vector<double> cutoff(states.size(), kInf);
+    for (size_t a = 0; a < active.size(); ++a) {
+      State& s = states[active[a]];
+      cutoff[active[a]] = s.current.t;
+      first[a] = singles.size();
+      for (int64_t j = 0; j < m; ++j) {
+        const int32_t i = active[a], v = static_cast<int32_t>(j);
+        if (s.q[j] + 1 < s.LevelsOf(j).size()) singles.push_back({i, v, -1, s.Delta(j, s.q[j] + 1), 0});
+        if (s.q[j] > 0) singles.push_back({i, v, -1, s.Delta(j, s.q[j] - 1), 0});
+      }
+    }
+    first[active.size()] = singles.size();
+    std::vector<MoveScore> scores;
+    if (Status st = backend_.Score(singles, cutoff, &scores); !st.ok()) return st;
+
+    // Pairs: the best few up-moves with the best few down-moves.
+    std::vector<Move> pairs;
+    std::vector<size_t> pair_first(active.size() + 1);
+    auto by_score = [&](size_t x, size_t y) {
+      return Objective{scores[x].max_violation, scores[x].sum_squares}
+          .Better({scores[y].max_violation, scores[y].sum_squares});
+    };
+    for (size_t a = 0; a < active.size(); ++a) {
+      pair_first[a] = pairs.size();
+      std::vector<size_t> up, down;
+      for (size_t c = first[a]; c < first[a + 1]; ++c) (singles[c].delta1 > 0 ? up : down).push_back(c);
+      const size_t nu = std::min(top, up.size()), nd = std::min(top, down.size());
+      std::partial_sort(up.begin(), up.begin() + nu, up.end(), by_score);
+      std::partial_sort(down.begin(), down.begin() + nd, down.end(), by_score);
+      for (size_t x = 0; x < nu; ++x) {
+        for (size_t y = 0; y < nd; ++y) {
+          const Move& u = singles[up[x]];
+          const Move& d = singles[down[y]];
+          if (u.var1 != d.var1) pairs.push_back({u.instance, u.var1, d.var1, u.delta1, d.delta1});
+        }
+      }
+    }
+    pair_first[active.size()] = pairs.size();
+    std::vector<MoveScore> pair_scores;
+    if (Status st = backend_.Score(pairs, cutoff, &pair_scores); !st.ok()) return st;
+
+    std::vector<Move> chosen;
+    std::vector<int> still_active;
+    for (size_t a = 0; a < active.size(); ++a) {
+      State& s = states[active[a]];
+      Objective best = s.current;
+      const Move* move = nullptr;
+      auto consider = [&](const Move& mv, const MoveScore& sc) {
+        const Objective o{sc.max_violation, sc.sum_squares};
+        if (o.Better(best)) best = o, move = &mv;
+      };
+      for (size_t c = first[a]; c < first[a + 1]; ++c) consider(singles[c], scores[c]);
+      for (size_t c = pair_first[a]; c < pair_first[a + 1]; ++c) consider(pairs[c], pair_scores[c]);
+      if (move == nullptr) continue;  // a local optimum
+      chosen.push_back(*move);
+      s.q[move->var1] += move->delta1 > 0 ? 1 : -1;
+      if (move->var2 >= 0) s.q[move->var2] += move->delta2 > 0 ? 1 : -1;
+      s.current = best;
+      ++s.moves;
+      still_active.push_back(active[a]);
+    }
+    if (Status st = backend_.Apply(chosen); !st.ok()) return st;
+    active.swap(still_active);
+  }
+  return Status::Ok();
+}
+
+Status Search::Destroy(State& s, int instance, int op, std::vector<int64_t>* chosen) {
+  const int64_t m = problem_.cols;
+  const int64_t k = std::min<int64_t>(
+      m, options_.destroy_size > 0 ? options_.destroy_size : std::max<int64_t>(2, m / 10));
+  std::vector<int64_t> vars(m);
+  for (int64_t j = 0; j < m; ++j) vars[j] = j;
+  if (op == 1) {  // worst-row guided: the variables that move the worst row most
+    std::vector<double> d;
+    if (Status st = backend_.Residual(instance, &d); !st.ok()) return st;
+    const std::vector<double>& w = s.instance->weights;
+    int64_t worst = 0;
+    for (int64_t r = 1; r < problem_.rows; ++r) {
+      const double wr = w.empty() ? 1 : w[r], ww = w.empty() ? 1 : w[worst];
+      if (wr * std::fabs(d[r]) > ww * std::fabs(d[worst])) worst = r;
+    }
+    const double* row = &problem_.x[worst * m];
+    std::sort(vars.begin(), vars.end(), [&](int64_t a, int64_t b) {
+      return std::fabs(row[a]) > std::fabs(row[b]) || (std::fabs(row[a]) == std::fabs(row[b]) && a < b);
+    });
+    vars.resize(std::min<int64_t>(m, 2 * k));  // then k of the 2k most influential
+  }
+  std::shuffle(vars.begin(), vars.end(), s.rng);
+  vars.resize(std::min<int64_t>(k, static_cast<int64_t>(vars.size())));
+  // Destroy: each chosen variable jumps to a random level within two.
+  std::vector<Move> moves;
+  for (int64_t j : vars) {
+    const int64_t hi = s.LevelsOf(j).size() - 1;
+    std::uniform_int_distribution<int64_t> jump(std::max<int64_t>(0, s.q[j] - 2),
+                                                std::min<int64_t>(hi, s.q[j] + 2));
+    const int64_t to = jump(s.rng);
+    if (to == s.q[j]) continue;
+    moves.push_back({instance, static_cast<int32_t>(j), -1, s.Delta(j, to), 0});
+    s.q[j] = to;
+  }
+  *chosen = vars;
+  return backend_.Apply(moves);
+}
+
+Status Search::GreedyRepair(std::vector<State>& states,
+                            const std::vector<std::vector<int64_t>>& sets) {
+  size_t longest = 0;
+  for (const auto& set : sets) longest = std::max(longest, set.size());
+  for (size_t step = 0; step < longest; ++step) {
+    std::vector<Move> candidates;
+    std::vector<int64_t> targets;
+    for (size_t i = 0; i < states.size(); ++i) {
+      if (step >= sets[i].size()) continue;
+      State& s = states[i];
+      const int64_t j = sets[i][step];
+      const int64_t hi = s.LevelsOf(j).size() - 1;
+      for (int64_t to = std::max<int64_t>(0, s.q[j] - 2); to <= std::min(hi, s.q[j] + 2); ++to) {
+        candidates.push_back({static_cast<int32_t>(i), static_cast<int32_t>(j), -1, s.Delta(j, to), 0});
+        targets.push_back(to);
+      }
+    }
+    std::vector<MoveScore> scores;
+    if (Status st = backend_.Score(candidates, std::vector<double>(states.size(), kInf), &scores);
+        !st.ok()) {
+      return st;
+    }
+    std::vector<Move> chosen;
+    for (size_t c = 0; c < candidates.size();) {
+      size_t best = c, end = c;
+      while (end < candidates.size() && candidates[end].instance == candidates[c].instance) {
+        if (Objective{scores[end].max_violation, scores[end].sum_squares}.Better(
+                {scores[best].max_violation, scores[best].sum_squares})) {
+          best = end;
+        }
+        ++end;
+      }
+      State& s = states[candidates[best].instance];
+      if (targets[best] != s.q[candidates[best].var1]) {
+        chosen.push_back(candidates[best]);
+        s.q[candidates[best].var1] = targets[best];
+      }
+      c = end;
+    }
+    if (Status st = backend_.Apply(chosen); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+Status Search::Outer(std::vector<State>& states) {
+  std::vector<int> all(states.size());
+  for (size_t i = 0; i < states.size(); ++i) all[i] = static_cast<int>(i);
+  std::vector<std::vector<int64_t>> sets(states.size());
+  std::vector<int> destroy_op(states.size()), repair_op(states.size());
+  for (size_t i = 0; i < states.size(); ++i) {
+    State& s = states[i];
+    destroy_op[i] = s.Roulette(s.destroy_weight);
+    repair_op[i] = s.Roulette(s.repair_weight);
+    if (Status st = Destroy(s, static_cast<int>(i), destroy_op[i], &sets[i]); !st.ok()) return st;
+    if (repair_op[i] == 0) sets[i].clear();  // random repair: keep the jumps
+  }
+  if (Status st = GreedyRepair(states, sets); !st.ok()) return st;
+  if (Status st = Measure(states, all); !st.ok()) return st;
+  if (Status st = LocalSearch(states); !st.ok()) return st;
+  for (size_t i = 0; i < states.size(); ++i) {
+    State& s = states[i];
+    ++s.outer;
+    double reward = 0;
+    if (s.current.Better(s.best)) {
+      s.best = s.current;
+      s.best_q = s.q;
+      reward = 3;
+    } else {  // hill climbing: go back to the best
+      s.q = s.best_q;
+      s.current = s.best;
+      if (Status st = backend_.SetValues(static_cast<int>(i), s.Values(s.q)); !st.ok()) return st;
+    }
+    double& dw = s.destroy_weight[destroy_op[i]];
+    double& rw = s.repair_weight[repair_op[i]];
+    dw = std::max(0.1, (1 - kReaction) * dw + kReaction * reward);
+    rw = std::max(0.1, (1 - kReaction) * rw + kReaction * reward);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status RunSearch(DmmvBackend& backend, const Problem& problem, const Options& options,
+                 ProgressSink* sink, const CancelToken* cancel, Result* result) {
+  Search search(backend, problem, options, cancel);
+  std::vector<State> states;
+  Status status = search.Init(&states);
+  if (status.ok()) status = search.LocalSearch(states);
+  for (State& s : states) {
+    if (s.current.Better(s.best)) s.best = s.current, s.best_q = s.q;
+  }
+  int64_t outer = 0;
+  for (; status.ok() && outer < options.max_outer_iterations; ++outer) {
+    status = search.Stopped();
+    if (status.ok()) status = search.Outer(states);
+    if (sink != nullptr && options.progress_every > 0 && (outer + 1) % options.progress_every == 0) {
+      Progress p;
+      p.iteration = outer + 1;
+      p.stage = "lns";
+      int64_t moves = 0;
+      for (const State& s : states) {
+        p.objective = std::max(p.objective, s.best.t);
+        moves += s.moves;
+      }
+      p.residual = p.objective;
+      p.elapsed_seconds = search.Seconds();
+      p.fraction = static_cast<double>(outer + 1) / options.max_outer_iterations;
+      p.extras = {{"moves", static_cast<double>(moves)}};
+      sink->Report(p);
+    }
+  }
+  result->instances.clear();
+  for (State& s : states) {
+    InstanceResult r;
+    if (s.best_q.empty()) s.best_q = s.q;  // stopped during Init
+    r.level_indices = s.best_q;
+    r.values = s.Values(s.best_q);
+    r.max_violation = s.best.t;
+    r.l2 = std::sqrt(s.best.sum_squares);
+    r.start_max_violation = s.start.t;
+    r.moves = s.moves;
+    r.outer_iterations = s.outer;
+    result->instances.push_back(std::move(r));
+  }
+  result->seconds = search.Seconds();
+  return status;
+}
+
+}  // namespace solverd::dmmv::internal
