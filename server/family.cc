@@ -1,5 +1,6 @@
 #include "server/family.h"
 
+#include "server/dmmv_family.h"
 #include "server/ot_family.h"
 #include "server/sor_family.h"
 
@@ -12,10 +13,12 @@ void Family::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
 const Family* FamilyFor(v1::JobSpec::ProblemCase problem) {
   static const OtFamily* const kOt = new OtFamily();
   static const SorFamily* const kSor = new SorFamily();
+  static const DmmvFamily* const kDmmv = new DmmvFamily();
   switch (problem) {
     case v1::JobSpec::kOt:
     case v1::JobSpec::kOtBatch: return kOt;
     case v1::JobSpec::kSor: return kSor;
+    case v1::JobSpec::kDmmv: return kDmmv;
     case v1::JobSpec::PROBLEM_NOT_SET: return nullptr;
   }
   return nullptr;

@@ -128,7 +128,7 @@ JobManager::~JobManager() {
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& owner) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
-  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor");
+  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv");
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
       return existing->Snapshot();
@@ -189,12 +189,18 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
 }
 
 absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJob& work) const {
-  const bool ot = family.name() == "ot";
-  const int64_t limit = ot ? options_.max_ot_entries : options_.max_sor_nonzeros;
-  if (work.ProblemSize() <= limit) return absl::OkStatus();
+  struct Limit {
+    int64_t value;
+    const char* unit;
+    const char* flag;
+  };
+  Limit limit{options_.max_dmmv_entries, "entries of X", "max_dmmv_entries"};
+  if (family.name() == "ot") limit = {options_.max_ot_entries, "cost entries", "max_ot_entries"};
+  if (family.name() == "sor") limit = {options_.max_sor_nonzeros, "nonzeros", "max_sor_nonzeros"};
+  if (work.ProblemSize() <= limit.value) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
-      family.name(), ": a problem of ", work.ProblemSize(), ot ? " cost entries" : " nonzeros",
-      " is over the limit of ", limit, " (--", ot ? "max_ot_entries" : "max_sor_nonzeros", ")"));
+      family.name(), ": a problem of ", work.ProblemSize(), " ", limit.unit,
+      " is over the limit of ", limit.value, " (--", limit.flag, ")"));
 }
 
 absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {

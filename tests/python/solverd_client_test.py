@@ -125,6 +125,46 @@ class SolverdClient(unittest.TestCase):
         self.assertEqual(self.client.get_tuner("py-client").systems, 3)
         self.client.delete_tuner("py-client")
 
+    def test_dmmv_fir_design_beats_rounding(self):
+        fir = solverd.dmmv_pb2.FirDesign(type=solverd.dmmv_pb2.FIR_TYPE_LOW_PASS, order=30,
+                                         edges=[0.3, 0.4], bits=10)
+        result = self.client.solve(solverd.dmmv_pb2.DmmvProblem(fir=fir, seed=3))
+        taps = list(result.fir.taps)
+        self.assertEqual(len(taps), 31)
+        self.assertEqual(taps, taps[::-1])
+        self.assertEqual(result.fir.scale, 2.0 ** -9)
+        instance = result.instances[0]
+        self.assertLess(instance.max_violation, 0.6 * instance.start_max_violation)
+        # The response the server reports is the one of the taps it returns.
+        w = np.linspace(0, 1, 2001)
+        response = np.array([sum(k * result.fir.scale * np.cos(np.pi * f * (n - 15))
+                                 for n, k in enumerate(taps)) for f in w])
+        band = (w <= 0.3) | (w >= 0.4)
+        error = np.where(w <= 0.3, np.abs(response - 1), np.abs(response))[band].max()
+        self.assertLessEqual(error, result.fir.max_error + 1e-9)
+        self.assertGreater(error, 0.9 * result.fir.max_error)
+
+    def test_dmmv_direct_problem_and_its_errors(self):
+        rng = np.random.default_rng(5)
+        x = rng.normal(size=(40, 8))
+        w = rng.uniform(-1, 1, 8)
+        levels = solverd.dmmv_pb2.DmmvLevels(lo=-1, step=0.25, count=9)
+        instance = solverd.dmmv_pb2.DmmvInstance(b=solverd.tensor(x @ w), levels=[levels],
+                                                 start_values=solverd.tensor(w))
+        direct = solverd.dmmv_pb2.DmmvDirect(x=solverd.tensor(x), instances=[instance] * 2)
+        result = self.client.solve(solverd.dmmv_pb2.DmmvProblem(direct=direct))
+        for r in result.instances:
+            values = np.array(r.values)
+            self.assertAlmostEqual(r.max_violation, np.abs(x @ values - x @ w).max(), places=9)
+            np.testing.assert_allclose(values, -1 + 0.25 * np.array(r.level_indices))
+            self.assertLessEqual(r.max_violation, r.start_max_violation)
+        bad = solverd.dmmv_pb2.DmmvProblem(direct=direct)
+        bad.direct.instances[1].levels[0].step = -1
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(bad)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("dmmv.direct.instances[1].levels[0]", raised.exception.details())
+
     def test_examples_run(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         examples = os.environ["SOLVERD_EXAMPLES"]

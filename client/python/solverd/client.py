@@ -12,11 +12,13 @@ import grpc
 import numpy as np
 
 from solverd.tensors import _DTYPES
-from solverd.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, sor_pb2
+from solverd.v1 import common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, sor_pb2
 
 # What submit() takes, and what result() gives back, by family.
-Problem = Union[ot_pb2.OtProblem, ot_pb2.OtBatch, sor_pb2.SorSequence, jobs_pb2.JobSpec]
-Result = Union[ot_pb2.OtResult, ot_pb2.OtBatchResult, sor_pb2.SorSequenceResult]
+Problem = Union[ot_pb2.OtProblem, ot_pb2.OtBatch, sor_pb2.SorSequence, dmmv_pb2.DmmvProblem,
+                jobs_pb2.JobSpec]
+Result = Union[ot_pb2.OtResult, ot_pb2.OtBatchResult, sor_pb2.SorSequenceResult,
+               dmmv_pb2.DmmvResult]
 
 TERMINAL_STATES = frozenset(
     [jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED])
@@ -31,6 +33,7 @@ _SPEC_FIELDS = {
     ot_pb2.OtProblem: "ot",
     ot_pb2.OtBatch: "ot_batch",
     sor_pb2.SorSequence: "sor",
+    dmmv_pb2.DmmvProblem: "dmmv",
 }
 
 _DEVICES = {None: jobs_pb2.DEVICE_ANY, "any": jobs_pb2.DEVICE_ANY,
