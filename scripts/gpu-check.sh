@@ -8,7 +8,7 @@
 # JSON lands in $OUT/ot_gpu.json and $OUT/sor_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
-# SANITIZE_TESTS narrows the sanitizer runs (default: all three programs);
+# SANITIZE_TESTS narrows the sanitizer runs (default: every kernel test program);
 # each sanitizer run is cut at SANITIZE_TIMEOUT seconds (racecheck on the
 # SNS test runs for minutes).
 set -uo pipefail
@@ -34,7 +34,7 @@ step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns sor_solver sor_batch}; do
+for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns sor_solver sor_batch dmmv}; do
   for tool in memcheck racecheck; do
     step "sanitizer-$tool-$test" timeout "${SANITIZE_TIMEOUT:-240}" \
       "$SAN" --tool "$tool" --error-exitcode 3 \

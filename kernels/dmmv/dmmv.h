@@ -57,7 +57,7 @@ struct Problem {
 
 struct Options {
   int64_t max_outer_iterations = 200;  // LNS rounds; 0: local search only
-  double time_limit_seconds = 0;       // 0: none
+  double time_limit_seconds = 0;       // 0: none; reaching it ends the search normally
   int64_t destroy_size = 0;            // variables per destroy; 0: max(2, M / 10)
   int pair_candidates = 16;            // best single moves combined into pairs
   uint64_t seed = 1;
@@ -84,8 +84,8 @@ struct Result {
 // level sets, non-positive weights, start points out of range).
 Status ValidateProblem(const Problem& problem);
 
-// Solves every instance; a cancel or time limit returns the best found so
-// far with CANCELLED / DEADLINE_EXCEEDED.
+// Solves every instance. A cancel, or the token's deadline, returns the
+// best found so far with CANCELLED / DEADLINE_EXCEEDED.
 Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
              const Options& options, ProgressSink* sink, const CancelToken* cancel,
              Result* result);

@@ -62,12 +62,11 @@ class Search {
   Status LocalSearch(std::vector<State>& states);
   Status Outer(std::vector<State>& states);
 
-  Status Stopped() const {
-    if (cancel_ != nullptr && cancel_->cancelled()) return {StatusCode::kCancelled, "dmmv: cancelled"};
-    if (options_.time_limit_seconds > 0 && Seconds() > options_.time_limit_seconds) {
-      return {StatusCode::kDeadlineExceeded, "dmmv: time limit reached"};
-    }
-    return Status::Ok();
+  // Cancelled, or past the job's deadline: the job stops with that status.
+  Status Stopped() const { return CheckCancel(cancel_); }
+  // Past options.time_limit_seconds: a budget, so the search just ends.
+  bool OutOfTime() const {
+    return options_.time_limit_seconds > 0 && Seconds() > options_.time_limit_seconds;
   }
   double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
 
@@ -130,7 +129,7 @@ Status Search::LocalSearch(std::vector<State>& states) {
   for (size_t i = 0; i < states.size(); ++i) active[i] = static_cast<int>(i);
   const int64_t max_rounds = 50 * m + 100;
   const size_t top = static_cast<size_t>(std::max(0, options_.pair_candidates));
-  for (int64_t round = 0; round < max_rounds && !active.empty(); ++round) {
+  for (int64_t round = 0; round < max_rounds && !active.empty() && !OutOfTime(); ++round) {
     if (Status st = Stopped(); !st.ok()) return st;
     std::vector<Move> singles;
     std::vector<size_t> first(active.size() + 1);
@@ -331,7 +330,7 @@ Status RunSearch(DmmvBackend& backend, const Problem& problem, const Options& op
     if (s.current.Better(s.best)) s.best = s.current, s.best_q = s.q;
   }
   int64_t outer = 0;
-  for (; status.ok() && outer < options.max_outer_iterations; ++outer) {
+  for (; status.ok() && outer < options.max_outer_iterations && !search.OutOfTime(); ++outer) {
     status = search.Stopped();
     if (status.ok()) status = search.Outer(states);
     if (sink != nullptr && options.progress_every > 0 && (outer + 1) % options.progress_every == 0) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
 #include <random>
 
@@ -237,6 +238,29 @@ TEST(DmmvCpu, CancelReturnsTheBestSoFar) {
   EXPECT_EQ(s.code(), StatusCode::kCancelled);
   ASSERT_EQ(r.instances.size(), 1u);
   EXPECT_EQ(r.instances[0].values.size(), 12u);
+}
+
+TEST(DmmvCpu, TimeLimitEndsTheSearchWithItsBest) {
+  Problem p = RandomProblem(60, 20, 2, 9, 9);
+  Options o;
+  o.max_outer_iterations = 1000000;
+  o.time_limit_seconds = 0.2;
+  Result r = SolveCpu(p, o);  // OK, not an error
+  ASSERT_EQ(r.instances.size(), 2u);
+  EXPECT_LT(r.seconds, 5.0);
+  EXPECT_LE(r.instances[0].max_violation, r.instances[0].start_max_violation);
+}
+
+TEST(DmmvCpu, DeadlineOnTheTokenStops) {
+  Problem p = RandomProblem(60, 20, 1, 9, 9);
+  Options o;
+  o.max_outer_iterations = 1000000;
+  CancelToken token;
+  token.SetDeadline(CancelToken::Clock::now() + std::chrono::milliseconds(100));
+  Result r;
+  Status s = Solve(Device::Cpu(), nullptr, p, o, nullptr, &token, &r);
+  EXPECT_EQ(s.code(), StatusCode::kDeadlineExceeded);
+  ASSERT_EQ(r.instances.size(), 1u);
 }
 
 TEST(DmmvCuda, MatchesTheCpuObjective) {
