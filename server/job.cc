@@ -75,10 +75,11 @@ Job::Job(const JobJournal::Record& record, const Family* family,
 }
 
 absl::Status Job::Persist(JobJournal* journal, const v1::JobSpec& spec) {
+  std::string spec_bytes = spec.SerializeAsString();  // outside mu_: it can be large
   JobJournal::Ticket ticket;
   {
     absl::MutexLock lock(&mu_);
-    ticket = journal->AddJob({seq_, spec, job_, events_});
+    ticket = journal->AddJob(seq_, std::move(spec_bytes), job_, events_);
     journal_ = journal;
   }
   return journal->WaitDurable(ticket);

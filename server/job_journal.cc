@@ -32,6 +32,14 @@ CREATE TABLE IF NOT EXISTS events(
   PRIMARY KEY(job_id, number)) WITHOUT ROWID;
 )sql";
 
+// The status for a failed call on `db`: RESOURCE_EXHAUSTED when the disk
+// is full, INTERNAL otherwise.
+absl::Status SqliteError(sqlite3* db, const char* detail) {
+  const std::string message = absl::StrCat("state_dir: job journal: ", detail);
+  if (sqlite3_errcode(db) == SQLITE_FULL) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
+
 // A prepared statement, finalized when it goes out of scope.
 class Statement {
  public:
@@ -82,12 +90,7 @@ class Statement {
     const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
     return p == nullptr ? std::string() : std::string(p, sqlite3_column_bytes(stmt_, i));
   }
-  absl::Status Error() const {
-    const int code = sqlite3_errcode(db_);
-    const std::string message = absl::StrCat("state_dir: job journal: ", sqlite3_errmsg(db_));
-    if (code == SQLITE_FULL) return absl::ResourceExhaustedError(message);
-    return absl::InternalError(message);
-  }
+  absl::Status Error() const { return SqliteError(db_, sqlite3_errmsg(db_)); }
 
  private:
   sqlite3* const db_;
@@ -98,12 +101,11 @@ class Statement {
 absl::Status Exec(sqlite3* db, const char* sql) {
   char* error = nullptr;
   if (sqlite3_exec(db, sql, nullptr, nullptr, &error) == SQLITE_OK) return absl::OkStatus();
-  const int code = sqlite3_errcode(db);
-  std::string message = absl::StrCat("state_dir: job journal: ", error ? error : "error");
+  absl::Status status = SqliteError(db, error ? error : "error");
   sqlite3_free(error);
-  if (code == SQLITE_FULL) return absl::ResourceExhaustedError(message);
-  return absl::InternalError(message);
+  return status;
 }
+
 
 }  // namespace
 
@@ -185,22 +187,21 @@ absl::StatusOr<std::vector<JobJournal::Record>> JobJournal::LoadAll() {
   return records;
 }
 
-JobJournal::Ticket JobJournal::AddJob(const Record& record) {
-  Write add{Write::kAdd, record.job.id()};
-  add.seq = record.seq;
-  add.spec = record.spec.SerializeAsString();
-  v1::Job job = record.job;
-  job.clear_result();
-  add.bytes = job.SerializeAsString();
-  for (const v1::JobEvent& e : record.events) {
-    add.events.push_back({Write::kEvent, e.job_id(), 0, "", e.SerializeAsString(), e.number()});
-  }
+JobJournal::Write JobJournal::EventWrite(const v1::JobEvent& e) {
+  return {Write::kEvent, e.job_id(), 0, "", e.SerializeAsString(), e.number()};
+}
+
+JobJournal::Ticket JobJournal::AddJob(uint64_t seq, std::string spec, const v1::Job& job,
+                                      const std::vector<v1::JobEvent>& events) {
+  Write add{Write::kAdd, job.id()};
+  add.seq = seq;
+  add.spec = std::move(spec);
+  add.bytes = job.SerializeAsString();  // a new job has no result yet
+  for (const v1::JobEvent& e : events) add.events.push_back(EventWrite(e));
   return Enqueue(std::move(add));
 }
 
-void JobJournal::PutEvent(const v1::JobEvent& event) {
-  Enqueue({Write::kEvent, event.job_id(), 0, "", event.SerializeAsString(), event.number()});
-}
+void JobJournal::PutEvent(const v1::JobEvent& event) { Enqueue(EventWrite(event)); }
 
 void JobJournal::PutJob(const v1::Job& job) {
   v1::Job copy = job;

@@ -56,8 +56,10 @@ class JobJournal {
   // when (WaitDurable).
   using Ticket = uint64_t;
 
-  // Records a new job with the events it has so far.
-  Ticket AddJob(const Record& record);
+  // Records a new job, with its serialized spec (problem included) and the
+  // events it has so far.
+  Ticket AddJob(uint64_t seq, std::string spec, const v1::Job& job,
+                const std::vector<v1::JobEvent>& events);
   void PutEvent(const v1::JobEvent& event);
   void PutJob(const v1::Job& job);  // result dropped
   void DeleteJob(const std::string& id);
@@ -79,6 +81,7 @@ class JobJournal {
     int64_t number = 0;         // kEvent
     std::vector<Write> events;  // kAdd: its events so far
   };
+  static Write EventWrite(const v1::JobEvent& event);
   explicit JobJournal(std::string state_dir) : state_dir_(std::move(state_dir)) {}
   absl::Status Init();
   // Queues `write`; returns its ticket (the writes before it are done when

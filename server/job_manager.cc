@@ -128,7 +128,9 @@ JobManager::~JobManager() {
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& owner) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
-  if (family == nullptr) return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv");
+  if (family == nullptr) {
+    return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv");
+  }
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
       return existing->Snapshot();
