@@ -32,12 +32,14 @@ class CpuBackend final : public DmmvBackend {
   Status SetValues(int instance, const std::vector<double>& values) override {
     std::vector<double>& d = residual_[instance];
     const std::vector<double>& b = b_[instance];
-    // Row by row, columns in order: the order the CUDA kernel sums in.
-    for (int64_t k = 0; k < rows_; ++k) {
-      double acc = 0;
-      for (int64_t j = 0; j < cols_; ++j) acc = MulAdd(columns_[j * rows_ + k], values[j], acc);
-      d[k] = acc - b[k];
+    // Each row sums its columns in order (the CUDA kernel's order); the
+    // loops run column-wise only so that the columns are read contiguously.
+    std::fill(d.begin(), d.end(), 0.0);
+    for (int64_t j = 0; j < cols_; ++j) {
+      const double* column = &columns_[j * rows_];
+      for (int64_t k = 0; k < rows_; ++k) d[k] = MulAdd(column[k], values[j], d[k]);
     }
+    for (int64_t k = 0; k < rows_; ++k) d[k] -= b[k];
     order_stale_[instance] = true;
     return Status::Ok();
   }
