@@ -1,12 +1,11 @@
 #include "server/data_root.h"
 
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <system_error>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/state_files.h"
 
 namespace solverd::server {
 
@@ -40,11 +39,9 @@ absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is larger than ",
                                                    max_bytes, " bytes"));
   }
-  std::ifstream in(resolved, std::ios::binary);
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  if (!in && !in.eof()) return absl::InternalError(absl::StrCat(field, ": reading ", path, " failed"));
-  return bytes.str();
+  absl::StatusOr<std::string> bytes = ReadWholeFile(resolved.string());
+  if (!bytes.ok()) return absl::InternalError(absl::StrCat(field, ": reading ", path, " failed"));
+  return bytes;
 }
 
 }  // namespace solverd::server

@@ -2,14 +2,11 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
-
-#include <fstream>
-#include <sstream>
-
 #include <grpcpp/security/server_credentials.h>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"  // so reflection can describe Health
+#include "server/state_files.h"
 
 namespace solverd::server {
 namespace {
@@ -17,13 +14,11 @@ namespace {
 constexpr int kMaxMessageBytes = 64 << 20;  // a receive cap; uploads go in chunks
 
 absl::StatusOr<std::string> ReadPem(const std::string& path, absl::string_view flag) {
-  std::ifstream in(path);
-  std::stringstream text;
-  text << in.rdbuf();
-  if (!in || text.str().find("-----BEGIN") == std::string::npos) {
+  absl::StatusOr<std::string> text = ReadWholeFile(path);
+  if (!text.ok() || text->find("-----BEGIN") == std::string::npos) {
     return absl::InvalidArgumentError(absl::StrCat("--", flag, ": cannot read a PEM file at ", path));
   }
-  return text.str();
+  return text;
 }
 
 // TLS (mutual with --tls_client_ca) when a certificate is given.

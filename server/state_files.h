@@ -1,6 +1,6 @@
-// Files under --state-dir: written so that a crash leaves the old file or
-// the new one, never a torn one, and read back whole. Shared by the job
-// journal, the blob store and the tuner registry.
+// Whole files: written so that a crash leaves the old file or the new one,
+// never a torn one (everything under --state-dir), and read back whole
+// (state files, --data-root inputs, TLS PEM files).
 #ifndef SOLVERD_SERVER_STATE_FILES_H_
 #define SOLVERD_SERVER_STATE_FILES_H_
 
