@@ -38,6 +38,19 @@ class DeviceBuffer {
                                                  cudaMemcpyHostToDevice, stream));
     return Status::Ok();
   }
+  // Makes room for `count` values, growing to at least twice the old size
+  // (contents are not kept), so buffers reused every round of a search do
+  // not allocate every round.
+  Status Reserve(size_t count) {
+    return size_ >= count ? Status::Ok() : Allocate(count > 2 * size_ ? count : 2 * size_);
+  }
+  // Reserve(count), then copies `count` host values in, ordered on `stream`.
+  Status UploadReserved(const T* host, size_t count, cudaStream_t stream) {
+    SOLVERD_RETURN_IF_ERROR(Reserve(count));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(data_, host, count * sizeof(T),
+                                                 cudaMemcpyHostToDevice, stream));
+    return Status::Ok();
+  }
   // Copies the whole buffer out and waits for it.
   Status Download(T* host, cudaStream_t stream) const {
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, data_, size_ * sizeof(T),
@@ -59,6 +72,11 @@ class DeviceBuffer {
   T* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Blocks of `threads` that cover `items`.
+inline unsigned BlocksFor(long long items, int threads) {
+  return static_cast<unsigned>((items + threads - 1) / threads);
+}
 
 }  // namespace solverd
 

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "dmmv/dmmv_backend.h"
+#include "dmmv/dmmv_sparse.h"
 
 namespace solverd::dmmv {
 namespace {
@@ -74,6 +76,48 @@ Status CheckInstance(const Problem& p, const Instance& inst, const std::string& 
   return Status::Ok();
 }
 
+Status CheckDense(const Problem& p) {
+  if (static_cast<int64_t>(p.x.size()) != p.rows * p.cols) {
+    return InvalidArgument("x: has " + std::to_string(p.x.size()) + " entries, shape says " +
+                           std::to_string(p.rows * p.cols));
+  }
+  for (size_t i = 0; i < p.x.size(); ++i) {
+    if (!std::isfinite(p.x[i])) return InvalidArgument(At("x", i) + ": not finite");
+  }
+  return Status::Ok();
+}
+
+Status CheckCsr(const Problem& p) {
+  const CsrMatrix& a = p.x_csr;
+  if (!p.x.empty()) return InvalidArgument("x: set a dense X or a sparse one, not both");
+  if (static_cast<int64_t>(a.row_offsets.size()) != p.rows + 1) {
+    return InvalidArgument("x_csr.row_offsets: needs rows + 1 (" + std::to_string(p.rows + 1) +
+                           ") entries");
+  }
+  const auto nnz = static_cast<int64_t>(a.values.size());
+  if (a.columns.size() != a.values.size()) {
+    return InvalidArgument("x_csr.columns: needs one per value (" + std::to_string(nnz) + ")");
+  }
+  if (a.row_offsets.front() != 0 || a.row_offsets.back() != nnz) {
+    return InvalidArgument("x_csr.row_offsets: must start at 0 and end at the number of values");
+  }
+  for (int64_t k = 0; k < p.rows; ++k) {
+    const int64_t begin = a.row_offsets[k], end = a.row_offsets[k + 1];
+    if (end < begin) return InvalidArgument(At("x_csr.row_offsets", k + 1) + ": decreasing");
+    for (int64_t e = begin; e < end; ++e) {
+      if (a.columns[e] < 0 || a.columns[e] >= p.cols) {
+        return InvalidArgument(At("x_csr.columns", e) + ": not a column of X");
+      }
+      if (e > begin && a.columns[e] <= a.columns[e - 1]) {
+        return InvalidArgument(At("x_csr.columns", e) + ": columns of a row must be strictly "
+                               "increasing");
+      }
+      if (!std::isfinite(a.values[e])) return InvalidArgument(At("x_csr.values", e) + ": not finite");
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 int64_t Levels::Nearest(double x) const {
@@ -92,13 +136,7 @@ int64_t Levels::Nearest(double x) const {
 Status ValidateProblem(const Problem& p) {
   if (p.rows < 1 || p.cols < 1) return InvalidArgument("x: needs at least one row and one column");
   if (p.cols > (int64_t{1} << 31) - 1) return InvalidArgument("x: too many columns");
-  if (static_cast<int64_t>(p.x.size()) != p.rows * p.cols) {
-    return InvalidArgument("x: has " + std::to_string(p.x.size()) + " entries, shape says " +
-                           std::to_string(p.rows * p.cols));
-  }
-  for (size_t i = 0; i < p.x.size(); ++i) {
-    if (!std::isfinite(p.x[i])) return InvalidArgument(At("x", i) + ": not finite");
-  }
+  if (Status s = p.sparse() ? CheckCsr(p) : CheckDense(p); !s.ok()) return s;
   if (p.instances.empty()) return InvalidArgument("instances: needs at least one");
   for (size_t i = 0; i < p.instances.size(); ++i) {
     if (Status s = CheckInstance(p, p.instances[i], At("instances", i)); !s.ok()) return s;
@@ -113,23 +151,34 @@ Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
   if (options.max_outer_iterations < 0) return InvalidArgument("max_outer_iterations: negative");
   if (options.pair_candidates < 0) return InvalidArgument("pair_candidates: negative");
   std::unique_ptr<internal::DmmvBackend> backend;
+  std::optional<internal::CscMatrix> columns;
+  if (problem.sparse()) columns = internal::ToColumns(problem);
   if (!device.is_cuda()) {
-    backend = internal::MakeCpuBackend(problem, options.threads);
+    backend = columns ? internal::MakeSparseCpuBackend(problem, *columns, options.threads)
+                      : internal::MakeCpuBackend(problem, options.threads);
   } else {
 #ifdef SOLVERD_HAVE_CUDA
-    if (Status s = internal::MakeCudaBackend(device, stream, problem, &backend); !s.ok()) return s;
+    Status s = columns ? internal::MakeSparseCudaBackend(device, stream, problem, *columns, &backend)
+                       : internal::MakeCudaBackend(device, stream, problem, &backend);
+    if (!s.ok()) return s;
 #else
     (void)stream;
     return FailedPrecondition("this build has no CUDA backend");
 #endif
   }
-  return internal::RunSearch(*backend, problem, options, sink, cancel, result);
+  return internal::RunSearch(*backend, problem, columns ? &*columns : nullptr, options, sink,
+                             cancel, result);
 }
 
 int64_t MemoryBytes(const Problem& problem) {
   const auto instances = static_cast<int64_t>(problem.instances.size());
-  return static_cast<int64_t>(sizeof(double)) *
-         (problem.rows * problem.cols + 3 * instances * problem.rows);
+  const auto d = static_cast<int64_t>(sizeof(double));
+  // Sparse: X twice (by rows and by columns), each entry a value and an index.
+  const int64_t x = problem.sparse()
+                        ? 2 * (d + 4) * static_cast<int64_t>(problem.x_csr.values.size()) +
+                              8 * (problem.rows + problem.cols + 2)
+                        : d * problem.rows * problem.cols;
+  return x + d * 3 * instances * problem.rows;
 }
 
 }  // namespace solverd::dmmv

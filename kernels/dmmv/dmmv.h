@@ -2,7 +2,7 @@
 // v_j from its finite level set so that the largest weighted violation
 //   t = max_k w_k |(X v - b)_k|
 // is smallest (Ahmed, Mostajabdaveh, Aref, Zhou, 2025). X is N x M, dense
-// row-major, shared by every instance of a batch; each instance has its own
+// row-major or sparse (CSR), shared by every instance of a batch; each instance has its own
 // b, weights and level sets (the quantization case: one instance per output
 // row of a layer, X the calibration inputs).
 //
@@ -49,10 +49,21 @@ struct Instance {
   std::vector<double> start_values;
 };
 
+// A sparse X: row k's entries are values[row_offsets[k] .. row_offsets[k+1])
+// at columns[...], columns strictly increasing within a row.
+struct CsrMatrix {
+  std::vector<int64_t> row_offsets;  // N + 1
+  std::vector<int32_t> columns;
+  std::vector<double> values;
+};
+
 struct Problem {
   int64_t rows = 0, cols = 0;  // N, M
-  std::vector<double> x;       // N x M row-major
+  std::vector<double> x;       // N x M row-major; empty when x_csr is set
+  CsrMatrix x_csr;             // set (row_offsets non-empty): X is sparse
   std::vector<Instance> instances;
+
+  bool sparse() const { return !x_csr.row_offsets.empty(); }
 };
 
 struct Options {
@@ -80,8 +91,8 @@ struct Result {
   double seconds = 0;
 };
 
-// INVALID_ARGUMENT naming the field (shapes, finiteness, empty or unsorted
-// level sets, non-positive weights, start points out of range).
+// INVALID_ARGUMENT naming the field (shapes, finiteness, malformed CSR,
+// empty or unsorted level sets, non-positive weights, start points out of range).
 Status ValidateProblem(const Problem& problem);
 
 // Solves every instance. A cancel, or the token's deadline, returns the

@@ -45,16 +45,34 @@ class DmmvBackend {
   virtual Status Apply(const std::vector<Move>& moves) = 0;
 };
 
+// `moves` regrouped into segments of one instance each, [first[s],
+// first[s+1]), keeping their order within an instance: what a backend that
+// applies each instance's moves in one thread needs.
+void GroupByInstance(const std::vector<Move>& moves, std::vector<Move>* sorted,
+                     std::vector<int32_t>* first);
+
+struct CscMatrix;  // dmmv_sparse.h
+
 // `problem` must be valid; weights of instance i are problem.instances[i]'s.
+// The sparse backends take X's columns too (ToColumns(problem)), which must
+// outlive them.
 std::unique_ptr<DmmvBackend> MakeCpuBackend(const Problem& problem, int threads);
+std::unique_ptr<DmmvBackend> MakeSparseCpuBackend(const Problem& problem,
+                                                  const CscMatrix& columns, int threads);
 #ifdef SOLVERD_HAVE_CUDA
 Status MakeCudaBackend(const Device& device, StreamHandle stream, const Problem& problem,
                        std::unique_ptr<DmmvBackend>* backend);
+Status MakeSparseCudaBackend(const Device& device, StreamHandle stream, const Problem& problem,
+                             const CscMatrix& columns, std::unique_ptr<DmmvBackend>* backend);
 #endif
 
-// The search itself, on all instances in lockstep.
-Status RunSearch(DmmvBackend& backend, const Problem& problem, const Options& options,
-                 ProgressSink* sink, const CancelToken* cancel, Result* result);
+// The search itself, on all instances in lockstep. With a sparse X
+// (`columns` set), each local-search round applies every improving move
+// whose rows no better move of its instance touches, not just the best:
+// moves on disjoint rows add up, so together they still improve.
+Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* columns,
+                 const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                 Result* result);
 
 }  // namespace solverd::dmmv::internal
 

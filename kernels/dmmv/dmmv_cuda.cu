@@ -43,7 +43,7 @@ class CudaBackend final : public DmmvBackend {
                                                  values.size() * sizeof(double),
                                                  cudaMemcpyHostToDevice, stream_));
     const int64_t offset = instance * rows_;
-    ResidualKernel<<<Blocks(rows_, kRowThreads), kRowThreads, 0, stream_>>>(
+    ResidualKernel<<<BlocksFor(rows_, kRowThreads), kRowThreads, 0, stream_>>>(
         columns_.data(), rows_, cols_, values_.data(), b_.data() + offset,
         residual_.data() + offset);
     SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ResidualKernel", stream_));
@@ -67,7 +67,7 @@ class CudaBackend final : public DmmvBackend {
     scores->resize(moves.size());
     if (moves.empty()) return Status::Ok();
     SOLVERD_RETURN_IF_ERROR(UploadMoves(moves));
-    SOLVERD_RETURN_IF_ERROR(Reserve(scores_, moves.size()));
+    SOLVERD_RETURN_IF_ERROR(scores_.Reserve(moves.size()));
     ScoreKernel<<<static_cast<unsigned>(moves.size()), kScoreThreads, 0, stream_>>>(
         columns_.data(), residual_.data(), weights_.data(), rows_, moves_.data(), scores_.data());
     SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ScoreKernel", stream_));
@@ -80,18 +80,12 @@ class CudaBackend final : public DmmvBackend {
 
   Status Apply(const std::vector<Move>& moves) override {
     if (moves.empty()) return Status::Ok();
-    // Segments of one instance each, moves in their given order within it.
-    std::vector<Move> sorted = moves;
-    std::stable_sort(sorted.begin(), sorted.end(),
-                     [](const Move& a, const Move& b) { return a.instance < b.instance; });
-    std::vector<int32_t> first{0};
-    for (size_t i = 1; i < sorted.size(); ++i) {
-      if (sorted[i].instance != sorted[i - 1].instance) first.push_back(static_cast<int32_t>(i));
-    }
-    first.push_back(static_cast<int32_t>(sorted.size()));
+    std::vector<Move> sorted;
+    std::vector<int32_t> first;
+    GroupByInstance(moves, &sorted, &first);
     SOLVERD_RETURN_IF_ERROR(UploadMoves(sorted));
-    SOLVERD_RETURN_IF_ERROR(UploadTo(segments_, first));
-    const dim3 grid(Blocks(rows_, kRowThreads), static_cast<unsigned>(first.size() - 1));
+    SOLVERD_RETURN_IF_ERROR(segments_.UploadReserved(first.data(), first.size(), stream_));
+    const dim3 grid(BlocksFor(rows_, kRowThreads), static_cast<unsigned>(first.size() - 1));
     ApplyKernel<<<grid, kRowThreads, 0, stream_>>>(columns_.data(), residual_.data(), rows_,
                                                    moves_.data(), segments_.data());
     SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ApplyKernel", stream_));
@@ -100,22 +94,8 @@ class CudaBackend final : public DmmvBackend {
   }
 
  private:
-  static unsigned Blocks(int64_t n, int threads) {
-    return static_cast<unsigned>((n + threads - 1) / threads);
-  }
-  Status UploadMoves(const std::vector<Move>& moves) { return UploadTo(moves_, moves); }
-  // Grows `buffer` (doubling) to hold `count`; the per-round buffers keep
-  // their memory so a search does not allocate every round.
-  template <typename T>
-  static Status Reserve(DeviceBuffer<T>& buffer, size_t count) {
-    return buffer.size() >= count ? Status::Ok() : buffer.Allocate(std::max(count, 2 * buffer.size()));
-  }
-  template <typename T>
-  Status UploadTo(DeviceBuffer<T>& buffer, const std::vector<T>& host) {
-    SOLVERD_RETURN_IF_ERROR(Reserve(buffer, host.size()));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(buffer.data(), host.data(), host.size() * sizeof(T),
-                                                 cudaMemcpyHostToDevice, stream_));
-    return Status::Ok();
+  Status UploadMoves(const std::vector<Move>& moves) {
+    return moves_.UploadReserved(moves.data(), moves.size(), stream_);
   }
 
   cudaStream_t stream_;

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "dmmv/dmmv_backend.h"
+#include "dmmv/dmmv_sparse.h"
 
 namespace solverd::dmmv::internal {
 namespace {
@@ -51,12 +52,23 @@ struct State {
   }
 };
 
+struct Candidate {
+  const Move* move;
+  const MoveScore* score;
+  Objective objective() const { return {score->max_violation, score->sum_squares}; }
+};
+
 class Search {
  public:
-  Search(DmmvBackend& backend, const Problem& problem, const Options& options,
-         const CancelToken* cancel)
-      : backend_(backend), problem_(problem), options_(options), cancel_(cancel),
-        start_(Clock::now()) {}
+  Search(DmmvBackend& backend, const Problem& problem, const CscMatrix* columns,
+         const Options& options, const CancelToken* cancel)
+      : backend_(backend), problem_(problem), columns_(columns), options_(options),
+        cancel_(cancel), start_(Clock::now()) {
+    if (columns_ != nullptr) {
+      row_stamp_.assign(static_cast<size_t>(problem.rows), 0);
+      var_stamp_.assign(static_cast<size_t>(problem.cols), 0);
+    }
+  }
 
   Status Init(std::vector<State>* states);
   Status LocalSearch(std::vector<State>& states);
@@ -73,14 +85,23 @@ class Search {
  private:
   // The exact objective of each listed instance's current residual.
   Status Measure(std::vector<State>& states, const std::vector<int>& which);
+  // Appends the moves of one instance's round to `chosen` (none at a local
+  // optimum) and, for a dense X, sets its objective.
+  void ChooseMoves(State& s, std::vector<Candidate>& candidates, std::vector<Move>* chosen);
+  // Whether m's variables and rows are unclaimed this round; claims them.
+  bool Free(const Move& m) const;
+  void Claim(const Move& m);
   Status Destroy(State& s, int instance, int op, std::vector<int64_t>* chosen);
   Status GreedyRepair(std::vector<State>& states, const std::vector<std::vector<int64_t>>& sets);
 
   DmmvBackend& backend_;
   const Problem& problem_;
+  const CscMatrix* columns_;  // sparse X only
   const Options& options_;
   const CancelToken* cancel_;
   const Clock::time_point start_;
+  std::vector<int64_t> row_stamp_, var_stamp_;  // claimed this round when == stamp_
+  int64_t stamp_ = 0;
 };
 
 Status Search::Init(std::vector<State>* states) {
@@ -178,26 +199,79 @@ Status Search::LocalSearch(std::vector<State>& states) {
     std::vector<int> still_active;
     for (size_t a = 0; a < active.size(); ++a) {
       State& s = states[active[a]];
-      Objective best = s.current;
-      const Move* move = nullptr;
-      auto consider = [&](const Move& mv, const MoveScore& sc) {
-        const Objective o{sc.max_violation, sc.sum_squares};
-        if (o.Better(best)) best = o, move = &mv;
-      };
-      for (size_t c = first[a]; c < first[a + 1]; ++c) consider(singles[c], scores[c]);
-      for (size_t c = pair_first[a]; c < pair_first[a + 1]; ++c) consider(pairs[c], pair_scores[c]);
-      if (move == nullptr) continue;  // a local optimum
-      chosen.push_back(*move);
-      s.q[move->var1] += move->delta1 > 0 ? 1 : -1;
-      if (move->var2 >= 0) s.q[move->var2] += move->delta2 > 0 ? 1 : -1;
-      s.current = best;
-      ++s.moves;
+      std::vector<Candidate> candidates;
+      for (size_t c = first[a]; c < first[a + 1]; ++c) candidates.push_back({&singles[c], &scores[c]});
+      for (size_t c = pair_first[a]; c < pair_first[a + 1]; ++c) {
+        candidates.push_back({&pairs[c], &pair_scores[c]});
+      }
+      const size_t before = chosen.size();
+      ChooseMoves(s, candidates, &chosen);
+      if (chosen.size() == before) continue;  // a local optimum
+      for (size_t c = before; c < chosen.size(); ++c) {
+        const Move& move = chosen[c];
+        s.q[move.var1] += move.delta1 > 0 ? 1 : -1;
+        if (move.var2 >= 0) s.q[move.var2] += move.delta2 > 0 ? 1 : -1;
+      }
+      s.moves += static_cast<int64_t>(chosen.size() - before);
       still_active.push_back(active[a]);
     }
     if (Status st = backend_.Apply(chosen); !st.ok()) return st;
+    if (columns_ != nullptr) {  // several moves may have been applied: measure afresh
+      if (Status st = Measure(states, still_active); !st.ok()) return st;
+    }
     active.swap(still_active);
   }
   return Status::Ok();
+}
+
+void Search::ChooseMoves(State& s, std::vector<Candidate>& candidates, std::vector<Move>* chosen) {
+  const Candidate* best = nullptr;
+  Objective best_objective = s.current;
+  for (const Candidate& c : candidates) {
+    if (c.objective().Better(best_objective)) best_objective = c.objective(), best = &c;
+  }
+  if (best == nullptr) return;
+  chosen->push_back(*best->move);
+  if (columns_ == nullptr) {
+    s.current = best_objective;  // dense: one move a round, its score exact
+    return;
+  }
+  // Sparse: then every other improving move on rows still untouched, best
+  // first; each keeps t and lowers the sum of squares on its own rows.
+  ++stamp_;
+  Claim(*best->move);
+  std::vector<const Candidate*> rest;
+  for (const Candidate& c : candidates) {
+    if (&c != best && c.objective().Better(s.current)) rest.push_back(&c);
+  }
+  std::stable_sort(rest.begin(), rest.end(), [](const Candidate* x, const Candidate* y) {
+    return std::pair(x->score->max_violation, x->score->sum_squares) <
+           std::pair(y->score->max_violation, y->score->sum_squares);
+  });
+  for (const Candidate* c : rest) {
+    if (Free(*c->move)) Claim(*c->move), chosen->push_back(*c->move);
+  }
+}
+
+bool Search::Free(const Move& m) const {
+  for (int32_t var : {m.var1, m.var2}) {
+    if (var < 0) continue;
+    if (var_stamp_[var] == stamp_) return false;
+    for (int64_t e = columns_->col_offsets[var]; e < columns_->col_offsets[var + 1]; ++e) {
+      if (row_stamp_[columns_->rows[e]] == stamp_) return false;
+    }
+  }
+  return true;
+}
+
+void Search::Claim(const Move& m) {
+  for (int32_t var : {m.var1, m.var2}) {
+    if (var < 0) continue;
+    var_stamp_[var] = stamp_;
+    for (int64_t e = columns_->col_offsets[var]; e < columns_->col_offsets[var + 1]; ++e) {
+      row_stamp_[columns_->rows[e]] = stamp_;
+    }
+  }
 }
 
 Status Search::Destroy(State& s, int instance, int op, std::vector<int64_t>* chosen) {
@@ -215,11 +289,21 @@ Status Search::Destroy(State& s, int instance, int op, std::vector<int64_t>* cho
       const double wr = w.empty() ? 1 : w[r], ww = w.empty() ? 1 : w[worst];
       if (wr * std::fabs(d[r]) > ww * std::fabs(d[worst])) worst = r;
     }
-    const double* row = &problem_.x[worst * m];
+    std::vector<double> influence(m, 0.0);  // |X[worst, j]|
+    if (problem_.sparse()) {
+      const CsrMatrix& x = problem_.x_csr;
+      for (int64_t e = x.row_offsets[worst]; e < x.row_offsets[worst + 1]; ++e) {
+        influence[x.columns[e]] = std::fabs(x.values[e]);
+      }
+    } else {
+      for (int64_t j = 0; j < m; ++j) influence[j] = std::fabs(problem_.x[worst * m + j]);
+    }
     std::sort(vars.begin(), vars.end(), [&](int64_t a, int64_t b) {
-      return std::fabs(row[a]) > std::fabs(row[b]) || (std::fabs(row[a]) == std::fabs(row[b]) && a < b);
+      return influence[a] > influence[b] || (influence[a] == influence[b] && a < b);
     });
-    vars.resize(std::min<int64_t>(m, 2 * k));  // then k of the 2k most influential
+    int64_t keep = std::min<int64_t>(m, 2 * k);  // then k of the 2k most influential
+    while (keep > 1 && influence[vars[keep - 1]] == 0) --keep;  // that touch the row at all
+    vars.resize(keep);
   }
   std::shuffle(vars.begin(), vars.end(), s.rng);
   vars.resize(std::min<int64_t>(k, static_cast<int64_t>(vars.size())));
@@ -320,9 +404,24 @@ Status Search::Outer(std::vector<State>& states) {
 
 }  // namespace
 
-Status RunSearch(DmmvBackend& backend, const Problem& problem, const Options& options,
-                 ProgressSink* sink, const CancelToken* cancel, Result* result) {
-  Search search(backend, problem, options, cancel);
+void GroupByInstance(const std::vector<Move>& moves, std::vector<Move>* sorted,
+                     std::vector<int32_t>* first) {
+  *sorted = moves;
+  std::stable_sort(sorted->begin(), sorted->end(),
+                   [](const Move& a, const Move& b) { return a.instance < b.instance; });
+  first->assign(1, 0);
+  for (size_t i = 1; i < sorted->size(); ++i) {
+    if ((*sorted)[i].instance != (*sorted)[i - 1].instance) {
+      first->push_back(static_cast<int32_t>(i));
+    }
+  }
+  first->push_back(static_cast<int32_t>(sorted->size()));
+}
+
+Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* columns,
+                 const Options& options, ProgressSink* sink, const CancelToken* cancel,
+                 Result* result) {
+  Search search(backend, problem, columns, options, cancel);
   std::vector<State> states;
   Status status = search.Init(&states);
   if (status.ok()) status = search.LocalSearch(states);

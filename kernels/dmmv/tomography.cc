@@ -1,0 +1,202 @@
+#include "dmmv/tomography.h"
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <string>
+
+namespace solverd::dmmv::tomography {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr int64_t kMaxPixelAngles = int64_t{1} << 26;  // size^2 * angles
+// Relaxation: SART's per-angle steps overshoot on noisy data at 1.
+constexpr double kSartRelaxation = 0.5;
+constexpr double kSirtRelaxation = 1.0;
+
+// The (row, weight) pairs pixel (r, c) contributes at one angle.
+struct Footprint {
+  int first = 0;  // detector of weight 1 - frac; first + 1 gets frac
+  double frac = 0;
+};
+
+Footprint PixelFootprint(int size, int detectors, int r, int c, double cos_t, double sin_t) {
+  const double half = (size - 1) / 2.0;
+  const double s = (c - half) * cos_t + (half - r) * sin_t;
+  const double p = s + (detectors - 1) / 2.0;
+  const double first = std::floor(p);
+  return {static_cast<int>(first), p - first};
+}
+
+}  // namespace
+
+int DefaultDetectors(int size) {
+  return static_cast<int>(std::ceil(size * std::sqrt(2.0))) + 1;
+}
+
+Status Validate(const Spec& spec) {
+  if (spec.size < 1 || spec.size > 1024) return InvalidArgument("tomography.size: must be 1 .. 1024");
+  if (spec.angles < 1 || spec.angles > 4096) {
+    return InvalidArgument("tomography.angles: must be 1 .. 4096");
+  }
+  if (int64_t{spec.size} * spec.size * spec.angles > kMaxPixelAngles) {
+    return InvalidArgument("tomography: size^2 * angles must be at most 2^26");
+  }
+  if (spec.detectors < 0 || spec.detectors > 8192) {
+    return InvalidArgument("tomography.detectors: must be 0 (enough for the image) .. 8192");
+  }
+  if (spec.levels.size() < 2) return InvalidArgument("tomography.levels: needs at least 2 levels");
+  for (size_t i = 0; i < spec.levels.size(); ++i) {
+    if (!std::isfinite(spec.levels[i]) || (i > 0 && !(spec.levels[i] > spec.levels[i - 1]))) {
+      return InvalidArgument("tomography.levels[" + std::to_string(i) +
+                             "]: levels must be finite and strictly increasing");
+    }
+  }
+  const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
+  const int64_t rays = int64_t{spec.angles} * detectors;
+  if (static_cast<int64_t>(spec.sinogram.size()) != rays) {
+    return InvalidArgument("tomography.sinogram: has " + std::to_string(spec.sinogram.size()) +
+                           " values, angles x detectors is " + std::to_string(rays));
+  }
+  for (size_t i = 0; i < spec.sinogram.size(); ++i) {
+    if (!std::isfinite(spec.sinogram[i])) {
+      return InvalidArgument("tomography.sinogram[" + std::to_string(i) + "]: not finite");
+    }
+  }
+  if (spec.start_iterations < 0) return InvalidArgument("tomography.start_iterations: negative");
+  return Status::Ok();
+}
+
+CsrMatrix Projector(int size, int angles, int detectors) {
+  const int64_t pixels = int64_t{size} * size;
+  CsrMatrix a;
+  a.row_offsets.assign(int64_t{angles} * detectors + 1, 0);
+  // Two passes: count each ray's pixels, then place them (pixels in
+  // increasing order, so each row's columns increase).
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<int64_t> next;
+    if (pass == 1) {
+      for (size_t k = 1; k < a.row_offsets.size(); ++k) a.row_offsets[k] += a.row_offsets[k - 1];
+      a.columns.resize(a.row_offsets.back());
+      a.values.resize(a.row_offsets.back());
+      next.assign(a.row_offsets.begin(), a.row_offsets.end() - 1);
+    }
+    for (int t = 0; t < angles; ++t) {
+      const double theta = kPi * t / angles;
+      const double cos_t = std::cos(theta), sin_t = std::sin(theta);
+      for (int64_t j = 0; j < pixels; ++j) {
+        const Footprint f = PixelFootprint(size, detectors, static_cast<int>(j / size),
+                                           static_cast<int>(j % size), cos_t, sin_t);
+        const int hit[2] = {f.first, f.first + 1};
+        const double weight[2] = {1 - f.frac, f.frac};
+        for (int h = 0; h < 2; ++h) {
+          if (hit[h] < 0 || hit[h] >= detectors || weight[h] == 0) continue;
+          const int64_t row = int64_t{t} * detectors + hit[h];
+          if (pass == 0) {
+            ++a.row_offsets[row + 1];
+          } else {
+            a.columns[next[row]] = static_cast<int32_t>(j);
+            a.values[next[row]++] = weight[h];
+          }
+        }
+      }
+    }
+  }
+  return a;
+}
+
+std::vector<double> Project(const CsrMatrix& a, const std::vector<double>& image) {
+  std::vector<double> y(a.row_offsets.size() - 1, 0.0);
+  for (size_t k = 0; k + 1 < a.row_offsets.size(); ++k) {
+    for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
+      y[k] += a.values[e] * image[a.columns[e]];
+    }
+  }
+  return y;
+}
+
+std::vector<double> Reconstruct(const CsrMatrix& a, int64_t pixels, int angles,
+                                const std::vector<double>& sinogram, Method method,
+                                int iterations, double lo, double hi) {
+  const int64_t rays = static_cast<int64_t>(a.row_offsets.size()) - 1;
+  const int64_t per_block = method == Method::kSart ? rays / angles : rays;
+  const double relaxation = method == Method::kSart ? kSartRelaxation : kSirtRelaxation;
+  std::vector<double> x(pixels, 0.0), step(pixels), mass(pixels);
+  for (int it = 0; it < iterations; ++it) {
+    for (int64_t first = 0; first < rays; first += per_block) {  // SART: one angle a block
+      std::fill(step.begin(), step.end(), 0.0);
+      std::fill(mass.begin(), mass.end(), 0.0);
+      for (int64_t k = first; k < first + per_block; ++k) {
+        double projected = 0, row_sum = 0;
+        for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
+          projected += a.values[e] * x[a.columns[e]];
+          row_sum += a.values[e];
+        }
+        if (row_sum == 0) continue;
+        const double correction = (sinogram[k] - projected) / row_sum;
+        for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
+          step[a.columns[e]] += a.values[e] * correction;
+          mass[a.columns[e]] += a.values[e];
+        }
+      }
+      for (int64_t j = 0; j < pixels; ++j) {
+        if (mass[j] > 0) x[j] = std::clamp(x[j] + relaxation * step[j] / mass[j], lo, hi);
+      }
+    }
+  }
+  return x;
+}
+
+std::vector<double> Phantom(int size, const std::vector<double>& levels, int ellipses,
+                            uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> unit(0, 1);
+  std::vector<double> image(int64_t{size} * size, levels.front());
+  auto paint = [&](double cx, double cy, double rx, double ry, double angle, double level) {
+    const double c = std::cos(angle), s = std::sin(angle);
+    for (int r = 0; r < size; ++r) {
+      for (int col = 0; col < size; ++col) {
+        const double x = (col + 0.5) / size - cx, y = (r + 0.5) / size - cy;
+        const double u = (x * c + y * s) / rx, v = (y * c - x * s) / ry;
+        if (u * u + v * v <= 1) image[int64_t{r} * size + col] = level;
+      }
+    }
+  };
+  const auto level_count = static_cast<int64_t>(levels.size());
+  auto any_level = [&](int64_t from) {  // uniform over levels[from ..]
+    const double spread = static_cast<double>(level_count - from);
+    return levels[std::min(level_count - 1, from + static_cast<int64_t>(unit(rng) * spread))];
+  };
+  paint(0.5, 0.5, 0.42, 0.34, unit(rng) * kPi, any_level(1));
+  for (int e = 0; e < ellipses; ++e) {
+    paint(0.3 + 0.4 * unit(rng), 0.3 + 0.4 * unit(rng), 0.04 + 0.12 * unit(rng),
+          0.04 + 0.12 * unit(rng), unit(rng) * kPi, any_level(0));
+  }
+  return image;
+}
+
+Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image) {
+  if (Status s = Validate(spec); !s.ok()) return s;
+  const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
+  const int64_t pixels = int64_t{spec.size} * spec.size;
+  Problem p;
+  p.rows = int64_t{spec.angles} * detectors;
+  p.cols = pixels;
+  p.x_csr = Projector(spec.size, spec.angles, detectors);
+  const int iterations = spec.start_iterations > 0 ? spec.start_iterations
+                         : spec.start == Method::kSart ? 30
+                                                       : 300;
+  *start_image = Reconstruct(p.x_csr, pixels, spec.angles, spec.sinogram, spec.start, iterations,
+                             spec.levels.front(), spec.levels.back());
+  Instance inst;
+  inst.b = spec.sinogram;
+  Levels levels;
+  levels.values = spec.levels;
+  inst.levels = {levels};
+  inst.start_values = *start_image;
+  p.instances.push_back(std::move(inst));
+  *problem = std::move(p);
+  return Status::Ok();
+}
+
+}  // namespace solverd::dmmv::tomography

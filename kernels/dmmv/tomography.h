@@ -1,0 +1,68 @@
+// Discrete tomography as a DMMV problem: recover an n x n image whose
+// pixels take a few known grey levels from its parallel-beam projections
+// (a sinogram), so that the largest projection residual is smallest. Under
+// bounded (e.g. uniform) noise that is the natural criterion: the true
+// image's residual never exceeds the noise bound.
+//
+// The projector is pixel-driven: pixel (r, c), centred at x = c - (n-1)/2,
+// y = (n-1)/2 - r in pixel units, projects at angle theta onto the detector
+// coordinate s = x cos(theta) + y sin(theta) and splits its unit mass
+// between the two nearest detectors (spacing one pixel, centred on the
+// rotation axis) by linear interpolation. Angles are pi * a / angles.
+#ifndef SOLVERD_KERNELS_DMMV_TOMOGRAPHY_H_
+#define SOLVERD_KERNELS_DMMV_TOMOGRAPHY_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+#include "dmmv/dmmv.h"
+
+namespace solverd::dmmv::tomography {
+
+// Continuous reconstructions, used as the DMMV start (rounded to the
+// levels) and as baselines: SART updates the image one angle at a time,
+// SIRT from all rays at once. Both clip to [lowest, highest level].
+enum class Method { kSart, kSirt };
+
+struct Spec {
+  int size = 0;       // n: the image is n x n, row-major; 1 .. 1024
+  int angles = 0;     // 1 .. 4096
+  int detectors = 0;  // per angle; 0: DefaultDetectors(size)
+  std::vector<double> levels;    // grey levels, strictly increasing, at least 2
+  std::vector<double> sinogram;  // angles x detectors, angle-major
+  Method start = Method::kSart;
+  int start_iterations = 0;  // 0: the method's default (SART 30, SIRT 300)
+};
+
+// Enough detectors for every pixel at every angle: ceil(n sqrt 2) + 1.
+int DefaultDetectors(int size);
+
+// INVALID_ARGUMENT naming the field ("tomography.sinogram", ...).
+Status Validate(const Spec& spec);
+
+// The (angles * detectors) x (n * n) projection matrix.
+CsrMatrix Projector(int size, int angles, int detectors);
+
+// y = A x.
+std::vector<double> Project(const CsrMatrix& a, const std::vector<double>& image);
+
+// `iterations` sweeps of `method` from a zero image, clipped to [lo, hi].
+std::vector<double> Reconstruct(const CsrMatrix& a, int64_t pixels, int angles,
+                                const std::vector<double>& sinogram, Method method,
+                                int iterations, double lo, double hi);
+
+// A test image: a large ellipse on the lowest level, with `ellipses`
+// random smaller ones painted over it in random levels (never the lowest
+// for the large one). Deterministic given the seed; for tests and benches.
+std::vector<double> Phantom(int size, const std::vector<double>& levels, int ellipses,
+                            uint64_t seed);
+
+// A one-instance problem over the spec's levels, started from the
+// continuous reconstruction rounded to them; that reconstruction is
+// returned in `start_image`.
+Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image);
+
+}  // namespace solverd::dmmv::tomography
+
+#endif  // SOLVERD_KERNELS_DMMV_TOMOGRAPHY_H_
