@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "dmmv/dmmv.h"
 #include "dmmv/fir.h"
+#include "dmmv/tomography.h"
 #include "server/status_util.h"
 #include "server/tensor_convert.h"
 
@@ -46,13 +47,41 @@ absl::StatusOr<dmmv::Instance> InstanceFromProto(const v1::DmmvInstance& in,
   return out;
 }
 
+// Kernel messages name fields from the problem's root ("x", "instances[0]
+// .b", "fir.order"); the API's paths start at the job spec.
+absl::Status Prefixed(const ::solverd::Status& s, const char* prefix) {
+  absl::Status out = FromKernel(s);
+  if (out.ok()) return out;
+  return absl::Status(out.code(), absl::StrCat(prefix, out.message()));
+}
+
+dmmv::CsrMatrix CsrFromProto(const v1::DmmvCsr& in) {
+  dmmv::CsrMatrix out;
+  out.row_offsets.assign(in.row_offsets().begin(), in.row_offsets().end());
+  out.columns.assign(in.columns().begin(), in.columns().end());
+  out.values.assign(in.values().begin(), in.values().end());
+  return out;
+}
+
 absl::StatusOr<dmmv::Problem> DirectFromProto(const v1::DmmvDirect& in, const BlobStore& blobs) {
-  auto x = ToDense(in.x(), 2, "dmmv.direct.x", blobs);
-  if (!x.ok()) return x.status();
   dmmv::Problem p;
-  p.rows = x->shape[0];
-  p.cols = x->shape[1];
-  p.x = std::move(x->values);
+  if (in.has_x_csr()) {
+    if (!IsEmptyTensor(in.x())) {
+      return absl::InvalidArgumentError("dmmv.direct: set x or x_csr, not both");
+    }
+    if (in.x_csr().row_offsets().empty()) {
+      return absl::InvalidArgumentError("dmmv.direct.x_csr.row_offsets: needs rows + 1 entries");
+    }
+    p.rows = in.x_csr().row_offsets_size() - 1;
+    p.cols = in.x_csr().cols();
+    p.x_csr = CsrFromProto(in.x_csr());
+  } else {
+    auto x = ToDense(in.x(), 2, "dmmv.direct.x", blobs);
+    if (!x.ok()) return x.status();
+    p.rows = x->shape[0];
+    p.cols = x->shape[1];
+    p.x = std::move(x->values);
+  }
   for (int i = 0; i < in.instances_size(); ++i) {
     auto inst = InstanceFromProto(in.instances(i), absl::StrCat("dmmv.direct.instances[", i, "]"),
                                   blobs);
@@ -60,6 +89,30 @@ absl::StatusOr<dmmv::Problem> DirectFromProto(const v1::DmmvDirect& in, const Bl
     p.instances.push_back(*std::move(inst));
   }
   return p;
+}
+
+absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography& in,
+                                                           const BlobStore& blobs) {
+  dmmv::tomography::Spec spec;
+  spec.size = in.size();
+  spec.angles = in.angles();
+  spec.detectors = in.detectors();
+  spec.levels.assign(in.levels().begin(), in.levels().end());
+  spec.start = in.start() == v1::TOMOGRAPHY_START_SIRT ? dmmv::tomography::Method::kSirt
+                                                       : dmmv::tomography::Method::kSart;
+  spec.start_iterations = in.start_iterations();
+  auto sinogram = ToDense(in.sinogram(), 2, "dmmv.tomography.sinogram", blobs);
+  if (!sinogram.ok()) return sinogram.status();
+  spec.sinogram = std::move(sinogram->values);
+  if (absl::Status s = Prefixed(dmmv::tomography::Validate(spec), "dmmv."); !s.ok()) return s;
+  const int64_t detectors =
+      spec.detectors > 0 ? spec.detectors : dmmv::tomography::DefaultDetectors(spec.size);
+  if (sinogram->shape[0] != spec.angles) {  // the right count, the wrong shape
+    return absl::InvalidArgumentError(absl::StrCat(
+        "dmmv.tomography.sinogram: shape [", sinogram->shape[0], ", ", sinogram->shape[1],
+        "], expected [angles, detectors] = [", spec.angles, ", ", detectors, "]"));
+  }
+  return spec;
 }
 
 dmmv::fir::Spec FirFromProto(const v1::FirDesign& in) {
@@ -73,16 +126,15 @@ dmmv::fir::Spec FirFromProto(const v1::FirDesign& in) {
   return spec;
 }
 
-// Kernel messages name fields from the problem's root ("x", "instances[0]
-// .b", "fir.order"); the API's paths start at the job spec.
-absl::Status Prefixed(const ::solverd::Status& s, const char* prefix) {
-  absl::Status out = FromKernel(s);
-  if (out.ok()) return out;
-  return absl::Status(out.code(), absl::StrCat(prefix, out.message()));
-}
+// What a builder adds to the result.
+struct BuilderOutput {
+  std::optional<dmmv::fir::Spec> fir;
+  std::optional<v1::TomographyResult> tomography;
+};
 
-v1::DmmvResult ResultToProto(const dmmv::Result& r, const std::optional<dmmv::fir::Spec>& fir,
+v1::DmmvResult ResultToProto(const dmmv::Result& r, const BuilderOutput& built,
                              const std::string& device) {
+  const std::optional<dmmv::fir::Spec>& fir = built.fir;
   v1::DmmvResult out;
   for (const dmmv::InstanceResult& ir : r.instances) {
     v1::DmmvInstanceResult* o = out.add_instances();
@@ -104,6 +156,7 @@ v1::DmmvResult ResultToProto(const dmmv::Result& r, const std::optional<dmmv::fi
     f->set_stopband_peak(response.stopband_peak);
     f->set_max_error(response.max_error);
   }
+  if (built.tomography.has_value()) *out.mutable_tomography() = *built.tomography;
   out.set_seconds(r.seconds);
   out.set_device(device);
   return out;
@@ -111,11 +164,15 @@ v1::DmmvResult ResultToProto(const dmmv::Result& r, const std::optional<dmmv::fi
 
 class PreparedDmmv final : public PreparedJob {
  public:
-  PreparedDmmv(dmmv::Problem problem, dmmv::Options options, std::optional<dmmv::fir::Spec> fir)
-      : problem_(std::move(problem)), options_(options), fir_(std::move(fir)) {}
+  PreparedDmmv(dmmv::Problem problem, dmmv::Options options, BuilderOutput built)
+      : problem_(std::move(problem)), options_(options), built_(std::move(built)) {}
 
   int64_t MemoryBytes() const override { return dmmv::MemoryBytes(problem_); }
-  int64_t ProblemSize() const override { return problem_.rows * problem_.cols; }
+  // Entries of X stored: N * M dense, the nonzeros sparse.
+  int64_t ProblemSize() const override {
+    return problem_.sparse() ? static_cast<int64_t>(problem_.x_csr.values.size())
+                             : problem_.rows * problem_.cols;
+  }
 
   JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
                  const ::solverd::CancelToken* cancel) override {
@@ -128,7 +185,7 @@ class PreparedDmmv final : public PreparedJob {
     outcome.status = FromKernel(s);
     if (!result.instances.empty()) {
       outcome.result.emplace();
-      *outcome.result->mutable_dmmv() = ResultToProto(result, fir_, lane.device.ToString());
+      *outcome.result->mutable_dmmv() = ResultToProto(result, built_, lane.device.ToString());
       for (const dmmv::InstanceResult& ir : result.instances) outcome.iterations += ir.moves;
     }
     return outcome;
@@ -137,7 +194,7 @@ class PreparedDmmv final : public PreparedJob {
  private:
   const dmmv::Problem problem_;
   const dmmv::Options options_;
-  const std::optional<dmmv::fir::Spec> fir_;
+  const BuilderOutput built_;
 };
 
 }  // namespace
@@ -146,7 +203,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
     const v1::JobSpec& spec, const PrepareContext& context) const {
   const v1::DmmvProblem& in = spec.dmmv();
   dmmv::Problem problem;
-  std::optional<dmmv::fir::Spec> fir;
+  BuilderOutput built;
   switch (in.source_case()) {
     case v1::DmmvProblem::kDirect: {
       auto direct = DirectFromProto(in.direct(), context.blobs);
@@ -155,12 +212,28 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
       break;
     }
     case v1::DmmvProblem::kFir: {
-      fir = FirFromProto(in.fir());
-      if (absl::Status s = Prefixed(dmmv::fir::Build(*fir, &problem), "dmmv."); !s.ok()) return s;
+      built.fir = FirFromProto(in.fir());
+      if (absl::Status s = Prefixed(dmmv::fir::Build(*built.fir, &problem), "dmmv."); !s.ok()) {
+        return s;
+      }
+      break;
+    }
+    case v1::DmmvProblem::kTomography: {
+      auto spec = TomographyFromProto(in.tomography(), context.blobs);
+      if (!spec.ok()) return spec.status();
+      std::vector<double> start;
+      if (absl::Status s = Prefixed(dmmv::tomography::Build(*spec, &problem, &start), "dmmv.");
+          !s.ok()) {
+        return s;
+      }
+      v1::TomographyResult& t = built.tomography.emplace();
+      t.set_size(spec->size);
+      t.set_detectors(static_cast<int32_t>(problem.rows / spec->angles));
+      t.mutable_start_image()->Add(start.begin(), start.end());
       break;
     }
     default:
-      return absl::InvalidArgumentError("dmmv.source: set one of: direct, fir");
+      return absl::InvalidArgumentError("dmmv.source: set one of: direct, fir, tomography");
   }
   if (absl::Status s = Prefixed(dmmv::ValidateProblem(problem), "dmmv.direct."); !s.ok()) return s;
   dmmv::Options options;
@@ -178,7 +251,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
   if (in.destroy_size() < 0) return absl::InvalidArgumentError("dmmv.destroy_size: negative");
   options.destroy_size = in.destroy_size();
   if (in.seed() != 0) options.seed = in.seed();
-  return std::make_unique<PreparedDmmv>(std::move(problem), options, std::move(fir));
+  return std::make_unique<PreparedDmmv>(std::move(problem), options, std::move(built));
 }
 
 }  // namespace solverd::server

@@ -30,7 +30,7 @@ ABSL_FLAG(int64_t, max_ot_entries, kDefaults.max_ot_entries,
 ABSL_FLAG(int64_t, max_sor_nonzeros, kDefaults.max_sor_nonzeros,
           "largest sor matrix accepted, in nonzeros");
 ABSL_FLAG(int64_t, max_dmmv_entries, kDefaults.max_dmmv_entries,
-          "largest dmmv problem accepted, in entries N * M of X");
+          "largest dmmv problem accepted, in entries of X (N * M dense, nonzeros sparse)");
 ABSL_FLAG(int64_t, max_queue_delay_us, 0, "how long a batch may wait to fill, microseconds");
 ABSL_FLAG(int64_t, cpu_memory_budget_bytes, kDefaults.cpu_memory_budget_bytes,
           "memory CPU jobs may use together (admission control)");

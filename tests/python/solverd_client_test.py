@@ -165,6 +165,59 @@ class SolverdClient(unittest.TestCase):
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("dmmv.direct.instances[1].levels[0]", raised.exception.details())
 
+    def test_dmmv_sparse_direct_problem(self):
+        rng = np.random.default_rng(6)
+        x = rng.normal(size=(60, 20)) * (rng.uniform(size=(60, 20)) < 0.15)
+        w = rng.uniform(-1, 1, 20)
+        rows, cols = np.nonzero(x)
+        offsets = np.searchsorted(rows, np.arange(61))
+        csr = solverd.dmmv_pb2.DmmvCsr(cols=20, row_offsets=offsets.tolist(),
+                                       columns=cols.tolist(), values=x[rows, cols].tolist())
+        instance = solverd.dmmv_pb2.DmmvInstance(
+            b=solverd.tensor(x @ w), levels=[solverd.dmmv_pb2.DmmvLevels(lo=-1, step=0.5, count=5)],
+            start_values=solverd.tensor(w))
+        direct = solverd.dmmv_pb2.DmmvDirect(x_csr=csr, instances=[instance])
+        r = self.client.solve(solverd.dmmv_pb2.DmmvProblem(direct=direct)).instances[0]
+        self.assertAlmostEqual(r.max_violation, np.abs(x @ np.array(r.values) - x @ w).max(),
+                               places=9)
+        self.assertLessEqual(r.max_violation, r.start_max_violation)
+        bad = solverd.dmmv_pb2.DmmvProblem(direct=direct)
+        bad.direct.x_csr.columns[0] = 20
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(bad)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("x_csr.columns[0]", raised.exception.details())
+
+    def test_dmmv_tomography_recovers_a_binary_image(self):
+        # The sinogram by the projector the proto documents, so this also
+        # checks that the documentation is the server's projector.
+        n, angles = 16, 8
+        detectors = int(np.ceil(n * np.sqrt(2))) + 1
+        image = np.zeros((n, n))
+        image[4:12, 5:10] = 1
+        image[7:9, 2:14] = 1
+        sinogram = np.zeros((angles, detectors))
+        r, c = np.indices((n, n))
+        for a in range(angles):
+            theta = np.pi * a / angles
+            p = ((c - (n - 1) / 2) * np.cos(theta) + ((n - 1) / 2 - r) * np.sin(theta)
+                 + (detectors - 1) / 2)
+            first = np.floor(p).astype(int)
+            np.add.at(sinogram[a], first, image * (1 - (p - first)))
+            np.add.at(sinogram[a], np.minimum(first + 1, detectors - 1), image * (p - first))
+        problem = solverd.dmmv_pb2.DmmvProblem(tomography=solverd.dmmv_pb2.Tomography(
+            size=n, angles=angles, levels=[0, 1], sinogram=solverd.tensor(sinogram)))
+        result = self.client.solve(problem)
+        self.assertEqual((result.tomography.size, result.tomography.detectors), (n, detectors))
+        self.assertEqual(len(result.tomography.start_image), n * n)
+        np.testing.assert_array_equal(np.array(result.instances[0].values).reshape(n, n), image)
+        self.assertLess(result.instances[0].max_violation, 1e-9)
+        problem.tomography.sinogram.CopyFrom(solverd.tensor(sinogram.T))
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(problem)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("dmmv.tomography.sinogram: shape", raised.exception.details())
+
     def test_examples_run(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         examples = os.environ["SOLVERD_EXAMPLES"]
