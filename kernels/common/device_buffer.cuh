@@ -51,6 +51,13 @@ class DeviceBuffer {
                                                  cudaMemcpyHostToDevice, stream));
     return Status::Ok();
   }
+  // Copies values [offset, offset + count) out and waits for them.
+  Status DownloadRange(size_t offset, size_t count, T* host, cudaStream_t stream) const {
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, data_ + offset, count * sizeof(T),
+                                                 cudaMemcpyDeviceToHost, stream));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    return Status::Ok();
+  }
   // Copies the whole buffer out and waits for it.
   Status Download(T* host, cudaStream_t stream) const {
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(host, data_, size_ * sizeof(T),

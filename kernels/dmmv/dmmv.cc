@@ -158,8 +158,9 @@ Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
                       : internal::MakeCpuBackend(problem, options.threads);
   } else {
 #ifdef SOLVERD_HAVE_CUDA
-    Status s = columns ? internal::MakeSparseCudaBackend(device, stream, problem, *columns, &backend)
-                       : internal::MakeCudaBackend(device, stream, problem, &backend);
+    Status s = columns
+                   ? internal::MakeSparseCudaBackend(device, stream, problem, *columns, &backend)
+                   : internal::MakeCudaBackend(device, stream, problem, &backend);
     if (!s.ok()) return s;
 #else
     (void)stream;

@@ -39,9 +39,7 @@ class CudaBackend final : public DmmvBackend {
   }
 
   Status SetValues(int instance, const std::vector<double>& values) override {
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values_.data(), values.data(),
-                                                 values.size() * sizeof(double),
-                                                 cudaMemcpyHostToDevice, stream_));
+    SOLVERD_RETURN_IF_ERROR(values_.UploadReserved(values.data(), values.size(), stream_));
     const int64_t offset = instance * rows_;
     ResidualKernel<<<BlocksFor(rows_, kRowThreads), kRowThreads, 0, stream_>>>(
         columns_.data(), rows_, cols_, values_.data(), b_.data() + offset,
@@ -54,11 +52,7 @@ class CudaBackend final : public DmmvBackend {
 
   Status Residual(int instance, std::vector<double>* d) override {
     d->resize(static_cast<size_t>(rows_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d->data(), residual_.data() + instance * rows_,
-                                                 rows_ * sizeof(double), cudaMemcpyDeviceToHost,
-                                                 stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return Status::Ok();
+    return residual_.DownloadRange(instance * rows_, rows_, d->data(), stream_);
   }
 
   // Scores every move exactly (the cutoff is for backends that can stop early).
@@ -71,11 +65,7 @@ class CudaBackend final : public DmmvBackend {
     ScoreKernel<<<static_cast<unsigned>(moves.size()), kScoreThreads, 0, stream_>>>(
         columns_.data(), residual_.data(), weights_.data(), rows_, moves_.data(), scores_.data());
     SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("ScoreKernel", stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(scores->data(), scores_.data(),
-                                                 moves.size() * sizeof(MoveScore),
-                                                 cudaMemcpyDeviceToHost, stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return Status::Ok();
+    return scores_.DownloadRange(0, moves.size(), scores->data(), stream_);
   }
 
   Status Apply(const std::vector<Move>& moves) override {

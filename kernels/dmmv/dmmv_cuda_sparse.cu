@@ -20,13 +20,15 @@ class SparseCudaBackend final : public DmmvBackend {
 
   Status Init(const Problem& problem, const CscMatrix& columns) {
     const CsrMatrix& a = problem.x_csr;
-    SOLVERD_RETURN_IF_ERROR(row_offsets_.Upload(a.row_offsets.data(), a.row_offsets.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(
+        row_offsets_.Upload(a.row_offsets.data(), a.row_offsets.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(row_columns_.Upload(a.columns.data(), a.columns.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(row_values_.Upload(a.values.data(), a.values.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(
         col_offsets_.Upload(columns.col_offsets.data(), columns.col_offsets.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(col_rows_.Upload(columns.rows.data(), columns.rows.size(), stream_));
-    SOLVERD_RETURN_IF_ERROR(col_values_.Upload(columns.values.data(), columns.values.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(
+        col_values_.Upload(columns.values.data(), columns.values.size(), stream_));
     std::vector<double> b;
     for (const Instance& inst : problem.instances) {
       b.insert(b.end(), inst.b.begin(), inst.b.end());
@@ -48,9 +50,7 @@ class SparseCudaBackend final : public DmmvBackend {
   }
 
   Status SetValues(int instance, const std::vector<double>& values) override {
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(values_.data(), values.data(),
-                                                 values.size() * sizeof(double),
-                                                 cudaMemcpyHostToDevice, stream_));
+    SOLVERD_RETURN_IF_ERROR(values_.UploadReserved(values.data(), values.size(), stream_));
     const int64_t offset = instance * rows_;
     SparseResidualKernel<<<BlocksFor(rows_, kSparseThreads), kSparseThreads, 0, stream_>>>(
         X(), rows_, values_.data(), b_.data() + offset, residual_.data() + offset);
@@ -63,11 +63,7 @@ class SparseCudaBackend final : public DmmvBackend {
 
   Status Residual(int instance, std::vector<double>* d) override {
     d->resize(static_cast<size_t>(rows_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(d->data(), residual_.data() + instance * rows_,
-                                                 rows_ * sizeof(double), cudaMemcpyDeviceToHost,
-                                                 stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return Status::Ok();
+    return residual_.DownloadRange(instance * rows_, rows_, d->data(), stream_);
   }
 
   Status Score(const std::vector<Move>& moves, const std::vector<double>&,
@@ -82,11 +78,7 @@ class SparseCudaBackend final : public DmmvBackend {
         X(), residual_.data(), weights_.data(), rows_, top_.data(), top_count_, totals_.data(),
         moves_.data(), count, scores_.data());
     SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch("SparseScoreKernel", stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(scores->data(), scores_.data(),
-                                                 moves.size() * sizeof(MoveScore),
-                                                 cudaMemcpyDeviceToHost, stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
-    return Status::Ok();
+    return scores_.DownloadRange(0, moves.size(), scores->data(), stream_);
   }
 
   Status Apply(const std::vector<Move>& moves) override {

@@ -200,7 +200,9 @@ Status Search::LocalSearch(std::vector<State>& states) {
     for (size_t a = 0; a < active.size(); ++a) {
       State& s = states[active[a]];
       std::vector<Candidate> candidates;
-      for (size_t c = first[a]; c < first[a + 1]; ++c) candidates.push_back({&singles[c], &scores[c]});
+      for (size_t c = first[a]; c < first[a + 1]; ++c) {
+        candidates.push_back({&singles[c], &scores[c]});
+      }
       for (size_t c = pair_first[a]; c < pair_first[a + 1]; ++c) {
         candidates.push_back({&pairs[c], &pair_scores[c]});
       }

@@ -35,7 +35,9 @@ int DefaultDetectors(int size) {
 }
 
 Status Validate(const Spec& spec) {
-  if (spec.size < 1 || spec.size > 1024) return InvalidArgument("tomography.size: must be 1 .. 1024");
+  if (spec.size < 1 || spec.size > 1024) {
+    return InvalidArgument("tomography.size: must be 1 .. 1024");
+  }
   if (spec.angles < 1 || spec.angles > 4096) {
     return InvalidArgument("tomography.angles: must be 1 .. 4096");
   }
