@@ -34,7 +34,7 @@ step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns sor_solver sor_batch dmmv}; do
+for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns sor_solver sor_batch dmmv dmmv_sparse}; do
   for tool in memcheck racecheck; do
     step "sanitizer-$tool-$test" timeout "${SANITIZE_TIMEOUT:-240}" \
       "$SAN" --tool "$tool" --error-exitcode 3 \
@@ -47,5 +47,9 @@ if [[ -x build-gpu/ot_gpu_bench ]]; then
 fi
 if [[ -x build-gpu/sor_gpu_bench ]]; then
   step bench-sor-gpu build-gpu/sor_gpu_bench && cp "$OUT/bench-sor-gpu.log" "$OUT/sor_gpu.json"
+fi
+if [[ -x build-gpu/tomo_bench ]]; then  # JSON lines, backend "cuda"
+  step bench-tomo-gpu build-gpu/tomo_bench --cuda && \
+    cp "$OUT/bench-tomo-gpu.log" "$OUT/dmmv_tomo_gpu.jsonl"
 fi
 exit $status
