@@ -9,21 +9,14 @@
 #include "cuda_test_util.h"
 #include "dmmv/dmmv.h"
 #include "dmmv/tomography.h"
+#include "dmmv_test_util.h"
 
 namespace solverd::dmmv {
 namespace {
 
-// t and L2 of `values`, from the CSR directly.
-std::pair<double, double> Violation(const Problem& p, const std::vector<double>& values) {
-  const std::vector<double> y = tomography::Project(p.x_csr, values);
-  double t = 0, sum = 0;
-  for (int64_t k = 0; k < p.rows; ++k) {
-    const double v = std::fabs(y[k] - p.instances[0].b[k]);
-    t = std::max(t, v);
-    sum += v * v;
-  }
-  return {t, std::sqrt(sum)};
-}
+using test_util::BruteForce;
+using test_util::SolveCpu;
+using test_util::Violation;
 
 // A random sparse X (each entry present with probability `density`), b from
 // a random continuous x, levels a uniform grid on [-1, 1].
@@ -60,22 +53,10 @@ Problem RandomSparse(int64_t rows, int64_t cols, double density, int levels, uin
   return p;
 }
 
-Result SolveCpu(const Problem& p, const Options& o) {
-  Result r;
-  Status s = Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return r;
-}
-
 TEST(DmmvSparse, FindsTheExactOptimumOnSmallInstances) {
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     Problem p = RandomSparse(/*rows=*/14, /*cols=*/7, /*density=*/0.4, /*levels=*/4, seed);
-    double exact = INFINITY;
-    std::vector<double> values(p.cols);
-    for (int64_t code = 0; code < (int64_t{1} << (2 * p.cols)); ++code) {
-      for (int64_t j = 0; j < p.cols; ++j) values[j] = -1 + (2.0 / 3) * ((code >> (2 * j)) & 3);
-      exact = std::min(exact, Violation(p, values).first);
-    }
+    const double exact = BruteForce(p, p.instances[0]);
     Options o;
     o.max_outer_iterations = 300;
     o.destroy_size = 3;
@@ -90,7 +71,7 @@ TEST(DmmvSparse, ReportsTheTrueObjectiveAndImprovesOnRounding) {
   o.max_outer_iterations = 30;
   Result r = SolveCpu(p, o);
   const InstanceResult& ir = r.instances[0];
-  auto [t, l2] = Violation(p, ir.values);
+  auto [t, l2] = Violation(p, p.instances[0], ir.values);
   EXPECT_NEAR(ir.max_violation, t, 1e-9);
   EXPECT_NEAR(ir.l2, l2, 1e-6 * l2 + 1e-9);
   EXPECT_LT(ir.max_violation, ir.start_max_violation);

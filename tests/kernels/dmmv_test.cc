@@ -11,23 +11,14 @@
 
 #include "cuda_test_util.h"
 #include "dmmv/fir.h"
+#include "dmmv_test_util.h"
 
 namespace solverd::dmmv {
 namespace {
 
-// t and L2 of `values` computed directly, in float64.
-std::pair<double, double> Violation(const Problem& p, const Instance& inst,
-                                    const std::vector<double>& values) {
-  double t = 0, sum = 0;
-  for (int64_t k = 0; k < p.rows; ++k) {
-    double d = -inst.b[k];
-    for (int64_t j = 0; j < p.cols; ++j) d += p.x[k * p.cols + j] * values[j];
-    const double v = (inst.weights.empty() ? 1.0 : inst.weights[k]) * std::fabs(d);
-    t = std::max(t, v);
-    sum += v * v;
-  }
-  return {t, std::sqrt(sum)};
-}
+using test_util::BruteForce;
+using test_util::SolveCpu;
+using test_util::Violation;
 
 Problem RandomProblem(int64_t rows, int64_t cols, int instances, int levels, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -54,32 +45,6 @@ Problem RandomProblem(int64_t rows, int64_t cols, int instances, int levels, uin
     p.instances.push_back(std::move(inst));
   }
   return p;
-}
-
-// The best t over all assignments, by enumeration.
-double BruteForce(const Problem& p, const Instance& inst) {
-  auto levels = [&](int64_t j) -> const Levels& {
-    return inst.levels.size() == 1 ? inst.levels[0] : inst.levels[j];
-  };
-  int64_t total = 1;
-  for (int64_t j = 0; j < p.cols; ++j) total *= levels(j).size();
-  double best = INFINITY;
-  std::vector<double> values(p.cols);
-  for (int64_t code = 0; code < total; ++code) {
-    int64_t c = code;
-    for (int64_t j = 0; j < p.cols; c /= levels(j).size(), ++j) {
-      values[j] = levels(j).Value(c % levels(j).size());
-    }
-    best = std::min(best, Violation(p, inst, values).first);
-  }
-  return best;
-}
-
-Result SolveCpu(const Problem& p, const Options& o) {
-  Result r;
-  Status s = Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return r;
 }
 
 TEST(DmmvCpu, FindsTheExactOptimumOnSmallInstances) {
