@@ -1,0 +1,39 @@
+// The host half of GPTQ: the damped Hessian H = 2 X^T X / tokens of the
+// calibration inputs and the upper Cholesky factor U of H^-1 that the
+// error feedback uses (w_k -= err_j * U[j][k] / ... for k > j). Dead
+// columns (diag H = 0: an input that is always zero) get H[i][i] = 1 and
+// their weights are zeroed. Float64 throughout. Thread-compatible.
+#ifndef SOLVERD_KERNELS_QUANT_GPTQ_HESSIAN_H_
+#define SOLVERD_KERNELS_QUANT_GPTQ_HESSIAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/status.h"
+
+namespace solverd::quant::internal {
+
+// H (cols x cols, row-major) from inputs (tokens x cols).
+std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);
+
+// Marks dead columns (dead[i] = 1, H[i][i] = 1) and adds damp * mean(diag).
+void DampHessian(double damp, int64_t cols, std::vector<double>* h, std::vector<uint8_t>* dead);
+
+// The columns in order of decreasing diag(H) (act-order), ties by index.
+std::vector<int64_t> ActOrder(const std::vector<double>& h, int64_t cols);
+
+// Permutes rows and columns of H: result[i][j] = h[perm[i]][perm[j]].
+std::vector<double> PermuteSymmetric(const std::vector<double>& h, int64_t cols,
+                                     const std::vector<int64_t>& perm);
+
+// Replaces H by the upper factor U of H^-1 (H^-1 = U^T U; zero below the
+// diagonal). INVALID_ARGUMENT when H is not positive definite.
+Status InverseCholeskyUpper(int64_t cols, std::vector<double>* h);
+
+// In place lower Cholesky factor of a symmetric positive definite matrix
+// (the upper triangle is left as is); false when not positive definite.
+bool CholeskyLower(int64_t n, std::vector<double>* a);
+
+}  // namespace solverd::quant::internal
+
+#endif  // SOLVERD_KERNELS_QUANT_GPTQ_HESSIAN_H_

@@ -1,0 +1,39 @@
+// A strict, small JSON reader and string escaper for safetensors headers:
+// objects, arrays, strings (all escapes, \u surrogate pairs to UTF-8),
+// integers, true/false/null. Fractions and exponents are refused (no
+// safetensors field needs them). Nesting is bounded, so a hostile header
+// cannot exhaust the stack. Object members keep their order; duplicates
+// are reported by the caller that knows the schema. Pure functions.
+#ifndef SOLVERD_KERNELS_QUANT_JSON_H_
+#define SOLVERD_KERNELS_QUANT_JSON_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/status.h"
+
+namespace solverd::quant {
+
+struct JsonValue {
+  enum class Kind { kNull, kBool, kInteger, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  int64_t integer = 0;
+  std::string string;
+  std::vector<JsonValue> array;
+  std::vector<std::pair<std::string, JsonValue>> object;
+};
+
+// Parses all of `text` (surrounding whitespace allowed) into `out`.
+// INVALID_ARGUMENT says what is wrong and at which byte offset.
+Status ParseJson(std::string_view text, JsonValue* out);
+
+// `s` as a quoted JSON string.
+std::string JsonQuote(std::string_view s);
+
+}  // namespace solverd::quant
+
+#endif  // SOLVERD_KERNELS_QUANT_JSON_H_

@@ -1,0 +1,97 @@
+// Quantization of a whole model file: every selected tensor of a
+// safetensors file (2-D float weights whose names match an include glob and
+// no exclude glob) is quantized layer by layer; everything else is copied
+// through bit for bit, metadata included. The result is a safetensors file
+// that describes itself: for a tensor "L.weight" (layer L) quantized on a
+// grid it holds
+//   L.qweight  U8  [rows, ceil(cols * bits / 8)]  codes, packed (packing.h)
+//   L.scales   F16 [rows, groups]   L.zeros  F16 [rows, groups]
+// with w = scale * (code - zero) per group of group_size columns; block-wise
+// methods store L.qweight, L.codebook F32 and L.absmax F32 [blocks] (or, with
+// double quant, L.absmax_codes U8, L.absmax_scales F32, L.absmax_offset F32;
+// see blockwise.h), with w = absmax[i / block] * codebook[code], i the
+// row-major index. The metadata key "solverd.layer.L" holds the layer's
+// description as JSON: source tensor, source dtype, shape, method, bits,
+// group_size, symmetric, double_quant. DequantizeModel() inverts it.
+//
+// Calibration inputs for layer L are the tensor "L.inputs" [tokens, cols]
+// of a second safetensors file. PlanModel() checks both files and every
+// selected layer's inputs before any work. Thread-compatible.
+#ifndef SOLVERD_KERNELS_QUANT_MODEL_H_
+#define SOLVERD_KERNELS_QUANT_MODEL_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/cancel_token.h"
+#include "common/device.h"
+#include "common/progress.h"
+#include "common/status.h"
+#include "quant/quant.h"
+#include "quant/safetensors.h"
+
+namespace solverd::quant {
+
+struct ModelOptions {
+  Options layer;
+  std::vector<std::string> include;  // globs (* and ?); empty: every tensor
+  std::vector<std::string> exclude;  // globs; see DefaultExcludes()
+};
+
+// Embeddings and norms, left alone unless the caller says otherwise.
+std::vector<std::string> DefaultExcludes();
+
+// `*` matches any run of characters, `?` any one; the whole name must match.
+bool GlobMatch(std::string_view pattern, std::string_view name);
+
+// The layer name of a tensor: its name without a trailing ".weight".
+std::string LayerName(std::string_view tensor_name);
+
+// Both files parsed, and the tensors to quantize. Refers to the bytes it
+// was planned from, which must outlive it.
+struct ModelPlan {
+  SafetensorsFile model;
+  SafetensorsFile calibration;         // empty without calibration data
+  std::vector<TensorEntry> selected;   // in file order
+  int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer
+  int64_t selected_weights = 0;
+};
+
+// INVALID_ARGUMENT naming the file ("model:" / "calibration:") and tensor.
+Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
+                 const ModelOptions& options, ModelPlan* plan);
+
+struct LayerSummary {
+  std::string name;  // the source tensor
+  int64_t rows = 0, cols = 0, tokens = 0;
+  int bits = 0;
+  int64_t group_size = 0;
+  LayerReport report;
+  int64_t bytes_before = 0, bytes_after = 0;
+};
+
+struct ModelResult {
+  std::string file;  // the quantized safetensors file
+  std::vector<LayerSummary> layers;
+  int64_t bytes_before = 0, bytes_after = 0;  // whole files' data
+  double average_bits = 0;     // stored bits per quantized weight, scales included
+  int64_t copied_tensors = 0;
+  double seconds = 0;
+};
+
+// Quantizes the plan's layers on `device`, reporting progress per layer.
+// A cancel between layers returns CANCELLED with the layers done so far in
+// `result` (and no file).
+Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
+                     const ModelOptions& options, ProgressSink* sink, const CancelToken* cancel,
+                     ModelResult* result);
+
+// A quantized file back to float: each quantized layer becomes its source
+// tensor in F32; every other tensor is copied as is.
+Status DequantizeModel(std::string_view quantized, std::string* out);
+
+}  // namespace solverd::quant
+
+#endif  // SOLVERD_KERNELS_QUANT_MODEL_H_

@@ -1,0 +1,133 @@
+#include "quant/quant.h"
+
+#include <cmath>
+
+#include "quant/quant_backend.h"
+
+namespace solverd::quant {
+namespace {
+
+// GPTQ keeps a cols x cols float64 Hessian; beyond this it would not fit.
+constexpr int64_t kMaxGptqColumns = 16384;
+
+Status CheckFinite(const std::vector<float>& v, const char* field) {
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (!std::isfinite(v[i])) {
+      return InvalidArgument(std::string(field) + ": entry " + std::to_string(i) +
+                             " is not finite");
+    }
+  }
+  return Status::Ok();
+}
+
+Status QuantizeCuda(const Device& device, StreamHandle stream, const Layer& layer,
+                    const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
+#ifdef SOLVERD_HAVE_CUDA
+  switch (options.method) {
+    case Method::kRtn: return internal::RtnCuda(device, stream, layer, options, out);
+    case Method::kGptq: return internal::GptqCuda(device, stream, layer, options, cancel, out);
+    default: return internal::BlockwiseCuda(device, stream, layer, options, out);
+  }
+#else
+  (void)device, (void)stream, (void)layer, (void)options, (void)cancel, (void)out;
+  return FailedPrecondition("quant: this build has no CUDA backend");
+#endif
+}
+
+}  // namespace
+
+const char* MethodName(Method method) {
+  switch (method) {
+    case Method::kRtn: return "rtn";
+    case Method::kGptq: return "gptq";
+    case Method::kDmmv: return "dmmv";
+    case Method::kNf4: return "nf4";
+    case Method::kInt8Blockwise: return "int8-blockwise";
+  }
+  return "?";
+}
+
+bool IsBlockwise(Method method) {
+  return method == Method::kNf4 || method == Method::kInt8Blockwise;
+}
+
+bool NeedsCalibration(Method method) {
+  return method == Method::kGptq || method == Method::kDmmv;
+}
+
+int EffectiveBits(const Options& options) {
+  if (options.method == Method::kNf4) return 4;
+  if (options.method == Method::kInt8Blockwise) return 8;
+  return options.bits;
+}
+
+Status ValidateOptions(const Options& o) {
+  if (o.method == Method::kNf4 && o.bits != 4) return InvalidArgument("bits: nf4 is 4-bit");
+  if (o.method == Method::kInt8Blockwise && o.bits != 8) {
+    return InvalidArgument("bits: int8-blockwise is 8-bit");
+  }
+  if (o.bits < 2 || o.bits > 8) return InvalidArgument("bits: must be 2..8");
+  if (o.group_size < 0) return InvalidArgument("group_size: must be non-negative");
+  if (IsBlockwise(o.method) && o.group_size < 1) {
+    return InvalidArgument("group_size: block-wise methods need a block size >= 1");
+  }
+  if (!(o.damp >= 0) || !std::isfinite(o.damp)) return InvalidArgument("damp: must be >= 0");
+  if (o.gptq_block < 1) return InvalidArgument("gptq_block: must be >= 1");
+  if (o.dmmv_outer_iterations < 0) {
+    return InvalidArgument("dmmv_outer_iterations: must be non-negative");
+  }
+  if (!(o.dmmv_time_limit_seconds >= 0)) {
+    return InvalidArgument("dmmv_time_limit_seconds: must be non-negative");
+  }
+  return Status::Ok();
+}
+
+Status ValidateLayer(const Layer& layer, const Options& options) {
+  if (layer.rows < 1 || layer.cols < 1) return InvalidArgument("weights: need rows, cols >= 1");
+  if (static_cast<int64_t>(layer.weights.size()) != layer.rows * layer.cols) {
+    return InvalidArgument("weights: size is not rows x cols");
+  }
+  SOLVERD_RETURN_IF_ERROR(CheckFinite(layer.weights, "weights"));
+  if (static_cast<int64_t>(layer.inputs.size()) != layer.tokens * layer.cols) {
+    return InvalidArgument("inputs: shape must be [tokens, " + std::to_string(layer.cols) + "]");
+  }
+  SOLVERD_RETURN_IF_ERROR(CheckFinite(layer.inputs, "inputs"));
+  if (NeedsCalibration(options.method) && layer.tokens < 1) {
+    return InvalidArgument(std::string("inputs: method ") + MethodName(options.method) +
+                           " needs calibration inputs");
+  }
+  if (options.method == Method::kGptq && layer.cols > kMaxGptqColumns) {
+    return InvalidArgument("weights: gptq handles at most " + std::to_string(kMaxGptqColumns) +
+                           " columns");
+  }
+  return Status::Ok();
+}
+
+Status QuantizeLayer(const Device& device, StreamHandle stream, const Layer& layer,
+                     const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
+  *out = QuantizedLayer();
+  SOLVERD_RETURN_IF_ERROR(ValidateOptions(options));
+  SOLVERD_RETURN_IF_ERROR(ValidateLayer(layer, options));
+  SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
+  if (options.method == Method::kDmmv) {  // the dmmv family picks its backend
+    return internal::DmmvRounding(device, stream, layer, options, cancel, out);
+  }
+  if (device.is_cuda()) return QuantizeCuda(device, stream, layer, options, cancel, out);
+  switch (options.method) {
+    case Method::kRtn: return internal::RtnCpu(layer, options, out);
+    case Method::kGptq: return internal::GptqCpu(layer, options, cancel, out);
+    default: return internal::BlockwiseCpu(layer, options, out);
+  }
+}
+
+
+int64_t MemoryBytes(int64_t rows, int64_t cols, int64_t tokens, const Options& options) {
+  const int64_t weights = rows * cols * (4 + 4 + 1);  // weights, dequantized, codes
+  switch (options.method) {
+    case Method::kGptq: return weights + cols * cols * 8 * 2 + tokens * cols * 8;
+    case Method::kDmmv: return weights + tokens * cols * 8 + rows * tokens * 8 * 2;
+    default: return weights;
+  }
+}
+
+}  // namespace solverd::quant

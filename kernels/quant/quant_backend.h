@@ -1,0 +1,70 @@
+// The per-method entry points behind QuantizeLayer(), one per backend, and
+// the layout helpers they share. Internal to kernels/quant.
+#ifndef SOLVERD_KERNELS_QUANT_QUANT_BACKEND_H_
+#define SOLVERD_KERNELS_QUANT_QUANT_BACKEND_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "common/cancel_token.h"
+#include "common/device.h"
+#include "common/status.h"
+#include "quant/quant.h"
+#include "quant/quant_math.h"
+
+namespace solverd::quant::internal {
+
+// Columns per scale group: group_size, or the whole row for 0 or a group
+// wider than the row.
+inline int64_t GroupColumns(const Options& options, int64_t cols) {
+  return options.group_size <= 0 || options.group_size >= cols ? cols : options.group_size;
+}
+inline int64_t GroupCount(int64_t cols, int64_t group) { return (cols + group - 1) / group; }
+
+// Sizes the grid fields of `out` for a rows x cols layer.
+void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, QuantizedLayer* out);
+
+inline Grid GridAt(const QuantizedLayer& q, int64_t index, int bits) {
+  Grid g;
+  g.scale = q.scales[index];
+  g.zero = q.zeros[index];
+  g.maxq = (1 << bits) - 1;
+  return g;
+}
+
+// Fills out->dequantized from codes, scales and zeros.
+void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out);
+
+// GPTQ's host preparation, shared by both backends: from the raw Hessian,
+// damps it, marks dead columns, applies act-order, shapes `out` (with the
+// static grids under act-order) and lays the weights out in processing
+// order.
+struct GptqSetup {
+  std::vector<double> h;        // damped, permuted H (cols x cols)
+  std::vector<int64_t> order;   // processing position -> column
+  std::vector<uint8_t> dead;    // per column
+  std::vector<float> work;      // rows x cols, in processing order
+};
+Status PrepareGptq(const Layer& layer, const Options& options, std::vector<double> hessian,
+                   GptqSetup* setup, QuantizedLayer* out);
+
+Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
+Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* cancel,
+               QuantizedLayer* out);
+Status BlockwiseCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
+// The dmmv method on either device (the dmmv family picks the backend).
+Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& layer,
+                    const Options& options, const CancelToken* cancel, QuantizedLayer* out);
+
+#ifdef SOLVERD_HAVE_CUDA
+Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
+               const Options& options, QuantizedLayer* out);
+Status GptqCuda(const Device& device, StreamHandle stream, const Layer& layer,
+                const Options& options, const CancelToken* cancel, QuantizedLayer* out);
+Status BlockwiseCuda(const Device& device, StreamHandle stream, const Layer& layer,
+                     const Options& options, QuantizedLayer* out);
+#endif
+
+}  // namespace solverd::quant::internal
+
+#endif  // SOLVERD_KERNELS_QUANT_QUANT_BACKEND_H_

@@ -1,0 +1,106 @@
+// The quant family's CUDA kernels: thin __global__ entry points over the
+// per-element math of quant_math.h and gptq_math.h (the same functions the
+// CPU backend runs). Launch code lives in quant_cuda.cu.
+#ifndef SOLVERD_KERNELS_QUANT_QUANT_KERNELS_CUH_
+#define SOLVERD_KERNELS_QUANT_QUANT_KERNELS_CUH_
+
+#include <cstdint>
+
+#include "quant/gptq_math.h"
+#include "quant/quant_math.h"
+
+namespace solverd::quant::internal {
+
+inline constexpr int kQuantThreads = 256;  // threads per block of every kernel
+
+// One thread per (row, group): choose the grid, write the codes.
+__global__ void RtnKernel(const float* weights, int64_t rows, int64_t cols, int64_t group,
+                          int bits, bool symmetric, bool clip_search, float* scales,
+                          float* zeros, uint8_t* codes) {
+  const int64_t groups = (cols + group - 1) / group;
+  const int64_t id = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (id >= rows * groups) return;
+  const int64_t r = id / groups, c0 = (id % groups) * group;
+  const int n = static_cast<int>(cols - c0 < group ? cols - c0 : group);
+  const float* w = weights + r * cols + c0;
+  const Grid g = ChooseGrid(w, n, 1, bits, symmetric, clip_search);
+  scales[id] = g.scale;
+  zeros[id] = g.zero;
+  for (int i = 0; i < n; ++i) codes[r * cols + c0 + i] = static_cast<uint8_t>(CodeOf(w[i], g));
+}
+
+// One thread per block of `block` weights: its absmax.
+__global__ void AbsmaxKernel(const float* weights, int64_t n, int64_t block, float* absmax) {
+  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (b * block >= n) return;
+  float a = 0;
+  const int64_t end = (b + 1) * block < n ? (b + 1) * block : n;
+  for (int64_t i = b * block; i < end; ++i) a = fmaxf(a, fabsf(weights[i]));
+  absmax[b] = a;
+}
+
+// One thread per weight: the nearest code-book entry of w / absmax.
+__global__ void BlockwiseCodeKernel(const float* weights, int64_t n, int64_t block,
+                                    const float* absmax, const float* book, int book_size,
+                                    uint8_t* codes) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i >= n) return;
+  const float a = absmax[i / block];
+  const float x = a > 0 ? weights[i] / a : 0.0f;
+  codes[i] = static_cast<uint8_t>(NearestCode(x, book, book_size));
+}
+
+__global__ void WidenKernel(const float* in, int64_t n, double* out) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = in[i];
+}
+
+// U (column-major lower factor L of H^-1; U[j][k] = L(k, j)) to float,
+// keeping what the row kernel reads: entries with k >= j at j * cols + k.
+__global__ void NarrowKernel(const double* in, int64_t n, float* out) {
+  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (i < n) out[i] = static_cast<float>(in[i]);
+}
+
+// One block per row: the row's weights (`work`, in processing order) are
+// rounded column by column, each error fed back into the later columns by
+// all threads of the block. order[j] is the column at position j. With
+// static groups the grids are given; otherwise thread 0 chooses each
+// group's grid from the updated weights when the group starts.
+__global__ void GptqRowKernel(float* work, int64_t cols, const float* u, const int64_t* order,
+                              int64_t group, int bits, bool symmetric, bool clip_search,
+                              bool static_groups, float* scales, float* zeros, uint8_t* codes) {
+  const int64_t r = blockIdx.x;
+  const int64_t groups = (cols + group - 1) / group;
+  float* w = work + r * cols;
+  __shared__ float err;
+  for (int64_t j = 0; j < cols; ++j) {
+    if (threadIdx.x == 0) {
+      const int64_t col = order[j];
+      const int64_t g = r * groups + col / group;
+      if (!static_groups && j % group == 0) {
+        const int n = static_cast<int>(cols - j < group ? cols - j : group);
+        const Grid chosen = ChooseGrid(w + j, n, 1, bits, symmetric, clip_search);
+        scales[g] = chosen.scale;
+        zeros[g] = chosen.zero;
+      }
+      Grid grid;
+      grid.scale = scales[g];
+      grid.zero = zeros[g];
+      grid.maxq = (1 << bits) - 1;
+      const int code = CodeOf(w[j], grid);
+      codes[r * cols + col] = static_cast<uint8_t>(code);
+      err = FeedbackError(w[j], Dequantize(code, grid), u[j * cols + j]);
+    }
+    __syncthreads();
+    const float e = err;
+    for (int64_t k = j + 1 + threadIdx.x; k < cols; k += blockDim.x) {
+      w[k] = Feedback(w[k], e, u[j * cols + k]);
+    }
+    __syncthreads();
+  }
+}
+
+}  // namespace solverd::quant::internal
+
+#endif  // SOLVERD_KERNELS_QUANT_QUANT_KERNELS_CUH_

@@ -1,0 +1,55 @@
+// Round to nearest on the CPU, and the grid layout helpers every grid
+// method shares.
+#include <algorithm>
+
+#include "common/parallel_for.h"
+#include "quant/quant_backend.h"
+
+namespace solverd::quant::internal {
+
+void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, QuantizedLayer* out) {
+  out->bits = bits;
+  out->group_size = group;
+  const int64_t groups = GroupCount(cols, group);
+  out->codes.assign(static_cast<size_t>(rows * cols), 0);
+  out->scales.assign(static_cast<size_t>(rows * groups), 1.0f);
+  out->zeros.assign(static_cast<size_t>(rows * groups), 0.0f);
+}
+
+void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out) {
+  const int64_t groups = GroupCount(cols, out->group_size);
+  out->dequantized.resize(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const Grid g = GridAt(*out, r * groups + c / out->group_size, out->bits);
+      out->dequantized[r * cols + c] = Dequantize(out->codes[r * cols + c], g);
+    }
+  }
+}
+
+Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
+  const int64_t cols = layer.cols;
+  const int64_t group = GroupColumns(options, cols);
+  const int64_t groups = GroupCount(cols, group);
+  ShapeGridLayer(layer.rows, cols, options.bits, group, out);
+  ParallelFor(layer.rows, options.threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t c0 = g * group;
+        const int n = static_cast<int>(std::min(group, cols - c0));
+        const float* w = &layer.weights[r * cols + c0];
+        const Grid grid = ChooseGrid(w, n, 1, options.bits, options.symmetric,
+                                     options.clip_search);
+        out->scales[r * groups + g] = grid.scale;
+        out->zeros[r * groups + g] = grid.zero;
+        for (int i = 0; i < n; ++i) {
+          out->codes[r * cols + c0 + i] = static_cast<uint8_t>(CodeOf(w[i], grid));
+        }
+      }
+    }
+  }, 1);
+  DequantizeGrid(layer.rows, cols, out);
+  return Status::Ok();
+}
+
+}  // namespace solverd::quant::internal

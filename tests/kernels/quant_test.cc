@@ -1,0 +1,300 @@
+// The quant family's methods against float64 reference implementations
+// written here from the methods' definitions, their ordering on the
+// properties they promise (GPTQ below RTN on correlated inputs, dmmv's
+// largest violation at or below RTN's), and CPU/CUDA agreement.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "cuda_test_util.h"
+#include "quant/blockwise.h"
+#include "quant/half.h"
+#include "quant/quant.h"
+
+namespace solverd::quant {
+namespace {
+
+// rows x cols weights; tokens x cols inputs with correlated columns
+// (each a mix of a few shared factors plus noise) when `correlated`.
+Layer MakeLayer(int64_t rows, int64_t cols, int64_t tokens, bool correlated, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0, 1);
+  Layer l;
+  l.rows = rows;
+  l.cols = cols;
+  l.tokens = tokens;
+  for (int64_t i = 0; i < rows * cols; ++i) l.weights.push_back(0.1f * normal(rng));
+  const int factors = 4;
+  std::vector<float> mix(factors * cols);
+  for (float& m : mix) m = normal(rng);
+  for (int64_t t = 0; t < tokens; ++t) {
+    float f[factors];
+    for (float& v : f) v = normal(rng);
+    for (int64_t c = 0; c < cols; ++c) {
+      float x = normal(rng) * (correlated ? 0.2f : 1.0f);
+      if (correlated) {
+        for (int k = 0; k < factors; ++k) x += f[k] * mix[k * cols + c];
+      }
+      l.inputs.push_back(x);
+    }
+  }
+  return l;
+}
+
+Options GridOptions(Method method, int bits, int64_t group) {
+  Options o;
+  o.method = method;
+  o.bits = bits;
+  o.group_size = group;
+  return o;
+}
+
+QuantizedLayer Quantize(const Layer& l, const Options& o, Device device = Device::Cpu(),
+                        StreamHandle stream = nullptr) {
+  QuantizedLayer q;
+  const Status s = QuantizeLayer(device, stream, l, o, nullptr, &q);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return q;
+}
+
+double OutputError(const Layer& l, const QuantizedLayer& q, double* max_violation = nullptr) {
+  LayerReport report;
+  MeasureLayer(l, q, 1, &report);
+  if (max_violation != nullptr) *max_violation = report.max_violation;
+  return report.relative_output_error;
+}
+
+// Round to nearest from the definition, in float64: the grid spans
+// [min(w, 0), max(w, 0)] with maxq steps, its scale stored in fp16.
+std::vector<int> ReferenceRtn(const std::vector<float>& w, int bits, bool symmetric) {
+  double lo = 0, hi = 0;
+  for (const float v : w) lo = std::min<double>(lo, v), hi = std::max<double>(hi, v);
+  if (symmetric) hi = std::max(-lo, hi), lo = -hi;
+  const int maxq = (1 << bits) - 1;
+  const double scale = RoundToHalf(static_cast<float>((hi - lo) / maxq));
+  const double zero = symmetric ? (maxq + 1) / 2 : std::clamp(std::nearbyint(-lo / scale), 0.0,
+                                                              double(maxq));
+  std::vector<int> codes;
+  for (const float v : w) {
+    codes.push_back(static_cast<int>(std::clamp(std::nearbyint(v / scale) + zero, 0.0,
+                                                double(maxq))));
+  }
+  return codes;
+}
+
+TEST(QuantRtn, MatchesTheReferencePerGroup) {
+  const Layer l = MakeLayer(16, 40, 0, false, 1);
+  for (const bool symmetric : {false, true}) {
+    for (const int bits : {2, 3, 4, 8}) {
+      Options o = GridOptions(Method::kRtn, bits, 16);
+      o.symmetric = symmetric;
+      const QuantizedLayer q = Quantize(l, o);
+      for (int64_t r = 0; r < l.rows; ++r) {
+        for (int64_t c0 = 0; c0 < l.cols; c0 += 16) {
+          const int64_t n = std::min<int64_t>(16, l.cols - c0);
+          const std::vector<float> w(&l.weights[r * l.cols + c0], &l.weights[r * l.cols + c0 + n]);
+          const std::vector<int> ref = ReferenceRtn(w, bits, symmetric);
+          for (int64_t i = 0; i < n; ++i) ASSERT_EQ(q.codes[r * l.cols + c0 + i], ref[i]);
+        }
+      }
+    }
+  }
+}
+
+TEST(QuantRtn, ClipSearchNeverIncreasesTheWeightError) {
+  Layer l = MakeLayer(32, 128, 0, false, 2);
+  l.weights[5] = 3.0f;  // an outlier the search can clip
+  Options o = GridOptions(Method::kRtn, 3, 128);
+  LayerReport plain, clipped;
+  MeasureLayer(l, Quantize(l, o), 1, &plain);
+  o.clip_search = true;
+  MeasureLayer(l, Quantize(l, o), 1, &clipped);
+  EXPECT_LT(clipped.weight_mse, plain.weight_mse);
+}
+
+// GPTQ in its original (OBQ) form, float64: after rounding column j, the
+// remaining weights move by -err * Hinv[j][k] and Hinv loses row and
+// column j by a rank-one downdate. No Cholesky.
+std::vector<double> ReferenceGptqRow(const Layer& l, int64_t r, int bits, double damp) {
+  const int64_t n = l.cols;
+  std::vector<double> h(n * n, 0.0);
+  for (int64_t t = 0; t < l.tokens; ++t) {
+    for (int64_t a = 0; a < n; ++a) {
+      for (int64_t b = 0; b < n; ++b) {
+        h[a * n + b] += 2.0 * l.inputs[t * n + a] * l.inputs[t * n + b] / l.tokens;
+      }
+    }
+  }
+  double mean = 0;
+  for (int64_t i = 0; i < n; ++i) mean += h[i * n + i] / n;
+  for (int64_t i = 0; i < n; ++i) h[i * n + i] += damp * mean;
+  // Gauss-Jordan inverse.
+  std::vector<double> inv(n * n, 0.0);
+  for (int64_t i = 0; i < n; ++i) inv[i * n + i] = 1;
+  for (int64_t c = 0; c < n; ++c) {
+    const double p = h[c * n + c];
+    for (int64_t k = 0; k < n; ++k) h[c * n + k] /= p, inv[c * n + k] /= p;
+    for (int64_t i = 0; i < n; ++i) {
+      if (i == c) continue;
+      const double f = h[i * n + c];
+      for (int64_t k = 0; k < n; ++k) h[i * n + k] -= f * h[c * n + k], inv[i * n + k] -= f * inv[c * n + k];
+    }
+  }
+  std::vector<float> row(&l.weights[r * n], &l.weights[(r + 1) * n]);
+  std::vector<double> w(row.begin(), row.end());
+  double lo = 0, hi = 0;  // the row's grid, fixed before any feedback
+  for (const float v : row) lo = std::min<double>(lo, v), hi = std::max<double>(hi, v);
+  const int maxq = (1 << bits) - 1;
+  const double scale = RoundToHalf(static_cast<float>((hi - lo) / maxq));
+  const double zero = std::clamp(std::nearbyint(-lo / scale), 0.0, double(maxq));
+  std::vector<double> q(n);
+  for (int64_t j = 0; j < n; ++j) {
+    q[j] = scale * (std::clamp(std::nearbyint(w[j] / scale) + zero, 0.0, double(maxq)) - zero);
+    const double err = (w[j] - q[j]) / inv[j * n + j];
+    for (int64_t k = j + 1; k < n; ++k) w[k] -= err * inv[j * n + k];
+    for (int64_t a = j + 1; a < n; ++a) {
+      for (int64_t b = j + 1; b < n; ++b) {
+        inv[a * n + b] -= inv[a * n + j] * inv[j * n + b] / inv[j * n + j];
+      }
+    }
+  }
+  return q;
+}
+
+TEST(QuantGptq, MatchesTheObqReference) {
+  const Layer l = MakeLayer(8, 24, 96, true, 3);
+  const Options o = GridOptions(Method::kGptq, 3, 0);
+  const QuantizedLayer q = Quantize(l, o);
+  QuantizedLayer ref;
+  ref.dequantized.resize(l.rows * l.cols);
+  int64_t same = 0;
+  for (int64_t r = 0; r < l.rows; ++r) {
+    const std::vector<double> row = ReferenceGptqRow(l, r, 3, o.damp);
+    for (int64_t c = 0; c < l.cols; ++c) {
+      ref.dequantized[r * l.cols + c] = static_cast<float>(row[c]);
+      same += std::fabs(row[c] - q.dequantized[r * l.cols + c]) < 1e-6;
+    }
+  }
+  EXPECT_GE(same, l.rows * l.cols * 97 / 100);
+  EXPECT_NEAR(OutputError(l, q), OutputError(l, ref), 0.02 * OutputError(l, ref));
+}
+
+TEST(QuantGptq, BeatsRtnOnCorrelatedInputs) {
+  for (const int bits : {3, 4}) {
+    for (const bool act_order : {false, true}) {
+      const Layer l = MakeLayer(48, 128, 512, true, 10 + bits);
+      Options o = GridOptions(Method::kGptq, bits, 32);
+      o.act_order = act_order;
+      const double gptq = OutputError(l, Quantize(l, o));
+      const double rtn = OutputError(l, Quantize(l, GridOptions(Method::kRtn, bits, 32)));
+      EXPECT_LT(gptq, 0.8 * rtn) << bits << " bits, act_order " << act_order;
+    }
+  }
+}
+
+TEST(QuantGptq, DeadInputsAndCancellation) {
+  Layer l = MakeLayer(4, 16, 64, true, 4);
+  for (int64_t t = 0; t < l.tokens; ++t) l.inputs[t * 16 + 3] = 0;  // input 3 always zero
+  const QuantizedLayer q = Quantize(l, GridOptions(Method::kGptq, 4, 0));
+  for (int64_t r = 0; r < l.rows; ++r) EXPECT_EQ(q.dequantized[r * 16 + 3], 0.0f);
+  CancelToken cancel;
+  cancel.Cancel();
+  QuantizedLayer out;
+  EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kGptq, 4, 0), &cancel,
+                          &out).code(),
+            StatusCode::kCancelled);
+}
+
+TEST(QuantDmmv, LargestViolationAtOrBelowRtn) {
+  for (const int bits : {3, 4}) {
+    const Layer l = MakeLayer(12, 32, 64, true, 20 + bits);
+    Options o = GridOptions(Method::kDmmv, bits, 0);
+    double dmmv_t = 0, rtn_t = 0;
+    OutputError(l, Quantize(l, o), &dmmv_t);
+    OutputError(l, Quantize(l, GridOptions(Method::kRtn, bits, 0)), &rtn_t);
+    EXPECT_LT(dmmv_t, rtn_t) << bits;
+  }
+}
+
+TEST(QuantBlockwise, MatchesTheNearestEntryReference) {
+  const Layer l = MakeLayer(6, 50, 0, false, 5);
+  for (const Method method : {Method::kNf4, Method::kInt8Blockwise}) {
+    Options o = GridOptions(method, method == Method::kNf4 ? 4 : 8, 64);
+    const QuantizedLayer q = Quantize(l, o);
+    const std::vector<float>& book = CodebookFor(method);
+    for (int64_t i = 0; i < l.rows * l.cols; ++i) {
+      double absmax = 0;
+      for (int64_t k = (i / 64) * 64; k < std::min<int64_t>(300, (i / 64 + 1) * 64); ++k) {
+        absmax = std::max<double>(absmax, std::fabs(l.weights[k]));
+      }
+      const double x = l.weights[i] / absmax;
+      size_t best = 0;
+      for (size_t k = 1; k < book.size(); ++k) {
+        if (std::fabs(book[k] - x) < std::fabs(book[best] - x)) best = k;
+      }
+      ASSERT_EQ(q.codes[i], best) << MethodName(method) << " " << i;
+    }
+  }
+  EXPECT_EQ(Nf4Codebook().size(), 16u);
+  EXPECT_EQ(Nf4Codebook()[7], 0.0f);
+}
+
+TEST(QuantBlockwise, DoubleQuantStaysCloseToPlainAbsmax) {
+  const Layer l = MakeLayer(64, 128, 0, false, 6);
+  Options o = GridOptions(Method::kNf4, 4, 64);
+  const QuantizedLayer plain = Quantize(l, o);
+  o.double_quant = true;
+  const QuantizedLayer dq = Quantize(l, o);
+  ASSERT_EQ(dq.absmax_codes.size(), plain.absmax.size());
+  for (size_t b = 0; b < plain.absmax.size(); ++b) {
+    EXPECT_NEAR(dq.absmax[b], plain.absmax[b], 0.01 * plain.absmax[b]);
+  }
+  EXPECT_LT(OutputError(l, dq), 1.05 * OutputError(l, plain));
+}
+
+TEST(QuantOptions, BadOptionsAndLayersAreRejected) {
+  Layer l = MakeLayer(2, 4, 0, false, 7);
+  QuantizedLayer q;
+  EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kRtn, 9, 0), nullptr,
+                          &q).message(), "bits: must be 2..8");
+  EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kGptq, 4, 0), nullptr,
+                          &q).message(), "inputs: method gptq needs calibration inputs");
+  l.weights[1] = NAN;
+  EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kRtn, 4, 0), nullptr,
+                          &q).message(), "weights: entry 1 is not finite");
+}
+
+TEST(QuantCuda, MatchesTheCpu) {
+  SOLVERD_REQUIRE_CUDA();
+  TestStream stream;
+  ASSERT_TRUE(stream.status().ok());
+  const Layer l = MakeLayer(64, 192, 256, true, 8);
+  for (const Method method : {Method::kRtn, Method::kNf4, Method::kInt8Blockwise}) {
+    Options o = GridOptions(method, method == Method::kInt8Blockwise ? 8 : 4, 64);
+    o.clip_search = method == Method::kRtn;
+    o.double_quant = method == Method::kNf4;
+    const QuantizedLayer cpu = Quantize(l, o);
+    const QuantizedLayer gpu = Quantize(l, o, Device::Cuda(0), stream.get());
+    EXPECT_EQ(cpu.codes, gpu.codes) << MethodName(method);
+    EXPECT_EQ(cpu.dequantized, gpu.dequantized) << MethodName(method);
+  }
+  for (const bool act_order : {false, true}) {
+    Options o = GridOptions(Method::kGptq, 4, 64);
+    o.act_order = act_order;
+    const QuantizedLayer cpu = Quantize(l, o);
+    const QuantizedLayer gpu = Quantize(l, o, Device::Cuda(0), stream.get());
+    int64_t same = 0;
+    for (size_t i = 0; i < cpu.codes.size(); ++i) same += cpu.codes[i] == gpu.codes[i];
+    EXPECT_GE(same, static_cast<int64_t>(cpu.codes.size()) * 98 / 100);
+    EXPECT_NEAR(OutputError(l, gpu), OutputError(l, cpu), 0.02 * OutputError(l, cpu));
+  }
+  double gpu_t = 0, rtn_t = 0;
+  OutputError(l, Quantize(l, GridOptions(Method::kDmmv, 4, 64), Device::Cuda(0), stream.get()),
+              &gpu_t);
+  OutputError(l, Quantize(l, GridOptions(Method::kRtn, 4, 64)), &rtn_t);
+  EXPECT_LT(gpu_t, rtn_t);
+}
+
+}  // namespace
+}  // namespace solverd::quant
