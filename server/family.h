@@ -30,6 +30,9 @@ struct PrepareContext {
   const BlobStore& blobs;
   const TunerRegistry* tuners = nullptr;  // sor tuners
   std::string data_root;                  // --data-root; empty: no server files
+  // Where a job may store output files (quant), charged to `owner`.
+  BlobStore* outputs = nullptr;
+  std::string owner;
 };
 
 // Where a batch runs: one CPU worker, or one CUDA stream on one GPU.

@@ -31,6 +31,8 @@ ABSL_FLAG(int64_t, max_sor_nonzeros, kDefaults.max_sor_nonzeros,
           "largest sor matrix accepted, in nonzeros");
 ABSL_FLAG(int64_t, max_dmmv_entries, kDefaults.max_dmmv_entries,
           "largest dmmv problem accepted, in entries of X (N * M dense, nonzeros sparse)");
+ABSL_FLAG(int64_t, max_quant_model_bytes, kDefaults.max_quant_model_bytes,
+          "largest model file a quant job accepts, in bytes");
 ABSL_FLAG(int64_t, max_queue_delay_us, 0, "how long a batch may wait to fill, microseconds");
 ABSL_FLAG(int64_t, cpu_memory_budget_bytes, kDefaults.cpu_memory_budget_bytes,
           "memory CPU jobs may use together (admission control)");
@@ -85,6 +87,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.max_ot_entries = absl::GetFlag(FLAGS_max_ot_entries);
   o.max_sor_nonzeros = absl::GetFlag(FLAGS_max_sor_nonzeros);
   o.max_dmmv_entries = absl::GetFlag(FLAGS_max_dmmv_entries);
+  o.max_quant_model_bytes = absl::GetFlag(FLAGS_max_quant_model_bytes);
   o.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   o.cpu_memory_budget_bytes = absl::GetFlag(FLAGS_cpu_memory_budget_bytes);
   o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
@@ -111,6 +114,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.max_ot_entries < 1) return Bad("max_ot_entries", "must be positive");
   if (o.max_sor_nonzeros < 1) return Bad("max_sor_nonzeros", "must be positive");
   if (o.max_dmmv_entries < 1) return Bad("max_dmmv_entries", "must be positive");
+  if (o.max_quant_model_bytes < 1) return Bad("max_quant_model_bytes", "must be positive");
   if (o.max_queue_delay < absl::ZeroDuration()) return Bad("max_queue_delay_us", "negative");
   if (o.cpu_memory_budget_bytes <= 0) return Bad("cpu_memory_budget_bytes", "must be positive");
   if (!(o.gpu_memory_fraction > 0 && o.gpu_memory_fraction <= 1)) {

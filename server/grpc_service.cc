@@ -137,6 +137,14 @@ grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::Tune
   return SubmitAndStream(ctx, std::move(spec), req, writer);
 }
 
+grpc::Status SolverServiceImpl::Quantize(grpc::ServerContext* ctx,
+                                         const v1::QuantizeRequest* req,
+                                         grpc::ServerWriter<v1::JobEvent>* writer) {
+  v1::JobSpec spec;
+  *spec.mutable_quant() = req->problem();
+  return SubmitAndStream(ctx, std::move(spec), req, writer);
+}
+
 grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
                                            grpc::ServerReader<v1::BlobChunk>* reader,
                                            v1::BlobInfo* out) {

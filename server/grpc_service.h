@@ -49,6 +49,8 @@ class SolverServiceImpl final : public v1::SolverService::Service {
                            v1::DeleteTunerResponse* out) override;
   grpc::Status TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
+  grpc::Status Quantize(grpc::ServerContext* ctx, const v1::QuantizeRequest* req,
+                        grpc::ServerWriter<v1::JobEvent>* writer) override;
   grpc::Status SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
 

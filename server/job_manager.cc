@@ -129,7 +129,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   if (!accepting_) return absl::UnavailableError("server is shutting down");
   const Family* family = FamilyFor(spec.problem_case());
   if (family == nullptr) {
-    return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv");
+    return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv, quant");
   }
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
@@ -144,7 +144,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   if (spec.has_deadline() && TimeUtil::DurationToNanoseconds(spec.deadline()) <= 0) {
     return absl::InvalidArgumentError("deadline: must be positive");
   }
-  auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root});
+  auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root, &blobs_, owner});
   if (!work.ok()) return work.status();
   if (absl::Status size = CheckProblemSize(*family, **work); !size.ok()) return size;
 
@@ -199,6 +199,9 @@ absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJo
   Limit limit{options_.max_dmmv_entries, "entries of X", "max_dmmv_entries"};
   if (family.name() == "ot") limit = {options_.max_ot_entries, "cost entries", "max_ot_entries"};
   if (family.name() == "sor") limit = {options_.max_sor_nonzeros, "nonzeros", "max_sor_nonzeros"};
+  if (family.name() == "quant") {
+    limit = {options_.max_quant_model_bytes, "model bytes", "max_quant_model_bytes"};
+  }
   if (work.ProblemSize() <= limit.value) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       family.name(), ": a problem of ", work.ProblemSize(), " ", limit.unit,

@@ -71,7 +71,8 @@ class JobManager {
   absl::Status Enqueue(const Job& job, const v1::JobSpec& spec, const PreparedJob& work,
                        absl::Time now);
   // RESOURCE_EXHAUSTED when the job's largest problem is over its family's
-  // size limit (--max_ot_entries, --max_sor_nonzeros, --max_dmmv_entries).
+  // size limit (--max_ot_entries, --max_sor_nonzeros, --max_dmmv_entries,
+  // --max_quant_model_bytes).
   absl::Status CheckProblemSize(const Family& family, const PreparedJob& work) const;
   // RESOURCE_EXHAUSTED when `owner` already has its quota of queued jobs.
   absl::Status CheckQueuedQuota(const std::string& owner) const;

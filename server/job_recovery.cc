@@ -12,7 +12,6 @@ absl::Status JobManager::Recover() {
   auto records = journal_->LoadAll();
   if (!records.ok()) return records.status();
   int finished = 0, requeued = 0, failed = 0;
-  const PrepareContext context{blobs_, &tuners_, options_.data_root};
   for (const JobJournal::Record& record : *records) {
     const Family* family = FamilyFor(record.spec.problem_case());
     if (family == nullptr) {  // written by a build with a family this one lacks
@@ -27,6 +26,8 @@ absl::Status JobManager::Recover() {
       ++finished;
       continue;
     }
+    const PrepareContext context{blobs_, &tuners_, options_.data_root, &blobs_,
+                                 record.job.owner()};
     auto work = family->Prepare(record.spec, context);
     absl::Status status = work.status();
     if (status.ok()) status = CheckProblemSize(*family, **work);

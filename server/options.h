@@ -26,6 +26,7 @@ struct ServerOptions {
   int64_t max_ot_entries = int64_t{1} << 28;    // n * m of one ot problem
   int64_t max_sor_nonzeros = int64_t{1} << 28;  // nonzeros of one sor matrix
   int64_t max_dmmv_entries = int64_t{1} << 26;  // N * M of one dmmv X
+  int64_t max_quant_model_bytes = int64_t{4} << 30;  // one quant model file
   int max_batch = 16;                          // jobs merged into one batched launch
   absl::Duration max_queue_delay = absl::Microseconds(0);  // wait to fill a batch
   int64_t cpu_memory_budget_bytes = int64_t{8} << 30;       // admission, CPU lanes

@@ -5,8 +5,11 @@
 #include <numeric>
 
 #include "common/parallel_for.h"
+#include "quant/gptq_math.h"
 
 namespace solverd::quant::internal {
+
+double HessianScale(int64_t tokens) { return 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1)); }
 
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads) {
   // Column-major copy so each entry is a dot product of contiguous rows.
@@ -15,15 +18,11 @@ std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, i
     for (int64_t c = 0; c < cols; ++c) xt[c * tokens + t] = inputs[t * cols + c];
   }
   std::vector<double> h(static_cast<size_t>(cols * cols));
-  const double scale = 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1));
+  const double scale = HessianScale(tokens);
   ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
     for (int64_t a = begin; a < end; ++a) {
-      const double* xa = &xt[a * tokens];
       for (int64_t b = 0; b <= a; ++b) {
-        const double* xb = &xt[b * tokens];
-        double s = 0;
-        for (int64_t t = 0; t < tokens; ++t) s += xa[t] * xb[t];
-        h[a * cols + b] = s * scale;
+        h[a * cols + b] = HessianDot(&xt[a * tokens], &xt[b * tokens], tokens, 1) * scale;
       }
     }
   }, 1);

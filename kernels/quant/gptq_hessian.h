@@ -13,6 +13,9 @@
 
 namespace solverd::quant::internal {
 
+// 2 / tokens: H = HessianScale * X^T X.
+double HessianScale(int64_t tokens);
+
 // H (cols x cols, row-major) from inputs (tokens x cols).
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);
 

@@ -1,11 +1,11 @@
 // The quant family's CUDA backend: round to nearest, block-wise codes and
-// GPTQ. GPTQ's Hessian is one cuBLAS GEMM over the calibration inputs, the
-// factor U of H^-1 comes from cuSOLVER (Cholesky, inverse, Cholesky), and
-// the rows are rounded in parallel, one block each. Damping, act-order and
-// dead columns are O(cols^2) host steps between them.
-#include <cublas_v2.h>
+// GPTQ. GPTQ's Hessian is built on the device (the O(tokens * cols^2)
+// part), the factor U of H^-1 on the host by the CPU backend's own code,
+// and the rows are rounded in parallel, one block each, with the CPU's
+// arithmetic: so CPU and CUDA give the same codes. (cuBLAS and cuSOLVER are
+// not used: loading libcublasLt into the server breaks its metrics
+// endpoint's start, and their sums would not match the CPU's.)
 #include <cuda_runtime.h>
-#include <cusolverDn.h>
 
 #include <algorithm>
 #include <vector>
@@ -22,107 +22,29 @@ namespace {
 
 int64_t BlocksFor(int64_t n) { return (n + kQuantThreads - 1) / kQuantThreads; }
 
-Status CublasStatus(cublasStatus_t s, const char* what) {
-  return s == CUBLAS_STATUS_SUCCESS ? Status::Ok()
-                                    : Internal(std::string(what) + ": cuBLAS error " +
-                                               std::to_string(static_cast<int>(s)));
-}
-
-// cuSOLVER's info > 0: the matrix is not positive definite.
-Status SolverStatus(cusolverStatus_t s, const DeviceBuffer<int>& info, cudaStream_t stream,
-                    const char* what) {
-  if (s != CUSOLVER_STATUS_SUCCESS) {
-    return Internal(std::string(what) + ": cuSOLVER error " + std::to_string(static_cast<int>(s)));
-  }
-  int host_info = 0;
-  SOLVERD_RETURN_IF_ERROR(info.Download(&host_info, stream));
-  if (host_info > 0) {
-    return InvalidArgument("the damped Hessian of the calibration inputs is not positive "
-                           "definite (raise damp)");
-  }
-  if (host_info < 0) return Internal(std::string(what) + ": bad argument " + std::to_string(-host_info));
-  return Status::Ok();
-}
-
 template <typename T>
 Status DownloadInto(const DeviceBuffer<T>& buffer, std::vector<T>* out, cudaStream_t stream) {
   out->resize(buffer.size());
   return buffer.Download(out->data(), stream);
 }
 
-// RAII cuBLAS and cuSOLVER handles bound to a stream.
-struct Handles {
-  cublasHandle_t blas = nullptr;
-  cusolverDnHandle_t solver = nullptr;
-  ~Handles() {
-    if (blas != nullptr) cublasDestroy(blas);
-    if (solver != nullptr) cusolverDnDestroy(solver);
-  }
-  Status Create(cudaStream_t stream) {
-    SOLVERD_RETURN_IF_ERROR(CublasStatus(cublasCreate(&blas), "cublasCreate"));
-    SOLVERD_RETURN_IF_ERROR(CublasStatus(cublasSetStream(blas, stream), "cublasSetStream"));
-    if (cusolverDnCreate(&solver) != CUSOLVER_STATUS_SUCCESS ||
-        cusolverDnSetStream(solver, stream) != CUSOLVER_STATUS_SUCCESS) {
-      return Internal("cusolverDnCreate failed");
-    }
-    return Status::Ok();
-  }
-};
-
-// H = 2 X^T X / tokens on the device, returned to the host.
-Status DeviceHessian(Handles& handles, const Layer& layer, cudaStream_t stream,
-                     std::vector<double>* h) {
+// H = 2 X^T X / tokens on the device (the lower triangle, mirrored on the
+// host), summed in the same order as the CPU's, so both get the same H.
+Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double>* h) {
   const int64_t tokens = layer.tokens, cols = layer.cols;
-  DeviceBuffer<float> x32;
-  DeviceBuffer<double> x, hd;
-  SOLVERD_RETURN_IF_ERROR(x32.Upload(layer.inputs.data(), layer.inputs.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(x.Allocate(layer.inputs.size()));
+  DeviceBuffer<float> x;
+  DeviceBuffer<double> hd;
+  SOLVERD_RETURN_IF_ERROR(x.Upload(layer.inputs.data(), layer.inputs.size(), stream));
   SOLVERD_RETURN_IF_ERROR(hd.Allocate(static_cast<size_t>(cols * cols)));
-  WidenKernel<<<BlocksFor(tokens * cols), kQuantThreads, 0, stream>>>(x32.data(), tokens * cols,
-                                                                       x.data());
-  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("WidenKernel", stream));
-  // Row-major X (tokens x cols) is column-major X^T (cols x tokens).
-  const double alpha = 2.0 / static_cast<double>(tokens), beta = 0;
-  SOLVERD_RETURN_IF_ERROR(CublasStatus(
-      cublasDgemm(handles.blas, CUBLAS_OP_N, CUBLAS_OP_T, cols, cols, tokens, &alpha, x.data(),
-                  cols, x.data(), cols, &beta, hd.data(), cols),
-      "cublasDgemm"));
-  return DownloadInto(hd, h, stream);
-}
-
-// Replaces the damped (permuted) H by U of H^-1 as floats on the device.
-Status DeviceInverseFactor(Handles& handles, const std::vector<double>& h, int64_t cols,
-                           cudaStream_t stream, DeviceBuffer<float>* u) {
-  const int n = static_cast<int>(cols);
-  DeviceBuffer<double> a, work;
-  DeviceBuffer<int> info;
-  SOLVERD_RETURN_IF_ERROR(a.Upload(h.data(), h.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(info.Allocate(1));
-  int lwork = 0, lwork_inverse = 0;
-  const cublasFillMode_t lower = CUBLAS_FILL_MODE_LOWER;
-  if (cusolverDnDpotrf_bufferSize(handles.solver, lower, n, a.data(), n, &lwork) !=
-          CUSOLVER_STATUS_SUCCESS ||
-      cusolverDnDpotri_bufferSize(handles.solver, lower, n, a.data(), n, &lwork_inverse) !=
-          CUSOLVER_STATUS_SUCCESS) {
-    return Internal("cuSOLVER workspace query failed");
+  const dim3 grid(static_cast<unsigned>(BlocksFor(cols)), static_cast<unsigned>(cols));
+  HessianKernel<<<grid, kQuantThreads, 0, stream>>>(x.data(), tokens, cols,
+                                                     HessianScale(tokens), hd.data());
+  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("HessianKernel", stream));
+  SOLVERD_RETURN_IF_ERROR(DownloadInto(hd, h, stream));
+  for (int64_t i = 0; i < cols; ++i) {
+    for (int64_t j = i + 1; j < cols; ++j) (*h)[i * cols + j] = (*h)[j * cols + i];
   }
-  SOLVERD_RETURN_IF_ERROR(work.Allocate(static_cast<size_t>(std::max({lwork, lwork_inverse, 1}))));
-  SOLVERD_RETURN_IF_ERROR(SolverStatus(
-      cusolverDnDpotrf(handles.solver, lower, n, a.data(), n, work.data(), lwork, info.data()),
-      info, stream, "cusolverDnDpotrf"));
-  SOLVERD_RETURN_IF_ERROR(SolverStatus(
-      cusolverDnDpotri(handles.solver, lower, n, a.data(), n, work.data(), lwork_inverse,
-                       info.data()),
-      info, stream, "cusolverDnDpotri"));
-  // The lower factor L of H^-1, column-major: read row-major it is U = L^T
-  // in the upper triangle, which is all the row kernel reads.
-  SOLVERD_RETURN_IF_ERROR(SolverStatus(
-      cusolverDnDpotrf(handles.solver, lower, n, a.data(), n, work.data(), lwork, info.data()),
-      info, stream, "cusolverDnDpotrf"));
-  SOLVERD_RETURN_IF_ERROR(u->Allocate(h.size()));
-  NarrowKernel<<<BlocksFor(cols * cols), kQuantThreads, 0, stream>>>(a.data(), cols * cols,
-                                                                     u->data());
-  return ::solverd::internal::CheckLaunch("NarrowKernel", stream);
+  return Status::Ok();
 }
 
 }  // namespace
@@ -191,15 +113,15 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
   SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
   auto stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t rows = layer.rows, cols = layer.cols;
-  Handles handles;
-  SOLVERD_RETURN_IF_ERROR(handles.Create(stream));
   std::vector<double> h;
-  SOLVERD_RETURN_IF_ERROR(DeviceHessian(handles, layer, stream, &h));
+  SOLVERD_RETURN_IF_ERROR(DeviceHessian(layer, stream, &h));
   GptqSetup setup;
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
+  SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, &setup.h));
+  const std::vector<float> u_host(setup.h.begin(), setup.h.end());
   DeviceBuffer<float> u;
-  SOLVERD_RETURN_IF_ERROR(DeviceInverseFactor(handles, setup.h, cols, stream, &u));
+  SOLVERD_RETURN_IF_ERROR(u.Upload(u_host.data(), u_host.size(), stream));
 
   DeviceBuffer<float> w, scales, zeros;
   DeviceBuffer<int64_t> order;

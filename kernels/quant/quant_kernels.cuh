@@ -50,16 +50,14 @@ __global__ void BlockwiseCodeKernel(const float* weights, int64_t n, int64_t blo
   codes[i] = static_cast<uint8_t>(NearestCode(x, book, book_size));
 }
 
-__global__ void WidenKernel(const float* in, int64_t n, double* out) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) out[i] = in[i];
-}
-
-// U (column-major lower factor L of H^-1; U[j][k] = L(k, j)) to float,
-// keeping what the row kernel reads: entries with k >= j at j * cols + k.
-__global__ void NarrowKernel(const double* in, int64_t n, float* out) {
-  const int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
-  if (i < n) out[i] = static_cast<float>(in[i]);
+// One thread per entry (a, b), b <= a, of H = scale * X^T X (X row-major,
+// tokens x cols); neighbouring threads read neighbouring columns.
+__global__ void HessianKernel(const float* x, int64_t tokens, int64_t cols, double scale,
+                              double* h) {
+  const int64_t a = blockIdx.y;
+  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (b > a) return;
+  h[a * cols + b] = HessianDot(x + a, x + b, tokens, cols) * scale;
 }
 
 // One block per row: the row's weights (`work`, in processing order) are

@@ -218,6 +218,75 @@ class SolverdClient(unittest.TestCase):
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("dmmv.tomography.sinogram: shape", raised.exception.details())
 
+    def quant_model(self):
+        rng = np.random.default_rng(8)
+        mix = rng.normal(size=(4, 32))
+        x1 = rng.normal(size=(256, 4)) @ mix + 0.2 * rng.normal(size=(256, 32))
+        model = {"embed.weight": rng.normal(size=(20, 32)).astype(np.float32),
+                 "fc1.weight": (0.1 * rng.normal(size=(24, 32))).astype(np.float16),
+                 "fc1.bias": rng.normal(size=24).astype(np.float32),
+                 "fc2.weight": (0.1 * rng.normal(size=(8, 24))).astype(np.float32),
+                 "norm.weight": np.ones((1, 8), np.float32)}
+        calibration = {"fc1.inputs": x1.astype(np.float32),
+                       "fc2.inputs": rng.normal(size=(256, 24)).astype(np.float32)}
+        return model, calibration
+
+    def quantize(self, method, model, calibration, **options):
+        blob = self.client.upload_bytes(solverd.safetensors.save(model)).blob_id
+        calib = self.client.upload_bytes(solverd.safetensors.save(calibration)).blob_id
+        problem = solverd.quant_pb2.QuantProblem(
+            model=solverd.quant_pb2.QuantFile(blob_id=blob),
+            calibration=solverd.quant_pb2.QuantFile(blob_id=calib), method=method, **options)
+        result = self.client.solve(problem)
+        return result, solverd.safetensors.dequantize(
+            self.client.download_bytes(result.output_blob_id))
+
+    def test_quant_reports_what_the_file_holds(self):
+        quant = solverd.quant_pb2
+        model, calibration = self.quant_model()
+        errors = {}
+        for method in (quant.QUANT_METHOD_RTN, quant.QUANT_METHOD_GPTQ, quant.QUANT_METHOD_DMMV,
+                       quant.QUANT_METHOD_NF4):
+            result, weights = self.quantize(method, model, calibration, bits=3 if method != quant.QUANT_METHOD_NF4 else 0,
+                                            group_size=16, double_quant=True)
+            self.assertEqual([l.name for l in result.layers], ["fc1.weight", "fc2.weight"])
+            self.assertEqual(result.copied_tensors, 3)
+            for name in ("embed.weight", "fc1.bias", "norm.weight"):  # copied bit for bit
+                np.testing.assert_array_equal(weights[name], model[name])
+            for report in result.layers:
+                w = model[report.name].astype(np.float64)
+                x = calibration[report.name.replace(".weight", ".inputs")].astype(np.float64)
+                diff = (w - weights[report.name]) @ x.T
+                self.assertAlmostEqual(report.relative_output_error,
+                                       np.linalg.norm(diff) / np.linalg.norm(w @ x.T), places=6)
+                self.assertAlmostEqual(report.max_violation, np.abs(diff).max(), places=6)
+            errors[method] = result.layers[0]
+        rtn = errors[quant.QUANT_METHOD_RTN]
+        self.assertLess(errors[quant.QUANT_METHOD_GPTQ].relative_output_error,
+                        rtn.relative_output_error)
+        self.assertLess(errors[quant.QUANT_METHOD_DMMV].max_violation, rtn.max_violation)
+
+    def test_quant_errors_name_the_field(self):
+        quant = solverd.quant_pb2
+        model, _ = self.quant_model()
+        data = solverd.safetensors.save(model)
+        cases = [
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data[:-3]).blob_id)), grpc.StatusCode.INVALID_ARGUMENT, "quant.model: tensor"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), method=quant.QUANT_METHOD_GPTQ),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.calibration: method gptq needs tensor"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id="nope")),
+             grpc.StatusCode.NOT_FOUND, "quant.model.blob_id"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), bits=9), grpc.StatusCode.INVALID_ARGUMENT, "quant.bits"),
+        ]
+        for problem, code, fragment in cases:
+            with self.assertRaises(grpc.RpcError) as raised:
+                self.client.submit(problem)
+            self.assertEqual(raised.exception.code(), code, fragment)
+            self.assertIn(fragment, raised.exception.details())
+
     def test_examples_run(self):
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
         examples = os.environ["SOLVERD_EXAMPLES"]

@@ -12,13 +12,14 @@ import grpc
 import numpy as np
 
 from solverd.tensors import _DTYPES
-from solverd.v1 import common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, sor_pb2
+from solverd.v1 import (common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, quant_pb2,
+                        sor_pb2)
 
 # What submit() takes, and what result() gives back, by family.
 Problem = Union[ot_pb2.OtProblem, ot_pb2.OtBatch, sor_pb2.SorSequence, dmmv_pb2.DmmvProblem,
-                jobs_pb2.JobSpec]
+                quant_pb2.QuantProblem, jobs_pb2.JobSpec]
 Result = Union[ot_pb2.OtResult, ot_pb2.OtBatchResult, sor_pb2.SorSequenceResult,
-               dmmv_pb2.DmmvResult]
+               dmmv_pb2.DmmvResult, quant_pb2.QuantResult]
 
 TERMINAL_STATES = frozenset(
     [jobs_pb2.JOB_STATE_SUCCEEDED, jobs_pb2.JOB_STATE_FAILED, jobs_pb2.JOB_STATE_CANCELLED])
@@ -34,6 +35,7 @@ _SPEC_FIELDS = {
     ot_pb2.OtBatch: "ot_batch",
     sor_pb2.SorSequence: "sor",
     dmmv_pb2.DmmvProblem: "dmmv",
+    quant_pb2.QuantProblem: "quant",
 }
 
 _DEVICES = {None: jobs_pb2.DEVICE_ANY, "any": jobs_pb2.DEVICE_ANY,
@@ -95,7 +97,8 @@ class Client:
     def submit(self, problem: Problem, *, priority: int = 0, deadline: Optional[float] = None,
                idempotency_key: str = "", device: Optional[str] = None,
                labels=None):
-        """Queues `problem` (an OtProblem, OtBatch, SorSequence or a whole
+        """Queues `problem` (an OtProblem, OtBatch, SorSequence, DmmvProblem,
+        QuantProblem or a whole
         JobSpec) and returns the Job. deadline: seconds from now; device:
         "cpu", "cuda" or None for any."""
         if isinstance(problem, jobs_pb2.JobSpec):

@@ -1,0 +1,199 @@
+#include "server/quant_family.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "quant/model.h"
+#include "server/blob_store.h"
+#include "server/data_root.h"
+#include "server/status_util.h"
+
+namespace solverd::server {
+namespace {
+
+namespace quant = ::solverd::quant;
+using Bytes = std::shared_ptr<const std::string>;
+
+// Model files are read whole; this bounds a --data-root read (the per-job
+// limit, --max_quant_model_bytes, is checked after).
+constexpr int64_t kMaxFileBytes = int64_t{64} << 30;
+
+absl::StatusOr<Bytes> ReadFile(const v1::QuantFile& file, const std::string& field,
+                               const PrepareContext& context) {
+  switch (file.source_case()) {
+    case v1::QuantFile::kBlobId: {
+      auto blob = context.blobs.Get(file.blob_id());
+      if (!blob.ok()) {
+        return absl::Status(blob.status().code(),
+                            absl::StrCat(field, ".blob_id: ", blob.status().message()));
+      }
+      return blob->bytes;
+    }
+    case v1::QuantFile::kPath: {
+      auto bytes = ReadUnderDataRoot(context.data_root, file.path(), field + ".path",
+                                     kMaxFileBytes);
+      if (!bytes.ok()) return bytes.status();
+      return std::make_shared<const std::string>(*std::move(bytes));
+    }
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(field, ": set blob_id or path"));
+  }
+}
+
+quant::Method MethodFromProto(v1::QuantMethod m) {
+  switch (m) {
+    case v1::QUANT_METHOD_GPTQ: return quant::Method::kGptq;
+    case v1::QUANT_METHOD_DMMV: return quant::Method::kDmmv;
+    case v1::QUANT_METHOD_NF4: return quant::Method::kNf4;
+    case v1::QUANT_METHOD_INT8_BLOCKWISE: return quant::Method::kInt8Blockwise;
+    default: return quant::Method::kRtn;
+  }
+}
+
+absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in) {
+  quant::ModelOptions out;
+  quant::Options& o = out.layer;
+  o.method = MethodFromProto(in.method());
+  o.bits = in.bits() != 0                                 ? in.bits()
+           : o.method == quant::Method::kInt8Blockwise ? 8
+                                                           : 4;
+  const bool blockwise = quant::IsBlockwise(o.method);
+  if (in.group_size() < -1) return absl::InvalidArgumentError("quant.group_size: must be >= -1");
+  o.group_size = in.group_size() == 0 ? (blockwise ? 64 : 128)
+                 : in.group_size() == -1 ? 0
+                                         : in.group_size();
+  if (blockwise && in.group_size() == -1) {
+    return absl::InvalidArgumentError("quant.group_size: block-wise methods need a block size");
+  }
+  o.symmetric = in.symmetric();
+  o.clip_search = in.clip_search();
+  if (in.damp() != 0) o.damp = in.damp();
+  o.act_order = in.act_order();
+  o.double_quant = in.double_quant();
+  if (in.dmmv_outer_iterations() != 0) o.dmmv_outer_iterations = in.dmmv_outer_iterations();
+  o.dmmv_time_limit_seconds = in.dmmv_time_limit_seconds();
+  out.include.assign(in.include().begin(), in.include().end());
+  out.exclude.assign(in.exclude().begin(), in.exclude().end());
+  if (out.exclude.empty() && !in.no_default_excludes()) out.exclude = quant::DefaultExcludes();
+  return out;
+}
+
+v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::Options& options,
+                              const std::string& device) {
+  v1::QuantResult out;
+  for (const quant::LayerSummary& s : r.layers) {
+    v1::QuantLayerReport* l = out.add_layers();
+    l->set_name(s.name);
+    l->set_rows(s.rows);
+    l->set_cols(s.cols);
+    l->set_tokens(s.tokens);
+    l->set_bits(s.bits);
+    l->set_group_size(s.group_size);
+    l->set_weight_mse(s.report.weight_mse);
+    l->set_max_abs_error(s.report.max_abs_error);
+    l->set_relative_output_error(s.report.relative_output_error);
+    l->set_max_violation(s.report.max_violation);
+    l->set_seconds(s.report.seconds);
+    l->set_bytes_before(s.bytes_before);
+    l->set_bytes_after(s.bytes_after);
+  }
+  out.set_bytes_before(r.bytes_before);
+  out.set_bytes_after(r.bytes_after);
+  out.set_average_bits(r.average_bits);
+  out.set_copied_tensors(r.copied_tensors);
+  out.set_seconds(r.seconds);
+  out.set_device(device);
+  out.set_method(quant::MethodName(options.method));
+  return out;
+}
+
+class PreparedQuant final : public PreparedJob {
+ public:
+  PreparedQuant(Bytes model, Bytes calibration, quant::ModelOptions options,
+                BlobStore* outputs, std::string owner)
+      : model_(std::move(model)), calibration_(std::move(calibration)),
+        options_(std::move(options)), outputs_(outputs), owner_(std::move(owner)) {}
+
+  // Parses both files; the plan refers to the bytes this job keeps.
+  absl::Status Plan() {
+    const std::string_view calibration =
+        calibration_ == nullptr ? std::string_view() : std::string_view(*calibration_);
+    const ::solverd::Status s = quant::PlanModel(*model_, calibration, options_, &plan_);
+    if (s.ok()) return absl::OkStatus();
+    absl::Status out = FromKernel(s);
+    return absl::Status(out.code(), absl::StrCat("quant.", out.message()));
+  }
+
+  int64_t MemoryBytes() const override {
+    return plan_.largest_layer_bytes + static_cast<int64_t>(model_->size());
+  }
+  int64_t ProblemSize() const override { return static_cast<int64_t>(model_->size()); }
+
+  JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
+                 const ::solverd::CancelToken* cancel) override {
+    quant::ModelOptions options = options_;
+    options.layer.threads = lane.cpu_threads;
+    quant::ModelResult result;
+    JobOutcome outcome;
+    outcome.status = FromKernel(
+        quant::QuantizeModel(lane.device, lane.stream, plan_, options, sink, cancel, &result));
+    outcome.iterations = static_cast<int64_t>(result.layers.size());
+    if (!outcome.status.ok() && result.layers.empty()) return outcome;
+    v1::QuantResult proto = ResultToProto(result, options.layer, lane.device.ToString());
+    if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
+    outcome.result.emplace();
+    *outcome.result->mutable_quant() = std::move(proto);
+    return outcome;
+  }
+
+ private:
+  absl::Status Store(std::string file, v1::QuantResult* proto) {
+    const int64_t size = static_cast<int64_t>(file.size());
+    if (absl::Status s = outputs_->Reserve(owner_, size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("quant: storing the ", size,
+                                                 "-byte output: ", s.message()));
+    }
+    auto blob = outputs_->Put(owner_, std::move(file), absl::Now());
+    if (!blob.ok()) {
+      outputs_->Release(owner_, size);
+      return blob.status();
+    }
+    proto->set_output_blob_id(blob->id);
+    proto->set_output_bytes(size);
+    return absl::OkStatus();
+  }
+
+  const Bytes model_, calibration_;
+  const quant::ModelOptions options_;
+  BlobStore* const outputs_;
+  const std::string owner_;
+  quant::ModelPlan plan_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
+    const v1::JobSpec& spec, const PrepareContext& context) const {
+  const v1::QuantProblem& in = spec.quant();
+  if (context.outputs == nullptr) {
+    return absl::FailedPreconditionError("quant: this server has no blob store for outputs");
+  }
+  auto options = OptionsFromProto(in);
+  if (!options.ok()) return options.status();
+  auto model = ReadFile(in.model(), "quant.model", context);
+  if (!model.ok()) return model.status();
+  Bytes calibration;
+  if (in.has_calibration()) {
+    auto read = ReadFile(in.calibration(), "quant.calibration", context);
+    if (!read.ok()) return read.status();
+    calibration = *std::move(read);
+  }
+  auto job = std::make_unique<PreparedQuant>(*std::move(model), std::move(calibration),
+                                             *std::move(options), context.outputs, context.owner);
+  if (absl::Status s = job->Plan(); !s.ok()) return s;
+  return job;
+}
+
+}  // namespace solverd::server
