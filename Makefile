@@ -7,7 +7,7 @@ JOBS ?= $(shell nproc)
 LISTEN ?= 127.0.0.1:50051
 METRICS_PORT ?= 9464
 
-.PHONY: all deps configure build serve test test-gpu gpu-bundle fuzz bench-service bench-ot bench-sor clean
+.PHONY: all deps configure build serve test test-gpu gpu-bundle fuzz bench-service bench-ot bench-sor bench-quant clean
 
 all: build
 
@@ -51,6 +51,9 @@ bench-ot: build
 
 bench-sor: build
 	SOLVERD_BUILD_DIR=$(BUILD) bench/sor/run
+
+bench-quant: build
+	SOLVERD_BUILD_DIR=$(BUILD) bench/quant/run
 
 clean:
 	rm -rf $(BUILD) build-kernels build-gpu
