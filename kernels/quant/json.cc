@@ -73,10 +73,10 @@ class Parser {
     do {
       SkipSpace();
       if (pos_ >= text_.size() || text_[pos_] != '"') return Error("expected a member name");
-      std::pair<std::string, JsonValue> member;
-      SOLVERD_RETURN_IF_ERROR(String(&member.first));
+      JsonMember member;
+      SOLVERD_RETURN_IF_ERROR(String(&member.name));
       if (!Consume(':')) return Error("expected ':'");
-      SOLVERD_RETURN_IF_ERROR(Value(&member.second, depth + 1));
+      SOLVERD_RETURN_IF_ERROR(Value(&member.value, depth + 1));
       out->object.push_back(std::move(member));
     } while (Consume(','));
     if (!Consume('}')) return Error("expected ',' or '}'");

@@ -17,6 +17,8 @@
 
 namespace solverd::quant {
 
+struct JsonMember;
+
 struct JsonValue {
   enum class Kind { kNull, kBool, kInteger, kString, kArray, kObject };
   Kind kind = Kind::kNull;
@@ -24,7 +26,12 @@ struct JsonValue {
   int64_t integer = 0;
   std::string string;
   std::vector<JsonValue> array;
-  std::vector<std::pair<std::string, JsonValue>> object;
+  std::vector<JsonMember> object;  // in document order
+};
+
+struct JsonMember {
+  std::string name;
+  JsonValue value;
 };
 
 // Parses all of `text` (surrounding whitespace allowed) into `out`.
