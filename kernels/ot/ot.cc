@@ -5,21 +5,12 @@
 #include <cmath>
 #include <string>
 
+#include "common/check_finite.h"
 #include "ot/gibbs_kernel.h"
 #include "ot/ot_backend.h"
 
 namespace solverd::ot {
 namespace {
-
-Status CheckFinite(const std::vector<double>& v, const char* field) {
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) {
-      return InvalidArgument(std::string(field) + ": entry " + std::to_string(i) +
-                             " is not finite");
-    }
-  }
-  return Status::Ok();
-}
 
 Status CheckMarginal(const std::vector<double>& v, int64_t size, const char* field,
                      double* mass) {

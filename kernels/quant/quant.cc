@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "common/check_finite.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant {
@@ -9,16 +10,6 @@ namespace {
 
 // GPTQ keeps a cols x cols float64 Hessian; beyond this it would not fit.
 constexpr int64_t kMaxGptqColumns = 16384;
-
-Status CheckFinite(const std::vector<float>& v, const char* field) {
-  for (size_t i = 0; i < v.size(); ++i) {
-    if (!std::isfinite(v[i])) {
-      return InvalidArgument(std::string(field) + ": entry " + std::to_string(i) +
-                             " is not finite");
-    }
-  }
-  return Status::Ok();
-}
 
 Status QuantizeCuda(const Device& device, StreamHandle stream, const Layer& layer,
                     const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
