@@ -26,10 +26,14 @@ std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, i
       }
     }
   }, 1);
-  for (int64_t a = 0; a < cols; ++a) {
-    for (int64_t b = a + 1; b < cols; ++b) h[a * cols + b] = h[b * cols + a];
-  }
+  MirrorLower(cols, &h);
   return h;
+}
+
+void MirrorLower(int64_t n, std::vector<double>* a) {
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = i + 1; j < n; ++j) (*a)[i * n + j] = (*a)[j * n + i];
+  }
 }
 
 void DampHessian(double damp, int64_t cols, std::vector<double>* h, std::vector<uint8_t>* dead) {

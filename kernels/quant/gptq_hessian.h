@@ -19,6 +19,9 @@ double HessianScale(int64_t tokens);
 // H (cols x cols, row-major) from inputs (tokens x cols).
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);
 
+// Copies the lower triangle of the n x n matrix `a` onto its upper one.
+void MirrorLower(int64_t n, std::vector<double>* a);
+
 // Marks dead columns (dead[i] = 1, H[i][i] = 1) and adds damp * mean(diag).
 void DampHessian(double damp, int64_t cols, std::vector<double>* h, std::vector<uint8_t>* dead);
 

@@ -20,8 +20,6 @@
 namespace solverd::quant::internal {
 namespace {
 
-int64_t BlocksFor(int64_t n) { return (n + kQuantThreads - 1) / kQuantThreads; }
-
 template <typename T>
 Status DownloadInto(const DeviceBuffer<T>& buffer, std::vector<T>* out, cudaStream_t stream) {
   out->resize(buffer.size());
@@ -36,14 +34,12 @@ Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double
   DeviceBuffer<double> hd;
   SOLVERD_RETURN_IF_ERROR(x.Upload(layer.inputs.data(), layer.inputs.size(), stream));
   SOLVERD_RETURN_IF_ERROR(hd.Allocate(static_cast<size_t>(cols * cols)));
-  const dim3 grid(static_cast<unsigned>(BlocksFor(cols)), static_cast<unsigned>(cols));
+  const dim3 grid(BlocksFor(cols, kQuantThreads), static_cast<unsigned>(cols));
   HessianKernel<<<grid, kQuantThreads, 0, stream>>>(x.data(), tokens, cols,
                                                      HessianScale(tokens), hd.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("HessianKernel", stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(hd, h, stream));
-  for (int64_t i = 0; i < cols; ++i) {
-    for (int64_t j = i + 1; j < cols; ++j) (*h)[i * cols + j] = (*h)[j * cols + i];
-  }
+  MirrorLower(cols, h);
   return Status::Ok();
 }
 
@@ -63,7 +59,7 @@ Status RtnCuda(const Device& device, StreamHandle stream_handle, const Layer& la
   SOLVERD_RETURN_IF_ERROR(zeros.Allocate(out->zeros.size()));
   SOLVERD_RETURN_IF_ERROR(codes.Allocate(out->codes.size()));
   const int64_t cells = static_cast<int64_t>(out->scales.size());
-  RtnKernel<<<BlocksFor(cells), kQuantThreads, 0, stream>>>(
+  RtnKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
       w.data(), rows, cols, group, options.bits, options.symmetric, options.clip_search,
       scales.data(), zeros.data(), codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("RtnKernel", stream));
@@ -86,8 +82,8 @@ Status BlockwiseCuda(const Device& device, StreamHandle stream_handle, const Lay
   DeviceBuffer<uint8_t> codes;
   SOLVERD_RETURN_IF_ERROR(w.Upload(layer.weights.data(), layer.weights.size(), stream));
   SOLVERD_RETURN_IF_ERROR(absmax.Allocate(static_cast<size_t>((n + block - 1) / block)));
-  AbsmaxKernel<<<BlocksFor(absmax.size()), kQuantThreads, 0, stream>>>(w.data(), n, block,
-                                                                        absmax.data());
+  AbsmaxKernel<<<BlocksFor(absmax.size(), kQuantThreads), kQuantThreads, 0, stream>>>(
+      w.data(), n, block, absmax.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("AbsmaxKernel", stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(absmax, &out->absmax, stream));
   if (options.double_quant) {
@@ -96,7 +92,7 @@ Status BlockwiseCuda(const Device& device, StreamHandle stream_handle, const Lay
   }
   SOLVERD_RETURN_IF_ERROR(book.Upload(out->codebook.data(), out->codebook.size(), stream));
   SOLVERD_RETURN_IF_ERROR(codes.Allocate(static_cast<size_t>(n)));
-  BlockwiseCodeKernel<<<BlocksFor(n), kQuantThreads, 0, stream>>>(
+  BlockwiseCodeKernel<<<BlocksFor(n, kQuantThreads), kQuantThreads, 0, stream>>>(
       w.data(), n, block, absmax.data(), book.data(), static_cast<int>(out->codebook.size()),
       codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("BlockwiseCodeKernel", stream));
