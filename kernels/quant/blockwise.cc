@@ -53,14 +53,23 @@ void DoubleQuantize(std::vector<float>* absmax, QuantizedLayer* out) {
   for (int64_t b0 = 0; b0 < n; b0 += kDoubleQuantBlock) {
     const int64_t b1 = std::min(n, b0 + kDoubleQuantBlock);
     float spread = 0;
-    for (int64_t b = b0; b < b1; ++b) spread = std::max(spread, std::fabs(a[b] - out->absmax_offset));
+    for (int64_t b = b0; b < b1; ++b) {
+      spread = std::max(spread, std::fabs(a[b] - out->absmax_offset));
+    }
     const float scale = spread > 0 ? spread / 127.0f : 1.0f;
     out->absmax_scales[b0 / kDoubleQuantBlock] = scale;
     for (int64_t b = b0; b < b1; ++b) {
       const float code = std::rint((a[b] - out->absmax_offset) / scale) + 128.0f;
       out->absmax_codes[b] = static_cast<uint8_t>(std::min(255.0f, std::max(1.0f, code)));
-      a[b] = out->absmax_offset + scale * (static_cast<float>(out->absmax_codes[b]) - 128.0f);
+      a[b] = DoubleQuantAbsmax(out->absmax_codes[b], scale, out->absmax_offset);
     }
+  }
+}
+
+void DequantizeBlockwise(QuantizedLayer* out) {
+  out->dequantized.resize(out->codes.size());
+  for (size_t i = 0; i < out->codes.size(); ++i) {
+    out->dequantized[i] = out->absmax[i / out->group_size] * out->codebook[out->codes[i]];
   }
 }
 
@@ -76,19 +85,18 @@ Status BlockwiseCpu(const Layer& layer, const Options& options, QuantizedLayer* 
   out->absmax = BlockAbsmax(layer.weights.data(), n, block);
   if (options.double_quant) DoubleQuantize(&out->absmax, out);
   out->codes.assign(static_cast<size_t>(n), 0);
-  out->dequantized.assign(static_cast<size_t>(n), 0.0f);
   const int64_t blocks = static_cast<int64_t>(out->absmax.size());
   ParallelFor(blocks, options.threads, [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       const float a = out->absmax[b];
       for (int64_t i = b * block; i < std::min(n, (b + 1) * block); ++i) {
         const float x = a > 0 ? layer.weights[i] / a : 0.0f;
-        const int code = NearestCode(x, book.data(), static_cast<int>(book.size()));
-        out->codes[i] = static_cast<uint8_t>(code);
-        out->dequantized[i] = a * book[code];
+        out->codes[i] =
+            static_cast<uint8_t>(NearestCode(x, book.data(), static_cast<int>(book.size())));
       }
     }
   });
+  DequantizeBlockwise(out);
   return Status::Ok();
 }
 

@@ -29,6 +29,15 @@ const std::vector<float>& CodebookFor(Method method);
 // The absmax of each block of `block` values of w[0..n).
 std::vector<float> BlockAbsmax(const float* w, int64_t n, int64_t block);
 
+// One absmax value from its double-quant form.
+inline float DoubleQuantAbsmax(uint8_t code, float scale, float offset) {
+  return offset + scale * (static_cast<float>(code) - 128.0f);
+}
+
+// Fills out->dequantized: absmax[i / group_size] * codebook[codes[i]].
+// REQUIRES: every code indexes the codebook.
+void DequantizeBlockwise(QuantizedLayer* out);
+
 // Quantizes `absmax` in place to its double-quant form (see above) and
 // fills the stored fields of `out`.
 void DoubleQuantize(std::vector<float>* absmax, QuantizedLayer* out);

@@ -5,7 +5,7 @@
 #include "quant/blockwise.h"
 #include "quant/json.h"
 #include "quant/packing.h"
-#include "quant/quant_math.h"
+#include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {
 namespace {
@@ -93,24 +93,22 @@ Status ReadLayer(const SafetensorsFile& file, const LayerDescription& d,
   const TensorEntry* t = nullptr;
   SOLVERD_RETURN_IF_ERROR(Expect(file, d.layer, d.layer + ".qweight", DType::kU8,
                                  d.rows * PackedRowBytes(d.cols, d.bits), &t));
-  const std::vector<uint8_t> codes = UnpackCodes(file.Bytes(*t), d.rows, d.cols, d.bits);
-  weights->resize(static_cast<size_t>(d.rows * d.cols));
+  QuantizedLayer q;
+  q.bits = d.bits;
+  q.group_size = d.group_size;
+  q.codes = UnpackCodes(file.Bytes(*t), d.rows, d.cols, d.bits);
+  if (d.group_size < 1) return LayerError(d.layer, "group_size must be >= 1");
   if (!IsBlockwise(d.method)) {
-    if (d.group_size < 1) return LayerError(d.layer, "group_size must be >= 1");
     const int64_t groups = (d.cols + d.group_size - 1) / d.group_size;
     const TensorEntry *scales_t = nullptr, *zeros_t = nullptr;
     SOLVERD_RETURN_IF_ERROR(
         Expect(file, d.layer, d.layer + ".scales", DType::kF16, d.rows * groups, &scales_t));
     SOLVERD_RETURN_IF_ERROR(
         Expect(file, d.layer, d.layer + ".zeros", DType::kF16, d.rows * groups, &zeros_t));
-    const std::vector<float> scales = F32(file, *scales_t), zeros = F32(file, *zeros_t);
-    for (int64_t i = 0; i < d.rows * d.cols; ++i) {
-      const int64_t cell = (i / d.cols) * groups + (i % d.cols) / d.group_size;
-      Grid g;
-      g.scale = scales[cell];
-      g.zero = zeros[cell];
-      (*weights)[i] = Dequantize(codes[i], g);
-    }
+    q.scales = F32(file, *scales_t);
+    q.zeros = F32(file, *zeros_t);
+    DequantizeGrid(d.rows, d.cols, &q);
+    *weights = std::move(q.dequantized);
     return Status::Ok();
   }
   const int64_t blocks = (d.rows * d.cols + d.group_size - 1) / d.group_size;
@@ -118,8 +116,7 @@ Status ReadLayer(const SafetensorsFile& file, const LayerDescription& d,
   if (book_t == nullptr || book_t->dtype != DType::kF32) {
     return LayerError(d.layer, "missing F32 codebook");
   }
-  const std::vector<float> book = F32(file, *book_t);
-  std::vector<float> absmax;
+  q.codebook = F32(file, *book_t);
   if (d.double_quant) {
     const TensorEntry *codes_t = nullptr, *scales_t = nullptr, *offset_t = nullptr;
     SOLVERD_RETURN_IF_ERROR(
@@ -132,17 +129,18 @@ Status ReadLayer(const SafetensorsFile& file, const LayerDescription& d,
     const std::string_view a_codes = file.Bytes(*codes_t);
     const std::vector<float> scales = F32(file, *scales_t), offset = F32(file, *offset_t);
     for (int64_t b = 0; b < blocks; ++b) {
-      const auto code = static_cast<float>(static_cast<uint8_t>(a_codes[b]));
-      absmax.push_back(offset[0] + scales[b / kDoubleQuantBlock] * (code - 128.0f));
+      q.absmax.push_back(DoubleQuantAbsmax(static_cast<uint8_t>(a_codes[b]),
+                                           scales[b / kDoubleQuantBlock], offset[0]));
     }
   } else {
     SOLVERD_RETURN_IF_ERROR(Expect(file, d.layer, d.layer + ".absmax", DType::kF32, blocks, &t));
-    absmax = F32(file, *t);
+    q.absmax = F32(file, *t);
   }
-  for (int64_t i = 0; i < d.rows * d.cols; ++i) {
-    if (codes[i] >= book.size()) return LayerError(d.layer, "code beyond the codebook");
-    (*weights)[i] = absmax[i / d.group_size] * book[codes[i]];
+  for (const uint8_t code : q.codes) {
+    if (code >= q.codebook.size()) return LayerError(d.layer, "code beyond the codebook");
   }
+  DequantizeBlockwise(&q);
+  *weights = std::move(q.dequantized);
   return Status::Ok();
 }
 

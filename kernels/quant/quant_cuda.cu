@@ -97,10 +97,7 @@ Status BlockwiseCuda(const Device& device, StreamHandle stream_handle, const Lay
       codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("BlockwiseCodeKernel", stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
-  out->dequantized.resize(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    out->dequantized[i] = out->absmax[i / block] * out->codebook[out->codes[i]];
-  }
+  DequantizeBlockwise(out);
   return Status::Ok();
 }
 
