@@ -9,7 +9,9 @@
 
 namespace solverd::quant::internal {
 
-double HessianScale(int64_t tokens) { return 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1)); }
+double HessianScale(int64_t tokens) {
+  return 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1));
+}
 
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads) {
   // Column-major copy so each entry is a dot product of contiguous rows.

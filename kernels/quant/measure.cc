@@ -42,7 +42,8 @@ void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threa
 
   const bool calibrated = layer.tokens > 0;
   const int64_t tokens = calibrated ? layer.tokens : kStandInTokens;
-  const std::vector<float> stand_in = calibrated ? std::vector<float>() : GaussianInputs(tokens, cols);
+  const std::vector<float> stand_in =
+      calibrated ? std::vector<float>() : GaussianInputs(tokens, cols);
   const float* x = calibrated ? layer.inputs.data() : stand_in.data();
   std::vector<RowSums> sums(static_cast<size_t>(rows));
   ParallelFor(rows, threads, [&](int64_t begin, int64_t end) {

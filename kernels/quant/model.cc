@@ -230,7 +230,9 @@ Status DequantizeModel(std::string_view quantized, std::string* out) {
     writer.Add(d.source, DType::kF32, {d.rows, d.cols}, FloatsToBytes(weights));
   }
   for (const TensorEntry& t : file.tensors) {
-    if (consumed.count(t.name) == 0) writer.Add(t.name, t.dtype, t.shape, std::string(file.Bytes(t)));
+    if (consumed.count(t.name) == 0) {
+      writer.Add(t.name, t.dtype, t.shape, std::string(file.Bytes(t)));
+    }
   }
   *out = writer.Finish();
   return Status::Ok();

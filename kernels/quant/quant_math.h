@@ -71,7 +71,10 @@ SOLVERD_HD inline float Dequantize(int code, const Grid& g) {
 // Sum of squared rounding errors of w[0..n) (stride `stride`) on `g`.
 SOLVERD_HD inline float GridError(const float* w, int n, int stride, const Grid& g) {
   float err = 0;
-  for (int i = 0; i < n; ++i) err = SquareAdd(w[i * stride] - Dequantize(CodeOf(w[i * stride], g), g), err);
+  for (int i = 0; i < n; ++i) {
+    const float v = w[i * stride];
+    err = SquareAdd(v - Dequantize(CodeOf(v, g), g), err);
+  }
   return err;
 }
 

@@ -165,7 +165,9 @@ const TensorEntry* SafetensorsFile::Find(std::string_view name) const {
 
 Status ParseSafetensors(std::string_view bytes, SafetensorsFile* out) {
   *out = SafetensorsFile();
-  if (bytes.size() < 8) return InvalidArgument("safetensors: shorter than its 8-byte header length");
+  if (bytes.size() < 8) {
+    return InvalidArgument("safetensors: shorter than its 8-byte header length");
+  }
   uint64_t header_bytes;
   memcpy(&header_bytes, bytes.data(), 8);
   const uint64_t available = bytes.size() - 8;

@@ -80,6 +80,18 @@ TEST(Safetensors, RoundTripIsBitExact) {
   EXPECT_FALSE(ReadFloats(parsed, *parsed.Find("c"), &a).ok());  // I32 is not float
 }
 
+// One header member: "name":{"dtype":..,"shape":[shape],"data_offsets":[begin,end]}.
+std::string Entry(const char* name, const char* dtype, const char* shape, int begin, int end) {
+  return std::string("\"") + name + "\":{\"dtype\":\"" + dtype + "\",\"shape\":[" + shape +
+         "],\"data_offsets\":[" + std::to_string(begin) + "," + std::to_string(end) + "]}";
+}
+
+std::string Header(std::initializer_list<std::string> entries) {
+  std::string out = "{";
+  for (const std::string& e : entries) out += (out.size() > 1 ? "," : "") + e;
+  return out + "}";
+}
+
 void ExpectRejected(const std::string& bytes, const std::string& fragment) {
   SafetensorsFile parsed;
   const Status s = ParseSafetensors(bytes, &parsed);
@@ -95,27 +107,24 @@ TEST(Safetensors, CorruptedFilesAreRejected) {
   const uint64_t big = uint64_t{1} << 40;
   memcpy(huge.data(), &big, 8);
   ExpectRejected(huge, "header length");
-  const std::string data_tail = "\"c\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[28,32]}}";
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                                  "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[20,24]},"
-                                  "\"x\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[24,32]}}"),
+  const std::string c = Entry("c", "I32", "1", 28, 32);
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F32", "2,3", 0, 24),
+                                          Entry("b", "F16", "2", 20, 24),
+                                          Entry("x", "F32", "2", 24, 32)})),
                  "overlaps");
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[4,28]},"
-                                  "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[28,32]}}"),
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F32", "2,3", 4, 28),
+                                          Entry("b", "F16", "2", 28, 32)})),
                  "hole");
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F16\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                                  "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[24,28]}," +
-                                      data_tail),
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F16", "2,3", 0, 24),
+                                          Entry("b", "F16", "2", 24, 28), c})),
                  "\"a\": F16 shape needs 6 x 2 bytes");
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F99\",\"shape\":[2,3],\"data_offsets\":[0,24]}}"),
-                 "unknown dtype");
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                                  "\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[24,28]}," +
-                                      data_tail),
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F99", "2,3", 0, 24)})), "unknown dtype");
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F32", "2,3", 0, 24),
+                                          Entry("a", "F16", "2", 24, 28), c})),
                  "appears twice");
   ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F32\""), "JSON");
-  ExpectRejected(WithHeader(file, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,24]},"
-                                  "\"b\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[24,28]}}"),
+  ExpectRejected(WithHeader(file, Header({Entry("a", "F32", "2,3", 0, 24),
+                                          Entry("b", "F16", "2", 24, 28)})),
                  "bytes after the last tensor");
   ExpectRejected(WithHeader(file, std::string(20, '[') + std::string(20, ']')), "nested");
 }
@@ -192,7 +201,8 @@ TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
     ASSERT_TRUE(PlanModel(m.model, m.calibration, options, &plan).ok()) << MethodName(method);
     ASSERT_EQ(plan.selected.size(), 2u);
     ModelResult result;
-    ASSERT_TRUE(QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result).ok());
+    ASSERT_TRUE(
+        QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result).ok());
     EXPECT_EQ(result.copied_tensors, 4);
     SafetensorsFile out, in;
     const Status parsed = ParseSafetensors(result.file, &out);

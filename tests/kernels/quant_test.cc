@@ -138,7 +138,10 @@ std::vector<double> ReferenceGptqRow(const Layer& l, int64_t r, int bits, double
     for (int64_t i = 0; i < n; ++i) {
       if (i == c) continue;
       const double f = h[i * n + c];
-      for (int64_t k = 0; k < n; ++k) h[i * n + k] -= f * h[c * n + k], inv[i * n + k] -= f * inv[c * n + k];
+      for (int64_t k = 0; k < n; ++k) {
+        h[i * n + k] -= f * h[c * n + k];
+        inv[i * n + k] -= f * inv[c * n + k];
+      }
     }
   }
   std::vector<float> row(&l.weights[r * n], &l.weights[(r + 1) * n]);
