@@ -42,20 +42,25 @@ absl::StatusOr<Bytes> ReadFile(const v1::QuantFile& file, const std::string& fie
   }
 }
 
-quant::Method MethodFromProto(v1::QuantMethod m) {
+absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
   switch (m) {
+    case v1::QUANT_METHOD_UNSPECIFIED:
+    case v1::QUANT_METHOD_RTN: return quant::Method::kRtn;
     case v1::QUANT_METHOD_GPTQ: return quant::Method::kGptq;
     case v1::QUANT_METHOD_DMMV: return quant::Method::kDmmv;
     case v1::QUANT_METHOD_NF4: return quant::Method::kNf4;
     case v1::QUANT_METHOD_INT8_BLOCKWISE: return quant::Method::kInt8Blockwise;
-    default: return quant::Method::kRtn;
+    case v1::QUANT_METHOD_HQQ: return quant::Method::kHqq;
+    default: return absl::InvalidArgumentError(absl::StrCat("quant.method: unknown value ", m));
   }
 }
 
 absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in) {
   quant::ModelOptions out;
   quant::Options& o = out.layer;
-  o.method = MethodFromProto(in.method());
+  absl::StatusOr<quant::Method> method = MethodFromProto(in.method());
+  if (!method.ok()) return method.status();
+  o.method = *method;
   o.bits = in.bits() != 0                                 ? in.bits()
            : o.method == quant::Method::kInt8Blockwise ? 8
                                                            : 4;
@@ -74,6 +79,7 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   o.double_quant = in.double_quant();
   if (in.dmmv_outer_iterations() != 0) o.dmmv_outer_iterations = in.dmmv_outer_iterations();
   o.dmmv_time_limit_seconds = in.dmmv_time_limit_seconds();
+  if (in.hqq_iterations() != 0) o.hqq_iterations = in.hqq_iterations();
   out.include.assign(in.include().begin(), in.include().end());
   out.exclude.assign(in.exclude().begin(), in.exclude().end());
   if (out.exclude.empty() && !in.no_default_excludes()) out.exclude = quant::DefaultExcludes();

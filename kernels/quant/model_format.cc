@@ -31,17 +31,6 @@ std::vector<float> F32(const SafetensorsFile& file, const TensorEntry& t) {
   return v;
 }
 
-bool MethodFromName(const std::string& name, Method* out) {
-  for (Method m : {Method::kRtn, Method::kGptq, Method::kDmmv, Method::kNf4,
-                   Method::kInt8Blockwise}) {
-    if (name == MethodName(m)) {
-      *out = m;
-      return true;
-    }
-  }
-  return false;
-}
-
 }  // namespace
 
 std::vector<std::string> LayerTensorNames(const std::string& layer, const Options& options) {

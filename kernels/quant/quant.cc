@@ -10,12 +10,14 @@ namespace {
 
 // GPTQ keeps a cols x cols float64 Hessian; beyond this it would not fit.
 constexpr int64_t kMaxGptqColumns = 16384;
+constexpr int64_t kMaxHqqIterations = 1000;
 
 Status QuantizeCuda(const Device& device, StreamHandle stream, const Layer& layer,
                     const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
 #ifdef SOLVERD_HAVE_CUDA
   switch (options.method) {
     case Method::kRtn: return internal::RtnCuda(device, stream, layer, options, out);
+    case Method::kHqq: return internal::HqqCuda(device, stream, layer, options, out);
     case Method::kGptq: return internal::GptqCuda(device, stream, layer, options, cancel, out);
     default: return internal::BlockwiseCuda(device, stream, layer, options, out);
   }
@@ -34,8 +36,20 @@ const char* MethodName(Method method) {
     case Method::kDmmv: return "dmmv";
     case Method::kNf4: return "nf4";
     case Method::kInt8Blockwise: return "int8-blockwise";
+    case Method::kHqq: return "hqq";
   }
   return "?";
+}
+
+bool MethodFromName(std::string_view name, Method* method) {
+  for (Method m : {Method::kRtn, Method::kGptq, Method::kDmmv, Method::kNf4,
+                   Method::kInt8Blockwise, Method::kHqq}) {
+    if (name == MethodName(m)) {
+      *method = m;
+      return true;
+    }
+  }
+  return false;
 }
 
 bool IsBlockwise(Method method) {
@@ -69,6 +83,13 @@ Status ValidateOptions(const Options& o) {
   }
   if (!(o.dmmv_time_limit_seconds >= 0)) {
     return InvalidArgument("dmmv_time_limit_seconds: must be non-negative");
+  }
+  if (o.method == Method::kHqq) {
+    if (o.symmetric) return InvalidArgument("symmetric: hqq optimizes an asymmetric zero point");
+    if (o.clip_search) return InvalidArgument("clip_search: hqq chooses its own zero point");
+    if (o.hqq_iterations < 0 || o.hqq_iterations > kMaxHqqIterations) {
+      return InvalidArgument("hqq_iterations: must be 0.." + std::to_string(kMaxHqqIterations));
+    }
   }
   return Status::Ok();
 }
@@ -106,11 +127,11 @@ Status QuantizeLayer(const Device& device, StreamHandle stream, const Layer& lay
   if (device.is_cuda()) return QuantizeCuda(device, stream, layer, options, cancel, out);
   switch (options.method) {
     case Method::kRtn: return internal::RtnCpu(layer, options, out);
+    case Method::kHqq: return internal::HqqCpu(layer, options, out);
     case Method::kGptq: return internal::GptqCpu(layer, options, cancel, out);
     default: return internal::BlockwiseCpu(layer, options, out);
   }
 }
-
 
 int64_t MemoryBytes(int64_t rows, int64_t cols, int64_t tokens, const Options& options) {
   const int64_t weights = rows * cols * (4 + 4 + 1);  // weights, dequantized, codes

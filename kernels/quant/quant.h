@@ -17,6 +17,10 @@
 //    weights (row-major), each weight the nearest entry of a code book in
 //    [-1, 1] (NF4's 16 normal quantiles; 255 evenly spaced int8 values),
 //    optionally with the absmax values themselves quantized (double quant).
+//  - kHqq: half-quadratic quantization (Badri and Shaji, 2023), needing no
+//    calibration data: each group's scale from its range, its zero point
+//    (a real number) optimized against a sparsity-promoting l_p error
+//    (hqq_math.h). Asymmetric only.
 //
 // Scales and zero points are rounded to fp16 before the weights are
 // rounded, so the reported error is that of the stored model. CPU and CUDA
@@ -26,6 +30,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/cancel_token.h"
@@ -34,9 +39,12 @@
 
 namespace solverd::quant {
 
-enum class Method { kRtn, kGptq, kDmmv, kNf4, kInt8Blockwise };
+enum class Method { kRtn, kGptq, kDmmv, kNf4, kInt8Blockwise, kHqq };
 
-const char* MethodName(Method method);  // "rtn", "gptq", "dmmv", "nf4", "int8-blockwise"
+// "rtn", "gptq", "dmmv", "nf4", "int8-blockwise", "hqq".
+const char* MethodName(Method method);
+// The method called `name`; false for none.
+bool MethodFromName(std::string_view name, Method* method);
 bool IsBlockwise(Method method);
 bool NeedsCalibration(Method method);   // gptq, dmmv
 
@@ -53,6 +61,7 @@ struct Options {
   bool double_quant = false;      // blockwise: quantize the absmax values
   int64_t dmmv_outer_iterations = 20;  // dmmv: LNS rounds per layer
   double dmmv_time_limit_seconds = 0;  // dmmv: per layer; 0: none
+  int64_t hqq_iterations = 20;    // hqq: zero-point rounds per group
   int threads = 1;                // CPU backend
 };
 
@@ -67,7 +76,7 @@ struct Layer {
 };
 
 // The quantized form of a layer. Grid methods: w ~ scale * (code - zero)
-// with scale and zero per (row, group). Blockwise: w ~ absmax * book[code]
+// with scale and zero per (row, group); zero is an integer except for hqq. Blockwise: w ~ absmax * book[code]
 // per block.
 struct QuantizedLayer {
   int bits = 0;

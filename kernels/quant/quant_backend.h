@@ -9,6 +9,7 @@
 #include "common/cancel_token.h"
 #include "common/device.h"
 #include "common/status.h"
+#include "quant/hqq_math.h"
 #include "quant/quant.h"
 #include "quant/quant_math.h"
 
@@ -20,6 +21,13 @@ inline int64_t GroupColumns(const Options& options, int64_t cols) {
   return options.group_size <= 0 || options.group_size >= cols ? cols : options.group_size;
 }
 inline int64_t GroupCount(int64_t cols, int64_t group) { return (cols + group - 1) / group; }
+
+inline RtnGroup RtnGroupFor(const Options& options) {
+  return RtnGroup{options.bits, options.symmetric, options.clip_search};
+}
+inline HqqGroup HqqGroupFor(const Options& options) {
+  return HqqGroup{options.bits, static_cast<int>(options.hqq_iterations)};
+}
 
 // Sizes the grid fields of `out` for a rows x cols layer.
 void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, QuantizedLayer* out);
@@ -49,6 +57,7 @@ Status PrepareGptq(const Layer& layer, const Options& options, std::vector<doubl
                    GptqSetup* setup, QuantizedLayer* out);
 
 Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
+Status HqqCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
 Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* cancel,
                QuantizedLayer* out);
 Status BlockwiseCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
@@ -58,6 +67,8 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
 
 #ifdef SOLVERD_HAVE_CUDA
 Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
+               const Options& options, QuantizedLayer* out);
+Status HqqCuda(const Device& device, StreamHandle stream, const Layer& layer,
                const Options& options, QuantizedLayer* out);
 Status GptqCuda(const Device& device, StreamHandle stream, const Layer& layer,
                 const Options& options, const CancelToken* cancel, QuantizedLayer* out);

@@ -1,5 +1,5 @@
-// The quant family's CUDA backend: round to nearest, block-wise codes and
-// GPTQ. GPTQ's Hessian is built on the device (the O(tokens * cols^2)
+// The quant family's CUDA backend: round to nearest, HQQ, block-wise codes
+// and GPTQ. GPTQ's Hessian is built on the device (the O(tokens * cols^2)
 // part), the factor U of H^-1 on the host by the CPU backend's own code,
 // and the rows are rounded in parallel, one block each, with the CPU's
 // arithmetic: so CPU and CUDA give the same codes. (cuBLAS and cuSOLVER are
@@ -45,8 +45,11 @@ Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double
 
 }  // namespace
 
-Status RtnCuda(const Device& device, StreamHandle stream_handle, const Layer& layer,
-               const Options& options, QuantizedLayer* out) {
+namespace {
+
+template <typename GroupQuantizer>
+Status QuantizeGroupsCuda(const Device& device, StreamHandle stream_handle, const Layer& layer,
+                          const Options& options, GroupQuantizer quantize, QuantizedLayer* out) {
   SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
   auto stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t rows = layer.rows, cols = layer.cols;
@@ -59,15 +62,26 @@ Status RtnCuda(const Device& device, StreamHandle stream_handle, const Layer& la
   SOLVERD_RETURN_IF_ERROR(zeros.Allocate(out->zeros.size()));
   SOLVERD_RETURN_IF_ERROR(codes.Allocate(out->codes.size()));
   const int64_t cells = static_cast<int64_t>(out->scales.size());
-  RtnKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
-      w.data(), rows, cols, group, options.bits, options.symmetric, options.clip_search,
-      scales.data(), zeros.data(), codes.data());
-  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("RtnKernel", stream));
+  GroupKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
+      w.data(), rows, cols, group, quantize, scales.data(), zeros.data(), codes.data());
+  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GroupKernel", stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
   DequantizeGrid(rows, cols, out);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
+               const Options& options, QuantizedLayer* out) {
+  return QuantizeGroupsCuda(device, stream, layer, options, RtnGroupFor(options), out);
+}
+
+Status HqqCuda(const Device& device, StreamHandle stream, const Layer& layer,
+               const Options& options, QuantizedLayer* out) {
+  return QuantizeGroupsCuda(device, stream, layer, options, HqqGroupFor(options), out);
 }
 
 Status BlockwiseCuda(const Device& device, StreamHandle stream_handle, const Layer& layer,

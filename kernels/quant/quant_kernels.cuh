@@ -7,26 +7,27 @@
 #include <cstdint>
 
 #include "quant/gptq_math.h"
+#include "quant/hqq_math.h"
 #include "quant/quant_math.h"
 
 namespace solverd::quant::internal {
 
 inline constexpr int kQuantThreads = 256;  // threads per block of every kernel
 
-// One thread per (row, group): choose the grid, write the codes.
-__global__ void RtnKernel(const float* weights, int64_t rows, int64_t cols, int64_t group,
-                          int bits, bool symmetric, bool clip_search, float* scales,
-                          float* zeros, uint8_t* codes) {
+// One thread per (row, group): `quantize` (RtnGroup or HqqGroup) chooses
+// the group's grid and writes its codes.
+template <typename GroupQuantizer>
+__global__ void GroupKernel(const float* weights, int64_t rows, int64_t cols, int64_t group,
+                            GroupQuantizer quantize, float* scales, float* zeros,
+                            uint8_t* codes) {
   const int64_t groups = (cols + group - 1) / group;
   const int64_t id = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   if (id >= rows * groups) return;
   const int64_t r = id / groups, c0 = (id % groups) * group;
   const int n = static_cast<int>(cols - c0 < group ? cols - c0 : group);
-  const float* w = weights + r * cols + c0;
-  const Grid g = ChooseGrid(w, n, 1, bits, symmetric, clip_search);
+  const Grid g = quantize(weights + r * cols + c0, n, codes + r * cols + c0);
   scales[id] = g.scale;
   zeros[id] = g.zero;
-  for (int i = 0; i < n; ++i) codes[r * cols + c0 + i] = static_cast<uint8_t>(CodeOf(w[i], g));
 }
 
 // One thread per block of `block` weights: its absmax.

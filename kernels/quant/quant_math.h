@@ -7,6 +7,7 @@
 #define SOLVERD_KERNELS_QUANT_QUANT_MATH_H_
 
 #include <math.h>
+#include <stdint.h>
 
 #include "common/host_device.h"
 #include "quant/half.h"
@@ -102,6 +103,20 @@ SOLVERD_HD inline Grid ChooseGrid(const float* w, int n, int stride, int bits, b
   }
   return best;
 }
+
+// Round to nearest, one group at a time: chooses the group's grid and
+// writes its codes. (HqqGroup in hqq_math.h is the other grid quantizer.)
+struct RtnGroup {
+  int bits = 4;
+  bool symmetric = false;
+  bool clip_search = false;
+
+  SOLVERD_HD Grid operator()(const float* w, int n, uint8_t* codes) const {
+    const Grid g = ChooseGrid(w, n, 1, bits, symmetric, clip_search);
+    for (int i = 0; i < n; ++i) codes[i] = static_cast<uint8_t>(CodeOf(w[i], g));
+    return g;
+  }
+};
 
 // The index of the entry of book[0..n) (ascending) nearest to x; ties go
 // to the lower entry.

@@ -1,4 +1,4 @@
-// Round to nearest on the CPU, and the grid layout helpers every grid
+// Round to nearest and HQQ on the CPU, and the grid layout helpers every grid
 // method shares.
 #include <algorithm>
 
@@ -27,7 +27,13 @@ void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out) {
   }
 }
 
-Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
+namespace {
+
+// Quantizes each (row, group) of the layer with `quantize` (a grid
+// quantizer of quant_math.h / hqq_math.h).
+template <typename GroupQuantizer>
+void QuantizeGroups(const Layer& layer, const Options& options, GroupQuantizer quantize,
+                    QuantizedLayer* out) {
   const int64_t cols = layer.cols;
   const int64_t group = GroupColumns(options, cols);
   const int64_t groups = GroupCount(cols, group);
@@ -37,18 +43,24 @@ Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
       for (int64_t g = 0; g < groups; ++g) {
         const int64_t c0 = g * group;
         const int n = static_cast<int>(std::min(group, cols - c0));
-        const float* w = &layer.weights[r * cols + c0];
-        const Grid grid = ChooseGrid(w, n, 1, options.bits, options.symmetric,
-                                     options.clip_search);
+        const Grid grid = quantize(&layer.weights[r * cols + c0], n, &out->codes[r * cols + c0]);
         out->scales[r * groups + g] = grid.scale;
         out->zeros[r * groups + g] = grid.zero;
-        for (int i = 0; i < n; ++i) {
-          out->codes[r * cols + c0 + i] = static_cast<uint8_t>(CodeOf(w[i], grid));
-        }
       }
     }
   }, 1);
   DequantizeGrid(layer.rows, cols, out);
+}
+
+}  // namespace
+
+Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
+  QuantizeGroups(layer, options, RtnGroupFor(options), out);
+  return Status::Ok();
+}
+
+Status HqqCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
+  QuantizeGroups(layer, options, HqqGroupFor(options), out);
   return Status::Ok();
 }
 

@@ -1,7 +1,8 @@
 // The quant family's methods against float64 reference implementations
 // written here from the methods' definitions, their ordering on the
 // properties they promise (GPTQ below RTN on correlated inputs, dmmv's
-// largest violation at or below RTN's), and CPU/CUDA agreement.
+// largest violation at or below RTN's, HQQ's zero points never worse than
+// where they start), and CPU/CUDA agreement.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -256,6 +257,65 @@ TEST(QuantBlockwise, DoubleQuantStaysCloseToPlainAbsmax) {
   EXPECT_LT(OutputError(l, dq), 1.05 * OutputError(l, plain));
 }
 
+// Mean |w - q| per group, in float64, from the stored grid.
+std::vector<double> GroupAbsErrors(const Layer& l, const QuantizedLayer& q) {
+  const int64_t groups = (l.cols + q.group_size - 1) / q.group_size;
+  std::vector<double> errors(static_cast<size_t>(l.rows * groups), 0.0);
+  for (int64_t r = 0; r < l.rows; ++r) {
+    for (int64_t c = 0; c < l.cols; ++c) {
+      errors[r * groups + c / q.group_size] +=
+          std::fabs(double(l.weights[r * l.cols + c]) - q.dequantized[r * l.cols + c]);
+    }
+  }
+  return errors;
+}
+
+TEST(QuantHqq, CodesAreTheNearestLevelsOfTheStoredGrid) {
+  const Layer l = MakeLayer(16, 96, 0, false, 11);
+  const QuantizedLayer q = Quantize(l, GridOptions(Method::kHqq, 3, 32));
+  const int64_t groups = 3;
+  for (int64_t r = 0; r < l.rows; ++r) {
+    for (int64_t c = 0; c < l.cols; ++c) {
+      const double scale = q.scales[r * groups + c / 32], zero = q.zeros[r * groups + c / 32];
+      EXPECT_EQ(scale, RoundToHalf(float(scale)));
+      EXPECT_EQ(zero, RoundToHalf(float(zero)));
+      const double w = l.weights[r * l.cols + c];
+      const double x = w / scale + zero;
+      if (std::fabs(x - std::floor(x) - 0.5) < 1e-4) continue;  // a float-rounding tie
+      EXPECT_EQ(q.codes[r * l.cols + c], std::clamp(std::nearbyint(x), 0.0, 7.0)) << r << "," << c;
+      EXPECT_FLOAT_EQ(q.dequantized[r * l.cols + c],
+                      float(scale * (q.codes[r * l.cols + c] - zero)));
+    }
+  }
+}
+
+TEST(QuantHqq, NoGroupWorseThanItsStartAndTheLayerBelowRtn) {
+  // Heavy-tailed weights (Student-t like), where the range's zero point is
+  // poor and the sparse-error fit pays off.
+  Layer l = MakeLayer(64, 256, 0, false, 12);
+  std::mt19937 rng(13);
+  std::chi_squared_distribution<float> chi(3);
+  for (float& w : l.weights) w /= std::sqrt(chi(rng) / 3);
+  for (const int bits : {3, 4}) {
+    Options start = GridOptions(Method::kHqq, bits, 64);
+    start.hqq_iterations = 0;
+    const std::vector<double> before = GroupAbsErrors(l, Quantize(l, start));
+    const std::vector<double> after =
+        GroupAbsErrors(l, Quantize(l, GridOptions(Method::kHqq, bits, 64)));
+    const std::vector<double> rtn =
+        GroupAbsErrors(l, Quantize(l, GridOptions(Method::kRtn, bits, 64)));
+    double sum_before = 0, sum_after = 0, sum_rtn = 0;
+    for (size_t g = 0; g < after.size(); ++g) {
+      EXPECT_LE(after[g], before[g] * (1 + 1e-5)) << "group " << g;
+      sum_before += before[g];
+      sum_after += after[g];
+      sum_rtn += rtn[g];
+    }
+    EXPECT_LT(sum_after, 0.97 * sum_before) << bits << " bits";
+    EXPECT_LT(sum_after, 0.97 * sum_rtn) << bits << " bits";
+  }
+}
+
 TEST(QuantOptions, BadOptionsAndLayersAreRejected) {
   Layer l = MakeLayer(2, 4, 0, false, 7);
   QuantizedLayer q;
@@ -266,6 +326,12 @@ TEST(QuantOptions, BadOptionsAndLayersAreRejected) {
   l.weights[1] = NAN;
   EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kRtn, 4, 0), nullptr,
                           &q).message(), "weights: entry 1 is not finite");
+  Options hqq = GridOptions(Method::kHqq, 4, 0);
+  hqq.symmetric = true;
+  EXPECT_EQ(ValidateOptions(hqq).message(), "symmetric: hqq optimizes an asymmetric zero point");
+  hqq.symmetric = false;
+  hqq.hqq_iterations = -1;
+  EXPECT_EQ(ValidateOptions(hqq).message(), "hqq_iterations: must be 0..1000");
 }
 
 TEST(QuantCuda, MatchesTheCpu) {
@@ -273,7 +339,8 @@ TEST(QuantCuda, MatchesTheCpu) {
   TestStream stream;
   ASSERT_TRUE(stream.status().ok());
   const Layer l = MakeLayer(64, 192, 256, true, 8);
-  for (const Method method : {Method::kRtn, Method::kNf4, Method::kInt8Blockwise}) {
+  for (const Method method :
+       {Method::kRtn, Method::kHqq, Method::kNf4, Method::kInt8Blockwise}) {
     Options o = GridOptions(method, method == Method::kInt8Blockwise ? 8 : 4, 64);
     o.clip_search = method == Method::kRtn;
     o.double_quant = method == Method::kNf4;

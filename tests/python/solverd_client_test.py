@@ -246,7 +246,7 @@ class SolverdClient(unittest.TestCase):
         model, calibration = self.quant_model()
         errors = {}
         for method in (quant.QUANT_METHOD_RTN, quant.QUANT_METHOD_GPTQ, quant.QUANT_METHOD_DMMV,
-                       quant.QUANT_METHOD_NF4):
+                       quant.QUANT_METHOD_NF4, quant.QUANT_METHOD_HQQ):
             result, weights = self.quantize(method, model, calibration, bits=3 if method != quant.QUANT_METHOD_NF4 else 0,
                                             group_size=16, double_quant=True)
             self.assertEqual([l.name for l in result.layers], ["fc1.weight", "fc2.weight"])
@@ -280,6 +280,11 @@ class SolverdClient(unittest.TestCase):
              grpc.StatusCode.NOT_FOUND, "quant.model.blob_id"),
             (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
                 data).blob_id), bits=9), grpc.StatusCode.INVALID_ARGUMENT, "quant.bits"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), method=quant.QUANT_METHOD_HQQ, symmetric=True),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.symmetric"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), method=99), grpc.StatusCode.INVALID_ARGUMENT, "quant.method"),
         ]
         for problem, code, fragment in cases:
             with self.assertRaises(grpc.RpcError) as raised:
