@@ -80,6 +80,16 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   if (in.dmmv_outer_iterations() != 0) o.dmmv_outer_iterations = in.dmmv_outer_iterations();
   o.dmmv_time_limit_seconds = in.dmmv_time_limit_seconds();
   if (in.hqq_iterations() != 0) o.hqq_iterations = in.hqq_iterations();
+  out.target_bits = in.target_bits();
+  out.target_bytes = in.target_bytes();
+  if (!in.allocation_bits().empty()) {
+    out.allocation_bits.assign(in.allocation_bits().begin(), in.allocation_bits().end());
+  }
+  if ((in.target_bits() != 0 || in.target_bytes() != 0) && in.bits() != 0) {
+    return absl::InvalidArgumentError(
+        "quant.bits: leave unset with target_bits or target_bytes (the allocation chooses "
+        "each layer's bits)");
+  }
   out.include.assign(in.include().begin(), in.include().end());
   out.exclude.assign(in.exclude().begin(), in.exclude().end());
   if (out.exclude.empty() && !in.no_default_excludes()) out.exclude = quant::DefaultExcludes();
@@ -104,6 +114,12 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::Options&
     l->set_seconds(s.report.seconds);
     l->set_bytes_before(s.bytes_before);
     l->set_bytes_after(s.bytes_after);
+    for (const quant::BitsCandidate& c : s.candidates) {
+      v1::QuantBitsCandidate* out_c = l->add_candidates();
+      out_c->set_bits(c.bits);
+      out_c->set_bytes(c.bytes);
+      out_c->set_output_error_squared(c.error);
+    }
   }
   out.set_bytes_before(r.bytes_before);
   out.set_bytes_after(r.bytes_after);
@@ -112,6 +128,7 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::Options&
   out.set_seconds(r.seconds);
   out.set_device(device);
   out.set_method(quant::MethodName(options.method));
+  out.set_layer_budget_bytes(r.layer_budget_bytes);
   return out;
 }
 

@@ -76,6 +76,7 @@ void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threa
   report->relative_output_error =
       total.out_sq > 0 ? std::sqrt(total.diff_sq / total.out_sq) : std::sqrt(total.diff_sq);
   report->max_violation = total.max_violation;
+  report->output_error_squared = total.diff_sq;
 }
 
 }  // namespace solverd::quant

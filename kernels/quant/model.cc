@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdio>
 #include <set>
 
 #include "quant/json.h"
 #include "quant/model_format.h"
+#include "quant/quant_backend.h"
 
 namespace solverd::quant {
 namespace {
@@ -63,21 +66,144 @@ Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, Layer* layer) {
   return Status::Ok();
 }
 
-void ReportLayer(ProgressSink* sink, const ModelPlan& plan, const ModelResult& result,
-                 int64_t weights_done, Clock::time_point start) {
-  if (sink == nullptr) return;
-  const LayerSummary& s = result.layers.back();
-  Progress p;
-  p.iteration = static_cast<int64_t>(result.layers.size());
-  p.objective = s.report.relative_output_error;
-  p.residual = s.report.max_violation;
-  p.elapsed_seconds = SecondsSince(start);
-  p.fraction = static_cast<double>(weights_done) / static_cast<double>(plan.selected_weights);
-  p.stage = s.name;
-  p.extras = {{"layers_total", static_cast<double>(plan.selected.size())},
-              {"weight_mse", s.report.weight_mse},
-              {"layer_seconds", s.report.seconds}};
-  sink->Report(p);
+// Progress over the whole job: while allocating, every layer is quantized
+// once per candidate width before the final pass.
+struct ModelProgress {
+  ProgressSink* sink = nullptr;
+  Clock::time_point start = Clock::now();
+  double total_weights = 0;  // quantizations' weights in all passes
+  double done_weights = 0;
+  int64_t steps = 0;
+  int64_t layers_total = 0;
+
+  void Report(const std::string& stage, const LayerSummary& s) {
+    done_weights += static_cast<double>(s.rows * s.cols);
+    ++steps;
+    if (sink == nullptr) return;
+    Progress p;
+    p.iteration = steps;
+    p.objective = s.report.relative_output_error;
+    p.residual = s.report.max_violation;
+    p.elapsed_seconds = SecondsSince(start);
+    p.fraction = done_weights / total_weights;
+    p.stage = stage;
+    p.extras = {{"layers_total", static_cast<double>(layers_total)},
+                {"bits", static_cast<double>(s.bits)},
+                {"weight_mse", s.report.weight_mse},
+                {"layer_seconds", s.report.seconds}};
+    sink->Report(p);
+  }
+};
+
+// Quantizes a loaded layer of tensor `t` and measures it.
+Status QuantizeTensor(const Device& device, StreamHandle stream, const TensorEntry& t,
+                      const Layer& layer, const Options& options, const CancelToken* cancel,
+                      QuantizedLayer* q, LayerSummary* summary) {
+  SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
+  const Clock::time_point start = Clock::now();
+  const Status s = QuantizeLayer(device, stream, layer, options, cancel, q);
+  if (!s.ok()) return Status(s.code(), "layer " + JsonQuote(t.name) + ": " + s.message());
+  summary->report.seconds = SecondsSince(start);
+  MeasureLayer(layer, *q, options.threads, &summary->report);
+  summary->name = t.name;
+  summary->rows = layer.rows;
+  summary->cols = layer.cols;
+  summary->tokens = layer.tokens;
+  summary->bits = q->bits;
+  summary->group_size = q->group_size;
+  summary->bytes_before = t.end - t.begin;
+  return Status::Ok();
+}
+
+// Allocation's first pass: every selected layer at every candidate width,
+// then the widths with the least summed output error within the budget.
+Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& plan,
+                  const ModelOptions& options, const CancelToken* cancel,
+                  ModelProgress* progress, std::vector<std::vector<BitsCandidate>>* candidates,
+                  std::vector<int>* bits) {
+  for (const TensorEntry& t : plan.selected) {
+    Layer layer;
+    SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
+    std::vector<BitsCandidate>& layer_candidates = candidates->emplace_back();
+    for (const int b : options.allocation_bits) {
+      Options o = options.layer;
+      o.bits = b;
+      QuantizedLayer q;
+      LayerSummary summary;
+      SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
+      layer_candidates.push_back(
+          {b, internal::GridLayerBytes(layer.rows, layer.cols, b, q.group_size),
+           summary.report.output_error_squared});
+      progress->Report("allocation: " + t.name + " at " + std::to_string(b) + " bits", summary);
+    }
+  }
+  std::vector<int> chosen;
+  SOLVERD_RETURN_IF_ERROR(AllocateBits(*candidates, plan.layer_budget_bytes, &chosen));
+  bits->clear();
+  for (size_t l = 0; l < chosen.size(); ++l) bits->push_back((*candidates)[l][chosen[l]].bits);
+  return Status::Ok();
+}
+
+std::string ShortNumber(double v) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%.4g", v);
+  return text;
+}
+
+Status CheckAllocationOptions(const ModelOptions& o) {
+  if (o.target_bits != 0 && o.target_bytes != 0) {
+    return InvalidArgument("target_bits: set target_bits or target_bytes, not both");
+  }
+  if (!(o.target_bits >= 0) || !std::isfinite(o.target_bits)) {
+    return InvalidArgument("target_bits: must be a positive number of bits per weight");
+  }
+  if (o.target_bytes < 0) return InvalidArgument("target_bytes: must be positive");
+  if (o.target_bits == 0 && o.target_bytes == 0) return Status::Ok();
+  if (IsBlockwise(o.layer.method)) {
+    return InvalidArgument(std::string("method: bit allocation needs a grid method (rtn, gptq, "
+                                       "dmmv, hqq), not ") + MethodName(o.layer.method));
+  }
+  if (o.allocation_bits.empty()) return InvalidArgument("allocation_bits: empty");
+  std::set<int> seen;
+  for (const int b : o.allocation_bits) {
+    if (b < 2 || b > 8) return InvalidArgument("allocation_bits: each must be 2..8");
+    if (!seen.insert(b).second) {
+      return InvalidArgument("allocation_bits: " + std::to_string(b) + " is listed twice");
+    }
+  }
+  return Status::Ok();
+}
+
+// The selected layers' byte budget, and INVALID_ARGUMENT when even the
+// narrowest width of every layer does not fit it.
+Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
+  if (o.target_bits == 0 && o.target_bytes == 0) return Status::Ok();
+  int64_t all_bytes = 0, selected_bytes = 0, smallest = 0;
+  for (const TensorEntry& t : plan->model.tensors) all_bytes += t.end - t.begin;
+  const int narrowest = *std::min_element(o.allocation_bits.begin(), o.allocation_bits.end());
+  for (const TensorEntry& t : plan->selected) {
+    selected_bytes += t.end - t.begin;
+    smallest += internal::GridLayerBytes(t.shape[0], t.shape[1], narrowest,
+                                         internal::GroupColumns(o.layer, t.shape[1]));
+  }
+  const double weights = static_cast<double>(plan->selected_weights);
+  const int64_t copied = all_bytes - selected_bytes;
+  plan->layer_budget_bytes = o.target_bits != 0
+                                 ? static_cast<int64_t>(o.target_bits * weights / 8.0)
+                                 : o.target_bytes - copied;
+  if (plan->layer_budget_bytes >= smallest) return Status::Ok();
+  if (o.target_bits != 0) {
+    return InvalidArgument("target_bits: " + ShortNumber(o.target_bits) +
+                           " is below the smallest allocation, " +
+                           ShortNumber(8.0 * static_cast<double>(smallest) / weights) +
+                           " bits per weight (every layer at " + std::to_string(narrowest) +
+                           " bits, scales included)");
+  }
+  return InvalidArgument("target_bytes: " + std::to_string(o.target_bytes) +
+                         " is below the smallest output, " +
+                         std::to_string(copied + smallest) + " bytes (" +
+                         std::to_string(copied) + " copied, every layer at " +
+                         std::to_string(narrowest) + " bits)");
 }
 
 }  // namespace
@@ -115,7 +241,8 @@ std::string LayerName(std::string_view tensor_name) {
 Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan) {
   *plan = ModelPlan();
-  SOLVERD_RETURN_IF_ERROR(Prefixed("", ValidateOptions(options.layer)));
+  SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
+  SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &plan->model)));
   if (!calibration_bytes.empty()) {
     SOLVERD_RETURN_IF_ERROR(
@@ -143,65 +270,68 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
                            "default: embeddings and norms)");
   }
-  return Status::Ok();
+  return PlanBudget(options, plan);
 }
 
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
                      const ModelOptions& options, ProgressSink* sink, const CancelToken* cancel,
                      ModelResult* result) {
   *result = ModelResult();
-  const Clock::time_point start = Clock::now();
+  const bool allocating = plan.layer_budget_bytes > 0;
+  ModelProgress progress;
+  progress.sink = sink;
+  progress.layers_total = static_cast<int64_t>(plan.selected.size());
+  progress.total_weights =
+      static_cast<double>(plan.selected_weights) *
+      static_cast<double>(1 + (allocating ? options.allocation_bits.size() : 0));
+  std::vector<std::vector<BitsCandidate>> candidates;
+  std::vector<int> bits(plan.selected.size(), options.layer.bits);
+  if (allocating) {
+    SOLVERD_RETURN_IF_ERROR(
+        ChooseBits(device, stream, plan, options, cancel, &progress, &candidates, &bits));
+    result->layer_budget_bytes = plan.layer_budget_bytes;
+  }
   SafetensorsWriter writer;
   for (const auto& [key, value] : plan.model.metadata) writer.AddMetadata(key, value);
-  int64_t weights_done = 0, quantized_bytes = 0;
-  std::set<std::string> selected;
-  for (const TensorEntry& t : plan.selected) selected.insert(t.name);
+  int64_t quantized_bytes = 0;
+  size_t next = 0;  // index into plan.selected, which is in file order
   for (const TensorEntry& t : plan.model.tensors) {
     result->bytes_before += t.end - t.begin;
-    if (selected.count(t.name) == 0) {
+    if (next == plan.selected.size() || plan.selected[next].name != t.name) {
       writer.Add(t.name, t.dtype, t.shape, std::string(plan.model.Bytes(t)));
       result->bytes_after += t.end - t.begin;
       ++result->copied_tensors;
       continue;
     }
-    SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
     Layer layer;
     SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
+    Options o = options.layer;
+    o.bits = bits[next];
     QuantizedLayer q;
-    const Clock::time_point layer_start = Clock::now();
-    const Status s = QuantizeLayer(device, stream, layer, options.layer, cancel, &q);
-    if (!s.ok()) return Status(s.code(), "layer " + JsonQuote(t.name) + ": " + s.message());
-    LayerSummary& summary = result->layers.emplace_back();
-    summary.report.seconds = SecondsSince(layer_start);
-    MeasureLayer(layer, q, options.layer.threads, &summary.report);
+    LayerSummary summary;
+    SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
+    if (allocating) summary.candidates = candidates[next];
     internal::LayerDescription d;
     d.layer = LayerName(t.name);
     d.source = t.name;
     d.source_dtype = t.dtype;
     d.rows = layer.rows;
     d.cols = layer.cols;
-    d.method = options.layer.method;
+    d.method = o.method;
     d.bits = q.bits;
     d.group_size = q.group_size;
-    d.symmetric = options.layer.symmetric;
-    d.double_quant = options.layer.double_quant;
-    summary.name = t.name;
-    summary.rows = layer.rows;
-    summary.cols = layer.cols;
-    summary.tokens = layer.tokens;
-    summary.bits = q.bits;
-    summary.group_size = q.group_size;
-    summary.bytes_before = t.end - t.begin;
+    d.symmetric = o.symmetric;
+    d.double_quant = o.double_quant;
     summary.bytes_after = internal::WriteLayer(d, q, &writer);
     result->bytes_after += summary.bytes_after;
     quantized_bytes += summary.bytes_after;
-    weights_done += t.elements();
-    ReportLayer(sink, plan, *result, weights_done, start);
+    progress.Report(t.name, result->layers.emplace_back(std::move(summary)));
+    ++next;
   }
   result->average_bits =
       8.0 * static_cast<double>(quantized_bytes) / static_cast<double>(plan.selected_weights);
   result->file = writer.Finish();
-  result->seconds = SecondsSince(start);
+  result->seconds = SecondsSince(progress.start);
   return Status::Ok();
 }
 

@@ -29,6 +29,7 @@
 #include "common/device.h"
 #include "common/progress.h"
 #include "common/status.h"
+#include "quant/bit_allocation.h"
 #include "quant/quant.h"
 #include "quant/safetensors.h"
 
@@ -38,6 +39,16 @@ struct ModelOptions {
   Options layer;
   std::vector<std::string> include;  // globs (* and ?); empty: every tensor
   std::vector<std::string> exclude;  // globs; see DefaultExcludes()
+  // Bit allocation (grid methods): with a budget, each layer's bits are
+  // chosen from `allocation_bits` (layer.bits is not used) to make the sum
+  // over layers of ||(W - Q) X^T||_F^2 least (X the calibration inputs, or
+  // the Gaussian stand-in) within the budget: `target_bits` stored bits per
+  // quantized weight (scales included, as ModelResult::average_bits), or
+  // `target_bytes` of output tensor data (copied tensors included). Each
+  // layer is quantized at every candidate width to measure its error.
+  double target_bits = 0;    // 0: no allocation by bits
+  int64_t target_bytes = 0;  // 0: no allocation by bytes
+  std::vector<int> allocation_bits = {2, 3, 4, 8};
 };
 
 // Embeddings and norms, left alone unless the caller says otherwise.
@@ -57,6 +68,7 @@ struct ModelPlan {
   std::vector<TensorEntry> selected;   // in file order
   int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer
   int64_t selected_weights = 0;
+  int64_t layer_budget_bytes = 0;      // allocation: the selected layers' budget; 0: none
 };
 
 // INVALID_ARGUMENT naming the file ("model:" / "calibration:") and tensor.
@@ -70,6 +82,8 @@ struct LayerSummary {
   int64_t group_size = 0;
   LayerReport report;
   int64_t bytes_before = 0, bytes_after = 0;
+  // Allocation: the widths measured, error = ||(W - Q) X^T||_F^2.
+  std::vector<BitsCandidate> candidates;
 };
 
 struct ModelResult {
@@ -79,9 +93,11 @@ struct ModelResult {
   double average_bits = 0;     // stored bits per quantized weight, scales included
   int64_t copied_tensors = 0;
   double seconds = 0;
+  int64_t layer_budget_bytes = 0;  // allocation: the quantized layers' budget; 0: none
 };
 
-// Quantizes the plan's layers on `device`, reporting progress per layer.
+// Quantizes the plan's layers on `device`, reporting progress per layer
+// (and per candidate width while allocating bits).
 // A cancel between layers returns CANCELLED with the layers done so far in
 // `result` (and no file).
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,

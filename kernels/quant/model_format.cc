@@ -44,6 +44,11 @@ std::vector<std::string> LayerTensorNames(const std::string& layer, const Option
   return {layer + ".qweight", layer + ".codebook", layer + ".absmax"};
 }
 
+int64_t GridLayerBytes(int64_t rows, int64_t cols, int bits, int64_t group_size) {
+  const int64_t groups = GroupCount(cols, group_size);
+  return rows * PackedRowBytes(cols, bits) + 2 * rows * groups * 2;  // fp16 scales, zeros
+}
+
 int64_t WriteLayer(const LayerDescription& d, const QuantizedLayer& q, SafetensorsWriter* writer) {
   std::string packed = PackCodes(q.codes, d.rows, d.cols, q.bits);
   int64_t bytes = static_cast<int64_t>(packed.size());

@@ -29,6 +29,9 @@ struct LayerDescription {
 // The names of the tensors a layer adds, for collision checks.
 std::vector<std::string> LayerTensorNames(const std::string& layer, const Options& options);
 
+// The bytes WriteLayer() stores for a rows x cols grid layer.
+int64_t GridLayerBytes(int64_t rows, int64_t cols, int bits, int64_t group_size);
+
 // Adds the layer's tensors and metadata to `writer`; returns their bytes.
 int64_t WriteLayer(const LayerDescription& d, const QuantizedLayer& q, SafetensorsWriter* writer);
 

@@ -102,6 +102,7 @@ struct LayerReport {
   double relative_output_error = 0;
   // max_k |x_k . (w_r - q_r)| over rows r and inputs k: the DMMV objective.
   double max_violation = 0;
+  double output_error_squared = 0;  // ||(W - Q) X^T||_F^2
   double seconds = 0;
 };
 

@@ -190,7 +190,7 @@ TinyModel MakeTinyModel() {
 TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
   const TinyModel m = MakeTinyModel();
   for (const Method method : {Method::kRtn, Method::kGptq, Method::kDmmv, Method::kNf4,
-                              Method::kInt8Blockwise}) {
+                              Method::kInt8Blockwise, Method::kHqq}) {
     ModelOptions options;
     options.layer.method = method;
     options.layer.bits = method == Method::kInt8Blockwise ? 8 : 4;

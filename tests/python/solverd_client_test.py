@@ -9,6 +9,7 @@ Run with pytest (as make test does) or directly:
   PYTHONPATH=<build>/python /usr/bin/python3 solverd_client_test.py --solverd PATH --examples DIR
 """
 import argparse
+import itertools
 import os
 import subprocess
 import sys
@@ -266,6 +267,35 @@ class SolverdClient(unittest.TestCase):
                         rtn.relative_output_error)
         self.assertLess(errors[quant.QUANT_METHOD_DMMV].max_violation, rtn.max_violation)
 
+    def test_quant_bit_allocation_meets_the_budget(self):
+        quant = solverd.quant_pb2
+        model, calibration = self.quant_model()
+        calibration["fc2.inputs"] *= 20  # fc2's errors matter more
+        result, weights = self.quantize(quant.QUANT_METHOD_RTN, model, calibration,
+                                        group_size=32, target_bits=4.5)
+        self.assertLessEqual(result.average_bits, 4.5)
+        self.assertEqual(result.layer_budget_bytes, int(4.5 * (24 * 32 + 8 * 24) / 8))
+        by_name = {l.name: l for l in result.layers}
+        self.assertGreater(by_name["fc2.weight"].bits, by_name["fc1.weight"].bits)
+        total = 0
+        for report in result.layers:
+            self.assertEqual([c.bits for c in report.candidates], [2, 3, 4, 8])
+            used = [c for c in report.candidates if c.bits == report.bits][0]
+            self.assertEqual(used.bytes, report.bytes_after)
+            w = model[report.name].astype(np.float64)
+            x = calibration[report.name.replace(".weight", ".inputs")].astype(np.float64)
+            err = np.linalg.norm((w - weights[report.name]) @ x.T) ** 2
+            self.assertAlmostEqual(used.output_error_squared / err, 1, places=6)
+            total += used.bytes
+        # No other choice of candidates within the budget has less error.
+        best = min(
+            (sum(c.output_error_squared for c in combo), sum(c.bytes for c in combo))
+            for combo in itertools.product(*(l.candidates for l in result.layers))
+            if sum(c.bytes for c in combo) <= result.layer_budget_bytes)
+        self.assertAlmostEqual(best[0], sum(
+            [c for c in l.candidates if c.bits == l.bits][0].output_error_squared
+            for l in result.layers))
+
     def test_quant_errors_name_the_field(self):
         quant = solverd.quant_pb2
         model, _ = self.quant_model()
@@ -285,6 +315,12 @@ class SolverdClient(unittest.TestCase):
              grpc.StatusCode.INVALID_ARGUMENT, "quant.symmetric"),
             (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
                 data).blob_id), method=99), grpc.StatusCode.INVALID_ARGUMENT, "quant.method"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), bits=4, target_bits=3.5),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.bits: leave unset"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), target_bits=1),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.target_bits: 1 is below the smallest allocation"),
         ]
         for problem, code, fragment in cases:
             with self.assertRaises(grpc.RpcError) as raised:
