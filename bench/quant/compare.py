@@ -15,7 +15,9 @@ from solverd import safetensors
 
 quant = solverd.quant_pb2
 METHODS = [("solverd-rtn", quant.QUANT_METHOD_RTN), ("solverd-gptq", quant.QUANT_METHOD_GPTQ),
-           ("solverd-dmmv", quant.QUANT_METHOD_DMMV), ("solverd-nf4", quant.QUANT_METHOD_NF4)]
+           ("solverd-dmmv", quant.QUANT_METHOD_DMMV), ("solverd-nf4", quant.QUANT_METHOD_NF4),
+           ("solverd-hqq", quant.QUANT_METHOD_HQQ)]
+ALLOCATION_BITS = 3.5
 
 
 def machine():
@@ -42,12 +44,56 @@ def check_file(client, result, model, calibration):
         assert abs(rel - layer.relative_output_error) <= 1e-6 * max(1, rel), (layer.name, rel)
 
 
-def run_gnubg(client, quick, records, rows):
+def record(records, case, system, result, metrics):
+    for metric, value in metrics:
+        records.append({"case": case, "system": system, "backend": result.device,
+                        "metric": metric, "value": float(value)})
+
+
+def total_squared_error(result, model, calibration, weights):
+    total = 0.0
+    for layer in result.layers:
+        w = model[layer.name].astype(np.float64)
+        x = calibration[layer.name.replace(".weight", ".inputs")].astype(np.float64)
+        total += np.linalg.norm((w - weights[layer.name]) @ x.T) ** 2
+    return total
+
+
+def run_allocation(client, blobs, model, calibration, records, rows):
+    """gptq with bits chosen per layer at 3.5 average bits against uniform
+    3- and 4-bit gptq and rtn: summed squared output error over the layers
+    (the quantity the allocation minimises)."""
+    case = f"gnubg_bits{ALLOCATION_BITS}"
+    runs = {"solverd-alloc": quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0,
+                                      target_bits=ALLOCATION_BITS)}
+    for bits in (3, 4):
+        for system, method in (("solverd-gptq", quant.QUANT_METHOD_GPTQ),
+                               ("solverd-rtn", quant.QUANT_METHOD_RTN)):
+            runs[f"{system} w{bits}"] = quantize(client, *blobs, method, bits)
+    errors = {}
+    for name, result in runs.items():
+        weights = safetensors.dequantize(client.download_bytes(result.output_blob_id))
+        errors[name] = total_squared_error(result, model, calibration, weights)
+    for name, result in runs.items():
+        if name == "solverd-alloc":
+            record(records, case, name, result, (("output_error_squared", errors[name]),
+                                                  ("average_bits", result.average_bits),
+                                                  ("output_error_squared_over_rtn_w4",
+                                                   errors[name] / errors["solverd-rtn w4"]),
+                                                  ("seconds", result.seconds)))
+        chosen = " ".join(str(l.bits) for l in result.layers) if name == "solverd-alloc" else ""
+        rows.append(f"| {case} | {name} | {result.average_bits:.2f} | {errors[name]:.4g} | "
+                    f"{errors[name] / errors['solverd-rtn w4']:.3f} | {chosen} |")
+
+
+def run_gnubg(client, quick, records, rows, allocation_rows):
     model_bytes, calib_bytes = gnubg.convert("/usr/lib/gnubg/gnubg.wd")
     model, _ = safetensors.load(model_bytes)
     calibration, _ = safetensors.load(calib_bytes)
     model_blob = client.upload_bytes(model_bytes).blob_id
     calib_blob = client.upload_bytes(calib_bytes).blob_id
+    run_allocation(client, (model_blob, calib_blob), model, calibration, records,
+                   allocation_rows)
     for bits in (4, 3):
         case = f"gnubg_w{bits}"
         per_method = {}
@@ -67,11 +113,10 @@ def run_gnubg(client, quick, records, rows):
             rel_ratio = np.mean([l.relative_output_error / r.relative_output_error
                                  for l, r in zip(result.layers, rtn.layers)])
             seconds = sum(l.seconds for l in result.layers)
-            for metric, value in (("relative_output_error", rel),
-                                  ("max_violation", np.mean([l.max_violation for l in result.layers])),
-                                  ("seconds", seconds)):
-                records.append({"case": case, "system": system, "backend": result.device,
-                                "metric": metric, "value": float(value)})
+            record(records, case, system, result, (
+                ("relative_output_error", rel),
+                ("max_violation", np.mean([l.max_violation for l in result.layers])),
+                ("seconds", seconds)))
             rows.append(f"| {case} | {system} | {rel:.5f} | {rel_ratio:.3f} | {viol_ratio:.3f} | "
                         f"{result.average_bits:.2f} | {seconds:.3f} |")
 
@@ -114,9 +159,9 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="bench/results/quant")
     args = parser.parse_args()
-    records, gnubg_rows, throughput_rows = [], [], []
+    records, gnubg_rows, allocation_rows, throughput_rows = [], [], [], []
     with solverd.Client(args.server) as client:
-        run_gnubg(client, args.quick, records, gnubg_rows)
+        run_gnubg(client, args.quick, records, gnubg_rows, allocation_rows)
         run_throughput(client, args.quick, records, throughput_rows)
     where = machine()
     json.dump({"family": "quant", "machine": where, "command": "bench/quant/run",
@@ -131,6 +176,12 @@ def main():
           "mean over layers of the method's figure over RTN's; max violation: max |x . (w - q)|.",
           "", "| case | system | rel. output error | / RTN | max violation / RTN | avg bits | "
           "seconds |", "|---|---|---|---|---|---|---|", *gnubg_rows, "",
+          f"## Bit allocation at {ALLOCATION_BITS} average bits (gptq, widths from 2, 3, 4, 8 "
+          "per layer)", "",
+          "Summed over the 12 layers: ||(W - Q) X^T||_F^2 on the calibration inputs, recomputed "
+          "from the returned files; / RTN w4: over uniform 4-bit RTN's.", "",
+          "| case | system | avg bits | output error^2 | / RTN w4 | bits per layer |",
+          "|---|---|---|---|---|---|", *allocation_rows, "",
           "## RTN throughput (4-bit, group 128, one fp16 layer; quantize time from the layer "
           "report)", "", "| case | solverd-rtn | numpy-rtn | solverd speed-up |", "|---|---|---|---|",
           *throughput_rows, ""]

@@ -289,9 +289,9 @@ TEST(QuantHqq, CodesAreTheNearestLevelsOfTheStoredGrid) {
   }
 }
 
-TEST(QuantHqq, NoGroupWorseThanItsStartAndTheLayerBelowRtn) {
+TEST(QuantHqq, NoGroupWorseThanRoundToNearestAndTheLayerBetter) {
   // Heavy-tailed weights (Student-t like), where the range's zero point is
-  // poor and the sparse-error fit pays off.
+  // poor and the sparse-error fit pays off. HQQ starts from RTN's grid.
   Layer l = MakeLayer(64, 256, 0, false, 12);
   std::mt19937 rng(13);
   std::chi_squared_distribution<float> chi(3);
