@@ -80,6 +80,13 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   if (in.dmmv_outer_iterations() != 0) o.dmmv_outer_iterations = in.dmmv_outer_iterations();
   o.dmmv_time_limit_seconds = in.dmmv_time_limit_seconds();
   if (in.hqq_iterations() != 0) o.hqq_iterations = in.hqq_iterations();
+  switch (in.format()) {
+    case v1::QUANT_FORMAT_SOLVERD: out.format = quant::ExportFormat::kSolverd; break;
+    case v1::QUANT_FORMAT_GPTQ: out.format = quant::ExportFormat::kGptq; break;
+    case v1::QUANT_FORMAT_GGUF: out.format = quant::ExportFormat::kGguf; break;
+    default: return absl::InvalidArgumentError(absl::StrCat("quant.format: unknown value ",
+                                                            in.format()));
+  }
   out.target_bits = in.target_bits();
   out.target_bytes = in.target_bytes();
   if (!in.allocation_bits().empty()) {
@@ -96,7 +103,7 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   return out;
 }
 
-v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::Options& options,
+v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::ModelOptions& options,
                               const std::string& device) {
   v1::QuantResult out;
   for (const quant::LayerSummary& s : r.layers) {
@@ -127,7 +134,8 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::Options&
   out.set_copied_tensors(r.copied_tensors);
   out.set_seconds(r.seconds);
   out.set_device(device);
-  out.set_method(quant::MethodName(options.method));
+  out.set_method(quant::MethodName(options.layer.method));
+  out.set_format(quant::ExportFormatName(options.format));
   out.set_layer_budget_bytes(r.layer_budget_bytes);
   return out;
 }
@@ -164,7 +172,7 @@ class PreparedQuant final : public PreparedJob {
         quant::QuantizeModel(lane.device, lane.stream, plan_, options, sink, cancel, &result));
     outcome.iterations = static_cast<int64_t>(result.layers.size());
     if (!outcome.status.ok() && result.layers.empty()) return outcome;
-    v1::QuantResult proto = ResultToProto(result, options.layer, lane.device.ToString());
+    v1::QuantResult proto = ResultToProto(result, options, lane.device.ToString());
     if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
     outcome.result.emplace();
     *outcome.result->mutable_quant() = std::move(proto);

@@ -8,6 +8,7 @@
 
 #include "quant/json.h"
 #include "quant/model_format.h"
+#include "quant/model_writer.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant {
@@ -132,7 +133,7 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
       LayerSummary summary;
       SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
       layer_candidates.push_back(
-          {b, internal::GridLayerBytes(layer.rows, layer.cols, b, q.group_size),
+          {b, internal::ExportLayerBytes(options.format, layer.rows, layer.cols, b, q.group_size),
            summary.report.output_error_squared});
       progress->Report("allocation: " + t.name + " at " + std::to_string(b) + " bits", summary);
     }
@@ -183,8 +184,8 @@ Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
   const int narrowest = *std::min_element(o.allocation_bits.begin(), o.allocation_bits.end());
   for (const TensorEntry& t : plan->selected) {
     selected_bytes += t.end - t.begin;
-    smallest += internal::GridLayerBytes(t.shape[0], t.shape[1], narrowest,
-                                         internal::GroupColumns(o.layer, t.shape[1]));
+    smallest += internal::ExportLayerBytes(o.format, t.shape[0], t.shape[1], narrowest,
+                                           internal::GroupColumns(o.layer, t.shape[1]));
   }
   const double weights = static_cast<double>(plan->selected_weights);
   const int64_t copied = all_bytes - selected_bytes;
@@ -207,6 +208,15 @@ Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
 }
 
 }  // namespace
+
+const char* ExportFormatName(ExportFormat format) {
+  switch (format) {
+    case ExportFormat::kSolverd: return "solverd";
+    case ExportFormat::kGptq: return "gptq";
+    case ExportFormat::kGguf: return "gguf";
+  }
+  return "?";
+}
 
 std::vector<std::string> DefaultExcludes() { return {"*embed*", "*norm*"}; }
 
@@ -253,7 +263,9 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
   for (const TensorEntry& t : plan->model.tensors) {
     if (!Selected(t, options)) continue;
     SOLVERD_RETURN_IF_ERROR(CheckInputs(*plan, t, options.layer));
-    for (const std::string& added : internal::LayerTensorNames(LayerName(t.name), options.layer)) {
+    SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
+    names.erase(t.name);  // the source is not written
+    for (const std::string& added : internal::ExportTensorNames(options.format, t, options.layer)) {
       if (!names.insert(added).second) {
         return InvalidArgument("model: quantizing " + JsonQuote(t.name) + " would write " +
                                JsonQuote(added) + ", which already exists");
@@ -269,6 +281,14 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
   if (plan->selected.empty()) {
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
                            "default: embeddings and norms)");
+  }
+  for (size_t t = 0, next = 0; t < plan->model.tensors.size(); ++t) {
+    const TensorEntry& tensor = plan->model.tensors[t];
+    if (next < plan->selected.size() && plan->selected[next].name == tensor.name) {
+      ++next;
+    } else {
+      SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, tensor));
+    }
   }
   return PlanBudget(options, plan);
 }
@@ -291,14 +311,15 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
         ChooseBits(device, stream, plan, options, cancel, &progress, &candidates, &bits));
     result->layer_budget_bytes = plan.layer_budget_bytes;
   }
-  SafetensorsWriter writer;
-  for (const auto& [key, value] : plan.model.metadata) writer.AddMetadata(key, value);
+  std::unique_ptr<internal::ModelWriter> writer =
+      internal::NewModelWriter(options.format, options.layer);
+  for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;
   size_t next = 0;  // index into plan.selected, which is in file order
   for (const TensorEntry& t : plan.model.tensors) {
     result->bytes_before += t.end - t.begin;
     if (next == plan.selected.size() || plan.selected[next].name != t.name) {
-      writer.Add(t.name, t.dtype, t.shape, std::string(plan.model.Bytes(t)));
+      writer->AddCopied(t, plan.model.Bytes(t));
       result->bytes_after += t.end - t.begin;
       ++result->copied_tensors;
       continue;
@@ -322,7 +343,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     d.group_size = q.group_size;
     d.symmetric = o.symmetric;
     d.double_quant = o.double_quant;
-    summary.bytes_after = internal::WriteLayer(d, q, &writer);
+    SOLVERD_RETURN_IF_ERROR(writer->AddLayer(d, q, &summary.bytes_after));
     result->bytes_after += summary.bytes_after;
     quantized_bytes += summary.bytes_after;
     progress.Report(t.name, result->layers.emplace_back(std::move(summary)));
@@ -330,7 +351,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   }
   result->average_bits =
       8.0 * static_cast<double>(quantized_bytes) / static_cast<double>(plan.selected_weights);
-  result->file = writer.Finish();
+  result->file = writer->Finish();
   result->seconds = SecondsSince(progress.start);
   return Status::Ok();
 }

@@ -35,8 +35,13 @@
 
 namespace solverd::quant {
 
+// The layout of the output file; see model_writer.h for the exports.
+enum class ExportFormat { kSolverd, kGptq, kGguf };
+const char* ExportFormatName(ExportFormat format);  // "solverd", "gptq", "gguf"
+
 struct ModelOptions {
   Options layer;
+  ExportFormat format = ExportFormat::kSolverd;
   std::vector<std::string> include;  // globs (* and ?); empty: every tensor
   std::vector<std::string> exclude;  // globs; see DefaultExcludes()
   // Bit allocation (grid methods): with a budget, each layer's bits are

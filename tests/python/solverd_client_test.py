@@ -10,7 +10,9 @@ Run with pytest (as make test does) or directly:
 """
 import argparse
 import itertools
+import json
 import os
+import struct
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,33 @@ sor = solverd.sor_pb2
 
 def random_cost(n, m, seed):
     return np.random.default_rng(seed).random((n, m))
+
+
+def read_gguf_tensors(data):
+    """{name: (ne, ggml type, absolute data offset)} from a GGUF v3 file whose
+    metadata values are strings and uint32s (what solverd writes)."""
+    at = 8
+    def take(fmt):
+        nonlocal at
+        value = struct.unpack_from("<" + fmt, data, at)
+        at += struct.calcsize("<" + fmt)
+        return value[0]
+    def string():
+        nonlocal at
+        n = take("Q")
+        at += n
+        return data[at - n:at].decode()
+    n_tensors, n_kv = take("Q"), take("Q")
+    for _ in range(n_kv):
+        string()
+        string() if take("I") == 8 else take("I")
+    infos = {}
+    for _ in range(n_tensors):
+        name = string()
+        ne = [take("Q") for _ in range(take("I"))]
+        infos[name] = (ne, take("I"), take("Q"))
+    base = (at + 31) // 32 * 32
+    return {name: (ne, t, base + off) for name, (ne, t, off) in infos.items()}
 
 
 class SolverdClient(unittest.TestCase):
@@ -296,6 +325,50 @@ class SolverdClient(unittest.TestCase):
             [c for c in l.candidates if c.bits == l.bits][0].output_error_squared
             for l in result.layers))
 
+    def test_quant_exports_hold_the_same_weights(self):
+        """The GPTQ and GGUF files, read here from the layouts' definitions,
+        hold the weights solverd's own layout holds."""
+        quant = solverd.quant_pb2
+        model, calibration = self.quant_model()
+        model = {k: v for k, v in model.items() if k in ("fc1.weight", "fc1.bias")}
+        options = dict(bits=4, group_size=32, symmetric=True)
+        _, ours = self.quantize(quant.QUANT_METHOD_GPTQ, model, calibration, **options)
+        expected = ours["fc1.weight"]  # [24, 32]
+        result = self.client.solve(quant.QuantProblem(
+            model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                solverd.safetensors.save(model)).blob_id),
+            calibration=quant.QuantFile(blob_id=self.client.upload_bytes(
+                solverd.safetensors.save(calibration)).blob_id),
+            method=quant.QUANT_METHOD_GPTQ, format=quant.QUANT_FORMAT_GPTQ, **options))
+        self.assertEqual(result.format, "gptq")
+        t, meta = solverd.safetensors.load(self.client.download_bytes(result.output_blob_id))
+        self.assertEqual(json.loads(meta["quantize_config"])["bits"], 4)
+        shifts = np.arange(8, dtype=np.uint32) * 4
+        qweight = t["fc1.qweight"].view(np.uint32)  # [32 / 8, 24]
+        codes = ((qweight[:, None, :] >> shifts[None, :, None]) & 15).reshape(32, 24)
+        qzeros = t["fc1.qzeros"].view(np.uint32)  # [1, 24 / 8]
+        zeros = (((qzeros[:, :, None] >> shifts) & 15).reshape(1, 24) + 1)[t["fc1.g_idx"]]
+        scales = t["fc1.scales"].astype(np.float32)[t["fc1.g_idx"]]
+        diff = codes.astype(np.float32) - zeros.astype(np.float32)
+        np.testing.assert_array_equal((scales * diff).T.astype(np.float32), expected)
+
+        result = self.client.solve(quant.QuantProblem(
+            model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                solverd.safetensors.save(model)).blob_id),
+            calibration=quant.QuantFile(blob_id=self.client.upload_bytes(
+                solverd.safetensors.save(calibration)).blob_id),
+            method=quant.QUANT_METHOD_GPTQ, format=quant.QUANT_FORMAT_GGUF, **options))
+        data = self.client.download_bytes(result.output_blob_id)
+        self.assertEqual(data[:4], b"GGUF")
+        tensors = read_gguf_tensors(data)
+        self.assertEqual(tensors["fc1.weight"][:2], ([32, 24], 2))  # ne innermost first, Q4_0
+        start = tensors["fc1.weight"][2]
+        blocks = np.frombuffer(data[start:start + 24 * 18], dtype=np.uint8).reshape(24, 18)
+        d = blocks[:, :2].copy().view(np.float16).astype(np.float32)
+        qs = blocks[:, 2:]
+        q = np.concatenate([qs & 15, qs >> 4], axis=1).astype(np.float32) - 8
+        np.testing.assert_array_equal((d * q).astype(np.float32), expected)
+
     def test_quant_errors_name_the_field(self):
         quant = solverd.quant_pb2
         model, _ = self.quant_model()
@@ -318,6 +391,9 @@ class SolverdClient(unittest.TestCase):
             (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
                 data).blob_id), bits=4, target_bits=3.5),
              grpc.StatusCode.INVALID_ARGUMENT, "quant.bits: leave unset"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), format=quant.QUANT_FORMAT_GGUF),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.export: the gguf layout"),
             (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
                 data).blob_id), target_bits=1),
              grpc.StatusCode.INVALID_ARGUMENT, "quant.target_bits: 1 is below the smallest allocation"),

@@ -1,0 +1,114 @@
+// AutoGPTQ's layout (model_writer.h).
+#include <cstring>
+
+#include "quant/json.h"
+#include "quant/quant_backend.h"
+#include "quant/model_writer.h"
+
+namespace solverd::quant::internal {
+namespace {
+
+int ValuesPerWord(int bits) { return 32 / bits; }
+
+std::string WordsToBytes(const std::vector<uint32_t>& words) {
+  std::string bytes(words.size() * 4, '\0');
+  for (size_t i = 0; i < words.size(); ++i) {
+    for (int b = 0; b < 4; ++b) bytes[i * 4 + b] = static_cast<char>((words[i] >> (8 * b)) & 0xff);
+  }
+  return bytes;
+}
+
+// quantize_config.json as AutoGPTQ writes it.
+std::string QuantizeConfig(const Options& o, int64_t group) {
+  return std::string("{\"bits\":") + std::to_string(o.bits) +
+         ",\"group_size\":" + std::to_string(group) + ",\"desc_act\":false,\"sym\":" +
+         (o.symmetric ? "true" : "false") +
+         ",\"true_sequential\":true,\"quant_method\":\"gptq\",\"checkpoint_format\":\"gptq\"}";
+}
+
+class GptqWriter final : public ModelWriter {
+ public:
+  explicit GptqWriter(const Options& options) : options_(options) {}
+
+  void AddMetadata(const std::string& key, const std::string& value) override {
+    if (key != "quantize_config") writer_.AddMetadata(key, value);
+  }
+  void AddCopied(const TensorEntry& t, std::string_view bytes) override {
+    writer_.Add(t.name, t.dtype, t.shape, std::string(bytes));
+  }
+  Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override;
+  std::string Finish() override {
+    const int64_t group = options_.group_size > 0 ? options_.group_size : -1;
+    writer_.AddMetadata("quantize_config", QuantizeConfig(options_, group));
+    return writer_.Finish();
+  }
+
+ private:
+  const Options options_;
+  SafetensorsWriter writer_;
+};
+
+Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
+  const int64_t n = d.rows, k = d.cols, p = ValuesPerWord(q.bits);
+  const int64_t groups = GroupCount(k, q.group_size);
+  std::vector<uint32_t> qweight(static_cast<size_t>(k / p * n), 0);
+  for (int64_t i = 0; i < k; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      qweight[(i / p) * n + j] |= uint32_t{q.codes[j * k + i]} << (q.bits * (i % p));
+    }
+  }
+  std::vector<uint32_t> qzeros(static_cast<size_t>(groups * (n / p)), 0);
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float zero = q.zeros[j * groups + g];
+      if (zero < 1) {
+        return InvalidArgument("export: layer " + JsonQuote(d.source) + " row " +
+                               std::to_string(j) + " has zero point 0, which the gptq layout "
+                               "cannot store (it stores zero - 1); use symmetric");
+      }
+      qzeros[g * (n / p) + j / p] |= static_cast<uint32_t>(zero - 1) << (q.bits * (j % p));
+    }
+  }
+  std::vector<float> scales(static_cast<size_t>(groups * n));
+  for (int64_t g = 0; g < groups; ++g) {
+    for (int64_t j = 0; j < n; ++j) scales[g * n + j] = q.scales[j * groups + g];
+  }
+  std::vector<uint32_t> g_idx(static_cast<size_t>(k));
+  for (int64_t i = 0; i < k; ++i) g_idx[i] = static_cast<uint32_t>(i / q.group_size);
+  std::string qweight_bytes = WordsToBytes(qweight), qzeros_bytes = WordsToBytes(qzeros);
+  std::string scales_bytes = HalvesToBytes(scales), g_idx_bytes = WordsToBytes(g_idx);
+  *bytes = static_cast<int64_t>(qweight_bytes.size() + qzeros_bytes.size() +
+                                scales_bytes.size() + g_idx_bytes.size());
+  writer_.Add(d.layer + ".qweight", DType::kI32, {k / p, n}, std::move(qweight_bytes));
+  writer_.Add(d.layer + ".qzeros", DType::kI32, {groups, n / p}, std::move(qzeros_bytes));
+  writer_.Add(d.layer + ".scales", DType::kF16, {groups, n}, std::move(scales_bytes));
+  writer_.Add(d.layer + ".g_idx", DType::kI32, {k}, std::move(g_idx_bytes));
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options) {
+  return std::make_unique<GptqWriter>(options);
+}
+
+Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options) {
+  if (options.target_bits != 0 || options.target_bytes != 0) {
+    return InvalidArgument("export: the gptq layout has one bit width for every layer; bit "
+                           "allocation needs the solverd or gguf layout");
+  }
+  const int bits = options.layer.bits;
+  if (bits != 2 && bits != 4 && bits != 8) {
+    return InvalidArgument("export: the gptq layout packs 2, 4 or 8 bits, not " +
+                           std::to_string(bits));
+  }
+  const int64_t p = ValuesPerWord(bits);
+  if (t.shape[0] % p != 0 || t.shape[1] % p != 0) {
+    return InvalidArgument("export: tensor " + JsonQuote(t.name) + ": the gptq layout packs " +
+                           std::to_string(p) + " values per int32, so both dimensions must "
+                           "be multiples of " + std::to_string(p));
+  }
+  return Status::Ok();
+}
+
+}  // namespace solverd::quant::internal

@@ -1,0 +1,72 @@
+#include "quant/model_writer.h"
+
+#include "quant/json.h"
+
+namespace solverd::quant::internal {
+namespace {
+
+// solverd's own layout: WriteLayer() per layer, metadata describing each.
+class SolverdWriter final : public ModelWriter {
+ public:
+  void AddMetadata(const std::string& key, const std::string& value) override {
+    writer_.AddMetadata(key, value);
+  }
+  void AddCopied(const TensorEntry& t, std::string_view bytes) override {
+    writer_.Add(t.name, t.dtype, t.shape, std::string(bytes));
+  }
+  Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override {
+    *bytes = WriteLayer(d, q, &writer_);
+    return Status::Ok();
+  }
+  std::string Finish() override { return writer_.Finish(); }
+
+ private:
+  SafetensorsWriter writer_;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options) {
+  switch (format) {
+    case ExportFormat::kGptq: return NewGptqWriter(options);
+    case ExportFormat::kGguf: return NewGgufWriter();
+    default: return std::make_unique<SolverdWriter>();
+  }
+}
+
+Status CheckExportLayer(ExportFormat format, const TensorEntry& t, const ModelOptions& options) {
+  const Method method = options.layer.method;
+  if (format != ExportFormat::kSolverd && (IsBlockwise(method) || method == Method::kHqq)) {
+    return InvalidArgument(std::string("export: the ") + ::solverd::quant::ExportFormatName(format) +
+                           " layout holds integer grids (rtn, gptq, dmmv), not " +
+                           MethodName(method));
+  }
+  switch (format) {
+    case ExportFormat::kGptq: return CheckGptqLayer(t, options);
+    case ExportFormat::kGguf: return CheckGgufLayer(t, options);
+    default: return Status::Ok();
+  }
+}
+
+Status CheckExportCopy(ExportFormat format, const TensorEntry& t) {
+  return format == ExportFormat::kGguf ? CheckGgufCopy(t) : Status::Ok();
+}
+
+int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bits,
+                         int64_t group_size) {
+  if (format == ExportFormat::kGguf) return rows * cols / 32 * (2 + 32 * bits / 8);
+  return GridLayerBytes(rows, cols, bits, group_size);
+}
+
+std::vector<std::string> ExportTensorNames(ExportFormat format, const TensorEntry& t,
+                                           const Options& options) {
+  const std::string layer = LayerName(t.name);
+  switch (format) {
+    case ExportFormat::kGptq:
+      return {layer + ".qweight", layer + ".qzeros", layer + ".scales", layer + ".g_idx"};
+    case ExportFormat::kGguf: return {t.name};
+    default: return LayerTensorNames(layer, options);
+  }
+}
+
+}  // namespace solverd::quant::internal

@@ -1,0 +1,69 @@
+// The layouts a quantized model can be written in, behind one interface:
+//  - kSolverd: solverd's self-describing safetensors layout (model.h).
+//  - kGptq: AutoGPTQ's safetensors layout ("GPTQ v1"), for a Linear layer
+//    L.weight [N, K] (out, in) at b in {2, 4, 8} bits, p = 32 / b:
+//      L.qweight I32 [K / p, N]  word (i, j) = sum_k code[j][i p + k] << (b k)
+//      L.qzeros  I32 [G, N / p]  word (g, j) = sum_k (zero[j p + k][g] - 1) << (b k)
+//      L.scales  F16 [G, N]      L.g_idx I32 [K] = column / group_size
+//    with w = scale * (code - zero) and the metadata key "quantize_config"
+//    holding AutoGPTQ's quantize_config.json. (v1 stores zero - 1, so a zero
+//    point of 0 cannot be written; symmetric grids never have one.)
+//  - kGguf: a GGUF v3 file (llama.cpp's format) whose quantized layers are
+//    Q4_0 (4 bits) or Q8_0 (8 bits) tensors under their own names, needing
+//    symmetric grids with group_size 32: a Q4_0 block of 32 weights is an
+//    fp16 scale d and 16 bytes, byte j holding code j (low nibble) and code
+//    j + 16 (high), w = d * (code - 8); Q8_0 is d and 32 int8 values,
+//    w = d * value (value = code - 128). Other tensors keep their dtype.
+// Internal to kernels/quant.
+#ifndef SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_
+#define SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "quant/model.h"
+#include "quant/model_format.h"
+#include "quant/safetensors.h"
+
+namespace solverd::quant::internal {
+
+class ModelWriter {
+ public:
+  virtual ~ModelWriter() = default;
+  virtual void AddMetadata(const std::string& key, const std::string& value) = 0;
+  virtual void AddCopied(const TensorEntry& tensor, std::string_view bytes) = 0;
+  // Adds a quantized layer; `bytes` is what its tensors take.
+  virtual Status AddLayer(const LayerDescription& d, const QuantizedLayer& q,
+                          int64_t* bytes) = 0;
+  virtual std::string Finish() = 0;
+};
+
+std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options);
+
+// Plan-time checks that `format` can hold the layer `t` quantized with
+// `options` (INVALID_ARGUMENT starting "export: "), and the tensor names
+// the layer will take.
+Status CheckExportLayer(ExportFormat format, const TensorEntry& t, const ModelOptions& options);
+Status CheckExportCopy(ExportFormat format, const TensorEntry& t);
+std::vector<std::string> ExportTensorNames(ExportFormat format, const TensorEntry& t,
+                                           const Options& options);
+
+// The bytes AddLayer() stores for a rows x cols grid layer (solverd and
+// gguf layouts: the ones bit allocation can write).
+int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bits,
+                         int64_t group_size);
+
+// The writers of each format (export_gptq.cc, export_gguf.cc).
+std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
+std::unique_ptr<ModelWriter> NewGgufWriter();
+Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options);
+Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options);
+Status CheckGgufCopy(const TensorEntry& t);
+
+}  // namespace solverd::quant::internal
+
+#endif  // SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_

@@ -1,0 +1,216 @@
+// The GPTQ and GGUF exports, read back by readers written here from the
+// layouts' published definitions (AutoGPTQ's packing, GGUF v3 and ggml's
+// Q4_0 / Q8_0 blocks), against the layer QuantizeLayer computes.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "quant/half.h"
+#include "quant/model.h"
+
+namespace solverd::quant {
+namespace {
+
+std::vector<float> Random(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0, 1);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = normal(rng);
+  return v;
+}
+
+// fc.weight [16, 64], a bias, and an int64 step counter.
+std::string MakeModel() {
+  SafetensorsWriter w;
+  w.AddMetadata("source", "test");
+  w.Add("fc.weight", DType::kF32, {16, 64}, FloatsToBytes(Random(16 * 64, 1)));
+  w.Add("fc.bias", DType::kF32, {16}, FloatsToBytes(Random(16, 2)));
+  w.Add("step", DType::kI64, {1}, std::string(8, '\x02'));
+  return w.Finish();
+}
+
+std::vector<float> Expected(const std::string& model, const Options& o) {
+  SafetensorsFile f;
+  EXPECT_TRUE(ParseSafetensors(model, &f).ok());
+  Layer layer;
+  layer.rows = 16;
+  layer.cols = 64;
+  EXPECT_TRUE(ReadFloats(f, *f.Find("fc.weight"), &layer.weights).ok());
+  QuantizedLayer q;
+  EXPECT_TRUE(QuantizeLayer(Device::Cpu(), nullptr, layer, o, nullptr, &q).ok());
+  return q.dequantized;
+}
+
+std::string Export(const std::string& model, const ModelOptions& options) {
+  ModelPlan plan;
+  Status s = PlanModel(model, "", options, &plan);
+  EXPECT_TRUE(s.ok()) << s.message();
+  ModelResult result;
+  s = QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return result.file;
+}
+
+template <typename T>
+T At(const std::string_view bytes, size_t index) {
+  T v;
+  std::memcpy(&v, bytes.data() + index * sizeof(T), sizeof(T));
+  return v;
+}
+
+TEST(GptqExport, UnpacksToTheQuantizedLayer) {
+  const std::string model = MakeModel();
+  for (const int bits : {2, 4, 8}) {
+    for (const bool symmetric : {false, true}) {
+      ModelOptions options;
+      options.format = ExportFormat::kGptq;
+      options.layer.bits = bits;
+      options.layer.group_size = 16;
+      options.layer.symmetric = symmetric;
+      SafetensorsFile f;
+      const std::string file = Export(model, options);
+      ASSERT_TRUE(ParseSafetensors(file, &f).ok());
+      const int p = 32 / bits, mask = (1 << bits) - 1;
+      const TensorEntry *qweight = f.Find("fc.qweight"), *qzeros = f.Find("fc.qzeros"),
+                        *scales = f.Find("fc.scales"), *g_idx = f.Find("fc.g_idx");
+      ASSERT_TRUE(qweight && qzeros && scales && g_idx);
+      EXPECT_EQ(qweight->shape, (std::vector<int64_t>{64 / p, 16}));
+      EXPECT_EQ(qzeros->shape, (std::vector<int64_t>{4, 16 / p}));
+      EXPECT_EQ(scales->dtype, DType::kF16);
+      const std::vector<float> expected = Expected(model, options.layer);
+      for (int64_t j = 0; j < 16; ++j) {    // out feature
+        for (int64_t i = 0; i < 64; ++i) {  // in feature
+          const int g = At<int32_t>(f.Bytes(*g_idx), i);
+          const uint32_t word = At<uint32_t>(f.Bytes(*qweight), (i / p) * 16 + j);
+          const int code = (word >> (bits * (i % p))) & mask;
+          const uint32_t zword = At<uint32_t>(f.Bytes(*qzeros), g * (16 / p) + j / p);
+          const int zero = ((zword >> (bits * (j % p))) & mask) + 1;  // v1 stores zero - 1
+          const float scale = HalfToFloat(At<uint16_t>(f.Bytes(*scales), g * 16 + j));
+          ASSERT_EQ(scale * static_cast<float>(code - zero), expected[j * 64 + i])
+              << bits << " bits, " << j << "," << i;
+        }
+      }
+      EXPECT_NE(f.Find("fc.bias"), nullptr);
+      bool has_config = false;
+      for (const auto& [key, value] : f.metadata) {
+        has_config |= key == "quantize_config" &&
+                      value.find("\"bits\":" + std::to_string(bits)) != std::string::npos;
+      }
+      EXPECT_TRUE(has_config);
+    }
+  }
+}
+
+// A GGUF v3 reader from the specification.
+struct GgufTensor {
+  std::vector<uint64_t> ne;
+  uint32_t type = 0;
+  uint64_t offset = 0;
+};
+struct Gguf {
+  std::map<std::string, std::string> strings;
+  std::map<std::string, GgufTensor> tensors;
+  std::string_view data;
+};
+Gguf ReadGguf(std::string_view b) {
+  Gguf g;
+  size_t at = 0;
+  auto u32 = [&] { uint32_t v; std::memcpy(&v, b.data() + at, 4); at += 4; return v; };
+  auto u64 = [&] { uint64_t v; std::memcpy(&v, b.data() + at, 8); at += 8; return v; };
+  auto str = [&] { const uint64_t n = u64(); std::string s(b.substr(at, n)); at += n; return s; };
+  EXPECT_EQ(b.substr(0, 4), "GGUF");
+  at = 4;
+  EXPECT_EQ(u32(), 3u);
+  const uint64_t tensors = u64(), kv = u64();
+  uint32_t alignment = 32;
+  for (uint64_t i = 0; i < kv; ++i) {
+    const std::string key = str();
+    const uint32_t type = u32();
+    if (type == 8) g.strings[key] = str();
+    else if (type == 4) alignment = key == "general.alignment" ? u32() : (u32(), alignment);
+    else ADD_FAILURE() << "value type " << type;
+  }
+  for (uint64_t i = 0; i < tensors; ++i) {
+    const std::string name = str();
+    GgufTensor& t = g.tensors[name];
+    t.ne.resize(u32());
+    for (uint64_t& n : t.ne) n = u64();
+    t.type = u32();
+    t.offset = u64();
+    EXPECT_EQ(t.offset % alignment, 0u);
+  }
+  at = (at + alignment - 1) / alignment * alignment;
+  g.data = b.substr(at);
+  return g;
+}
+
+TEST(GgufExport, Q4_0AndQ8_0BlocksDequantizeToTheQuantizedLayer) {
+  const std::string model = MakeModel();
+  for (const int bits : {4, 8}) {
+    ModelOptions options;
+    options.format = ExportFormat::kGguf;
+    options.layer.bits = bits;
+    options.layer.group_size = 32;
+    options.layer.symmetric = true;
+    const std::string file = Export(model, options);
+    const Gguf g = ReadGguf(file);
+    EXPECT_EQ(g.strings.at("solverd.source.source"), "test");
+    const GgufTensor& fc = g.tensors.at("fc.weight");
+    EXPECT_EQ(fc.ne, (std::vector<uint64_t>{64, 16}));  // innermost first
+    EXPECT_EQ(fc.type, bits == 4 ? 2u : 8u);
+    const std::vector<float> expected = Expected(model, options.layer);
+    const size_t block_bytes = bits == 4 ? 18 : 34;
+    for (size_t b = 0; b < 16 * 64 / 32; ++b) {
+      const std::string_view block = g.data.substr(fc.offset + b * block_bytes, block_bytes);
+      const float d = HalfToFloat(At<uint16_t>(block, 0));
+      for (int j = 0; j < 32; ++j) {
+        float w;
+        if (bits == 4) {
+          const auto byte = static_cast<uint8_t>(block[2 + j % 16]);
+          w = d * static_cast<float>((j < 16 ? byte & 0xf : byte >> 4) - 8);
+        } else {
+          w = d * static_cast<float>(static_cast<int8_t>(block[2 + j]));
+        }
+        ASSERT_EQ(w, expected[b * 32 + j]) << bits << " bits, block " << b << ", " << j;
+      }
+    }
+    const GgufTensor& step = g.tensors.at("step");
+    EXPECT_EQ(step.type, 27u);  // I64
+    EXPECT_EQ(g.data.substr(step.offset, 8), std::string(8, '\x02'));
+    EXPECT_EQ(g.tensors.at("fc.bias").type, 0u);
+  }
+}
+
+TEST(Export, LayoutsRefuseWhatTheyCannotHold) {
+  const std::string model = MakeModel();
+  ModelPlan plan;
+  ModelOptions o;
+  o.format = ExportFormat::kGptq;
+  o.layer.bits = 3;
+  EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
+            "export: the gptq layout packs 2, 4 or 8 bits, not 3");
+  o.layer.bits = 4;
+  o.layer.method = Method::kHqq;
+  EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
+            "export: the gptq layout holds integer grids (rtn, gptq, dmmv), not hqq");
+  o.layer.method = Method::kRtn;
+  o.target_bits = 5;
+  EXPECT_EQ(PlanModel(model, "", o, &plan).message().rfind("export: the gptq layout has one", 0),
+            0u);
+  o = ModelOptions();
+  o.format = ExportFormat::kGguf;
+  EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
+            "export: the gguf layout (Q4_0, Q8_0) needs symmetric grids with group_size 32");
+  SafetensorsWriter w;
+  w.Add("fc.weight", DType::kF32, {16, 64}, FloatsToBytes(Random(16 * 64, 1)));
+  w.Add("mask", DType::kU8, {4}, "abcd");
+  o.layer.symmetric = true;
+  o.layer.group_size = 32;
+  EXPECT_EQ(PlanModel(w.Finish(), "", o, &plan).message(),
+            "export: tensor \"mask\" has dtype U8, which gguf cannot hold");
+}
+
+}  // namespace
+}  // namespace solverd::quant
