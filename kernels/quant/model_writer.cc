@@ -37,7 +37,8 @@ std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& 
 Status CheckExportLayer(ExportFormat format, const TensorEntry& t, const ModelOptions& options) {
   const Method method = options.layer.method;
   if (format != ExportFormat::kSolverd && (IsBlockwise(method) || method == Method::kHqq)) {
-    return InvalidArgument(std::string("export: the ") + ::solverd::quant::ExportFormatName(format) +
+    return InvalidArgument(std::string("export: the ") +
+                           ::solverd::quant::ExportFormatName(format) +
                            " layout holds integer grids (rtn, gptq, dmmv), not " +
                            MethodName(method));
   }

@@ -76,8 +76,8 @@ struct Layer {
 };
 
 // The quantized form of a layer. Grid methods: w ~ scale * (code - zero)
-// with scale and zero per (row, group); zero is an integer except for hqq. Blockwise: w ~ absmax * book[code]
-// per block.
+// with scale and zero per (row, group); zero is an integer except for hqq.
+// Blockwise: w ~ absmax * book[code] per block.
 struct QuantizedLayer {
   int bits = 0;
   int64_t group_size = 0;             // as used (grid: cols when per row)

@@ -261,13 +261,15 @@ class SolverdClient(unittest.TestCase):
                        "fc2.inputs": rng.normal(size=(256, 24)).astype(np.float32)}
         return model, calibration
 
-    def quantize(self, method, model, calibration, **options):
+    def solve_quant(self, method, model, calibration, **options):
         blob = self.client.upload_bytes(solverd.safetensors.save(model)).blob_id
         calib = self.client.upload_bytes(solverd.safetensors.save(calibration)).blob_id
-        problem = solverd.quant_pb2.QuantProblem(
+        return self.client.solve(solverd.quant_pb2.QuantProblem(
             model=solverd.quant_pb2.QuantFile(blob_id=blob),
-            calibration=solverd.quant_pb2.QuantFile(blob_id=calib), method=method, **options)
-        result = self.client.solve(problem)
+            calibration=solverd.quant_pb2.QuantFile(blob_id=calib), method=method, **options))
+
+    def quantize(self, method, model, calibration, **options):
+        result = self.solve_quant(method, model, calibration, **options)
         return result, solverd.safetensors.dequantize(
             self.client.download_bytes(result.output_blob_id))
 
@@ -334,12 +336,8 @@ class SolverdClient(unittest.TestCase):
         options = dict(bits=4, group_size=32, symmetric=True)
         _, ours = self.quantize(quant.QUANT_METHOD_GPTQ, model, calibration, **options)
         expected = ours["fc1.weight"]  # [24, 32]
-        result = self.client.solve(quant.QuantProblem(
-            model=quant.QuantFile(blob_id=self.client.upload_bytes(
-                solverd.safetensors.save(model)).blob_id),
-            calibration=quant.QuantFile(blob_id=self.client.upload_bytes(
-                solverd.safetensors.save(calibration)).blob_id),
-            method=quant.QUANT_METHOD_GPTQ, format=quant.QUANT_FORMAT_GPTQ, **options))
+        result = self.solve_quant(quant.QUANT_METHOD_GPTQ, model, calibration,
+                                  format=quant.QUANT_FORMAT_GPTQ, **options)
         self.assertEqual(result.format, "gptq")
         t, meta = solverd.safetensors.load(self.client.download_bytes(result.output_blob_id))
         self.assertEqual(json.loads(meta["quantize_config"])["bits"], 4)
@@ -352,12 +350,8 @@ class SolverdClient(unittest.TestCase):
         diff = codes.astype(np.float32) - zeros.astype(np.float32)
         np.testing.assert_array_equal((scales * diff).T.astype(np.float32), expected)
 
-        result = self.client.solve(quant.QuantProblem(
-            model=quant.QuantFile(blob_id=self.client.upload_bytes(
-                solverd.safetensors.save(model)).blob_id),
-            calibration=quant.QuantFile(blob_id=self.client.upload_bytes(
-                solverd.safetensors.save(calibration)).blob_id),
-            method=quant.QUANT_METHOD_GPTQ, format=quant.QUANT_FORMAT_GGUF, **options))
+        result = self.solve_quant(quant.QUANT_METHOD_GPTQ, model, calibration,
+                                  format=quant.QUANT_FORMAT_GGUF, **options)
         data = self.client.download_bytes(result.output_blob_id)
         self.assertEqual(data[:4], b"GGUF")
         tensors = read_gguf_tensors(data)
@@ -396,7 +390,8 @@ class SolverdClient(unittest.TestCase):
              grpc.StatusCode.INVALID_ARGUMENT, "quant.export: the gguf layout"),
             (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
                 data).blob_id), target_bits=1),
-             grpc.StatusCode.INVALID_ARGUMENT, "quant.target_bits: 1 is below the smallest allocation"),
+             grpc.StatusCode.INVALID_ARGUMENT,
+             "quant.target_bits: 1 is below the smallest allocation"),
         ]
         for problem, code, fragment in cases:
             with self.assertRaises(grpc.RpcError) as raised:
