@@ -54,11 +54,8 @@ SOLVERD_HD inline float HqqMeanAbsError(const float* w, int n, const Grid& g) {
 // The grid of w[0..n): the range's scale (fp16) and the optimized zero
 // point (fp16), starting from round to nearest's.
 SOLVERD_HD inline Grid HqqGrid(const float* w, int n, int bits, int iterations) {
-  float lo = w[0], hi = w[0];
-  for (int i = 1; i < n; ++i) {
-    lo = w[i] < lo ? w[i] : lo;
-    hi = w[i] > hi ? w[i] : hi;
-  }
+  float lo, hi;
+  RangeOf(w, n, 1, &lo, &hi);
   Grid g = GridFor(lo, hi, bits, /*symmetric=*/false);
   Grid best = g;
   float best_error = HqqMeanAbsError(w, n, g);

@@ -43,9 +43,16 @@ Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double
   return Status::Ok();
 }
 
-}  // namespace
-
-namespace {
+// Brings a grid layer's scales, zeros and codes back and dequantizes it.
+Status DownloadGridLayer(const DeviceBuffer<float>& scales, const DeviceBuffer<float>& zeros,
+                         const DeviceBuffer<uint8_t>& codes, int64_t rows, int64_t cols,
+                         cudaStream_t stream, QuantizedLayer* out) {
+  SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
+  SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
+  SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
+  DequantizeGrid(rows, cols, out);
+  return Status::Ok();
+}
 
 template <typename GroupQuantizer>
 Status QuantizeGroupsCuda(const Device& device, StreamHandle stream_handle, const Layer& layer,
@@ -65,11 +72,7 @@ Status QuantizeGroupsCuda(const Device& device, StreamHandle stream_handle, cons
   GroupKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
       w.data(), rows, cols, group, quantize, scales.data(), zeros.data(), codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GroupKernel", stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
-  DequantizeGrid(rows, cols, out);
-  return Status::Ok();
+  return DownloadGridLayer(scales, zeros, codes, rows, cols, stream, out);
 }
 
 }  // namespace
@@ -142,11 +145,7 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
       w.data(), cols, u.data(), order.data(), out->group_size, options.bits, options.symmetric,
       options.clip_search, options.act_order, scales.data(), zeros.data(), codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GptqRowKernel", stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
-  DequantizeGrid(rows, cols, out);
-  return Status::Ok();
+  return DownloadGridLayer(scales, zeros, codes, rows, cols, stream, out);
 }
 
 }  // namespace solverd::quant::internal

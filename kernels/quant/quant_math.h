@@ -79,16 +79,22 @@ SOLVERD_HD inline float GridError(const float* w, int n, int stride, const Grid&
   return err;
 }
 
+// The smallest and largest of w[0..n) (stride `stride`).
+SOLVERD_HD inline void RangeOf(const float* w, int n, int stride, float* lo, float* hi) {
+  *lo = *hi = w[0];
+  for (int i = 1; i < n; ++i) {
+    const float v = w[i * stride];
+    *lo = v < *lo ? v : *lo;
+    *hi = v > *hi ? v : *hi;
+  }
+}
+
 // The grid for w[0..n): from its range, or (clip_search) from the shrunk
 // range with the least squared error (the first such shrink on ties).
 SOLVERD_HD inline Grid ChooseGrid(const float* w, int n, int stride, int bits, bool symmetric,
                                   bool clip_search) {
-  float lo = w[0], hi = w[0];
-  for (int i = 1; i < n; ++i) {
-    const float v = w[i * stride];
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
-  }
+  float lo, hi;
+  RangeOf(w, n, stride, &lo, &hi);
   Grid best = GridFor(lo, hi, bits, symmetric);
   if (!clip_search) return best;
   float best_err = GridError(w, n, stride, best);
