@@ -92,7 +92,7 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   if (!in.allocation_bits().empty()) {
     out.allocation_bits.assign(in.allocation_bits().begin(), in.allocation_bits().end());
   }
-  if ((in.target_bits() != 0 || in.target_bytes() != 0) && in.bits() != 0) {
+  if (quant::AllocatesBits(out) && in.bits() != 0) {
     return absl::InvalidArgumentError(
         "quant.bits: leave unset with target_bits or target_bytes (the allocation chooses "
         "each layer's bits)");

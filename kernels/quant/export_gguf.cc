@@ -13,6 +13,9 @@ constexpr uint32_t kGgufVersion = 3;
 constexpr uint64_t kAlignment = 32;
 constexpr int64_t kBlock = 32;  // weights per Q4_0 / Q8_0 block
 
+// A Q4_0 / Q8_0 block: an fp16 scale, then the codes.
+int64_t BlockBytes(int bits) { return 2 + kBlock * bits / 8; }
+
 // ggml's type numbers.
 enum GgmlType : uint32_t {
   kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27,
@@ -80,7 +83,7 @@ class GgufWriter final : public ModelWriter {
 Status GgufWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
   const int64_t blocks = d.rows * d.cols / kBlock;
   std::string data;
-  data.reserve(static_cast<size_t>(blocks * (q.bits == 4 ? 18 : 34)));
+  data.reserve(static_cast<size_t>(blocks * BlockBytes(q.bits)));
   for (int64_t b = 0; b < blocks; ++b) {
     const uint8_t* codes = &q.codes[b * kBlock];
     PutHalf(q.scales[b], &data);  // one group per block, row-major
@@ -135,9 +138,13 @@ std::string GgufWriter::Finish() {
 
 std::unique_ptr<ModelWriter> NewGgufWriter() { return std::make_unique<GgufWriter>(); }
 
+int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits) {
+  return rows * cols / kBlock * BlockBytes(bits);
+}
+
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options) {
   const Options& o = options.layer;
-  const bool allocating = options.target_bits != 0 || options.target_bytes != 0;
+  const bool allocating = AllocatesBits(options);
   const std::vector<int> widths = allocating ? options.allocation_bits : std::vector<int>{o.bits};
   for (const int bits : widths) {
     if (bits != 4 && bits != 8) {

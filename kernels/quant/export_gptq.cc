@@ -93,7 +93,7 @@ std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options) {
 }
 
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options) {
-  if (options.target_bits != 0 || options.target_bytes != 0) {
+  if (AllocatesBits(options)) {
     return InvalidArgument("export: the gptq layout has one bit width for every layer; bit "
                            "allocation needs the solverd or gguf layout");
   }

@@ -159,7 +159,7 @@ Status CheckAllocationOptions(const ModelOptions& o) {
     return InvalidArgument("target_bits: must be a positive number of bits per weight");
   }
   if (o.target_bytes < 0) return InvalidArgument("target_bytes: must be positive");
-  if (o.target_bits == 0 && o.target_bytes == 0) return Status::Ok();
+  if (!AllocatesBits(o)) return Status::Ok();
   if (IsBlockwise(o.layer.method)) {
     return InvalidArgument(std::string("method: bit allocation needs a grid method (rtn, gptq, "
                                        "dmmv, hqq), not ") + MethodName(o.layer.method));
@@ -178,7 +178,7 @@ Status CheckAllocationOptions(const ModelOptions& o) {
 // The selected layers' byte budget, and INVALID_ARGUMENT when even the
 // narrowest width of every layer does not fit it.
 Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
-  if (o.target_bits == 0 && o.target_bytes == 0) return Status::Ok();
+  if (!AllocatesBits(o)) return Status::Ok();
   int64_t all_bytes = 0, selected_bytes = 0, smallest = 0;
   for (const TensorEntry& t : plan->model.tensors) all_bytes += t.end - t.begin;
   const int narrowest = *std::min_element(o.allocation_bits.begin(), o.allocation_bits.end());
@@ -261,7 +261,10 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
   std::set<std::string> names;
   for (const TensorEntry& t : plan->model.tensors) names.insert(t.name);
   for (const TensorEntry& t : plan->model.tensors) {
-    if (!Selected(t, options)) continue;
+    if (!Selected(t, options)) {
+      SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, t));
+      continue;
+    }
     SOLVERD_RETURN_IF_ERROR(CheckInputs(*plan, t, options.layer));
     SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
     names.erase(t.name);  // the source is not written
@@ -281,14 +284,6 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
   if (plan->selected.empty()) {
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
                            "default: embeddings and norms)");
-  }
-  for (size_t t = 0, next = 0; t < plan->model.tensors.size(); ++t) {
-    const TensorEntry& tensor = plan->model.tensors[t];
-    if (next < plan->selected.size() && plan->selected[next].name == tensor.name) {
-      ++next;
-    } else {
-      SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, tensor));
-    }
   }
   return PlanBudget(options, plan);
 }

@@ -56,6 +56,11 @@ struct ModelOptions {
   std::vector<int> allocation_bits = {2, 3, 4, 8};
 };
 
+// Whether `options` asks for bit allocation (a target is set).
+inline bool AllocatesBits(const ModelOptions& options) {
+  return options.target_bits != 0 || options.target_bytes != 0;
+}
+
 // Embeddings and norms, left alone unless the caller says otherwise.
 std::vector<std::string> DefaultExcludes();
 

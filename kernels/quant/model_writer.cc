@@ -55,7 +55,7 @@ Status CheckExportCopy(ExportFormat format, const TensorEntry& t) {
 
 int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bits,
                          int64_t group_size) {
-  if (format == ExportFormat::kGguf) return rows * cols / 32 * (2 + 32 * bits / 8);
+  if (format == ExportFormat::kGguf) return GgufLayerBytes(rows, cols, bits);
   return GridLayerBytes(rows, cols, bits, group_size);
 }
 

@@ -60,6 +60,7 @@ int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bi
 // The writers of each format (export_gptq.cc, export_gguf.cc).
 std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
 std::unique_ptr<ModelWriter> NewGgufWriter();
+int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits);
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufCopy(const TensorEntry& t);
