@@ -122,14 +122,14 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
                   const ModelOptions& options, const CancelToken* cancel,
                   ModelProgress* progress, std::vector<std::vector<BitsCandidate>>* candidates,
                   std::vector<int>* bits) {
+  Layer layer;  // both reused across layers (see QuantizedLayer::Reset)
+  QuantizedLayer q;
   for (const TensorEntry& t : plan.selected) {
-    Layer layer;
     SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
     std::vector<BitsCandidate>& layer_candidates = candidates->emplace_back();
     for (const int b : options.allocation_bits) {
       Options o = options.layer;
       o.bits = b;
-      QuantizedLayer q;
       LayerSummary summary;
       SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
       layer_candidates.push_back(
@@ -311,6 +311,8 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;
   size_t next = 0;  // index into plan.selected, which is in file order
+  Layer layer;      // both reused across layers (see QuantizedLayer::Reset)
+  QuantizedLayer q;
   for (const TensorEntry& t : plan.model.tensors) {
     result->bytes_before += t.end - t.begin;
     if (next == plan.selected.size() || plan.selected[next].name != t.name) {
@@ -319,11 +321,9 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
       ++result->copied_tensors;
       continue;
     }
-    Layer layer;
     SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
     Options o = options.layer;
     o.bits = bits[next];
-    QuantizedLayer q;
     LayerSummary summary;
     SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
     if (allocating) summary.candidates = candidates[next];

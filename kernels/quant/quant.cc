@@ -115,9 +115,20 @@ Status ValidateLayer(const Layer& layer, const Options& options) {
   return Status::Ok();
 }
 
+void QuantizedLayer::Reset() {
+  bits = 0;
+  group_size = 0;
+  absmax_offset = 0;
+  for (std::vector<float>* v : {&scales, &zeros, &absmax, &codebook, &absmax_scales, &dequantized}) {
+    v->clear();
+  }
+  codes.clear();
+  absmax_codes.clear();
+}
+
 Status QuantizeLayer(const Device& device, StreamHandle stream, const Layer& layer,
                      const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
-  *out = QuantizedLayer();
+  out->Reset();
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options));
   SOLVERD_RETURN_IF_ERROR(ValidateLayer(layer, options));
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));

@@ -91,6 +91,11 @@ struct QuantizedLayer {
   std::vector<float> absmax_scales;
   float absmax_offset = 0;
   std::vector<float> dequantized;     // rows x cols
+
+  // Empties the layer but keeps its buffers' capacity: a model's layers
+  // reuse them, since on large layers touching fresh pages costs more than
+  // round to nearest itself.
+  void Reset();
 };
 
 // Errors of a quantized layer against the original.

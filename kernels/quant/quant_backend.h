@@ -40,6 +40,11 @@ inline Grid GridAt(const QuantizedLayer& q, int64_t index, int bits) {
   return g;
 }
 
+// out[0..n) = the values of one group's codes on grid `g`.
+inline void DequantizeGroup(const uint8_t* codes, int n, const Grid& g, float* out) {
+  for (int i = 0; i < n; ++i) out[i] = Dequantize(codes[i], g);
+}
+
 // Fills out->dequantized from codes, scales and zeros.
 void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out);
 

@@ -17,12 +17,14 @@ void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, Quantiz
 }
 
 void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out) {
-  const int64_t groups = GroupCount(cols, out->group_size);
+  const int64_t group = out->group_size;
+  const int64_t groups = GroupCount(cols, group);
   out->dequantized.resize(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      const Grid g = GridAt(*out, r * groups + c / out->group_size, out->bits);
-      out->dequantized[r * cols + c] = Dequantize(out->codes[r * cols + c], g);
+    for (int64_t g = 0; g < groups; ++g) {
+      const int64_t at = r * cols + g * group;
+      DequantizeGroup(&out->codes[at], static_cast<int>(std::min(group, cols - g * group)),
+                      GridAt(*out, r * groups + g, out->bits), &out->dequantized[at]);
     }
   }
 }
@@ -30,7 +32,8 @@ void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out) {
 namespace {
 
 // Quantizes each (row, group) of the layer with `quantize` (a grid
-// quantizer of quant_math.h / hqq_math.h).
+// quantizer of quant_math.h / hqq_math.h), dequantizing each group while it
+// is in cache rather than in a second pass over the layer.
 template <typename GroupQuantizer>
 void QuantizeGroups(const Layer& layer, const Options& options, GroupQuantizer quantize,
                     QuantizedLayer* out) {
@@ -38,18 +41,20 @@ void QuantizeGroups(const Layer& layer, const Options& options, GroupQuantizer q
   const int64_t group = GroupColumns(options, cols);
   const int64_t groups = GroupCount(cols, group);
   ShapeGridLayer(layer.rows, cols, options.bits, group, out);
+  out->dequantized.resize(static_cast<size_t>(layer.rows * cols));
   ParallelFor(layer.rows, options.threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       for (int64_t g = 0; g < groups; ++g) {
         const int64_t c0 = g * group;
         const int n = static_cast<int>(std::min(group, cols - c0));
-        const Grid grid = quantize(&layer.weights[r * cols + c0], n, &out->codes[r * cols + c0]);
+        const int64_t at = r * cols + c0;
+        const Grid grid = quantize(&layer.weights[at], n, &out->codes[at]);
         out->scales[r * groups + g] = grid.scale;
         out->zeros[r * groups + g] = grid.zero;
+        DequantizeGroup(&out->codes[at], n, grid, &out->dequantized[at]);
       }
     }
   }, 1);
-  DequantizeGrid(layer.rows, cols, out);
 }
 
 }  // namespace

@@ -211,22 +211,19 @@ Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::v
   const std::string_view bytes = file.Bytes(tensor);
   const int64_t n = tensor.elements();
   out->resize(static_cast<size_t>(n));
-  const char* p = bytes.data();
-  for (int64_t i = 0; i < n; ++i) {
-    switch (tensor.dtype) {
-      case DType::kF32: memcpy(&(*out)[i], p + 4 * i, 4); break;
-      case DType::kF64: {
-        double d;
-        memcpy(&d, p + 8 * i, 8);
-        (*out)[i] = static_cast<float>(d);
-        break;
-      }
-      default: {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        (*out)[i] = tensor.dtype == DType::kF16 ? HalfToFloat(h) : BfloatToFloat(h);
-      }
+  if (n == 0) return Status::Ok();
+  // One loop per dtype: the switch stays out of the per-element loop.
+  const auto convert = [&](auto element, auto to_float) {
+    for (int64_t i = 0; i < n; ++i) {
+      memcpy(&element, bytes.data() + sizeof(element) * i, sizeof(element));
+      (*out)[i] = to_float(element);
     }
+  };
+  switch (tensor.dtype) {
+    case DType::kF32: memcpy(out->data(), bytes.data(), 4 * static_cast<size_t>(n)); break;
+    case DType::kF64: convert(double{}, [](double d) { return static_cast<float>(d); }); break;
+    case DType::kF16: convert(uint16_t{}, HalfToFloat); break;
+    default: convert(uint16_t{}, BfloatToFloat);
   }
   return Status::Ok();
 }
