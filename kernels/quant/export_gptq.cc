@@ -1,5 +1,6 @@
 // AutoGPTQ's layout (model_writer.h).
 #include <cstring>
+#include <numeric>
 
 #include "quant/json.h"
 #include "quant/quant_backend.h"
@@ -8,7 +9,18 @@
 namespace solverd::quant::internal {
 namespace {
 
-int ValuesPerWord(int bits) { return 32 / bits; }
+// Both dimensions must be multiples of this for whole words of codes.
+int64_t DimensionMultiple(int bits) { return 32 / std::gcd(bits, 32); }
+
+// AutoGPTQ packs a run of codes as one little-endian stream of 32-bit words,
+// code i at bits [bits * i, bits * (i + 1)); 3-bit codes straddle words.
+// The stream's words are `stride` apart.
+void PutCode(uint32_t code, int64_t i, int bits, int64_t stride, uint32_t* words) {
+  const int64_t bit = i * bits;
+  const int shift = static_cast<int>(bit % 32);
+  words[(bit / 32) * stride] |= code << shift;
+  if (shift + bits > 32) words[(bit / 32 + 1) * stride] |= code >> (32 - shift);
+}
 
 std::string WordsToBytes(const std::vector<uint32_t>& words) {
   std::string bytes(words.size() * 4, '\0');
@@ -49,15 +61,14 @@ class GptqWriter final : public ModelWriter {
 };
 
 Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
-  const int64_t n = d.rows, k = d.cols, p = ValuesPerWord(q.bits);
+  const int64_t n = d.rows, k = d.cols;
   const int64_t groups = GroupCount(k, q.group_size);
-  std::vector<uint32_t> qweight(static_cast<size_t>(k / p * n), 0);
-  for (int64_t i = 0; i < k; ++i) {
-    for (int64_t j = 0; j < n; ++j) {
-      qweight[(i / p) * n + j] |= uint32_t{q.codes[j * k + i]} << (q.bits * (i % p));
-    }
+  const int64_t weight_words = k * q.bits / 32, zero_words = n * q.bits / 32;
+  std::vector<uint32_t> qweight(static_cast<size_t>(weight_words * n), 0);
+  for (int64_t j = 0; j < n; ++j) {
+    for (int64_t i = 0; i < k; ++i) PutCode(q.codes[j * k + i], i, q.bits, n, &qweight[j]);
   }
-  std::vector<uint32_t> qzeros(static_cast<size_t>(groups * (n / p)), 0);
+  std::vector<uint32_t> qzeros(static_cast<size_t>(groups * zero_words), 0);
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t j = 0; j < n; ++j) {
       const float zero = q.zeros[j * groups + g];
@@ -66,7 +77,7 @@ Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, 
                                std::to_string(j) + " has zero point 0, which the gptq layout "
                                "cannot store (it stores zero - 1); use symmetric");
       }
-      qzeros[g * (n / p) + j / p] |= static_cast<uint32_t>(zero - 1) << (q.bits * (j % p));
+      PutCode(static_cast<uint32_t>(zero - 1), j, q.bits, 1, &qzeros[g * zero_words]);
     }
   }
   std::vector<float> scales(static_cast<size_t>(groups * n));
@@ -79,8 +90,8 @@ Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, 
   std::string scales_bytes = HalvesToBytes(scales), g_idx_bytes = WordsToBytes(g_idx);
   *bytes = static_cast<int64_t>(qweight_bytes.size() + qzeros_bytes.size() +
                                 scales_bytes.size() + g_idx_bytes.size());
-  writer_.Add(d.layer + ".qweight", DType::kI32, {k / p, n}, std::move(qweight_bytes));
-  writer_.Add(d.layer + ".qzeros", DType::kI32, {groups, n / p}, std::move(qzeros_bytes));
+  writer_.Add(d.layer + ".qweight", DType::kI32, {weight_words, n}, std::move(qweight_bytes));
+  writer_.Add(d.layer + ".qzeros", DType::kI32, {groups, zero_words}, std::move(qzeros_bytes));
   writer_.Add(d.layer + ".scales", DType::kF16, {groups, n}, std::move(scales_bytes));
   writer_.Add(d.layer + ".g_idx", DType::kI32, {k}, std::move(g_idx_bytes));
   return Status::Ok();
@@ -98,15 +109,15 @@ Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options) {
                            "allocation needs the solverd or gguf layout");
   }
   const int bits = options.layer.bits;
-  if (bits != 2 && bits != 4 && bits != 8) {
-    return InvalidArgument("export: the gptq layout packs 2, 4 or 8 bits, not " +
+  if (bits != 2 && bits != 3 && bits != 4 && bits != 8) {
+    return InvalidArgument("export: the gptq layout packs 2, 3, 4 or 8 bits, not " +
                            std::to_string(bits));
   }
-  const int64_t p = ValuesPerWord(bits);
-  if (t.shape[0] % p != 0 || t.shape[1] % p != 0) {
+  const int64_t multiple = DimensionMultiple(bits);
+  if (t.shape[0] % multiple != 0 || t.shape[1] % multiple != 0) {
     return InvalidArgument("export: tensor " + JsonQuote(t.name) + ": the gptq layout packs " +
-                           std::to_string(p) + " values per int32, so both dimensions must "
-                           "be multiples of " + std::to_string(p));
+                           std::to_string(bits) + "-bit codes into whole int32 words, so both "
+                           "dimensions must be multiples of " + std::to_string(multiple));
   }
   return Status::Ok();
 }

@@ -1,10 +1,13 @@
 // The layouts a quantized model can be written in, behind one interface:
 //  - kSolverd: solverd's self-describing safetensors layout (model.h).
 //  - kGptq: AutoGPTQ's safetensors layout ("GPTQ v1"), for a Linear layer
-//    L.weight [N, K] (out, in) at b in {2, 4, 8} bits, p = 32 / b:
-//      L.qweight I32 [K / p, N]  word (i, j) = sum_k code[j][i p + k] << (b k)
-//      L.qzeros  I32 [G, N / p]  word (g, j) = sum_k (zero[j p + k][g] - 1) << (b k)
-//      L.scales  F16 [G, N]      L.g_idx I32 [K] = column / group_size
+//    L.weight [N, K] (out, in) at b in {2, 3, 4, 8} bits:
+//      L.qweight I32 [K b / 32, N]  column j: code[j][i] at bits [b i, b (i + 1))
+//      L.qzeros  I32 [G, N b / 32]  row g: zero[j][g] - 1 at bits [b j, b (j + 1))
+//      L.scales  F16 [G, N]         L.g_idx I32 [K] = column / group_size
+//    where a run of words is read as one little-endian bit stream (3-bit
+//    codes straddle words; at 2, 4 and 8 bits word w holds codes
+//    [w 32 / b, (w + 1) 32 / b)),
 //    with w = scale * (code - zero) and the metadata key "quantize_config"
 //    holding AutoGPTQ's quantize_config.json. (v1 stores zero - 1, so a zero
 //    point of 0 cannot be written; symmetric grids never have one.)

@@ -119,7 +119,8 @@ void QuantizedLayer::Reset() {
   bits = 0;
   group_size = 0;
   absmax_offset = 0;
-  for (std::vector<float>* v : {&scales, &zeros, &absmax, &codebook, &absmax_scales, &dequantized}) {
+  for (std::vector<float>* v :
+       {&scales, &zeros, &absmax, &codebook, &absmax_scales, &dequantized}) {
     v->clear();
   }
   codes.clear();

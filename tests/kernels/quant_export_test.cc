@@ -21,12 +21,12 @@ std::vector<float> Random(int64_t n, uint32_t seed) {
   return v;
 }
 
-// fc.weight [16, 64], a bias, and an int64 step counter.
+// fc.weight [32, 64], a bias, and an int64 step counter.
 std::string MakeModel() {
   SafetensorsWriter w;
   w.AddMetadata("source", "test");
-  w.Add("fc.weight", DType::kF32, {16, 64}, FloatsToBytes(Random(16 * 64, 1)));
-  w.Add("fc.bias", DType::kF32, {16}, FloatsToBytes(Random(16, 2)));
+  w.Add("fc.weight", DType::kF32, {32, 64}, FloatsToBytes(Random(32 * 64, 1)));
+  w.Add("fc.bias", DType::kF32, {32}, FloatsToBytes(Random(32, 2)));
   w.Add("step", DType::kI64, {1}, std::string(8, '\x02'));
   return w.Finish();
 }
@@ -35,7 +35,7 @@ std::vector<float> Expected(const std::string& model, const Options& o) {
   SafetensorsFile f;
   EXPECT_TRUE(ParseSafetensors(model, &f).ok());
   Layer layer;
-  layer.rows = 16;
+  layer.rows = 32;
   layer.cols = 64;
   EXPECT_TRUE(ReadFloats(f, *f.Find("fc.weight"), &layer.weights).ok());
   QuantizedLayer q;
@@ -60,9 +60,22 @@ T At(const std::string_view bytes, size_t index) {
   return v;
 }
 
+// Code `index` of a run of I32 words `stride` apart, read bit by bit from
+// AutoGPTQ's definition: the run is one little-endian bit stream and code i
+// occupies bits [bits * i, bits * (i + 1)).
+int StreamCode(std::string_view words, size_t first, size_t stride, int64_t index, int bits) {
+  int code = 0;
+  for (int b = 0; b < bits; ++b) {
+    const int64_t bit = index * bits + b;
+    const uint32_t word = At<uint32_t>(words, first + static_cast<size_t>(bit / 32) * stride);
+    code |= static_cast<int>((word >> (bit % 32)) & 1u) << b;
+  }
+  return code;
+}
+
 TEST(GptqExport, UnpacksToTheQuantizedLayer) {
   const std::string model = MakeModel();
-  for (const int bits : {2, 4, 8}) {
+  for (const int bits : {2, 3, 4, 8}) {
     for (const bool symmetric : {false, true}) {
       ModelOptions options;
       options.format = ExportFormat::kGptq;
@@ -72,25 +85,30 @@ TEST(GptqExport, UnpacksToTheQuantizedLayer) {
       SafetensorsFile f;
       const std::string file = Export(model, options);
       ASSERT_TRUE(ParseSafetensors(file, &f).ok());
-      const int p = 32 / bits, mask = (1 << bits) - 1;
       const TensorEntry *qweight = f.Find("fc.qweight"), *qzeros = f.Find("fc.qzeros"),
                         *scales = f.Find("fc.scales"), *g_idx = f.Find("fc.g_idx");
       ASSERT_TRUE(qweight && qzeros && scales && g_idx);
-      EXPECT_EQ(qweight->shape, (std::vector<int64_t>{64 / p, 16}));
-      EXPECT_EQ(qzeros->shape, (std::vector<int64_t>{4, 16 / p}));
+      EXPECT_EQ(qweight->shape, (std::vector<int64_t>{64 * bits / 32, 32}));
+      EXPECT_EQ(qzeros->shape, (std::vector<int64_t>{4, 32 * bits / 32}));
       EXPECT_EQ(scales->dtype, DType::kF16);
       const std::vector<float> expected = Expected(model, options.layer);
-      for (int64_t j = 0; j < 16; ++j) {    // out feature
+      for (int64_t j = 0; j < 32; ++j) {    // out feature
         for (int64_t i = 0; i < 64; ++i) {  // in feature
           const int g = At<int32_t>(f.Bytes(*g_idx), i);
-          const uint32_t word = At<uint32_t>(f.Bytes(*qweight), (i / p) * 16 + j);
-          const int code = (word >> (bits * (i % p))) & mask;
-          const uint32_t zword = At<uint32_t>(f.Bytes(*qzeros), g * (16 / p) + j / p);
-          const int zero = ((zword >> (bits * (j % p))) & mask) + 1;  // v1 stores zero - 1
-          const float scale = HalfToFloat(At<uint16_t>(f.Bytes(*scales), g * 16 + j));
+          const int code = StreamCode(f.Bytes(*qweight), j, 32, i, bits);
+          const size_t zero_words = static_cast<size_t>(qzeros->shape[1]);
+          // v1 stores zero - 1
+          const int zero = StreamCode(f.Bytes(*qzeros), g * zero_words, 1, j, bits) + 1;
+          const float scale = HalfToFloat(At<uint16_t>(f.Bytes(*scales), g * 32 + j));
           ASSERT_EQ(scale * static_cast<float>(code - zero), expected[j * 64 + i])
               << bits << " bits, " << j << "," << i;
         }
+      }
+      if (bits == 3) {  // AutoGPTQ's 3-bit table: code 10 is word 0's bits 30-31 and word 1's 0
+        const uint32_t w0 = At<uint32_t>(f.Bytes(*qweight), 0);
+        const uint32_t w1 = At<uint32_t>(f.Bytes(*qweight), 32);
+        EXPECT_EQ(static_cast<int>((w0 >> 30) | ((w1 & 1u) << 2)),
+                  StreamCode(f.Bytes(*qweight), 0, 32, 10, 3));
       }
       EXPECT_NE(f.Find("fc.bias"), nullptr);
       bool has_config = false;
@@ -158,11 +176,11 @@ TEST(GgufExport, Q4_0AndQ8_0BlocksDequantizeToTheQuantizedLayer) {
     const Gguf g = ReadGguf(file);
     EXPECT_EQ(g.strings.at("solverd.source.source"), "test");
     const GgufTensor& fc = g.tensors.at("fc.weight");
-    EXPECT_EQ(fc.ne, (std::vector<uint64_t>{64, 16}));  // innermost first
+    EXPECT_EQ(fc.ne, (std::vector<uint64_t>{64, 32}));  // innermost first
     EXPECT_EQ(fc.type, bits == 4 ? 2u : 8u);
     const std::vector<float> expected = Expected(model, options.layer);
     const size_t block_bytes = bits == 4 ? 18 : 34;
-    for (size_t b = 0; b < 16 * 64 / 32; ++b) {
+    for (size_t b = 0; b < 32 * 64 / 32; ++b) {
       const std::string_view block = g.data.substr(fc.offset + b * block_bytes, block_bytes);
       const float d = HalfToFloat(At<uint16_t>(block, 0));
       for (int j = 0; j < 32; ++j) {
@@ -188,9 +206,9 @@ TEST(Export, LayoutsRefuseWhatTheyCannotHold) {
   ModelPlan plan;
   ModelOptions o;
   o.format = ExportFormat::kGptq;
-  o.layer.bits = 3;
+  o.layer.bits = 5;
   EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
-            "export: the gptq layout packs 2, 4 or 8 bits, not 3");
+            "export: the gptq layout packs 2, 3, 4 or 8 bits, not 5");
   o.layer.bits = 4;
   o.layer.method = Method::kHqq;
   EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
@@ -199,6 +217,14 @@ TEST(Export, LayoutsRefuseWhatTheyCannotHold) {
   o.target_bits = 5;
   EXPECT_EQ(PlanModel(model, "", o, &plan).message().rfind("export: the gptq layout has one", 0),
             0u);
+  o = ModelOptions();
+  o.format = ExportFormat::kGptq;
+  o.layer.bits = 3;
+  SafetensorsWriter narrow;
+  narrow.Add("fc.weight", DType::kF32, {16, 64}, FloatsToBytes(Random(16 * 64, 1)));
+  EXPECT_EQ(PlanModel(narrow.Finish(), "", o, &plan).message(),
+            "export: tensor \"fc.weight\": the gptq layout packs 3-bit codes into whole int32 "
+            "words, so both dimensions must be multiples of 32");
   o = ModelOptions();
   o.format = ExportFormat::kGguf;
   EXPECT_EQ(PlanModel(model, "", o, &plan).message(),
