@@ -119,6 +119,7 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::ModelOpt
     l->set_relative_output_error(s.report.relative_output_error);
     l->set_max_violation(s.report.max_violation);
     l->set_seconds(s.report.seconds);
+    l->set_batch_layers(s.batch_layers);
     l->set_bytes_before(s.bytes_before);
     l->set_bytes_after(s.bytes_after);
     for (const quant::BitsCandidate& c : s.candidates) {

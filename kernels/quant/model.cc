@@ -7,6 +7,7 @@
 #include <set>
 
 #include "quant/json.h"
+#include "quant/layer_batch.h"
 #include "quant/model_format.h"
 #include "quant/model_writer.h"
 #include "quant/quant_backend.h"
@@ -96,6 +97,20 @@ struct ModelProgress {
   }
 };
 
+// Measures quantized layer `q` of tensor `t` into `summary`.
+void Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q, int threads,
+               double seconds, LayerSummary* summary) {
+  summary->report.seconds = seconds;
+  MeasureLayer(layer, q, threads, &summary->report);
+  summary->name = t.name;
+  summary->rows = layer.rows;
+  summary->cols = layer.cols;
+  summary->tokens = layer.tokens;
+  summary->bits = q.bits;
+  summary->group_size = q.group_size;
+  summary->bytes_before = t.end - t.begin;
+}
+
 // Quantizes a loaded layer of tensor `t` and measures it.
 Status QuantizeTensor(const Device& device, StreamHandle stream, const TensorEntry& t,
                       const Layer& layer, const Options& options, const CancelToken* cancel,
@@ -104,15 +119,59 @@ Status QuantizeTensor(const Device& device, StreamHandle stream, const TensorEnt
   const Clock::time_point start = Clock::now();
   const Status s = QuantizeLayer(device, stream, layer, options, cancel, q);
   if (!s.ok()) return Status(s.code(), "layer " + JsonQuote(t.name) + ": " + s.message());
-  summary->report.seconds = SecondsSince(start);
-  MeasureLayer(layer, *q, options.threads, &summary->report);
-  summary->name = t.name;
-  summary->rows = layer.rows;
-  summary->cols = layer.cols;
-  summary->tokens = layer.tokens;
-  summary->bits = q->bits;
-  summary->group_size = q->group_size;
-  summary->bytes_before = t.end - t.begin;
+  Summarize(t, layer, *q, options.threads, SecondsSince(start), summary);
+  return Status::Ok();
+}
+
+// One batch of layers (layer_batch.h), quantized and measured, waiting to
+// be written in file order; the buffers are reused from batch to batch.
+struct LayerQueue {
+  std::vector<Layer> layers;
+  std::vector<QuantizedLayer> quantized;
+  std::vector<LayerSummary> summaries;
+  Layer stacked;
+  QuantizedLayer stacked_out;
+  size_t next = 0;  // the next to write
+
+  bool empty() const { return next == layers.size(); }
+};
+
+// Quantizes plan.selected[first, first + length) into `queue`; a batch's
+// time is shared among its layers by rows.
+Status QuantizeBatch(const Device& device, StreamHandle stream, const ModelPlan& plan,
+                     size_t first, size_t length, const Options& options,
+                     const CancelToken* cancel, LayerQueue* queue) {
+  queue->layers.resize(length);
+  queue->quantized.resize(length);
+  queue->summaries.assign(length, LayerSummary());
+  queue->next = 0;
+  for (size_t i = 0; i < length; ++i) {
+    SOLVERD_RETURN_IF_ERROR(
+        Prefixed("model: ", LoadLayer(plan, plan.selected[first + i], &queue->layers[i])));
+  }
+  if (length == 1) {
+    return QuantizeTensor(device, stream, plan.selected[first], queue->layers[0], options,
+                          cancel, &queue->quantized[0], &queue->summaries[0]);
+  }
+  SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
+  const Clock::time_point start = Clock::now();
+  const Status s = internal::QuantizeStacked(device, stream, queue->layers, options, cancel,
+                                             &queue->stacked, &queue->stacked_out,
+                                             &queue->quantized);
+  if (!s.ok()) {
+    return Status(s.code(), "layers " + JsonQuote(plan.selected[first].name) + " to " +
+                                JsonQuote(plan.selected[first + length - 1].name) + ": " +
+                                s.message());
+  }
+  const double seconds = SecondsSince(start);
+  for (size_t i = 0; i < length; ++i) {
+    const Layer& layer = queue->layers[i];
+    Summarize(plan.selected[first + i], layer, queue->quantized[i], options.threads,
+              seconds * static_cast<double>(layer.rows) /
+                  static_cast<double>(queue->stacked.rows),
+              &queue->summaries[i]);
+    queue->summaries[i].batch_layers = static_cast<int>(length);
+  }
   return Status::Ok();
 }
 
@@ -311,8 +370,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;
   size_t next = 0;  // index into plan.selected, which is in file order
-  Layer layer;      // both reused across layers (see QuantizedLayer::Reset)
-  QuantizedLayer q;
+  LayerQueue queue;
   for (const TensorEntry& t : plan.model.tensors) {
     result->bytes_before += t.end - t.begin;
     if (next == plan.selected.size() || plan.selected[next].name != t.name) {
@@ -321,11 +379,15 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
       ++result->copied_tensors;
       continue;
     }
-    SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
     Options o = options.layer;
     o.bits = bits[next];
-    LayerSummary summary;
-    SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
+    if (queue.empty()) {
+      const size_t length = internal::BatchLength(plan.selected, bits, next, o);
+      SOLVERD_RETURN_IF_ERROR(QuantizeBatch(device, stream, plan, next, length, o, cancel, &queue));
+    }
+    const Layer& layer = queue.layers[queue.next];
+    const QuantizedLayer& q = queue.quantized[queue.next];
+    LayerSummary& summary = queue.summaries[queue.next++];
     if (allocating) summary.candidates = candidates[next];
     internal::LayerDescription d;
     d.layer = LayerName(t.name);

@@ -90,7 +90,8 @@ struct LayerSummary {
   int64_t rows = 0, cols = 0, tokens = 0;
   int bits = 0;
   int64_t group_size = 0;
-  LayerReport report;
+  LayerReport report;  // report.seconds: this layer's share (by rows) of its batch's
+  int batch_layers = 1;  // layers quantized together with it (layer_batch.h)
   int64_t bytes_before = 0, bytes_after = 0;
   // Allocation: the widths measured, error = ||(W - Q) X^T||_F^2.
   std::vector<BitsCandidate> candidates;

@@ -237,6 +237,51 @@ TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
   }
 }
 
+// rtn and hqq stack consecutive small layers with equal columns (a copied
+// tensor between them does not split the batch) and give each layer exactly
+// the codes it gets alone; a layer with other columns starts a new batch.
+TEST(Model, SmallLayersAreBatchedWithoutChangingTheirCodes) {
+  SafetensorsWriter w;
+  w.Add("a.weight", DType::kF32, {6, 8}, FloatsToBytes(Random(48, 11)));
+  w.Add("b.weight", DType::kF32, {10, 8}, FloatsToBytes(Random(80, 12, 30)));
+  w.Add("b.bias", DType::kF32, {10}, FloatsToBytes(Random(10, 13)));
+  w.Add("c.weight", DType::kF16, {5, 8}, HalvesToBytes(Random(40, 14)));
+  w.Add("d.weight", DType::kF32, {4, 6}, FloatsToBytes(Random(24, 15)));
+  const std::string model = w.Finish();
+  for (const Method method : {Method::kRtn, Method::kHqq, Method::kNf4}) {
+    ModelOptions options;
+    options.layer.method = method;
+    options.layer.bits = method == Method::kNf4 ? 4 : 3;
+    options.layer.group_size = 4;
+    ModelPlan plan;
+    ASSERT_TRUE(PlanModel(model, "", options, &plan).ok()) << MethodName(method);
+    ModelResult result;
+    ASSERT_TRUE(
+        QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result).ok());
+    std::vector<int> batch_layers;
+    for (const LayerSummary& l : result.layers) batch_layers.push_back(l.batch_layers);
+    const std::vector<int> expected =
+        method == Method::kNf4 ? std::vector<int>{1, 1, 1, 1} : std::vector<int>{3, 3, 3, 1};
+    EXPECT_EQ(batch_layers, expected) << MethodName(method);
+    std::string dequantized;
+    ASSERT_TRUE(DequantizeModel(result.file, &dequantized).ok());
+    SafetensorsFile back;
+    ASSERT_TRUE(ParseSafetensors(dequantized, &back).ok());
+    for (const TensorEntry& t : plan.selected) {
+      Layer layer;
+      layer.rows = t.shape[0];
+      layer.cols = t.shape[1];
+      ASSERT_TRUE(ReadFloats(plan.model, t, &layer.weights).ok());
+      QuantizedLayer alone;
+      ASSERT_TRUE(
+          QuantizeLayer(Device::Cpu(), nullptr, layer, options.layer, nullptr, &alone).ok());
+      std::vector<float> read;
+      ASSERT_TRUE(ReadFloats(back, *back.Find(t.name), &read).ok());
+      EXPECT_EQ(read, alone.dequantized) << MethodName(method) << " " << t.name;
+    }
+  }
+}
+
 TEST(Model, SelectionAndCalibrationErrorsNameTheTensor) {
   const TinyModel m = MakeTinyModel();
   ModelOptions options;
