@@ -1,5 +1,7 @@
 #include "quant/layer_batch.h"
 
+#include <algorithm>
+
 #include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {
@@ -11,11 +13,20 @@ void CopyRows(const std::vector<T>& from, int64_t first_row, int64_t rows, int64
   to->assign(from.begin() + first_row * width, from.begin() + (first_row + rows) * width);
 }
 
+bool Batches(const Options& options) {
+  return options.method == Method::kRtn || options.method == Method::kHqq;
+}
+
 }  // namespace
+
+int64_t BatchMemoryBytes(int64_t selected_weights, const Options& options) {
+  if (!Batches(options)) return 0;
+  return 2 * MemoryBytes(1, std::min(selected_weights, kMaxBatchWeights), 0, options);
+}
 
 size_t BatchLength(const std::vector<TensorEntry>& selected, const std::vector<int>& bits,
                    size_t first, const Options& options) {
-  if (options.method != Method::kRtn && options.method != Method::kHqq) return 1;
+  if (!Batches(options)) return 1;
   const int64_t cols = selected[first].shape[1];
   int64_t weights = 0;
   size_t length = 0;

@@ -30,6 +30,11 @@ inline constexpr int64_t kMaxBatchWeights = int64_t{1} << 22;
 size_t BatchLength(const std::vector<TensorEntry>& selected, const std::vector<int>& bits,
                    size_t first, const Options& options);
 
+// Memory a batch may hold for a model of `selected_weights` quantized
+// weights (0 when `options` does not batch): its layers twice, stacked and
+// split.
+int64_t BatchMemoryBytes(int64_t selected_weights, const Options& options);
+
 // Quantizes `layers` (equal columns; BatchLength's batch) as one stacked
 // layer; out[i] is layers[i]'s part. `stacked` is scratch, kept by the
 // caller so its buffers are reused.

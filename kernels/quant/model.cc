@@ -344,6 +344,9 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
                            "default: embeddings and norms)");
   }
+  plan->largest_layer_bytes =
+      std::max(plan->largest_layer_bytes,
+               internal::BatchMemoryBytes(plan->selected_weights, options.layer));
   return PlanBudget(options, plan);
 }
 

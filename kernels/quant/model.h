@@ -76,7 +76,7 @@ struct ModelPlan {
   SafetensorsFile model;
   SafetensorsFile calibration;         // empty without calibration data
   std::vector<TensorEntry> selected;   // in file order
-  int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer
+  int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer or batch
   int64_t selected_weights = 0;
   int64_t layer_budget_bytes = 0;      // allocation: the selected layers' budget; 0: none
 };
