@@ -89,6 +89,16 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   }
   out.target_bits = in.target_bits();
   out.target_bytes = in.target_bytes();
+  switch (in.allocation_error()) {
+    case v1::QUANT_ALLOCATION_ERROR_RELATIVE:
+      out.allocation_error = quant::AllocationError::kRelative;
+      break;
+    case v1::QUANT_ALLOCATION_ERROR_ABSOLUTE:
+      out.allocation_error = quant::AllocationError::kAbsolute;
+      break;
+    default: return absl::InvalidArgumentError(absl::StrCat(
+        "quant.allocation_error: unknown value ", in.allocation_error()));
+  }
   if (!in.allocation_bits().empty()) {
     out.allocation_bits.assign(in.allocation_bits().begin(), in.allocation_bits().end());
   }
@@ -126,7 +136,8 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::ModelOpt
       v1::QuantBitsCandidate* out_c = l->add_candidates();
       out_c->set_bits(c.bits);
       out_c->set_bytes(c.bytes);
-      out_c->set_output_error_squared(c.error);
+      out_c->set_output_error_squared(c.output_error_squared);
+      out_c->set_allocation_error(c.error);
     }
   }
   out.set_bytes_before(r.bytes_before);

@@ -19,6 +19,7 @@ struct BitsCandidate {
   int bits = 0;
   int64_t bytes = 0;    // stored size: codes, scales and zero points
   double error = 0;     // the layer's error at these bits (summed across layers)
+  double output_error_squared = 0;  // for reports: ||(W - Q) X^T||_F^2
 };
 
 // The frontier a solve may keep before it gives up (RESOURCE_EXHAUSTED).

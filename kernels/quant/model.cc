@@ -191,9 +191,13 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
       o.bits = b;
       LayerSummary summary;
       SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
+      const LayerReport& r = summary.report;
       layer_candidates.push_back(
           {b, internal::ExportLayerBytes(options.format, layer.rows, layer.cols, b, q.group_size),
-           summary.report.output_error_squared});
+           options.allocation_error == AllocationError::kAbsolute
+               ? r.output_error_squared
+               : r.relative_output_error * r.relative_output_error,
+           r.output_error_squared});
       progress->Report("allocation: " + t.name + " at " + std::to_string(b) + " bits", summary);
     }
   }

@@ -39,6 +39,12 @@ namespace solverd::quant {
 enum class ExportFormat { kSolverd, kGptq, kGguf };
 const char* ExportFormatName(ExportFormat format);  // "solverd", "gptq", "gguf"
 
+// What bit allocation sums over layers: each layer's squared relative
+// output error ||(W - Q) X^T||_F^2 / ||W X^T||_F^2, which does not depend
+// on the scale of a layer's inputs and outputs, or the absolute
+// ||(W - Q) X^T||_F^2, which spends bits where outputs are largest.
+enum class AllocationError { kRelative, kAbsolute };
+
 struct ModelOptions {
   Options layer;
   ExportFormat format = ExportFormat::kSolverd;
@@ -46,7 +52,7 @@ struct ModelOptions {
   std::vector<std::string> exclude;  // globs; see DefaultExcludes()
   // Bit allocation (grid methods): with a budget, each layer's bits are
   // chosen from `allocation_bits` (layer.bits is not used) to make the sum
-  // over layers of ||(W - Q) X^T||_F^2 least (X the calibration inputs, or
+  // over layers of `allocation_error` least (X the calibration inputs, or
   // the Gaussian stand-in) within the budget: `target_bits` stored bits per
   // quantized weight (scales included, as ModelResult::average_bits), or
   // `target_bytes` of output tensor data (copied tensors included). Each
@@ -54,6 +60,7 @@ struct ModelOptions {
   double target_bits = 0;    // 0: no allocation by bits
   int64_t target_bytes = 0;  // 0: no allocation by bytes
   std::vector<int> allocation_bits = {2, 3, 4, 8};
+  AllocationError allocation_error = AllocationError::kRelative;
 };
 
 // Whether `options` asks for bit allocation (a target is set).
@@ -93,7 +100,7 @@ struct LayerSummary {
   LayerReport report;  // report.seconds: this layer's share (by rows) of its batch's
   int batch_layers = 1;  // layers quantized together with it (layer_batch.h)
   int64_t bytes_before = 0, bytes_after = 0;
-  // Allocation: the widths measured, error = ||(W - Q) X^T||_F^2.
+  // Allocation: the widths measured (error: as ModelOptions::allocation_error).
   std::vector<BitsCandidate> candidates;
 };
 

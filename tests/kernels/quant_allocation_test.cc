@@ -76,11 +76,10 @@ std::vector<float> Random(int64_t n, std::mt19937* rng, float scale) {
 struct Model {
   std::string model, calibration;
 };
-Model MakeModel() {
+Model MakeModel(const float (&input_scale)[4] = {0.1f, 1.0f, 3.0f, 10.0f}) {
   std::mt19937 rng(9);
   SafetensorsWriter w, c;
   const int64_t shapes[4][2] = {{32, 64}, {64, 32}, {48, 48}, {16, 64}};
-  const float input_scale[4] = {0.1f, 1.0f, 3.0f, 10.0f};
   for (int l = 0; l < 4; ++l) {
     const std::string name = "block" + std::to_string(l);
     const int64_t rows = shapes[l][0], cols = shapes[l][1];
@@ -119,6 +118,7 @@ TEST(ModelAllocation, NeverWorseThanTheUniformWidthItsBudgetAllows) {
       const ModelResult u = QuantizeWith(m, uniform);
       ModelOptions allocated = uniform;
       allocated.target_bits = u.average_bits;
+      allocated.allocation_error = AllocationError::kAbsolute;
       const ModelResult a = QuantizeWith(m, allocated);
       EXPECT_LE(a.average_bits, u.average_bits + 1e-12);
       // Uniform widths fit the budget; the inputs' scales make them a poor use of it.
@@ -136,6 +136,35 @@ TEST(ModelAllocation, NeverWorseThanTheUniformWidthItsBudgetAllows) {
       }
     }
   }
+}
+
+// The relative error is blind to the scale of a layer's inputs: scaling
+// them changes what the absolute error allocates and not what the relative
+// error does, and each candidate's error is the layer's relative error
+// squared.
+TEST(ModelAllocation, RelativeErrorIgnoresTheScaleOfInputs) {
+  ModelOptions options;
+  options.layer.group_size = 16;
+  options.target_bits = 5.5;  // 2 of them scales: a mix of 3 and 4 bits
+  const auto chosen_bits = [&](const Model& m) {
+    const ModelResult r = QuantizeWith(m, options);
+    std::vector<int> bits;
+    for (const LayerSummary& s : r.layers) bits.push_back(s.bits);
+    return std::make_pair(bits, r);
+  };
+  const Model scaled = MakeModel(), unscaled = MakeModel({1, 1, 1, 1});
+  const auto [relative_scaled, result] = chosen_bits(scaled);
+  EXPECT_EQ(relative_scaled, chosen_bits(unscaled).first);
+  EXPECT_NE(relative_scaled, std::vector<int>(4, relative_scaled[0]));
+  for (const LayerSummary& s : result.layers) {
+    for (const BitsCandidate& c : s.candidates) {
+      if (c.bits != s.bits) continue;
+      EXPECT_EQ(c.error, s.report.relative_output_error * s.report.relative_output_error);
+      EXPECT_EQ(c.output_error_squared, s.report.output_error_squared);
+    }
+  }
+  options.allocation_error = AllocationError::kAbsolute;
+  EXPECT_NE(chosen_bits(scaled).first, chosen_bits(unscaled).first);
 }
 
 TEST(ModelAllocation, TargetBytesCountsTheWholeFile) {

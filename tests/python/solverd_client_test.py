@@ -279,7 +279,8 @@ class SolverdClient(unittest.TestCase):
         errors = {}
         for method in (quant.QUANT_METHOD_RTN, quant.QUANT_METHOD_GPTQ, quant.QUANT_METHOD_DMMV,
                        quant.QUANT_METHOD_NF4, quant.QUANT_METHOD_HQQ):
-            result, weights = self.quantize(method, model, calibration, bits=3 if method != quant.QUANT_METHOD_NF4 else 0,
+            bits = 0 if method == quant.QUANT_METHOD_NF4 else 3
+            result, weights = self.quantize(method, model, calibration, bits=bits,
                                             group_size=16, double_quant=True)
             self.assertEqual([l.name for l in result.layers], ["fc1.weight", "fc2.weight"])
             self.assertEqual(result.copied_tensors, 3)
@@ -301,9 +302,10 @@ class SolverdClient(unittest.TestCase):
     def test_quant_bit_allocation_meets_the_budget(self):
         quant = solverd.quant_pb2
         model, calibration = self.quant_model()
-        calibration["fc2.inputs"] *= 20  # fc2's errors matter more
-        result, weights = self.quantize(quant.QUANT_METHOD_RTN, model, calibration,
-                                        group_size=32, target_bits=4.5)
+        calibration["fc2.inputs"] *= 20  # fc2's absolute errors matter more
+        result, weights = self.quantize(
+            quant.QUANT_METHOD_RTN, model, calibration, group_size=32, target_bits=4.5,
+            allocation_error=quant.QUANT_ALLOCATION_ERROR_ABSOLUTE)
         self.assertLessEqual(result.average_bits, 4.5)
         self.assertEqual(result.layer_budget_bytes, int(4.5 * (24 * 32 + 8 * 24) / 8))
         by_name = {l.name: l for l in result.layers}
@@ -317,15 +319,23 @@ class SolverdClient(unittest.TestCase):
             x = calibration[report.name.replace(".weight", ".inputs")].astype(np.float64)
             err = np.linalg.norm((w - weights[report.name]) @ x.T) ** 2
             self.assertAlmostEqual(used.output_error_squared / err, 1, places=6)
+            self.assertEqual(used.allocation_error, used.output_error_squared)
             total += used.bytes
         # No other choice of candidates within the budget has less error.
         best = min(
-            (sum(c.output_error_squared for c in combo), sum(c.bytes for c in combo))
+            (sum(c.allocation_error for c in combo), sum(c.bytes for c in combo))
             for combo in itertools.product(*(l.candidates for l in result.layers))
             if sum(c.bytes for c in combo) <= result.layer_budget_bytes)
         self.assertAlmostEqual(best[0], sum(
-            [c for c in l.candidates if c.bits == l.bits][0].output_error_squared
+            [c for c in l.candidates if c.bits == l.bits][0].allocation_error
             for l in result.layers))
+        # By default the allocation sums squared relative errors.
+        result, _ = self.quantize(quant.QUANT_METHOD_RTN, model, calibration, group_size=32,
+                                  target_bits=4.5)
+        for report in result.layers:
+            used = [c for c in report.candidates if c.bits == report.bits][0]
+            self.assertAlmostEqual(used.allocation_error / report.relative_output_error ** 2, 1,
+                                   places=9)
 
     def test_quant_exports_hold_the_same_weights(self):
         """The GPTQ and GGUF files, read here from the layouts' definitions,
@@ -392,6 +402,9 @@ class SolverdClient(unittest.TestCase):
                 data).blob_id), target_bits=1),
              grpc.StatusCode.INVALID_ARGUMENT,
              "quant.target_bits: 1 is below the smallest allocation"),
+            (quant.QuantProblem(model=quant.QuantFile(blob_id=self.client.upload_bytes(
+                data).blob_id), target_bits=4, allocation_error=7),
+             grpc.StatusCode.INVALID_ARGUMENT, "quant.allocation_error: unknown value 7"),
         ]
         for problem, code, fragment in cases:
             with self.assertRaises(grpc.RpcError) as raised:
