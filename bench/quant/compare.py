@@ -4,12 +4,14 @@ to a running solverd, checks every returned file by dequantizing it here,
 and writes bench/results/quant.{json,md}."""
 import argparse
 import json
+import os
 import platform
 import time
 
 import numpy as np
 
 import gnubg
+import lm
 import solverd
 from solverd import safetensors
 
@@ -23,13 +25,15 @@ ALLOCATION_BITS = 3.5
 def machine():
     for line in open("/proc/cpuinfo"):
         if line.startswith("model name"):
-            return f"{line.split(':', 1)[1].strip()} ({len(__import__('os').sched_getaffinity(0))} cores)"
+            cores = len(os.sched_getaffinity(0))
+            return f"{line.split(':', 1)[1].strip()} ({cores} cores)"
     return platform.processor()
 
 
 def quantize(client, model_blob, calib_blob, method, bits, **options):
     problem = quant.QuantProblem(model=quant.QuantFile(blob_id=model_blob),
-                                 calibration=quant.QuantFile(blob_id=calib_blob) if calib_blob else None,
+                                 calibration=(quant.QuantFile(blob_id=calib_blob)
+                                              if calib_blob else None),
                                  method=method, bits=bits, **options)
     return client.solve(problem)
 
@@ -50,22 +54,29 @@ def record(records, case, system, result, metrics):
                         "metric": metric, "value": float(value)})
 
 
-def total_squared_error(result, model, calibration, weights):
-    total = 0.0
+def summed_errors(result, model, calibration, weights):
+    """Over the layers: sum of ||(W - Q) X^T||_F^2, and of its ratio to
+    ||W X^T||_F^2 (what the allocation minimises by default)."""
+    absolute = relative = 0.0
     for layer in result.layers:
         w = model[layer.name].astype(np.float64)
         x = calibration[layer.name.replace(".weight", ".inputs")].astype(np.float64)
-        total += np.linalg.norm((w - weights[layer.name]) @ x.T) ** 2
-    return total
+        error = np.linalg.norm((w - weights[layer.name]) @ x.T) ** 2
+        absolute += error
+        relative += error / np.linalg.norm(w @ x.T) ** 2
+    return absolute, relative
 
 
 def run_allocation(client, blobs, model, calibration, records, rows):
-    """gptq with bits chosen per layer at 3.5 average bits against uniform
-    3- and 4-bit gptq and rtn: summed squared output error over the layers
-    (the quantity the allocation minimises)."""
+    """gptq with bits chosen per layer at 3.5 average bits, with the
+    default relative and with the absolute error, against uniform 3- and
+    4-bit gptq and rtn: summed squared output errors over the layers."""
     case = f"gnubg_bits{ALLOCATION_BITS}"
-    runs = {"solverd-alloc": quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0,
-                                      target_bits=ALLOCATION_BITS)}
+    runs = {}
+    for system, error in (("solverd-alloc", quant.QUANT_ALLOCATION_ERROR_RELATIVE),
+                          ("solverd-alloc absolute", quant.QUANT_ALLOCATION_ERROR_ABSOLUTE)):
+        runs[system] = quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0,
+                                target_bits=ALLOCATION_BITS, allocation_error=error)
     for bits in (3, 4):
         for system, method in (("solverd-gptq", quant.QUANT_METHOD_GPTQ),
                                ("solverd-rtn", quant.QUANT_METHOD_RTN)):
@@ -73,17 +84,33 @@ def run_allocation(client, blobs, model, calibration, records, rows):
     errors = {}
     for name, result in runs.items():
         weights = safetensors.dequantize(client.download_bytes(result.output_blob_id))
-        errors[name] = total_squared_error(result, model, calibration, weights)
+        errors[name] = summed_errors(result, model, calibration, weights)
+    rtn_w4 = errors["solverd-rtn w4"]
     for name, result in runs.items():
-        if name == "solverd-alloc":
-            record(records, case, name, result, (("output_error_squared", errors[name]),
-                                                  ("average_bits", result.average_bits),
-                                                  ("output_error_squared_over_rtn_w4",
-                                                   errors[name] / errors["solverd-rtn w4"]),
-                                                  ("seconds", result.seconds)))
-        chosen = " ".join(str(l.bits) for l in result.layers) if name == "solverd-alloc" else ""
-        rows.append(f"| {case} | {name} | {result.average_bits:.2f} | {errors[name]:.4g} | "
-                    f"{errors[name] / errors['solverd-rtn w4']:.3f} | {chosen} |")
+        (absolute, relative), allocated = errors[name], name.startswith("solverd-alloc")
+        if allocated:
+            record(records, case, name, result, (
+                ("output_error_squared", absolute), ("relative_error_squared", relative),
+                ("average_bits", result.average_bits),
+                ("output_error_squared_over_rtn_w4", absolute / rtn_w4[0]),
+                ("relative_error_squared_over_rtn_w4", relative / rtn_w4[1]),
+                ("seconds", result.seconds)))
+        chosen = " ".join(str(l.bits) for l in result.layers) if allocated else ""
+        rows.append(f"| {case} | {name} | {result.average_bits:.2f} | {absolute:.4g} | "
+                    f"{absolute / rtn_w4[0]:.3f} | {relative:.4g} | {relative / rtn_w4[1]:.3f} | "
+                    f"{chosen} |")
+
+
+def method_runs(client, blobs, bits, quick):
+    """{system: result} for every method at `bits` (nf4 at 4 bits only)."""
+    runs = {}
+    for system, method in METHODS:
+        if method == quant.QUANT_METHOD_NF4 and bits != 4:
+            continue
+        runs[system] = quantize(client, *blobs, method,
+                                0 if method == quant.QUANT_METHOD_NF4 else bits,
+                                dmmv_time_limit_seconds=0.5 if quick else 2.0)
+    return runs
 
 
 def run_gnubg(client, quick, records, rows, allocation_rows):
@@ -96,15 +123,9 @@ def run_gnubg(client, quick, records, rows, allocation_rows):
                    allocation_rows)
     for bits in (4, 3):
         case = f"gnubg_w{bits}"
-        per_method = {}
-        for system, method in METHODS:
-            if method == quant.QUANT_METHOD_NF4 and bits != 4:
-                continue
-            result = quantize(client, model_blob, calib_blob, method,
-                              0 if method == quant.QUANT_METHOD_NF4 else bits,
-                              dmmv_time_limit_seconds=0.5 if quick else 2.0)
+        per_method = method_runs(client, (model_blob, calib_blob), bits, quick)
+        for result in per_method.values():
             check_file(client, result, model, calibration)
-            per_method[system] = result
         rtn = per_method["solverd-rtn"]
         for system, result in per_method.items():
             rel = np.mean([l.relative_output_error for l in result.layers])
@@ -121,6 +142,43 @@ def run_gnubg(client, quick, records, rows, allocation_rows):
                         f"{result.average_bits:.2f} | {seconds:.3f} |")
 
 
+def run_lm(client, quick, records, rows):
+    """Every method at 4 and 3 bits, and gptq with bits allocated at 3.5
+    average bits, on the trained byte-level LM: output error on calibration
+    activations and held-out perplexity of the dequantized returned model."""
+    model_bytes = open(lm.MODEL_PATH, "rb").read()
+    model, _ = safetensors.load(model_bytes)
+    train, held = lm.split(lm.kjv_text())
+    calibration = lm.calibration(model, train)
+    blobs = (client.upload_bytes(model_bytes).blob_id,
+             client.upload_bytes(safetensors.save(calibration)).blob_id)
+    fp32 = lm.perplexity(model, held)
+    records.append({"case": "lm_fp32", "system": "fp32", "backend": "cpu",
+                    "metric": "perplexity", "value": fp32})
+    rows.append(f"| lm_fp32 | fp32 | | | 32.00 | {fp32:.4f} | 1.000 | |")
+    cases = [(f"lm_w{bits}", method_runs(client, blobs, bits, quick)) for bits in (4, 3)]
+    cases.append((f"lm_bits{ALLOCATION_BITS}", {
+        system: quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0, target_bits=ALLOCATION_BITS,
+                         allocation_error=error)
+        for system, error in (("solverd-alloc", quant.QUANT_ALLOCATION_ERROR_RELATIVE),
+                              ("solverd-alloc absolute", quant.QUANT_ALLOCATION_ERROR_ABSOLUTE))}))
+    for case, runs in cases:
+        for system, result in runs.items():
+            check_file(client, result, model, calibration)
+            ppl = lm.perplexity(safetensors.dequantize(
+                client.download_bytes(result.output_blob_id)), held)
+            rel = np.mean([l.relative_output_error for l in result.layers])
+            seconds = sum(l.seconds for l in result.layers)
+            record(records, case, system, result, (
+                ("relative_output_error", rel),
+                ("max_violation", np.mean([l.max_violation for l in result.layers])),
+                ("perplexity", ppl), ("perplexity_over_fp32", ppl / fp32), ("seconds", seconds),
+                ("average_bits", result.average_bits)))
+            chosen = " ".join(str(l.bits) for l in result.layers) if "alloc" in system else ""
+            rows.append(f"| {case} | {system} | {rel:.5f} | {seconds:.3f} | "
+                        f"{result.average_bits:.2f} | {ppl:.4f} | {ppl / fp32:.3f} | {chosen} |")
+
+
 def numpy_rtn(w, bits, group):
     """Asymmetric per-group RTN in numpy, the same grid as solverd's."""
     rows, cols = w.shape
@@ -135,22 +193,34 @@ def numpy_rtn(w, bits, group):
 
 
 def run_throughput(client, quick, records, rows):
-    n = 1024 if quick else 4096
-    case = "rtn_throughput_fp16_4096" if not quick else "rtn_throughput_fp16_1024"
-    w = (0.02 * np.random.default_rng(1).standard_normal((n, n))).astype(np.float16)
-    blob = client.upload_bytes(safetensors.save({"layer.weight": w})).blob_id
+    """rtn over a model of equal fp16 layers: bytes of fp16 weights over the
+    summed quantize time of the layer reports. The first layer pays for the
+    job's fresh buffers; the rest reuse them, as a real model's layers do."""
+    layers, n = (4, 1024) if quick else (16, 2048)
+    case = f"rtn_throughput_fp16_{layers}x{n}"
+    rng = np.random.default_rng(1)
+    model = {f"layers.{i}.weight": (0.02 * rng.standard_normal((n, n))).astype(np.float16)
+             for i in range(layers)}
+    blob = client.upload_bytes(safetensors.save(model)).blob_id
     result = quantize(client, blob, "", quant.QUANT_METHOD_RTN, 4)
-    ours = result.layers[0].seconds
+    seconds = [l.seconds for l in result.layers]
+    ours = sum(seconds)
     start = time.perf_counter()
-    numpy_rtn(w, 4, 128)
+    for w in model.values():
+        numpy_rtn(w, 4, 128)
     theirs = time.perf_counter() - start
-    for system, seconds in (("solverd-rtn", ours), ("numpy-rtn", theirs)):
+    layer_bytes = 2 * n * n
+    for system, total in (("solverd-rtn", ours), ("numpy-rtn", theirs)):
         records.append({"case": case, "system": system, "backend": "cpu", "metric": "seconds",
-                        "value": seconds})
+                        "value": total})
         records.append({"case": case, "system": system, "backend": "cpu",
-                        "metric": "bytes_per_second", "value": w.nbytes / seconds})
-    rows.append(f"| {case} | {w.nbytes / ours / 1e9:.2f} GB/s ({ours:.3f} s) | "
-                f"{w.nbytes / theirs / 1e9:.2f} GB/s ({theirs:.3f} s) | {theirs / ours:.1f} |")
+                        "metric": "bytes_per_second", "value": layers * layer_bytes / total})
+    steady = float(np.median(seconds[1:]))
+    rows.append(f"| {case} | {layers * layer_bytes / ours / 1e9:.2f} GB/s ({ours:.3f} s) | "
+                f"{layer_bytes / seconds[0] / 1e9:.2f} GB/s | "
+                f"{layer_bytes / steady / 1e9:.2f} GB/s | "
+                f"{layers * layer_bytes / theirs / 1e9:.2f} GB/s ({theirs:.3f} s) | "
+                f"{theirs / ours:.1f} |")
 
 
 def main():
@@ -159,14 +229,16 @@ def main():
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="bench/results/quant")
     args = parser.parse_args()
-    records, gnubg_rows, allocation_rows, throughput_rows = [], [], [], []
+    records, gnubg_rows, allocation_rows, lm_rows, throughput_rows = [], [], [], [], []
     with solverd.Client(args.server) as client:
         run_gnubg(client, args.quick, records, gnubg_rows, allocation_rows)
+        run_lm(client, args.quick, records, lm_rows)
         run_throughput(client, args.quick, records, throughput_rows)
     where = machine()
     json.dump({"family": "quant", "machine": where, "command": "bench/quant/run",
                "records": records}, open(args.out + ".json", "w"), indent=1)
-    md = [f"# quant: solverd's methods on gnubg's trained networks, and RTN throughput", "",
+    md = ["# quant: solverd's methods on gnubg's trained networks and a trained LM, and RTN "
+          "throughput", "",
           f"Machine: {where}. Command: `bench/quant/run`. One CPU lane. Layers: the 12 linear "
           "layers of Debian gnubg's six networks (gnubg.wd, converted by bench/quant/gnubg.py), "
           "group size 128, asymmetric; calibration inputs are synthetic (512 sparse 0/1 vectors "
@@ -178,12 +250,22 @@ def main():
           "seconds |", "|---|---|---|---|---|---|---|", *gnubg_rows, "",
           f"## Bit allocation at {ALLOCATION_BITS} average bits (gptq, widths from 2, 3, 4, 8 "
           "per layer)", "",
-          "Summed over the 12 layers: ||(W - Q) X^T||_F^2 on the calibration inputs, recomputed "
-          "from the returned files; / RTN w4: over uniform 4-bit RTN's.", "",
-          "| case | system | avg bits | output error^2 | / RTN w4 | bits per layer |",
-          "|---|---|---|---|---|---|", *allocation_rows, "",
-          "## RTN throughput (4-bit, group 128, one fp16 layer; quantize time from the layer "
-          "report)", "", "| case | solverd-rtn | numpy-rtn | solverd speed-up |", "|---|---|---|---|",
+          "Summed over the 12 layers, recomputed from the returned files: ||(W - Q) X^T||_F^2 "
+          "on the calibration inputs (what `allocation_error` ABSOLUTE minimises) and its ratio "
+          "to ||W X^T||_F^2 (RELATIVE, the default); / RTN w4: over uniform 4-bit RTN's.", "",
+          "| case | system | avg bits | output error^2 | / RTN w4 | relative error^2 | / RTN w4 "
+          "| bits per layer |", "|---|---|---|---|---|---|---|---|", *allocation_rows, "",
+          "## The trained byte-level LM (bench/quant/lm.py; 16 linear layers, group size 128)",
+          "", "Calibration: 2048 tokens of training text through the fp32 model. Perplexity: per "
+          f"byte on the first {lm.EVAL_BYTES} held-out bytes, of each returned file dequantized "
+          "by the Python reader and run in PyTorch.", "",
+          "| case | system | rel. output error | seconds | avg bits | perplexity | / fp32 | "
+          "bits per layer |", "|---|---|---|---|---|---|---|---|", *lm_rows, "",
+          "## RTN throughput (4-bit, group 128, a model of equal fp16 layers; quantize time from "
+          "the layer reports, which leave out the fp16 decode and the error measurement)", "",
+          "| case | solverd-rtn | first layer | median later layer | numpy-rtn | "
+          "solverd speed-up |",
+          "|---|---|---|---|---|---|",
           *throughput_rows, ""]
     open(args.out + ".md", "w").write("\n".join(md))
     print("\n".join(md))
