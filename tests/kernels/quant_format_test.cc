@@ -187,6 +187,32 @@ TinyModel MakeTinyModel() {
   return m;
 }
 
+// Dequantizing the file gives exactly the layer QuantizeLayer computes for
+// each selected tensor alone (with its calibration inputs, if any).
+void ExpectEachLayerAsAlone(const ModelPlan& plan, const ModelResult& result,
+                            const Options& options, const std::string& label) {
+  std::string dequantized;
+  ASSERT_TRUE(DequantizeModel(result.file, &dequantized).ok());
+  SafetensorsFile back;
+  ASSERT_TRUE(ParseSafetensors(dequantized, &back).ok());
+  for (const TensorEntry& t : plan.selected) {
+    Layer layer;
+    layer.rows = t.shape[0];
+    layer.cols = t.shape[1];
+    ASSERT_TRUE(ReadFloats(plan.model, t, &layer.weights).ok());
+    const TensorEntry* inputs = plan.calibration.Find(LayerName(t.name) + ".inputs");
+    if (inputs != nullptr) {
+      layer.tokens = inputs->shape[0];
+      ASSERT_TRUE(ReadFloats(plan.calibration, *inputs, &layer.inputs).ok());
+    }
+    QuantizedLayer alone;
+    ASSERT_TRUE(QuantizeLayer(Device::Cpu(), nullptr, layer, options, nullptr, &alone).ok());
+    std::vector<float> read;
+    ASSERT_TRUE(ReadFloats(back, *back.Find(t.name), &read).ok());
+    EXPECT_EQ(read, alone.dequantized) << label << " " << t.name;
+  }
+}
+
 TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
   const TinyModel m = MakeTinyModel();
   for (const Method method : {Method::kRtn, Method::kGptq, Method::kDmmv, Method::kNf4,
@@ -213,25 +239,7 @@ TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
       EXPECT_EQ(out.Bytes(*out.Find(name)), in.Bytes(*in.Find(name))) << name;
     }
     EXPECT_EQ(out.Find("fc1.weight"), nullptr);
-    // Dequantizing the file gives exactly the layer QuantizeLayer computes.
-    std::string dequantized;
-    ASSERT_TRUE(DequantizeModel(result.file, &dequantized).ok());
-    SafetensorsFile back;
-    ASSERT_TRUE(ParseSafetensors(dequantized, &back).ok());
-    for (const TensorEntry& t : plan.selected) {
-      Layer layer;
-      layer.rows = t.shape[0];
-      layer.cols = t.shape[1];
-      ASSERT_TRUE(ReadFloats(plan.model, t, &layer.weights).ok());
-      const TensorEntry* inputs = plan.calibration.Find(LayerName(t.name) + ".inputs");
-      layer.tokens = inputs->shape[0];
-      ASSERT_TRUE(ReadFloats(plan.calibration, *inputs, &layer.inputs).ok());
-      QuantizedLayer q;
-      ASSERT_TRUE(QuantizeLayer(Device::Cpu(), nullptr, layer, options.layer, nullptr, &q).ok());
-      std::vector<float> read;
-      ASSERT_TRUE(ReadFloats(back, *back.Find(t.name), &read).ok());
-      EXPECT_EQ(read, q.dequantized) << MethodName(method) << " " << t.name;
-    }
+    ExpectEachLayerAsAlone(plan, result, options.layer, MethodName(method));
     // (A tiny model cannot pay for a block-wise code book.)
     if (!IsBlockwise(method)) EXPECT_GT(result.bytes_before, result.bytes_after);
   }
@@ -263,22 +271,7 @@ TEST(Model, SmallLayersAreBatchedWithoutChangingTheirCodes) {
     const std::vector<int> expected =
         method == Method::kNf4 ? std::vector<int>{1, 1, 1, 1} : std::vector<int>{3, 3, 3, 1};
     EXPECT_EQ(batch_layers, expected) << MethodName(method);
-    std::string dequantized;
-    ASSERT_TRUE(DequantizeModel(result.file, &dequantized).ok());
-    SafetensorsFile back;
-    ASSERT_TRUE(ParseSafetensors(dequantized, &back).ok());
-    for (const TensorEntry& t : plan.selected) {
-      Layer layer;
-      layer.rows = t.shape[0];
-      layer.cols = t.shape[1];
-      ASSERT_TRUE(ReadFloats(plan.model, t, &layer.weights).ok());
-      QuantizedLayer alone;
-      ASSERT_TRUE(
-          QuantizeLayer(Device::Cpu(), nullptr, layer, options.layer, nullptr, &alone).ok());
-      std::vector<float> read;
-      ASSERT_TRUE(ReadFloats(back, *back.Find(t.name), &read).ok());
-      EXPECT_EQ(read, alone.dequantized) << MethodName(method) << " " << t.name;
-    }
+    ExpectEachLayerAsAlone(plan, result, options.layer, MethodName(method));
   }
 }
 
