@@ -6,6 +6,7 @@
 #define SOLVERD_SERVER_FAMILY_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -88,7 +89,19 @@ class Family {
   // Runs a batch of jobs that share a BatchKey. The default runs them one
   // after another; families with batched kernels override it.
   virtual void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const;
+
+ protected:
+  // A RunBatch for small jobs: side by side, a thread each, on a CPU lane
+  // with threads to spare (SolveSideBySide); in turn otherwise.
+  void RunSideBySide(const Lane& lane, std::vector<BatchMember>& batch) const;
 };
+
+// Runs solve(single, k) for k in [0, count): side by side on a CPU lane's
+// threads, each solve on one thread (`single`), or in turn on a CUDA lane.
+// For batches of small jobs, which gain more from a thread each than from
+// splitting one job's loops.
+void SolveSideBySide(const Lane& lane, int64_t count,
+                     const std::function<void(const Lane& single, int64_t k)>& solve);
 
 // The family that handles spec.problem_case(), or nullptr.
 const Family* FamilyFor(v1::JobSpec::ProblemCase problem);

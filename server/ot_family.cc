@@ -7,27 +7,12 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/parallel_for.h"
 #include "ot/ot.h"
 #include "server/ot_convert.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
 namespace {
-
-// Runs solve(single, k) for k in [0, count): side by side on a CPU lane's
-// threads, each solve on one thread (`single`), or in turn on a CUDA lane.
-void SolveSideBySide(const Lane& lane, int64_t count,
-                     const std::function<void(const Lane& single, int64_t k)>& solve) {
-  Lane single = lane;
-  single.cpu_threads = 1;
-  ::solverd::ParallelFor(
-      count, lane.device.is_cuda() ? 1 : lane.cpu_threads,
-      [&](int64_t begin, int64_t end) {
-        for (int64_t k = begin; k < end; ++k) solve(single, k);
-      },
-      /*min_items_per_thread=*/1);
-}
 
 class PreparedOt final : public PreparedJob {
  public:
@@ -163,13 +148,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> PrepareBatch(const v1::OtBatch& bat
 }  // namespace
 
 void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
-  if (lane.device.is_cuda() || batch.size() < 2 || lane.cpu_threads < 2) {
-    Family::RunBatch(lane, batch);
-    return;
-  }
-  SolveSideBySide(lane, static_cast<int64_t>(batch.size()), [&](const Lane& single, int64_t k) {
-    *batch[k].outcome = batch[k].job->Run(single, batch[k].sink, batch[k].cancel);
-  });
+  RunSideBySide(lane, batch);
 }
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(

@@ -173,6 +173,9 @@ class PreparedQuant final : public PreparedJob {
     return plan_.largest_layer_bytes + static_cast<int64_t>(model_->size());
   }
   int64_t ProblemSize() const override { return static_cast<int64_t>(model_->size()); }
+  std::string BatchKey() const override {
+    return plan_.selected_weights <= QuantFamily::kMaxBatchableWeights ? "quant/small" : "";
+  }
 
   JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
                  const ::solverd::CancelToken* cancel) override {
@@ -216,6 +219,10 @@ class PreparedQuant final : public PreparedJob {
 };
 
 }  // namespace
+
+void QuantFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
+  RunSideBySide(lane, batch);
+}
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
     const v1::JobSpec& spec, const PrepareContext& context) const {

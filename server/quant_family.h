@@ -12,8 +12,14 @@ namespace solverd::server {
 class QuantFamily final : public Family {
  public:
   absl::string_view name() const override { return "quant"; }
+  // Jobs whose layers hold at most this many weights in all batch together.
+  static constexpr int64_t kMaxBatchableWeights = int64_t{1} << 22;
+
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
       const v1::JobSpec& spec, const PrepareContext& context) const override;
+  // Small jobs run side by side, a CPU thread each: their layers are too
+  // small to split across threads.
+  void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const override;
 };
 
 }  // namespace solverd::server

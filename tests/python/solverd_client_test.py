@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import unittest
+import urllib.request
 
 import grpc
 import numpy as np
@@ -423,6 +424,41 @@ class SolverdClient(unittest.TestCase):
                          "--server", self.server.address],
                         env=env, capture_output=True, text=True, timeout=120)
                     self.assertEqual(done.returncode, 0, done.stderr)
+
+
+class QuantBatching(unittest.TestCase):
+    """Small quant jobs queued together share a batch, run side by side,
+    and each gets its own model's result."""
+
+    def test_small_quant_jobs_share_a_batch(self):
+        quant = solverd.quant_pb2
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(os.environ["SOLVERD_BINARY"], tmp, "--cpu-workers=1",
+                            "--solver-threads=2", "--max-batch=8", "--max-queue-delay-us=300000")
+            try:
+                with solverd.Client(server.address) as client:
+                    rng = np.random.default_rng(5)
+                    models = [{"fc.weight": rng.normal(size=(16, 64)).astype(np.float32)}
+                              for _ in range(6)]
+                    ids = [client.submit(quant.QuantProblem(
+                        model=quant.QuantFile(blob_id=client.upload_bytes(
+                            solverd.safetensors.save(m)).blob_id), bits=4)).id for m in models]
+                    for job_id, model in zip(ids, models):
+                        result = client.result(job_id, timeout=60)
+                        weights = solverd.safetensors.dequantize(
+                            client.download_bytes(result.output_blob_id))
+                        self.assertLess(np.abs(weights["fc.weight"] - model["fc.weight"]).max(),
+                                        0.5)
+                url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    metrics = response.read().decode()
+            finally:
+                server.stop()
+        def scrape(name):
+            return sum(float(line.split()[-1]) for line in metrics.splitlines()
+                       if line.startswith(name + "{") and 'family="quant"' in line)
+        self.assertEqual(scrape("solverd_batch_size_sum"), 6)
+        self.assertLess(scrape("solverd_batch_size_count"), 6)  # fewer launches than jobs
 
 
 if __name__ == "__main__":
