@@ -3,9 +3,10 @@
 # network: builds kernels/ on its own, runs the gpu-labelled tests, runs
 # them again under compute-sanitizer (memcheck, racecheck; ot and sor),
 # runs the GPU benchmarks (bench/ot/ot_gpu_bench.cc, bench/sor/
-# sor_gpu_bench.cc: achieved against copy bandwidth, CUDA against CPU), and
+# sor_gpu_bench.cc: achieved against copy bandwidth, CUDA against CPU;
+# bench/quant/quant_gpu_bench.cc: CUDA against CPU, files compared), and
 # writes every log under $OUT (default: ./gpu-check-out); the benchmarks'
-# JSON lands in $OUT/ot_gpu.json and $OUT/sor_gpu.json.
+# JSON lands in $OUT/ot_gpu.json, $OUT/sor_gpu.json and $OUT/quant_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
 # SANITIZE_TESTS narrows the sanitizer runs (default: every kernel test program);
@@ -47,6 +48,10 @@ if [[ -x build-gpu/ot_gpu_bench ]]; then
 fi
 if [[ -x build-gpu/sor_gpu_bench ]]; then
   step bench-sor-gpu build-gpu/sor_gpu_bench && cp "$OUT/bench-sor-gpu.log" "$OUT/sor_gpu.json"
+fi
+if [[ -x build-gpu/quant_gpu_bench ]]; then
+  step bench-quant-gpu build-gpu/quant_gpu_bench && \
+    cp "$OUT/bench-quant-gpu.log" "$OUT/quant_gpu.json"
 fi
 if [[ -x build-gpu/tomo_bench ]]; then  # JSON lines, backend "cuda"
   step bench-tomo-gpu build-gpu/tomo_bench --cuda && \
