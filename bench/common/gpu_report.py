@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """Markdown summary of the GPU benchmarks' JSON (bench/results/*_gpu.json).
 
-scripts/gpu-check.sh writes ot_gpu.json and sor_gpu.json on a lent GPU
-machine; copy them to bench/results/ and run this to refresh
+scripts/gpu-check.sh writes ot_gpu.json, sor_gpu.json and quant_gpu.json
+on a lent GPU machine; copy them to bench/results/ and run this to refresh
 bench/results/gpu.md. Standard library only.
 
-  bench/common/gpu_report.py bench/results/ot_gpu.json bench/results/sor_gpu.json
+  bench/common/gpu_report.py bench/results/{ot,sor,quant}_gpu.json
 """
 import json
 import os
