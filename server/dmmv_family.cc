@@ -251,6 +251,8 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
   if (in.destroy_size() < 0) return absl::InvalidArgumentError("dmmv.destroy_size: negative");
   options.destroy_size = in.destroy_size();
   if (in.seed() != 0) options.seed = in.seed();
+  if (in.stall_rounds() < 0) return absl::InvalidArgumentError("dmmv.stall_rounds: negative");
+  options.stall_rounds = in.stall_rounds();
   return std::make_unique<PreparedDmmv>(std::move(problem), options, std::move(built));
 }
 

@@ -149,6 +149,7 @@ Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
              Result* result) {
   if (Status s = ValidateProblem(problem); !s.ok()) return s;
   if (options.max_outer_iterations < 0) return InvalidArgument("max_outer_iterations: negative");
+  if (options.stall_rounds < 0) return InvalidArgument("stall_rounds: negative");
   if (options.pair_candidates < 0) return InvalidArgument("pair_candidates: negative");
   std::unique_ptr<internal::DmmvBackend> backend;
   std::optional<internal::CscMatrix> columns;

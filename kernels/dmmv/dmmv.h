@@ -70,6 +70,9 @@ struct Options {
   int64_t max_outer_iterations = 200;  // LNS rounds; 0: local search only
   double time_limit_seconds = 0;       // 0: none; reaching it ends the search normally
   int64_t destroy_size = 0;            // variables per destroy; 0: max(2, M / 10)
+  // The search ends once every instance has gone this many LNS rounds
+  // without a better (t, L2); 0: never (the budgets alone end it).
+  int64_t stall_rounds = 0;
   int pair_candidates = 16;            // best single moves combined into pairs
   uint64_t seed = 1;
   int threads = 1;                     // CPU backend

@@ -32,6 +32,7 @@ struct State {
   std::vector<int64_t> q, best_q;
   Objective current, best, start;
   int64_t moves = 0, outer = 0;
+  int64_t rounds_since_better = 0;  // LNS rounds
   std::mt19937_64 rng;
   double destroy_weight[kOperators] = {1, 1}, repair_weight[kOperators] = {1, 1};
 
@@ -387,9 +388,11 @@ Status Search::Outer(std::vector<State>& states) {
     State& s = states[i];
     ++s.outer;
     double reward = 0;
+    ++s.rounds_since_better;
     if (s.current.Better(s.best)) {
       s.best = s.current;
       s.best_q = s.q;
+      s.rounds_since_better = 0;
       reward = 3;
     } else {  // hill climbing: go back to the best
       s.q = s.best_q;
@@ -430,8 +433,16 @@ Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* 
   for (State& s : states) {
     if (s.current.Better(s.best)) s.best = s.current, s.best_q = s.q;
   }
+  const auto stalled = [&] {
+    if (options.stall_rounds <= 0) return false;
+    for (const State& s : states) {
+      if (s.rounds_since_better < options.stall_rounds) return false;
+    }
+    return true;
+  };
   int64_t outer = 0;
-  for (; status.ok() && outer < options.max_outer_iterations && !search.OutOfTime(); ++outer) {
+  for (; status.ok() && outer < options.max_outer_iterations && !search.OutOfTime() && !stalled();
+       ++outer) {
     status = search.Stopped();
     if (status.ok()) status = search.Outer(states);
     if (sink != nullptr && options.progress_every > 0 && (outer + 1) % options.progress_every == 0) {

@@ -216,6 +216,34 @@ TEST(DmmvCpu, TimeLimitEndsTheSearchWithItsBest) {
   EXPECT_LE(r.instances[0].max_violation, r.instances[0].start_max_violation);
 }
 
+// An instance whose start is already exact (t = L2 = 0) cannot improve, so
+// a stall rule of 3 ends the search after 3 LNS rounds; without one the
+// search runs its budget.
+TEST(DmmvCpu, StallRoundsEndASearchThatCannotImprove) {
+  Problem p = RandomProblem(30, 8, 2, 5, 4);
+  for (Instance& inst : p.instances) {
+    for (double& w : inst.start_values) w = std::round(w * 2) / 2;  // on the grid of 5 levels
+    for (int64_t k = 0; k < p.rows; ++k) {
+      inst.b[k] = 0;
+      for (int64_t j = 0; j < p.cols; ++j) inst.b[k] += p.x[k * p.cols + j] * inst.start_values[j];
+    }
+  }
+  Options o;
+  o.max_outer_iterations = 50;
+  o.stall_rounds = 3;
+  Result r = SolveCpu(p, o);
+  for (const InstanceResult& i : r.instances) {
+    EXPECT_EQ(i.outer_iterations, 3);
+    EXPECT_LT(i.max_violation, 1e-12);
+  }
+  o.stall_rounds = 0;
+  EXPECT_EQ(SolveCpu(p, o).instances[0].outer_iterations, 50);
+  o.stall_rounds = -1;
+  Result ignored;
+  EXPECT_EQ(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &ignored).message(),
+            "stall_rounds: negative");
+}
+
 TEST(DmmvCpu, DeadlineOnTheTokenStops) {
   Problem p = RandomProblem(60, 20, 1, 9, 9);
   Options o;
