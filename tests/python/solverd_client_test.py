@@ -195,6 +195,12 @@ class SolverdClient(unittest.TestCase):
             self.client.submit(bad)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("dmmv.direct.instances[1].levels[0]", raised.exception.details())
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(solverd.dmmv_pb2.DmmvProblem(direct=direct, stall_rounds=-2))
+        self.assertEqual(raised.exception.details(), "dmmv.stall_rounds: negative")
+        stalled = self.client.solve(solverd.dmmv_pb2.DmmvProblem(
+            direct=direct, max_outer_iterations=500, stall_rounds=2))
+        self.assertIn(stalled.instances[0].outer_iterations, range(2, 500))
 
     def test_dmmv_sparse_direct_problem(self):
         rng = np.random.default_rng(6)
