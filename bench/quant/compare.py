@@ -39,13 +39,15 @@ def quantize(client, model_blob, calib_blob, method, bits, **options):
 
 
 def check_file(client, result, model, calibration):
-    """The report's output errors, recomputed from the returned file."""
+    """The returned file's weights, dequantized, after checking the report's
+    output errors against them."""
     weights = safetensors.dequantize(client.download_bytes(result.output_blob_id))
     for layer in result.layers:
         w = model[layer.name].astype(np.float64)
         x = calibration[layer.name.replace(".weight", ".inputs")].astype(np.float64)
         rel = np.linalg.norm((w - weights[layer.name]) @ x.T) / np.linalg.norm(w @ x.T)
         assert abs(rel - layer.relative_output_error) <= 1e-6 * max(1, rel), (layer.name, rel)
+    return weights
 
 
 def record(records, case, system, result, metrics):
@@ -67,16 +69,22 @@ def summed_errors(result, model, calibration, weights):
     return absolute, relative
 
 
+def allocation_runs(client, blobs):
+    """{system: result}: gptq with bits allocated at ALLOCATION_BITS average
+    bits, summing the default relative error and the absolute one."""
+    return {system: quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0,
+                             target_bits=ALLOCATION_BITS, allocation_error=error)
+            for system, error in (("solverd-alloc", quant.QUANT_ALLOCATION_ERROR_RELATIVE),
+                                  ("solverd-alloc absolute",
+                                   quant.QUANT_ALLOCATION_ERROR_ABSOLUTE))}
+
+
 def run_allocation(client, blobs, model, calibration, records, rows):
     """gptq with bits chosen per layer at 3.5 average bits, with the
     default relative and with the absolute error, against uniform 3- and
     4-bit gptq and rtn: summed squared output errors over the layers."""
     case = f"gnubg_bits{ALLOCATION_BITS}"
-    runs = {}
-    for system, error in (("solverd-alloc", quant.QUANT_ALLOCATION_ERROR_RELATIVE),
-                          ("solverd-alloc absolute", quant.QUANT_ALLOCATION_ERROR_ABSOLUTE)):
-        runs[system] = quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0,
-                                target_bits=ALLOCATION_BITS, allocation_error=error)
+    runs = allocation_runs(client, blobs)
     for bits in (3, 4):
         for system, method in (("solverd-gptq", quant.QUANT_METHOD_GPTQ),
                                ("solverd-rtn", quant.QUANT_METHOD_RTN)):
@@ -157,16 +165,10 @@ def run_lm(client, quick, records, rows):
                     "metric": "perplexity", "value": fp32})
     rows.append(f"| lm_fp32 | fp32 | | | 32.00 | {fp32:.4f} | 1.000 | |")
     cases = [(f"lm_w{bits}", method_runs(client, blobs, bits, quick)) for bits in (4, 3)]
-    cases.append((f"lm_bits{ALLOCATION_BITS}", {
-        system: quantize(client, *blobs, quant.QUANT_METHOD_GPTQ, 0, target_bits=ALLOCATION_BITS,
-                         allocation_error=error)
-        for system, error in (("solverd-alloc", quant.QUANT_ALLOCATION_ERROR_RELATIVE),
-                              ("solverd-alloc absolute", quant.QUANT_ALLOCATION_ERROR_ABSOLUTE))}))
+    cases.append((f"lm_bits{ALLOCATION_BITS}", allocation_runs(client, blobs)))
     for case, runs in cases:
         for system, result in runs.items():
-            check_file(client, result, model, calibration)
-            ppl = lm.perplexity(safetensors.dequantize(
-                client.download_bytes(result.output_blob_id)), held)
+            ppl = lm.perplexity(check_file(client, result, model, calibration), held)
             rel = np.mean([l.relative_output_error for l in result.layers])
             seconds = sum(l.seconds for l in result.layers)
             record(records, case, system, result, (
