@@ -74,7 +74,7 @@ Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* ca
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(
       layer, options, Hessian(layer.inputs.data(), layer.tokens, cols, options.threads), &setup,
       out));
-  SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, &setup.h));
+  SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, options.threads, &setup.h));
   const std::vector<float> u(setup.h.begin(), setup.h.end());
   ParallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {

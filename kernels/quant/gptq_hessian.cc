@@ -71,60 +71,86 @@ std::vector<double> PermuteSymmetric(const std::vector<double>& h, int64_t cols,
   return out;
 }
 
-bool CholeskyLower(int64_t n, std::vector<double>* a) {
+namespace {
+
+// sum_k a[k] * b[k] over four partial sums: the factorisations' inner loop,
+// which a single running sum would hold to one add per latency.
+double Dot(const double* a, const double* b, int64_t n) {
+  double s[4] = {0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 4 <= n; k += 4) {
+    for (int i = 0; i < 4; ++i) s[i] += a[k + i] * b[k + i];
+  }
+  for (; k < n; ++k) s[0] += a[k] * b[k];
+  return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+// Rows below the diagonal per thread, at least: one row is a dot product of
+// up to n terms, too little to hand a thread alone.
+constexpr int64_t kRowsPerThread = 32;
+
+// The inverse of the lower triangular `l` (n x n), row-major, lower part
+// only (zero above the diagonal). Column j of the inverse solves
+// l x = e_j by forward substitution over rows j..n-1, reading rows of `l`
+// contiguously; columns are independent, dealt round-robin to threads so
+// the long early columns spread out.
+std::vector<double> InvertLower(int64_t n, const std::vector<double>& l, int threads) {
+  std::vector<double> inv(static_cast<size_t>(n * n), 0.0);
+  const int64_t tasks = std::min<int64_t>(n, 4 * std::max(threads, 1));
+  ParallelFor(tasks, threads, [&](int64_t begin, int64_t end) {
+    std::vector<double> x(static_cast<size_t>(n));
+    for (int64_t task = begin; task < end; ++task) {
+      for (int64_t j = task; j < n; j += tasks) {
+        x[j] = 1.0 / l[j * n + j];
+        for (int64_t i = j + 1; i < n; ++i) {
+          x[i] = -Dot(&l[i * n + j], &x[j], i - j) / l[i * n + i];
+        }
+        for (int64_t i = j; i < n; ++i) inv[i * n + j] = x[i];
+      }
+    }
+  }, 1);
+  return inv;
+}
+
+}  // namespace
+
+bool CholeskyLower(int64_t n, int threads, std::vector<double>* a) {
   double* m = a->data();
   for (int64_t j = 0; j < n; ++j) {
-    double d = m[j * n + j];
-    for (int64_t k = 0; k < j; ++k) d -= m[j * n + k] * m[j * n + k];
+    const double d = m[j * n + j] - Dot(&m[j * n], &m[j * n], j);
     if (!(d > 0) || !std::isfinite(d)) return false;
-    d = std::sqrt(d);
-    m[j * n + j] = d;
-    for (int64_t i = j + 1; i < n; ++i) {
-      double s = m[i * n + j];
-      const double* ri = &m[i * n];
-      const double* rj = &m[j * n];
-      for (int64_t k = 0; k < j; ++k) s -= ri[k] * rj[k];
-      m[i * n + j] = s / d;
-    }
+    const double root = std::sqrt(d);
+    m[j * n + j] = root;
+    ParallelFor(n - j - 1, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = j + 1 + begin; i < j + 1 + end; ++i) {
+        m[i * n + j] = (m[i * n + j] - Dot(&m[i * n], &m[j * n], j)) / root;
+      }
+    }, kRowsPerThread);
   }
   return true;
 }
 
-Status InverseCholeskyUpper(int64_t n, std::vector<double>* h) {
+// With H = R R^T for an upper triangular R, H^-1 = R^-T R^-1, and R^-1 is
+// upper triangular with a positive diagonal: it is U. R is the lower
+// Cholesky factor of H with rows and columns reversed (J H J = L L^T gives
+// H = (J L J)(J L J)^T), so U = J L^-1 J: one factorisation and one
+// triangular inverse, where inverting H and factoring H^-1 took four.
+Status InverseCholeskyUpper(int64_t n, int threads, std::vector<double>* h) {
   std::vector<double>& a = *h;
-  if (!CholeskyLower(n, &a)) {
+  std::vector<double> reversed(a.size());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < n; ++j) reversed[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)];
+  }
+  if (!CholeskyLower(n, threads, &reversed)) {
     return InvalidArgument("the damped Hessian of the calibration inputs is not positive "
                            "definite (raise damp)");
   }
-  // Linv = L^-1 (lower), by forward substitution column by column.
-  std::vector<double> linv(static_cast<size_t>(n * n), 0.0);
-  for (int64_t j = 0; j < n; ++j) {
-    linv[j * n + j] = 1.0 / a[j * n + j];
-    for (int64_t i = j + 1; i < n; ++i) {
-      double s = 0;
-      for (int64_t k = j; k < i; ++k) s -= a[i * n + k] * linv[k * n + j];
-      linv[i * n + j] = s / a[i * n + i];
-    }
+  for (int64_t i = 0; i < n; ++i) {  // L's upper part is H's: clear it
+    for (int64_t j = i + 1; j < n; ++j) reversed[i * n + j] = 0;
   }
-  // H^-1 = Linv^T Linv.
+  const std::vector<double> inverse = InvertLower(n, reversed, threads);
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (int64_t k = i; k < n; ++k) s += linv[k * n + i] * linv[k * n + j];
-      a[i * n + j] = s;
-      a[j * n + i] = s;
-    }
-  }
-  if (!CholeskyLower(n, &a)) {
-    return InvalidArgument("the inverse Hessian of the calibration inputs is not positive "
-                           "definite (raise damp)");
-  }
-  // U = L^T: move the factor above the diagonal and clear below it.
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < i; ++j) {
-      a[j * n + i] = a[i * n + j];
-      a[i * n + j] = 0;
-    }
+    for (int64_t j = 0; j < n; ++j) a[i * n + j] = inverse[(n - 1 - i) * n + (n - 1 - j)];
   }
   return Status::Ok();
 }

@@ -33,12 +33,13 @@ std::vector<double> PermuteSymmetric(const std::vector<double>& h, int64_t cols,
                                      const std::vector<int64_t>& perm);
 
 // Replaces H by the upper factor U of H^-1 (H^-1 = U^T U; zero below the
-// diagonal). INVALID_ARGUMENT when H is not positive definite.
-Status InverseCholeskyUpper(int64_t cols, std::vector<double>* h);
+// diagonal), on up to `threads` threads. INVALID_ARGUMENT when H is not
+// positive definite.
+Status InverseCholeskyUpper(int64_t cols, int threads, std::vector<double>* h);
 
 // In place lower Cholesky factor of a symmetric positive definite matrix
 // (the upper triangle is left as is); false when not positive definite.
-bool CholeskyLower(int64_t n, std::vector<double>* a);
+bool CholeskyLower(int64_t n, int threads, std::vector<double>* a);
 
 }  // namespace solverd::quant::internal
 

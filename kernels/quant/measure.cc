@@ -26,6 +26,34 @@ struct RowSums {
   double diff_sq = 0, out_sq = 0, max_violation = 0;
 };
 
+// Tokens one pass over a row serves: each weight and difference loaded
+// feeds this many independent sums, where one token's pair of running sums
+// waits on the add latency.
+constexpr int64_t kTokensPerPass = 4;
+
+// Adds tokens [first, first + count) (count <= kTokensPerPass) of inputs x
+// to one row's sums: its weights w and their quantization errors diff.
+void AddTokens(const float* w, const double* diff, const float* x, int64_t first, int64_t count,
+               int64_t cols, RowSums* sums) {
+  double out[kTokensPerPass] = {}, err[kTokensPerPass] = {};
+  const float* xt[kTokensPerPass];
+  for (int64_t k = 0; k < kTokensPerPass; ++k) {
+    xt[k] = &x[(first + std::min(k, count - 1)) * cols];  // past count: a repeat, unused
+  }
+  for (int64_t c = 0; c < cols; ++c) {
+    const double wc = w[c], dc = diff[c];
+    for (int64_t k = 0; k < kTokensPerPass; ++k) {
+      out[k] += wc * xt[k][c];
+      err[k] += dc * xt[k][c];
+    }
+  }
+  for (int64_t k = 0; k < count; ++k) {
+    sums->diff_sq += err[k] * err[k];
+    sums->out_sq += out[k] * out[k];
+    sums->max_violation = std::max(sums->max_violation, std::fabs(err[k]));
+  }
+}
+
 }  // namespace
 
 void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threads,
@@ -53,17 +81,8 @@ void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threa
       for (int64_t c = 0; c < cols; ++c) {
         diff[c] = static_cast<double>(w[c]) - quantized.dequantized[r * cols + c];
       }
-      RowSums& s = sums[r];
-      for (int64_t t = 0; t < tokens; ++t) {
-        const float* xt = &x[t * cols];
-        double out = 0, err = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          out += static_cast<double>(w[c]) * xt[c];
-          err += diff[c] * xt[c];
-        }
-        s.diff_sq += err * err;
-        s.out_sq += out * out;
-        s.max_violation = std::max(s.max_violation, std::fabs(err));
+      for (int64_t t = 0; t < tokens; t += kTokensPerPass) {
+        AddTokens(w, diff.data(), x, t, std::min(kTokensPerPass, tokens - t), cols, &sums[r]);
       }
     }
   }, 1);

@@ -128,7 +128,7 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
   GptqSetup setup;
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
-  SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, &setup.h));
+  SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, options.threads, &setup.h));
   const std::vector<float> u_host(setup.h.begin(), setup.h.end());
   DeviceBuffer<float> u;
   SOLVERD_RETURN_IF_ERROR(u.Upload(u_host.data(), u_host.size(), stream));
