@@ -5,9 +5,13 @@
 //    and bytes of fp16 weights per second, warm buffers;
 //  - every method on the project's LM (bench/quant/data/kjv-lm.safetensors,
 //    Gaussian calibration inputs for the methods that need them), whole
-//    model on each backend: seconds, and whether the two output files are
-//    byte for byte the same (the CPU and CUDA paths compute one function).
-// Without a GPU it prints the CPU half.
+//    model on each backend: seconds, the summed squared output error and the
+//    largest violation, and whether the two output files are byte for byte
+//    the same (the CPU and CUDA paths compute one function; dmmv's searches
+//    break L2 ties on sums taken in another order, so there the errors are
+//    what compares).
+// Without a GPU it prints the CPU half. `--only=rtn` or `--only=lm` runs one
+// part (for a profiler); an optional path names another model.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -124,6 +128,13 @@ void LanguageModel(const std::vector<Backend>& backends, const std::string& path
         return;
       }
       records.Add("lm_model", name, b.name, "seconds", Seconds(start));
+      double error_squared = 0, max_violation = 0;
+      for (const quant::LayerSummary& layer : result.layers) {
+        error_squared += layer.report.output_error_squared;
+        max_violation = std::max(max_violation, layer.report.max_violation);
+      }
+      records.Add("lm_model", name, b.name, "output_error_squared", error_squared);
+      records.Add("lm_model", name, b.name, "max_violation", max_violation);
       files.push_back(std::move(result.file));
     }
     if (files.size() == 2) {
@@ -142,8 +153,17 @@ int main(int argc, char** argv) {
     if (solverd::CreateStream(0, &cuda.stream).ok()) backends.push_back(cuda);
     machine = solverd::CudaDeviceName(0);
   }
-  RtnThroughput(backends);
-  LanguageModel(backends, argc > 1 ? argv[1] : "bench/quant/data/kjv-lm.safetensors");
+  std::string only, model = "bench/quant/data/kjv-lm.safetensors";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--only=", 0) == 0) {
+      only = arg.substr(7);
+    } else {
+      model = arg;
+    }
+  }
+  if (only.empty() || only == "rtn") RtnThroughput(backends);
+  if (only.empty() || only == "lm") LanguageModel(backends, model);
   records.Print("quant", machine);
   if (backends.size() == 2) solverd::DestroyStream(backends[1].stream);
   return 0;

@@ -78,7 +78,7 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
       out->codes[r * cols + c] = static_cast<uint8_t>(floor_codes[r * cols + c] + chosen[c]);
     }
   }
-  DequantizeGrid(layer.rows, cols, out);
+  DequantizeGrid(layer.rows, cols, options.threads, out);
   return Status::Ok();
 }
 

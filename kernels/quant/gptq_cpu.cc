@@ -83,7 +83,7 @@ Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* ca
     }
   }, 1);
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
-  DequantizeGrid(rows, cols, out);
+  DequantizeGrid(rows, cols, options.threads, out);
   return Status::Ok();
 }
 

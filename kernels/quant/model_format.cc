@@ -101,7 +101,7 @@ Status ReadLayer(const SafetensorsFile& file, const LayerDescription& d,
         Expect(file, d.layer, d.layer + ".zeros", DType::kF16, d.rows * groups, &zeros_t));
     q.scales = F32(file, *scales_t);
     q.zeros = F32(file, *zeros_t);
-    DequantizeGrid(d.rows, d.cols, &q);
+    DequantizeGrid(d.rows, d.cols, 1, &q);
     *weights = std::move(q.dequantized);
     return Status::Ok();
   }

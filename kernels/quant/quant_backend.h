@@ -45,8 +45,9 @@ inline void DequantizeGroup(const uint8_t* codes, int n, const Grid& g, float* o
   for (int i = 0; i < n; ++i) out[i] = Dequantize(codes[i], g);
 }
 
-// Fills out->dequantized from codes, scales and zeros.
-void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out);
+// Fills out->dequantized from codes, scales and zeros, rows split over up to
+// `threads` threads.
+void DequantizeGrid(int64_t rows, int64_t cols, int threads, QuantizedLayer* out);
 
 // GPTQ's host preparation, shared by both backends: from the raw Hessian,
 // damps it, marks dead columns, applies act-order, shapes `out` (with the

@@ -43,15 +43,26 @@ Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double
   return Status::Ok();
 }
 
-// Brings a grid layer's scales, zeros and codes back and dequantizes it.
+// Brings a grid layer's scales, zeros and codes back and dequantizes it on
+// the host (codes cross the bus, not four times their bytes in floats).
 Status DownloadGridLayer(const DeviceBuffer<float>& scales, const DeviceBuffer<float>& zeros,
                          const DeviceBuffer<uint8_t>& codes, int64_t rows, int64_t cols,
-                         cudaStream_t stream, QuantizedLayer* out) {
+                         int threads, cudaStream_t stream, QuantizedLayer* out) {
   SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
-  DequantizeGrid(rows, cols, out);
+  DequantizeGrid(rows, cols, threads, out);
   return Status::Ok();
+}
+
+// Threads per block of StagedGroupKernel for this layer, a multiple of 32
+// whose staging fits the default 48 KiB of shared memory; 0 where the layer
+// has a partial group or groups too wide to stage a warp's worth.
+int StagedThreads(int64_t cols, int64_t group) {
+  constexpr int64_t kSharedBytes = 48 * 1024, kWarp = 32;
+  if (cols % group != 0) return 0;
+  const int64_t fit = kSharedBytes / StagedBytesPerThread(group) / kWarp * kWarp;
+  return static_cast<int>(std::min<int64_t>(fit, kQuantThreads));
 }
 
 template <typename GroupQuantizer>
@@ -69,10 +80,19 @@ Status QuantizeGroupsCuda(const Device& device, StreamHandle stream_handle, cons
   SOLVERD_RETURN_IF_ERROR(zeros.Allocate(out->zeros.size()));
   SOLVERD_RETURN_IF_ERROR(codes.Allocate(out->codes.size()));
   const int64_t cells = static_cast<int64_t>(out->scales.size());
-  GroupKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
-      w.data(), rows, cols, group, quantize, scales.data(), zeros.data(), codes.data());
-  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GroupKernel", stream));
-  return DownloadGridLayer(scales, zeros, codes, rows, cols, stream, out);
+  const int staged_threads = StagedThreads(cols, group);
+  if (staged_threads > 0) {
+    const size_t shared = static_cast<size_t>(staged_threads * StagedBytesPerThread(group));
+    StagedGroupKernel<<<BlocksFor(cells, staged_threads), staged_threads, shared, stream>>>(
+        w.data(), cells, static_cast<int>(group), quantize, scales.data(), zeros.data(),
+        codes.data());
+    SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("StagedGroupKernel", stream));
+  } else {
+    GroupKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
+        w.data(), rows, cols, group, quantize, scales.data(), zeros.data(), codes.data());
+    SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GroupKernel", stream));
+  }
+  return DownloadGridLayer(scales, zeros, codes, rows, cols, options.threads, stream, out);
 }
 
 }  // namespace
@@ -145,7 +165,7 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
       w.data(), cols, u.data(), order.data(), out->group_size, options.bits, options.symmetric,
       options.clip_search, options.act_order, scales.data(), zeros.data(), codes.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GptqRowKernel", stream));
-  return DownloadGridLayer(scales, zeros, codes, rows, cols, stream, out);
+  return DownloadGridLayer(scales, zeros, codes, rows, cols, options.threads, stream, out);
 }
 
 }  // namespace solverd::quant::internal

@@ -30,6 +30,45 @@ __global__ void GroupKernel(const float* weights, int64_t rows, int64_t cols, in
   zeros[id] = g.zero;
 }
 
+// StagedGroupKernel's shared memory per thread: its group of weights with
+// one float of padding (so a warp's threads read different banks while each
+// walks its own group) and its codes with four bytes of padding.
+__host__ __device__ inline int64_t StagedBytesPerThread(int64_t group) {
+  return (group + 1) * static_cast<int64_t>(sizeof(float)) + group + 4;
+}
+
+// GroupKernel for layers of whole groups (cols a multiple of `group`): the
+// cells of a block then cover one contiguous range of weights, which the
+// block loads, and whose codes it stores, coalesced through shared memory;
+// each thread runs the same serial group math on its own staged slice.
+// Dynamic shared memory: blockDim.x * StagedBytesPerThread(group).
+template <typename GroupQuantizer>
+__global__ void StagedGroupKernel(const float* weights, int64_t cells, int group,
+                                  GroupQuantizer quantize, float* scales, float* zeros,
+                                  uint8_t* codes) {
+  extern __shared__ float staged[];
+  const int weight_stride = group + 1, code_stride = group + 4;
+  uint8_t* staged_codes = reinterpret_cast<uint8_t*>(staged + blockDim.x * weight_stride);
+  const int64_t first = blockIdx.x * static_cast<int64_t>(blockDim.x);
+  const int count = static_cast<int>(cells - first < blockDim.x ? cells - first : blockDim.x);
+  const float* source = weights + first * group;
+  for (int e = threadIdx.x; e < count * group; e += blockDim.x) {
+    staged[(e / group) * weight_stride + e % group] = source[e];
+  }
+  __syncthreads();
+  if (threadIdx.x < count) {
+    const Grid g = quantize(staged + threadIdx.x * weight_stride, group,
+                            staged_codes + threadIdx.x * code_stride);
+    scales[first + threadIdx.x] = g.scale;
+    zeros[first + threadIdx.x] = g.zero;
+  }
+  __syncthreads();
+  uint8_t* target = codes + first * group;
+  for (int e = threadIdx.x; e < count * group; e += blockDim.x) {
+    target[e] = staged_codes[(e / group) * code_stride + e % group];
+  }
+}
+
 // One thread per block of `block` weights: its absmax.
 __global__ void AbsmaxKernel(const float* weights, int64_t n, int64_t block, float* absmax) {
   const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;

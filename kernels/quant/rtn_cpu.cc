@@ -16,17 +16,19 @@ void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, Quantiz
   out->zeros.assign(static_cast<size_t>(rows * groups), 0.0f);
 }
 
-void DequantizeGrid(int64_t rows, int64_t cols, QuantizedLayer* out) {
+void DequantizeGrid(int64_t rows, int64_t cols, int threads, QuantizedLayer* out) {
   const int64_t group = out->group_size;
   const int64_t groups = GroupCount(cols, group);
   out->dequantized.resize(static_cast<size_t>(rows * cols));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t g = 0; g < groups; ++g) {
-      const int64_t at = r * cols + g * group;
-      DequantizeGroup(&out->codes[at], static_cast<int>(std::min(group, cols - g * group)),
-                      GridAt(*out, r * groups + g, out->bits), &out->dequantized[at]);
+  ParallelFor(rows, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t g = 0; g < groups; ++g) {
+        const int64_t at = r * cols + g * group;
+        DequantizeGroup(&out->codes[at], static_cast<int>(std::min(group, cols - g * group)),
+                        GridAt(*out, r * groups + g, out->bits), &out->dequantized[at]);
+      }
     }
-  }
+  });
 }
 
 namespace {
