@@ -36,6 +36,10 @@ void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& 
 // stopped by `cancel`; returns whether it is.
 bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* state);
 
+// Whether the solve must stop whatever its error: out of iterations or
+// time, or stopped by `cancel` (CheckLimits() then says which).
+bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state);
+
 // Runs Sinkhorn iterations until `state` is finished, `max_steps` more
 // iterations have run, or (when stop_on_stall) the error shrinks by less
 // than half over a check window. Ends with the potentials balanced on the

@@ -18,6 +18,10 @@
 #include "common/status.h"
 #include "ot/ot.h"
 
+namespace solverd::ot {
+struct BatchItem;  // batch.h
+}  // namespace solverd::ot
+
 namespace solverd::ot::internal {
 
 class OtBackend {
@@ -100,6 +104,13 @@ Status RunSns(OtBackend& backend, const Problem& problem, const Options& options
 
 // Runs options.method on a backend of the given device.
 #ifdef SOLVERD_HAVE_CUDA
+// Runs the Sinkhorn iterations of `group` (two or more items of one shape,
+// methods sinkhorn or auto, no sparse plan) as batched launches, filling
+// each item's result and status; `auto` items whose Sinkhorn stalls are
+// appended to *give_back untouched, for Solve() to run alone.
+Status SinkhornBatchCuda(const Device& device, StreamHandle stream,
+                         const std::vector<BatchItem*>& group,
+                         std::vector<BatchItem*>* give_back);
 Status SolveCuda(const Device& device, StreamHandle stream, const Problem& problem,
                  const Options& options, ProgressSink* sink, const CancelToken* cancel,
                  Result* result);

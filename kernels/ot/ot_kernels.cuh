@@ -1,6 +1,8 @@
 // Entry points of the CUDA ot kernels: thin wrappers that pick the row,
 // column or entry a thread works on and call the per-block math in
-// sinkhorn_agent.cuh. Launched only from ot_cuda.cu. Internal.
+// sinkhorn_agent.cuh. Launched from ot_cuda.cu and ot_batch_cuda.cu, each
+// with its own copy (the unnamed namespace: without relocatable device
+// code a __global__ defined in two translation units clashes). Internal.
 #ifndef SOLVERD_KERNELS_OT_OT_KERNELS_CUH_
 #define SOLVERD_KERNELS_OT_OT_KERNELS_CUH_
 
@@ -8,6 +10,7 @@
 #include "ot/sinkhorn_tuning.h"
 
 namespace solverd::ot::internal {
+namespace {
 
 using Tuning = SinkhornTuning;
 
@@ -168,6 +171,7 @@ SparseColumnSquaresKernel(const int* rows, const int* cols, const double* vals, 
   if (k < nnz) atomicAdd(&out[cols[k]], vals[k] * vals[k] * w[rows[k]]);
 }
 
+}  // namespace
 }  // namespace solverd::ot::internal
 
 #endif  // SOLVERD_KERNELS_OT_OT_KERNELS_CUH_

@@ -71,8 +71,6 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
   return true;
 }
 
-// Whether the solve must stop whatever its error: out of iterations or
-// time, or stopped by `cancel` (CheckLimits() then says which).
 bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state) {
   return state.iterations() >= options.max_iterations || !CheckCancel(cancel).ok() ||
          (options.time_limit_seconds > 0 && state.seconds() >= options.time_limit_seconds);

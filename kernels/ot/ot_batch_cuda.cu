@@ -1,0 +1,260 @@
+// The batched Sinkhorn loop on CUDA (batch.h). The stacked problems live on
+// the device; each iteration is one launch per pass over all problems still
+// running, and the host reads one error per problem, only at check steps.
+// Each problem follows the single-problem SinkhornStage() step for step
+// (the same measurement, stopping test, progress and limits), so a problem
+// ends where it would end alone.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "common/cuda_check.h"
+#include "common/device_buffer.cuh"
+#include "ot/batch.h"
+#include "ot/driver_util.h"
+#include "ot/ot_batch_kernels.cuh"
+#include "ot/ot_kernels.cuh"
+
+namespace solverd::ot::internal {
+namespace {
+
+using ::solverd::internal::CheckLaunch;
+
+// Where one problem of the batch stands.
+struct Track {
+  BatchItem* item;
+  SolveState state;
+  double window_start_error = -1;  // `auto`: the error at the last check
+  bool running = true;
+  bool stalled = false;  // `auto` stalled: given back to run alone
+};
+
+class CudaSinkhornBatch {
+ public:
+  CudaSinkhornBatch(const std::vector<BatchItem*>& group, cudaStream_t stream)
+      : n_(group[0]->problem->n), m_(group[0]->problem->m),
+        count_(static_cast<int64_t>(group.size())),
+        chunks_((n_ + Tuning::kColumnRowsPerChunk - 1) / Tuning::kColumnRowsPerChunk),
+        stream_(stream) {
+    for (BatchItem* item : group) tracks_.push_back(Track{item});
+  }
+
+  Status Init() {
+    std::vector<double> cost(count_ * n_ * m_), a(count_ * n_), b(count_ * m_), eta(count_);
+    for (int64_t k = 0; k < count_; ++k) {
+      const Problem& p = *tracks_[k].item->problem;
+      if (!p.has_points()) std::copy(p.cost.begin(), p.cost.end(), &cost[k * n_ * m_]);
+      std::copy(p.a.begin(), p.a.end(), &a[k * n_]);
+      std::copy(p.b.begin(), p.b.end(), &b[k * m_]);
+      eta[k] = p.eta;
+    }
+    SOLVERD_RETURN_IF_ERROR(cost_.Upload(cost.data(), cost.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(a_.Upload(a.data(), a.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(b_.Upload(b.data(), b.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(eta_.Upload(eta.data(), eta.size(), stream_));
+    std::fill(a.begin(), a.end(), 0.0);
+    std::fill(b.begin(), b.end(), 0.0);
+    SOLVERD_RETURN_IF_ERROR(x_.Upload(a.data(), a.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(y_.Upload(b.data(), b.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(lse_.Allocate(count_ * n_));
+    SOLVERD_RETURN_IF_ERROR(row_values_.Allocate(count_ * n_));
+    SOLVERD_RETURN_IF_ERROR(row_values2_.Allocate(count_ * n_));
+    SOLVERD_RETURN_IF_ERROR(totals_.Allocate(count_));
+    SOLVERD_RETURN_IF_ERROR(partial_.Allocate(count_ * chunks_ * m_));
+    active_host_.assign(count_, 1);
+    SOLVERD_RETURN_IF_ERROR(active_.Upload(active_host_.data(), count_, stream_));
+    for (int64_t k = 0; k < count_; ++k) SOLVERD_RETURN_IF_ERROR(CostFromPoints(k));
+    return Status::Ok();
+  }
+
+  // Iterates until every problem has finished or stalled.
+  Status Run() {
+    std::vector<double> errors(count_);
+    for (int64_t step = 0; Running() > 0; ++step) {
+      std::vector<uint8_t> last(count_, 0), check(count_, 0);
+      bool any_check = false;
+      for (int64_t k = 0; k < count_; ++k) {
+        const Track& t = tracks_[k];
+        if (!t.running) continue;
+        const Options& o = t.item->options;
+        const int check_every = o.check_every > 0 ? o.check_every : 1;
+        last[k] = step == o.max_iterations || BudgetSpent(o, t.item->cancel, t.state);
+        check[k] = last[k] || step % check_every == 0;
+        any_check = any_check || check[k];
+      }
+      SOLVERD_RETURN_IF_ERROR(RowPass(any_check, &errors));
+      for (int64_t k = 0; k < count_; ++k) {
+        if (tracks_[k].running) Decide(last[k], check[k], errors[k], &tracks_[k]);
+      }
+      std::vector<uint8_t> running(count_);
+      for (int64_t k = 0; k < count_; ++k) running[k] = tracks_[k].running ? 1 : 0;
+      SOLVERD_RETURN_IF_ERROR(UploadActive(running));
+      if (Running() > 0) SOLVERD_RETURN_IF_ERROR(Update());
+    }
+    return Status::Ok();
+  }
+
+  // Fills the results of the problems that finished here; appends the
+  // stalled ones to *give_back.
+  Status Finish(std::vector<BatchItem*>* give_back) {
+    std::vector<uint8_t> finished(count_);
+    for (int64_t k = 0; k < count_; ++k) finished[k] = tracks_[k].stalled ? 0 : 1;
+    SOLVERD_RETURN_IF_ERROR(UploadActive(finished));
+    std::vector<double> costs(count_), plogps(count_), x(count_ * n_), y(count_ * m_);
+    SOLVERD_RETURN_IF_ERROR(PlanTotals(&costs, &plogps));
+    SOLVERD_RETURN_IF_ERROR(x_.Download(x.data(), stream_));
+    SOLVERD_RETURN_IF_ERROR(y_.Download(y.data(), stream_));
+    for (int64_t k = 0; k < count_; ++k) {
+      Track& t = tracks_[k];
+      if (t.stalled) {
+        give_back->push_back(t.item);
+        continue;
+      }
+      Result& r = t.item->result;
+      r = Result();
+      r.marginal_error = t.state.error;
+      r.sinkhorn_iterations = r.iterations = t.state.sinkhorn_iterations;
+      r.termination = t.state.termination;
+      r.transport_cost = costs[k];
+      r.entropic_objective = costs[k] + plogps[k] / t.item->problem->eta;
+      r.x.assign(&x[k * n_], &x[(k + 1) * n_]);
+      r.y.assign(&y[k * m_], &y[(k + 1) * m_]);
+      if (t.item->options.want_plan) SOLVERD_RETURN_IF_ERROR(CopyPlan(k, &r.plan));
+      t.item->status = t.state.stop;
+      t.item->batched = true;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  int64_t Running() const {
+    return std::count_if(tracks_.begin(), tracks_.end(), [](const Track& t) { return t.running; });
+  }
+
+  Status CostFromPoints(int64_t k) {
+    const Problem& p = *tracks_[k].item->problem;
+    if (!p.has_points()) return Status::Ok();
+    DeviceBuffer<double> xs, ys;
+    SOLVERD_RETURN_IF_ERROR(xs.Upload(p.x_points.data(), p.x_points.size(), stream_));
+    SOLVERD_RETURN_IF_ERROR(ys.Upload(p.y_points.data(), p.y_points.size(), stream_));
+    CostFromPointsKernel<<<BlocksFor(n_ * m_, Tuning::kElementwiseThreads),
+                           Tuning::kElementwiseThreads, 0, stream_>>>(
+        xs.data(), ys.data(), n_, m_, p.dim, p.cost_power, cost_.data() + k * n_ * m_);
+    return CheckLaunch("CostFromPointsKernel", stream_);
+  }
+
+  // The single-problem SinkhornStage()'s decision after one measurement.
+  void Decide(bool last, bool check, double error, Track* t) {
+    const Options& o = t->item->options;
+    SolveState& s = t->state;
+    if (check) {
+      s.error = error;
+      if (s.first_error < 0) s.first_error = error;
+      ReportProgress(t->item->sink, s, o, "sinkhorn");
+    }
+    const double keep_below = last ? INFINITY : check ? o.tolerance : -INFINITY;
+    const bool updated = !check || !(error <= keep_below);
+    s.error_current = !updated;
+    if (!updated) {
+      CheckLimits(o, t->item->cancel, &s);
+      t->running = false;
+      return;
+    }
+    ++s.sinkhorn_iterations;
+    if (check && o.method == Method::kAuto) {
+      if (t->window_start_error > 0 && error > 0.5 * t->window_start_error) {
+        t->running = false;
+        t->stalled = true;
+      }
+      t->window_start_error = error;
+    }
+  }
+
+  // Makes `mask` the problems the kernels work on (uploaded when changed).
+  Status UploadActive(const std::vector<uint8_t>& mask) {
+    if (mask == active_host_) return Status::Ok();
+    active_host_ = mask;
+    return active_.UploadReserved(active_host_.data(), count_, stream_);
+  }
+
+  Status RowPass(bool want_errors, std::vector<double>* errors) {
+    const dim3 rows(static_cast<unsigned>(n_), static_cast<unsigned>(count_));
+    BatchRowPassKernel<<<rows, Tuning::kRowBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), a_.data(), n_, m_, eta_.data(), active_.data(),
+        lse_.data(), row_values_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchRowPassKernel", stream_));
+    if (!want_errors) return Status::Ok();
+    return RowTotals(row_values_, errors);
+  }
+
+  // Per problem, the sum of a per-row vector, downloaded.
+  Status RowTotals(const DeviceBuffer<double>& rows, std::vector<double>* totals) {
+    BatchRowTotalKernel<<<BlocksFor(count_, Tuning::kElementwiseThreads),
+                          Tuning::kElementwiseThreads, 0, stream_>>>(
+        rows.data(), n_, count_, active_.data(), totals_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchRowTotalKernel", stream_));
+    return totals_.Download(totals->data(), stream_);
+  }
+
+  Status Update() {
+    const dim3 rows(BlocksFor(n_, Tuning::kElementwiseThreads), static_cast<unsigned>(count_));
+    BatchUpdateRowsKernel<<<rows, Tuning::kElementwiseThreads, 0, stream_>>>(
+        a_.data(), lse_.data(), n_, eta_.data(), active_.data(), x_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchUpdateRowsKernel", stream_));
+    const dim3 chunks(BlocksFor(m_, Tuning::kColumnBlockThreads), static_cast<unsigned>(chunks_),
+                      static_cast<unsigned>(count_));
+    BatchColumnChunkKernel<<<chunks, Tuning::kColumnBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), n_, m_, eta_.data(), active_.data(), partial_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchColumnChunkKernel", stream_));
+    const dim3 columns(BlocksFor(m_, Tuning::kElementwiseThreads), static_cast<unsigned>(count_));
+    BatchUpdateColumnsKernel<<<columns, Tuning::kElementwiseThreads, 0, stream_>>>(
+        partial_.data(), b_.data(), m_, chunks_, eta_.data(), active_.data(), y_.data());
+    return CheckLaunch("BatchUpdateColumnsKernel", stream_);
+  }
+
+  Status PlanTotals(std::vector<double>* costs, std::vector<double>* plogps) {
+    const dim3 rows(static_cast<unsigned>(n_), static_cast<unsigned>(count_));
+    BatchPlanTotalsKernel<<<rows, Tuning::kRowBlockThreads, 0, stream_>>>(
+        cost_.data(), x_.data(), y_.data(), n_, m_, eta_.data(), active_.data(),
+        row_values_.data(), row_values2_.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchPlanTotalsKernel", stream_));
+    SOLVERD_RETURN_IF_ERROR(RowTotals(row_values_, costs));
+    return RowTotals(row_values2_, plogps);
+  }
+
+  Status CopyPlan(int64_t k, std::vector<double>* plan) {
+    DeviceBuffer<double> dense;
+    SOLVERD_RETURN_IF_ERROR(dense.Allocate(n_ * m_));
+    PlanKernel<<<BlocksFor(n_ * m_, Tuning::kElementwiseThreads), Tuning::kElementwiseThreads, 0,
+                 stream_>>>(cost_.data() + k * n_ * m_, x_.data() + k * n_, y_.data() + k * m_,
+                            n_, m_, tracks_[k].item->problem->eta, dense.data());
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("PlanKernel", stream_));
+    plan->resize(n_ * m_);
+    return dense.Download(plan->data(), stream_);
+  }
+
+  const int64_t n_, m_, count_, chunks_;
+  cudaStream_t stream_;
+  std::vector<Track> tracks_;
+  std::vector<uint8_t> active_host_;
+  DeviceBuffer<double> cost_, a_, b_, eta_, x_, y_, lse_, row_values_, row_values2_, totals_;
+  DeviceBuffer<LogSumExp> partial_;
+  DeviceBuffer<uint8_t> active_;
+};
+
+}  // namespace
+
+Status SinkhornBatchCuda(const Device& device, StreamHandle stream,
+                         const std::vector<BatchItem*>& group,
+                         std::vector<BatchItem*>* give_back) {
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
+  CudaSinkhornBatch batch(group, static_cast<cudaStream_t>(stream));
+  SOLVERD_RETURN_IF_ERROR(batch.Init());
+  SOLVERD_RETURN_IF_ERROR(batch.Run());
+  return batch.Finish(give_back);
+}
+
+}  // namespace solverd::ot::internal
