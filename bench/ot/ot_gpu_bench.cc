@@ -4,7 +4,10 @@
 //  - achieved bandwidth of Sinkhorn half-steps (bytes of C read per second)
 //    against the device's device-to-device copy bandwidth;
 //  - Sinkhorn and SNS on CUDA against the CPU backend on random assignment
-//    (n = 500, eta = 1200) and random point clouds (n = 5000, eta = 100).
+//    (n = 500, eta = 1200) and random point clouds (n = 5000, eta = 100);
+//  - 1,000 problems of n = 64 (point clouds, eta = 20, default options, as
+//    bench/service's load generator sends them): problems per second solved
+//    by SolveBatch on CUDA, one by one on CUDA, and one by one on the CPU.
 #include <cuda_runtime.h>
 
 #include <chrono>
@@ -14,6 +17,7 @@
 #include <vector>
 
 #include "../common/gpu_bench_util.h"
+#include "ot/batch.h"
 #include "ot/ot.h"
 
 namespace {
@@ -40,8 +44,8 @@ ot::Problem RandomAssignment(int n, double eta) {
   return p;
 }
 
-ot::Problem PointClouds(int n, double eta) {
-  std::mt19937 rng(2);
+ot::Problem PointClouds(int n, double eta, unsigned seed = 2) {
+  std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
   ot::Problem p;
   p.n = p.m = n;
@@ -84,6 +88,46 @@ void Compare(const std::string& name, const ot::Problem& p, double tolerance, bo
   }
 }
 
+void Batched(int count, int n) {
+  std::vector<ot::Problem> problems;
+  for (int k = 0; k < count; ++k) problems.push_back(PointClouds(n, 20, 100 + k));
+  const std::string name = "batched_n" + std::to_string(n);
+  solverd::StreamHandle stream = nullptr;
+  if (!solverd::CreateStream(0, &stream).ok()) return;
+  for (const char* way : {"batched", "one-by-one"}) {
+    for (bool cuda : {true, false}) {
+      if (!cuda && std::string(way) == "batched") continue;
+      std::vector<ot::BatchItem> items(count);
+      for (int k = 0; k < count; ++k) items[k].problem = &problems[k];
+      const Device device = cuda ? Device::Cuda(0) : Device::Cpu();
+      const auto start = std::chrono::steady_clock::now();
+      if (std::string(way) == "batched") {
+        if (!ot::SolveBatch(device, stream, &items).ok()) return;
+      } else {
+        for (ot::BatchItem& item : items) {
+          item.status = ot::Solve(device, stream, *item.problem, item.options, nullptr,
+                                  nullptr, &item.result);
+        }
+      }
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      int64_t iterations = 0, batched = 0, failed = 0;
+      for (const ot::BatchItem& item : items) {
+        iterations += item.result.iterations;
+        batched += item.batched;
+        failed += !item.status.ok();
+      }
+      const std::string system = std::string("solverd-") + way;
+      const char* backend = cuda ? "cuda" : "cpu";
+      Record(name, system, backend, "problems_per_second", count / seconds);
+      Record(name, system, backend, "mean_iterations", static_cast<double>(iterations) / count);
+      Record(name, system, backend, "problems_batched", static_cast<double>(batched));
+      Record(name, system, backend, "problems_failed", static_cast<double>(failed));
+    }
+  }
+  solverd::DestroyStream(stream);
+}
+
 }  // namespace
 
 int main() {
@@ -119,6 +163,7 @@ int main() {
 
   Compare("random_assignment_n500", RandomAssignment(500, 1200), 1e-9, true);
   Compare("pot_n5000", PointClouds(5000, 100), 1e-6, true);
+  Batched(1000, 64);
   records.Print("ot", solverd::CudaDeviceName(0));
   return 0;
 }
