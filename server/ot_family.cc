@@ -7,12 +7,22 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "ot/batch.h"
 #include "ot/ot.h"
 #include "server/ot_convert.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
 namespace {
+
+bool IsStop(const ::solverd::Status& s) {
+  return s.code() == ::solverd::StatusCode::kCancelled ||
+         s.code() == ::solverd::StatusCode::kDeadlineExceeded;
+}
+
+// Device memory one SolveBatch call may stack (C for every problem): larger
+// OtBatch jobs go through it in parts.
+constexpr int64_t kMaxStackedEntries = int64_t{1} << 26;
 
 class PreparedOt final : public PreparedJob {
  public:
@@ -29,19 +39,31 @@ class PreparedOt final : public PreparedJob {
   }
 
   JobOutcome Run(const Lane& lane, ProgressSink* sink, const CancelToken* cancel) override {
-    ot::Options options = options_;
-    options.threads = lane.cpu_threads;
-    ot::Result result;
-    ::solverd::Status s =
-        ot::Solve(lane.device, lane.stream, problem_, options, sink, cancel, &result);
+    ot::BatchItem item = Item(lane, sink, cancel);
+    item.status = ot::Solve(lane.device, lane.stream, problem_, item.options, sink, cancel,
+                            &item.result);
+    return Outcome(item, lane);
+  }
+
+  // This job as one problem of an ot::SolveBatch call.
+  ot::BatchItem Item(const Lane& lane, ProgressSink* sink, const CancelToken* cancel) const {
+    ot::BatchItem item;
+    item.problem = &problem_;
+    item.options = options_;
+    item.options.threads = lane.cpu_threads;
+    item.sink = sink;
+    item.cancel = cancel;
+    return item;
+  }
+
+  JobOutcome Outcome(const ot::BatchItem& item, const Lane& lane) const {
     JobOutcome outcome;
-    outcome.status = FromKernel(s);
-    const bool stopped = s.code() == ::solverd::StatusCode::kCancelled ||
-                         s.code() == ::solverd::StatusCode::kDeadlineExceeded;
-    if (s.ok() || stopped) {
+    outcome.status = FromKernel(item.status);
+    if (item.status.ok() || IsStop(item.status)) {
       outcome.result.emplace();
-      *outcome.result->mutable_ot() = OtResultToProto(result, problem_, lane.device.ToString());
-      outcome.iterations = result.iterations;
+      *outcome.result->mutable_ot() =
+          OtResultToProto(item.result, problem_, lane.device.ToString());
+      outcome.iterations = item.result.iterations;
     }
     return outcome;
   }
@@ -52,8 +74,9 @@ class PreparedOt final : public PreparedJob {
 };
 
 // The problems of one OtBatch job, solved side by side on a CPU lane's
-// threads (one after another on a CUDA lane). Progress reports how many are
-// done; cancelling stops them all, keeping what each had reached.
+// threads, or by ot::SolveBatch on a CUDA lane (in parts of at most
+// kMaxStackedEntries cost entries). Progress reports how many are done;
+// cancelling stops them all, keeping what each had reached.
 class PreparedOtBatch final : public PreparedJob {
  public:
   explicit PreparedOtBatch(std::vector<OtWork> work) : work_(std::move(work)) {}
@@ -76,11 +99,7 @@ class PreparedOtBatch final : public PreparedJob {
     std::mutex mu;  // guards `done` and the sink, which expects one caller at a time
     int64_t done = 0, iterations = 0;
     const auto start = std::chrono::steady_clock::now();
-    SolveSideBySide(lane, count, [&](const Lane& single, int64_t k) {
-      ot::Options options = work_[k].options;
-      options.threads = single.cpu_threads;
-      statuses[k] = ot::Solve(single.device, single.stream, work_[k].problem, options, nullptr,
-                              cancel, &results[k]);
+    auto report = [&](int64_t k) {
       std::lock_guard<std::mutex> lock(mu);
       ++done;
       iterations += results[k].iterations;
@@ -92,7 +111,19 @@ class PreparedOtBatch final : public PreparedJob {
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       p.stage = "batch";
       sink->Report(p);
-    });
+    };
+    if (lane.device.is_cuda()) {
+      const ::solverd::Status s = SolveStacked(lane, cancel, report, &results, &statuses);
+      if (!s.ok()) return JobOutcome{FromKernel(s), std::nullopt, 0};
+    } else {
+      SolveSideBySide(lane, count, [&](const Lane& single, int64_t k) {
+        ot::Options options = work_[k].options;
+        options.threads = single.cpu_threads;
+        statuses[k] = ot::Solve(single.device, single.stream, work_[k].problem, options,
+                                nullptr, cancel, &results[k]);
+        report(k);
+      });
+    }
     JobOutcome outcome;
     outcome.iterations = iterations;
     outcome.result.emplace();
@@ -111,9 +142,31 @@ class PreparedOtBatch final : public PreparedJob {
   }
 
  private:
-  static bool IsStop(const ::solverd::Status& s) {
-    return s.code() == ::solverd::StatusCode::kCancelled ||
-           s.code() == ::solverd::StatusCode::kDeadlineExceeded;
+  // The problems through ot::SolveBatch, in parts; `report(k)` after each
+  // problem of a part. Not OK only when the device failed.
+  ::solverd::Status SolveStacked(const Lane& lane, const CancelToken* cancel,
+                                 const std::function<void(int64_t)>& report,
+                                 std::vector<ot::Result>* results,
+                                 std::vector<::solverd::Status>* statuses) const {
+    const int64_t count = static_cast<int64_t>(work_.size());
+    const int64_t entries = work_[0].problem.n * work_[0].problem.m;
+    const int64_t part = std::max<int64_t>(1, kMaxStackedEntries / entries);
+    for (int64_t first = 0; first < count; first += part) {
+      const int64_t end = std::min(count, first + part);
+      std::vector<ot::BatchItem> items(end - first);
+      for (int64_t k = first; k < end; ++k) {
+        items[k - first].problem = &work_[k].problem;
+        items[k - first].options = work_[k].options;
+        items[k - first].cancel = cancel;
+      }
+      SOLVERD_RETURN_IF_ERROR(ot::SolveBatch(lane.device, lane.stream, &items));
+      for (int64_t k = first; k < end; ++k) {
+        (*results)[k] = std::move(items[k - first].result);
+        (*statuses)[k] = items[k - first].status;
+        report(k);
+      }
+    }
+    return ::solverd::Status::Ok();
   }
 
   std::vector<OtWork> work_;
@@ -148,7 +201,22 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> PrepareBatch(const v1::OtBatch& bat
 }  // namespace
 
 void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
-  RunSideBySide(lane, batch);
+  std::vector<ot::BatchItem> items;
+  std::vector<const PreparedOt*> jobs;
+  for (const BatchMember& member : batch) {
+    jobs.push_back(dynamic_cast<const PreparedOt*>(member.job));
+    if (jobs.back() == nullptr) break;
+    items.push_back(jobs.back()->Item(lane, member.sink, member.cancel));
+  }
+  if (!lane.device.is_cuda() || items.size() < batch.size()) {
+    RunSideBySide(lane, batch);
+    return;
+  }
+  const ::solverd::Status s = ot::SolveBatch(lane.device, lane.stream, &items);
+  for (size_t k = 0; k < batch.size(); ++k) {
+    *batch[k].outcome = s.ok() ? jobs[k]->Outcome(items[k], lane)
+                               : JobOutcome{FromKernel(s), std::nullopt, 0};
+  }
 }
 
 absl::StatusOr<std::unique_ptr<PreparedJob>> OtFamily::Prepare(

@@ -18,7 +18,8 @@ class OtFamily final : public Family {
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
       const v1::JobSpec& spec, const PrepareContext& context) const override;
   // On a CPU lane, solves the batch's problems side by side, one per lane
-  // thread; on a CUDA lane, one after another on the lane's stream.
+  // thread; on a CUDA lane, by ot::SolveBatch: their Sinkhorn iterations as
+  // one launch per pass over all of them.
   void RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const override;
 };
 
