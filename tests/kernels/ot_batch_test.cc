@@ -2,46 +2,17 @@
 // batched Sinkhorn loop gives each problem exactly what Solve() gives it
 // alone (same kernels' math, same stopping test), hands SNS, sparse plans
 // and other shapes to Solve(), and keeps cancellation per problem.
-#include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "cuda_test_util.h"
+#include "ot_test_util.h"
 #include "ot/batch.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
 namespace {
-
-// n x m uniform random costs, uniform marginals.
-Problem RandomCost(int n, int m, double eta, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  Problem p;
-  p.n = n;
-  p.m = m;
-  for (int e = 0; e < n * m; ++e) p.cost.push_back(u(rng));
-  p.a.assign(n, 1.0 / n);
-  p.b.assign(m, 1.0 / m);
-  p.eta = eta;
-  return p;
-}
-
-Problem RandomPoints(int n, int m, double eta, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  Problem p;
-  p.n = n;
-  p.m = m;
-  p.dim = 3;
-  for (int i = 0; i < n * 3; ++i) p.x_points.push_back(u(rng));
-  for (int j = 0; j < m * 3; ++j) p.y_points.push_back(u(rng));
-  p.a.assign(n, 1.0 / n);
-  p.b.assign(m, 1.0 / m);
-  p.eta = eta;
-  return p;
-}
 
 Options Sinkhorn(double tolerance, int check_every) {
   Options o;
@@ -59,7 +30,7 @@ std::vector<Problem> MixedProblems() {
   for (unsigned k = 0; k < 6; ++k) problems.push_back(RandomCost(40, 56, 10.0 * (k + 1), k));
   problems[2].a[5] = 0;
   problems[2].a[6] += 1.0 / 40;
-  problems.push_back(RandomPoints(40, 56, 30, 7));
+  problems.push_back(RandomPointClouds(40, 56, 30, 7));
   problems.push_back(RandomCost(40, 56, 1200, 8));  // stalls under `auto`
   problems.push_back(RandomCost(40, 56, 50, 9));
   problems.push_back(RandomCost(40, 56, 50, 10));

@@ -10,25 +10,11 @@
 #include <gtest/gtest.h>
 
 #include "cuda_test_util.h"
+#include "ot_test_util.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
 namespace {
-
-Problem RandomProblem(int n, int m, double eta, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  Problem p;
-  p.n = n;
-  p.m = m;
-  p.dim = 2;
-  for (int i = 0; i < n * 2; ++i) p.x_points.push_back(u(rng));
-  for (int j = 0; j < m * 2; ++j) p.y_points.push_back(u(rng));
-  p.a.assign(n, 1.0 / n);
-  p.b.assign(m, 1.0 / m);
-  p.eta = eta;
-  return p;
-}
 
 // Same problem with the cost matrix spelled out.
 Problem WithDenseCost(Problem p) {
@@ -92,7 +78,7 @@ Options Tight(Method method = Method::kSinkhorn) {
 }
 
 TEST(SinkhornCpu, MatchesFloat64Reference) {
-  Problem p = WithDenseCost(RandomProblem(40, 30, 5.0, 1));
+  Problem p = WithDenseCost(RandomPointClouds(40, 30, 5.0, 1));
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, Tight(), nullptr, nullptr, &r).ok());
   EXPECT_EQ(r.termination, Termination::kConverged);
@@ -139,7 +125,7 @@ TEST(SinkhornCpu, ApproachesExactOtAsRegularisationShrinks) {
 }
 
 TEST(SinkhornCpu, StableForLargeEtaTimesCost) {
-  Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 3));
+  Problem p = WithDenseCost(RandomPointClouds(50, 50, 1.0, 3));
   double cmax = *std::max_element(p.cost.begin(), p.cost.end());
   p.eta = 2e4 / cmax;  // eta * max(C) = 2e4: plain Sinkhorn underflows here
   Options o;
@@ -160,7 +146,7 @@ TEST(SinkhornCpu, StableForLargeEtaTimesCost) {
 }
 
 TEST(SinkhornCpu, ZeroMassRowsGetNoTransport) {
-  Problem p = WithDenseCost(RandomProblem(5, 4, 10.0, 4));
+  Problem p = WithDenseCost(RandomPointClouds(5, 4, 10.0, 4));
   p.a = {0.5, 0.0, 0.25, 0.25, 0.0};
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, Tight(), nullptr, nullptr, &r).ok());
@@ -173,7 +159,7 @@ TEST(SinkhornCpu, ZeroMassRowsGetNoTransport) {
 }
 
 TEST(SinkhornCpu, PointCloudsMatchDenseCostAndThreadsAgree) {
-  Problem points = RandomProblem(300, 200, 20.0, 5);
+  Problem points = RandomPointClouds(300, 200, 20.0, 5);
   Problem dense = WithDenseCost(points);
   Options o = Tight();
   o.tolerance = 1e-9;
@@ -193,7 +179,7 @@ class CountingSink : public ProgressSink {
 };
 
 TEST(SinkhornCpu, ReportsProgressEveryCheck) {
-  Problem p = RandomProblem(50, 50, 50.0, 6);
+  Problem p = RandomPointClouds(50, 50, 50.0, 6);
   Options o;
   o.method = Method::kSinkhorn;
   o.tolerance = 0;
@@ -211,7 +197,7 @@ TEST(SinkhornCpu, ReportsProgressEveryCheck) {
 }
 
 TEST(SinkhornCpu, CancelReturnsLastIterate) {
-  Problem p = RandomProblem(50, 50, 50.0, 7);
+  Problem p = RandomPointClouds(50, 50, 50.0, 7);
   CancelToken token;
   token.Cancel();
   Result r;
@@ -223,7 +209,7 @@ TEST(SinkhornCpu, CancelReturnsLastIterate) {
 }
 
 TEST(SinkhornCpu, DeadlineStops) {
-  Problem p = RandomProblem(50, 50, 50.0, 8);
+  Problem p = RandomPointClouds(50, 50, 50.0, 8);
   CancelToken token;
   token.SetDeadline(CancelToken::Clock::now());
   Result r;
@@ -232,7 +218,7 @@ TEST(SinkhornCpu, DeadlineStops) {
 }
 
 TEST(SinkhornValidation, NamesTheField) {
-  Problem good = WithDenseCost(RandomProblem(4, 3, 1.0, 9));
+  Problem good = WithDenseCost(RandomPointClouds(4, 3, 1.0, 9));
   ASSERT_TRUE(ValidateProblem(good).ok());
   auto expect_field = [](Problem p, const std::string& field) {
     Status s = ValidateProblem(p);
@@ -268,7 +254,7 @@ TEST(SinkhornValidation, NamesTheField) {
   p = good;
   p.eta = 1e-250;
   expect_field(p, "eta");
-  Problem points = RandomProblem(4, 3, 1.0, 9);
+  Problem points = RandomPointClouds(4, 3, 1.0, 9);
   points.y_points[1] = 1e303;
   expect_field(points, "points");
   points.y_points[1] = 1e90;  // squared: 4e180, still solvable at eta = 1
@@ -296,12 +282,12 @@ TEST(SinkhornCuda, MatchesCpuOnPointClouds) {
   SOLVERD_REQUIRE_CUDA();
   Options o = Tight();
   o.tolerance = 1e-9;
-  ExpectSameSolve(RandomProblem(300, 170, 30.0, 10), o);
+  ExpectSameSolve(RandomPointClouds(300, 170, 30.0, 10), o);
 }
 
 TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
   SOLVERD_REQUIRE_CUDA();
-  Problem p = WithDenseCost(RandomProblem(65, 129, 10.0, 11));
+  Problem p = WithDenseCost(RandomPointClouds(65, 129, 10.0, 11));
   p.a.assign(65, 1.0 / 64);
   p.a[7] = 0;
   ExpectSameSolve(p, Tight());
@@ -309,7 +295,7 @@ TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
 
 TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
   SOLVERD_REQUIRE_CUDA();
-  Problem p = WithDenseCost(RandomProblem(50, 50, 1.0, 12));
+  Problem p = WithDenseCost(RandomPointClouds(50, 50, 1.0, 12));
   p.eta = 2e4 / *std::max_element(p.cost.begin(), p.cost.end());
   Options o;
   o.method = Method::kSinkhorn;
@@ -320,7 +306,7 @@ TEST(SinkhornCuda, StableForLargeEtaTimesCost) {
 
 TEST(SinkhornCuda, CancelReturnsLastIterate) {
   SOLVERD_REQUIRE_CUDA();
-  Problem p = RandomProblem(64, 64, 50.0, 13);
+  Problem p = RandomPointClouds(64, 64, 50.0, 13);
   CancelToken token;
   token.Cancel();
   Result r;

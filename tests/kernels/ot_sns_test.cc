@@ -8,23 +8,11 @@
 #include <gtest/gtest.h>
 
 #include "cuda_test_util.h"
+#include "ot_test_util.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
 namespace {
-
-// Uniform random cost in [0, 1): the paper's random assignment problem.
-Problem RandomAssignment(int n, double eta, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  Problem p;
-  p.n = p.m = n;
-  for (int e = 0; e < n * n; ++e) p.cost.push_back(u(rng));
-  p.a.assign(n, 1.0 / n);
-  p.b.assign(n, 1.0 / n);
-  p.eta = eta;
-  return p;
-}
 
 Options With(Method method, double tolerance, int64_t max_iterations) {
   Options o;
@@ -43,7 +31,7 @@ void ExpectFinite(const Result& r) {
 }
 
 TEST(Sns, AgreesWithSinkhorn) {
-  Problem p = RandomAssignment(60, 40, 1);
+  Problem p = RandomCost(60, 60, 40, 1);
   Result sinkhorn, sns;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSinkhorn, 1e-11, 1000000), nullptr,
                     nullptr, &sinkhorn).ok());
@@ -60,7 +48,7 @@ TEST(Sns, AgreesWithSinkhorn) {
 TEST(Sns, RandomAssignmentConvergesInFewIterations) {
   // The paper: 29 iterations at n = 500, eta = 1200; Sinkhorn needs tens of
   // thousands. n = 200 keeps the test fast with the same behaviour.
-  Problem p = RandomAssignment(200, 1200, 2);
+  Problem p = RandomCost(200, 200, 1200, 2);
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 200), nullptr, nullptr,
                     &r).ok());
@@ -76,13 +64,13 @@ TEST(Sns, RandomAssignmentConvergesInFewIterations) {
 
 TEST(Sns, AutoIsTheDefaultAndSwitchesToNewtonWhenSinkhornStalls) {
   EXPECT_EQ(Options().method, Method::kAuto);
-  Problem hard = RandomAssignment(100, 1000, 3);
+  Problem hard = RandomCost(100, 100, 1000, 3);
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, hard, With(Method::kAuto, 1e-9, 1000), nullptr,
                     nullptr, &r).ok());
   EXPECT_EQ(r.termination, Termination::kConverged);
   EXPECT_GT(r.newton_iterations, 0);
-  Problem easy = RandomAssignment(100, 2, 4);  // Sinkhorn converges fast: no Newton
+  Problem easy = RandomCost(100, 100, 2, 4);  // Sinkhorn converges fast: no Newton
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, easy, With(Method::kAuto, 1e-9, 1000), nullptr,
                     nullptr, &r).ok());
   EXPECT_EQ(r.termination, Termination::kConverged);
@@ -94,7 +82,7 @@ TEST(Sns, ReportsNewtonStageInProgress) {
     void Report(const Progress& p) override { stages.push_back(p.stage); }
     std::vector<std::string> stages;
   } sink;
-  Problem p = RandomAssignment(80, 500, 5);
+  Problem p = RandomCost(80, 80, 500, 5);
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 500), &sink, nullptr,
                     &r).ok());
@@ -106,7 +94,7 @@ TEST(Sns, ReportsNewtonStageInProgress) {
 TEST(Sns, AdversarialInputsNeverGiveNaN) {
   for (Method method : {Method::kSns, Method::kAuto}) {
     // Zero marginal entries, non-square.
-    Problem p = RandomAssignment(30, 300, 6);
+    Problem p = RandomCost(30, 30, 300, 6);
     p.m = 20;
     p.cost.resize(30 * 20);
     p.a.assign(30, 1.0 / 28);
@@ -122,18 +110,18 @@ TEST(Sns, AdversarialInputsNeverGiveNaN) {
     // n = 1, m = 1 with eta * C = 1e14: the potentials are ~1e8, so the
     // plan's exponent eta (x + y - C) carries ~1e-2 of rounding; finite,
     // and right to that precision.
-    Problem one = RandomAssignment(1, 1e6, 7);
+    Problem one = RandomCost(1, 1, 1e6, 7);
     one.cost = {1e8};
     ASSERT_TRUE(Solve(Device::Cpu(), nullptr, one, With(method, 1e-12, 100), nullptr, nullptr,
                       &r).ok());
     ExpectFinite(r);
     EXPECT_NEAR(r.plan[0], 1.0, 1e-2);
-    Problem huge = RandomAssignment(20, 1e4, 8);
+    Problem huge = RandomCost(20, 20, 1e4, 8);
     for (double& c : huge.cost) c *= 1e3;
     ASSERT_TRUE(Solve(Device::Cpu(), nullptr, huge, With(method, 1e-8, 300), nullptr, nullptr,
                       &r).ok());
     ExpectFinite(r);
-    Problem tiny = RandomAssignment(20, 1e-9, 9);
+    Problem tiny = RandomCost(20, 20, 1e-9, 9);
     ASSERT_TRUE(Solve(Device::Cpu(), nullptr, tiny, With(method, 1e-12, 300), nullptr, nullptr,
                       &r).ok());
     ExpectFinite(r);
@@ -142,7 +130,7 @@ TEST(Sns, AdversarialInputsNeverGiveNaN) {
 }
 
 TEST(Sns, CancelReturnsLastIterate) {
-  Problem p = RandomAssignment(50, 1000, 10);
+  Problem p = RandomCost(50, 50, 1000, 10);
   CancelToken token;
   token.Cancel();
   Result r;
@@ -153,7 +141,7 @@ TEST(Sns, CancelReturnsLastIterate) {
 }
 
 TEST(SparsePlan, HoldsExactlyTheEntriesAboveTheThreshold) {
-  Problem p = RandomAssignment(40, 300, 12);
+  Problem p = RandomCost(40, 40, 300, 12);
   Options o = With(Method::kAuto, 1e-9, 1000);
   o.sparse_plan_threshold = 1e-4;
   Result r;
@@ -170,7 +158,7 @@ TEST(SparsePlan, HoldsExactlyTheEntriesAboveTheThreshold) {
     }
   }
   o.sparse_plan_threshold = 1e-300;  // everything: over the entry limit only if huge
-  Problem big = RandomAssignment(1100, 1, 13);  // 1.21M entries > 2^20
+  Problem big = RandomCost(1100, 1100, 1, 13);  // 1.21M entries > 2^20
   o.want_plan = false;
   Status s = Solve(Device::Cpu(), nullptr, big, o, nullptr, nullptr, &r);
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
@@ -179,7 +167,7 @@ TEST(SparsePlan, HoldsExactlyTheEntriesAboveTheThreshold) {
 TEST(SnsCuda, MatchesCpu) {
   SOLVERD_REQUIRE_CUDA();
   for (Method method : {Method::kSns, Method::kAuto}) {
-    Problem p = RandomAssignment(300, 1200, 11);
+    Problem p = RandomCost(300, 300, 1200, 11);
     Result cpu, gpu;
     Options o = With(method, 1e-9, 500);
     ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
@@ -191,7 +179,7 @@ TEST(SnsCuda, MatchesCpu) {
     EXPECT_NEAR(gpu.transport_cost, cpu.transport_cost, 1e-9);
     for (size_t e = 0; e < cpu.plan.size(); ++e) ASSERT_NEAR(gpu.plan[e], cpu.plan[e], 1e-9);
   }
-  Problem p = RandomAssignment(100, 300, 14);
+  Problem p = RandomCost(100, 100, 300, 14);
   Options o = With(Method::kSinkhorn, 1e-9, 100000);
   o.sparse_plan_threshold = 1e-5;
   Result cpu, gpu;
