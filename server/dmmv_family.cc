@@ -101,6 +101,7 @@ absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography&
   spec.start = in.start() == v1::TOMOGRAPHY_START_SIRT ? dmmv::tomography::Method::kSirt
                                                        : dmmv::tomography::Method::kSart;
   spec.start_iterations = in.start_iterations();
+  if (in.has_settled_within()) spec.settled_within = in.settled_within();
   auto sinogram = ToDense(in.sinogram(), 2, "dmmv.tomography.sinogram", blobs);
   if (!sinogram.ok()) return sinogram.status();
   spec.sinogram = std::move(sinogram->values);

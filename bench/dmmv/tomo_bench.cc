@@ -4,7 +4,8 @@
 // rounded to the levels, and solverd's DMMV search started from SART
 // rounded. Prints one JSON record per line (the bench format of DESIGN.md);
 // bench/dmmv/compare.py gathers them.
-//   tomo_bench [--quick] [--cuda] [--seconds=S]
+//   tomo_bench [--quick] [--cuda] [--seconds=S] [--settled=F]
+// --settled sets tomography::Spec::settled_within (default the builder's).
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -26,6 +27,7 @@ constexpr int kAngles = 64;
 constexpr double kNoise = 0.02;  // uniform noise, +- this fraction of the largest ray sum
 
 std::string backend_name = "cpu";
+double settled_within = tomo::kDefaultSettledWithin;
 
 void Record(const std::string& c, const std::string& system, const char* metric, double value) {
   std::printf("{\"case\": \"%s\", \"system\": \"%s\", \"backend\": \"%s\", \"metric\": \"%s\", "
@@ -65,6 +67,7 @@ bool RunCase(int size, bool four_levels, double budget, const solverd::Device& d
   spec.size = size;
   spec.angles = kAngles;
   spec.levels = levels;
+  spec.settled_within = settled_within;
   const int detectors = tomo::DefaultDetectors(size);
   const dmmv::CsrMatrix a = tomo::Projector(size, kAngles, detectors);
   spec.sinogram = tomo::Project(a, truth);
@@ -124,8 +127,10 @@ int main(int argc, char** argv) {
       backend_name = "cuda";
     } else if (std::strncmp(argv[i], "--seconds=", 10) == 0) {
       seconds = std::atof(argv[i] + 10);
+    } else if (std::strncmp(argv[i], "--settled=", 10) == 0) {
+      settled_within = std::atof(argv[i] + 10);
     } else {
-      std::fprintf(stderr, "usage: tomo_bench [--quick] [--cuda] [--seconds=S]\n");
+      std::fprintf(stderr, "usage: tomo_bench [--quick] [--cuda] [--seconds=S] [--settled=F]\n");
       return 2;
     }
   }

@@ -66,6 +66,9 @@ Status Validate(const Spec& spec) {
     }
   }
   if (spec.start_iterations < 0) return InvalidArgument("tomography.start_iterations: negative");
+  if (!(spec.settled_within >= 0 && spec.settled_within < 0.5)) {
+    return InvalidArgument("tomography.settled_within: must be in [0, 0.5)");
+  }
   return Status::Ok();
 }
 
@@ -177,6 +180,33 @@ std::vector<double> Phantom(int size, const std::vector<double>& levels, int ell
   return image;
 }
 
+// The levels each pixel may take (one set for all when settled_within is
+// 0). Under noise the search otherwise trades pixels the reconstruction
+// already has right for a smaller largest residual: on the four-level
+// phantoms it ended with more wrong pixels than it started from.
+static std::vector<Levels> PixelLevels(const std::vector<double>& levels,
+                                       const std::vector<double>& start, double settled_within) {
+  std::vector<Levels> out(settled_within > 0 ? start.size() : 1);
+  if (settled_within <= 0) {
+    out[0].values = levels;
+    return out;
+  }
+  for (size_t p = 0; p < start.size(); ++p) {
+    const auto above = std::upper_bound(levels.begin(), levels.end(), start[p]);
+    const size_t hi = std::clamp<size_t>(above - levels.begin(), 1, levels.size() - 1);
+    const double lo_level = levels[hi - 1], hi_level = levels[hi];
+    const double at = (start[p] - lo_level) / (hi_level - lo_level);
+    if (at <= settled_within) {
+      out[p].values = {lo_level};
+    } else if (at >= 1 - settled_within) {
+      out[p].values = {hi_level};
+    } else {
+      out[p].values = {lo_level, hi_level};
+    }
+  }
+  return out;
+}
+
 Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image) {
   if (Status s = Validate(spec); !s.ok()) return s;
   const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
@@ -192,9 +222,7 @@ Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_imag
                              spec.levels.front(), spec.levels.back());
   Instance inst;
   inst.b = spec.sinogram;
-  Levels levels;
-  levels.values = spec.levels;
-  inst.levels = {levels};
+  inst.levels = PixelLevels(spec.levels, *start_image, spec.settled_within);
   inst.start_values = *start_image;
   p.instances.push_back(std::move(inst));
   *problem = std::move(p);

@@ -25,6 +25,8 @@ namespace solverd::dmmv::tomography {
 // SIRT from all rays at once. Both clip to [lowest, highest level].
 enum class Method { kSart, kSirt };
 
+inline constexpr double kDefaultSettledWithin = 0.35;
+
 struct Spec {
   int size = 0;       // n: the image is n x n, row-major; 1 .. 1024
   int angles = 0;     // 1 .. 4096
@@ -33,6 +35,11 @@ struct Spec {
   std::vector<double> sinogram;  // angles x detectors, angle-major
   Method start = Method::kSart;
   int start_iterations = 0;  // 0: the method's default (SART 30, SIRT 300)
+  // A pixel whose continuous start lies within this fraction of the gap
+  // between levels from its nearest level keeps that level; the others
+  // choose between the two levels around their start. 0: every pixel may
+  // take every level. In [0, 0.5).
+  double settled_within = kDefaultSettledWithin;
 };
 
 // Enough detectors for every pixel at every angle: ceil(n sqrt 2) + 1.

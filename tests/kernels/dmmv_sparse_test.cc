@@ -3,6 +3,7 @@
 // the CUDA sparse backend against the CPU one.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -185,6 +186,41 @@ TEST(Tomography, ValidationNamesTheField) {
   bad = spec;
   bad.size = 0;
   EXPECT_NE(tomography::Validate(bad).message().find("tomography.size"), std::string::npos);
+  bad = spec;
+  bad.settled_within = 0.5;
+  EXPECT_NE(tomography::Validate(bad).message().find("tomography.settled_within"),
+            std::string::npos);
+}
+
+TEST(Tomography, SettledPixelsKeepTheLevelTheStartIsNear) {
+  const std::vector<double> levels = {0, 1, 2, 3};
+  const std::vector<double> truth = tomography::Phantom(24, levels, 6, 5);
+  tomography::Spec spec;
+  spec.size = 24;
+  spec.angles = 6;
+  spec.levels = levels;
+  spec.sinogram = tomography::Project(
+      tomography::Projector(24, 6, tomography::DefaultDetectors(24)), truth);
+  Problem p;
+  std::vector<double> start;
+  ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+  const std::vector<Levels>& allowed = p.instances[0].levels;
+  ASSERT_EQ(allowed.size(), start.size());
+  int64_t free_pixels = 0;
+  for (size_t j = 0; j < start.size(); ++j) {
+    const double below = std::min(std::floor(start[j]), 2.0), at = start[j] - below;
+    if (at <= spec.settled_within || at >= 1 - spec.settled_within) {
+      EXPECT_EQ(allowed[j].values, std::vector<double>{at <= 0.5 ? below : below + 1}) << j;
+    } else {
+      EXPECT_EQ(allowed[j].values, (std::vector<double>{below, below + 1})) << j;
+      ++free_pixels;
+    }
+  }
+  EXPECT_GT(free_pixels, 0) << "6 angles should leave some pixels in doubt";
+  spec.settled_within = 0;
+  ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+  ASSERT_EQ(p.instances[0].levels.size(), 1u);
+  EXPECT_EQ(p.instances[0].levels[0].values, levels);
 }
 
 TEST(DmmvSparseCuda, MatchesTheCpuBitForBit) {

@@ -254,6 +254,15 @@ class SolverdClient(unittest.TestCase):
             self.client.submit(problem)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("dmmv.tomography.sinogram: shape", raised.exception.details())
+        problem.tomography.sinogram.CopyFrom(solverd.tensor(sinogram))
+        problem.tomography.settled_within = 0.5
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(problem)
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("dmmv.tomography.settled_within", raised.exception.details())
+        problem.tomography.settled_within = 0  # every pixel free: still exact
+        result = self.client.solve(problem)
+        np.testing.assert_array_equal(np.array(result.instances[0].values).reshape(n, n), image)
 
     def quant_model(self):
         rng = np.random.default_rng(8)
