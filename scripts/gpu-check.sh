@@ -35,7 +35,8 @@ step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
 step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-for test in ${SANITIZE_TESTS:-ot_sinkhorn ot_sns ot_batch sor_solver sor_batch dmmv dmmv_sparse quant}; do
+ALL_SANITIZED="ot_sinkhorn ot_sns ot_batch sor_solver sor_batch dmmv dmmv_sparse quant"
+for test in ${SANITIZE_TESTS:-$ALL_SANITIZED}; do
   for tool in memcheck racecheck; do
     step "sanitizer-$tool-$test" timeout "${SANITIZE_TIMEOUT:-240}" \
       "$SAN" --tool "$tool" --error-exitcode 3 \
