@@ -1,5 +1,7 @@
 #include "ot/batch.h"
 
+#include <algorithm>
+
 #include "ot/ot_backend.h"
 
 namespace solverd::ot {
@@ -26,7 +28,14 @@ Status BatchOnCuda(const Device& device, StreamHandle stream, std::vector<BatchI
   }
   if (group.size() < 2) return Status::Ok();
   *alone = std::move(rest);
-  return internal::SinkhornBatchCuda(device, stream, group, alone);
+  // The problem is a grid dimension, which CUDA caps at 65535.
+  constexpr size_t kMaxProblemsPerLaunch = 65535;
+  for (size_t first = 0; first < group.size(); first += kMaxProblemsPerLaunch) {
+    const size_t end = std::min(group.size(), first + kMaxProblemsPerLaunch);
+    const std::vector<BatchItem*> part(group.begin() + first, group.begin() + end);
+    SOLVERD_RETURN_IF_ERROR(internal::SinkhornBatchCuda(device, stream, part, alone));
+  }
+  return Status::Ok();
 }
 #endif
 
