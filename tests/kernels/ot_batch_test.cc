@@ -131,5 +131,23 @@ TEST(OtBatchCuda, CancellingOneProblemLeavesTheOthers) {
   }
 }
 
+TEST(OtBatchCuda, MoreProblemsThanOneLaunchHolds) {
+  SOLVERD_REQUIRE_CUDA();
+  TestStream stream;
+  ASSERT_TRUE(stream.status().ok());
+  const std::vector<Problem> problems = {RandomCost(2, 3, 5, 1), RandomCost(2, 3, 5, 2)};
+  std::vector<BatchItem> items(65535 + 2);
+  for (size_t k = 0; k < items.size(); ++k) {
+    items[k].problem = &problems[k % 2];
+    items[k].options = Sinkhorn(1e-9, 5);
+  }
+  ASSERT_TRUE(SolveBatch(Device::Cuda(0), stream.get(), &items).ok());
+  for (size_t k = 0; k < items.size(); ++k) {
+    ASSERT_TRUE(items[k].batched) << k;
+    ASSERT_EQ(items[k].result.x, items[k % 2].result.x) << k;
+    ASSERT_LE(items[k].result.marginal_error, 1e-9) << k;
+  }
+}
+
 }  // namespace
 }  // namespace solverd::ot
