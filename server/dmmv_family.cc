@@ -101,7 +101,10 @@ absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography&
   spec.start = in.start() == v1::TOMOGRAPHY_START_SIRT ? dmmv::tomography::Method::kSirt
                                                        : dmmv::tomography::Method::kSart;
   spec.start_iterations = in.start_iterations();
-  if (in.has_settled_within()) spec.settled_within = in.settled_within();
+  // 0 keeps the default; negative settles no pixel; NaN reaches Validate.
+  if (const double settled = in.settled_within(); settled != 0) {
+    spec.settled_within = settled < 0 ? 0.0 : settled;
+  }
   auto sinogram = ToDense(in.sinogram(), 2, "dmmv.tomography.sinogram", blobs);
   if (!sinogram.ok()) return sinogram.status();
   spec.sinogram = std::move(sinogram->values);
