@@ -28,6 +28,33 @@ Footprint PixelFootprint(int size, int detectors, int r, int c, double cos_t, do
   return {static_cast<int>(first), p - first};
 }
 
+// The levels each pixel may take (one set for all when settled_within is
+// 0). Under noise the search otherwise trades pixels the reconstruction
+// already has right for a smaller largest residual: on the four-level
+// phantoms it ended with more wrong pixels than it started from.
+std::vector<Levels> PixelLevels(const std::vector<double>& levels,
+                                const std::vector<double>& start, double settled_within) {
+  std::vector<Levels> out(settled_within > 0 ? start.size() : 1);
+  if (settled_within <= 0) {
+    out[0].values = levels;
+    return out;
+  }
+  for (size_t p = 0; p < start.size(); ++p) {
+    const auto above = std::upper_bound(levels.begin(), levels.end(), start[p]);
+    const size_t hi = std::clamp<size_t>(above - levels.begin(), 1, levels.size() - 1);
+    const double lo_level = levels[hi - 1], hi_level = levels[hi];
+    const double at = (start[p] - lo_level) / (hi_level - lo_level);
+    if (at <= settled_within) {
+      out[p].values = {lo_level};
+    } else if (at >= 1 - settled_within) {
+      out[p].values = {hi_level};
+    } else {
+      out[p].values = {lo_level, hi_level};
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 int DefaultDetectors(int size) {
@@ -178,33 +205,6 @@ std::vector<double> Phantom(int size, const std::vector<double>& levels, int ell
           0.04 + 0.12 * unit(rng), unit(rng) * kPi, any_level(0));
   }
   return image;
-}
-
-// The levels each pixel may take (one set for all when settled_within is
-// 0). Under noise the search otherwise trades pixels the reconstruction
-// already has right for a smaller largest residual: on the four-level
-// phantoms it ended with more wrong pixels than it started from.
-static std::vector<Levels> PixelLevels(const std::vector<double>& levels,
-                                       const std::vector<double>& start, double settled_within) {
-  std::vector<Levels> out(settled_within > 0 ? start.size() : 1);
-  if (settled_within <= 0) {
-    out[0].values = levels;
-    return out;
-  }
-  for (size_t p = 0; p < start.size(); ++p) {
-    const auto above = std::upper_bound(levels.begin(), levels.end(), start[p]);
-    const size_t hi = std::clamp<size_t>(above - levels.begin(), 1, levels.size() - 1);
-    const double lo_level = levels[hi - 1], hi_level = levels[hi];
-    const double at = (start[p] - lo_level) / (hi_level - lo_level);
-    if (at <= settled_within) {
-      out[p].values = {lo_level};
-    } else if (at >= 1 - settled_within) {
-      out[p].values = {hi_level};
-    } else {
-      out[p].values = {lo_level, hi_level};
-    }
-  }
-  return out;
 }
 
 Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image) {

@@ -36,9 +36,40 @@ void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& 
 // stopped by `cancel`; returns whether it is.
 bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* state);
 
-// Whether the solve must stop whatever its error: out of iterations or
-// time, or stopped by `cancel` (CheckLimits() then says which).
-bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state);
+// The bookkeeping of one problem's Sinkhorn stage, step by step: which
+// iterations measure, when the stage ends, progress. SinkhornStage() runs
+// it around one backend's iterations, the batched CUDA loop around one
+// launch for many problems, so both stop alike.
+class SinkhornSteps {
+ public:
+  // Ends after `max_steps` iterations, when `state` is finished, or (when
+  // stop_on_stall) once the error shrinks by less than half over a check
+  // window. sink and cancel may be null.
+  SinkhornSteps(const Options& options, int64_t max_steps, bool stop_on_stall,
+                ProgressSink* sink, const CancelToken* cancel, SolveState* state);
+
+  // The next iteration's measurement: whether it measures the row error,
+  // and the error at or below which it must not update (as
+  // OtBackend::SinkhornIteration takes them).
+  void Begin(bool* check, double* keep_below);
+  // Records the iteration begun: its error (when it measured) and whether
+  // it updated. Returns whether the stage goes on.
+  bool End(double error, bool updated);
+  // Whether the stage ended on a stall.
+  bool stalled() const { return stalled_; }
+
+ private:
+  const Options& options_;
+  const int64_t max_steps_;
+  const bool stop_on_stall_;
+  ProgressSink* const sink_;
+  const CancelToken* const cancel_;
+  SolveState* const state_;
+  int64_t step_ = 0;
+  bool check_ = false;
+  double window_start_error_ = -1;
+  bool stalled_ = false;
+};
 
 // Runs Sinkhorn iterations until `state` is finished, `max_steps` more
 // iterations have run, or (when stop_on_stall) the error shrinks by less
@@ -47,6 +78,11 @@ bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveS
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state);
+
+// Puts the figures of `state` and the plan totals in *result (potentials
+// and plans are the caller's).
+void FillResultFigures(const Problem& problem, const SolveState& state, double transport_cost,
+                       double plogp, Result* result);
 
 // Fills *result from the backend's current potentials and `state`; returns
 // state.stop (OK unless cancelled or past the deadline).

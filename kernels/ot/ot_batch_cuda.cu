@@ -1,14 +1,14 @@
 // The batched Sinkhorn loop on CUDA (batch.h). The stacked problems live on
 // the device; each iteration is one launch per pass over all problems still
 // running, and the host reads one error per problem, only at check steps.
-// Each problem follows the single-problem SinkhornStage() step for step
-// (the same measurement, stopping test, progress and limits), so a problem
-// ends where it would end alone.
+// Each problem runs the SinkhornSteps that SinkhornStage() runs (the same
+// measurement, stopping test, progress and limits), so a problem ends where
+// it would end alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "common/cuda_check.h"
@@ -23,13 +23,23 @@ namespace {
 
 using ::solverd::internal::CheckLaunch;
 
-// Where one problem of the batch stands.
+// Where one problem of the batch stands. `steps` points into `state`:
+// Tracks stay where they are built (a deque).
 struct Track {
+  explicit Track(BatchItem* batch_item)
+      : item(batch_item),
+        steps(item->options, item->options.max_iterations,
+              /*stop_on_stall=*/item->options.method == Method::kAuto, item->sink, item->cancel,
+              &state) {}
+  Track(const Track&) = delete;
+  Track& operator=(const Track&) = delete;
+
   BatchItem* item;
   SolveState state;
-  double window_start_error = -1;  // `auto`: the error at the last check
+  SinkhornSteps steps;
   bool running = true;
-  bool stalled = false;  // `auto` stalled: given back to run alone
+  bool check = false;     // this iteration measures
+  double keep_below = 0;  // and updates unless its error is at most this
 };
 
 class CudaSinkhornBatch {
@@ -39,7 +49,7 @@ class CudaSinkhornBatch {
         count_(static_cast<int64_t>(group.size())),
         chunks_((n_ + Tuning::kColumnRowsPerChunk - 1) / Tuning::kColumnRowsPerChunk),
         stream_(stream) {
-    for (BatchItem* item : group) tracks_.push_back(Track{item});
+    for (BatchItem* item : group) tracks_.emplace_back(item);
   }
 
   Status Init() {
@@ -73,21 +83,20 @@ class CudaSinkhornBatch {
   // Iterates until every problem has finished or stalled.
   Status Run() {
     std::vector<double> errors(count_);
-    for (int64_t step = 0; Running() > 0; ++step) {
-      std::vector<uint8_t> last(count_, 0), check(count_, 0);
+    while (Running() > 0) {
       bool any_check = false;
-      for (int64_t k = 0; k < count_; ++k) {
-        const Track& t = tracks_[k];
+      for (Track& t : tracks_) {
         if (!t.running) continue;
-        const Options& o = t.item->options;
-        const int check_every = o.check_every > 0 ? o.check_every : 1;
-        last[k] = step == o.max_iterations || BudgetSpent(o, t.item->cancel, t.state);
-        check[k] = last[k] || step % check_every == 0;
-        any_check = any_check || check[k];
+        t.steps.Begin(&t.check, &t.keep_below);
+        any_check = any_check || t.check;
       }
       SOLVERD_RETURN_IF_ERROR(RowPass(any_check, &errors));
       for (int64_t k = 0; k < count_; ++k) {
-        if (tracks_[k].running) Decide(last[k], check[k], errors[k], &tracks_[k]);
+        Track& t = tracks_[k];
+        if (!t.running) continue;
+        // What SinkhornIteration decides: update unless measured at or below.
+        const bool updated = !t.check || !(errors[k] <= t.keep_below);
+        t.running = t.steps.End(t.check ? errors[k] : -1, updated);
       }
       std::vector<uint8_t> running(count_);
       for (int64_t k = 0; k < count_; ++k) running[k] = tracks_[k].running ? 1 : 0;
@@ -101,7 +110,7 @@ class CudaSinkhornBatch {
   // stalled ones to *give_back.
   Status Finish(std::vector<BatchItem*>* give_back) {
     std::vector<uint8_t> finished(count_);
-    for (int64_t k = 0; k < count_; ++k) finished[k] = tracks_[k].stalled ? 0 : 1;
+    for (int64_t k = 0; k < count_; ++k) finished[k] = tracks_[k].steps.stalled() ? 0 : 1;
     SOLVERD_RETURN_IF_ERROR(UploadActive(finished));
     std::vector<double> costs(count_), plogps(count_), x(count_ * n_), y(count_ * m_);
     SOLVERD_RETURN_IF_ERROR(PlanTotals(&costs, &plogps));
@@ -109,17 +118,13 @@ class CudaSinkhornBatch {
     SOLVERD_RETURN_IF_ERROR(y_.Download(y.data(), stream_));
     for (int64_t k = 0; k < count_; ++k) {
       Track& t = tracks_[k];
-      if (t.stalled) {
+      if (t.steps.stalled()) {
         give_back->push_back(t.item);
         continue;
       }
       Result& r = t.item->result;
       r = Result();
-      r.marginal_error = t.state.error;
-      r.sinkhorn_iterations = r.iterations = t.state.sinkhorn_iterations;
-      r.termination = t.state.termination;
-      r.transport_cost = costs[k];
-      r.entropic_objective = costs[k] + plogps[k] / t.item->problem->eta;
+      FillResultFigures(*t.item->problem, t.state, costs[k], plogps[k], &r);
       r.x.assign(&x[k * n_], &x[(k + 1) * n_]);
       r.y.assign(&y[k * m_], &y[(k + 1) * m_]);
       if (t.item->options.want_plan) SOLVERD_RETURN_IF_ERROR(CopyPlan(k, &r.plan));
@@ -144,33 +149,6 @@ class CudaSinkhornBatch {
                            Tuning::kElementwiseThreads, 0, stream_>>>(
         xs.data(), ys.data(), n_, m_, p.dim, p.cost_power, cost_.data() + k * n_ * m_);
     return CheckLaunch("CostFromPointsKernel", stream_);
-  }
-
-  // The single-problem SinkhornStage()'s decision after one measurement.
-  void Decide(bool last, bool check, double error, Track* t) {
-    const Options& o = t->item->options;
-    SolveState& s = t->state;
-    if (check) {
-      s.error = error;
-      if (s.first_error < 0) s.first_error = error;
-      ReportProgress(t->item->sink, s, o, "sinkhorn");
-    }
-    const double keep_below = last ? INFINITY : check ? o.tolerance : -INFINITY;
-    const bool updated = !check || !(error <= keep_below);
-    s.error_current = !updated;
-    if (!updated) {
-      CheckLimits(o, t->item->cancel, &s);
-      t->running = false;
-      return;
-    }
-    ++s.sinkhorn_iterations;
-    if (check && o.method == Method::kAuto) {
-      if (t->window_start_error > 0 && error > 0.5 * t->window_start_error) {
-        t->running = false;
-        t->stalled = true;
-      }
-      t->window_start_error = error;
-    }
   }
 
   // Makes `mask` the problems the kernels work on (uploaded when changed).
@@ -238,7 +216,7 @@ class CudaSinkhornBatch {
 
   const int64_t n_, m_, count_, chunks_;
   cudaStream_t stream_;
-  std::vector<Track> tracks_;
+  std::deque<Track> tracks_;
   std::vector<uint8_t> active_host_;
   DeviceBuffer<double> cost_, a_, b_, eta_, x_, y_, lse_, row_values_, row_values2_, totals_;
   DeviceBuffer<LogSumExp> partial_;

@@ -35,6 +35,13 @@ void SortSparsePlan(SparsePlan* plan) {
   *plan = std::move(sorted);
 }
 
+// Whether the solve must stop whatever its error: out of iterations or
+// time, or stopped by `cancel` (CheckLimits() then says which).
+bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state) {
+  return state.iterations() >= options.max_iterations || !CheckCancel(cancel).ok() ||
+         (options.time_limit_seconds > 0 && state.seconds() >= options.time_limit_seconds);
+}
+
 }  // namespace
 
 double SolveState::seconds() const {
@@ -71,41 +78,55 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
   return true;
 }
 
-bool BudgetSpent(const Options& options, const CancelToken* cancel, const SolveState& state) {
-  return state.iterations() >= options.max_iterations || !CheckCancel(cancel).ok() ||
-         (options.time_limit_seconds > 0 && state.seconds() >= options.time_limit_seconds);
+SinkhornSteps::SinkhornSteps(const Options& options, int64_t max_steps, bool stop_on_stall,
+                             ProgressSink* sink, const CancelToken* cancel, SolveState* state)
+    : options_(options), max_steps_(max_steps), stop_on_stall_(stop_on_stall), sink_(sink),
+      cancel_(cancel), state_(state) {}
+
+void SinkhornSteps::Begin(bool* check, double* keep_below) {
+  // The budget is checked before an iteration; convergence by the
+  // iteration itself, which measures first and then does not update.
+  const int check_every = options_.check_every > 0 ? options_.check_every : 1;
+  const bool last = step_ == max_steps_ || BudgetSpent(options_, cancel_, *state_);
+  check_ = last || step_ % check_every == 0;
+  *check = check_;
+  *keep_below = last ? INFINITY : check_ ? options_.tolerance : -INFINITY;
+}
+
+bool SinkhornSteps::End(double error, bool updated) {
+  ++step_;
+  if (check_) {
+    state_->error = error;
+    if (state_->first_error < 0) state_->first_error = error;
+    ReportProgress(sink_, *state_, options_, "sinkhorn");
+  }
+  state_->error_current = !updated;
+  if (!updated) {
+    CheckLimits(options_, cancel_, state_);
+    return false;
+  }
+  ++state_->sinkhorn_iterations;
+  if (check_ && stop_on_stall_) {
+    if (window_start_error_ > 0 && error > 0.5 * window_start_error_) {
+      stalled_ = true;
+      return false;
+    }
+    window_start_error_ = error;
+  }
+  return true;
 }
 
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state) {
-  const int check_every = options.check_every > 0 ? options.check_every : 1;
-  double window_start_error = -1;
-  for (int64_t step = 0;; ++step) {
-    // The budget is checked before an iteration; convergence by the
-    // iteration itself, which measures first and then does not update.
-    const bool last = step == max_steps || BudgetSpent(options, cancel, *state);
-    const bool check = last || step % check_every == 0;
-    const double keep_below = last ? INFINITY : check ? options.tolerance : -INFINITY;
-    double error = -1;
-    bool updated = false;
+  SinkhornSteps steps(options, max_steps, stop_on_stall, sink, cancel, state);
+  for (;;) {
+    bool check = false, updated = false;
+    double keep_below = 0, error = -1;
+    steps.Begin(&check, &keep_below);
     SOLVERD_RETURN_IF_ERROR(
         backend.SinkhornIteration(keep_below, check ? &error : nullptr, &updated));
-    if (check) {
-      state->error = error;
-      if (state->first_error < 0) state->first_error = error;
-      ReportProgress(sink, *state, options, "sinkhorn");
-    }
-    state->error_current = !updated;
-    if (!updated) {
-      CheckLimits(options, cancel, state);
-      break;
-    }
-    ++state->sinkhorn_iterations;
-    if (check && stop_on_stall) {
-      if (window_start_error > 0 && error > 0.5 * window_start_error) break;
-      window_start_error = error;
-    }
+    if (!steps.End(error, updated)) break;
   }
   if (!state->error_current) {  // stalled: measure what the next stage starts from
     SOLVERD_RETURN_IF_ERROR(backend.RowPass(&state->error));
@@ -114,17 +135,23 @@ Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_ste
   return Status::Ok();
 }
 
-Status FinishSolve(OtBackend& backend, const Problem& problem, const Options& options,
-                   const SolveState& state, Result* result) {
-  *result = Result();
+void FillResultFigures(const Problem& problem, const SolveState& state, double transport_cost,
+                       double plogp, Result* result) {
   result->marginal_error = state.error;
   result->sinkhorn_iterations = state.sinkhorn_iterations;
   result->newton_iterations = state.newton_iterations;
   result->iterations = state.iterations();
   result->termination = state.termination;
-  double plogp = 0;
-  SOLVERD_RETURN_IF_ERROR(backend.PlanTotals(&result->transport_cost, &plogp));
-  result->entropic_objective = result->transport_cost + plogp / problem.eta;
+  result->transport_cost = transport_cost;
+  result->entropic_objective = transport_cost + plogp / problem.eta;
+}
+
+Status FinishSolve(OtBackend& backend, const Problem& problem, const Options& options,
+                   const SolveState& state, Result* result) {
+  *result = Result();
+  double transport_cost = 0, plogp = 0;
+  SOLVERD_RETURN_IF_ERROR(backend.PlanTotals(&transport_cost, &plogp));
+  FillResultFigures(problem, state, transport_cost, plogp, result);
   SOLVERD_RETURN_IF_ERROR(backend.CopyPotentials(&result->x, &result->y));
   if (options.want_plan) SOLVERD_RETURN_IF_ERROR(backend.CopyPlan(&result->plan));
   if (options.sparse_plan_threshold > 0) {
