@@ -1,5 +1,6 @@
 // CheckFinite: the problem-validation check every family runs on its dense
 // inputs, with one message format ("cost: entry 3 is not finite").
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_COMMON_CHECK_FINITE_H_
 #define SOLVERD_KERNELS_COMMON_CHECK_FINITE_H_
 

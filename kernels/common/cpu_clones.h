@@ -1,6 +1,7 @@
 // SOLVERD_CPU_CLONES: marks a hot CPU loop to be compiled for AVX2+FMA as
 // well as the portable baseline, the variant picked at run time, so the
 // portable build still runs at full width on the machines that have it.
+// A macro only: no state, nothing to share between threads.
 #ifndef SOLVERD_KERNELS_COMMON_CPU_CLONES_H_
 #define SOLVERD_KERNELS_COMMON_CPU_CLONES_H_
 

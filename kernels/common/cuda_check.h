@@ -4,6 +4,7 @@
 // failure becomes a Status naming the call instead of a silent wrong answer.
 // Define SOLVERD_CUDA_SYNC_CHECKS to synchronise after each launch (debug
 // aid: pins an asynchronous fault on the launch that caused it).
+// Stateless macros and functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_COMMON_CUDA_CHECK_H_
 #define SOLVERD_KERNELS_COMMON_CUDA_CHECK_H_
 

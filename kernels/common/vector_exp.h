@@ -2,6 +2,7 @@
 // (no branches, no libm call, integer tricks instead of conversions), for
 // the CPU backends' hot loops. Accurate to ~1 ulp on [-708, 709]; returns
 // exactly 0 below -708 (where exp is subnormal) and for -inf. Host only.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_COMMON_VECTOR_EXP_H_
 #define SOLVERD_KERNELS_COMMON_VECTOR_EXP_H_
 

@@ -1,6 +1,8 @@
 // DMMV's per-block CUDA math: residuals from values, move scoring (one
 // block per move, a max and a sum of squares reduced over the rows) and
 // move application. Launch code is in dmmv_cuda.cu.
+// Device code without shared host state: thread-safe to launch from
+// any lane on its own stream.
 #ifndef SOLVERD_KERNELS_DMMV_DMMV_KERNELS_CUH_
 #define SOLVERD_KERNELS_DMMV_DMMV_KERNELS_CUH_
 

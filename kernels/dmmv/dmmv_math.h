@@ -1,6 +1,7 @@
 // Per-element DMMV math shared by the CPU backend and the CUDA kernels, so
 // both compute residuals bit for bit alike: products and sums are rounded
 // separately (no fused multiply-add), in the same order.
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_DMMV_DMMV_MATH_H_
 #define SOLVERD_KERNELS_DMMV_DMMV_MATH_H_
 

@@ -8,6 +8,8 @@
 //
 // The per-move functions are SOLVERD_HD: the CPU backend and the CUDA
 // kernels run the same code and round alike.
+// Pure functions over caller-owned state: thread-safe as long as
+// threads do not share one instance's buffers.
 #ifndef SOLVERD_KERNELS_DMMV_DMMV_SPARSE_H_
 #define SOLVERD_KERNELS_DMMV_DMMV_SPARSE_H_
 

@@ -5,6 +5,7 @@
 // the stopband(s). Variables are (h_0, ..., h_M); rows are
 // [2cos(M w), ..., 2cos(w), 1] over 16 grid points per unit of order in
 // the bands; levels are k / 2^(p-1) for k = -2^(p-1) .. 2^(p-1) - 1.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_DMMV_FIR_H_
 #define SOLVERD_KERNELS_DMMV_FIR_H_
 

@@ -9,6 +9,7 @@
 // coordinate s = x cos(theta) + y sin(theta) and splits its unit mass
 // between the two nearest detectors (spacing one pixel, centred on the
 // rotation axis) by linear interpolation. Angles are pi * a / angles.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_DMMV_TOMOGRAPHY_H_
 #define SOLVERD_KERNELS_DMMV_TOMOGRAPHY_H_
 

@@ -9,6 +9,8 @@
 // through Solve(): SNS, sparse plans, problems of another shape, and `auto`
 // problems whose Sinkhorn stalls (solved again from the start, Newton
 // stage included). On the CPU every problem runs through Solve().
+// SolveBatch may run on many threads at once, each with its own items
+// and stream; the items of one call belong to that call alone.
 #ifndef SOLVERD_KERNELS_OT_BATCH_H_
 #define SOLVERD_KERNELS_OT_BATCH_H_
 

@@ -1,5 +1,7 @@
 // Pieces shared by the ot drivers (RunSinkhorn, RunSns): timing, progress
 // reporting, the Sinkhorn stage, and filling the result. Internal.
+// Stateless; each call works on its caller's objects alone, so
+// drivers on different threads never share anything here.
 #ifndef SOLVERD_KERNELS_OT_DRIVER_UTIL_H_
 #define SOLVERD_KERNELS_OT_DRIVER_UTIL_H_
 

@@ -5,6 +5,8 @@
 // The per-row and per-column math is sinkhorn_agent.cuh's, as for one
 // problem, so a problem gets the same iterates batched as alone. Launched
 // only from ot_batch_cuda.cu. Internal.
+// Device code without shared host state: thread-safe to launch from
+// any lane on its own stream.
 #ifndef SOLVERD_KERNELS_OT_OT_BATCH_KERNELS_CUH_
 #define SOLVERD_KERNELS_OT_OT_BATCH_KERNELS_CUH_
 

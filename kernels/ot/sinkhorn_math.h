@@ -4,6 +4,7 @@
 // All reductions are streaming log-sum-exp accumulators that tolerate -inf
 // terms (zero-mass rows/columns have potential -inf), so no NaN can arise
 // however large eta * C is.
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_OT_SINKHORN_MATH_H_
 #define SOLVERD_KERNELS_OT_SINKHORN_MATH_H_
 

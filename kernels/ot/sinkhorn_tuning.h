@@ -1,5 +1,6 @@
 // Launch parameters of the Sinkhorn kernels, kept apart from the math so
 // they can be tuned per architecture in one place.
+// constexpr values only, so thread-safe.
 #ifndef SOLVERD_KERNELS_OT_SINKHORN_TUNING_H_
 #define SOLVERD_KERNELS_OT_SINKHORN_TUNING_H_
 

@@ -1,6 +1,8 @@
 // SparsePlanMatrix: the CPU backend's sparsified plan Ps of the Newton
 // stage, stored both by rows and by columns so that Ps v and Ps^T u are
 // each a gather (one running sum per output) rather than a scatter.
+// Not thread-safe: one solver thread builds it, then any number may
+// read it concurrently.
 #ifndef SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
 #define SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
 

@@ -4,6 +4,7 @@
 // the Pareto frontier of (bytes, error) of the layers so far. (This is the
 // integer program over per-layer bit widths of "Improving Post Training
 // Neural Quantization", Hubara et al., 2021.) Pure functions.
+// Thread-safe: no state.
 #ifndef SOLVERD_KERNELS_QUANT_BIT_ALLOCATION_H_
 #define SOLVERD_KERNELS_QUANT_BIT_ALLOCATION_H_
 

@@ -8,6 +8,7 @@
 // mean absmax and scale the largest |absmax - offset| of the 256 / 127.
 // The weights are normalised by the dequantized absmax, so the stored
 // model is exactly what the error report measures.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_QUANT_BLOCKWISE_H_
 #define SOLVERD_KERNELS_QUANT_BLOCKWISE_H_
 

@@ -2,6 +2,7 @@
 // CUDA kernel so both round the same way: after column j of a row is
 // rounded, every later column k of that row moves by -err * U[j][k],
 // where err = (w_j - q_j) / U[j][j] (no fused multiply-add).
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_QUANT_GPTQ_MATH_H_
 #define SOLVERD_KERNELS_QUANT_GPTQ_MATH_H_
 

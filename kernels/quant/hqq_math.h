@@ -15,6 +15,7 @@
 // of layers whose weights are mostly near 0), so HQQ is never worse than
 // RTN's grid by its own measure. The power in the shrink is taken in
 // double precision so that the two backends agree after rounding to float.
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_QUANT_HQQ_MATH_H_
 #define SOLVERD_KERNELS_QUANT_HQQ_MATH_H_
 

@@ -17,7 +17,7 @@
 #include "common/device.h"
 #include "common/status.h"
 #include "quant/quant.h"
-#include "quant/safetensors.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant::internal {
 

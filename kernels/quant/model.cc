@@ -2,14 +2,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 #include <cmath>
 #include <cstdio>
-#include <set>
 
-#include "quant/json.h"
+#include "quant/formats/json.h"
 #include "quant/layer_batch.h"
-#include "quant/model_format.h"
-#include "quant/model_writer.h"
+#include "quant/formats/model_format.h"
+#include "quant/formats/model_writer.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant {
@@ -23,35 +23,6 @@ double SecondsSince(Clock::time_point start) {
 
 Status Prefixed(const char* prefix, const Status& s) {
   return s.ok() ? s : Status(s.code(), prefix + s.message());
-}
-
-bool Selected(const TensorEntry& t, const ModelOptions& options) {
-  if (!IsFloat(t.dtype) || t.shape.size() != 2 || t.elements() == 0) return false;
-  bool included = options.include.empty();
-  for (const std::string& glob : options.include) included = included || GlobMatch(glob, t.name);
-  if (!included) return false;
-  for (const std::string& glob : options.exclude) {
-    if (GlobMatch(glob, t.name)) return false;
-  }
-  return true;
-}
-
-// The calibration inputs of `t`'s layer, checked against its shape.
-Status CheckInputs(const ModelPlan& plan, const TensorEntry& t, const Options& options) {
-  const std::string name = LayerName(t.name) + ".inputs";
-  const TensorEntry* in = plan.calibration.Find(name);
-  if (in == nullptr) {
-    if (!NeedsCalibration(options.method)) return Status::Ok();
-    return InvalidArgument(std::string("calibration: method ") + MethodName(options.method) +
-                           " needs tensor " + JsonQuote(name) + " for " + JsonQuote(t.name));
-  }
-  if (!IsFloat(in->dtype) || in->shape.size() != 2 || in->shape[1] != t.shape[1] ||
-      in->shape[0] < 1) {
-    return InvalidArgument("calibration: tensor " + JsonQuote(name) +
-                           " must be a float [tokens, " + std::to_string(t.shape[1]) +
-                           "] matrix");
-  }
-  return Status::Ok();
 }
 
 Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, Layer* layer) {
@@ -208,151 +179,7 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
   return Status::Ok();
 }
 
-std::string ShortNumber(double v) {
-  char text[32];
-  std::snprintf(text, sizeof(text), "%.4g", v);
-  return text;
-}
-
-Status CheckAllocationOptions(const ModelOptions& o) {
-  if (o.target_bits != 0 && o.target_bytes != 0) {
-    return InvalidArgument("target_bits: set target_bits or target_bytes, not both");
-  }
-  if (!(o.target_bits >= 0) || !std::isfinite(o.target_bits)) {
-    return InvalidArgument("target_bits: must be a positive number of bits per weight");
-  }
-  if (o.target_bytes < 0) return InvalidArgument("target_bytes: must be positive");
-  if (!AllocatesBits(o)) return Status::Ok();
-  if (IsBlockwise(o.layer.method)) {
-    return InvalidArgument(std::string("method: bit allocation needs a grid method (rtn, gptq, "
-                                       "dmmv, hqq), not ") + MethodName(o.layer.method));
-  }
-  if (o.allocation_bits.empty()) return InvalidArgument("allocation_bits: empty");
-  std::set<int> seen;
-  for (const int b : o.allocation_bits) {
-    if (b < 2 || b > 8) return InvalidArgument("allocation_bits: each must be 2..8");
-    if (!seen.insert(b).second) {
-      return InvalidArgument("allocation_bits: " + std::to_string(b) + " is listed twice");
-    }
-  }
-  return Status::Ok();
-}
-
-// The selected layers' byte budget, and INVALID_ARGUMENT when even the
-// narrowest width of every layer does not fit it.
-Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
-  if (!AllocatesBits(o)) return Status::Ok();
-  int64_t all_bytes = 0, selected_bytes = 0, smallest = 0;
-  for (const TensorEntry& t : plan->model.tensors) all_bytes += t.end - t.begin;
-  const int narrowest = *std::min_element(o.allocation_bits.begin(), o.allocation_bits.end());
-  for (const TensorEntry& t : plan->selected) {
-    selected_bytes += t.end - t.begin;
-    smallest += internal::ExportLayerBytes(o.format, t.shape[0], t.shape[1], narrowest,
-                                           internal::GroupColumns(o.layer, t.shape[1]));
-  }
-  const double weights = static_cast<double>(plan->selected_weights);
-  const int64_t copied = all_bytes - selected_bytes;
-  plan->layer_budget_bytes = o.target_bits != 0
-                                 ? static_cast<int64_t>(o.target_bits * weights / 8.0)
-                                 : o.target_bytes - copied;
-  if (plan->layer_budget_bytes >= smallest) return Status::Ok();
-  if (o.target_bits != 0) {
-    return InvalidArgument("target_bits: " + ShortNumber(o.target_bits) +
-                           " is below the smallest allocation, " +
-                           ShortNumber(8.0 * static_cast<double>(smallest) / weights) +
-                           " bits per weight (every layer at " + std::to_string(narrowest) +
-                           " bits, scales included)");
-  }
-  return InvalidArgument("target_bytes: " + std::to_string(o.target_bytes) +
-                         " is below the smallest output, " +
-                         std::to_string(copied + smallest) + " bytes (" +
-                         std::to_string(copied) + " copied, every layer at " +
-                         std::to_string(narrowest) + " bits)");
-}
-
 }  // namespace
-
-const char* ExportFormatName(ExportFormat format) {
-  switch (format) {
-    case ExportFormat::kSolverd: return "solverd";
-    case ExportFormat::kGptq: return "gptq";
-    case ExportFormat::kGguf: return "gguf";
-  }
-  return "?";
-}
-
-std::vector<std::string> DefaultExcludes() { return {"*embed*", "*norm*"}; }
-
-bool GlobMatch(std::string_view pattern, std::string_view name) {
-  size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
-  while (n < name.size()) {
-    if (p < pattern.size() && (pattern[p] == '?' || pattern[p] == name[n])) {
-      ++p;
-      ++n;
-    } else if (p < pattern.size() && pattern[p] == '*') {
-      star = p++;
-      mark = n;
-    } else if (star != std::string_view::npos) {
-      p = star + 1;
-      n = ++mark;
-    } else {
-      return false;
-    }
-  }
-  while (p < pattern.size() && pattern[p] == '*') ++p;
-  return p == pattern.size();
-}
-
-std::string LayerName(std::string_view tensor_name) {
-  constexpr std::string_view kSuffix = ".weight";
-  if (tensor_name.size() > kSuffix.size() && tensor_name.ends_with(kSuffix)) {
-    tensor_name.remove_suffix(kSuffix.size());
-  }
-  return std::string(tensor_name);
-}
-
-Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
-                 const ModelOptions& options, ModelPlan* plan) {
-  *plan = ModelPlan();
-  SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
-  SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
-  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &plan->model)));
-  if (!calibration_bytes.empty()) {
-    SOLVERD_RETURN_IF_ERROR(
-        Prefixed("calibration: ", ParseSafetensors(calibration_bytes, &plan->calibration)));
-  }
-  std::set<std::string> names;
-  for (const TensorEntry& t : plan->model.tensors) names.insert(t.name);
-  for (const TensorEntry& t : plan->model.tensors) {
-    if (!Selected(t, options)) {
-      SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, t));
-      continue;
-    }
-    SOLVERD_RETURN_IF_ERROR(CheckInputs(*plan, t, options.layer));
-    SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
-    names.erase(t.name);  // the source is not written
-    for (const std::string& added : internal::ExportTensorNames(options.format, t, options.layer)) {
-      if (!names.insert(added).second) {
-        return InvalidArgument("model: quantizing " + JsonQuote(t.name) + " would write " +
-                               JsonQuote(added) + ", which already exists");
-      }
-    }
-    plan->selected.push_back(t);
-    plan->selected_weights += t.elements();
-    const TensorEntry* in = plan->calibration.Find(LayerName(t.name) + ".inputs");
-    plan->largest_layer_bytes = std::max(
-        plan->largest_layer_bytes,
-        MemoryBytes(t.shape[0], t.shape[1], in != nullptr ? in->shape[0] : 0, options.layer));
-  }
-  if (plan->selected.empty()) {
-    return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
-                           "default: embeddings and norms)");
-  }
-  plan->largest_layer_bytes =
-      std::max(plan->largest_layer_bytes,
-               internal::BatchMemoryBytes(plan->selected_weights, options.layer));
-  return PlanBudget(options, plan);
-}
 
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
                      const ModelOptions& options, ProgressSink* sink, const CancelToken* cancel,

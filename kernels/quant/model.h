@@ -31,7 +31,7 @@
 #include "common/status.h"
 #include "quant/bit_allocation.h"
 #include "quant/quant.h"
-#include "quant/safetensors.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant {
 

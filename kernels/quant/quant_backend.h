@@ -1,5 +1,7 @@
 // The per-method entry points behind QuantizeLayer(), one per backend, and
 // the layout helpers they share. Internal to kernels/quant.
+// Stateless functions; a call owns the buffers it is given, so calls
+// on different threads never share anything.
 #ifndef SOLVERD_KERNELS_QUANT_QUANT_BACKEND_H_
 #define SOLVERD_KERNELS_QUANT_QUANT_BACKEND_H_
 

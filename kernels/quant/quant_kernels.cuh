@@ -1,6 +1,8 @@
 // The quant family's CUDA kernels: thin __global__ entry points over the
 // per-element math of quant_math.h and gptq_math.h (the same functions the
 // CPU backend runs). Launch code lives in quant_cuda.cu.
+// Device code without shared host state: thread-safe to launch from
+// any lane on its own stream.
 #ifndef SOLVERD_KERNELS_QUANT_QUANT_KERNELS_CUH_
 #define SOLVERD_KERNELS_QUANT_QUANT_KERNELS_CUH_
 

@@ -3,6 +3,7 @@
 // point per group, scale rounded to fp16), the range-shrink search, and
 // nearest-entry lookup in a sorted code book. Products and sums are
 // rounded separately (no fused multiply-add) in the same order on both.
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_QUANT_QUANT_MATH_H_
 #define SOLVERD_KERNELS_QUANT_QUANT_MATH_H_
 

@@ -1,5 +1,6 @@
 // SolveTuned: one system of a sequence, solved with the omega a Tuner picks
 // and fed back to it; the loop body shared by the server and the benchmark.
+// Thread-safe as the Tuner it is given is (Tuner locks itself).
 #ifndef SOLVERD_KERNELS_SOR_SEQUENCE_H_
 #define SOLVERD_KERNELS_SOR_SEQUENCE_H_
 

@@ -9,6 +9,7 @@
 // The backends store A with its rows in sweep order (SweepOrder::rows), so
 // a colour's rows are contiguous in memory: `slot` is a row's place in that
 // storage, `i` its index in A (and in x and b).
+// Pure functions, safe from any thread and any kernel.
 #ifndef SOLVERD_KERNELS_SOR_SOR_MATH_H_
 #define SOLVERD_KERNELS_SOR_SOR_MATH_H_
 

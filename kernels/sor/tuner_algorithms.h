@@ -1,5 +1,6 @@
 // The Tuner subclasses, one per TunerAlgorithm; internal to tuner.cc and
 // the tests that look at their sampling distributions.
+// Like every Tuner, each is thread-safe through the base class's lock.
 #ifndef SOLVERD_KERNELS_SOR_TUNER_ALGORITHMS_H_
 #define SOLVERD_KERNELS_SOR_TUNER_ALGORITHMS_H_
 

@@ -9,8 +9,8 @@
 
 #include "quant/half.h"
 #include "quant/model.h"
-#include "quant/packing.h"
-#include "quant/safetensors.h"
+#include "quant/formats/packing.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant {
 namespace {

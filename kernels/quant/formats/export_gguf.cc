@@ -3,8 +3,8 @@
 #include <cstring>
 
 #include "quant/half.h"
-#include "quant/json.h"
-#include "quant/model_writer.h"
+#include "quant/formats/json.h"
+#include "quant/formats/model_writer.h"
 
 namespace solverd::quant::internal {
 namespace {

@@ -1,4 +1,4 @@
-#include "quant/packing.h"
+#include "quant/formats/packing.h"
 
 namespace solverd::quant {
 

@@ -4,8 +4,8 @@
 // [c * bits, (c + 1) * bits) of the row, least significant bit first),
 // padded to whole bytes. So 4-bit codes are two per byte, low nibble first,
 // and 8-bit codes are one byte each. Pure functions.
-#ifndef SOLVERD_KERNELS_QUANT_PACKING_H_
-#define SOLVERD_KERNELS_QUANT_PACKING_H_
+#ifndef SOLVERD_KERNELS_QUANT_FORMATS_PACKING_H_
+#define SOLVERD_KERNELS_QUANT_FORMATS_PACKING_H_
 
 #include <cstdint>
 #include <string>
@@ -24,4 +24,4 @@ std::vector<uint8_t> UnpackCodes(std::string_view packed, int64_t rows, int64_t 
 
 }  // namespace solverd::quant
 
-#endif  // SOLVERD_KERNELS_QUANT_PACKING_H_
+#endif  // SOLVERD_KERNELS_QUANT_FORMATS_PACKING_H_

@@ -1,11 +1,11 @@
-#include "quant/safetensors.h"
+#include "quant/formats/safetensors.h"
 
 #include <algorithm>
 #include <bit>
 #include <cstring>
 
 #include "quant/half.h"
-#include "quant/json.h"
+#include "quant/formats/json.h"
 
 namespace solverd::quant {
 namespace {

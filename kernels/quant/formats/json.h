@@ -4,8 +4,8 @@
 // safetensors field needs them). Nesting is bounded, so a hostile header
 // cannot exhaust the stack. Object members keep their order; duplicates
 // are reported by the caller that knows the schema. Pure functions.
-#ifndef SOLVERD_KERNELS_QUANT_JSON_H_
-#define SOLVERD_KERNELS_QUANT_JSON_H_
+#ifndef SOLVERD_KERNELS_QUANT_FORMATS_JSON_H_
+#define SOLVERD_KERNELS_QUANT_FORMATS_JSON_H_
 
 #include <cstdint>
 #include <string>
@@ -43,4 +43,4 @@ std::string JsonQuote(std::string_view s);
 
 }  // namespace solverd::quant
 
-#endif  // SOLVERD_KERNELS_QUANT_JSON_H_
+#endif  // SOLVERD_KERNELS_QUANT_FORMATS_JSON_H_

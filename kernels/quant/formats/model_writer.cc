@@ -1,6 +1,6 @@
-#include "quant/model_writer.h"
+#include "quant/formats/model_writer.h"
 
-#include "quant/json.h"
+#include "quant/formats/json.h"
 
 namespace solverd::quant::internal {
 namespace {

@@ -2,9 +2,9 @@
 #include <cstring>
 #include <numeric>
 
-#include "quant/json.h"
+#include "quant/formats/json.h"
 #include "quant/quant_backend.h"
-#include "quant/model_writer.h"
+#include "quant/formats/model_writer.h"
 
 namespace solverd::quant::internal {
 namespace {

@@ -1,14 +1,15 @@
 // How one quantized layer is laid out in solverd's quantized safetensors
 // files (see model.h): writing its tensors and metadata, and reading them
 // back. Internal to kernels/quant.
-#ifndef SOLVERD_KERNELS_QUANT_MODEL_FORMAT_H_
-#define SOLVERD_KERNELS_QUANT_MODEL_FORMAT_H_
+// Stateless functions, safe from any thread.
+#ifndef SOLVERD_KERNELS_QUANT_FORMATS_MODEL_FORMAT_H_
+#define SOLVERD_KERNELS_QUANT_FORMATS_MODEL_FORMAT_H_
 
 #include <cstdint>
 #include <string>
 
 #include "quant/quant.h"
-#include "quant/safetensors.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant::internal {
 
@@ -44,4 +45,4 @@ Status ParseDescription(const std::string& layer, const std::string& json, Layer
 
 }  // namespace solverd::quant::internal
 
-#endif  // SOLVERD_KERNELS_QUANT_MODEL_FORMAT_H_
+#endif  // SOLVERD_KERNELS_QUANT_FORMATS_MODEL_FORMAT_H_

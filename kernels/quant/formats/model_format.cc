@@ -1,10 +1,10 @@
-#include "quant/model_format.h"
+#include "quant/formats/model_format.h"
 
 #include <cstring>
 
 #include "quant/blockwise.h"
-#include "quant/json.h"
-#include "quant/packing.h"
+#include "quant/formats/json.h"
+#include "quant/formats/packing.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {

@@ -18,8 +18,10 @@
 //    j + 16 (high), w = d * (code - 8); Q8_0 is d and 32 int8 values,
 //    w = d * value (value = code - 128). Other tensors keep their dtype.
 // Internal to kernels/quant.
-#ifndef SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_
-#define SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_
+// A writer is used by one thread at a time; the free functions are
+// stateless and safe from any thread.
+#ifndef SOLVERD_KERNELS_QUANT_FORMATS_MODEL_WRITER_H_
+#define SOLVERD_KERNELS_QUANT_FORMATS_MODEL_WRITER_H_
 
 #include <cstdint>
 #include <memory>
@@ -29,8 +31,8 @@
 
 #include "common/status.h"
 #include "quant/model.h"
-#include "quant/model_format.h"
-#include "quant/safetensors.h"
+#include "quant/formats/model_format.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant::internal {
 
@@ -70,4 +72,4 @@ Status CheckGgufCopy(const TensorEntry& t);
 
 }  // namespace solverd::quant::internal
 
-#endif  // SOLVERD_KERNELS_QUANT_MODEL_WRITER_H_
+#endif  // SOLVERD_KERNELS_QUANT_FORMATS_MODEL_WRITER_H_

@@ -10,8 +10,8 @@
 // are INVALID_ARGUMENT naming the tensor. A parsed file refers to the bytes
 // it was parsed from, which must outlive it. SafetensorsWriter builds a file
 // in memory. Both are thread-compatible.
-#ifndef SOLVERD_KERNELS_QUANT_SAFETENSORS_H_
-#define SOLVERD_KERNELS_QUANT_SAFETENSORS_H_
+#ifndef SOLVERD_KERNELS_QUANT_FORMATS_SAFETENSORS_H_
+#define SOLVERD_KERNELS_QUANT_FORMATS_SAFETENSORS_H_
 
 #include <cstdint>
 #include <string>
@@ -86,4 +86,4 @@ std::string HalvesToBytes(const std::vector<float>& values);  // rounds to fp16
 
 }  // namespace solverd::quant
 
-#endif  // SOLVERD_KERNELS_QUANT_SAFETENSORS_H_
+#endif  // SOLVERD_KERNELS_QUANT_FORMATS_SAFETENSORS_H_

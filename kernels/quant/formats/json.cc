@@ -1,4 +1,4 @@
-#include "quant/json.h"
+#include "quant/formats/json.h"
 
 #include <limits>
 
