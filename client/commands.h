@@ -1,6 +1,8 @@
 // The solverctl commands. Each returns OK only when the command (and, for
 // demo/watch/submit --watch, the job) succeeded; main() maps that to the
 // exit status.
+// Each command runs on the calling thread; not meant to run two at once
+// (they share stdout).
 #ifndef SOLVERD_CLIENT_COMMANDS_H_
 #define SOLVERD_CLIENT_COMMANDS_H_
 

@@ -1,5 +1,6 @@
 // Random problems for `solverctl demo <family>`: reproducible from a seed,
 // sized by flags, meant to exercise a server end to end.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_CLIENT_DEMO_PROBLEMS_H_
 #define SOLVERD_CLIENT_DEMO_PROBLEMS_H_
 

@@ -21,7 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/commands.h"
-#include "server/flag_names.h"
+#include "util/flag_names.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address HOST:PORT");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA of the server's certificate: connect over TLS");

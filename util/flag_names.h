@@ -1,8 +1,10 @@
 // Lets the binaries accept --flag-name as well as Abseil's --flag_name, so
 // the documented interface (--metrics-port, --grace-period, ...) works as
 // written. Header-only: solverd and solverctl both use it.
-#ifndef SOLVERD_SERVER_FLAG_NAMES_H_
-#define SOLVERD_SERVER_FLAG_NAMES_H_
+// Pure functions, safe from any thread. util/ holds what both client/ and
+// server/ use and includes only the standard library.
+#ifndef SOLVERD_UTIL_FLAG_NAMES_H_
+#define SOLVERD_UTIL_FLAG_NAMES_H_
 
 #include <cstring>
 #include <string>
@@ -36,4 +38,4 @@ inline std::vector<char*> ArgvOf(std::vector<std::string>& args) {
 
 }  // namespace solverd
 
-#endif  // SOLVERD_SERVER_FLAG_NAMES_H_
+#endif  // SOLVERD_UTIL_FLAG_NAMES_H_
