@@ -9,8 +9,9 @@
 
 #include "google/protobuf/stubs/logging.h"
 #include "server/blob_store.h"
-#include "server/family.h"
-#include "server/tuner_registry.h"
+#include "server/families/registry.h"
+#include "server/families/sor/family.h"
+#include "server/options.h"
 #include "solverd/v1/jobs.pb.h"
 
 namespace {
@@ -25,18 +26,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     google::protobuf::SetLogHandler(nullptr);  // invalid UTF-8 etc. are expected here
     return new BlobStore(BlobStore::Options{});
   }();
-  static TunerRegistry* tuners = [] {
-    auto* registry = new TunerRegistry(8);
+  static FamilyRegistry* families = [] {
+    static const ServerOptions* options = new ServerOptions();
+    static std::vector<std::string>* warnings = new std::vector<std::string>();
+    auto made = FamilyRegistry::Create(FamilyServices{options, blobs, warnings});
+    if (!made.ok()) __builtin_trap();
     solverd::v1::CreateTunerRequest request;
     request.set_name("fuzz");
-    (void)registry->Create(request);
-    return registry;
+    (void)(*made)->Find<SorFamily>()->tuners().Create(request);
+    return made->release();
   }();
   solverd::v1::JobSpec spec;
   if (!spec.ParseFromArray(data, static_cast<int>(size))) return 0;
-  const Family* family = FamilyFor(spec.problem_case());
+  const Family* family = families->ForProblem(spec.problem_case());
   if (family == nullptr) return 0;
-  auto job = family->Prepare(spec, PrepareContext{*blobs, tuners, ""});
+  auto job = family->Prepare(spec, PrepareContext{*blobs, "", ""});
   if (!job.ok() || (*job)->MemoryBytes() > kMaxRunBytes) return 0;
   solverd::CancelToken cancel;
   cancel.SetDeadline(std::chrono::steady_clock::now() + std::chrono::milliseconds(20));

@@ -4,7 +4,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
-#include "server/matrix_market.h"
+#include "server/families/sor/matrix_market.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)solverd::server::ParseMatrixMarket(

@@ -6,6 +6,7 @@
 // A presented token is compared with every configured one, each in time
 // that does not depend on where they differ, so timing reveals neither
 // whether nor which token matched.
+// Immutable once loaded, so thread-safe.
 #ifndef SOLVERD_SERVER_BEARER_TOKENS_H_
 #define SOLVERD_SERVER_BEARER_TOKENS_H_
 

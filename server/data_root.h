@@ -1,6 +1,7 @@
 // Reading server-side input files, confined to --data-root: a path is
 // resolved (symlinks and ".." included) and refused unless it stays inside
 // the root, so a client can name files the operator shared and nothing else.
+// Stateless functions, safe from any thread.
 #ifndef SOLVERD_SERVER_DATA_ROOT_H_
 #define SOLVERD_SERVER_DATA_ROOT_H_
 

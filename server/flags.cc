@@ -1,11 +1,13 @@
-#include <filesystem>
-
 #include "server/flags.h"
 
+#include <filesystem>
 #include <string>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
+#include "server/families/registry.h"
 
 namespace {
 const solverd::server::ServerOptions kDefaults;
@@ -25,14 +27,7 @@ ABSL_FLAG(int, solver_threads, kDefaults.solver_threads,
           "threads per CPU solve; 0: cores / CPU lanes");
 ABSL_FLAG(int, max_queue, kDefaults.max_queue, "queued jobs beyond this get RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_batch, kDefaults.max_batch, "jobs merged into one batched launch at most");
-ABSL_FLAG(int64_t, max_ot_entries, kDefaults.max_ot_entries,
-          "largest ot problem accepted, in cost entries n * m");
-ABSL_FLAG(int64_t, max_sor_nonzeros, kDefaults.max_sor_nonzeros,
-          "largest sor matrix accepted, in nonzeros");
-ABSL_FLAG(int64_t, max_dmmv_entries, kDefaults.max_dmmv_entries,
-          "largest dmmv problem accepted, in entries of X (N * M dense, nonzeros sparse)");
-ABSL_FLAG(int64_t, max_quant_model_bytes, kDefaults.max_quant_model_bytes,
-          "largest model file a quant job accepts, in bytes");
+// Each family defines its size-limit flag beside its code (FamilyInfo).
 ABSL_FLAG(int64_t, max_queue_delay_us, 0, "how long a batch may wait to fill, microseconds");
 ABSL_FLAG(int64_t, cpu_memory_budget_bytes, kDefaults.cpu_memory_budget_bytes,
           "memory CPU jobs may use together (admission control)");
@@ -70,6 +65,23 @@ absl::Status Bad(absl::string_view flag, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("--", flag, ": ", why));
 }
 
+// The size limit of every registered family, from the flag each defines.
+absl::Status ReadSizeLimits(ServerOptions* o) {
+  for (const FamilyRegistration& registration : RegisteredFamilies()) {
+    const SizeLimit& limit = registration.info().size_limit;
+    const absl::CommandLineFlag* flag = absl::FindCommandLineFlag(limit.flag);
+    absl::optional<int64_t> value;
+    if (flag != nullptr) value = flag->TryGet<int64_t>();
+    if (!value.has_value()) {
+      return absl::InternalError(absl::StrCat(registration.info().name, ": no int64 flag --",
+                                              limit.flag, " for its size limit"));
+    }
+    if (*value < 1) return Bad(limit.flag, "must be positive");
+    o->max_problem_size[std::string(limit.flag)] = *value;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<ServerOptions> OptionsFromFlags() {
@@ -84,10 +96,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.solver_threads = absl::GetFlag(FLAGS_solver_threads);
   o.max_queue = absl::GetFlag(FLAGS_max_queue);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
-  o.max_ot_entries = absl::GetFlag(FLAGS_max_ot_entries);
-  o.max_sor_nonzeros = absl::GetFlag(FLAGS_max_sor_nonzeros);
-  o.max_dmmv_entries = absl::GetFlag(FLAGS_max_dmmv_entries);
-  o.max_quant_model_bytes = absl::GetFlag(FLAGS_max_quant_model_bytes);
+  if (absl::Status limits = ReadSizeLimits(&o); !limits.ok()) return limits;
   o.max_queue_delay = absl::Microseconds(absl::GetFlag(FLAGS_max_queue_delay_us));
   o.cpu_memory_budget_bytes = absl::GetFlag(FLAGS_cpu_memory_budget_bytes);
   o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
@@ -111,10 +120,6 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   if (o.lanes_per_gpu < 1) return Bad("lanes_per_gpu", "must be at least 1");
   if (o.max_queue < 1) return Bad("max_queue", "must be at least 1");
   if (o.max_batch < 1) return Bad("max_batch", "must be at least 1");
-  if (o.max_ot_entries < 1) return Bad("max_ot_entries", "must be positive");
-  if (o.max_sor_nonzeros < 1) return Bad("max_sor_nonzeros", "must be positive");
-  if (o.max_dmmv_entries < 1) return Bad("max_dmmv_entries", "must be positive");
-  if (o.max_quant_model_bytes < 1) return Bad("max_quant_model_bytes", "must be positive");
   if (o.max_queue_delay < absl::ZeroDuration()) return Bad("max_queue_delay_us", "negative");
   if (o.cpu_memory_budget_bytes <= 0) return Bad("cpu_memory_budget_bytes", "must be positive");
   if (!(o.gpu_memory_fraction > 0 && o.gpu_memory_fraction <= 1)) {

@@ -6,9 +6,39 @@
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/blob_upload.h"
+#include "server/families/sor/family.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
+
+namespace {
+
+// The JobSpec a convenience request asks for: field 1 is the problem (of
+// the type of one of JobSpec's problem fields), 2 the priority, 3 the
+// deadline, as every *Request of a convenience RPC declares them.
+absl::StatusOr<v1::JobSpec> ConvenienceSpec(const google::protobuf::Message& req) {
+  const google::protobuf::Descriptor* type = req.GetDescriptor();
+  const google::protobuf::FieldDescriptor* problem = type->FindFieldByNumber(1);
+  const google::protobuf::FieldDescriptor* priority = type->FindFieldByNumber(2);
+  const google::protobuf::FieldDescriptor* deadline = type->FindFieldByNumber(3);
+  const google::protobuf::OneofDescriptor* problems =
+      v1::JobSpec::descriptor()->FindOneofByName("problem");
+  v1::JobSpec spec;
+  const google::protobuf::Reflection* in = req.GetReflection();
+  for (int i = 0; problem != nullptr && i < problems->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = problems->field(i);
+    if (field->message_type() != problem->message_type()) continue;
+    spec.GetReflection()->MutableMessage(&spec, field)->CopyFrom(in->GetMessage(req, problem));
+    if (priority != nullptr) spec.set_priority(in->GetInt32(req, priority));
+    if (deadline != nullptr && in->HasField(req, deadline)) {
+      spec.mutable_deadline()->CopyFrom(in->GetMessage(req, deadline));
+    }
+    return spec;
+  }
+  return absl::InternalError(absl::StrCat(type->full_name(), " holds no JobSpec problem"));
+}
+
+}  // namespace
 
 template <typename T>
 static grpc::Status Reply(absl::StatusOr<T> result, T* out) {
@@ -84,42 +114,68 @@ grpc::Status SolverServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::Wat
   return Stream(ctx, req->job_id(), req->from_event(), writer);
 }
 
-grpc::Status SolverServiceImpl::SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
-                                        grpc::ServerWriter<v1::JobEvent>* writer) {
-  v1::JobSpec spec;
-  *spec.mutable_ot() = req->problem();
-  return SubmitAndStream(ctx, std::move(spec), req, writer);
-}
-
-template <typename Request>
-grpc::Status SolverServiceImpl::SubmitAndStream(grpc::ServerContext* ctx, v1::JobSpec spec,
-                                                const Request* req,
+grpc::Status SolverServiceImpl::SubmitAndStream(grpc::ServerContext* ctx,
+                                                const google::protobuf::Message& req,
                                                 grpc::ServerWriter<v1::JobEvent>* writer) {
   auto caller = Caller(*ctx);
   if (!caller.ok()) return ToGrpc(caller.status());
-  spec.set_priority(req->priority());
-  if (req->has_deadline()) *spec.mutable_deadline() = req->deadline();
-  auto job = manager_->Submit(spec, *caller);
+  auto spec = ConvenienceSpec(req);
+  if (!spec.ok()) return ToGrpc(spec.status());
+  auto job = manager_->Submit(*spec, *caller);
   if (!job.ok()) return ToGrpc(job.status());
   return Stream(ctx, job->id(), 0, writer);
+}
+
+grpc::Status SolverServiceImpl::SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
+                                        grpc::ServerWriter<v1::JobEvent>* writer) {
+  return SubmitAndStream(ctx, *req, writer);
+}
+
+grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
+                                        grpc::ServerWriter<v1::JobEvent>* writer) {
+  return SubmitAndStream(ctx, *req, writer);
+}
+
+grpc::Status SolverServiceImpl::SolveDmmv(grpc::ServerContext* ctx,
+                                          const v1::SolveDmmvRequest* req,
+                                          grpc::ServerWriter<v1::JobEvent>* writer) {
+  return SubmitAndStream(ctx, *req, writer);
+}
+
+grpc::Status SolverServiceImpl::Quantize(grpc::ServerContext* ctx,
+                                         const v1::QuantizeRequest* req,
+                                         grpc::ServerWriter<v1::JobEvent>* writer) {
+  return SubmitAndStream(ctx, *req, writer);
+}
+
+absl::StatusOr<TunerRegistry*> SolverServiceImpl::Tuners() const {
+  const SorFamily* sor = manager_->families().Find<const SorFamily>();
+  if (sor == nullptr) return absl::UnimplementedError("tuners: this server has no sor family");
+  return &sor->tuners();
 }
 
 grpc::Status SolverServiceImpl::CreateTuner(grpc::ServerContext* ctx,
                                             const v1::CreateTunerRequest* req, v1::Tuner* out) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  return Reply(manager_->tuners().Create(*req), out);
+  auto tuners = Tuners();
+  if (!tuners.ok()) return ToGrpc(tuners.status());
+  return Reply((*tuners)->Create(*req), out);
 }
 
 grpc::Status SolverServiceImpl::GetTuner(grpc::ServerContext* ctx, const v1::GetTunerRequest* req,
                                          v1::Tuner* out) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  return Reply(manager_->tuners().Get(req->name()), out);
+  auto tuners = Tuners();
+  if (!tuners.ok()) return ToGrpc(tuners.status());
+  return Reply((*tuners)->Get(req->name()), out);
 }
 
 grpc::Status SolverServiceImpl::ListTuners(grpc::ServerContext* ctx, const v1::ListTunersRequest*,
                                            v1::ListTunersResponse* out) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  *out = manager_->tuners().List();
+  auto tuners = Tuners();
+  if (!tuners.ok()) return ToGrpc(tuners.status());
+  *out = (*tuners)->List();
   return grpc::Status::OK;
 }
 
@@ -127,22 +183,9 @@ grpc::Status SolverServiceImpl::DeleteTuner(grpc::ServerContext* ctx,
                                             const v1::DeleteTunerRequest* req,
                                             v1::DeleteTunerResponse*) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  return ToGrpc(manager_->tuners().Delete(req->name()));
-}
-
-grpc::Status SolverServiceImpl::TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
-                                        grpc::ServerWriter<v1::JobEvent>* writer) {
-  v1::JobSpec spec;
-  *spec.mutable_sor() = req->sequence();
-  return SubmitAndStream(ctx, std::move(spec), req, writer);
-}
-
-grpc::Status SolverServiceImpl::Quantize(grpc::ServerContext* ctx,
-                                         const v1::QuantizeRequest* req,
-                                         grpc::ServerWriter<v1::JobEvent>* writer) {
-  v1::JobSpec spec;
-  *spec.mutable_quant() = req->problem();
-  return SubmitAndStream(ctx, std::move(spec), req, writer);
+  auto tuners = Tuners();
+  if (!tuners.ok()) return ToGrpc(tuners.status());
+  return ToGrpc((*tuners)->Delete(req->name()));
 }
 
 grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,

@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/bearer_tokens.h"
+#include "server/families/sor/tuner_registry.h"
 #include "server/job_manager.h"
 #include "solverd/v1/jobs.grpc.pb.h"
 
@@ -49,17 +50,21 @@ class SolverServiceImpl final : public v1::SolverService::Service {
                            v1::DeleteTunerResponse* out) override;
   grpc::Status TuneSor(grpc::ServerContext* ctx, const v1::TuneSorRequest* req,
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
+  grpc::Status SolveDmmv(grpc::ServerContext* ctx, const v1::SolveDmmvRequest* req,
+                         grpc::ServerWriter<v1::JobEvent>* writer) override;
   grpc::Status Quantize(grpc::ServerContext* ctx, const v1::QuantizeRequest* req,
                         grpc::ServerWriter<v1::JobEvent>* writer) override;
   grpc::Status SolveOt(grpc::ServerContext* ctx, const v1::SolveOtRequest* req,
                        grpc::ServerWriter<v1::JobEvent>* writer) override;
 
  private:
-  // The convenience RPCs: submit `spec` with the request's priority and
-  // deadline, then stream the job's events.
-  template <typename Request>
-  grpc::Status SubmitAndStream(grpc::ServerContext* ctx, v1::JobSpec spec, const Request* req,
+  // Every convenience RPC: submits the problem in field 1 of `req` (a
+  // JobSpec problem's type) with its priority (2) and deadline (3), then
+  // streams the job's events.
+  grpc::Status SubmitAndStream(grpc::ServerContext* ctx, const google::protobuf::Message& req,
                                grpc::ServerWriter<v1::JobEvent>* writer);
+  // The sor family's tuners; UNIMPLEMENTED where this server has no sor.
+  absl::StatusOr<TunerRegistry*> Tuners() const;
   grpc::Status Stream(grpc::ServerContext* ctx, const std::string& job_id, int64_t from_event,
                       grpc::ServerWriter<v1::JobEvent>* writer);
 

@@ -19,6 +19,16 @@ absl::Time FromProto(const google::protobuf::Timestamp& t) {
 
 }  // namespace
 
+v1::JobSpec ProblemOnly(const v1::JobSpec& spec) {
+  v1::JobSpec out;
+  const auto* field = v1::JobSpec::descriptor()->FindFieldByNumber(spec.problem_case());
+  if (field != nullptr) {
+    out.GetReflection()->MutableMessage(&out, field)->CopyFrom(
+        spec.GetReflection()->GetMessage(spec, field));
+  }
+  return out;
+}
+
 bool IsTerminal(v1::JobState state) {
   return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
          state == v1::JOB_STATE_CANCELLED;
@@ -31,12 +41,13 @@ Job::Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* fa
   absl::MutexLock lock(&mu_);
   job_.set_id(id_);
   job_.set_family(std::string(family->name()));
-  job_.set_priority(spec.priority());
+  SetSchedulingFields(spec, now, &job_);
   job_.set_idempotency_key(spec.idempotency_key());
   job_.set_owner(owner_);
   *job_.mutable_labels() = spec.labels();
   *job_.mutable_create_time() = ToProto(now);
   job_.set_state(v1::JOB_STATE_QUEUED);
+  if (work_ != nullptr) scheduling_ = MakeSchedulingRecord(job_, *work_);
   v1::JobEvent event;
   event.mutable_state()->set_state(v1::JOB_STATE_QUEUED);
   AppendLocked(std::move(event), now);
@@ -61,6 +72,7 @@ Job::Job(const JobJournal::Record& record, const Family* family,
     work_.reset();
     return;
   }
+  if (work_ != nullptr) scheduling_ = MakeSchedulingRecord(job_, *work_);
   const bool had_started = job_.state() == v1::JOB_STATE_RUNNING || job_.attempt() > 0;
   job_.set_state(v1::JOB_STATE_QUEUED);
   job_.clear_start_time();
@@ -74,12 +86,11 @@ Job::Job(const JobJournal::Record& record, const Family* family,
   if (journal_ != nullptr) journal_->PutJob(job_);
 }
 
-absl::Status Job::Persist(JobJournal* journal, const v1::JobSpec& spec) {
-  std::string spec_bytes = spec.SerializeAsString();  // outside mu_: it can be large
+absl::Status Job::Persist(JobJournal* journal, std::string problem) {
   JobJournal::Ticket ticket;
   {
     absl::MutexLock lock(&mu_);
-    ticket = journal->AddJob(seq_, std::move(spec_bytes), job_, events_);
+    ticket = journal->AddJob(seq_, std::move(problem), job_, events_);
     journal_ = journal;
   }
   return journal->WaitDurable(ticket);

@@ -20,8 +20,9 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/cancel_token.h"
-#include "server/family.h"
+#include "server/families/family.h"
 #include "server/job_journal.h"
+#include "server/scheduling.h"
 #include "solverd/v1/jobs.pb.h"
 
 namespace solverd::server {
@@ -30,14 +31,18 @@ class Job {
  public:
   static constexpr int64_t kMaxProgressEvents = 10000;
 
-  // `spec` is kept without its problem data (that lives in `work`);
-  // `owner` is the submitting token's name ("" without tokens).
+  // A new job: its metadata (priority, deadline, device, labels,
+  // idempotency key) is read from `spec` once, into its public view and its
+  // scheduling record; the problem data lives in `work`. `owner` is the
+  // submitting token's name ("" without tokens). Without `work` (tests)
+  // the record lacks the family-given parts.
   Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
       std::unique_ptr<PreparedJob> work, absl::Time now, std::string owner = "");
   // Rebuilds a job from its journal record, journaling what changes from
   // here on. A finished job comes back as it ended (`work` may be null);
   // any other is queued again with `work`, with a QUEUED event naming its
-  // next attempt if it had started.
+  // next attempt if it had started, and its scheduling record rebuilt from
+  // the record's public view and `work`.
   Job(const JobJournal::Record& record, const Family* family,
       std::unique_ptr<PreparedJob> work, JobJournal* journal, absl::Time now);
   Job(const Job&) = delete;
@@ -49,13 +54,17 @@ class Job {
   const std::string& owner() const { return owner_; }
   const std::string& idempotency_key() const { return idempotency_key_; }
   absl::Time create_time() const { return create_time_; }
+  // How the scheduler queues it. Set at construction; empty for a job
+  // restored finished.
+  const SchedulingRecord& scheduling() const { return scheduling_; }
   ::solverd::CancelToken& cancel_token() { return cancel_; }
   // REQUIRES: called by the lane thread running the job, before Finish().
   PreparedJob* work() { return work_.get(); }
 
-  // Records the job, with `spec` (problem included), in `journal` and sends
+  // Records the job, with `problem` (a serialized JobSpec holding only the
+  // problem: the rest is in the job's public view), in `journal` and sends
   // every later change there too; returns once the record is durable.
-  absl::Status Persist(JobJournal* journal, const v1::JobSpec& spec);
+  absl::Status Persist(JobJournal* journal, std::string problem);
   // QUEUED -> RUNNING. False when the job is no longer queued (cancelled).
   bool MarkRunning(const std::string& device, absl::Time now);
   void AppendProgress(const v1::Progress& progress, absl::Time now);
@@ -92,6 +101,7 @@ class Job {
   const std::string owner_;
   const std::string idempotency_key_;
   const absl::Time create_time_;
+  SchedulingRecord scheduling_;  // fixed after construction
   ::solverd::CancelToken cancel_;
   std::unique_ptr<PreparedJob> work_;  // lane thread only; reset by Finish()
 
@@ -106,6 +116,10 @@ class Job {
 };
 
 bool IsTerminal(v1::JobState state);
+
+// A copy of `spec` with its problem alone: what the journal keeps besides
+// the job's public view.
+v1::JobSpec ProblemOnly(const v1::JobSpec& spec);
 
 }  // namespace solverd::server
 

@@ -2,8 +2,9 @@
 // (or a crash) loses nothing a client was told about.
 //
 // Metadata lives in SQLite (state_dir/jobs.db, WAL): one row per job with
-// its full spec and latest public view, one row per event. Payloads over
-// kInlineBytes (big inline problems, dense plans) go to files under
+// its problem (a JobSpec holding the problem alone) and latest public view,
+// one row per event. Payloads over kInlineBytes (big inline problems, dense
+// plans) go to files under
 // state_dir/payloads, written atomically (temp file, fsync, rename) before
 // the row naming them commits.
 //
@@ -38,8 +39,10 @@ class JobJournal {
   // A job as the journal last saw it.
   struct Record {
     uint64_t seq = 0;
-    v1::JobSpec spec;  // as submitted, problem included
-    v1::Job job;       // public view, without the result (that is an event)
+    // The problem alone; older journals hold the whole spec here, and
+    // JobManager::Recover then reads its deadline and device from it.
+    v1::JobSpec spec;
+    v1::Job job;  // public view, without the result (that is an event)
     std::vector<v1::JobEvent> events;
   };
 
@@ -56,7 +59,7 @@ class JobJournal {
   // when (WaitDurable).
   using Ticket = uint64_t;
 
-  // Records a new job, with its serialized spec (problem included) and the
+  // Records a new job, with its serialized problem (ProblemOnly()) and the
   // events it has so far.
   Ticket AddJob(uint64_t seq, std::string spec, const v1::Job& job,
                 const std::vector<v1::JobEvent>& events);

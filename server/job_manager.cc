@@ -18,55 +18,11 @@ using google::protobuf::util::TimeUtil;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
-// Forwards solver progress to the job's event log, at most one event per
-// `interval` so a fast solver cannot flood its watchers.
-class RateLimitedSink final : public ::solverd::ProgressSink {
- public:
-  RateLimitedSink(Job* job, absl::Duration interval) : job_(job), interval_(interval) {}
-  void Report(const ::solverd::Progress& p) override {
-    const absl::Time now = absl::Now();
-    if (now - last_ < interval_) return;
-    last_ = now;
-    v1::Progress out;
-    out.set_iteration(p.iteration);
-    out.set_objective(p.objective);
-    out.set_residual(p.residual);
-    out.set_elapsed_seconds(p.elapsed_seconds);
-    out.set_stage(p.stage);
-    out.set_fraction(p.fraction);
-    for (const auto& [name, value] : p.extras) (*out.mutable_extras())[name] = value;
-    job_->AppendProgress(out, now);
-  }
-
- private:
-  Job* const job_;
-  const absl::Duration interval_;
-  absl::Time last_ = absl::InfinitePast();
-};
-
-DeviceClass ToDeviceClass(v1::DevicePreference p) {
-  switch (p) {
-    case v1::DEVICE_CPU: return DeviceClass::kCpu;
-    case v1::DEVICE_CUDA: return DeviceClass::kCuda;
-    default: return DeviceClass::kAny;
-  }
-}
-
-const absl::Status& NotRun() {
-  static const absl::Status* const kNotRun = new absl::Status(absl::AbortedError("not run"));
-  return *kNotRun;
-}
-
-v1::JobState StateFor(const absl::Status& s) {
-  if (s.ok()) return v1::JOB_STATE_SUCCEEDED;
-  if (absl::IsCancelled(s)) return v1::JOB_STATE_CANCELLED;
-  return v1::JOB_STATE_FAILED;
-}
-
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
-    const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics) {
+    const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics,
+    const std::vector<FamilyRegistration>& families) {
   std::unique_ptr<JobJournal> journal;
   if (!options.state_dir.empty()) {
     auto opened = JobJournal::Open(options.state_dir);
@@ -74,6 +30,14 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     journal = *std::move(opened);
   }
   std::unique_ptr<JobManager> m(new JobManager(options, metrics, std::move(journal)));
+  std::vector<std::string> warnings = m->blobs_.Load(absl::Now());
+  auto registry =
+      FamilyRegistry::Create(FamilyServices{&m->options_, &m->blobs_, &warnings}, families);
+  for (const std::string& warning : warnings) {
+    std::fprintf(stderr, "solverd: %s\n", warning.c_str());
+  }
+  if (!registry.ok()) return registry.status();
+  m->families_ = *std::move(registry);
   Scheduler::Options so;
   so.max_queue = options.max_queue;
   so.max_batch = options.max_batch;
@@ -111,14 +75,7 @@ JobManager::JobManager(const ServerOptions& options, Metrics* metrics,
                        std::unique_ptr<JobJournal> journal)
     : options_(options), metrics_(metrics), journal_(std::move(journal)),
       store_({options.result_ttl, options.max_jobs_retained, journal_.get()}),
-      blobs_(BlobOptions(options)),
-      tuners_(options.max_tuners, options.state_dir) {
-  std::vector<std::string> warnings = tuners_.Load();
-  for (std::string& w : blobs_.Load(absl::Now())) warnings.push_back(std::move(w));
-  for (const std::string& warning : warnings) {
-    std::fprintf(stderr, "solverd: %s\n", warning.c_str());
-  }
-}
+      blobs_(BlobOptions(options)) {}
 
 JobManager::~JobManager() {
   StopAccepting();
@@ -127,9 +84,10 @@ JobManager::~JobManager() {
 
 absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::string& owner) {
   if (!accepting_) return absl::UnavailableError("server is shutting down");
-  const Family* family = FamilyFor(spec.problem_case());
+  const Family* family = families_->ForProblem(spec.problem_case());
   if (family == nullptr) {
-    return absl::InvalidArgumentError("problem: set one of: ot, ot_batch, sor, dmmv, quant");
+    return absl::InvalidArgumentError(
+        absl::StrCat("problem: set one of: ", families_->problem_names()));
   }
   if (!spec.idempotency_key().empty()) {
     if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
@@ -144,20 +102,19 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   if (spec.has_deadline() && TimeUtil::DurationToNanoseconds(spec.deadline()) <= 0) {
     return absl::InvalidArgumentError("deadline: must be positive");
   }
-  auto work = family->Prepare(spec, PrepareContext{blobs_, &tuners_, options_.data_root, &blobs_, owner});
+  auto work = family->Prepare(spec, PrepareContext{blobs_, options_.data_root, owner});
   if (!work.ok()) return work.status();
   if (absl::Status size = CheckProblemSize(*family, **work); !size.ok()) return size;
 
-  v1::JobSpec meta = spec;  // the problem data lives in `work` from here on
-  meta.clear_problem();
-  const PreparedJob& prepared = **work;
-  auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), meta, family,
+  // The job reads its metadata and scheduling record from `spec` here; the
+  // problem data lives in `work` from here on.
+  auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), spec, family,
                                    *std::move(work), now, owner);
-  auto stored = store_.AddOrGet(job, spec);
+  auto stored = store_.AddOrGet(job, ProblemOnly(spec));
   if (!stored.ok()) return stored.status();
   if (*stored != job) return (*stored)->Snapshot();  // lost an idempotency race
   v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
-  absl::Status queued = Enqueue(*job, spec, prepared, now);
+  absl::Status queued = Enqueue(*job, now);
   if (!queued.ok()) {
     store_.Remove(job->id());
     return queued;
@@ -167,19 +124,10 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   return submitted;
 }
 
-absl::Status JobManager::Enqueue(const Job& job, const v1::JobSpec& spec,
-                                 const PreparedJob& work, absl::Time now) {
+absl::Status JobManager::Enqueue(const Job& job, absl::Time now) {
   WorkItem item;
+  static_cast<SchedulingRecord&>(item) = job.scheduling();
   item.job_id = job.id();
-  item.priority = spec.priority();
-  item.deadline = absl::InfiniteFuture();
-  if (spec.has_deadline()) {
-    item.deadline = job.create_time() +
-                    absl::Nanoseconds(TimeUtil::DurationToNanoseconds(spec.deadline()));
-  }
-  item.batch_key = work.BatchKey();
-  item.memory_bytes = work.MemoryBytes();
-  item.device = work.RequiresCpu() ? DeviceClass::kCpu : ToDeviceClass(spec.device());
   item.enqueue_time = now;
   return scheduler_->Enqueue(std::move(item));
 }
@@ -191,21 +139,14 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
 }
 
 absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJob& work) const {
-  struct Limit {
-    int64_t value;
-    const char* unit;
-    const char* flag;
-  };
-  Limit limit{options_.max_dmmv_entries, "entries of X", "max_dmmv_entries"};
-  if (family.name() == "ot") limit = {options_.max_ot_entries, "cost entries", "max_ot_entries"};
-  if (family.name() == "sor") limit = {options_.max_sor_nonzeros, "nonzeros", "max_sor_nonzeros"};
-  if (family.name() == "quant") {
-    limit = {options_.max_quant_model_bytes, "model bytes", "max_quant_model_bytes"};
-  }
-  if (work.ProblemSize() <= limit.value) return absl::OkStatus();
-  return absl::ResourceExhaustedError(absl::StrCat(
-      family.name(), ": a problem of ", work.ProblemSize(), " ", limit.unit,
-      " is over the limit of ", limit.value, " (--", limit.flag, ")"));
+  const SizeLimit& limit = family.info().size_limit;
+  auto set = options_.max_problem_size.find(std::string(limit.flag));
+  const int64_t max = set == options_.max_problem_size.end() ? limit.default_max : set->second;
+  if (work.ProblemSize() <= max) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(family.name(), ": a problem of ",
+                                                   work.ProblemSize(), " ", limit.unit,
+                                                   " is over the limit of ", max, " (--",
+                                                   limit.flag, ")"));
 }
 
 absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {
@@ -271,74 +212,6 @@ absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
     }
     if (done || stop()) return absl::OkStatus();
   }
-}
-
-void JobManager::RunBatch(const Lane& lane, std::vector<WorkItem> items) {
-  const absl::Time now = absl::Now();
-  std::vector<std::shared_ptr<Job>> jobs;
-  for (const WorkItem& item : items) {
-    auto job = store_.Find(item.job_id);
-    if (job == nullptr) continue;
-    if (item.deadline <= now) {
-      Expire(item);
-      continue;
-    }
-    if (!job->MarkRunning(lane.device.ToString(), now)) continue;  // cancelled meanwhile
-    if (item.deadline != absl::InfiniteFuture()) {
-      job->cancel_token().SetDeadline(CancelToken::Clock::now() +
-                                       absl::ToChronoNanoseconds(item.deadline - now));
-    }
-    metrics_->QueueWait(std::string(job->family()->name()),
-                        absl::ToDoubleSeconds(now - item.enqueue_time));
-    jobs.push_back(std::move(job));
-  }
-  if (jobs.empty()) return;
-  UpdateGauges();
-  const Family* family = jobs.front()->family();
-  metrics_->BatchSize(std::string(family->name()), static_cast<int>(jobs.size()));
-  std::vector<RateLimitedSink> sinks;
-  sinks.reserve(jobs.size());
-  // Outcomes start as "not run", so a batch cut short below can tell which
-  // members it never reached.
-  std::vector<JobOutcome> outcomes(jobs.size(), JobOutcome{NotRun(), std::nullopt, 0});
-  std::vector<BatchMember> members;
-  for (size_t i = 0; i < jobs.size(); ++i) {
-    sinks.emplace_back(jobs[i].get(), options_.progress_interval);
-    members.push_back({jobs[i]->work(), &sinks[i], &jobs[i]->cancel_token(), &outcomes[i]});
-  }
-  try {
-    family->RunBatch(lane, members);
-  } catch (const std::bad_alloc&) {
-    // Host memory ran out inside a solver: that batch fails, the server and
-    // other jobs go on (device memory failures come back as statuses).
-    for (JobOutcome& outcome : outcomes) {
-      if (outcome.status != NotRun()) continue;
-      outcome.status = absl::ResourceExhaustedError(
-          "out of host memory while running; lower --cpu_memory_budget_bytes so admission "
-          "control keeps jobs within the machine's memory");
-    }
-  }
-  for (size_t i = 0; i < jobs.size(); ++i) FinishJob(*jobs[i], std::move(outcomes[i]));
-}
-
-void JobManager::Expire(const WorkItem& item) {
-  auto job = store_.Find(item.job_id);
-  if (job == nullptr) return;
-  FinishJob(*job, {absl::DeadlineExceededError("deadline passed while queued"), std::nullopt, 0});
-}
-
-void JobManager::FinishJob(Job& job, JobOutcome outcome) {
-  double run_seconds = 0;
-  // Only the call that really finishes the job counts it, so a cancel
-  // racing an expiry is counted once.
-  if (!job.Finish(StateFor(outcome.status), outcome.status, std::move(outcome.result),
-                  absl::Now(), &run_seconds)) {
-    return;
-  }
-  const std::string family(job.family()->name());
-  metrics_->JobFinished(family, StatusLabel(outcome.status.code()), run_seconds);
-  if (outcome.iterations > 0) metrics_->Iterations(family, outcome.iterations);
-  UpdateGauges();
 }
 
 void JobManager::UpdateGauges() {

@@ -1,8 +1,9 @@
 // JobManager: the core of solverd behind a narrow API that the gRPC layer
 // calls: submit, watch, get, list, cancel, blobs, shutdown. It owns the job
-// store, blob store and scheduler, runs batches on lanes, turns solver
-// progress into rate-limited job events, and keeps the metrics moving.
-// Thread-safe.
+// store, blob store, families and scheduler, runs batches on lanes
+// (job_runner.cc), turns solver progress into rate-limited job events, and
+// keeps the metrics moving. It finds a job's family in its FamilyRegistry
+// and never names one. Thread-safe.
 #ifndef SOLVERD_SERVER_JOB_MANAGER_H_
 #define SOLVERD_SERVER_JOB_MANAGER_H_
 
@@ -17,21 +18,24 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "server/blob_store.h"
+#include "server/families/registry.h"
 #include "server/job_journal.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/options.h"
+#include "server/lane.h"
 #include "server/scheduler.h"
-#include "server/tuner_registry.h"
 
 namespace solverd::server {
 
 class JobManager {
  public:
   // `lanes` are where jobs run (see MakeLanes()); `metrics` must outlive
-  // the manager.
+  // the manager; `families` are those it serves (all registered ones unless
+  // a test says otherwise).
   static absl::StatusOr<std::unique_ptr<JobManager>> Create(
-      const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics);
+      const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics,
+      const std::vector<FamilyRegistration>& families = RegisteredFamilies());
   ~JobManager();
 
   // `owner`: the submitting token's name ("" without tokens).
@@ -50,7 +54,7 @@ class JobManager {
                      const std::function<bool()>& stop) const;
 
   BlobStore& blobs() { return blobs_; }
-  TunerRegistry& tuners() { return tuners_; }
+  const FamilyRegistry& families() const { return *families_; }
 
   // New submissions get UNAVAILABLE from now on.
   void StopAccepting() { accepting_ = false; }
@@ -66,16 +70,14 @@ class JobManager {
   // Brings back the journal's jobs at startup (job_recovery.cc): finished
   // ones as they ended, the others queued again in submission order.
   absl::Status Recover();
-  // Queues `job` (whose problem is `work`) on the scheduler; the deadline
-  // counts from the job's creation.
-  absl::Status Enqueue(const Job& job, const v1::JobSpec& spec, const PreparedJob& work,
-                       absl::Time now);
+  // Queues `job` on the scheduler by its scheduling record.
+  absl::Status Enqueue(const Job& job, absl::Time now);
   // RESOURCE_EXHAUSTED when the job's largest problem is over its family's
-  // size limit (--max_ot_entries, --max_sor_nonzeros, --max_dmmv_entries,
-  // --max_quant_model_bytes).
+  // size limit (FamilyInfo::size_limit, e.g. --max_ot_entries).
   absl::Status CheckProblemSize(const Family& family, const PreparedJob& work) const;
   // RESOURCE_EXHAUSTED when `owner` already has its quota of queued jobs.
   absl::Status CheckQueuedQuota(const std::string& owner) const;
+  // Batch running (job_runner.cc): called on a lane's thread.
   void RunBatch(const Lane& lane, std::vector<WorkItem> items);
   void Expire(const WorkItem& item);
   void FinishJob(Job& job, JobOutcome outcome);
@@ -87,20 +89,13 @@ class JobManager {
   std::unique_ptr<JobJournal> journal_;  // with --state-dir; outlives store_
   JobStore store_;
   BlobStore blobs_;
-  TunerRegistry tuners_;
+  std::unique_ptr<FamilyRegistry> families_;  // set by Create
   std::map<std::string, int64_t> budgets_;  // by device; fixed after Create
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> accepting_{true};
   absl::Notification stop_janitor_;
   std::thread janitor_;
 };
-
-// The lanes for `options` on this machine: CUDA streams when GPUs are
-// present (and options.device allows), CPU workers otherwise or in addition.
-absl::StatusOr<std::vector<Lane>> MakeLanes(const ServerOptions& options);
-// The scheduler's memory budget per device for `lanes`.
-std::map<std::string, int64_t> MemoryBudgets(const ServerOptions& options,
-                                             const std::vector<Lane>& lanes);
 
 }  // namespace solverd::server
 

@@ -3,17 +3,33 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/job_manager.h"
 
 namespace solverd::server {
+namespace {
+
+// Journals written before the scheduling record kept the whole JobSpec as
+// the problem and no deadline or device preference in the job's view: take
+// them from the spec there.
+void UpgradeLegacyRecord(JobJournal::Record& record) {
+  const v1::JobSpec& spec = record.spec;
+  if (!spec.has_deadline() && spec.device() == v1::DEVICE_ANY) return;
+  const absl::Time created = absl::FromUnixNanos(
+      google::protobuf::util::TimeUtil::TimestampToNanoseconds(record.job.create_time()));
+  SetSchedulingFields(spec, created, &record.job);
+}
+
+}  // namespace
 
 absl::Status JobManager::Recover() {
   const absl::Time start = absl::Now();
   auto records = journal_->LoadAll();
   if (!records.ok()) return records.status();
   int finished = 0, requeued = 0, failed = 0;
-  for (const JobJournal::Record& record : *records) {
-    const Family* family = FamilyFor(record.spec.problem_case());
+  for (JobJournal::Record& record : *records) {
+    UpgradeLegacyRecord(record);
+    const Family* family = families_->ForProblem(record.spec.problem_case());
     if (family == nullptr) {  // written by a build with a family this one lacks
       std::fprintf(stderr, "solverd: state_dir: job %s has no known family; dropped\n",
                    record.job.id().c_str());
@@ -26,16 +42,14 @@ absl::Status JobManager::Recover() {
       ++finished;
       continue;
     }
-    const PrepareContext context{blobs_, &tuners_, options_.data_root, &blobs_,
-                                 record.job.owner()};
+    const PrepareContext context{blobs_, options_.data_root, record.job.owner()};
     auto work = family->Prepare(record.spec, context);
     absl::Status status = work.status();
     if (status.ok()) status = CheckProblemSize(*family, **work);
-    const PreparedJob* prepared = status.ok() ? work->get() : nullptr;
     auto job = std::make_shared<Job>(record, family, status.ok() ? *std::move(work) : nullptr,
                                      journal_.get(), now);
     store_.Restore(job);
-    if (status.ok()) status = Enqueue(*job, record.spec, *prepared, now);
+    if (status.ok()) status = Enqueue(*job, now);
     if (!status.ok()) {
       FinishJob(*job, {absl::Status(status.code(), absl::StrCat("on restart: ", status.message())),
                        std::nullopt, 0});

@@ -31,7 +31,7 @@ std::string IndexKey(const std::string& owner, const std::string& key) {
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<Job>> JobStore::AddOrGet(std::shared_ptr<Job> job,
-                                                        const v1::JobSpec& spec) {
+                                                        const v1::JobSpec& problem) {
   {
     absl::MutexLock lock(&mu_);
     if (!job->idempotency_key().empty()) {
@@ -48,7 +48,7 @@ absl::StatusOr<std::shared_ptr<Job>> JobStore::AddOrGet(std::shared_ptr<Job> job
   }
   if (options_.journal == nullptr) return job;
   // Outside mu_, so submitters share the journal's fsyncs.
-  absl::Status persisted = job->Persist(options_.journal, spec);
+  absl::Status persisted = job->Persist(options_.journal, problem.SerializeAsString());
   if (!persisted.ok()) {
     Remove(job->id());
     return persisted;

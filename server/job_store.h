@@ -49,10 +49,11 @@ class JobStore {
 
   // Adds `job` unless a job of the same owner with the same non-empty
   // idempotency key exists; returns the job now in the store under it.
-  // With a journal, a new job is recorded there with `spec` (its problem
-  // included) before this returns; if that fails it is not added.
+  // With a journal, a new job is recorded there with `problem` (a JobSpec
+  // holding the problem alone, see ProblemOnly()) before this returns; if
+  // that fails it is not added.
   absl::StatusOr<std::shared_ptr<Job>> AddOrGet(std::shared_ptr<Job> job,
-                                                const v1::JobSpec& spec);
+                                                const v1::JobSpec& problem);
   // Adds a job rebuilt from the journal at startup.
   void Restore(std::shared_ptr<Job> job);
   // Forgets a job that never got queued (its submission failed).

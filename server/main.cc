@@ -12,7 +12,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/device.h"
-#include "server/flag_names.h"
+#include "util/flag_names.h"
 #include "server/flags.h"
 #include "server/server.h"
 

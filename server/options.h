@@ -1,9 +1,11 @@
 // ServerOptions: every knob of solverd in one plain struct, with defaults.
 // Filled from flags in flags.cc only; components take the part they need.
+// A plain value, copied into each component: no sharing, no locks.
 #ifndef SOLVERD_SERVER_OPTIONS_H_
 #define SOLVERD_SERVER_OPTIONS_H_
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "absl/time/time.h"
@@ -22,11 +24,10 @@ struct ServerOptions {
   int solver_threads = 0;       // threads per CPU solve; 0: cores / cpu lanes
 
   int max_queue = 10000;                       // queued jobs beyond: RESOURCE_EXHAUSTED
-  // Largest problem accepted, per family (RESOURCE_EXHAUSTED past it).
-  int64_t max_ot_entries = int64_t{1} << 28;    // n * m of one ot problem
-  int64_t max_sor_nonzeros = int64_t{1} << 28;  // nonzeros of one sor matrix
-  int64_t max_dmmv_entries = int64_t{1} << 26;  // N * M of one dmmv X
-  int64_t max_quant_model_bytes = int64_t{4} << 30;  // one quant model file
+  // Largest problem accepted, per family (RESOURCE_EXHAUSTED past it), by
+  // the family's SizeLimit flag ("max_ot_entries"); a family absent here
+  // gets its SizeLimit's default.
+  std::map<std::string, int64_t> max_problem_size;
   int max_batch = 16;                          // jobs merged into one batched launch
   absl::Duration max_queue_delay = absl::Microseconds(0);  // wait to fill a batch
   int64_t cpu_memory_budget_bytes = int64_t{8} << 30;       // admission, CPU lanes

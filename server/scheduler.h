@@ -25,20 +25,15 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "server/family.h"
+#include "server/lane.h"
+#include "server/scheduling.h"
 
 namespace solverd::server {
 
-enum class DeviceClass { kAny, kCpu, kCuda };
-
-struct WorkItem {
+// A queued job as the scheduler sees it: its id and scheduling record.
+struct WorkItem : SchedulingRecord {
   std::string job_id;
-  int priority = 0;
-  absl::Time deadline = absl::InfiniteFuture();
-  std::string batch_key;  // empty: never batched
-  int64_t memory_bytes = 0;
-  DeviceClass device = DeviceClass::kAny;
-  absl::Time enqueue_time;  // set by Enqueue
+  absl::Time enqueue_time;  // set by Enqueue when not set
   uint64_t seq = 0;         // set by Enqueue
 };
 

@@ -1,6 +1,8 @@
 // Whole files: written so that a crash leaves the old file or the new one,
 // never a torn one (everything under --state-dir), and read back whole
 // (state files, --data-root inputs, TLS PEM files).
+// Stateless functions, safe from any thread (two writers of one path
+// race, and the last rename wins).
 #ifndef SOLVERD_SERVER_STATE_FILES_H_
 #define SOLVERD_SERVER_STATE_FILES_H_
 

@@ -1,6 +1,7 @@
 // Conversions between the three status types solverd meets: kernels'
 // solverd::Status, absl::Status (server/ and client/), and grpc::Status (the
 // wire). Each conversion is written once, here.
+// Pure functions, safe from any thread.
 #ifndef SOLVERD_SERVER_STATUS_UTIL_H_
 #define SOLVERD_SERVER_STATUS_UTIL_H_
 

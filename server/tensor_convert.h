@@ -1,6 +1,7 @@
 // Conversion of API Tensors (inline values, raw bytes or a blob) to dense
 // float64 arrays for the kernels. Every error is INVALID_ARGUMENT (NOT_FOUND
 // for an unknown blob) naming the tensor's field path.
+// Stateless functions, safe from any thread.
 #ifndef SOLVERD_SERVER_TENSOR_CONVERT_H_
 #define SOLVERD_SERVER_TENSOR_CONVERT_H_
 

@@ -13,11 +13,18 @@
 #include <thread>
 #include <vector>
 
-#include "server/family.h"
+#include "server/families/ot/family.h"
+#include "server/job_manager.h"
 #include "server/job_store.h"
+#include "server/metrics.h"
 
 namespace solverd::server {
 namespace {
+
+const Family* OtFamilyForTests() {
+  static const OtFamily* const kOt = new OtFamily();
+  return kOt;
+}
 
 namespace fs = std::filesystem;
 
@@ -36,12 +43,10 @@ class JobJournalTest : public ::testing::Test {
     return journal.ok() ? *std::move(journal) : nullptr;
   }
 
-  // A job as JobManager::Submit makes it: the spec without its problem.
+  // A job as JobManager::Submit makes it (its problem in `work`, here none).
   static std::shared_ptr<Job> NewJob(JobStore& store, const v1::JobSpec& spec) {
-    v1::JobSpec meta = spec;
-    meta.clear_problem();
-    return std::make_shared<Job>(store.NewId(), store.NextSeq(), meta,
-                                 FamilyFor(v1::JobSpec::kOt), nullptr, absl::Now());
+    return std::make_shared<Job>(store.NewId(), store.NextSeq(), spec, OtFamilyForTests(),
+                                 nullptr, absl::Now());
   }
 
   static v1::JobSpec SpecWithCost(int64_t n) {
@@ -101,7 +106,7 @@ TEST_F(JobJournalTest, ARestartReadsBackEveryJobAsItWasLeft) {
   EXPECT_EQ(done.events[2].result().ot().transport_cost(), 1.5);
 
   JobStore store({absl::Hours(1), 100, journal.get()});
-  auto restored = std::make_shared<Job>(done, FamilyFor(v1::JobSpec::kOt), nullptr,
+  auto restored = std::make_shared<Job>(done, OtFamilyForTests(), nullptr,
                                         journal.get(), absl::Now());
   EXPECT_EQ(restored->Snapshot().result().ot().transport_cost(), 1.5);
   EXPECT_TRUE(restored->terminal());
@@ -111,7 +116,7 @@ TEST_F(JobJournalTest, ARestartReadsBackEveryJobAsItWasLeft) {
   EXPECT_EQ(was_running.job.state(), v1::JOB_STATE_RUNNING);
   EXPECT_EQ(was_running.job.attempt(), 1);
   ASSERT_EQ(was_running.events.size(), 3u);
-  auto requeued = std::make_shared<Job>(was_running, FamilyFor(v1::JobSpec::kOt), nullptr,
+  auto requeued = std::make_shared<Job>(was_running, OtFamilyForTests(), nullptr,
                                         journal.get(), absl::Now());
   store.Restore(requeued);
   EXPECT_EQ(requeued->state(), v1::JOB_STATE_QUEUED);
@@ -205,6 +210,46 @@ TEST_F(JobJournalTest, AnUnwritableDirectoryIsAClearError) {
   ASSERT_FALSE(journal.ok());
   EXPECT_NE(journal.status().message().find("state_dir"), std::string::npos)
       << journal.status();
+}
+
+// Journals written before the scheduling record kept the whole JobSpec
+// as the problem and no deadline or device preference in the job's view;
+// a restart reads them from the spec there, and the job still runs.
+TEST_F(JobJournalTest, ALegacyRecordKeepsItsDeadlineAndDevice) {
+  v1::JobSpec spec;
+  v1::OtProblem* ot = spec.mutable_ot();
+  for (int k = 0; k < 6; ++k) ot->mutable_cost()->add_values(k % 3);
+  ot->mutable_cost()->add_shape(2);
+  ot->mutable_cost()->add_shape(3);
+  ot->set_eta(5);
+  spec.set_priority(2);
+  spec.set_device(v1::DEVICE_CPU);
+  spec.mutable_deadline()->set_seconds(3600);
+  v1::Job job;
+  job.set_id("job-legacy");
+  job.set_family("ot");
+  job.set_state(v1::JOB_STATE_QUEUED);
+  job.set_priority(2);
+  job.mutable_create_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
+  {
+    auto journal = Open();
+    ASSERT_NE(journal, nullptr);
+    ASSERT_TRUE(journal->WaitDurable(journal->AddJob(1, spec.SerializeAsString(), job, {})).ok());
+  }
+  ServerOptions options;
+  options.state_dir = dir_;
+  Lane lane;
+  lane.device = Device::Cpu();
+  Metrics metrics;
+  auto manager = JobManager::Create(options, {lane}, &metrics);
+  ASSERT_TRUE(manager.ok()) << manager.status();
+  auto restored = (*manager)->Get("job-legacy");
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->device_preference(), v1::DEVICE_CPU);
+  EXPECT_EQ(restored->deadline_time().seconds() - job.create_time().seconds(), 3600);
+  ASSERT_TRUE((*manager)->Watch("job-legacy", 0, [](const v1::JobEvent&) { return true; },
+                                [] { return false; }).ok());
+  EXPECT_EQ((*manager)->Get("job-legacy")->state(), v1::JOB_STATE_SUCCEEDED);
 }
 
 }  // namespace

@@ -4,17 +4,22 @@
 
 #include <gtest/gtest.h>
 
-#include "server/family.h"
+#include "server/families/ot/family.h"
 
 namespace solverd::server {
 namespace {
+
+const Family* OtFamilyForTests() {
+  static const OtFamily* const kOt = new OtFamily();
+  return kOt;
+}
 
 std::shared_ptr<Job> NewJob(JobStore& store, absl::Time now, std::string key = "",
                             std::string owner = "") {
   v1::JobSpec spec;
   spec.set_idempotency_key(key);
   return std::make_shared<Job>(store.NewId(), store.NextSeq(), spec,
-                               FamilyFor(v1::JobSpec::kOt), nullptr, now, owner);
+                               OtFamilyForTests(), nullptr, now, owner);
 }
 
 // JobStore::AddOrGet without a journal: it cannot fail.

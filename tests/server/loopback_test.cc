@@ -318,6 +318,53 @@ TEST_F(Loopback, SolveOtStreamsTheWholeJob) {
   EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
 }
 
+// The events a convenience RPC streams, and how the stream ended.
+template <typename Reader>
+grpc::Status ReadAll(Reader reader, std::vector<v1::JobEvent>* events) {
+  v1::JobEvent e;
+  while (reader->Read(&e)) events->push_back(e);
+  return reader->Finish();
+}
+
+TEST_F(Loopback, SolveDmmvStreamsTheWholeJobWithItsPriority) {
+  grpc::ClientContext ctx;
+  v1::SolveDmmvRequest req;
+  v1::FirDesign* fir = req.mutable_problem()->mutable_fir();
+  fir->set_order(8);
+  fir->add_edges(0.2);
+  fir->add_edges(0.3);
+  fir->set_bits(6);
+  req.mutable_problem()->set_max_outer_iterations(2);
+  req.set_priority(3);
+  std::vector<v1::JobEvent> events;
+  ASSERT_TRUE(ReadAll(client_->stub().SolveDmmv(&ctx, req), &events).ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED)
+      << events.back().state().error_message();
+  bool has_taps = false;
+  for (const v1::JobEvent& e : events) has_taps |= e.result().dmmv().fir().taps_size() > 0;
+  EXPECT_TRUE(has_taps);
+  auto job = client_->Get(events.back().job_id());
+  ASSERT_TRUE(job.ok());
+  EXPECT_EQ(job->family(), "dmmv");
+  EXPECT_EQ(job->priority(), 3);
+}
+
+TEST_F(Loopback, ConvenienceRpcsNameTheBadField) {
+  grpc::ClientContext dmmv_ctx;
+  std::vector<v1::JobEvent> events;
+  const grpc::Status dmmv =
+      ReadAll(client_->stub().SolveDmmv(&dmmv_ctx, v1::SolveDmmvRequest()), &events);
+  EXPECT_EQ(dmmv.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(dmmv.error_message().rfind("dmmv.source:", 0), 0u) << dmmv.error_message();
+  grpc::ClientContext quant_ctx;
+  const grpc::Status quant =
+      ReadAll(client_->stub().Quantize(&quant_ctx, v1::QuantizeRequest()), &events);
+  EXPECT_EQ(quant.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(quant.error_message().rfind("quant.model:", 0), 0u) << quant.error_message();
+  EXPECT_TRUE(events.empty());
+}
+
 // Sum of the samples of `metric` whose labels contain `label`.
 double Scrape(int port, const std::string& metric, const std::string& label) {
   double total = 0;

@@ -1,6 +1,6 @@
 // OtFamily::Prepare: proto -> kernel conversion, defaults, and the field
 // named by every INVALID_ARGUMENT.
-#include "server/ot_family.h"
+#include "server/families/ot/family.h"
 
 #include <cmath>
 #include <cstring>

@@ -1,6 +1,6 @@
 // The sor family in the server: conversion (CSR, Matrix Market, data root)
 // naming every bad field, tuners by name, and sequences run on a CPU lane.
-#include "server/sor_family.h"
+#include "server/families/sor/family.h"
 
 #include <unistd.h>
 
@@ -11,8 +11,8 @@
 
 #include "server/blob_store.h"
 #include "server/data_root.h"
-#include "server/matrix_market.h"
-#include "server/tuner_registry.h"
+#include "server/families/sor/matrix_market.h"
+#include "server/families/sor/tuner_registry.h"
 
 namespace solverd::server {
 namespace {
@@ -46,7 +46,7 @@ v1::JobSpec Sequence(int systems, int n, const std::string& tuner) {
 class SorFamilyTest : public ::testing::Test {
  protected:
   absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(const v1::JobSpec& spec) {
-    return family_.Prepare(spec, PrepareContext{blobs_, &tuners_, data_root_});
+    return family_.Prepare(spec, PrepareContext{blobs_, data_root_});
   }
   void ExpectError(const v1::JobSpec& spec, absl::StatusCode code, const std::string& needle) {
     absl::Status s = Prepare(spec).status();
@@ -54,9 +54,9 @@ class SorFamilyTest : public ::testing::Test {
     EXPECT_NE(s.message().find(needle), std::string::npos) << s;
   }
 
-  SorFamily family_;
+  SorFamily family_{std::make_unique<TunerRegistry>(10)};
+  TunerRegistry& tuners_ = family_.tuners();
   BlobStore blobs_{{1 << 20, absl::Hours(1)}};
-  TunerRegistry tuners_{10};
   std::string data_root_;
 };
 
@@ -215,12 +215,13 @@ TEST_F(SorFamilyTest, TunersSurviveARestartThroughTheStateDirectory) {
   namespace fs = std::filesystem;
   const std::string dir = (fs::temp_directory_path() / ("solverd_state_" + std::to_string(getpid()))).string();
   {
-    TunerRegistry saved(10, dir);
+    SorFamily saving(std::make_unique<TunerRegistry>(10, dir));
+    TunerRegistry& saved = saving.tuners();
     v1::CreateTunerRequest create;
     create.set_name("kept");
     create.set_algorithm(v1::TUNER_ALGORITHM_TSALLIS_INF_CB);
     ASSERT_TRUE(saved.Create(create).ok());
-    auto job = family_.Prepare(Sequence(9, 20, "kept"), PrepareContext{blobs_, &saved, ""});
+    auto job = saving.Prepare(Sequence(9, 20, "kept"), PrepareContext{blobs_, ""});
     ASSERT_TRUE(job.ok()) << job.status();
     ASSERT_TRUE((*job)->Run(Lane(), nullptr, nullptr).status.ok());
     create.set_name("gone");

@@ -1,4 +1,4 @@
-#include "server/matrix_market.h"
+#include "server/families/sor/matrix_market.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,8 +2,9 @@
 // kernels/ot's Problem, Options and Result. Every field is validated here,
 // so bad input is rejected at submit; an INVALID_ARGUMENT names the field
 // under the caller's prefix ("ot.a: ...", "ot_batch.problems[3].cost: ...").
-#ifndef SOLVERD_SERVER_OT_CONVERT_H_
-#define SOLVERD_SERVER_OT_CONVERT_H_
+// Stateless functions, safe from any thread.
+#ifndef SOLVERD_SERVER_FAMILIES_OT_CONVERT_H_
+#define SOLVERD_SERVER_FAMILIES_OT_CONVERT_H_
 
 #include <string>
 
@@ -29,4 +30,4 @@ v1::OtResult OtResultToProto(const ot::Result& r, const ot::Problem& p,
 
 }  // namespace solverd::server
 
-#endif  // SOLVERD_SERVER_OT_CONVERT_H_
+#endif  // SOLVERD_SERVER_FAMILIES_OT_CONVERT_H_

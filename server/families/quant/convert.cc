@@ -1,27 +1,38 @@
-#include "server/quant_family.h"
+#include "server/families/quant/convert.h"
 
 #include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "quant/model.h"
 #include "server/blob_store.h"
 #include "server/data_root.h"
-#include "server/status_util.h"
 
 namespace solverd::server {
 namespace {
 
 namespace quant = ::solverd::quant;
-using Bytes = std::shared_ptr<const std::string>;
 
 // Model files are read whole; this bounds a --data-root read (the per-job
 // limit, --max_quant_model_bytes, is checked after).
 constexpr int64_t kMaxFileBytes = int64_t{64} << 30;
 
-absl::StatusOr<Bytes> ReadFile(const v1::QuantFile& file, const std::string& field,
-                               const PrepareContext& context) {
+absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
+  switch (m) {
+    case v1::QUANT_METHOD_UNSPECIFIED:
+    case v1::QUANT_METHOD_RTN: return quant::Method::kRtn;
+    case v1::QUANT_METHOD_GPTQ: return quant::Method::kGptq;
+    case v1::QUANT_METHOD_DMMV: return quant::Method::kDmmv;
+    case v1::QUANT_METHOD_NF4: return quant::Method::kNf4;
+    case v1::QUANT_METHOD_INT8_BLOCKWISE: return quant::Method::kInt8Blockwise;
+    case v1::QUANT_METHOD_HQQ: return quant::Method::kHqq;
+    default: return absl::InvalidArgumentError(absl::StrCat("quant.method: unknown value ", m));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<QuantBytes> ReadQuantFile(const v1::QuantFile& file, const std::string& field,
+                                         const PrepareContext& context) {
   switch (file.source_case()) {
     case v1::QuantFile::kBlobId: {
       auto blob = context.blobs.Get(file.blob_id());
@@ -42,20 +53,7 @@ absl::StatusOr<Bytes> ReadFile(const v1::QuantFile& file, const std::string& fie
   }
 }
 
-absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
-  switch (m) {
-    case v1::QUANT_METHOD_UNSPECIFIED:
-    case v1::QUANT_METHOD_RTN: return quant::Method::kRtn;
-    case v1::QUANT_METHOD_GPTQ: return quant::Method::kGptq;
-    case v1::QUANT_METHOD_DMMV: return quant::Method::kDmmv;
-    case v1::QUANT_METHOD_NF4: return quant::Method::kNf4;
-    case v1::QUANT_METHOD_INT8_BLOCKWISE: return quant::Method::kInt8Blockwise;
-    case v1::QUANT_METHOD_HQQ: return quant::Method::kHqq;
-    default: return absl::InvalidArgumentError(absl::StrCat("quant.method: unknown value ", m));
-  }
-}
-
-absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in) {
+absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem& in) {
   quant::ModelOptions out;
   quant::Options& o = out.layer;
   absl::StatusOr<quant::Method> method = MethodFromProto(in.method());
@@ -113,8 +111,8 @@ absl::StatusOr<quant::ModelOptions> OptionsFromProto(const v1::QuantProblem& in)
   return out;
 }
 
-v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::ModelOptions& options,
-                              const std::string& device) {
+v1::QuantResult QuantResultToProto(const quant::ModelResult& r, const quant::ModelOptions& options,
+                                   const std::string& device) {
   v1::QuantResult out;
   for (const quant::LayerSummary& s : r.layers) {
     v1::QuantLayerReport* l = out.add_layers();
@@ -150,100 +148,6 @@ v1::QuantResult ResultToProto(const quant::ModelResult& r, const quant::ModelOpt
   out.set_format(quant::ExportFormatName(options.format));
   out.set_layer_budget_bytes(r.layer_budget_bytes);
   return out;
-}
-
-class PreparedQuant final : public PreparedJob {
- public:
-  PreparedQuant(Bytes model, Bytes calibration, quant::ModelOptions options,
-                BlobStore* outputs, std::string owner)
-      : model_(std::move(model)), calibration_(std::move(calibration)),
-        options_(std::move(options)), outputs_(outputs), owner_(std::move(owner)) {}
-
-  // Parses both files; the plan refers to the bytes this job keeps.
-  absl::Status Plan() {
-    const std::string_view calibration =
-        calibration_ == nullptr ? std::string_view() : std::string_view(*calibration_);
-    const ::solverd::Status s = quant::PlanModel(*model_, calibration, options_, &plan_);
-    if (s.ok()) return absl::OkStatus();
-    absl::Status out = FromKernel(s);
-    return absl::Status(out.code(), absl::StrCat("quant.", out.message()));
-  }
-
-  int64_t MemoryBytes() const override {
-    return plan_.largest_layer_bytes + static_cast<int64_t>(model_->size());
-  }
-  int64_t ProblemSize() const override { return static_cast<int64_t>(model_->size()); }
-  std::string BatchKey() const override {
-    return plan_.selected_weights <= QuantFamily::kMaxBatchableWeights ? "quant/small" : "";
-  }
-
-  JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
-                 const ::solverd::CancelToken* cancel) override {
-    quant::ModelOptions options = options_;
-    options.layer.threads = lane.cpu_threads;
-    quant::ModelResult result;
-    JobOutcome outcome;
-    outcome.status = FromKernel(
-        quant::QuantizeModel(lane.device, lane.stream, plan_, options, sink, cancel, &result));
-    outcome.iterations = static_cast<int64_t>(result.layers.size());
-    if (!outcome.status.ok() && result.layers.empty()) return outcome;
-    v1::QuantResult proto = ResultToProto(result, options, lane.device.ToString());
-    if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
-    outcome.result.emplace();
-    *outcome.result->mutable_quant() = std::move(proto);
-    return outcome;
-  }
-
- private:
-  absl::Status Store(std::string file, v1::QuantResult* proto) {
-    const int64_t size = static_cast<int64_t>(file.size());
-    if (absl::Status s = outputs_->Reserve(owner_, size); !s.ok()) {
-      return absl::Status(s.code(), absl::StrCat("quant: storing the ", size,
-                                                 "-byte output: ", s.message()));
-    }
-    auto blob = outputs_->Put(owner_, std::move(file), absl::Now());
-    if (!blob.ok()) {
-      outputs_->Release(owner_, size);
-      return blob.status();
-    }
-    proto->set_output_blob_id(blob->id);
-    proto->set_output_bytes(size);
-    return absl::OkStatus();
-  }
-
-  const Bytes model_, calibration_;
-  const quant::ModelOptions options_;
-  BlobStore* const outputs_;
-  const std::string owner_;
-  quant::ModelPlan plan_;
-};
-
-}  // namespace
-
-void QuantFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
-  RunSideBySide(lane, batch);
-}
-
-absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
-    const v1::JobSpec& spec, const PrepareContext& context) const {
-  const v1::QuantProblem& in = spec.quant();
-  if (context.outputs == nullptr) {
-    return absl::FailedPreconditionError("quant: this server has no blob store for outputs");
-  }
-  auto options = OptionsFromProto(in);
-  if (!options.ok()) return options.status();
-  auto model = ReadFile(in.model(), "quant.model", context);
-  if (!model.ok()) return model.status();
-  Bytes calibration;
-  if (in.has_calibration()) {
-    auto read = ReadFile(in.calibration(), "quant.calibration", context);
-    if (!read.ok()) return read.status();
-    calibration = *std::move(read);
-  }
-  auto job = std::make_unique<PreparedQuant>(*std::move(model), std::move(calibration),
-                                             *std::move(options), context.outputs, context.owner);
-  if (absl::Status s = job->Plan(); !s.ok()) return s;
-  return job;
 }
 
 }  // namespace solverd::server

@@ -1,4 +1,4 @@
-#include "server/tuner_registry.h"
+#include "server/families/sor/tuner_registry.h"
 
 #include <cstdio>
 #include <filesystem>

@@ -1,9 +1,11 @@
 // Lane discovery: what this machine can run jobs on.
+#include "server/lane.h"
+
 #include <algorithm>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "server/job_manager.h"
+#include "common/device.h"
 #include "server/status_util.h"
 
 namespace solverd::server {

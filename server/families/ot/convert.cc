@@ -1,5 +1,5 @@
 // Conversion between the ot family's API messages and kernels/ot types.
-#include "server/ot_convert.h"
+#include "server/families/ot/convert.h"
 
 #include <cmath>
 #include <utility>

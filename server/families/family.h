@@ -1,48 +1,54 @@
 // Family: how one problem family (ot, sor, dmmv, quant) plugs into the job
 // machinery. A family turns a JobSpec into a PreparedJob (validating every
 // field up front, so bad input is rejected at submit) and runs batches of
-// prepared jobs on a lane. Families are stateless and thread-safe.
-#ifndef SOLVERD_SERVER_FAMILY_H_
-#define SOLVERD_SERVER_FAMILY_H_
+// prepared jobs on a lane. It describes itself with a FamilyInfo (name,
+// JobSpec cases, size limit) and is made once per server by the registry
+// (server/families/registry.h), owning whatever services are its alone
+// (sor's tuners, quant's output store). Families are thread-safe: Prepare()
+// and RunBatch() run concurrently on many threads.
+#ifndef SOLVERD_SERVER_FAMILIES_FAMILY_H_
+#define SOLVERD_SERVER_FAMILIES_FAMILY_H_
 
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include "absl/strings/string_view.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "common/cancel_token.h"
-#include "common/device.h"
 #include "common/progress.h"
+#include "server/lane.h"
 #include "solverd/v1/jobs.pb.h"
 
 namespace solverd::server {
 
 class BlobStore;
-class TunerRegistry;
 
-// What Prepare() may consult besides the spec: the server's shared inputs.
+// What Prepare() may consult besides the spec: what every family reads.
 struct PrepareContext {
-  const BlobStore& blobs;
-  const TunerRegistry* tuners = nullptr;  // sor tuners
-  std::string data_root;                  // --data-root; empty: no server files
-  // Where a job may store output files (quant), charged to `owner`.
-  BlobStore* outputs = nullptr;
-  std::string owner;
+  const BlobStore& blobs;  // uploaded inputs named by blob id
+  std::string data_root;   // --data-root; empty: no server files
+  std::string owner;       // the submitting token's name ("" without tokens)
 };
 
-// Where a batch runs: one CPU worker, or one CUDA stream on one GPU.
-struct Lane {
-  int index = 0;
-  ::solverd::Device device;
-  ::solverd::StreamHandle stream = nullptr;
-  int cpu_threads = 1;  // threads a CPU solve may use
-  std::string name() const { return device.ToString() + "/lane" + std::to_string(index); }
+// The largest problem a family accepts, in the family's own unit, and the
+// server flag that sets it (defined in the family's .cc, read in flags.cc).
+struct SizeLimit {
+  absl::string_view flag;  // "max_ot_entries"
+  absl::string_view unit;  // "cost entries", as in "a problem of 9 cost entries"
+  int64_t default_max = 0;
+};
+
+// What the registry and the job manager know of a family without asking it
+// anything else.
+struct FamilyInfo {
+  absl::string_view name;  // "ot": Job.family, ListJobs' filter, metric labels
+  std::vector<v1::JobSpec::ProblemCase> problems;  // the JobSpec cases it takes
+  SizeLimit size_limit;
 };
 
 // What a finished (or stopped) run leaves behind.
@@ -80,8 +86,14 @@ struct BatchMember {
 
 class Family {
  public:
+  // `info` must outlive the family (each family's static Info()).
+  explicit Family(const FamilyInfo& info) : info_(info) {}
   virtual ~Family() = default;
-  virtual absl::string_view name() const = 0;
+  Family(const Family&) = delete;
+  Family& operator=(const Family&) = delete;
+
+  const FamilyInfo& info() const { return info_; }
+  absl::string_view name() const { return info_.name; }
   // Validates `spec` (whose problem is this family's) and converts it.
   // INVALID_ARGUMENT names the field, e.g. "ot.a: entry 3 is negative".
   virtual absl::StatusOr<std::unique_ptr<PreparedJob>> Prepare(
@@ -94,6 +106,9 @@ class Family {
   // A RunBatch for small jobs: side by side, a thread each, on a CPU lane
   // with threads to spare (SolveSideBySide); in turn otherwise.
   void RunSideBySide(const Lane& lane, std::vector<BatchMember>& batch) const;
+
+ private:
+  const FamilyInfo& info_;
 };
 
 // Runs solve(single, k) for k in [0, count): side by side on a CPU lane's
@@ -103,9 +118,6 @@ class Family {
 void SolveSideBySide(const Lane& lane, int64_t count,
                      const std::function<void(const Lane& single, int64_t k)>& solve);
 
-// The family that handles spec.problem_case(), or nullptr.
-const Family* FamilyFor(v1::JobSpec::ProblemCase problem);
-
 }  // namespace solverd::server
 
-#endif  // SOLVERD_SERVER_FAMILY_H_
+#endif  // SOLVERD_SERVER_FAMILIES_FAMILY_H_

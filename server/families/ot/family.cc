@@ -1,4 +1,4 @@
-#include "server/ot_family.h"
+#include "server/families/ot/family.h"
 
 #include <chrono>
 #include <functional>
@@ -6,11 +6,15 @@
 #include <utility>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "ot/batch.h"
 #include "ot/ot.h"
-#include "server/ot_convert.h"
+#include "server/families/ot/convert.h"
 #include "server/status_util.h"
+
+ABSL_FLAG(int64_t, max_ot_entries, solverd::server::OtFamily::Info().size_limit.default_max,
+          "largest ot problem accepted, in cost entries n * m");
 
 namespace solverd::server {
 namespace {
@@ -199,6 +203,17 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> PrepareBatch(const v1::OtBatch& bat
 }
 
 }  // namespace
+
+const FamilyInfo& OtFamily::Info() {
+  static const FamilyInfo* const kInfo = new FamilyInfo{
+      "ot", {v1::JobSpec::kOt, v1::JobSpec::kOtBatch},
+      {"max_ot_entries", "cost entries", int64_t{1} << 28}};
+  return *kInfo;
+}
+
+absl::StatusOr<std::unique_ptr<Family>> OtFamily::Create(const FamilyServices&) {
+  return std::make_unique<OtFamily>();
+}
 
 void OtFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
   std::vector<ot::BatchItem> items;

@@ -1,8 +1,9 @@
 // Matrix Market reader: the coordinate format (real, integer or pattern;
 // general or symmetric) into a validated square CSR matrix for sor.
 // Every error is INVALID_ARGUMENT naming the field and the line.
-#ifndef SOLVERD_SERVER_MATRIX_MARKET_H_
-#define SOLVERD_SERVER_MATRIX_MARKET_H_
+// Stateless functions, safe from any thread.
+#ifndef SOLVERD_SERVER_FAMILIES_SOR_MATRIX_MARKET_H_
+#define SOLVERD_SERVER_FAMILIES_SOR_MATRIX_MARKET_H_
 
 #include <cstdint>
 
@@ -20,4 +21,4 @@ absl::StatusOr<::solverd::sor::CsrMatrix> ParseMatrixMarket(absl::string_view te
 
 }  // namespace solverd::server
 
-#endif  // SOLVERD_SERVER_MATRIX_MARKET_H_
+#endif  // SOLVERD_SERVER_FAMILIES_SOR_MATRIX_MARKET_H_

@@ -6,8 +6,8 @@
 // state directory, every tuner is checkpointed to <dir>/tuners/<name>.tuner
 // when created and after each job that used it (write-temp, fsync, rename),
 // and reloaded by Load() at startup. Thread-safe.
-#ifndef SOLVERD_SERVER_TUNER_REGISTRY_H_
-#define SOLVERD_SERVER_TUNER_REGISTRY_H_
+#ifndef SOLVERD_SERVER_FAMILIES_SOR_TUNER_REGISTRY_H_
+#define SOLVERD_SERVER_FAMILIES_SOR_TUNER_REGISTRY_H_
 
 #include <map>
 #include <memory>
@@ -67,4 +67,4 @@ class TunerRegistry {
 
 }  // namespace solverd::server
 
-#endif  // SOLVERD_SERVER_TUNER_REGISTRY_H_
+#endif  // SOLVERD_SERVER_FAMILIES_SOR_TUNER_REGISTRY_H_

@@ -1,12 +1,10 @@
-#include "server/dmmv_family.h"
+#include "server/families/dmmv/convert.h"
 
 #include <algorithm>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "dmmv/dmmv.h"
-#include "dmmv/fir.h"
 #include "dmmv/tomography.h"
 #include "server/status_util.h"
 #include "server/tensor_convert.h"
@@ -130,87 +128,14 @@ dmmv::fir::Spec FirFromProto(const v1::FirDesign& in) {
   return spec;
 }
 
-// What a builder adds to the result.
-struct BuilderOutput {
-  std::optional<dmmv::fir::Spec> fir;
-  std::optional<v1::TomographyResult> tomography;
-};
-
-v1::DmmvResult ResultToProto(const dmmv::Result& r, const BuilderOutput& built,
-                             const std::string& device) {
-  const std::optional<dmmv::fir::Spec>& fir = built.fir;
-  v1::DmmvResult out;
-  for (const dmmv::InstanceResult& ir : r.instances) {
-    v1::DmmvInstanceResult* o = out.add_instances();
-    o->mutable_level_indices()->Add(ir.level_indices.begin(), ir.level_indices.end());
-    o->mutable_values()->Add(ir.values.begin(), ir.values.end());
-    o->set_max_violation(ir.max_violation);
-    o->set_l2(ir.l2);
-    o->set_start_max_violation(ir.start_max_violation);
-    o->set_moves(ir.moves);
-    o->set_outer_iterations(ir.outer_iterations);
-  }
-  if (fir.has_value() && !r.instances.empty()) {
-    const std::vector<int64_t> taps = dmmv::fir::IntegerTaps(*fir, r.instances[0]);
-    const dmmv::fir::Response response = dmmv::fir::Evaluate(*fir, r.instances[0].values);
-    v1::FirResult* f = out.mutable_fir();
-    f->mutable_taps()->Add(taps.begin(), taps.end());
-    f->set_scale(1.0 / static_cast<double>(int64_t{1} << (fir->bits - 1)));
-    f->set_passband_deviation(response.passband_deviation);
-    f->set_stopband_peak(response.stopband_peak);
-    f->set_max_error(response.max_error);
-  }
-  if (built.tomography.has_value()) *out.mutable_tomography() = *built.tomography;
-  out.set_seconds(r.seconds);
-  out.set_device(device);
-  return out;
-}
-
-class PreparedDmmv final : public PreparedJob {
- public:
-  PreparedDmmv(dmmv::Problem problem, dmmv::Options options, BuilderOutput built)
-      : problem_(std::move(problem)), options_(options), built_(std::move(built)) {}
-
-  int64_t MemoryBytes() const override { return dmmv::MemoryBytes(problem_); }
-  // Entries of X stored: N * M dense, the nonzeros sparse.
-  int64_t ProblemSize() const override {
-    return problem_.sparse() ? static_cast<int64_t>(problem_.x_csr.values.size())
-                             : problem_.rows * problem_.cols;
-  }
-
-  JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
-                 const ::solverd::CancelToken* cancel) override {
-    dmmv::Options options = options_;
-    options.threads = lane.cpu_threads;
-    dmmv::Result result;
-    const ::solverd::Status s =
-        dmmv::Solve(lane.device, lane.stream, problem_, options, sink, cancel, &result);
-    JobOutcome outcome;
-    outcome.status = FromKernel(s);
-    if (!result.instances.empty()) {
-      outcome.result.emplace();
-      *outcome.result->mutable_dmmv() = ResultToProto(result, built_, lane.device.ToString());
-      for (const dmmv::InstanceResult& ir : result.instances) outcome.iterations += ir.moves;
-    }
-    return outcome;
-  }
-
- private:
-  const dmmv::Problem problem_;
-  const dmmv::Options options_;
-  const BuilderOutput built_;
-};
-
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
-    const v1::JobSpec& spec, const PrepareContext& context) const {
-  const v1::DmmvProblem& in = spec.dmmv();
+absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const BlobStore& blobs) {
   dmmv::Problem problem;
-  BuilderOutput built;
+  DmmvBuilderOutput built;
   switch (in.source_case()) {
     case v1::DmmvProblem::kDirect: {
-      auto direct = DirectFromProto(in.direct(), context.blobs);
+      auto direct = DirectFromProto(in.direct(), blobs);
       if (!direct.ok()) return direct.status();
       problem = *std::move(direct);
       break;
@@ -223,7 +148,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
       break;
     }
     case v1::DmmvProblem::kTomography: {
-      auto spec = TomographyFromProto(in.tomography(), context.blobs);
+      auto spec = TomographyFromProto(in.tomography(), blobs);
       if (!spec.ok()) return spec.status();
       std::vector<double> start;
       if (absl::Status s = Prefixed(dmmv::tomography::Build(*spec, &problem, &start), "dmmv.");
@@ -257,7 +182,38 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> DmmvFamily::Prepare(
   if (in.seed() != 0) options.seed = in.seed();
   if (in.stall_rounds() < 0) return absl::InvalidArgumentError("dmmv.stall_rounds: negative");
   options.stall_rounds = in.stall_rounds();
-  return std::make_unique<PreparedDmmv>(std::move(problem), options, std::move(built));
+  return DmmvWork{std::move(problem), options, std::move(built)};
+}
+
+
+v1::DmmvResult DmmvResultToProto(const dmmv::Result& r, const DmmvBuilderOutput& built,
+                                 const std::string& device) {
+  const std::optional<dmmv::fir::Spec>& fir = built.fir;
+  v1::DmmvResult out;
+  for (const dmmv::InstanceResult& ir : r.instances) {
+    v1::DmmvInstanceResult* o = out.add_instances();
+    o->mutable_level_indices()->Add(ir.level_indices.begin(), ir.level_indices.end());
+    o->mutable_values()->Add(ir.values.begin(), ir.values.end());
+    o->set_max_violation(ir.max_violation);
+    o->set_l2(ir.l2);
+    o->set_start_max_violation(ir.start_max_violation);
+    o->set_moves(ir.moves);
+    o->set_outer_iterations(ir.outer_iterations);
+  }
+  if (fir.has_value() && !r.instances.empty()) {
+    const std::vector<int64_t> taps = dmmv::fir::IntegerTaps(*fir, r.instances[0]);
+    const dmmv::fir::Response response = dmmv::fir::Evaluate(*fir, r.instances[0].values);
+    v1::FirResult* f = out.mutable_fir();
+    f->mutable_taps()->Add(taps.begin(), taps.end());
+    f->set_scale(1.0 / static_cast<double>(int64_t{1} << (fir->bits - 1)));
+    f->set_passband_deviation(response.passband_deviation);
+    f->set_stopband_peak(response.stopband_peak);
+    f->set_max_error(response.max_error);
+  }
+  if (built.tomography.has_value()) *out.mutable_tomography() = *built.tomography;
+  out.set_seconds(r.seconds);
+  out.set_device(device);
+  return out;
 }
 
 }  // namespace solverd::server

@@ -1,15 +1,19 @@
-#include "server/sor_family.h"
+#include "server/families/sor/family.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <utility>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "server/sor_convert.h"
+#include "server/families/sor/convert.h"
 #include "server/status_util.h"
-#include "server/tuner_registry.h"
+#include "server/families/sor/tuner_registry.h"
 #include "sor/sequence.h"
+
+ABSL_FLAG(int64_t, max_sor_nonzeros, solverd::server::SorFamily::Info().size_limit.default_max,
+          "largest sor matrix accepted, in nonzeros");
 
 namespace solverd::server {
 namespace {
@@ -243,13 +247,25 @@ JobOutcome PreparedSor::Run(const Lane& lane, ::solverd::ProgressSink* sink,
 
 }  // namespace
 
+const FamilyInfo& SorFamily::Info() {
+  static const FamilyInfo* const kInfo = new FamilyInfo{
+      "sor", {v1::JobSpec::kSor}, {"max_sor_nonzeros", "nonzeros", int64_t{1} << 28}};
+  return *kInfo;
+}
+
+absl::StatusOr<std::unique_ptr<Family>> SorFamily::Create(const FamilyServices& services) {
+  auto tuners = std::make_unique<TunerRegistry>(services.options->max_tuners,
+                                                services.options->state_dir);
+  for (std::string& warning : tuners->Load()) services.warnings->push_back(std::move(warning));
+  return std::make_unique<SorFamily>(std::move(tuners));
+}
+
 absl::StatusOr<std::unique_ptr<PreparedJob>> SorFamily::Prepare(
     const v1::JobSpec& spec, const PrepareContext& context) const {
   const v1::SorSequence& in = spec.sor();
   std::optional<TunerRegistry::Entry> tuner;
   if (!in.tuner().empty()) {
-    if (context.tuners == nullptr) return absl::FailedPreconditionError("sor.tuner: no tuners here");
-    auto entry = context.tuners->Find(in.tuner());
+    auto entry = tuners_->Find(in.tuner());
     if (!entry.ok()) return absl::NotFoundError(absl::StrCat("sor.tuner: ", entry.status().message()));
     tuner = *std::move(entry);
   }
@@ -259,7 +275,7 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> SorFamily::Prepare(
     return absl::InvalidArgumentError("sor.ordering: natural ordering runs on the CPU only");
   }
   return std::make_unique<PreparedSor>(*std::move(work), in.tuner(), std::move(tuner),
-                                       context.tuners);
+                                       tuners_.get());
 }
 
 }  // namespace solverd::server

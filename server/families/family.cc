@@ -1,10 +1,7 @@
-#include "server/family.h"
+// Family's shared batch runners.
+#include "server/families/family.h"
 
 #include "common/parallel_for.h"
-#include "server/dmmv_family.h"
-#include "server/ot_family.h"
-#include "server/quant_family.h"
-#include "server/sor_family.h"
 
 namespace solverd::server {
 
@@ -32,22 +29,6 @@ void Family::RunSideBySide(const Lane& lane, std::vector<BatchMember>& batch) co
   SolveSideBySide(lane, static_cast<int64_t>(batch.size()), [&](const Lane& single, int64_t k) {
     *batch[k].outcome = batch[k].job->Run(single, batch[k].sink, batch[k].cancel);
   });
-}
-
-const Family* FamilyFor(v1::JobSpec::ProblemCase problem) {
-  static const OtFamily* const kOt = new OtFamily();
-  static const SorFamily* const kSor = new SorFamily();
-  static const DmmvFamily* const kDmmv = new DmmvFamily();
-  static const QuantFamily* const kQuant = new QuantFamily();
-  switch (problem) {
-    case v1::JobSpec::kOt:
-    case v1::JobSpec::kOtBatch: return kOt;
-    case v1::JobSpec::kSor: return kSor;
-    case v1::JobSpec::kDmmv: return kDmmv;
-    case v1::JobSpec::kQuant: return kQuant;
-    case v1::JobSpec::PROBLEM_NOT_SET: return nullptr;
-  }
-  return nullptr;
 }
 
 }  // namespace solverd::server

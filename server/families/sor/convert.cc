@@ -1,11 +1,11 @@
-#include "server/sor_convert.h"
+#include "server/families/sor/convert.h"
 
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "server/blob_store.h"
 #include "server/data_root.h"
-#include "server/matrix_market.h"
+#include "server/families/sor/matrix_market.h"
 #include "server/status_util.h"
 #include "server/tensor_convert.h"
 

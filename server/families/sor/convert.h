@@ -2,15 +2,16 @@
 // types, validating every field up front: a job that passes runs to the
 // end without input errors. Errors name the field, e.g.
 // "sor.systems[3].a: row 7: zero diagonal".
-#ifndef SOLVERD_SERVER_SOR_CONVERT_H_
-#define SOLVERD_SERVER_SOR_CONVERT_H_
+// Stateless functions, safe from any thread.
+#ifndef SOLVERD_SERVER_FAMILIES_SOR_CONVERT_H_
+#define SOLVERD_SERVER_FAMILIES_SOR_CONVERT_H_
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/family.h"
+#include "server/families/family.h"
 #include "solverd/v1/sor.pb.h"
 #include "sor/csr.h"
 #include "sor/sor.h"
@@ -41,4 +42,4 @@ absl::StatusOr<SorWork> ConvertSorSequence(const v1::SorSequence& in,
 
 }  // namespace solverd::server
 
-#endif  // SOLVERD_SERVER_SOR_CONVERT_H_
+#endif  // SOLVERD_SERVER_FAMILIES_SOR_CONVERT_H_

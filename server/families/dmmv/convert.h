@@ -1,0 +1,40 @@
+// Conversion between the dmmv family's API messages (DmmvProblem,
+// DmmvResult) and kernels/dmmv's Problem, Options and Result, building the
+// problem first when a builder (FIR design, tomography) is named. Every
+// field is validated here; an INVALID_ARGUMENT names it ("dmmv.fir.order:
+// ..."). Stateless functions, safe from any thread.
+#ifndef SOLVERD_SERVER_FAMILIES_DMMV_CONVERT_H_
+#define SOLVERD_SERVER_FAMILIES_DMMV_CONVERT_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "dmmv/dmmv.h"
+#include "dmmv/fir.h"
+#include "server/blob_store.h"
+#include "solverd/v1/dmmv.pb.h"
+
+namespace solverd::server {
+
+// What a builder adds to the result.
+struct DmmvBuilderOutput {
+  std::optional<::solverd::dmmv::fir::Spec> fir;
+  std::optional<v1::TomographyResult> tomography;
+};
+
+struct DmmvWork {
+  ::solverd::dmmv::Problem problem;
+  ::solverd::dmmv::Options options;
+  DmmvBuilderOutput built;
+};
+
+absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const BlobStore& blobs);
+
+// `device` is where it ran ("cuda:0").
+v1::DmmvResult DmmvResultToProto(const ::solverd::dmmv::Result& r, const DmmvBuilderOutput& built,
+                                 const std::string& device);
+
+}  // namespace solverd::server
+
+#endif  // SOLVERD_SERVER_FAMILIES_DMMV_CONVERT_H_

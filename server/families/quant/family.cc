@@ -1,0 +1,127 @@
+#include "server/families/quant/family.h"
+
+#include <memory>
+#include <utility>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "quant/model.h"
+#include "server/blob_store.h"
+#include "server/families/quant/convert.h"
+#include "server/status_util.h"
+
+ABSL_FLAG(int64_t, max_quant_model_bytes,
+          solverd::server::QuantFamily::Info().size_limit.default_max,
+          "largest model file a quant job accepts, in bytes");
+
+namespace solverd::server {
+namespace {
+
+namespace quant = ::solverd::quant;
+
+class PreparedQuant final : public PreparedJob {
+ public:
+  PreparedQuant(QuantBytes model, QuantBytes calibration, quant::ModelOptions options,
+                BlobStore* outputs, std::string owner)
+      : model_(std::move(model)), calibration_(std::move(calibration)),
+        options_(std::move(options)), outputs_(outputs), owner_(std::move(owner)) {}
+
+  // Parses both files; the plan refers to the bytes this job keeps.
+  absl::Status Plan() {
+    const std::string_view calibration =
+        calibration_ == nullptr ? std::string_view() : std::string_view(*calibration_);
+    const ::solverd::Status s = quant::PlanModel(*model_, calibration, options_, &plan_);
+    if (s.ok()) return absl::OkStatus();
+    absl::Status out = FromKernel(s);
+    return absl::Status(out.code(), absl::StrCat("quant.", out.message()));
+  }
+
+  int64_t MemoryBytes() const override {
+    return plan_.largest_layer_bytes + static_cast<int64_t>(model_->size());
+  }
+  int64_t ProblemSize() const override { return static_cast<int64_t>(model_->size()); }
+  std::string BatchKey() const override {
+    return plan_.selected_weights <= QuantFamily::kMaxBatchableWeights ? "quant/small" : "";
+  }
+
+  JobOutcome Run(const Lane& lane, ::solverd::ProgressSink* sink,
+                 const ::solverd::CancelToken* cancel) override {
+    quant::ModelOptions options = options_;
+    options.layer.threads = lane.cpu_threads;
+    quant::ModelResult result;
+    JobOutcome outcome;
+    outcome.status = FromKernel(
+        quant::QuantizeModel(lane.device, lane.stream, plan_, options, sink, cancel, &result));
+    outcome.iterations = static_cast<int64_t>(result.layers.size());
+    if (!outcome.status.ok() && result.layers.empty()) return outcome;
+    v1::QuantResult proto = QuantResultToProto(result, options, lane.device.ToString());
+    if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
+    outcome.result.emplace();
+    *outcome.result->mutable_quant() = std::move(proto);
+    return outcome;
+  }
+
+ private:
+  absl::Status Store(std::string file, v1::QuantResult* proto) {
+    const int64_t size = static_cast<int64_t>(file.size());
+    if (absl::Status s = outputs_->Reserve(owner_, size); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("quant: storing the ", size,
+                                                 "-byte output: ", s.message()));
+    }
+    auto blob = outputs_->Put(owner_, std::move(file), absl::Now());
+    if (!blob.ok()) {
+      outputs_->Release(owner_, size);
+      return blob.status();
+    }
+    proto->set_output_blob_id(blob->id);
+    proto->set_output_bytes(size);
+    return absl::OkStatus();
+  }
+
+  const QuantBytes model_, calibration_;
+  const quant::ModelOptions options_;
+  BlobStore* const outputs_;
+  const std::string owner_;
+  quant::ModelPlan plan_;
+};
+
+}  // namespace
+
+const FamilyInfo& QuantFamily::Info() {
+  static const FamilyInfo* const kInfo = new FamilyInfo{
+      "quant", {v1::JobSpec::kQuant}, {"max_quant_model_bytes", "model bytes", int64_t{4} << 30}};
+  return *kInfo;
+}
+
+absl::StatusOr<std::unique_ptr<Family>> QuantFamily::Create(const FamilyServices& services) {
+  if (services.blobs == nullptr) {
+    return absl::FailedPreconditionError("quant: this server has no blob store for outputs");
+  }
+  return std::make_unique<QuantFamily>(services.blobs);
+}
+
+void QuantFamily::RunBatch(const Lane& lane, std::vector<BatchMember>& batch) const {
+  RunSideBySide(lane, batch);
+}
+
+absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
+    const v1::JobSpec& spec, const PrepareContext& context) const {
+  const v1::QuantProblem& in = spec.quant();
+  auto options = QuantOptionsFromProto(in);
+  if (!options.ok()) return options.status();
+  auto model = ReadQuantFile(in.model(), "quant.model", context);
+  if (!model.ok()) return model.status();
+  QuantBytes calibration;
+  if (in.has_calibration()) {
+    auto read = ReadQuantFile(in.calibration(), "quant.calibration", context);
+    if (!read.ok()) return read.status();
+    calibration = *std::move(read);
+  }
+  auto job = std::make_unique<PreparedQuant>(*std::move(model), std::move(calibration),
+                                             *std::move(options), outputs_, context.owner);
+  if (absl::Status s = job->Plan(); !s.ok()) return s;
+  return job;
+}
+
+}  // namespace solverd::server
