@@ -9,9 +9,12 @@
 # JSON lands in $OUT/ot_gpu.json, $OUT/sor_gpu.json and $OUT/quant_gpu.json.
 #
 # GoogleTest comes from .gtest-src (`make gpu-bundle` here, then carry it).
-# SANITIZE_TESTS narrows the sanitizer runs (default: every kernel test program);
-# each sanitizer run is cut at SANITIZE_TIMEOUT seconds (racecheck on the
-# SNS test runs for minutes).
+# SANITIZE_TESTS narrows the sanitizer runs (default: every kernel test program)
+# and SANITIZE_TOOLS the tools (default: memcheck racecheck); each sanitizer
+# run is cut at SANITIZE_TIMEOUT seconds (racecheck on the SNS test runs for
+# minutes). QUICK=1 fits a lease of a few minutes: no CPU-only test pass
+# (the dev machine runs those), memcheck alone on ot_batch and quant unless
+# told otherwise, and the tomography benchmark's quick case.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -33,11 +36,15 @@ step configure cmake -S kernels -B build-gpu "${GEN[@]}" -DSOLVERD_CUDA=ON \
 step build cmake --build build-gpu --parallel "$(nproc)" || exit 1
 step ctest-gpu ctest --test-dir build-gpu -L gpu --output-on-failure
 grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no device?"; status=1; }
-step ctest-all ctest --test-dir build-gpu --output-on-failure
+QUICK=${QUICK:-0}
+[[ $QUICK == 1 ]] || step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 ALL_SANITIZED="ot_sinkhorn ot_sns ot_batch sor_solver sor_batch dmmv dmmv_sparse quant"
+[[ $QUICK == 1 ]] && ALL_SANITIZED="ot_batch quant"
+TOOLS="memcheck racecheck"
+[[ $QUICK == 1 ]] && TOOLS="memcheck"
 for test in ${SANITIZE_TESTS:-$ALL_SANITIZED}; do
-  for tool in memcheck racecheck; do
+  for tool in ${SANITIZE_TOOLS:-$TOOLS}; do
     step "sanitizer-$tool-$test" timeout "${SANITIZE_TIMEOUT:-240}" \
       "$SAN" --tool "$tool" --error-exitcode 3 \
       "build-gpu/tests/${test}_test" --gtest_filter='*Cuda*'
@@ -55,7 +62,9 @@ if [[ -x build-gpu/quant_gpu_bench ]]; then
     cp "$OUT/bench-quant-gpu.log" "$OUT/quant_gpu.json"
 fi
 if [[ -x build-gpu/tomo_bench ]]; then  # JSON lines, backend "cuda"
-  step bench-tomo-gpu build-gpu/tomo_bench --cuda && \
+  TOMO_ARGS=(--cuda)
+  [[ $QUICK == 1 ]] && TOMO_ARGS+=(--quick --seconds=5)
+  step bench-tomo-gpu build-gpu/tomo_bench "${TOMO_ARGS[@]}" && \
     cp "$OUT/bench-tomo-gpu.log" "$OUT/dmmv_tomo_gpu.jsonl"
 fi
 exit $status
