@@ -83,7 +83,7 @@ Job::Job(const JobJournal::Record& record, const Family* family,
     event.mutable_state()->set_attempt(job_.attempt() + 1);
     AppendLocked(std::move(event), now);
   }
-  if (journal_ != nullptr) journal_->PutJob(job_);
+  JournalJobLocked();
 }
 
 absl::Status Job::Persist(JobJournal* journal, std::string problem) {
@@ -100,9 +100,14 @@ void Job::AppendLocked(v1::JobEvent event, absl::Time now) {
   event.set_number(static_cast<int64_t>(events_.size()));
   event.set_job_id(id_);
   *event.mutable_time() = ToProto(now);
-  if (journal_ != nullptr) journal_->PutEvent(event);
+  if (journal_ != nullptr) unjournaled_.push_back(event);
   events_.push_back(std::move(event));
   job_.set_event_count(static_cast<int64_t>(events_.size()));
+}
+
+void Job::JournalJobLocked() {
+  if (journal_ != nullptr) journal_->PutJob(job_, unjournaled_);
+  unjournaled_.clear();
 }
 
 bool Job::MarkRunning(const std::string& device, absl::Time now) {
@@ -117,7 +122,7 @@ bool Job::MarkRunning(const std::string& device, absl::Time now) {
   event.mutable_state()->set_state(v1::JOB_STATE_RUNNING);
   event.mutable_state()->set_device(device);
   AppendLocked(std::move(event), now);
-  if (journal_ != nullptr) journal_->PutJob(job_);
+  JournalJobLocked();
   return true;
 }
 
@@ -128,6 +133,8 @@ void Job::AppendProgress(const v1::Progress& progress, absl::Time now) {
   v1::JobEvent event;
   *event.mutable_progress() = progress;
   AppendLocked(std::move(event), now);
+  if (journal_ != nullptr) journal_->PutEvent(unjournaled_.back());
+  unjournaled_.clear();
 }
 
 bool Job::Finish(v1::JobState state, const absl::Status& error,
@@ -163,7 +170,7 @@ bool Job::Finish(v1::JobState state, const absl::Status& error,
     event.mutable_state()->set_error_message(job_.error_message());
     event.mutable_state()->set_device(job_.device());
     AppendLocked(std::move(event), now);
-    if (journal_ != nullptr) journal_->PutJob(job_);
+    JournalJobLocked();
   }
   work_.reset();
   return true;

@@ -93,7 +93,12 @@ class Job {
                   std::vector<v1::JobEvent>* out) const;
 
  private:
+  // Numbers and keeps `event`; with a journal it waits in unjournaled_
+  // for the write that records the change it belongs to.
   void AppendLocked(v1::JobEvent event, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Journals the job's view with the events since the last write, as one
+  // write (so one transaction).
+  void JournalJobLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string id_;
   const uint64_t seq_;
@@ -112,6 +117,7 @@ class Job {
   absl::Time start_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   JobJournal* journal_ ABSL_GUARDED_BY(mu_) = nullptr;  // none: in memory only
+  std::vector<v1::JobEvent> unjournaled_ ABSL_GUARDED_BY(mu_);
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
 };
 

@@ -13,7 +13,6 @@
 namespace solverd::server {
 namespace {
 
-constexpr size_t kMaxBatch = 512;   // writes per transaction at most
 constexpr size_t kMaxFailures = 64;  // batch failures remembered for waiters
 
 constexpr const char* kSchema = R"sql(
@@ -109,8 +108,9 @@ absl::Status Exec(sqlite3* db, const char* sql) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<JobJournal>> JobJournal::Open(const std::string& state_dir) {
-  std::unique_ptr<JobJournal> journal(new JobJournal(state_dir));
+absl::StatusOr<std::unique_ptr<JobJournal>> JobJournal::Open(const std::string& state_dir,
+                                                              const Options& options) {
+  std::unique_ptr<JobJournal> journal(new JobJournal(state_dir, options));
   if (absl::Status s = journal->Init(); !s.ok()) return s;
   return journal;
 }
@@ -203,10 +203,12 @@ JobJournal::Ticket JobJournal::AddJob(uint64_t seq, std::string spec, const v1::
 
 void JobJournal::PutEvent(const v1::JobEvent& event) { Enqueue(EventWrite(event)); }
 
-void JobJournal::PutJob(const v1::Job& job) {
+void JobJournal::PutJob(const v1::Job& job, const std::vector<v1::JobEvent>& events) {
   v1::Job copy = job;
   copy.clear_result();
-  Enqueue({Write::kJob, job.id(), 0, "", copy.SerializeAsString()});
+  Write put{Write::kJob, job.id(), 0, "", copy.SerializeAsString()};
+  for (const v1::JobEvent& e : events) put.events.push_back(EventWrite(e));
+  Enqueue(std::move(put));
 }
 
 void JobJournal::DeleteJob(const std::string& id) { Enqueue({Write::kDelete, id}); }
@@ -245,6 +247,7 @@ void JobJournal::WriterLoop() {
   for (;;) {
     std::vector<Write> batch;
     uint64_t first_ticket, last_ticket;
+    bool crashed;
     {
       absl::MutexLock lock(&mu_);
       auto ready = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !queue_.empty() || stop_; };
@@ -253,16 +256,19 @@ void JobJournal::WriterLoop() {
         closed_ = true;
         return;
       }
-      while (!queue_.empty() && batch.size() < kMaxBatch) {
+      while (!queue_.empty() && batch.size() < std::max<size_t>(1, options_.max_writes_per_batch)) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
       first_ticket = committed_ + 1;
       last_ticket = committed_ + batch.size();
+      crashed = options_.crash_after_batches >= 0 && batches_ >= options_.crash_after_batches;
     }
-    absl::Status status = Apply(batch);
+    absl::Status status = crashed ? absl::UnavailableError("state_dir: journal crashed (test)")
+                                  : Apply(batch);
     absl::MutexLock lock(&mu_);
     committed_ = last_ticket;
+    if (!crashed) ++batches_;
     if (!status.ok()) {
       failures_.push_back({first_ticket, last_ticket, status});
       if (failures_.size() > kMaxFailures) failures_.erase(failures_.begin());
@@ -317,6 +323,9 @@ absl::Status JobJournal::ApplyOne(const Write& w, std::vector<std::string>* unli
       return put.Text(1, w.id).Int(2, w.number).Blob(3, w.bytes, inline_event).Run();
     }
     case Write::kJob: {
+      for (const Write& event : w.events) {
+        if (absl::Status s = ApplyOne(event, unlink_after); !s.ok()) return s;
+      }
       Statement put(db_, "UPDATE jobs SET job = ? WHERE id = ?");
       return put.Blob(1, w.bytes).Text(2, w.id).Run();
     }

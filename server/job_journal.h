@@ -11,7 +11,10 @@
 // One writer thread applies queued writes in one transaction per batch
 // (group commit, fsynced), so many submitters share an fsync. AddJob()
 // returns only once the job is durable; event and state writes are queued
-// and land within a batch. Thread-safe.
+// and land within a batch. A state change and the events that record it
+// (RUNNING, a result and the terminal state) are one write, so they land in
+// one transaction: a crash never leaves a finished job's events without its
+// finished row, which would run it again. Thread-safe.
 #ifndef SOLVERD_SERVER_JOB_JOURNAL_H_
 #define SOLVERD_SERVER_JOB_JOURNAL_H_
 
@@ -46,8 +49,21 @@ class JobJournal {
     std::vector<v1::JobEvent> events;
   };
 
+  struct Options {
+    // Writes per transaction at most.
+    size_t max_writes_per_batch = 512;
+    // Tests of crash safety: commit this many batches, then drop every
+    // later write as a crash at that point would (their waiters get
+    // UNAVAILABLE). Negative: never.
+    int64_t crash_after_batches = -1;
+  };
+
   // Opens (creating if needed) the journal in `state_dir`.
-  static absl::StatusOr<std::unique_ptr<JobJournal>> Open(const std::string& state_dir);
+  static absl::StatusOr<std::unique_ptr<JobJournal>> Open(const std::string& state_dir,
+                                                          const Options& options);
+  static absl::StatusOr<std::unique_ptr<JobJournal>> Open(const std::string& state_dir) {
+    return Open(state_dir, Options());
+  }
   ~JobJournal();  // applies what is queued, then closes
   JobJournal(const JobJournal&) = delete;
   JobJournal& operator=(const JobJournal&) = delete;
@@ -64,7 +80,9 @@ class JobJournal {
   Ticket AddJob(uint64_t seq, std::string spec, const v1::Job& job,
                 const std::vector<v1::JobEvent>& events);
   void PutEvent(const v1::JobEvent& event);
-  void PutJob(const v1::Job& job);  // result dropped
+  // The job's view (result dropped) and `events`, the events that led to
+  // it, in one transaction.
+  void PutJob(const v1::Job& job, const std::vector<v1::JobEvent>& events = {});
   void DeleteJob(const std::string& id);
   // Waits until the write behind `ticket` (and all before it) is durable;
   // the error that kept it from being (RESOURCE_EXHAUSTED on a full disk).
@@ -82,10 +100,11 @@ class JobJournal {
     std::string spec;           // kAdd
     std::string bytes;          // kEvent: the event; kAdd, kJob: the job
     int64_t number = 0;         // kEvent
-    std::vector<Write> events;  // kAdd: its events so far
+    std::vector<Write> events;  // kAdd: its events so far; kJob: those with the change
   };
   static Write EventWrite(const v1::JobEvent& event);
-  explicit JobJournal(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+  JobJournal(std::string state_dir, const Options& options)
+      : state_dir_(std::move(state_dir)), options_(options) {}
   absl::Status Init();
   // Queues `write`; returns its ticket (the writes before it are done when
   // committed_ reaches it).
@@ -95,6 +114,7 @@ class JobJournal {
   absl::Status ApplyOne(const Write& write, std::vector<std::string>* unlink_after);
 
   const std::string state_dir_;
+  const Options options_;
   absl::Mutex db_mu_;  // one user of the connection at a time
   sqlite3* db_ ABSL_PT_GUARDED_BY(db_mu_) = nullptr;
   std::thread writer_;
@@ -110,6 +130,7 @@ class JobJournal {
   };
   std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
   absl::Status unreported_ ABSL_GUARDED_BY(mu_);
+  int64_t batches_ ABSL_GUARDED_BY(mu_) = 0;  // committed so far (crash_after_batches)
   bool stop_ ABSL_GUARDED_BY(mu_) = false;    // asked to stop
   bool closed_ ABSL_GUARDED_BY(mu_) = false;  // the writer has stopped
 };

@@ -5,6 +5,7 @@
 #include "server/job_journal.h"
 
 #include <gtest/gtest.h>
+#include "absl/strings/str_cat.h"
 #include <unistd.h>
 
 #include <cstdio>
@@ -210,6 +211,54 @@ TEST_F(JobJournalTest, AnUnwritableDirectoryIsAClearError) {
   ASSERT_FALSE(journal.ok());
   EXPECT_NE(journal.status().message().find("state_dir"), std::string::npos)
       << journal.status();
+}
+
+// A state change and the events that record it are one journal write: at
+// every point a crash can cut the journal (one write per transaction
+// here), the job read back is either not finished and without terminal
+// events, or finished with them all, so a restart never re-runs a job that
+// had finished.
+TEST_F(JobJournalTest, ACrashNeverSplitsAJobsEndFromItsEvents) {
+  const v1::JobSpec spec = SpecWithCost(2);
+  for (int64_t crash = 0; crash <= 6; ++crash) {
+    const std::string dir = absl::StrCat(dir_, "/crash", crash);
+    {
+      JobJournal::Options options;
+      options.max_writes_per_batch = 1;
+      options.crash_after_batches = crash;
+      auto journal = JobJournal::Open(dir, options);
+      ASSERT_TRUE(journal.ok()) << journal.status();
+      JobStore store({absl::Hours(1), 100, journal->get()});
+      auto job = NewJob(store, spec);
+      (void)store.AddOrGet(job, ProblemOnly(spec));  // fails when the crash comes first
+      const absl::Time now = absl::Now();
+      ASSERT_TRUE(job->MarkRunning("cpu", now));
+      job->AppendProgress(v1::Progress(), now);
+      v1::JobResult result;
+      result.mutable_ot()->set_transport_cost(1);
+      ASSERT_TRUE(job->Finish(v1::JOB_STATE_SUCCEEDED, absl::OkStatus(), result, now));
+      (void)(*journal)->Flush();
+    }
+    auto journal = JobJournal::Open(dir);
+    ASSERT_TRUE(journal.ok());
+    auto records = (*journal)->LoadAll();
+    ASSERT_TRUE(records.ok()) << records.status();
+    for (const JobJournal::Record& record : *records) {
+      bool terminal_event = false, result_event = false;
+      for (const v1::JobEvent& e : record.events) {
+        terminal_event |= e.has_state() && IsTerminal(e.state().state());
+        result_event |= e.has_result();
+      }
+      EXPECT_EQ(terminal_event, IsTerminal(record.job.state())) << "crash after " << crash;
+      EXPECT_EQ(result_event, IsTerminal(record.job.state())) << "crash after " << crash;
+      const bool running_event = record.events.size() > 1 && record.events[1].has_state();
+      EXPECT_EQ(running_event, record.job.attempt() > 0) << "crash after " << crash;
+    }
+    if (crash == 6) {
+      ASSERT_EQ(records->size(), 1u);
+      EXPECT_EQ(records->front().job.state(), v1::JOB_STATE_SUCCEEDED);
+    }
+  }
 }
 
 // Journals written before the scheduling record kept the whole JobSpec
