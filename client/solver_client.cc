@@ -107,7 +107,8 @@ absl::StatusOr<v1::Job> SolverClient::Cancel(const std::string& job_id) {
   return Unary<v1::Job>([&](auto* ctx, auto* out) { return stub_->CancelJob(ctx, req, out); });
 }
 
-absl::StatusOr<v1::BlobInfo> SolverClient::Upload(const std::string& bytes) {
+absl::StatusOr<v1::BlobInfo> SolverClient::Upload(const std::string& bytes,
+                                                  const std::string& sha256) {
   grpc::ClientContext ctx;
   v1::BlobInfo info;
   auto writer = stub_->UploadBlob(&ctx, &info);
@@ -117,6 +118,7 @@ absl::StatusOr<v1::BlobInfo> SolverClient::Upload(const std::string& bytes) {
     chunk.set_offset(offset);
     const int64_t n = std::min<int64_t>(kUploadChunkBytes, bytes.size() - offset);
     chunk.set_data(bytes.substr(offset, n));
+    if (offset + n >= static_cast<int64_t>(bytes.size())) chunk.set_sha256(sha256);
     if (!writer->Write(chunk)) break;  // the server ended the call; Finish says why
     offset += n;
   } while (offset < static_cast<int64_t>(bytes.size()));

@@ -38,7 +38,9 @@ class SolverClient {
   absl::StatusOr<v1::Job> Get(const std::string& job_id);
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request);
   absl::StatusOr<v1::Job> Cancel(const std::string& job_id);
-  absl::StatusOr<v1::BlobInfo> Upload(const std::string& bytes);
+  // `sha256`: the bytes' 32-byte digest, if the caller has it; the server
+  // then stores them only if they arrived intact (DATA_LOSS otherwise).
+  absl::StatusOr<v1::BlobInfo> Upload(const std::string& bytes, const std::string& sha256 = "");
   absl::StatusOr<std::string> Download(const std::string& blob_id);
   // Health of `service` ("" = the whole server): SERVING, NOT_SERVING, ...
   absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health(

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "server/sha256.h"
 #include "server/state_files.h"
 
 namespace solverd::server {
@@ -20,10 +21,12 @@ constexpr char kSuffix[] = ".blob";
 
 }  // namespace
 
-// <id>.<hex owner>.blob: the owner's name is a token name, hex keeps any
-// character of it out of the path.
+// <id>.<hex owner>.<hex sha256>.blob: the owner's name is a token name, hex
+// keeps any character of it out of the path. (Files of earlier versions lack
+// the digest; Load() computes it.)
 std::string BlobStore::PathFor(const Blob& blob) const {
-  return absl::StrCat(options_.dir, "/", blob.id, ".", absl::BytesToHexString(blob.owner), kSuffix);
+  return absl::StrCat(options_.dir, "/", blob.id, ".", absl::BytesToHexString(blob.owner), ".",
+                      absl::BytesToHexString(blob.sha256), kSuffix);
 }
 
 absl::Status BlobStore::Reserve(const std::string& owner, int64_t bytes) {
@@ -53,7 +56,7 @@ void BlobStore::Release(const std::string& owner, int64_t bytes) {
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::string bytes,
-                                               absl::Time now) {
+                                               absl::Time now, std::string sha256) {
   static absl::BitGen* gen = new absl::BitGen();
   static absl::Mutex gen_mu(absl::kConstInit);
   Blob blob;
@@ -62,6 +65,7 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
     blob.id = absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
   }
   blob.owner = owner;
+  blob.sha256 = sha256.size() == kSha256Bytes ? std::move(sha256) : Sha256(bytes);
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
   if (!options_.dir.empty()) {
@@ -90,7 +94,7 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
     if (file.path().extension() != kSuffix) continue;  // a torn .tmp, or not ours
     std::vector<std::string> parts = absl::StrSplit(file.path().stem().string(), '.');
     struct stat info;
-    if (parts.size() != 2 || ::stat(path.c_str(), &info) != 0) {
+    if ((parts.size() != 2 && parts.size() != 3) || ::stat(path.c_str(), &info) != 0) {
       warnings.push_back(absl::StrCat(path, ": not a blob file; skipped"));
       continue;
     }
@@ -107,6 +111,11 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
       warnings.push_back(std::string(bytes.status().message()));
       continue;
     }
+    blob.sha256 = Sha256(*bytes);
+    if (parts.size() == 3 && absl::BytesToHexString(blob.sha256) != parts[2]) {
+      warnings.push_back(absl::StrCat(path, ": its bytes no longer match their SHA-256; skipped"));
+      continue;
+    }
     blob.bytes = std::make_shared<const std::string>(*std::move(bytes));
     absl::MutexLock lock(&mu_);
     AddLocked(std::move(blob));
@@ -115,10 +124,18 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
-  absl::MutexLock lock(&mu_);
-  auto it = blobs_.find(id);
-  if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
-  return it->second;
+  Blob blob;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = blobs_.find(id);
+    if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
+    blob = it->second;
+  }
+  if (Sha256(*blob.bytes) != blob.sha256) {  // outside mu_: it reads the whole blob
+    return absl::DataLossError(
+        absl::StrCat("blob ", id, ": its bytes no longer match their SHA-256"));
+  }
+  return blob;
 }
 
 int BlobStore::Sweep(absl::Time now) {

@@ -2,9 +2,11 @@
 // larger than one gRPC message can be sent in chunks. Total bytes (stored
 // and still uploading) are bounded by a quota, and each token's bytes by a
 // per-owner quota; blobs expire after a TTL. Blobs are immutable once
-// stored and shared by reference. With a directory (--state-dir/blobs) each
-// blob is also a file, written atomically before Put() returns, and Load()
-// brings them back after a restart. Thread-safe.
+// stored and shared by reference, and each carries its SHA-256, checked on
+// every read (Get, Load): bytes that no longer match are DATA_LOSS, never
+// handed to a job. With a directory (--state-dir/blobs) each blob is also a
+// file, written atomically before Put() returns, and Load() brings them
+// back after a restart. Thread-safe.
 #ifndef SOLVERD_SERVER_BLOB_STORE_H_
 #define SOLVERD_SERVER_BLOB_STORE_H_
 
@@ -35,6 +37,7 @@ class BlobStore {
     std::string id;
     std::string owner;
     std::shared_ptr<const std::string> bytes;
+    std::string sha256;  // 32 bytes
     absl::Time expire_time;
   };
 
@@ -52,9 +55,12 @@ class BlobStore {
   absl::Status Reserve(const std::string& owner, int64_t bytes);
   void Release(const std::string& owner, int64_t bytes);
   // Stores `bytes`, whose size `owner` Reserve()d, and returns the new
-  // blob. On an error (disk full) the reservation is still held.
-  absl::StatusOr<Blob> Put(const std::string& owner, std::string bytes, absl::Time now);
-  // NOT_FOUND for unknown or expired ids.
+  // blob; `sha256` is their digest when the caller has it (else computed).
+  // On an error (disk full) the reservation is still held.
+  absl::StatusOr<Blob> Put(const std::string& owner, std::string bytes, absl::Time now,
+                           std::string sha256 = "");
+  // NOT_FOUND for unknown or expired ids; DATA_LOSS when the bytes no
+  // longer match their digest.
   absl::StatusOr<Blob> Get(const std::string& id) const;
   // Drops expired blobs; returns how many.
   int Sweep(absl::Time now);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace solverd::server {
@@ -23,12 +24,35 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
     return reserved;
   }
   bytes_.append(data.data(), data.size());
+  hasher_.Update(data);
+  return absl::OkStatus();
+}
+
+absl::Status BlobUpload::Expect(absl::string_view sha256) {
+  if (sha256.size() != kSha256Bytes) {
+    failed_ = true;
+    return absl::InvalidArgumentError(
+        absl::StrCat("sha256: must be 32 bytes, not ", sha256.size()));
+  }
+  if (!expected_sha256_.empty() && expected_sha256_ != sha256) {
+    failed_ = true;
+    return absl::InvalidArgumentError("sha256: two chunks name different digests");
+  }
+  expected_sha256_ = std::string(sha256);
   return absl::OkStatus();
 }
 
 absl::StatusOr<BlobStore::Blob> BlobUpload::Finish(absl::Time now) {
   const int64_t reserved = size();
-  auto blob = store_.Put(owner_, std::move(bytes_), now);
+  std::string digest = hasher_.Finish();
+  if (!expected_sha256_.empty() && digest != expected_sha256_) {
+    failed_ = true;
+    return absl::DataLossError(absl::StrCat(
+        "sha256: the ", reserved, " bytes received hash to ", absl::BytesToHexString(digest),
+        ", not to the ", absl::BytesToHexString(expected_sha256_), " the client sent; nothing "
+        "was stored"));
+  }
+  auto blob = store_.Put(owner_, std::move(bytes_), now, std::move(digest));
   if (!blob.ok()) {
     failed_ = true;
     bytes_.clear();

@@ -1,7 +1,9 @@
 // BlobUpload: one UploadBlob stream being put together. Chunks must come
 // in order (each one's offset is the bytes so far); each chunk's size is
 // reserved from the store's quota as it arrives, and given back if the
-// upload fails or is abandoned. Not thread-safe (one stream, one thread).
+// upload fails or is abandoned. The bytes are hashed as they come; a digest
+// the client sent must match them, or nothing is stored. Not thread-safe
+// (one stream, one thread).
 #ifndef SOLVERD_SERVER_BLOB_UPLOAD_H_
 #define SOLVERD_SERVER_BLOB_UPLOAD_H_
 
@@ -14,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/blob_store.h"
+#include "server/sha256.h"
 
 namespace solverd::server {
 
@@ -28,7 +31,11 @@ class BlobUpload {
   // INVALID_ARGUMENT for an out-of-order offset, RESOURCE_EXHAUSTED past the
   // quota; the upload is dead after an error.
   absl::Status Append(int64_t offset, absl::string_view data);
-  // Stores the bytes as a blob. REQUIRES: every Append() succeeded.
+  // The client's SHA-256 of the whole blob (BlobChunk.sha256).
+  // INVALID_ARGUMENT unless 32 bytes, or unlike one given before.
+  absl::Status Expect(absl::string_view sha256);
+  // Stores the bytes as a blob; DATA_LOSS, storing nothing, when they do
+  // not hash to the expected digest. REQUIRES: every Append() succeeded.
   absl::StatusOr<BlobStore::Blob> Finish(absl::Time now);
 
   int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
@@ -37,6 +44,8 @@ class BlobUpload {
   BlobStore& store_;
   const std::string owner_;
   std::string bytes_;
+  Sha256Hasher hasher_;
+  std::string expected_sha256_;  // empty: the client sent none
   bool failed_ = false;
   bool stored_ = false;
 };

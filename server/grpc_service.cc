@@ -197,6 +197,7 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   v1::BlobChunk chunk;
   while (reader->Read(&chunk)) {
     absl::Status appended = upload.Append(chunk.offset(), chunk.data());
+    if (appended.ok() && !chunk.sha256().empty()) appended = upload.Expect(chunk.sha256());
     if (!appended.ok()) return ToGrpc(appended);
   }
   const int64_t size = upload.size();
@@ -204,6 +205,7 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   if (!blob.ok()) return ToGrpc(blob.status());
   out->set_blob_id(blob->id);
   out->set_size_bytes(size);
+  out->set_sha256(blob->sha256);
   *out->mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
       absl::ToUnixNanos(blob->expire_time));
   return grpc::Status::OK;
@@ -221,6 +223,7 @@ grpc::Status SolverServiceImpl::DownloadBlob(grpc::ServerContext* ctx,
     if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
     v1::BlobChunk chunk;
     chunk.set_offset(offset);
+    if (offset == 0) chunk.set_sha256(blob->sha256);
     const int64_t n = std::min<int64_t>(kDownloadChunkBytes, bytes.size() - offset);
     chunk.set_data(bytes.substr(offset, n));
     if (!writer->Write(chunk)) break;

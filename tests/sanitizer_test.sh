@@ -15,7 +15,7 @@ build=${2:-$src/build-sanitize}
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DSOLVERD_CUDA=OFF -DSOLVERD_SANITIZE=address,undefined -DSOLVERD_FUZZ=ON >/dev/null
 tests=(scheduler_test job_store_test job_journal_test bearer_tokens_test ot_family_test sor_family_test
-       family_registry_test
+       family_registry_test blob_store_test
        loopback_test sor_loopback_test)
 cmake --build "$build" --parallel "$(nproc)" \
   --target solverd solverctl "${tests[@]}" job_spec_fuzz matrix_market_fuzz blob_upload_fuzz

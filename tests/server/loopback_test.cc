@@ -14,6 +14,7 @@
 #include "client/demo_problems.h"
 #include "client/solver_client.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "server/sha256.h"
 #include "test_server.h"
 
 namespace solverd {
@@ -316,6 +317,25 @@ TEST_F(Loopback, SolveOtStreamsTheWholeJob) {
   ASSERT_TRUE(reader->Finish().ok());
   ASSERT_FALSE(events.empty());
   EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+}
+
+TEST_F(Loopback, BlobsCarryTheirSha256BothWays) {
+  const std::string bytes(3 << 20, 'q');  // several chunks
+  const std::string digest = server::Sha256(bytes);
+  auto wrong = client_->Upload(bytes, server::Sha256("something else"));
+  EXPECT_EQ(wrong.status().code(), absl::StatusCode::kDataLoss) << wrong.status();
+  auto blob = client_->Upload(bytes, digest);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->sha256(), digest);
+  grpc::ClientContext ctx;
+  v1::DownloadBlobRequest req;
+  req.set_blob_id(blob->blob_id());
+  auto reader = client_->stub().DownloadBlob(&ctx, req);
+  v1::BlobChunk first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_EQ(first.sha256(), digest);
+  ctx.TryCancel();
+  (void)reader->Finish();
 }
 
 // The events a convenience RPC streams, and how the stream ended.

@@ -5,6 +5,7 @@ RESOURCE_EXHAUSTED, ...) surface as grpc.RpcError from the call that caused
 them; a job that fails or is cancelled after it was accepted raises
 JobFailed from wait(), result() and solve().
 """
+import hashlib
 import time
 from typing import Iterator, Optional, Union
 
@@ -182,14 +183,25 @@ class Client:
                                  dtype=_DTYPES[data.dtype.newbyteorder("=")])
 
     def upload_bytes(self, data: bytes) -> jobs_pb2.BlobInfo:
-        """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo."""
-        chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k)
-                  for k in range(0, max(len(data), 1), _CHUNK_BYTES))
+        """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo.
+        The bytes' SHA-256 goes with the last chunk, so the server stores
+        them only if they arrived intact (DATA_LOSS otherwise)."""
+        digest = hashlib.sha256(data).digest()
+        starts = range(0, max(len(data), 1), _CHUNK_BYTES)
+        chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k,
+                                     sha256=digest if k == starts[-1] else b"")
+                  for k in starts)
         return self._unary("UploadBlob", chunks)
 
     def download_bytes(self, blob_id: str) -> bytes:
+        """A blob's bytes, checked against the SHA-256 the server sends."""
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
-        return b"".join(c.data for c in self._unary("DownloadBlob", request))
+        chunks = list(self._unary("DownloadBlob", request))
+        data = b"".join(c.data for c in chunks)
+        expected = chunks[0].sha256 if chunks else b""
+        if expected and hashlib.sha256(data).digest() != expected:
+            raise IOError(f"blob {blob_id}: the downloaded bytes do not match their SHA-256")
+        return data
 
     def download_array(self, t: common_pb2.Tensor) -> np.ndarray:
         """The array of a blob-backed Tensor."""

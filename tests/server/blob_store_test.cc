@@ -1,0 +1,103 @@
+// Blobs and their SHA-256: an upload is checked against the digest the
+// client sent and stores nothing when it differs; every read checks the
+// stored bytes against the digest, in memory and from --state-dir files.
+#include "server/blob_store.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "server/blob_upload.h"
+#include "server/sha256.h"
+
+namespace solverd::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(Sha256Test, KnownDigests) {
+  EXPECT_EQ(absl::BytesToHexString(Sha256("")),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(absl::BytesToHexString(Sha256("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  Sha256Hasher pieces;
+  pieces.Update("a");
+  pieces.Update("bc");
+  EXPECT_EQ(pieces.Finish(), Sha256("abc"));
+}
+
+TEST(BlobUploadTest, AMatchingDigestStoresTheBlobWithIt) {
+  BlobStore store({1 << 20, absl::Hours(1)});
+  BlobUpload upload(store, "");
+  ASSERT_TRUE(upload.Append(0, "hello ").ok());
+  ASSERT_TRUE(upload.Append(6, "world").ok());
+  ASSERT_TRUE(upload.Expect(Sha256("hello world")).ok());
+  auto blob = upload.Finish(absl::Now());
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->sha256, Sha256("hello world"));
+  auto read = store.Get(blob->id);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read->bytes, "hello world");
+}
+
+TEST(BlobUploadTest, AnotherDigestStoresNothing) {
+  BlobStore store({1 << 20, absl::Hours(1)});
+  {
+    BlobUpload upload(store, "");
+    ASSERT_TRUE(upload.Append(0, "hello world").ok());
+    ASSERT_TRUE(upload.Expect(Sha256("hello there")).ok());
+    const absl::Status lost = upload.Finish(absl::Now()).status();
+    EXPECT_EQ(lost.code(), absl::StatusCode::kDataLoss);
+    EXPECT_NE(lost.message().find("nothing was stored"), std::string::npos) << lost;
+  }
+  EXPECT_EQ(store.used_bytes(), 0);  // the reservation is back
+
+  BlobUpload bad(store, "");
+  EXPECT_EQ(bad.Expect("short").code(), absl::StatusCode::kInvalidArgument);
+  BlobUpload twice(store, "");
+  ASSERT_TRUE(twice.Expect(Sha256("a")).ok());
+  EXPECT_EQ(twice.Expect(Sha256("b")).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(BlobStoreTest, ChangedBytesAreDataLossOnRead) {
+  BlobStore store({1 << 20, absl::Hours(1)});
+  ASSERT_TRUE(store.Reserve("", 4).ok());
+  auto blob = store.Put("", "abcd", absl::Now());
+  ASSERT_TRUE(blob.ok());
+  // Memory that changed under the store (what the digest is there to catch).
+  const_cast<std::string&>(*blob->bytes)[0] = 'x';
+  EXPECT_EQ(store.Get(blob->id).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(BlobStoreTest, AFileThatChangedOnDiskIsSkippedAtLoad) {
+  const std::string dir = (fs::temp_directory_path() /
+                           ("solverd_blobs_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  std::string kept_id, changed_id;
+  {
+    BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
+    ASSERT_TRUE(store.Reserve("", 8).ok());
+    kept_id = store.Put("", "kept", absl::Now())->id;
+    changed_id = store.Put("", "good", absl::Now())->id;
+  }
+  for (const auto& file : fs::directory_iterator(dir)) {
+    if (file.path().filename().string().rfind(changed_id, 0) == 0) {
+      std::ofstream(file.path(), std::ios::trunc) << "evil";
+    }
+  }
+  BlobStore loaded({1 << 20, absl::Hours(1), 1 << 20, dir});
+  const std::vector<std::string> warnings = loaded.Load(absl::Now());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("no longer match their SHA-256"), std::string::npos) << warnings[0];
+  EXPECT_TRUE(loaded.Get(kept_id).ok());
+  EXPECT_EQ(loaded.Get(changed_id).status().code(), absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace solverd::server
