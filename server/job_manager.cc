@@ -110,7 +110,8 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   // problem data lives in `work` from here on.
   auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), spec, family,
                                    *std::move(work), now, owner);
-  auto stored = store_.AddOrGet(job, ProblemOnly(spec));
+  // Only a journal keeps the problem: without one, copying it is waste.
+  auto stored = store_.AddOrGet(job, journal_ != nullptr ? ProblemOnly(spec) : v1::JobSpec());
   if (!stored.ok()) return stored.status();
   if (*stored != job) return (*stored)->Snapshot();  // lost an idempotency race
   v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
