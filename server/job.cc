@@ -53,8 +53,8 @@ Job::Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* fa
   AppendLocked(std::move(event), now);
 }
 
-Job::Job(const JobJournal::Record& record, const Family* family,
-         std::unique_ptr<PreparedJob> work, JobJournal* journal, absl::Time now)
+Job::Job(const JobRecord& record, const Family* family, std::unique_ptr<PreparedJob> work,
+         JobLog* journal, absl::Time now)
     : id_(record.job.id()), seq_(record.seq), family_(family), owner_(record.job.owner()),
       idempotency_key_(record.job.idempotency_key()),
       create_time_(FromProto(record.job.create_time())), work_(std::move(work)) {
@@ -94,6 +94,11 @@ absl::Status Job::Persist(JobJournal* journal, std::string problem) {
     journal_ = journal;
   }
   return journal->WaitDurable(ticket);
+}
+
+void Job::LogTo(JobLog* log) {
+  absl::MutexLock lock(&mu_);
+  journal_ = log;
 }
 
 void Job::AppendLocked(v1::JobEvent event, absl::Time now) {

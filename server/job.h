@@ -38,13 +38,14 @@ class Job {
   // the record lacks the family-given parts.
   Job(std::string id, uint64_t seq, const v1::JobSpec& spec, const Family* family,
       std::unique_ptr<PreparedJob> work, absl::Time now, std::string owner = "");
-  // Rebuilds a job from its journal record, journaling what changes from
-  // here on. A finished job comes back as it ended (`work` may be null);
-  // any other is queued again with `work`, with a QUEUED event naming its
-  // next attempt if it had started, and its scheduling record rebuilt from
-  // the record's public view and `work`.
-  Job(const JobJournal::Record& record, const Family* family,
-      std::unique_ptr<PreparedJob> work, JobJournal* journal, absl::Time now);
+  // Rebuilds a job from its record (a journal's at restart, the shared
+  // store's when this replica claims it), logging what changes from here
+  // on to `journal`. A finished job comes back as it ended (`work` may be
+  // null); any other is queued again with `work`, with a QUEUED event
+  // naming its next attempt if it had started, and its scheduling record
+  // rebuilt from the record's public view and `work`.
+  Job(const JobRecord& record, const Family* family, std::unique_ptr<PreparedJob> work,
+      JobLog* journal, absl::Time now);
   Job(const Job&) = delete;
   Job& operator=(const Job&) = delete;
 
@@ -65,6 +66,12 @@ class Job {
   // problem: the rest is in the job's public view), in `journal` and sends
   // every later change there too; returns once the record is durable.
   absl::Status Persist(JobJournal* journal, std::string problem);
+  // Sends every later change to `log`. REQUIRES: `log` already holds the
+  // job as it is now (the shared store, which inserted it).
+  void LogTo(JobLog* log);
+  // Hands over the problem data (to a Job rebuilt from this one's record).
+  // REQUIRES: the job was never queued.
+  std::unique_ptr<PreparedJob> TakeWork() { return std::move(work_); }
   // QUEUED -> RUNNING. False when the job is no longer queued (cancelled).
   bool MarkRunning(const std::string& device, absl::Time now);
   void AppendProgress(const v1::Progress& progress, absl::Time now);
@@ -116,7 +123,7 @@ class Job {
   int64_t progress_events_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time start_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
-  JobJournal* journal_ ABSL_GUARDED_BY(mu_) = nullptr;  // none: in memory only
+  JobLog* journal_ ABSL_GUARDED_BY(mu_) = nullptr;  // none: in memory only
   std::vector<v1::JobEvent> unjournaled_ ABSL_GUARDED_BY(mu_);
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
 };

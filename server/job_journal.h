@@ -29,25 +29,18 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "server/job_log.h"
 #include "solverd/v1/jobs.pb.h"
 
 struct sqlite3;
 
 namespace solverd::server {
 
-class JobJournal {
+class JobJournal final : public JobLog {
  public:
   static constexpr int64_t kInlineBytes = int64_t{1} << 20;
 
-  // A job as the journal last saw it.
-  struct Record {
-    uint64_t seq = 0;
-    // The problem alone; older journals hold the whole spec here, and
-    // JobManager::Recover then reads its deadline and device from it.
-    v1::JobSpec spec;
-    v1::Job job;  // public view, without the result (that is an event)
-    std::vector<v1::JobEvent> events;
-  };
+  using Record = JobRecord;
 
   struct Options {
     // Writes per transaction at most.
@@ -79,10 +72,10 @@ class JobJournal {
   // events it has so far.
   Ticket AddJob(uint64_t seq, std::string spec, const v1::Job& job,
                 const std::vector<v1::JobEvent>& events);
-  void PutEvent(const v1::JobEvent& event);
+  void PutEvent(const v1::JobEvent& event) override;
   // The job's view (result dropped) and `events`, the events that led to
   // it, in one transaction.
-  void PutJob(const v1::Job& job, const std::vector<v1::JobEvent>& events = {});
+  void PutJob(const v1::Job& job, const std::vector<v1::JobEvent>& events) override;
   void DeleteJob(const std::string& id);
   // Waits until the write behind `ticket` (and all before it) is durable;
   // the error that kept it from being (RESOURCE_EXHAUSTED on a full disk).

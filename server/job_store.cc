@@ -142,4 +142,12 @@ size_t JobStore::size() const {
   return by_id_.size();
 }
 
+std::vector<std::string> JobStore::Ids() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> ids;
+  ids.reserve(by_id_.size());
+  for (const auto& [id, job] : by_id_) ids.push_back(id);
+  return ids;
+}
+
 }  // namespace solverd::server

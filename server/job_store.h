@@ -68,6 +68,8 @@ class JobStore {
   // Applies the retention rules at `now`; returns how many jobs were dropped.
   int Sweep(absl::Time now);
   size_t size() const;
+  // The ids of every job held here.
+  std::vector<std::string> Ids() const;
 
  private:
   // Drops `job` from the indexes; returns whether it was there.

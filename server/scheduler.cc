@@ -42,7 +42,7 @@ bool Scheduler::Serves(const Lane& lane, DeviceClass device) {
   return false;
 }
 
-absl::Status Scheduler::Enqueue(WorkItem item) {
+absl::Status Scheduler::Admissible(const SchedulingRecord& item) const {
   bool served = false, fits = false;
   for (const Lane& lane : lanes_) {
     if (!Serves(lane, item.device)) continue;
@@ -57,6 +57,11 @@ absl::Status Scheduler::Enqueue(WorkItem item) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "job needs ", item.memory_bytes, " bytes, more than any device's memory budget"));
   }
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::Enqueue(WorkItem item) {
+  if (absl::Status admissible = Admissible(item); !admissible.ok()) return admissible;
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::UnavailableError("server is shutting down");
   if (static_cast<int>(queue_.size()) >= options_.max_queue) {

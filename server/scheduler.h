@@ -64,6 +64,9 @@ class Scheduler {
   // can never fit a lane's memory budget; FAILED_PRECONDITION when no lane
   // serves its device class; UNAVAILABLE after Stop().
   absl::Status Enqueue(WorkItem item);
+  // Whether some lane could ever run `record` (the first two checks of
+  // Enqueue), without queuing anything.
+  absl::Status Admissible(const SchedulingRecord& record) const;
   // Removes a queued item; false if it is not queued (running or unknown).
   bool Remove(const std::string& job_id);
   // Removes and returns everything queued (for shutdown).
