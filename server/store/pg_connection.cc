@@ -1,6 +1,7 @@
 #include "server/store/pg_connection.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
 #include <cstdlib>
 #include <fstream>
@@ -48,6 +49,10 @@ absl::Status StatementError(const std::string& store, PGresult* result, bool bro
   if (code == "23505") return absl::AlreadyExistsError(text);
   if (code == "40001" || code == "40P01") return absl::AbortedError(text);
   return absl::InternalError(absl::StrCat(text, " in: ", std::string(sql.substr(0, 200))));
+}
+
+std::string ListenStatement(const std::string& channel) {
+  return absl::StrCat("LISTEN \"", channel, "\"");
 }
 
 }  // namespace
@@ -108,6 +113,7 @@ PgConnection::~PgConnection() {
 
 absl::Status PgConnection::ConnectLocked() {
   if (conn_ != nullptr) PQfinish(conn_);
+  const bool again = conn_ != nullptr;
   const std::string timeout = std::to_string(options_.connect_timeout_seconds);
   // NOTICEs ("relation already exists, skipping") are not worth a log line.
   std::vector<const char*> keys = {"dbname", "connect_timeout", "application_name", "options"};
@@ -122,7 +128,15 @@ absl::Status PgConnection::ConnectLocked() {
   values.push_back(nullptr);
   conn_ = PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1);
   connected_ = conn_ != nullptr && PQstatus(conn_) == CONNECTION_OK;
-  if (connected_) return absl::OkStatus();
+  if (connected_) {
+    reconnects_ += again;
+    for (const std::string& channel : channels_) {
+      if (auto listened = RunLocked(ListenStatement(channel), {}); !listened.ok()) {
+        return listened.status();
+      }
+    }
+    return absl::OkStatus();
+  }
   return absl::UnavailableError(absl::StrCat(
       "store ", name_, ": cannot connect: ",
       conn_ == nullptr ? "out of memory" : ErrorText(PQerrorMessage(conn_))));
@@ -209,6 +223,49 @@ absl::Status PgConnection::Transaction(
   if (!status.ok() && PQstatus(conn_) == CONNECTION_OK) RunLocked("ROLLBACK", {}).IgnoreError();
   in_transaction_ = false;
   return status;
+}
+
+absl::Status PgConnection::Listen(const std::vector<std::string>& channels) {
+  absl::MutexLock lock(&mu_);
+  for (const std::string& channel : channels) {
+    if (auto listened = ExecLocked(ListenStatement(channel), {}); !listened.ok()) {
+      return listened.status();
+    }
+    channels_.push_back(channel);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<PgNotification>> PgConnection::WaitForNotifications(
+    absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) {
+    if (absl::Status s = ConnectLocked(); !s.ok()) return s;
+  }
+  std::vector<PgNotification> out;
+  DrainNotificationsLocked(&out);
+  if (!out.empty()) return out;
+  pollfd fd{PQsocket(conn_), POLLIN, 0};
+  const int ready = poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  if (ready > 0 && PQconsumeInput(conn_) == 0) {
+    connected_ = false;
+    return absl::UnavailableError(absl::StrCat("store ", name_, ": ",
+                                               ErrorText(PQerrorMessage(conn_))));
+  }
+  DrainNotificationsLocked(&out);
+  return out;
+}
+
+void PgConnection::DrainNotificationsLocked(std::vector<PgNotification>* out) {
+  while (PGnotify* n = PQnotifies(conn_)) {
+    out->push_back({n->relname, n->extra == nullptr ? "" : n->extra});
+    PQfreemem(n);
+  }
+}
+
+int64_t PgConnection::reconnects() const {
+  absl::MutexLock lock(&mu_);
+  return reconnects_;
 }
 
 bool PgConnection::connected() const {

@@ -32,6 +32,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 struct pg_conn;
 
@@ -75,6 +76,12 @@ class PgRows {
 
 class PgConnection;
 
+// One NOTIFY a LISTENing connection received.
+struct PgNotification {
+  std::string channel;
+  std::string payload;
+};
+
 // The statements of one transaction; valid only inside the body it is
 // handed to (PgConnection::Transaction).
 class PgTransaction {
@@ -113,6 +120,16 @@ class PgConnection {
   // connection is re-established before BEGIN, never inside.
   absl::Status Transaction(const std::function<absl::Status(PgTransaction&)>& body);
 
+  // LISTENs on `channels` now and again after every reconnect.
+  absl::Status Listen(const std::vector<std::string>& channels);
+  // Waits up to `timeout` for notifications on the channels listened to;
+  // empty when none came. A broken connection is re-established (and
+  // listens again) here; UNAVAILABLE while the server cannot be reached,
+  // after which a caller should assume it missed notifications.
+  absl::StatusOr<std::vector<PgNotification>> WaitForNotifications(absl::Duration timeout);
+
+  // Times the connection was re-established after it broke.
+  int64_t reconnects() const;
   // Whether the last statement found the server (false from a failed
   // connect or a broken connection until a statement succeeds again).
   bool connected() const;
@@ -123,6 +140,9 @@ class PgConnection {
   friend class PgTransaction;
   PgConnection(Options options, std::string password, std::string name);
   absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Moves the notifications libpq has read into *out.
+  void DrainNotificationsLocked(std::vector<PgNotification>* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<PgRows> ExecLocked(std::string_view sql, const std::vector<PgParam>& params)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<PgRows> RunLocked(std::string_view sql, const std::vector<PgParam>& params)
@@ -136,6 +156,8 @@ class PgConnection {
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool in_transaction_ ABSL_GUARDED_BY(mu_) = false;
   bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<std::string> channels_ ABSL_GUARDED_BY(mu_);  // LISTENed to
+  int64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // The password of `path` (its first line, without the newline).

@@ -59,6 +59,10 @@ CREATE TABLE tuners(
   version bigint NOT NULL DEFAULT 0,
   create_time timestamptz NOT NULL DEFAULT now());
 )sql",
+    // 2: a replica's heartbeat and shutdown find its leases by owner.
+    R"sql(
+CREATE INDEX jobs_lease_owner ON jobs(lease_owner) WHERE lease_owner IS NOT NULL;
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kPgSchemaVersion);
 

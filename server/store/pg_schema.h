@@ -16,6 +16,7 @@
 //               in order;
 //   tuners      name, configuration, checkpoint and a version for
 //               optimistic updates.
+// Version 2 indexes jobs by lease owner (heartbeats, releases).
 #ifndef SOLVERD_SERVER_STORE_PG_SCHEMA_H_
 #define SOLVERD_SERVER_STORE_PG_SCHEMA_H_
 
@@ -25,7 +26,7 @@
 namespace solverd::server {
 
 // The newest schema version this build knows.
-inline constexpr int kPgSchemaVersion = 1;
+inline constexpr int kPgSchemaVersion = 2;
 
 // Brings the database's schema to kPgSchemaVersion; returns the version it
 // found (0 for an empty database).

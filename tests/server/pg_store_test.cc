@@ -121,7 +121,7 @@ TEST_F(PgStoreTest, SchemaMigratesOnceEvenFromManyReplicas) {
     ASSERT_TRUE(f.ok()) << f.status();
     fresh += *f == 0;
   }
-  EXPECT_EQ(fresh, 1);  // one replica created it, the others found version 1
+  EXPECT_EQ(fresh, 1);  // one replica created it, the others found it current
   auto db = Connect();
   ASSERT_NE(db, nullptr);
   EXPECT_EQ(*MigratePgSchema(*db), kPgSchemaVersion);
