@@ -6,6 +6,7 @@
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/families/registry.h"
 
@@ -42,6 +43,14 @@ ABSL_FLAG(std::string, data_root, "",
 ABSL_FLAG(std::string, state_dir, "",
           "directory for state that survives restarts and crashes: jobs, their events and "
           "results, blobs, sor tuners; empty: in memory only");
+ABSL_FLAG(std::string, store, "",
+          "shared store for many replicas: a libpq URI postgres://USER@HOST:PORT/DB[?sslmode=...] "
+          "(password from --store_password_file, PGPASSWORD or PGPASSFILE, never here); "
+          "empty: the embedded store (memory, or SQLite under --state_dir)");
+ABSL_FLAG(std::string, store_password_file, "", "file whose first line is --store's password");
+ABSL_FLAG(int, lease_seconds, 15,
+          "with --store: a replica's hold on a job it runs, renewed every second; another "
+          "replica re-runs the job once it lapses");
 ABSL_FLAG(int, max_tuners, kDefaults.max_tuners, "sor tuners at most");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls_key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
@@ -109,6 +118,9 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.data_root = absl::GetFlag(FLAGS_data_root);
   o.max_tuners = absl::GetFlag(FLAGS_max_tuners);
   o.state_dir = absl::GetFlag(FLAGS_state_dir);
+  o.store = absl::GetFlag(FLAGS_store);
+  o.store_password_file = absl::GetFlag(FLAGS_store_password_file);
+  o.lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));
   o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key = absl::GetFlag(FLAGS_tls_key);
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
@@ -138,6 +150,16 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   }
   if (o.max_queued_jobs_per_token < 1) return Bad("max_queued_jobs_per_token", "must be positive");
   if (o.max_blob_bytes_per_token < 0) return Bad("max_blob_bytes_per_token", "negative");
+  if (o.lease < absl::Seconds(2)) return Bad("lease_seconds", "must be at least 2");
+  if (!o.store.empty() && !absl::StartsWith(o.store, "postgres://") &&
+      !absl::StartsWith(o.store, "postgresql://")) {
+    return Bad("store", "must be a libpq URI postgres://USER@HOST:PORT/DB");
+  }
+  if (o.store.find('@') != std::string::npos &&
+      o.store.substr(0, o.store.find('@')).find(':', o.store.find("://") + 3) !=
+          std::string::npos) {
+    return Bad("store", "put the password in --store_password_file or PGPASSWORD, not the URI");
+  }
   if (!o.state_dir.empty()) {
     std::error_code ec;
     std::filesystem::create_directories(o.state_dir, ec);

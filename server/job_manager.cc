@@ -24,7 +24,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
     const ServerOptions& options, std::vector<Lane> lanes, Metrics* metrics,
     const std::vector<FamilyRegistration>& families) {
   std::unique_ptr<JobJournal> journal;
-  if (!options.state_dir.empty()) {
+  if (!options.state_dir.empty() && options.store.empty()) {
     auto opened = JobJournal::Open(options.state_dir);
     if (!opened.ok()) return opened.status();
     journal = *std::move(opened);
@@ -44,6 +44,7 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   so.max_queue_delay = options.max_queue_delay;
   so.memory_budget_bytes = MemoryBudgets(options, lanes);
   m->budgets_ = so.memory_budget_bytes;
+  m->lanes_ = static_cast<int>(lanes.size());
   JobManager* raw = m.get();
   auto scheduler = Scheduler::Create(
       so, std::move(lanes),
@@ -53,6 +54,9 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
   m->scheduler_ = *std::move(scheduler);
   if (m->journal_ != nullptr) {
     if (absl::Status recovered = m->Recover(); !recovered.ok()) return recovered;
+  }
+  if (!options.store.empty()) {
+    if (absl::Status opened = m->OpenSharedStore(); !opened.ok()) return opened;
   }
   m->janitor_ = std::thread([raw] { raw->JanitorLoop(); });
   return m;
@@ -89,7 +93,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
     return absl::InvalidArgumentError(
         absl::StrCat("problem: set one of: ", families_->problem_names()));
   }
-  if (!spec.idempotency_key().empty()) {
+  if (!spec.idempotency_key().empty() && shared_ == nullptr) {
     if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
       return existing->Snapshot();
     }
@@ -110,6 +114,7 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   // problem data lives in `work` from here on.
   auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), spec, family,
                                    *std::move(work), now, owner);
+  if (shared_ != nullptr) return SubmitShared(spec, std::move(job));
   // Only a journal keeps the problem: without one, copying it is waste.
   auto stored = store_.AddOrGet(job, journal_ != nullptr ? ProblemOnly(spec) : v1::JobSpec());
   if (!stored.ok()) return stored.status();
@@ -134,6 +139,7 @@ absl::Status JobManager::Enqueue(const Job& job, absl::Time now) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
+  if (shared_ != nullptr) return shared_->Get(job_id);
   auto job = store_.Find(job_id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   return job->Snapshot();
@@ -156,7 +162,13 @@ absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {
   filter.state = v1::JOB_STATE_QUEUED;
   filter.limit = options_.max_queued_jobs_per_token - 1;  // "more" then means at the quota
   bool more = false;
-  store_.List(filter, &more);
+  if (shared_ != nullptr) {
+    auto queued = shared_->CountQueued(&owner);
+    if (!queued.ok()) return queued.status();
+    more = *queued > filter.limit;
+  } else {
+    store_.List(filter, &more);
+  }
   if (!more) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "token ", owner, " has ", options_.max_queued_jobs_per_token,
@@ -174,6 +186,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   if (!req.page_token().empty() && !absl::SimpleAtoi(req.page_token(), &filter.after_seq)) {
     return absl::InvalidArgumentError("page_token: not a token from a previous ListJobs");
   }
+  if (shared_ != nullptr) return ListShared(filter);
   bool more = false;
   v1::ListJobsResponse out;
   auto jobs = store_.List(filter, &more);
@@ -187,6 +200,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
 }
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
+  if (shared_ != nullptr) return CancelShared(job_id);
   auto job = store_.Find(job_id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   if (scheduler_->Remove(job_id)) {
@@ -201,6 +215,7 @@ absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
                                const std::function<bool(const v1::JobEvent&)>& emit,
                                const std::function<bool()>& stop) const {
   if (from_event < 0) return absl::InvalidArgumentError("from_event: must be non-negative");
+  if (shared_ != nullptr) return WatchShared(job_id, from_event, emit, stop);
   auto job = store_.Find(job_id);
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   int64_t next = from_event;
@@ -216,7 +231,8 @@ absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
 }
 
 void JobManager::UpdateGauges() {
-  metrics_->SetQueueDepth(scheduler_->queue_depth());
+  // With a shared store the janitor sets the cluster's queue depth.
+  if (shared_ == nullptr) metrics_->SetQueueDepth(scheduler_->queue_depth());
   metrics_->SetRunningJobs(scheduler_->running_items());
   for (const auto& [device, budget] : budgets_) {
     metrics_->SetDeviceMemoryUsed(device, scheduler_->memory_in_use(device));
@@ -224,8 +240,11 @@ void JobManager::UpdateGauges() {
 }
 
 void JobManager::JanitorLoop() {
-  while (!stop_janitor_.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+  // Often enough to renew a lease three times before it lapses.
+  const absl::Duration period = std::min(absl::Seconds(1), options_.lease / 3);
+  while (!stop_janitor_.WaitForNotificationWithTimeout(period)) {
     const absl::Time now = absl::Now();
+    if (shared_ != nullptr) TendSharedStore(now);
     store_.Sweep(now);
     blobs_.Sweep(now);
     UpdateGauges();
@@ -234,7 +253,15 @@ void JobManager::JanitorLoop() {
 
 void JobManager::Shutdown(absl::Duration grace) {
   if (scheduler_ == nullptr) return;
-  const bool durable = journal_ != nullptr;
+  if (shared_ != nullptr) {
+    absl::MutexLock lock(&claim_mu_);
+    stop_claiming_ = true;
+    claim_cv_.SignalAll();
+  }
+  if (claimer_.joinable()) claimer_.join();
+  // A journal or the shared store keeps queued and interrupted jobs for the
+  // next start or another replica.
+  const bool durable = journal_ != nullptr || shared_ != nullptr;
   for (const WorkItem& item : scheduler_->Drain()) {
     if (durable) continue;  // still queued in the journal: the next start runs it
     if (auto job = store_.Find(item.job_id)) {
@@ -259,11 +286,15 @@ void JobManager::Shutdown(absl::Duration grace) {
   scheduler_->Stop();
   if (!stop_janitor_.HasBeenNotified()) stop_janitor_.Notify();
   if (janitor_.joinable()) janitor_.join();
-  if (durable) {
-    if (absl::Status flushed = journal_->Flush(); !flushed.ok()) {
-      std::fprintf(stderr, "solverd: %s\n", std::string(flushed.message()).c_str());
-    }
+  absl::Status flushed = absl::OkStatus();
+  if (journal_ != nullptr) flushed = journal_->Flush();
+  if (shared_ != nullptr) {
+    // This replica's jobs go to the others at once rather than when their
+    // leases lapse.
+    flushed = shared_->log().Flush(absl::Seconds(5));
+    if (flushed.ok()) flushed = shared_->ReleaseLeases();
   }
+  if (!flushed.ok()) std::fprintf(stderr, "solverd: %s\n", flushed.ToString().c_str());
   UpdateGauges();
 }
 

@@ -3,19 +3,30 @@
 // store, blob store, families and scheduler, runs batches on lanes
 // (job_runner.cc), turns solver progress into rate-limited job events, and
 // keeps the metrics moving. It finds a job's family in its FamilyRegistry
-// and never names one. Thread-safe.
+// and never names one.
+//
+// With --store=postgres://... (job_manager_shared.cc) the jobs live in the
+// shared PgJobStore: submits, reads, watches and cancels go there, so any
+// replica serves any job; the local JobStore and Scheduler hold only the
+// jobs this replica has leased, which a claimer thread takes from the
+// shared queue while the lanes have room, and the janitor renews their
+// leases every second. Thread-safe.
 #ifndef SOLVERD_SERVER_JOB_MANAGER_H_
 #define SOLVERD_SERVER_JOB_MANAGER_H_
 
 #include <atomic>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "server/blob_store.h"
 #include "server/families/registry.h"
@@ -25,6 +36,7 @@
 #include "server/options.h"
 #include "server/lane.h"
 #include "server/scheduler.h"
+#include "server/store/pg_job_store.h"
 
 namespace solverd::server {
 
@@ -54,6 +66,8 @@ class JobManager {
                      const std::function<bool()>& stop) const;
 
   BlobStore& blobs() { return blobs_; }
+  // Whether this replica can take work: accepting, and its store answers.
+  bool serving() const { return accepting_ && store_up_; }
   const FamilyRegistry& families() const { return *families_; }
 
   // New submissions get UNAVAILABLE from now on.
@@ -84,6 +98,32 @@ class JobManager {
   void UpdateGauges();
   void JanitorLoop();
 
+  // The shared store's side (job_manager_shared.cc).
+  absl::Status OpenSharedStore();
+  absl::StatusOr<v1::Job> SubmitShared(const v1::JobSpec& spec, std::shared_ptr<Job> job);
+  absl::StatusOr<v1::Job> CancelShared(const std::string& job_id);
+  absl::Status WatchShared(const std::string& job_id, int64_t from_event,
+                           const std::function<bool(const v1::JobEvent&)>& emit,
+                           const std::function<bool()>& stop) const;
+  absl::StatusOr<v1::ListJobsResponse> ListShared(const JobStore::Filter& filter) const;
+  // Cancels a job this replica holds and returns its view; nullopt when it
+  // holds none by that id.
+  std::optional<v1::Job> CancelLocal(const std::string& job_id);
+  // Queues a job this replica has just leased (or ends it: cancelled while
+  // nobody held it, or unable to run here).
+  void Adopt(PgJobStore::Claimed claimed);
+  // How many jobs this replica leases ahead of its lanes.
+  int ClaimCapacity() const;
+  void ClaimLoop();
+  void WakeClaimer();
+  // The janitor's turn with the shared store: leases, cancels, queue depth,
+  // retention, health.
+  void TendSharedStore(absl::Time now);
+  // Stops the jobs of `before` (those held here before a heartbeat) whose
+  // leases the heartbeat did not renew.
+  void DropLostLeases(const std::vector<std::string>& before,
+                      const absl::flat_hash_set<std::string>& held);
+
   const ServerOptions options_;
   Metrics* const metrics_;
   std::unique_ptr<JobJournal> journal_;  // with --state-dir; outlives store_
@@ -93,8 +133,22 @@ class JobManager {
   std::map<std::string, int64_t> budgets_;  // by device; fixed after Create
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> accepting_{true};
+  // With --store: what keeps this replica's part of the shared store.
+  std::atomic<bool> store_up_{true};
+  std::atomic<bool> ready_{false};  // the listener's callbacks may act
+  int lanes_ = 0;
+  absl::Mutex claim_mu_;
+  absl::CondVar claim_cv_;
+  bool claim_wanted_ ABSL_GUARDED_BY(claim_mu_) = false;
+  bool stop_claiming_ ABSL_GUARDED_BY(claim_mu_) = false;
+  std::thread claimer_;
+  absl::Time last_sweep_ = absl::InfinitePast();  // janitor thread only
+  int64_t reconnects_seen_ = 0;                   // janitor thread only
   absl::Notification stop_janitor_;
   std::thread janitor_;
+  // With --store: the shared store. Last, so its listener thread, whose
+  // callbacks use the members above, stops first.
+  std::unique_ptr<PgJobStore> shared_;
 };
 
 }  // namespace solverd::server

@@ -111,6 +111,8 @@ void JobManager::FinishJob(Job& job, JobOutcome outcome) {
                   absl::Now(), &run_seconds)) {
     return;
   }
+  // The shared store keeps finished jobs; this replica forgets them.
+  if (shared_ != nullptr) store_.Remove(job.id());
   const std::string family(job.family()->name());
   metrics_->JobFinished(family, StatusLabel(outcome.status.code()), run_seconds);
   if (outcome.iterations > 0) metrics_->Iterations(family, outcome.iterations);

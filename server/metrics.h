@@ -40,6 +40,14 @@ class Metrics {
   void SetQueueDepth(int depth);
   void SetRunningJobs(int running);
   void SetDeviceMemoryUsed(const std::string& device, int64_t bytes);
+  // The shared store (--store): each operation's latency, jobs claimed,
+  // claims of a job whose lease lapsed (a re-run), reconnects, and whether
+  // it answers.
+  void StoreOperation(const std::string& operation, double seconds);
+  void Claimed();
+  void LeaseExpired();
+  void StoreReconnects(int64_t count);
+  void SetStoreUp(bool up);
 
  private:
   std::shared_ptr<prometheus::Registry> registry_;
@@ -55,6 +63,9 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& iterations_;
   prometheus::Family<prometheus::Gauge>& device_memory_;
   prometheus::Family<prometheus::Gauge>& build_info_;
+  prometheus::Family<prometheus::Histogram>& store_latency_;
+  prometheus::Family<prometheus::Counter>& store_events_;
+  prometheus::Family<prometheus::Gauge>& store_up_;
 };
 
 }  // namespace solverd::server

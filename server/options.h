@@ -41,6 +41,12 @@ struct ServerOptions {
   int max_tuners = 1000;  // sor tuners at most
   // Jobs (journal), blobs and sor tuners persist here; empty: in memory only.
   std::string state_dir;
+  // The shared store of many replicas (a libpq URI postgres://...); empty:
+  // the embedded store above. Its password comes from store_password_file
+  // or libpq's PGPASSWORD / PGPASSFILE.
+  std::string store;
+  std::string store_password_file;
+  absl::Duration lease = absl::Seconds(15);  // with store: a replica's hold on a job
 
   // Security: TLS when cert and key are set (PEM files); client certificates
   // signed by tls_client_ca are then required (mutual TLS) when it is set.

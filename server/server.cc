@@ -85,7 +85,18 @@ absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOp
         absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
   }
   SetServing(s->grpc_.get(), true);
+  SolverServer* raw = s.get();
+  s->health_ = std::thread([raw] { raw->HealthLoop(); });
   return s;
+}
+
+void SolverServer::HealthLoop() {
+  bool serving = true;
+  while (!stop_health_.WaitForNotificationWithTimeout(absl::Milliseconds(250))) {
+    const bool now = manager_->serving();
+    if (now != serving) SetServing(grpc_.get(), now);
+    serving = now;
+  }
 }
 
 SolverServer::~SolverServer() { Shutdown(); }
@@ -93,6 +104,10 @@ SolverServer::~SolverServer() { Shutdown(); }
 void SolverServer::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
+  if (health_.joinable()) {
+    stop_health_.Notify();
+    health_.join();
+  }
   if (grpc_ != nullptr) SetServing(grpc_.get(), false);
   if (manager_ != nullptr) {
     manager_->StopAccepting();

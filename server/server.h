@@ -6,10 +6,12 @@
 #define SOLVERD_SERVER_SERVER_H_
 
 #include <memory>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
 #include "server/bearer_tokens.h"
 #include "server/grpc_service.h"
 #include "server/job_manager.h"
@@ -35,6 +37,9 @@ class SolverServer {
 
  private:
   SolverServer() = default;
+  // Keeps gRPC health in step with the job manager (NOT_SERVING while a
+  // shared store does not answer), four times a second.
+  void HealthLoop();
 
   ServerOptions options_;
   std::vector<Lane> lanes_;
@@ -45,6 +50,8 @@ class SolverServer {
   std::unique_ptr<grpc::Server> grpc_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
+  absl::Notification stop_health_;
+  std::thread health_;
 };
 
 }  // namespace solverd::server

@@ -75,6 +75,11 @@ TestServer::~TestServer() {
   std::system(("rm -rf " + dir_).c_str());
 }
 
+std::string TestServer::log() const {
+  std::ifstream in(dir_ + "/log");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 int TestServer::StopWith(int signal, int timeout_ms) {
   if (pid_ <= 0) return -1;
   kill(pid_, signal);

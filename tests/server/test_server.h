@@ -25,6 +25,8 @@ class TestServer {
   int grpc_port() const { return grpc_port_; }
   int metrics_port() const { return metrics_port_; }
   pid_t pid() const { return pid_; }
+  // What the server has printed so far (stdout and stderr).
+  std::string log() const;
 
   // Sends `signal` and waits up to `timeout_ms` for exit; returns the exit
   // status, or -1 if it did not exit in time.

@@ -1,0 +1,247 @@
+// JobManager with the shared store (--store=postgres://...): submitting
+// into it, reading, watching and cancelling any replica's jobs, and taking
+// this replica's share of the queue (the claimer thread) under leases the
+// janitor renews.
+#include <unistd.h>
+
+#include <cstdio>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/job_manager.h"
+
+namespace solverd::server {
+namespace {
+
+// host-pid-random: unique per process, and readable in the jobs table.
+std::string ReplicaName() {
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  absl::BitGen gen;
+  return absl::StrFormat("%s-%d-%08x", host, getpid(), absl::Uniform<uint32_t>(gen));
+}
+
+constexpr int kExpiredPerTurn = 64;
+constexpr absl::Duration kSweepInterval = absl::Minutes(1);
+
+}  // namespace
+
+absl::Status JobManager::OpenSharedStore() {
+  PgJobStore::Options o;
+  o.connection.uri = options_.store;
+  o.connection.password_file = options_.store_password_file;
+  o.replica = ReplicaName();
+  o.lease = options_.lease;
+  o.on_queued = [this] { WakeClaimer(); };
+  o.on_cancel = [this](const std::string& id) {
+    if (ready_) CancelLocal(id);
+  };
+  o.observe = [metrics = metrics_](const char* operation, double seconds) {
+    metrics->StoreOperation(operation, seconds);
+  };
+  auto store = PgJobStore::Open(std::move(o));
+  if (!store.ok()) return store.status();
+  shared_ = *std::move(store);
+  std::fprintf(stderr, "solverd: shared store %s, replica %s, lease %s\n",
+               shared_->name().c_str(), shared_->replica().c_str(),
+               absl::FormatDuration(options_.lease).c_str());
+  ready_ = true;
+  claimer_ = std::thread([this] { ClaimLoop(); });
+  return absl::OkStatus();
+}
+
+int JobManager::ClaimCapacity() const { return lanes_ * std::max(1, options_.max_batch); }
+
+absl::StatusOr<v1::Job> JobManager::SubmitShared(const v1::JobSpec& spec,
+                                                 std::shared_ptr<Job> job) {
+  // Refused here rather than left in the queue for a replica like this one.
+  if (absl::Status s = scheduler_->Admissible(job->scheduling()); !s.ok()) return s;
+  PgJobStore::NewJob row;
+  row.view = job->Snapshot();
+  job->ReadEvents(0, absl::ZeroDuration(), &row.events);
+  row.problem = ProblemOnly(spec).SerializeAsString();
+  row.scheduling = job->scheduling();
+  row.max_queue = options_.max_queue;
+  // The replica a client chose runs the job when it has room, which saves
+  // a claim; the others take it from the queue otherwise.
+  row.lease_here = scheduler_->queue_depth() < ClaimCapacity();
+  uint64_t seq = 0;
+  bool added = false;
+  auto stored = shared_->Insert(row, &seq, &added);
+  if (!stored.ok()) return stored.status();
+  if (!added) return stored;  // the job already under this idempotency key
+  metrics_->JobSubmitted(std::string(job->family()->name()));
+  if (!row.lease_here) return stored;
+  // Rebuilt under the store's submission order, which the local indexes
+  // share with the jobs this replica claims.
+  JobRecord record{seq, ProblemOnly(spec), row.view, row.events};
+  auto local = std::make_shared<Job>(record, job->family(), job->TakeWork(), nullptr, absl::Now());
+  local->LogTo(&shared_->log());
+  store_.Restore(local);
+  if (absl::Status queued = Enqueue(*local, absl::Now()); !queued.ok()) {
+    FinishJob(*local, {queued, std::nullopt, 0});
+  }
+  UpdateGauges();
+  return stored;
+}
+
+absl::StatusOr<v1::ListJobsResponse> JobManager::ListShared(const JobStore::Filter& filter) const {
+  std::vector<uint64_t> seqs;
+  bool more = false;
+  auto jobs = shared_->List(filter, &seqs, &more);
+  if (!jobs.ok()) return jobs.status();
+  v1::ListJobsResponse out;
+  for (v1::Job& job : *jobs) *out.add_jobs() = std::move(job);
+  if (more && !seqs.empty()) out.set_next_page_token(absl::StrCat(seqs.back()));
+  return out;
+}
+
+std::optional<v1::Job> JobManager::CancelLocal(const std::string& job_id) {
+  auto job = store_.Find(job_id);
+  if (job == nullptr) return std::nullopt;
+  if (scheduler_->Remove(job_id)) {
+    FinishJob(*job, {absl::CancelledError("cancelled before it ran"), std::nullopt, 0});
+  } else {
+    job->RequestCancel();  // a running solver sees it at its next iteration
+  }
+  return job->Snapshot();
+}
+
+absl::StatusOr<v1::Job> JobManager::CancelShared(const std::string& job_id) {
+  if (auto local = CancelLocal(job_id)) return *local;
+  auto holder = shared_->RequestCancel(job_id);
+  if (absl::IsFailedPrecondition(holder.status())) return shared_->Get(job_id);  // finished
+  if (!holder.ok()) return holder.status();
+  if (holder->empty()) {
+    // Nobody holds it: take it and end it here, then show it as ended.
+    auto claimed = shared_->Claim(1, {job_id});
+    if (!claimed.ok()) return claimed.status();
+    for (PgJobStore::Claimed& c : *claimed) Adopt(std::move(c));
+    shared_->log().Flush(absl::Seconds(5)).IgnoreError();
+  }
+  return shared_->Get(job_id);
+}
+
+absl::Status JobManager::WatchShared(const std::string& job_id, int64_t from_event,
+                                     const std::function<bool(const v1::JobEvent&)>& emit,
+                                     const std::function<bool()>& stop) const {
+  auto waiter = shared_->WatchEvents(job_id);
+  int64_t next = from_event;
+  for (;;) {
+    std::vector<v1::JobEvent> events;
+    bool done = false;
+    absl::Status read = shared_->ReadEvents(job_id, next, &events, &done);
+    // Through a store outage the watcher waits for it, as for any event.
+    if (!read.ok() && !absl::IsUnavailable(read)) return read;
+    for (const v1::JobEvent& e : events) {
+      if (!emit(e)) return absl::OkStatus();
+      next = e.number() + 1;
+    }
+    if ((read.ok() && done) || stop()) return absl::OkStatus();
+    if (events.empty()) waiter->Wait(PgJobStore::kPollInterval);
+  }
+}
+
+void JobManager::Adopt(PgJobStore::Claimed claimed) {
+  JobRecord& record = claimed.record;
+  const Family* family = families_->ForProblem(record.spec.problem_case());
+  if (family == nullptr) {  // a newer replica's family: its lease lapses for another
+    std::fprintf(stderr, "solverd: job %s has no family this replica knows; left for others\n",
+                 record.job.id().c_str());
+    return;
+  }
+  const absl::Time now = absl::Now();
+  const PrepareContext context{blobs_, options_.data_root, record.job.owner()};
+  auto work = family->Prepare(record.spec, context);
+  absl::Status status = work.status();
+  if (status.ok()) status = CheckProblemSize(*family, **work);
+  const bool rerun = record.job.state() == v1::JOB_STATE_RUNNING || record.job.attempt() > 0;
+  auto job = std::make_shared<Job>(record, family, status.ok() ? *std::move(work) : nullptr,
+                                   &shared_->log(), now);
+  if (rerun) metrics_->LeaseExpired();
+  metrics_->Claimed();
+  store_.Restore(job);
+  if (claimed.cancel_requested) {
+    FinishJob(*job, {absl::CancelledError("cancelled before it ran"), std::nullopt, 0});
+    return;
+  }
+  if (status.ok()) status = Enqueue(*job, now);
+  if (!status.ok()) FinishJob(*job, {status, std::nullopt, 0});
+}
+
+void JobManager::WakeClaimer() {
+  absl::MutexLock lock(&claim_mu_);
+  claim_wanted_ = true;
+  claim_cv_.Signal();
+}
+
+void JobManager::ClaimLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&claim_mu_);
+      if (!claim_wanted_ && !stop_claiming_) {
+        claim_cv_.WaitWithTimeout(&claim_mu_, PgJobStore::kPollInterval);
+      }
+      if (stop_claiming_) return;
+      claim_wanted_ = false;
+    }
+    const int room = ClaimCapacity() - scheduler_->queue_depth();
+    if (room <= 0) continue;
+    auto claimed = shared_->Claim(room);
+    if (!claimed.ok()) continue;  // the store is away: the janitor reports it
+    const bool full = static_cast<int>(claimed->size()) == room;
+    for (PgJobStore::Claimed& c : *claimed) Adopt(std::move(c));
+    if (full) WakeClaimer();  // there may be more: look again once room frees
+    UpdateGauges();
+  }
+}
+
+void JobManager::DropLostLeases(const std::vector<std::string>& before,
+                                const absl::flat_hash_set<std::string>& held) {
+  for (const std::string& id : before) {
+    if (held.contains(id)) continue;
+    auto job = store_.Find(id);
+    if (job == nullptr || job->terminal()) continue;  // it ended here meanwhile
+    // Another replica re-runs it (or already ended it): what this one
+    // would still write is refused by the store, so it stops here unlogged.
+    std::fprintf(stderr, "solverd: lease on job %s lapsed to another replica; stopped here\n",
+                 id.c_str());
+    job->LogTo(nullptr);
+    CancelLocal(id);
+  }
+}
+
+void JobManager::TendSharedStore(absl::Time now) {
+  // Taken before the heartbeat so that a job submitted meanwhile does not
+  // look lost.
+  const std::vector<std::string> running_here = store_.Ids();
+  auto leases = shared_->Heartbeat();
+  const bool up = leases.ok();
+  if (up != store_up_.exchange(up)) {
+    std::fprintf(stderr, "solverd: store %s %s\n", shared_->name().c_str(),
+                 up ? "answers again: serving" : "does not answer: not serving");
+  }
+  metrics_->SetStoreUp(up);
+  const int64_t reconnects = shared_->reconnects();
+  metrics_->StoreReconnects(reconnects - reconnects_seen_);
+  reconnects_seen_ = reconnects;
+  if (!up) return;
+  DropLostLeases(running_here, leases->held);
+  for (const std::string& id : leases->cancel_requested) CancelLocal(id);
+  if (auto expired = shared_->ExpiredQueued(kExpiredPerTurn); expired.ok() && !expired->empty()) {
+    if (auto claimed = shared_->Claim(kExpiredPerTurn, *expired); claimed.ok()) {
+      for (PgJobStore::Claimed& c : *claimed) Adopt(std::move(c));  // the scheduler expires them
+    }
+  }
+  if (auto depth = shared_->CountQueued(nullptr); depth.ok()) {
+    metrics_->SetQueueDepth(static_cast<int>(*depth));
+  }
+  if (now - last_sweep_ >= kSweepInterval) {
+    last_sweep_ = now;
+    shared_->Sweep(options_.result_ttl).IgnoreError();
+  }
+}
+
+}  // namespace solverd::server

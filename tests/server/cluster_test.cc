@@ -1,0 +1,287 @@
+// Replicas on one shared store (--store=postgres://...): a real PostgreSQL
+// server (PgTestServer) and real solverd processes (TestServer). Any
+// replica serves any job; a replica killed outright loses nothing; one
+// idempotency key gives one job across replicas; the database going away
+// and coming back crashes nothing and loses no acknowledged job.
+#include <signal.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "client/demo_problems.h"
+#include "client/solver_client.h"
+#include "pg_test_server.h"
+#include "server/store/pg_connection.h"
+#include "test_server.h"
+
+namespace solverd {
+namespace {
+
+using client::SolverClient;
+using testing::PgTestServer;
+using testing::TestServer;
+using Health = grpc::health::v1::HealthCheckResponse;
+
+v1::JobSpec OtSpec(int n, uint64_t seed = 1) {
+  client::OtDemoOptions o;
+  o.n = n;
+  o.eta = 20;
+  o.seed = seed;
+  v1::JobSpec spec;
+  *spec.mutable_ot() = client::RandomOtProblem(o);
+  return spec;
+}
+
+// Runs `iterations` Sinkhorn steps (never converging first).
+v1::JobSpec LongOtSpec(int64_t iterations) {
+  v1::JobSpec spec = OtSpec(200);
+  spec.mutable_ot()->set_tolerance(1e-300);  // never reached: 0 would mean the default
+  spec.mutable_ot()->set_max_iterations(iterations);
+  spec.mutable_ot()->set_check_every(1);
+  return spec;
+}
+
+// Blocks until the job has reported progress (so it is really running).
+void WaitForProgress(SolverClient& c, const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto reader = c.stub().WatchJob(&ctx, req);
+  v1::JobEvent e;
+  while (reader->Read(&e) && !e.has_progress()) {}
+  ctx.TryCancel();
+  reader->Finish();
+}
+
+std::vector<v1::JobEvent> WatchAll(SolverClient& c, const std::string& id, int64_t from = 0) {
+  std::vector<v1::JobEvent> events;
+  auto state = c.Watch(id, from, [&](const v1::JobEvent& e) { events.push_back(e); }, 50);
+  EXPECT_TRUE(state.ok()) << state.status();
+  return events;
+}
+
+int TerminalEvents(const std::vector<v1::JobEvent>& events) {
+  int n = 0;
+  for (const v1::JobEvent& e : events) {
+    n += e.has_state() && (e.state().state() == v1::JOB_STATE_SUCCEEDED ||
+                           e.state().state() == v1::JOB_STATE_FAILED ||
+                           e.state().state() == v1::JOB_STATE_CANCELLED);
+  }
+  return n;
+}
+
+void ExpectNumberedFromZero(const std::vector<v1::JobEvent>& events) {
+  for (size_t i = 0; i < events.size(); ++i) {
+    ASSERT_EQ(events[i].number(), static_cast<int64_t>(i)) << "a gap or a repeat";
+  }
+}
+
+class Cluster : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (PgTestServer::BinDir().empty()) return;
+    db_ = new PgTestServer();
+    if (!db_->ok()) return;
+    for (int i = 0; i < 3; ++i) replicas_.push_back(StartReplica().release());
+  }
+  static void TearDownTestSuite() {
+    for (TestServer* r : replicas_) delete r;
+    replicas_.clear();
+    delete db_;
+    db_ = nullptr;
+  }
+  void SetUp() override {
+    if (db_ == nullptr) GTEST_SKIP() << "PostgreSQL is not installed (scripts/install-deps.sh)";
+    ASSERT_TRUE(db_->ok()) << db_->error();
+    for (TestServer* r : replicas_) {
+      ASSERT_TRUE(r->ok()) << r->error();
+      clients_.push_back(std::make_unique<SolverClient>(r->address()));
+    }
+  }
+  static std::unique_ptr<TestServer> StartReplica() {
+    return std::make_unique<TestServer>(std::vector<std::string>{
+        "--store=" + db_->uri(), "--store_password_file=" + db_->password_file(),
+        "--lease_seconds=2", "--cpu-workers=2", "--max_batch=4"});
+  }
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (size_t i = 0; i < replicas_.size(); ++i) {
+      std::printf("--- replica %zu's log:\n%s\n", i, replicas_[i]->log().c_str());
+    }
+  }
+  SolverClient& A() { return *clients_[0]; }
+  SolverClient& B() { return *clients_[1]; }
+  SolverClient& C() { return *clients_[2]; }
+
+  static PgTestServer* db_;
+  static std::vector<TestServer*> replicas_;
+  std::vector<std::unique_ptr<SolverClient>> clients_;
+};
+PgTestServer* Cluster::db_ = nullptr;
+std::vector<TestServer*> Cluster::replicas_;
+
+TEST_F(Cluster, AnyReplicaWatchesGetsAndCancelsAnyJob) {
+  auto job = A().Submit(LongOtSpec(int64_t{1} << 40));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitForProgress(B(), job->id());  // B watches A's job
+  auto running = C().Get(job->id());
+  ASSERT_TRUE(running.ok()) << running.status();
+  EXPECT_EQ(running->state(), v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(running->attempt(), 1);
+
+  const absl::Time asked = absl::Now();
+  ASSERT_TRUE(B().Cancel(job->id()).ok());
+  auto events = WatchAll(C(), job->id());
+  const absl::Duration took = absl::Now() - asked;
+  EXPECT_LT(took, absl::Seconds(1)) << "a cancel reaches the running replica within a second";
+  ExpectNumberedFromZero(events);
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(TerminalEvents(events), 1);
+  auto ended = A().Get(job->id());
+  ASSERT_TRUE(ended.ok());
+  EXPECT_EQ(ended->state(), v1::JOB_STATE_CANCELLED);
+  EXPECT_TRUE(ended->has_result()) << "the best answer so far is kept";
+  EXPECT_EQ(ended->event_count(), static_cast<int64_t>(events.size()));
+
+  v1::ListJobsRequest list;
+  list.set_page_size(1000);
+  auto listed = B().List(list);
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  bool found = false;
+  for (const v1::Job& j : listed->jobs()) found |= j.id() == job->id();
+  EXPECT_TRUE(found);
+  EXPECT_EQ(C().Get("job-nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(Cluster, OneIdempotencyKeyAtTwoReplicasGivesOneJob) {
+  for (int round = 0; round < 8; ++round) {
+    v1::JobSpec spec = OtSpec(40, round);
+    spec.set_idempotency_key("key-" + std::to_string(round));
+    absl::StatusOr<v1::Job> at_a, at_b;
+    std::thread a([&] { at_a = A().Submit(spec); });
+    std::thread b([&] { at_b = B().Submit(spec); });
+    a.join();
+    b.join();
+    ASSERT_TRUE(at_a.ok()) << at_a.status();
+    ASSERT_TRUE(at_b.ok()) << at_b.status();
+    EXPECT_EQ(at_a->id(), at_b->id());
+  }
+}
+
+TEST_F(Cluster, AKilledReplicasJobsRunElsewhereAndEndOnce) {
+  auto doomed = StartReplica();
+  ASSERT_TRUE(doomed->ok()) << doomed->error();
+  SolverClient d(doomed->address());
+  // The first runs when D dies; the others wait in D's queue under its lease.
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    auto job = d.Submit(LongOtSpec(i == 0 ? 15000 : 2000));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->id());
+  }
+  WaitForProgress(d, ids[0]);
+  ASSERT_EQ(doomed->StopWith(SIGKILL, 5000), 128 + SIGKILL);
+  auto before = B().Get(ids[0]);
+  ASSERT_TRUE(before.ok());
+  const int64_t resume_from = before->event_count();
+  for (const std::string& id : ids) {
+    auto events = WatchAll(C(), id);
+    ExpectNumberedFromZero(events);
+    EXPECT_EQ(TerminalEvents(events), 1) << id;
+    EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED) << id;
+  }
+  auto rerun = A().Get(ids[0]);
+  ASSERT_TRUE(rerun.ok());
+  EXPECT_EQ(rerun->attempt(), 2) << "re-run once its lease lapsed";
+  auto resumed = WatchAll(B(), ids[0], resume_from);  // resuming on another replica
+  ASSERT_FALSE(resumed.empty());
+  EXPECT_EQ(resumed.front().number(), resume_from);
+  bool requeued = false;
+  for (const v1::JobEvent& e : WatchAll(B(), ids[0])) {
+    requeued |= e.has_state() && e.state().state() == v1::JOB_STATE_QUEUED &&
+                e.state().attempt() == 2;
+  }
+  EXPECT_TRUE(requeued) << "the QUEUED event names attempt 2";
+}
+
+// A replica that finds its lease gone (here taken by hand; in life through
+// a store outage longer than the lease while another replica reached the
+// store first) stops the job, which another run then ends exactly once.
+TEST_F(Cluster, AReplicaThatLostALeaseStopsTheJob) {
+  auto job = A().Submit(LongOtSpec(int64_t{1} << 40));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitForProgress(A(), job->id());
+  server::PgConnection::Options o;
+  o.uri = db_->uri();
+  o.password_file = db_->password_file();
+  auto db = server::PgConnection::Open(o);
+  ASSERT_TRUE(db.ok()) << db.status();
+  auto stolen = (*db)->Exec(
+      "UPDATE jobs SET lease_owner = 'thief', lease_expiry = now() + interval '3 seconds' "
+      "WHERE id = $1 AND state = 2 RETURNING 1",
+      {job->id()});
+  ASSERT_TRUE(stolen.ok()) << stolen.status();
+  ASSERT_EQ(stolen->size(), 1) << "the job was running";
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_NE(replicas_[0]->log().find("lease on job " + job->id() + " lapsed"), std::string::npos);
+  auto held = C().Get(job->id());
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(held->state(), v1::JOB_STATE_RUNNING) << "A's cancel went nowhere";
+  // The thief's lease lapses; a replica claims the job again and runs it.
+  absl::StatusOr<v1::Job> rerun;
+  for (int i = 0; i < 100; ++i) {
+    rerun = B().Get(job->id());
+    ASSERT_TRUE(rerun.ok()) << rerun.status();
+    if (rerun->attempt() == 2 && rerun->state() == v1::JOB_STATE_RUNNING) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(rerun->attempt(), 2);
+  EXPECT_EQ(rerun->state(), v1::JOB_STATE_RUNNING);
+  ASSERT_TRUE(C().Cancel(job->id()).ok());
+  auto events = WatchAll(C(), job->id());
+  ExpectNumberedFromZero(events);
+  EXPECT_EQ(TerminalEvents(events), 1);
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_CANCELLED);
+}
+
+TEST_F(Cluster, TheDatabaseGoingAwayLosesNothing) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 12; ++i) {
+    auto job = (i % 2 ? A() : B()).Submit(LongOtSpec(400));
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->id());
+  }
+  ASSERT_TRUE(db_->Stop());
+  const absl::Time stopped = absl::Now();
+  bool not_serving = false;
+  while (absl::Now() - stopped < absl::Seconds(4) && !not_serving) {
+    auto health = A().Health("", absl::Seconds(1));
+    not_serving = health.ok() && *health == Health::NOT_SERVING;
+    if (!not_serving) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_TRUE(not_serving) << "health reflects the store";
+  auto refused = B().Submit(OtSpec(20));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+  EXPECT_NE(refused.status().message().find("store"), std::string::npos) << refused.status();
+  absl::SleepFor(absl::Seconds(5) - (absl::Now() - stopped));
+  ASSERT_TRUE(db_->Start());
+  for (const std::string& id : ids) {
+    auto events = WatchAll(C(), id);
+    ExpectNumberedFromZero(events);
+    EXPECT_EQ(TerminalEvents(events), 1) << id;
+  }
+  for (TestServer* r : replicas_) {
+    SolverClient c(r->address());
+    auto health = c.Health("", absl::Seconds(5));
+    ASSERT_TRUE(health.ok()) << health.status();
+    EXPECT_EQ(*health, Health::SERVING);
+    EXPECT_EQ(kill(r->pid(), 0), 0) << "no replica crashed";
+  }
+}
+
+}  // namespace
+}  // namespace solverd
