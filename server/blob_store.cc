@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <utility>
 
@@ -30,6 +31,7 @@ std::string BlobStore::PathFor(const Blob& blob) const {
 }
 
 absl::Status BlobStore::Reserve(const std::string& owner, int64_t bytes) {
+  if (shared_ != nullptr) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
   if (used_bytes_ + bytes > options_.quota_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
@@ -49,6 +51,7 @@ absl::Status BlobStore::Reserve(const std::string& owner, int64_t bytes) {
 }
 
 void BlobStore::Release(const std::string& owner, int64_t bytes) {
+  if (shared_ != nullptr) return;
   absl::MutexLock lock(&mu_);
   used_bytes_ -= bytes;
   auto it = owner_bytes_.find(owner);
@@ -66,6 +69,14 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   }
   blob.owner = owner;
   blob.sha256 = sha256.size() == kSha256Bytes ? std::move(sha256) : Sha256(bytes);
+  if (shared_ != nullptr) {
+    auto stored = shared_->Put(owner, bytes, blob.sha256);
+    if (!stored.ok()) return stored.status();
+    blob.id = stored->id;
+    blob.expire_time = stored->expire_time;
+    blob.bytes = std::make_shared<const std::string>(std::move(bytes));
+    return blob;
+  }
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
   if (!options_.dir.empty()) {
@@ -125,6 +136,19 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
   Blob blob;
+  if (shared_ != nullptr) {  // a job's input: it needs the bytes whole
+    auto bytes = std::make_shared<std::string>();
+    PgBlobStore::Info info;
+    absl::Status read = shared_->Read(
+        id,
+        [&](std::string_view chunk) {
+          bytes->append(chunk);
+          return absl::OkStatus();
+        },
+        &info);
+    if (!read.ok()) return read;
+    return Blob{id, info.owner, std::move(bytes), info.sha256, info.expire_time};
+  }
   {
     absl::MutexLock lock(&mu_);
     auto it = blobs_.find(id);
@@ -138,7 +162,42 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
   return blob;
 }
 
+absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
+                             const PieceSink& sink) const {
+  const int64_t step = std::max<int64_t>(1, max_piece);
+  auto pieces = [&](const Blob& blob, int64_t offset, absl::string_view bytes) -> absl::Status {
+    for (int64_t at = 0; at < static_cast<int64_t>(bytes.size()); at += step) {
+      if (absl::Status s = sink(blob, offset + at, bytes.substr(at, step)); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  };
+  if (shared_ == nullptr) {
+    auto blob = Get(id);
+    if (!blob.ok()) return blob.status();
+    const std::shared_ptr<const std::string> bytes = std::move(blob->bytes);
+    if (bytes->empty()) return sink(*blob, 0, "");
+    return pieces(*blob, 0, *bytes);
+  }
+  PgBlobStore::Info info;  // filled in before the first chunk
+  auto described = [&] { return Blob{id, info.owner, nullptr, info.sha256, info.expire_time}; };
+  int64_t offset = 0;
+  absl::Status read = shared_->Read(
+      id,
+      [&](std::string_view chunk) {
+        absl::Status s = pieces(described(), offset, absl::string_view(chunk.data(), chunk.size()));
+        offset += static_cast<int64_t>(chunk.size());
+        return s;
+      },
+      &info);
+  if (read.ok() && info.size_bytes == 0) return sink(described(), 0, "");
+  return read;
+}
+
 int BlobStore::Sweep(absl::Time now) {
+  if (shared_ != nullptr) {
+    auto swept = shared_->Sweep();
+    return swept.ok() ? static_cast<int>(*swept) : 0;
+  }
   std::vector<Blob> expired;
   {
     absl::MutexLock lock(&mu_);
@@ -159,6 +218,7 @@ int BlobStore::Sweep(absl::Time now) {
 }
 
 int64_t BlobStore::used_bytes() const {
+  if (shared_ != nullptr) return shared_->UsedBytes().value_or(0);
   absl::MutexLock lock(&mu_);
   return used_bytes_;
 }

@@ -6,11 +6,15 @@
 // every read (Get, Load): bytes that no longer match are DATA_LOSS, never
 // handed to a job. With a directory (--state-dir/blobs) each blob is also a
 // file, written atomically before Put() returns, and Load() brings them
-// back after a restart. Thread-safe.
+// back after a restart. With the shared store (ShareThrough(), for
+// --store) the blobs live in PostgreSQL instead (PgBlobStore): the quotas
+// and TTL count the cluster's blobs, and Read() streams chunk by chunk.
+// Thread-safe.
 #ifndef SOLVERD_SERVER_BLOB_STORE_H_
 #define SOLVERD_SERVER_BLOB_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,7 +23,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/store/pg_blob_store.h"
 
 namespace solverd::server {
 
@@ -45,13 +51,20 @@ class BlobStore {
   BlobStore(const BlobStore&) = delete;
   BlobStore& operator=(const BlobStore&) = delete;
 
+  // From now on blobs are stored in, and read from, `shared`. REQUIRES:
+  // called once, before any blob is stored.
+  void ShareThrough(std::unique_ptr<PgBlobStore> shared) { shared_ = std::move(shared); }
+  // The shared store's blobs (an upload writes there chunk by chunk), or
+  // null in the embedded mode.
+  PgBlobStore* shared() const { return shared_.get(); }
+
   // Reads the blobs in the directory back (their TTL counts from when they
   // were written); returns a warning per file it had to skip.
   std::vector<std::string> Load(absl::Time now);
 
   // Claims `bytes` of `owner`'s quota for an upload in progress;
   // RESOURCE_EXHAUSTED (naming the quota) when it does not fit. Release()
-  // gives it back.
+  // gives it back. (Shared: both do nothing; the store admits each write.)
   absl::Status Reserve(const std::string& owner, int64_t bytes);
   void Release(const std::string& owner, int64_t bytes);
   // Stores `bytes`, whose size `owner` Reserve()d, and returns the new
@@ -62,6 +75,12 @@ class BlobStore {
   // NOT_FOUND for unknown or expired ids; DATA_LOSS when the bytes no
   // longer match their digest.
   absl::StatusOr<Blob> Get(const std::string& id) const;
+  // Hands the blob's bytes to `sink` in order, `max_piece` bytes at most at
+  // a time, with the blob's description (bytes unset); errors as Get(),
+  // DATA_LOSS possibly after some pieces (shared: checked as it streams).
+  using PieceSink = std::function<absl::Status(const Blob& blob, int64_t offset,
+                                               absl::string_view piece)>;
+  absl::Status Read(const std::string& id, int64_t max_piece, const PieceSink& sink) const;
   // Drops expired blobs; returns how many.
   int Sweep(absl::Time now);
   int64_t used_bytes() const;
@@ -75,6 +94,7 @@ class BlobStore {
   int64_t used_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // stored + reserved
   absl::flat_hash_map<std::string, int64_t> owner_bytes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Blob> blobs_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<PgBlobStore> shared_;
 };
 
 }  // namespace solverd::server

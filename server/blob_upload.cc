@@ -8,7 +8,12 @@
 namespace solverd::server {
 
 BlobUpload::~BlobUpload() {
-  if (!stored_) store_.Release(owner_, size());
+  if (stored_) return;
+  if (PgBlobStore* shared = store_.shared(); shared != nullptr) {
+    if (!shared_id_.empty()) shared->Abort(shared_id_);
+    return;
+  }
+  store_.Release(owner_, size());
 }
 
 absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
@@ -18,14 +23,40 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
     return absl::InvalidArgumentError(
         absl::StrCat("offset: chunk starts at ", offset, ", expected ", size()));
   }
-  absl::Status reserved = store_.Reserve(owner_, static_cast<int64_t>(data.size()));
+  absl::Status reserved = store_.shared() != nullptr
+                              ? AppendShared(*store_.shared(), offset, data)
+                              : store_.Reserve(owner_, static_cast<int64_t>(data.size()));
   if (!reserved.ok()) {
     failed_ = true;
     return reserved;
   }
-  bytes_.append(data.data(), data.size());
+  if (store_.shared() == nullptr) bytes_.append(data.data(), data.size());
+  size_ += static_cast<int64_t>(data.size());
   hasher_.Update(data);
   return absl::OkStatus();
+}
+
+absl::Status BlobUpload::AppendShared(PgBlobStore& shared, int64_t offset,
+                                      absl::string_view data) {
+  if (shared_id_.empty()) {
+    auto begun = shared.Begin(owner_);
+    if (!begun.ok()) return begun.status();
+    shared_id_ = *std::move(begun);
+  }
+  return shared.Append(shared_id_, owner_, offset, std::string_view(data.data(), data.size()));
+}
+
+absl::StatusOr<BlobStore::Blob> BlobUpload::FinishShared(PgBlobStore& shared,
+                                                         std::string digest) {
+  if (shared_id_.empty()) {  // an empty blob
+    auto begun = shared.Begin(owner_);
+    if (!begun.ok()) return begun.status();
+    shared_id_ = *std::move(begun);
+  }
+  auto info = shared.Complete(shared_id_, digest);
+  if (!info.ok()) return info.status();  // the destructor drops the rows
+  stored_ = true;
+  return BlobStore::Blob{info->id, owner_, nullptr, info->sha256, info->expire_time};
 }
 
 absl::Status BlobUpload::Expect(absl::string_view sha256) {
@@ -51,6 +82,9 @@ absl::StatusOr<BlobStore::Blob> BlobUpload::Finish(absl::Time now) {
         "sha256: the ", reserved, " bytes received hash to ", absl::BytesToHexString(digest),
         ", not to the ", absl::BytesToHexString(expected_sha256_), " the client sent; nothing "
         "was stored"));
+  }
+  if (PgBlobStore* shared = store_.shared(); shared != nullptr) {
+    return FinishShared(*shared, std::move(digest));
   }
   auto blob = store_.Put(owner_, std::move(bytes_), now, std::move(digest));
   if (!blob.ok()) {

@@ -3,7 +3,8 @@
 // reserved from the store's quota as it arrives, and given back if the
 // upload fails or is abandoned. The bytes are hashed as they come; a digest
 // the client sent must match them, or nothing is stored. Not thread-safe
-// (one stream, one thread).
+// (one stream, one thread). With the shared store each chunk goes to the
+// database as it arrives, and the bytes are never held here whole.
 #ifndef SOLVERD_SERVER_BLOB_UPLOAD_H_
 #define SOLVERD_SERVER_BLOB_UPLOAD_H_
 
@@ -38,12 +39,17 @@ class BlobUpload {
   // not hash to the expected digest. REQUIRES: every Append() succeeded.
   absl::StatusOr<BlobStore::Blob> Finish(absl::Time now);
 
-  int64_t size() const { return static_cast<int64_t>(bytes_.size()); }
+  int64_t size() const { return size_; }
 
  private:
+  absl::Status AppendShared(PgBlobStore& shared, int64_t offset, absl::string_view data);
+  absl::StatusOr<BlobStore::Blob> FinishShared(PgBlobStore& shared, std::string digest);
+
   BlobStore& store_;
   const std::string owner_;
-  std::string bytes_;
+  std::string bytes_;       // embedded store: the bytes so far
+  std::string shared_id_;   // shared store: the blob being written, once begun
+  int64_t size_ = 0;
   Sha256Hasher hasher_;
   std::string expected_sha256_;  // empty: the client sent none
   bool failed_ = false;

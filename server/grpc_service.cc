@@ -215,20 +215,23 @@ grpc::Status SolverServiceImpl::DownloadBlob(grpc::ServerContext* ctx,
                                              const v1::DownloadBlobRequest* req,
                                              grpc::ServerWriter<v1::BlobChunk>* writer) {
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
-  auto blob = manager_->blobs().Get(req->blob_id());
-  if (!blob.ok()) return ToGrpc(blob.status());
-  const std::string& bytes = *blob->bytes;
-  int64_t offset = 0;
-  do {
-    if (ctx->IsCancelled()) return grpc::Status::CANCELLED;
-    v1::BlobChunk chunk;
-    chunk.set_offset(offset);
-    if (offset == 0) chunk.set_sha256(blob->sha256);
-    const int64_t n = std::min<int64_t>(kDownloadChunkBytes, bytes.size() - offset);
-    chunk.set_data(bytes.substr(offset, n));
-    if (!writer->Write(chunk)) break;
-    offset += n;
-  } while (offset < static_cast<int64_t>(bytes.size()));
+  bool client_gone = false;
+  absl::Status read = manager_->blobs().Read(
+      req->blob_id(), kDownloadChunkBytes,
+      [&](const BlobStore::Blob& blob, int64_t offset, absl::string_view piece) {
+        if (ctx->IsCancelled()) return absl::CancelledError("the client went away");
+        v1::BlobChunk chunk;
+        chunk.set_offset(offset);
+        if (offset == 0) chunk.set_sha256(blob.sha256);
+        chunk.set_data(piece.data(), piece.size());
+        if (!writer->Write(chunk)) {
+          client_gone = true;
+          return absl::CancelledError("the client went away");
+        }
+        return absl::OkStatus();
+      });
+  if (client_gone) return grpc::Status::OK;
+  if (!read.ok()) return ToGrpc(read);
   return grpc::Status::OK;
 }
 

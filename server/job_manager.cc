@@ -69,7 +69,8 @@ BlobStore::Options BlobOptions(const ServerOptions& options) {
   out.quota_bytes = options.blob_quota_bytes;
   out.ttl = options.blob_ttl;
   out.owner_quota_bytes = options.max_blob_bytes_per_token;
-  if (!options.state_dir.empty()) out.dir = options.state_dir + "/blobs";
+  // With the shared store the blobs live there (JobManager::OpenSharedStore).
+  if (!options.state_dir.empty() && options.store.empty()) out.dir = options.state_dir + "/blobs";
   return out;
 }
 

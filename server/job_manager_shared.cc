@@ -41,9 +41,17 @@ absl::Status JobManager::OpenSharedStore() {
   o.observe = [metrics = metrics_](const char* operation, double seconds) {
     metrics->StoreOperation(operation, seconds);
   };
-  auto store = PgJobStore::Open(std::move(o));
+  auto store = PgJobStore::Open(o);
   if (!store.ok()) return store.status();
   shared_ = *std::move(store);
+  PgBlobStore::Options b;
+  b.connection = o.connection;
+  b.quota_bytes = options_.blob_quota_bytes;
+  b.owner_quota_bytes = options_.max_blob_bytes_per_token;
+  b.ttl = options_.blob_ttl;
+  auto blobs = PgBlobStore::Open(std::move(b));
+  if (!blobs.ok()) return blobs.status();
+  blobs_.ShareThrough(*std::move(blobs));
   std::fprintf(stderr, "solverd: shared store %s, replica %s, lease %s\n",
                shared_->name().c_str(), shared_->replica().c_str(),
                absl::FormatDuration(options_.lease).c_str());

@@ -63,6 +63,10 @@ CREATE TABLE tuners(
     R"sql(
 CREATE INDEX jobs_lease_owner ON jobs(lease_owner) WHERE lease_owner IS NOT NULL;
 )sql",
+    // 3: every replica's janitor sweeps expired blobs.
+    R"sql(
+CREATE INDEX blobs_expiry ON blobs(expire_time);
+)sql",
 };
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kPgSchemaVersion);
 

@@ -26,7 +26,7 @@
 namespace solverd::server {
 
 // The newest schema version this build knows.
-inline constexpr int kPgSchemaVersion = 2;
+inline constexpr int kPgSchemaVersion = 3;
 
 // Brings the database's schema to kPgSchemaVersion; returns the version it
 // found (0 for an empty database).

@@ -1,10 +1,12 @@
 // Replicas on one shared store (--store=postgres://...): a real PostgreSQL
 // server (PgTestServer) and real solverd processes (TestServer). Any
 // replica serves any job; a replica killed outright loses nothing; one
-// idempotency key gives one job across replicas; the database going away
-// and coming back crashes nothing and loses no acknowledged job.
+// idempotency key gives one job across replicas; a blob uploaded to one is
+// read by a job on another and downloaded from a third; the database going
+// away and coming back crashes nothing and loses no acknowledged job.
 #include <signal.h>
 
+#include <cmath>
 #include <map>
 #include <set>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "client/demo_problems.h"
 #include "client/solver_client.h"
 #include "pg_test_server.h"
+#include "quant/formats/safetensors.h"
 #include "server/store/pg_connection.h"
 #include "test_server.h"
 
@@ -206,6 +209,44 @@ TEST_F(Cluster, AKilledReplicasJobsRunElsewhereAndEndOnce) {
                 e.state().attempt() == 2;
   }
   EXPECT_TRUE(requeued) << "the QUEUED event names attempt 2";
+}
+
+TEST_F(Cluster, ABlobUploadedToOneReplicaServesAJobOnAnotherAndDownloadsFromAThird) {
+  const int rows = 1024, cols = 1280;  // 5 MiB of F32 weights: over one message
+  std::vector<float> weights(static_cast<size_t>(rows) * cols);
+  for (size_t i = 0; i < weights.size(); ++i) weights[i] = std::sin(0.001f * i) * 0.05f;
+  quant::SafetensorsWriter writer;
+  writer.Add("layer.weight", quant::DType::kF32, {rows, cols}, quant::FloatsToBytes(weights));
+  const std::string model = writer.Finish();
+  ASSERT_GT(model.size(), size_t{4} << 20);
+  auto blob = A().Upload(model);
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->size_bytes(), static_cast<int64_t>(model.size()));
+  auto back = C().Download(blob->blob_id());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(*back == model);
+
+  v1::JobSpec spec;
+  spec.mutable_quant()->mutable_model()->set_blob_id(blob->blob_id());
+  spec.mutable_quant()->set_bits(4);
+  auto job = B().Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto events = WatchAll(B(), job->id());
+  ASSERT_FALSE(events.empty());
+  ASSERT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED)
+      << events.back().state().error_message();
+  auto done = C().Get(job->id());
+  ASSERT_TRUE(done.ok()) << done.status();
+  const std::string& output_id = done->result().quant().output_blob_id();
+  ASSERT_FALSE(output_id.empty());
+  auto output = C().Download(output_id);
+  ASSERT_TRUE(output.ok()) << output.status();
+  EXPECT_EQ(static_cast<int64_t>(output->size()), done->result().quant().output_bytes());
+  quant::SafetensorsFile parsed;
+  EXPECT_TRUE(quant::ParseSafetensors(*output, &parsed).ok()) << "a whole safetensors file";
+  EXPECT_LT(output->size(), model.size() / 4) << "4-bit codes and scales";
+  EXPECT_EQ(A().Download("blob-0000000000000000").status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 // A replica that finds its lease gone (here taken by hand; in life through

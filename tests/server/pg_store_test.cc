@@ -1,7 +1,8 @@
 // The shared store's foundations against a real PostgreSQL server (started
 // by the test): the libpq connection (password file, parameters and bytes,
 // error codes, transactions, reconnecting after the server comes back) and
-// the schema migration (once, concurrent, refusing a newer schema).
+// the schema migration (once, concurrent, refusing a newer schema), and
+// the shared blobs (chunks, cluster-wide quotas, digests, expiry).
 #include "server/store/pg_connection.h"
 
 #include <thread>
@@ -10,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "pg_test_server.h"
+#include "server/sha256.h"
+#include "server/store/pg_blob_store.h"
 #include "server/store/pg_schema.h"
 
 namespace solverd::server {
@@ -155,6 +158,108 @@ TEST_F(PgStoreTest, TheConnectionComesBackWithTheServer) {
   ASSERT_TRUE(up.ok()) << up.status();
   EXPECT_EQ(up->Int(0, 0), 1);
   EXPECT_TRUE(db->connected());
+}
+
+std::unique_ptr<PgBlobStore> OpenBlobs(const PgConnection::Options& connection,
+                                       int64_t quota, int64_t owner_quota,
+                                       absl::Duration ttl = absl::Hours(1)) {
+  PgBlobStore::Options o;
+  o.connection = connection;
+  o.quota_bytes = quota;
+  o.owner_quota_bytes = owner_quota;
+  o.ttl = ttl;
+  auto store = PgBlobStore::Open(o);
+  EXPECT_TRUE(store.ok()) << store.status();
+  return store.ok() ? *std::move(store) : nullptr;
+}
+
+std::string ReadAll(PgBlobStore& store, const std::string& id, absl::Status* status) {
+  std::string out;
+  *status = store.Read(id, [&](std::string_view chunk) {
+    out.append(chunk);
+    return absl::OkStatus();
+  });
+  return out;
+}
+
+TEST_F(PgStoreTest, BlobsGoInChunksAndComeBackChecked) {
+  auto db = Connect();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(MigratePgSchema(*db).ok());
+  ASSERT_TRUE(db->Exec("DELETE FROM blobs").ok());
+  auto blobs = OpenBlobs(Options(), 1 << 30, 1 << 30);
+  ASSERT_NE(blobs, nullptr);
+  std::string bytes(3 * PgBlobStore::kChunkBytes + 5, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7 + i / 1000);
+  auto put = blobs->Put("alice", bytes, Sha256(bytes));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_EQ(put->size_bytes, static_cast<int64_t>(bytes.size()));
+  auto rows = db->Exec("SELECT count(*) FROM blob_chunks WHERE blob_id = $1", {put->id});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->Int(0, 0), 4) << "one row per chunk";
+  absl::Status read;
+  EXPECT_TRUE(ReadAll(*blobs, put->id, &read) == bytes);
+  EXPECT_TRUE(read.ok()) << read;
+  // A chunk altered in the database is caught as it is read.
+  ASSERT_TRUE(db->Exec("UPDATE blob_chunks SET data = set_byte(data, 9, 0) "
+                       "WHERE blob_id = $1 AND start = $2",
+                       {put->id, int64_t{PgBlobStore::kChunkBytes}}).ok());
+  ReadAll(*blobs, put->id, &read);
+  EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss) << read;
+  EXPECT_EQ(blobs->Stat("blob-none").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(PgStoreTest, BlobQuotasCountEveryReplica) {
+  auto db = Connect();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(MigratePgSchema(*db).ok());
+  ASSERT_TRUE(db->Exec("DELETE FROM blobs").ok());
+  auto a = OpenBlobs(Options(), 1000, 600);
+  auto b = OpenBlobs(Options(), 1000, 600);
+  ASSERT_TRUE(a != nullptr && b != nullptr);
+  const std::string kb(400, 'x');
+  ASSERT_TRUE(a->Put("alice", kb, Sha256(kb)).ok());
+  const absl::Status owner = b->Put("alice", kb, Sha256(kb)).status();
+  EXPECT_EQ(owner.code(), absl::StatusCode::kResourceExhausted) << owner;
+  EXPECT_NE(owner.message().find("token alice"), std::string::npos) << owner;
+  ASSERT_TRUE(b->Put("bob", kb, Sha256(kb)).ok());
+  const absl::Status all = a->Put("carol", kb, Sha256(kb)).status();
+  EXPECT_EQ(all.code(), absl::StatusCode::kResourceExhausted) << all;
+  EXPECT_NE(all.message().find("across the cluster"), std::string::npos) << all;
+  auto left = db->Exec("SELECT count(*) FROM blobs");
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->Int(0, 0), 2) << "refused uploads leave nothing behind";
+  // An upload in progress counts, and one abandoned goes with its chunks.
+  auto id = a->Begin("dave");
+  ASSERT_TRUE(id.ok());
+  ASSERT_TRUE(a->Append(*id, "dave", 0, std::string(150, 'y')).ok());
+  EXPECT_EQ(a->Append(*id, "dave", 0, "z").code(), absl::StatusCode::kFailedPrecondition)
+      << "a chunk must start where the last ended";
+  EXPECT_EQ(b->Put("erin", std::string(100, 'e'), "").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(a->Stat(*id).status().code(), absl::StatusCode::kNotFound) << "not complete yet";
+  a->Abort(*id);
+  EXPECT_TRUE(b->Put("erin", std::string(100, 'e'), Sha256(std::string(100, 'e'))).ok());
+}
+
+TEST_F(PgStoreTest, ExpiredBlobsAreSweptWithTheirChunks) {
+  auto db = Connect();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(MigratePgSchema(*db).ok());
+  ASSERT_TRUE(db->Exec("DELETE FROM blobs").ok());
+  auto blobs = OpenBlobs(Options(), 1 << 20, 1 << 20, absl::Milliseconds(300));
+  ASSERT_NE(blobs, nullptr);
+  auto put = blobs->Put("", "short-lived", Sha256("short-lived"));
+  ASSERT_TRUE(put.ok()) << put.status();
+  EXPECT_TRUE(blobs->Stat(put->id).ok());
+  absl::SleepFor(absl::Milliseconds(400));
+  EXPECT_EQ(blobs->Stat(put->id).status().code(), absl::StatusCode::kNotFound);
+  auto swept = blobs->Sweep();
+  ASSERT_TRUE(swept.ok());
+  EXPECT_EQ(*swept, 1);
+  auto chunks = db->Exec("SELECT count(*) FROM blob_chunks");
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->Int(0, 0), 0);
 }
 
 }  // namespace
