@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "sor/tuner_algorithms.h"
 
@@ -86,6 +87,12 @@ int Tuner::Choose(double context) {
 void Tuner::Observe(int arm, double context, int64_t iterations) {
   std::lock_guard<std::mutex> lock(mu_);
   if (arm < 0 || arm >= static_cast<int>(arms_.size())) return;
+  const double probability = std::max(last_probabilities_[arm], 1e-12);
+  ObserveLocked(arm, context, iterations, probability);
+  if (recording_) recorded_.push_back({arm, context, {iterations}, probability});
+}
+
+void Tuner::ObserveLocked(int arm, double context, int64_t iterations, double probability) {
   ArmState& a = arms_[arm];
   ++a.plays;
   a.mean_iterations += (iterations - a.mean_iterations) / a.plays;
@@ -94,7 +101,7 @@ void Tuner::Observe(int arm, double context, int64_t iterations) {
   const double cost = std::max<double>(0, iterations - 1);
   // Learn against the mean cost of the systems before this one, so the
   // baseline an algorithm may subtract does not depend on this outcome.
-  Learn(arm, context, cost, std::max(last_probabilities_[arm], 1e-12));
+  Learn(arm, context, cost, probability);
   cost_sum_ += cost;
   cost_scale_ = std::max(1.0, cost_sum_ / systems_);
 }
@@ -102,6 +109,11 @@ void Tuner::Observe(int arm, double context, int64_t iterations) {
 void Tuner::ObserveAll(double context, const std::vector<int64_t>& iterations) {
   std::lock_guard<std::mutex> lock(mu_);
   if (iterations.size() != arms_.size()) return;
+  ObserveAllLocked(context, iterations);
+  if (recording_) recorded_.push_back({-1, context, iterations, 1});
+}
+
+void Tuner::ObserveAllLocked(double context, const std::vector<int64_t>& iterations) {
   for (size_t i = 0; i < arms_.size(); ++i) {
     ArmState& a = arms_[i];
     ++a.plays;
@@ -110,6 +122,31 @@ void Tuner::ObserveAll(double context, const std::vector<int64_t>& iterations) {
   ++systems_;
   total_iterations_ += *std::min_element(iterations.begin(), iterations.end());
   (void)context;
+}
+
+void Tuner::RecordObservations() {
+  std::lock_guard<std::mutex> lock(mu_);
+  recording_ = true;
+}
+
+std::vector<TunerObservation> Tuner::TakeObservations() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return std::exchange(recorded_, {});
+}
+
+void Tuner::Replay(const std::vector<TunerObservation>& observations) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int k = static_cast<int>(arms_.size());
+  for (const TunerObservation& o : observations) {
+    if (o.arm == -1 && static_cast<int>(o.iterations.size()) == k) {
+      ObserveAllLocked(o.context, o.iterations);
+    } else if (o.arm >= 0 && o.arm < k && o.iterations.size() == 1) {
+      // As Choose() would have: an algorithm keeps what it predicted for
+      // this context, and learns against it.
+      last_probabilities_ = Probabilities(o.context);
+      ObserveLocked(o.arm, o.context, o.iterations[0], std::max(o.probability, 1e-12));
+    }
+  }
 }
 
 TunerSnapshot Tuner::Snapshot() const {

@@ -62,6 +62,15 @@ struct TunerCheckpoint {
   std::vector<double> learner;           // the algorithm's own state, flattened
 };
 
+// One solve's feedback as a tuner learned from it: enough to teach another
+// copy of the tuner the same thing (Replay).
+struct TunerObservation {
+  int arm = -1;                     // -1: every arm (ObserveAll)
+  double context = 0;
+  std::vector<int64_t> iterations;  // the arm's, or one per arm
+  double probability = 1;           // `arm`'s when it was chosen
+};
+
 struct TunerSnapshot {
   int64_t systems = 0;
   int64_t total_iterations = 0;  // over the chosen omegas
@@ -93,6 +102,15 @@ class Tuner {
   // configuration; the tuner is then unchanged.
   Status Restore(const TunerCheckpoint& checkpoint);
 
+  // From now on keeps what Observe/ObserveAll learn for TakeObservations():
+  // a job's private copy of a tuner that lives elsewhere (the shared store)
+  // hands its feedback back that way.
+  void RecordObservations();
+  std::vector<TunerObservation> TakeObservations();
+  // Learns from observations made on another copy, each weighted by the
+  // probability its arm had when that copy chose it.
+  void Replay(const std::vector<TunerObservation>& observations);
+
  protected:
   explicit Tuner(const TunerConfig& config);
   // Sampling distribution over the grid for `context`; called under mu_.
@@ -109,6 +127,9 @@ class Tuner {
   double UnitContext(double context) const;
 
  private:
+  void ObserveLocked(int arm, double context, int64_t iterations, double probability);
+  void ObserveAllLocked(double context, const std::vector<int64_t>& iterations);
+
   mutable std::mutex mu_;
   const TunerConfig config_;
   std::mt19937_64 rng_;
@@ -118,6 +139,8 @@ class Tuner {
   int64_t total_iterations_ = 0;
   double cost_sum_ = 0;
   double cost_scale_ = 1;  // mean of iterations - 1 over the systems seen, at least 1
+  bool recording_ = false;
+  std::vector<TunerObservation> recorded_;
 };
 
 const char* TunerAlgorithmName(TunerAlgorithm algorithm);

@@ -196,5 +196,55 @@ TEST(SorTuner, CheckpointRestoresTheSameFutureChoices) {
   }
 }
 
+// Two copies of one tuner learn on their own; replaying both copies'
+// observations into the original loses none of them, and replaying one
+// copy's into a twin of its start teaches the twin exactly what it learned.
+TEST(SorTuner, ReplayedObservationsTeachWhatTheCopyLearned) {
+  for (TunerAlgorithm algorithm : {TunerAlgorithm::kTsallisInf, TunerAlgorithm::kTsallisInfCb,
+                                   TunerAlgorithm::kChebCb, TunerAlgorithm::kGridOracle}) {
+    TunerConfig config;
+    config.algorithm = algorithm;
+    config.seed = 9;
+    auto shared = MakeOrDie(config);
+    std::mt19937_64 rng(2);
+    auto copy = [&] {
+      auto t = MakeOrDie(config);
+      EXPECT_TRUE(t->Restore(shared->Checkpoint()).ok());
+      t->RecordObservations();
+      return t;
+    };
+    auto a = copy(), b = copy();
+    for (int t = 0; t < 50; ++t) {
+      for (Tuner* tuner : {a.get(), b.get()}) {
+        const double c = (t % 5) / 5.0;
+        if (tuner->tries_every_arm()) {
+          std::vector<int64_t> all;
+          for (double omega : tuner->grid()) all.push_back(SyntheticIterations(omega, 1.4, rng));
+          tuner->ObserveAll(c, all);
+        } else {
+          const int arm = tuner->Choose(c);
+          tuner->Observe(arm, c, SyntheticIterations(tuner->grid()[arm], 1.4, rng));
+        }
+      }
+    }
+    auto twin = MakeOrDie(config);
+    ASSERT_TRUE(twin->Restore(shared->Checkpoint()).ok());
+    const std::vector<TunerObservation> from_a = a->TakeObservations();
+    EXPECT_EQ(from_a.size(), 50u);
+    EXPECT_TRUE(a->TakeObservations().empty()) << "taken once";
+    twin->Replay(from_a);
+    const TunerCheckpoint learned = a->Checkpoint(), replayed = twin->Checkpoint();
+    EXPECT_EQ(replayed.systems, learned.systems);
+    EXPECT_EQ(replayed.total_iterations, learned.total_iterations);
+    EXPECT_EQ(replayed.learner, learned.learner) << TunerAlgorithmName(algorithm);
+    for (size_t i = 0; i < learned.arms.size(); ++i) {
+      EXPECT_EQ(replayed.arms[i].plays, learned.arms[i].plays);
+    }
+    shared->Replay(from_a);
+    shared->Replay(b->TakeObservations());
+    EXPECT_EQ(shared->Snapshot().systems, 100) << TunerAlgorithmName(algorithm);
+  }
+}
+
 }  // namespace
 }  // namespace solverd::sor
