@@ -175,7 +175,9 @@ grpc::Status SolverServiceImpl::ListTuners(grpc::ServerContext* ctx, const v1::L
   if (auto caller = Caller(*ctx); !caller.ok()) return ToGrpc(caller.status());
   auto tuners = Tuners();
   if (!tuners.ok()) return ToGrpc(tuners.status());
-  *out = (*tuners)->List();
+  auto listed = (*tuners)->List();
+  if (!listed.ok()) return ToGrpc(listed.status());
+  *out = *std::move(listed);
   return grpc::Status::OK;
 }
 

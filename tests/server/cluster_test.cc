@@ -249,6 +249,69 @@ TEST_F(Cluster, ABlobUploadedToOneReplicaServesAJobOnAnotherAndDownloadsFromAThi
             absl::StatusCode::kNotFound);
 }
 
+// tridiag(-1, 2.2, -1) of size n in Matrix Market form (lower triangle).
+std::string TridiagonalMatrixMarket(int n) {
+  std::string out = "%%MatrixMarket matrix coordinate real symmetric\n" + std::to_string(n) +
+                    " " + std::to_string(n) + " " + std::to_string(2 * n - 1) + "\n";
+  for (int i = 1; i <= n; ++i) {
+    out += std::to_string(i) + " " + std::to_string(i) + " 2.2\n";
+    if (i > 1) out += std::to_string(i) + " " + std::to_string(i - 1) + " -1\n";
+  }
+  return out;
+}
+
+TEST_F(Cluster, ATunerFedFromTwoReplicasAtOnceLosesNoFeedback) {
+  v1::CreateTunerRequest create;
+  create.set_name("shared-omega");
+  create.set_algorithm(v1::TUNER_ALGORITHM_TSALLIS_INF);
+  v1::Tuner tuner;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(A().stub().CreateTuner(&ctx, create, &tuner).ok());
+  }
+  {
+    grpc::ClientContext ctx;  // the same configuration again, elsewhere: the same tuner
+    ASSERT_TRUE(B().stub().CreateTuner(&ctx, create, &tuner).ok());
+  }
+  auto matrix = C().Upload(TridiagonalMatrixMarket(60));
+  ASSERT_TRUE(matrix.ok()) << matrix.status();
+  constexpr int kJobs = 8, kSystemsPerJob = 6;
+  std::vector<std::string> ids;
+  for (int j = 0; j < kJobs; ++j) {
+    v1::JobSpec spec;
+    v1::SorSequence* seq = spec.mutable_sor();
+    seq->set_tuner("shared-omega");
+    seq->set_tolerance(1e-8);
+    for (int s = 0; s < kSystemsPerJob; ++s) {
+      v1::LinearSystem* sys = seq->add_systems();
+      sys->set_a_blob_id(matrix->blob_id());
+      for (int i = 0; i < 60; ++i) sys->mutable_b()->add_values(std::sin(0.1 * i * (s + j + 1)));
+    }
+    auto job = (j % 2 ? B() : A()).Submit(spec);
+    ASSERT_TRUE(job.ok()) << job.status();
+    ids.push_back(job->id());
+  }
+  for (const std::string& id : ids) {
+    auto events = WatchAll(C(), id);
+    ASSERT_FALSE(events.empty());
+    EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED)
+        << events.back().state().error_message();
+  }
+  grpc::ClientContext ctx;
+  v1::GetTunerRequest get;
+  get.set_name("shared-omega");
+  ASSERT_TRUE(C().stub().GetTuner(&ctx, get, &tuner).ok());
+  EXPECT_EQ(tuner.systems(), kJobs * kSystemsPerJob) << "every solve's feedback counted once";
+  int64_t plays = 0;
+  for (const v1::TunerArm& arm : tuner.arms()) plays += arm.plays();
+  EXPECT_EQ(plays, kJobs * kSystemsPerJob);
+  grpc::ClientContext list_ctx;
+  v1::ListTunersResponse listed;
+  ASSERT_TRUE(B().stub().ListTuners(&list_ctx, v1::ListTunersRequest(), &listed).ok());
+  ASSERT_EQ(listed.tuners_size(), 1);
+  EXPECT_EQ(listed.tuners(0).systems(), kJobs * kSystemsPerJob);
+}
+
 // A replica that finds its lease gone (here taken by hand; in life through
 // a store outage longer than the lease while another replica reached the
 // store first) stops the job, which another run then ends exactly once.

@@ -205,7 +205,7 @@ TEST_F(SorFamilyTest, TunerRegistryNamesAndConfigs) {
   EXPECT_TRUE(tuners_.Create(r).ok());  // same config: the same tuner
   r.set_seed(9);
   EXPECT_EQ(tuners_.Create(r).status().code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(tuners_.List().tuners_size(), 1);
+  EXPECT_EQ(tuners_.List()->tuners_size(), 1);
   EXPECT_EQ(tuners_.Get("t")->arms_size(), 2);
   EXPECT_TRUE(tuners_.Delete("t").ok());
   EXPECT_EQ(tuners_.Delete("t").code(), absl::StatusCode::kNotFound);

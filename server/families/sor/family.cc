@@ -232,12 +232,16 @@ JobOutcome PreparedSor::Run(const Lane& lane, ::solverd::ProgressSink* sink,
   }
   out.set_seconds(elapsed());
   if (tuner_.has_value()) {
-    *out.mutable_tuner_state() = TunerRegistry::ToProto(tuner_name_, *tuner_);
-    // What it learned must survive a restart; a failed write costs the job
-    // nothing but is worth a line in the log.
-    if (absl::Status s = registry_->Persist(tuner_name_); !s.ok()) {
-      std::fprintf(stderr, "solverd: tuner %s: %s\n", tuner_name_.c_str(), s.ToString().c_str());
+    // What it learned must survive a restart (and reach the other
+    // replicas); a failed write costs the job nothing but is worth a line
+    // in the log.
+    auto kept = registry_->Persist(tuner_name_, *tuner_);
+    if (!kept.ok()) {
+      std::fprintf(stderr, "solverd: tuner %s: %s\n", tuner_name_.c_str(),
+                   kept.status().ToString().c_str());
     }
+    *out.mutable_tuner_state() =
+        kept.ok() ? *std::move(kept) : TunerRegistry::ToProto(tuner_name_, *tuner_);
   }
   outcome.status = FromKernel(status);
   outcome.result.emplace();
@@ -254,8 +258,17 @@ const FamilyInfo& SorFamily::Info() {
 }
 
 absl::StatusOr<std::unique_ptr<Family>> SorFamily::Create(const FamilyServices& services) {
+  std::unique_ptr<PgTunerStore> shared;
+  if (!services.options->store.empty()) {
+    PgConnection::Options connection;
+    connection.uri = services.options->store;
+    connection.password_file = services.options->store_password_file;
+    auto opened = PgTunerStore::Open(connection);
+    if (!opened.ok()) return opened.status();
+    shared = *std::move(opened);
+  }
   auto tuners = std::make_unique<TunerRegistry>(services.options->max_tuners,
-                                                services.options->state_dir);
+                                                services.options->state_dir, std::move(shared));
   for (std::string& warning : tuners->Load()) services.warnings->push_back(std::move(warning));
   return std::make_unique<SorFamily>(std::move(tuners));
 }
@@ -266,7 +279,10 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> SorFamily::Prepare(
   std::optional<TunerRegistry::Entry> tuner;
   if (!in.tuner().empty()) {
     auto entry = tuners_->Find(in.tuner());
-    if (!entry.ok()) return absl::NotFoundError(absl::StrCat("sor.tuner: ", entry.status().message()));
+    if (!entry.ok()) {
+      return absl::Status(entry.status().code(),
+                          absl::StrCat("sor.tuner: ", entry.status().message()));
+    }
     tuner = *std::move(entry);
   }
   auto work = ConvertSorSequence(in, context);

@@ -104,15 +104,67 @@ absl::Status TunerRegistry::Write(const std::string& name, const Entry& entry) c
   return WriteFileAtomically(PathFor(name), checkpoint.SerializeAsString());
 }
 
-absl::Status TunerRegistry::Persist(const std::string& name) const {
-  auto entry = Find(name);
-  if (!entry.ok()) return absl::OkStatus();  // deleted meanwhile: nothing to keep
-  return Write(name, *entry);
+absl::StatusOr<v1::Tuner> TunerRegistry::Persist(const std::string& name,
+                                                  const Entry& used) const {
+  if (shared_ == nullptr) {
+    // `used` is the registry's own tuner, which has learned already.
+    if (auto entry = Find(name); entry.ok()) {  // else deleted meanwhile: nothing to keep
+      if (absl::Status s = Write(name, *entry); !s.ok()) return s;
+    }
+    return ToProto(name, used);
+  }
+  const std::vector<sor::TunerObservation> learned = used.tuner->TakeObservations();
+  Entry now;
+  auto updated = shared_->Update(name, [&](const PgTunerStore::Row& row)
+                                           -> absl::StatusOr<std::string> {
+    auto stored = FromRow(row);
+    if (!stored.ok()) return stored.status();
+    stored->tuner->Replay(learned);
+    now = *std::move(stored);
+    return CheckpointToProto(now.tuner->Checkpoint()).SerializeAsString();
+  });
+  if (!updated.ok()) return updated.status();
+  return ToProto(name, now);
+}
+
+absl::StatusOr<TunerRegistry::Entry> TunerRegistry::FromRow(const PgTunerStore::Row& row) {
+  v1::CreateTunerRequest config;
+  v1::TunerCheckpoint checkpoint;
+  if (!config.ParseFromString(row.config) || !checkpoint.ParseFromString(row.checkpoint)) {
+    return absl::DataLossError(absl::StrCat("tuner ", row.name, ": unreadable in the store"));
+  }
+  auto entry = MakeEntry(config);
+  if (!entry.ok()) return entry.status();
+  if (absl::Status s = FromKernel(entry->tuner->Restore(CheckpointFromProto(checkpoint)));
+      !s.ok()) {
+    return s;
+  }
+  entry->create_time = row.create_time;
+  return entry;
+}
+
+absl::StatusOr<v1::Tuner> TunerRegistry::CreateShared(const v1::CreateTunerRequest& request,
+                                                      Entry fresh) {
+  PgTunerStore::Row row;
+  row.name = request.name();
+  row.config = request.SerializeAsString();
+  row.checkpoint = CheckpointToProto(fresh.tuner->Checkpoint()).SerializeAsString();
+  bool created = false;
+  auto stored = shared_->Create(row, max_tuners_, &created);
+  if (!stored.ok()) return stored.status();
+  auto entry = FromRow(*stored);
+  if (!entry.ok()) return entry.status();
+  if (!created &&
+      !google::protobuf::util::MessageDifferencer::Equals(entry->config, request)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "tuner ", request.name(), " exists with a different configuration"));
+  }
+  return ToProto(request.name(), *entry);
 }
 
 std::vector<std::string> TunerRegistry::Load() {
   std::vector<std::string> warnings;
-  if (state_dir_.empty()) return warnings;
+  if (state_dir_.empty() || shared_ != nullptr) return warnings;
   std::error_code ec;
   for (const auto& file : std::filesystem::directory_iterator(state_dir_ + "/tuners", ec)) {
     if (file.path().extension() != ".tuner") continue;
@@ -162,6 +214,7 @@ absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& re
   auto made = MakeEntry(request);
   if (!made.ok()) return made.status();
   Entry entry = *std::move(made);
+  if (shared_ != nullptr) return CreateShared(request, std::move(entry));
   absl::MutexLock lock(&mu_);
   auto it = tuners_.find(request.name());
   if (it != tuners_.end()) {
@@ -183,6 +236,13 @@ absl::StatusOr<v1::Tuner> TunerRegistry::Create(const v1::CreateTunerRequest& re
 }
 
 absl::StatusOr<TunerRegistry::Entry> TunerRegistry::Find(const std::string& name) const {
+  if (shared_ != nullptr) {  // the job's own copy, which records what it learns
+    auto row = shared_->Get(name);
+    if (!row.ok()) return row.status();
+    auto entry = FromRow(*row);
+    if (entry.ok()) entry->tuner->RecordObservations();
+    return entry;
+  }
   absl::MutexLock lock(&mu_);
   auto it = tuners_.find(name);
   if (it == tuners_.end()) return absl::NotFoundError(absl::StrCat("tuner ", name, " not found"));
@@ -195,14 +255,24 @@ absl::StatusOr<v1::Tuner> TunerRegistry::Get(const std::string& name) const {
   return ToProto(name, *entry);
 }
 
-v1::ListTunersResponse TunerRegistry::List() const {
-  absl::MutexLock lock(&mu_);
+absl::StatusOr<v1::ListTunersResponse> TunerRegistry::List() const {
   v1::ListTunersResponse out;
+  if (shared_ != nullptr) {
+    auto rows = shared_->List();
+    if (!rows.ok()) return rows.status();
+    for (const PgTunerStore::Row& row : *rows) {
+      auto entry = FromRow(row);
+      if (entry.ok()) *out.add_tuners() = ToProto(row.name, *entry);
+    }
+    return out;
+  }
+  absl::MutexLock lock(&mu_);
   for (const auto& [name, entry] : tuners_) *out.add_tuners() = ToProto(name, entry);
   return out;
 }
 
 absl::Status TunerRegistry::Delete(const std::string& name) {
+  if (shared_ != nullptr) return shared_->Delete(name);
   absl::MutexLock lock(&mu_);
   if (tuners_.erase(name) == 0) return absl::NotFoundError(absl::StrCat("tuner ", name, " not found"));
   if (!state_dir_.empty()) {
