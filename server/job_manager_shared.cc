@@ -226,6 +226,9 @@ void JobManager::TendSharedStore(absl::Time now) {
   // look lost.
   const std::vector<std::string> running_here = store_.Ids();
   auto leases = shared_->Heartbeat();
+  // A deadlock or serialization failure is the store answering: try again
+  // at the next turn, well inside the lease.
+  if (absl::IsAborted(leases.status())) return;
   const bool up = leases.ok();
   if (up != store_up_.exchange(up)) {
     std::fprintf(stderr, "solverd: store %s %s\n", shared_->name().c_str(),

@@ -78,7 +78,8 @@ absl::StatusOr<PgJobStore::Leases> PgJobStore::Heartbeat() {
   Timer timer(this, "heartbeat");
   auto rows = Query().Exec(
       "UPDATE jobs SET lease_expiry = now() + make_interval(secs => $2::double precision) "
-      "WHERE lease_owner = $1 AND state IN (1, 2) RETURNING id, cancel_requested",
+      "WHERE id IN (SELECT id FROM jobs WHERE lease_owner = $1 AND state IN (1, 2) "
+      "ORDER BY id FOR UPDATE) AND lease_owner = $1 RETURNING id, cancel_requested",
       {options_.replica, Seconds(options_.lease)});
   if (!rows.ok()) return rows.status();
   Leases leases;

@@ -110,6 +110,7 @@ void PgJobLog::WriterLoop() {
     const absl::Time start = absl::Now();
     absl::Status status = Apply(batch, &dropped);
     observe_("write_batch", absl::ToDoubleSeconds(absl::Now() - start));
+    if (absl::IsAborted(status)) continue;  // a deadlock or serialization failure: again
     if (absl::IsUnavailable(status) && !stopping) {
       if (!retrying) std::fprintf(stderr, "solverd: %s; retrying\n", status.ToString().c_str());
       retrying = true;
@@ -137,14 +138,19 @@ void PgJobLog::WriterLoop() {
 absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped) {
   std::set<std::string> touched;
   for (const Write& w : batch) touched.insert(w.job_id);
+  const std::string ids = PgTextArray({touched.begin(), touched.end()});
   return connection_->Transaction([&](PgTransaction& tx) -> absl::Status {
     *dropped = 0;
+    // Row locks in id order, as the heartbeat takes them: no deadlock.
+    auto locked = tx.Exec("SELECT 1 FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
+                          {ids});
+    if (!locked.ok()) return locked.status();
     for (const Write& write : batch) {
       if (absl::Status s = ApplyOne(tx, write, dropped); !s.ok()) return s;
     }
     // Delivered at commit, to every replica LISTENing.
     return tx.Exec("SELECT pg_notify('solverd_events', id) FROM unnest($1::text[]) AS id",
-                   {PgTextArray({touched.begin(), touched.end()})})
+                   {ids})
         .status();
   });
 }

@@ -178,25 +178,26 @@ absl::StatusOr<int64_t> PgJobStore::CountQueued(const std::string* owner) {
 absl::Status PgJobStore::ReadEvents(const std::string& id, int64_t from_event,
                                     std::vector<v1::JobEvent>* out, bool* done) {
   Timer timer(this, "events");
+  // One statement, so one snapshot: a job seen terminal has its terminal
+  // event seen too (they commit together).
   auto rows = Query().Exec(
-      "SELECT event FROM events WHERE job_id = $1 AND number >= $2::bigint ORDER BY number "
-      "LIMIT $3::integer",
+      "SELECT j.state, e.event FROM jobs j LEFT JOIN LATERAL ("
+      "SELECT event, number FROM events WHERE job_id = j.id AND number >= $2::bigint "
+      "ORDER BY number LIMIT $3::integer) e ON true WHERE j.id = $1 ORDER BY e.number",
       {id, from_event, int64_t{kEventPage}});
   if (!rows.ok()) return rows.status();
-  *done = false;
+  if (rows->empty()) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
+  *done = IsTerminal(static_cast<v1::JobState>(rows->Int(0, 0)));
+  const size_t before = out->size();
   for (int r = 0; r < rows->size(); ++r) {
+    if (!rows->at(r, 1).has_value()) break;  // no events from from_event on
     v1::JobEvent event;
-    if (!event.ParseFromString(rows->Bytes(r, 0))) {
+    if (!event.ParseFromString(rows->Bytes(r, 1))) {
       return absl::DataLossError(absl::StrCat("store: an event of job ", id, " cannot be parsed"));
     }
-    *done = IsTerminalEvent(event);
     out->push_back(std::move(event));
   }
-  if (!rows->empty()) return absl::OkStatus();
-  auto state = Query().Exec("SELECT state FROM jobs WHERE id = $1", {id});
-  if (!state.ok()) return state.status();
-  if (state->empty()) return absl::NotFoundError(absl::StrCat("job ", id, " not found"));
-  *done = IsTerminal(static_cast<v1::JobState>(state->Int(0, 0)));
+  if (out->size() > before && !IsTerminalEvent(out->back())) *done = false;  // a page; more follow
   return absl::OkStatus();
 }
 
