@@ -5,12 +5,15 @@
 // that stayed connected saw that final event last. Prints JSON with
 // jobs/s, submit and end-to-end latency percentiles, final states, the
 // server's memory (from /proc, given --server_pid) and any violations;
-// exits 1 on a violation.
+// exits 1 on a violation. Given several servers (replicas on one shared
+// store), the clients spread over them, and each job is checked from a
+// replica other than the one it was submitted to.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <string>
@@ -24,12 +27,14 @@
 #include "bench/common/percentile.h"
 #include "client/solver_client.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address");
+ABSL_FLAG(std::vector<std::string>, server, {"127.0.0.1:50051"},
+          "solverd address, or a comma-separated list of replicas");
 ABSL_FLAG(int, clients, 64, "concurrent clients, each with its own channel");
 ABSL_FLAG(int, jobs, 20000, "jobs in all, spread over the families");
 ABSL_FLAG(double, cancel_fraction, 0.05, "jobs cancelled right after submission");
 ABSL_FLAG(double, disconnect_fraction, 0.05, "jobs whose watcher drops after one event");
-ABSL_FLAG(int, server_pid, 0, "solverd's pid, to report its memory (0: not reported)");
+ABSL_FLAG(std::vector<std::string>, server_pid, {},
+          "solverd's pid (or the replicas', comma-separated), to report their summed memory");
 ABSL_FLAG(int, max_rss_growth_mb, 0, "fail when the server's RSS grows more (0: no limit)");
 
 namespace {
@@ -120,23 +125,25 @@ void RunClient(const std::string& server, int client_index, std::atomic<int>& ne
   }
 }
 
-// VmRSS or VmHWM of a process, MiB; 0 when unknown.
-double MemoryMb(int pid, const std::string& field) {
-  if (pid <= 0) return 0;
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  for (std::string line; std::getline(status, line);) {
-    if (line.rfind(field + ":", 0) == 0) return std::stod(line.substr(field.size() + 1)) / 1024;
+// VmRSS or VmHWM summed over processes, MiB; 0 when unknown.
+double MemoryMb(const std::vector<std::string>& pids, const std::string& field) {
+  double total = 0;
+  for (const std::string& pid : pids) {
+    std::ifstream status("/proc/" + pid + "/status");
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind(field + ":", 0) == 0) total += std::stod(line.substr(field.size() + 1)) / 1024;
+    }
   }
-  return 0;
+  return total;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  const std::string server = absl::GetFlag(FLAGS_server);
-  const int pid = absl::GetFlag(FLAGS_server_pid);
-  const double rss_start = MemoryMb(pid, "VmRSS");
+  const std::vector<std::string> servers = absl::GetFlag(FLAGS_server);
+  const std::vector<std::string> pids = absl::GetFlag(FLAGS_server_pid);
+  const double rss_start = MemoryMb(pids, "VmRSS");
 
   const int clients = absl::GetFlag(FLAGS_clients);
   std::atomic<int> next{0};
@@ -144,13 +151,16 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int c = 0; c < clients; ++c) {
-    threads.emplace_back(RunClient, server, c, std::ref(next), &tallies[c]);
+    threads.emplace_back(RunClient, servers[c % servers.size()], c, std::ref(next), &tallies[c]);
   }
   for (auto& t : threads) t.join();
   const double wall = std::chrono::duration<double>(Clock::now() - start).count();
 
   Tally all;
-  for (Tally& t : tallies) {
+  std::vector<size_t> submitted_to;  // per job, its server's index
+  for (int c = 0; c < clients; ++c) {
+    const Tally& t = tallies[c];
+    submitted_to.insert(submitted_to.end(), t.job_ids.size(), c % servers.size());
     all.submit_seconds.insert(all.submit_seconds.end(), t.submit_seconds.begin(),
                               t.submit_seconds.end());
     all.end_to_end_seconds.insert(all.end_to_end_seconds.end(), t.end_to_end_seconds.begin(),
@@ -161,9 +171,12 @@ int main(int argc, char** argv) {
   }
 
   // Every job, disconnected watchers' included, must end in one final state.
-  SolverClient checker(server);
+  std::vector<std::unique_ptr<SolverClient>> checkers;
+  for (const std::string& server : servers) checkers.push_back(std::make_unique<SolverClient>(server));
   int succeeded = 0, cancelled = 0, failed = 0;
-  for (const std::string& id : all.job_ids) {
+  for (size_t k = 0; k < all.job_ids.size(); ++k) {
+    const std::string& id = all.job_ids[k];
+    SolverClient& checker = *checkers[(submitted_to[k] + 1) % checkers.size()];
     std::string violation = WatchToEnd(checker, id);
     if (!violation.empty()) all.violations.push_back(violation);
     auto job = checker.Get(id);
@@ -176,9 +189,9 @@ int main(int argc, char** argv) {
     failed += job->state() == v1::JOB_STATE_FAILED;
   }
   if (failed > 0) all.violations.push_back(absl::StrCat(failed, " valid jobs FAILED"));
-  const double rss_end = MemoryMb(pid, "VmRSS"), rss_peak = MemoryMb(pid, "VmHWM");
+  const double rss_end = MemoryMb(pids, "VmRSS"), rss_peak = MemoryMb(pids, "VmHWM");
   const int max_growth = absl::GetFlag(FLAGS_max_rss_growth_mb);
-  if (max_growth > 0 && pid > 0 && rss_end - rss_start > max_growth) {
+  if (max_growth > 0 && !pids.empty() && rss_end - rss_start > max_growth) {
     all.violations.push_back(absl::StrCat("server RSS grew ", rss_end - rss_start, " MiB"));
   }
 
@@ -188,12 +201,12 @@ int main(int argc, char** argv) {
       "\"end_to_end_p50_seconds\": %.6f, \"end_to_end_p99_seconds\": %.6f, "
       "\"succeeded\": %d, \"cancelled\": %d, \"failed\": %d, \"submit_failures\": %d, "
       "\"server_rss_start_mb\": %.1f, \"server_rss_end_mb\": %.1f, \"server_rss_peak_mb\": %.1f, "
-      "\"violations\": %zu}\n",
+      "\"replicas\": %zu, \"violations\": %zu}\n",
       all.job_ids.size(), clients, wall, all.job_ids.size() / wall,
       Percentile(all.submit_seconds, 0.5), Percentile(all.submit_seconds, 0.99),
       Percentile(all.end_to_end_seconds, 0.5), Percentile(all.end_to_end_seconds, 0.99),
       succeeded, cancelled, failed, all.submit_failures, rss_start, rss_end, rss_peak,
-      all.violations.size());
+      servers.size(), all.violations.size());
   for (size_t k = 0; k < std::min<size_t>(all.violations.size(), 10); ++k) {
     std::fprintf(stderr, "violation: %s\n", all.violations[k].c_str());
   }
