@@ -26,6 +26,7 @@ namespace {
 using client::SolverClient;
 using testing::PgTestServer;
 using testing::TestServer;
+using testing::WaitForProgress;
 using Health = grpc::health::v1::HealthCheckResponse;
 
 v1::JobSpec OtSpec(int n, uint64_t seed = 1) {
@@ -45,18 +46,6 @@ v1::JobSpec LongOtSpec(int64_t iterations) {
   spec.mutable_ot()->set_max_iterations(iterations);
   spec.mutable_ot()->set_check_every(1);
   return spec;
-}
-
-// Blocks until the job has reported progress (so it is really running).
-void WaitForProgress(SolverClient& c, const std::string& id) {
-  grpc::ClientContext ctx;
-  v1::WatchJobRequest req;
-  req.set_job_id(id);
-  auto reader = c.stub().WatchJob(&ctx, req);
-  v1::JobEvent e;
-  while (reader->Read(&e) && !e.has_progress()) {}
-  ctx.TryCancel();
-  reader->Finish();
 }
 
 std::vector<v1::JobEvent> WatchAll(SolverClient& c, const std::string& id, int64_t from = 0) {

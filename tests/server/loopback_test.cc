@@ -22,6 +22,7 @@ namespace {
 
 using client::SolverClient;
 using testing::TestServer;
+using testing::WaitForProgress;
 
 v1::JobSpec OtSpec(int n, double eta = 20, uint64_t seed = 1) {
   client::OtDemoOptions o;
@@ -52,18 +53,6 @@ std::vector<v1::JobEvent> WatchAll(SolverClient& c, const std::string& id, int64
   auto state = c.Watch(id, from, [&](const v1::JobEvent& e) { events.push_back(e); });
   EXPECT_TRUE(state.ok()) << state.status();
   return events;
-}
-
-// Blocks until the job has reported progress (so it is really running).
-void WaitForProgress(SolverClient& c, const std::string& id) {
-  grpc::ClientContext ctx;
-  v1::WatchJobRequest req;
-  req.set_job_id(id);
-  auto reader = c.stub().WatchJob(&ctx, req);
-  v1::JobEvent e;
-  while (reader->Read(&e) && !e.has_progress()) {}
-  ctx.TryCancel();
-  reader->Finish();
 }
 
 class Loopback : public ::testing::Test {

@@ -122,4 +122,15 @@ std::string HttpGet(int port, const std::string& path) {
   return out;
 }
 
+void WaitForProgress(client::SolverClient& c, const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::WatchJobRequest req;
+  req.set_job_id(id);
+  auto reader = c.stub().WatchJob(&ctx, req);
+  v1::JobEvent e;
+  while (reader->Read(&e) && !e.has_progress()) {}
+  ctx.TryCancel();
+  reader->Finish();
+}
+
 }  // namespace solverd::testing

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "client/solver_client.h"
+
 namespace solverd::testing {
 
 class TestServer {
@@ -46,6 +48,9 @@ int RunProgram(const std::vector<std::string>& argv, std::string* output);
 
 // GET http://127.0.0.1:port/path; empty on failure.
 std::string HttpGet(int port, const std::string& path);
+
+// Blocks until the job has reported progress (so it is really running).
+void WaitForProgress(client::SolverClient& c, const std::string& id);
 
 }  // namespace solverd::testing
 
