@@ -58,25 +58,26 @@ void BlobStore::Release(const std::string& owner, int64_t bytes) {
   if (it != owner_bytes_.end() && (it->second -= bytes) <= 0) owner_bytes_.erase(it);
 }
 
-absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::string bytes,
-                                               absl::Time now, std::string sha256) {
+std::string NewBlobId() {
   static absl::BitGen* gen = new absl::BitGen();
   static absl::Mutex gen_mu(absl::kConstInit);
-  Blob blob;
-  {
-    absl::MutexLock lock(&gen_mu);
-    blob.id = absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
-  }
-  blob.owner = owner;
-  blob.sha256 = sha256.size() == kSha256Bytes ? std::move(sha256) : Sha256(bytes);
+  absl::MutexLock lock(&gen_mu);
+  return absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
+}
+
+absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::string bytes,
+                                               absl::Time now, std::string sha256) {
+  if (sha256.size() != kSha256Bytes) sha256 = Sha256(bytes);
   if (shared_ != nullptr) {
-    auto stored = shared_->Put(owner, bytes, blob.sha256);
+    auto stored = shared_->Put(owner, bytes, sha256);
     if (!stored.ok()) return stored.status();
-    blob.id = stored->id;
-    blob.expire_time = stored->expire_time;
-    blob.bytes = std::make_shared<const std::string>(std::move(bytes));
-    return blob;
+    return Blob{stored->id, owner, std::make_shared<const std::string>(std::move(bytes)),
+                std::move(sha256), stored->expire_time};
   }
+  Blob blob;
+  blob.id = NewBlobId();
+  blob.owner = owner;
+  blob.sha256 = std::move(sha256);
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
   if (!options_.dir.empty()) {

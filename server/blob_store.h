@@ -29,6 +29,9 @@
 
 namespace solverd::server {
 
+// A fresh, unguessable blob id ("blob-" and 16 hex digits), in either store.
+std::string NewBlobId();
+
 class BlobStore {
  public:
   struct Options {

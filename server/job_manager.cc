@@ -200,16 +200,21 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   return out;
 }
 
-absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
-  if (shared_ != nullptr) return CancelShared(job_id);
+std::optional<v1::Job> JobManager::CancelLocal(const std::string& job_id) {
   auto job = store_.Find(job_id);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  if (job == nullptr) return std::nullopt;
   if (scheduler_->Remove(job_id)) {
     FinishJob(*job, {absl::CancelledError("cancelled before it ran"), std::nullopt, 0});
   } else {
     job->RequestCancel();  // a running solver sees it at its next iteration
   }
   return job->Snapshot();
+}
+
+absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
+  if (shared_ != nullptr) return CancelShared(job_id);
+  if (auto local = CancelLocal(job_id)) return *local;
+  return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
 }
 
 absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,

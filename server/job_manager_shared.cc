@@ -106,17 +106,6 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::ListShared(const JobStore::Filt
   return out;
 }
 
-std::optional<v1::Job> JobManager::CancelLocal(const std::string& job_id) {
-  auto job = store_.Find(job_id);
-  if (job == nullptr) return std::nullopt;
-  if (scheduler_->Remove(job_id)) {
-    FinishJob(*job, {absl::CancelledError("cancelled before it ran"), std::nullopt, 0});
-  } else {
-    job->RequestCancel();  // a running solver sees it at its next iteration
-  }
-  return job->Snapshot();
-}
-
 absl::StatusOr<v1::Job> JobManager::CancelShared(const std::string& job_id) {
   if (auto local = CancelLocal(job_id)) return *local;
   auto holder = shared_->RequestCancel(job_id);

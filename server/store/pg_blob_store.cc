@@ -3,10 +3,9 @@
 #include <algorithm>
 #include <utility>
 
-#include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
+#include "server/blob_store.h"
 #include "server/sha256.h"
 
 namespace solverd::server {
@@ -14,13 +13,6 @@ namespace {
 
 // Serializes quota checks across replicas: 0x736f6c77 ("solw").
 constexpr const char* kQuotaLock = "SELECT pg_advisory_xact_lock(1936682103)";
-
-std::string NewBlobId() {
-  static absl::Mutex mu(absl::kConstInit);
-  static absl::BitGen* gen = new absl::BitGen();
-  absl::MutexLock lock(&mu);
-  return absl::StrFormat("blob-%016x", absl::Uniform<uint64_t>(*gen));
-}
 
 absl::Time FromEpochText(const std::string& text) {
   double seconds = 0;
