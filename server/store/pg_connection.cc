@@ -192,10 +192,26 @@ absl::StatusOr<PgRows> PgConnection::ExecLocked(std::string_view sql,
                                                 const std::vector<PgParam>& params) {
   // Reconnect only before sending: a statement whose connection broke while
   // it ran may have taken effect, so it is never sent twice.
-  if (!in_transaction_ && (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK)) {
+  if (!in_transaction_ && !AliveLocked()) {
     if (absl::Status s = ConnectLocked(); !s.ok()) return s;
   }
   return RunLocked(sql, params);
+}
+
+bool PgConnection::AliveLocked() {
+  if (conn_ == nullptr || PQstatus(conn_) != CONNECTION_OK) return false;
+  // A server that restarted, or terminated this idle connection, left an
+  // error message and then end-of-file on the socket. Reading them without
+  // blocking finds the break before a statement is sent into it, so the
+  // statement goes on a fresh connection instead of failing. Two reads
+  // suffice (the message, then EOF); the bound keeps a chatty LISTEN
+  // connection from holding us here.
+  for (int reads = 0; reads < 4; ++reads) {
+    pollfd fd{PQsocket(conn_), POLLIN, 0};
+    if (poll(&fd, 1, 0) <= 0) break;
+    if (PQconsumeInput(conn_) == 0) break;
+  }
+  return PQstatus(conn_) == CONNECTION_OK;
 }
 
 absl::StatusOr<PgRows> PgConnection::Exec(std::string_view sql,

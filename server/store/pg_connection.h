@@ -140,6 +140,9 @@ class PgConnection {
   friend class PgTransaction;
   PgConnection(Options options, std::string password, std::string name);
   absl::Status ConnectLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether the connection is still up, reading what the server left on
+  // an idle socket (a termination notice) without blocking.
+  bool AliveLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Moves the notifications libpq has read into *out.
   void DrainNotificationsLocked(std::vector<PgNotification>* out)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -188,7 +188,9 @@ TEST_F(Cluster, AKilledReplicasJobsRunElsewhereAndEndOnce) {
   }
   auto rerun = A().Get(ids[0]);
   ASSERT_TRUE(rerun.ok());
-  EXPECT_EQ(rerun->attempt(), 2) << "re-run once its lease lapsed";
+  // Re-run once D's lease lapsed; on a starved machine the re-run's own
+  // 2 s lease may lapse too, which only adds attempts.
+  EXPECT_GE(rerun->attempt(), 2) << "re-run once its lease lapsed";
   auto resumed = WatchAll(B(), ids[0], resume_from);  // resuming on another replica
   ASSERT_FALSE(resumed.empty());
   EXPECT_EQ(resumed.front().number(), resume_from);
@@ -367,10 +369,18 @@ TEST_F(Cluster, TheDatabaseGoingAwayLosesNothing) {
     ExpectNumberedFromZero(events);
     EXPECT_EQ(TerminalEvents(events), 1) << id;
   }
+  // Each replica sees the store again at its next heartbeat, a fraction of
+  // the lease; a loaded machine may need a few.
   for (TestServer* r : replicas_) {
     SolverClient c(r->address());
-    auto health = c.Health("", absl::Seconds(5));
-    ASSERT_TRUE(health.ok()) << health.status();
+    absl::StatusOr<Health::ServingStatus> health;
+    const absl::Time give_up = absl::Now() + absl::Seconds(10);
+    do {
+      health = c.Health("", absl::Seconds(5));
+      ASSERT_TRUE(health.ok()) << health.status();
+      if (*health == Health::SERVING) break;
+      absl::SleepFor(absl::Milliseconds(100));
+    } while (absl::Now() < give_up);
     EXPECT_EQ(*health, Health::SERVING);
     EXPECT_EQ(kill(r->pid(), 0), 0) << "no replica crashed";
   }
