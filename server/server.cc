@@ -40,10 +40,21 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::SslServerCredentials(ssl);
 }
 
+// Readiness: the overall service ("") and the API follow the job manager
+// (NOT_SERVING while draining or while the shared store is away).
 void SetServing(grpc::Server* server, bool serving) {
   auto* health = server->GetHealthCheckService();
   if (health == nullptr) return;
-  health->SetServingStatus(serving);
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(v1::SolverService::service_full_name(), serving);
+}
+
+// Liveness ("liveness"): SERVING for as long as the process answers, so a
+// liveness probe does not restart replicas whose solvers are still running
+// through a database outage.
+void SetAlive(grpc::Server* server) {
+  auto* health = server->GetHealthCheckService();
+  if (health != nullptr) health->SetServingStatus(std::string(kLivenessService), true);
 }
 
 }  // namespace
@@ -85,6 +96,7 @@ absl::StatusOr<std::unique_ptr<SolverServer>> SolverServer::Start(const ServerOp
         absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid)"));
   }
   SetServing(s->grpc_.get(), true);
+  SetAlive(s->grpc_.get());
   SolverServer* raw = s.get();
   s->health_ = std::thread([raw] { raw->HealthLoop(); });
   return s;

@@ -6,6 +6,7 @@
 #define SOLVERD_SERVER_SERVER_H_
 
 #include <memory>
+#include <string_view>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -19,6 +20,10 @@
 #include "server/options.h"
 
 namespace solverd::server {
+
+// The gRPC health service name that stays SERVING while the process runs
+// (for liveness probes); "" is readiness.
+inline constexpr std::string_view kLivenessService = "liveness";
 
 class SolverServer {
  public:

@@ -149,6 +149,45 @@ TEST_F(Cluster, AnyReplicaWatchesGetsAndCancelsAnyJob) {
   EXPECT_EQ(C().Get("job-nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(Cluster, WatchesOverSeveralReplicasResumeWhenOneDiesAndOneShutsDown) {
+  auto killed = StartReplica();
+  auto drained = std::make_unique<TestServer>(std::vector<std::string>{
+      "--store=" + db_->uri(), "--store_password_file=" + db_->password_file(),
+      "--lease_seconds=2", "--cpu-workers=2", "--grace_period=1s"});
+  ASSERT_TRUE(killed->ok()) << killed->error();
+  ASSERT_TRUE(drained->ok()) << drained->error();
+  // One channel over three replicas, as dns:/// over a headless Service.
+  const std::string target = "ipv4:" + killed->address() + "," + drained->address() + "," +
+                             replicas_[1]->address();
+  SolverClient spread(target);
+  auto job = spread.Submit(LongOtSpec(8000));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Round-robin puts two of the six watches on each replica.
+  constexpr int kWatches = 6;
+  std::vector<std::vector<v1::JobEvent>> seen(kWatches);
+  std::vector<absl::Status> ended(kWatches);
+  std::vector<std::thread> watchers;
+  for (int w = 0; w < kWatches; ++w) {
+    watchers.emplace_back([&, w] {
+      auto state = spread.Watch(job->id(), 0, [&](const v1::JobEvent& e) { seen[w].push_back(e); },
+                                /*max_reconnects=*/20);
+      ended[w] = state.status();
+      if (state.ok() && *state != v1::JOB_STATE_SUCCEEDED) {
+        ended[w] = absl::InternalError(v1::JobState_Name(*state));
+      }
+    });
+  }
+  WaitForProgress(B(), job->id());
+  ASSERT_EQ(killed->StopWith(SIGKILL, 5000), 128 + SIGKILL);
+  ASSERT_EQ(drained->StopWith(SIGTERM, 20000), 0);
+  for (std::thread& t : watchers) t.join();
+  for (int w = 0; w < kWatches; ++w) {
+    EXPECT_TRUE(ended[w].ok()) << "watch " << w << ": " << ended[w];
+    ExpectNumberedFromZero(seen[w]);
+    EXPECT_EQ(TerminalEvents(seen[w]), 1) << "watch " << w;
+  }
+}
+
 TEST_F(Cluster, OneIdempotencyKeyAtTwoReplicasGivesOneJob) {
   for (int round = 0; round < 8; ++round) {
     v1::JobSpec spec = OtSpec(40, round);
@@ -359,6 +398,9 @@ TEST_F(Cluster, TheDatabaseGoingAwayLosesNothing) {
     if (!not_serving) absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_TRUE(not_serving) << "health reflects the store";
+  auto alive = A().Health("liveness", absl::Seconds(1));
+  ASSERT_TRUE(alive.ok()) << alive.status();
+  EXPECT_EQ(*alive, Health::SERVING) << "liveness does not follow the store";
   auto refused = B().Submit(OtSpec(20));
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
   EXPECT_NE(refused.status().message().find("store"), std::string::npos) << refused.status();
