@@ -64,6 +64,17 @@ std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials(const ClientSecurit
   return grpc::SslCredentials(ssl);
 }
 
+// Targets that name several servers (dns:///a-headless-service:50051,
+// ipv4:10.0.0.1:50051,10.0.0.2:50051) spread calls over all of them; any
+// replica on a shared store serves any job, and a call whose replica went
+// away is retried on the others.
+bool NamesSeveralServers(const std::string& target) {
+  for (const char* scheme : {"dns:", "ipv4:", "ipv6:"}) {
+    if (target.rfind(scheme, 0) == 0) return true;
+  }
+  return false;
+}
+
 bool IsTerminal(v1::JobState s) {
   return s == v1::JOB_STATE_SUCCEEDED || s == v1::JOB_STATE_FAILED ||
          s == v1::JOB_STATE_CANCELLED;
@@ -74,6 +85,7 @@ bool IsTerminal(v1::JobState s) {
 SolverClient::SolverClient(const std::string& server, const ClientSecurity& security) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
+  if (NamesSeveralServers(server)) args.SetLoadBalancingPolicyName("round_robin");
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (!security.token.empty()) {
     interceptors.push_back(std::make_unique<BearerTokenInterceptorFactory>(security.token));
@@ -158,6 +170,7 @@ absl::StatusOr<v1::JobState> SolverClient::Watch(
     const std::function<void(const v1::JobEvent&)>& on_event, int max_reconnects) {
   int64_t next = from_event;
   for (int attempt = 0;; ++attempt) {
+    const int64_t resumed_at = next;
     grpc::ClientContext ctx;
     v1::WatchJobRequest req;
     req.set_job_id(job_id);
@@ -178,6 +191,7 @@ absl::StatusOr<v1::JobState> SolverClient::Watch(
       if (IsTerminal(job->state())) return job->state();
       return absl::UnavailableError("watch ended before the job finished");
     }
+    if (next > resumed_at) attempt = 0;  // the stream made progress: failures in a row
     if (s.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= max_reconnects) {
       return FromGrpc(s);
     }

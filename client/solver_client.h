@@ -47,9 +47,11 @@ class SolverClient {
       const std::string& service, absl::Duration timeout);
 
   // Streams events from `from_event` until the job's terminal event,
-  // calling `on_event` for each. If the stream breaks (UNAVAILABLE), it
-  // reconnects from the next event number, up to `max_reconnects` times,
-  // so no event is lost or repeated. Returns the terminal state.
+  // calling `on_event` for each. If the stream breaks (UNAVAILABLE: the
+  // replica died or shut down), it reconnects from the next event number,
+  // on another replica when the target names several, up to
+  // `max_reconnects` times in a row, so no event is lost or repeated.
+  // Returns the terminal state.
   absl::StatusOr<v1::JobState> Watch(const std::string& job_id, int64_t from_event,
                                      const std::function<void(const v1::JobEvent&)>& on_event,
                                      int max_reconnects = 5);

@@ -23,7 +23,9 @@
 #include "client/commands.h"
 #include "util/flag_names.h"
 
-ABSL_FLAG(std::string, server, "127.0.0.1:50051", "solverd address HOST:PORT");
+ABSL_FLAG(std::string, server, "127.0.0.1:50051",
+          "solverd address HOST:PORT, or replicas on a shared store: dns:///NAME:PORT or "
+          "ipv4:HOST:PORT,HOST:PORT (calls balanced round-robin)");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA of the server's certificate: connect over TLS");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate, for servers with --tls_client_ca");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");

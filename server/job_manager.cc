@@ -233,6 +233,7 @@ absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
       next = e.number() + 1;
     }
     if (done || stop()) return absl::OkStatus();
+    if (watches_closing_) return WatchMovedAway(job_id, next);
   }
 }
 
@@ -302,6 +303,15 @@ void JobManager::Shutdown(absl::Duration grace) {
   }
   if (!flushed.ok()) std::fprintf(stderr, "solverd: %s\n", flushed.ToString().c_str());
   UpdateGauges();
+  // Jobs that are not over here (kept for the next start, or handed to
+  // other replicas) are watched elsewhere from now on.
+  watches_closing_ = true;
+}
+
+absl::Status JobManager::WatchMovedAway(const std::string& job_id, int64_t next) const {
+  return absl::UnavailableError(absl::StrCat(
+      "this replica is shutting down: watch job ", job_id, " again from event ", next,
+      shared_ != nullptr ? " on another replica" : " once the server is back"));
 }
 
 }  // namespace solverd::server

@@ -106,6 +106,9 @@ class JobManager {
                            const std::function<bool(const v1::JobEvent&)>& emit,
                            const std::function<bool()>& stop) const;
   absl::StatusOr<v1::ListJobsResponse> ListShared(const JobStore::Filter& filter) const;
+  // What a watch that outlives Shutdown ends with: UNAVAILABLE naming
+  // the next event, so the client resumes from it.
+  absl::Status WatchMovedAway(const std::string& job_id, int64_t next) const;
   // Cancels a job this replica holds and returns its view; nullopt when it
   // holds none by that id.
   std::optional<v1::Job> CancelLocal(const std::string& job_id);
@@ -135,6 +138,9 @@ class JobManager {
   std::atomic<bool> accepting_{true};
   // With --store: what keeps this replica's part of the shared store.
   std::atomic<bool> store_up_{true};
+  // Set at the end of Shutdown: open watches end with UNAVAILABLE, naming
+  // the next event, so that clients resume them elsewhere.
+  std::atomic<bool> watches_closing_{false};
   std::atomic<bool> ready_{false};  // the listener's callbacks may act
   int lanes_ = 0;
   absl::Mutex claim_mu_;

@@ -137,6 +137,7 @@ absl::Status JobManager::WatchShared(const std::string& job_id, int64_t from_eve
       next = e.number() + 1;
     }
     if ((read.ok() && done) || stop()) return absl::OkStatus();
+    if (watches_closing_) return WatchMovedAway(job_id, next);
     if (events.empty()) waiter->Wait(PgJobStore::kPollInterval);
   }
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """The solverd Python package (client/python) against a real server:
 numpy tensors and blobs, watching, results, errors, cancellation,
-idempotent submits, sor tuners, and the examples in examples/python.
+idempotent submits, sor tuners, the examples in examples/python, and one
+client over replicas on a real PostgreSQL (round-robin, a watch resuming
+on another replica when its own is killed).
 
 Run with pytest (as make test does) or directly:
   SOLVERD_BINARY=PATH SOLVERD_EXAMPLES=DIR PYTHONPATH=<build>/python \
@@ -23,7 +25,7 @@ import grpc
 import numpy as np
 
 import solverd
-from server_fixture import Server
+from server_fixture import Postgres, Server
 
 ot = solverd.ot_pb2
 sor = solverd.sor_pb2
@@ -474,6 +476,45 @@ class QuantBatching(unittest.TestCase):
                        if line.startswith(name + "{") and 'family="quant"' in line)
         self.assertEqual(scrape("solverd_batch_size_sum"), 6)
         self.assertLess(scrape("solverd_batch_size_count"), 6)  # fewer launches than jobs
+
+
+class Replicas(unittest.TestCase):
+    """Two replicas on one PostgreSQL behind one client target."""
+
+    def test_a_watch_resumes_on_another_replica_when_its_own_dies(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            database = Postgres(tmp)
+            servers = []
+            try:
+                for k in range(2):
+                    os.makedirs(os.path.join(tmp, str(k)))
+                    servers.append(Server(os.environ["SOLVERD_BINARY"], os.path.join(tmp, str(k)),
+                                          *database.store_flags, "--lease-seconds=2"))
+                target = "ipv4:" + ",".join(s.address for s in servers)
+                with solverd.Client(target) as client:
+                    job = client.submit(ot.OtProblem(
+                        cost=solverd.tensor(random_cost(200, 200, 9)), eta=20,
+                        tolerance=1e-300, max_iterations=6000, check_every=1,
+                        method=ot.OT_METHOD_SINKHORN))
+                    # Round-robin: of two watches, one is on each replica.
+                    watches = [client.watch(job.id) for _ in range(2)]
+                    seen = [[next(w)] for w in watches]
+                    servers[0].process.kill()
+                    servers[0].process.wait()
+                    for events, w in zip(seen, watches):
+                        events.extend(w)
+                        self.assertEqual([e.number for e in events], list(range(len(events))))
+                        self.assertEqual(events[-1].state.state,
+                                         solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+                        self.assertEqual(
+                            sum(e.HasField("state") and e.state.state in solverd.TERMINAL_STATES
+                                for e in events), 1)
+                    self.assertEqual(client.get(job.id).state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+            finally:
+                for server in servers:
+                    if server.process.poll() is None:
+                        server.stop()
+                database.stop()
 
 
 if __name__ == "__main__":

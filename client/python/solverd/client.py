@@ -53,9 +53,22 @@ class JobFailed(Exception):
         super().__init__(f"job {job.id} {state}: {self.code.name}: {job.error_message}")
 
 
+def _channel_options(target: str):
+    """Targets that name several servers (dns:///a-headless-service:50051,
+    ipv4:10.0.0.1:50051,10.0.0.2:50051) spread calls over all of them with
+    round_robin: any replica on a shared store serves any job, and a watch
+    whose replica went away resumes on another."""
+    if target.startswith(("dns:", "ipv4:", "ipv6:")):
+        return [("grpc.lb_policy_name", "round_robin")]
+    return []
+
+
 class Client:
-    """A connection to one solverd. `timeout` (seconds) bounds each unary
-    call; streams are bounded by the `timeout` given to the call.
+    """A connection to solverd: one server ("host:port"), or replicas on a
+    shared store named together ("dns:///solverd-headless:50051", or
+    "ipv4:host1:port,host2:port"), over which calls are balanced
+    round-robin. `timeout` (seconds) bounds each unary call; streams are
+    bounded by the `timeout` given to the call.
 
     Secured servers: `root_certificates` (PEM bytes of the CA that signed
     the server's certificate) connects over TLS, with `private_key` and
@@ -66,11 +79,12 @@ class Client:
                  channel: Optional[grpc.Channel] = None, timeout: float = 30.0,
                  token: Optional[str] = None, root_certificates: Optional[bytes] = None,
                  private_key: Optional[bytes] = None, certificate_chain: Optional[bytes] = None):
+        options = _channel_options(target)
         if channel is None and root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, private_key,
                                                        certificate_chain)
-            channel = grpc.secure_channel(target, credentials)
-        self._channel = channel or grpc.insecure_channel(target)
+            channel = grpc.secure_channel(target, credentials, options=options)
+        self._channel = channel or grpc.insecure_channel(target, options=options)
         self._stub = jobs_pb2_grpc.SolverServiceStub(self._channel)
         self._timeout = timeout
         self._metadata = (("authorization", f"Bearer {token}"),) if token else None
@@ -116,8 +130,10 @@ class Client:
     def watch(self, job_id: str, from_event: int = 0,
               timeout: Optional[float] = None) -> Iterator[jobs_pb2.JobEvent]:
         """Yields the job's events from number `from_event` until its
-        terminal state. If the stream drops (UNAVAILABLE) it reconnects
-        from the next event number, up to _RECONNECTS times in a row."""
+        terminal state. If the stream drops (UNAVAILABLE: the replica died
+        or shut down) it reconnects from the next event number, on another
+        replica when the target names several, up to _RECONNECTS times in
+        a row."""
         next_event, failures = from_event, 0
         while True:
             request = jobs_pb2.WatchJobRequest(job_id=job_id, from_event=next_event)
