@@ -75,6 +75,10 @@ Metrics::Metrics()
   queue_depth_.Add({}).Set(0);
   running_.Add({}).Set(0);
   store_up_.Add({}).Set(1);
+  // From zero, so that rates over them exist before the first event.
+  for (const char* event : {"claims", "lease_expiries", "reconnects"}) {
+    store_events_.Add({{"event", event}});
+  }
 }
 
 absl::StatusOr<std::unique_ptr<Metrics>> Metrics::Serve(const std::string& address, int port) {

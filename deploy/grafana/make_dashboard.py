@@ -35,6 +35,16 @@ PANELS = [  # title, unit, [(legend, PromQL)]
      [("{{device}}", "solverd_device_memory_used_bytes")]),
     ("Replicas by version", "short",
      [("{{version}} cuda={{cuda}}", "count by (version, cuda) (solverd_build_info)")]),
+    # The shared store (--store=postgres://...): whether each replica reaches
+    # it, what it costs, and the claims, lease expiries and reconnects.
+    ("Store up (replicas reaching it / replicas)", "short",
+     [("up", "sum(solverd_store_up)"), ("replicas", "count(solverd_store_up)")]),
+    ("Store operation latency", "s",
+     [(f"{{{{operation}}}} {name}", q)
+      for name, q in quantiles("solverd_store_operation_seconds", by="operation")
+      if name != "p50"]),
+    ("Store events / s", "ops",
+     [("{{event}}", "sum by (event) (rate(solverd_store_events_total[1m]))")]),
 ]
 
 

@@ -124,46 +124,80 @@ class Dockerfile(unittest.TestCase):
 
 
 class Compose(unittest.TestCase):
-    def test_stack_wires_solverd_prometheus_and_grafana(self):
-        compose = load_yaml("deploy", "docker-compose.yml", loader=YamlWithComposeTags)
-        services = compose["services"]
-        self.assertEqual(set(services), {"solverd", "prometheus", "grafana"})
-        solverd = services["solverd"]
-        self.assertEqual(solverd["build"]["dockerfile"], "Dockerfile")
-        self.assertTrue(os.path.exists(source("deploy", solverd["build"]["context"], "Dockerfile")))
-        self.assertEqual(set(solverd["ports"]), {"50051:50051", "9464:9464"})
-        gpu = solverd["deploy"]["resources"]["reservations"]["devices"][0]
-        self.assertEqual((gpu["driver"], gpu["capabilities"]), ("nvidia", ["gpu"]))
-        self.assertGreater(int(solverd["stop_grace_period"].rstrip("s")), 30)
-        override = load_yaml("deploy", "docker-compose.cpu.yml", loader=YamlWithComposeTags)
-        self.assertIsNone(override["services"]["solverd"]["deploy"])  # !reset: no GPU
+    def setUp(self):
+        self.compose = load_yaml("deploy", "docker-compose.yml", loader=YamlWithComposeTags)
+        self.services = self.compose["services"]
+
+    def test_stack_wires_postgres_two_replicas_prometheus_and_grafana(self):
+        self.assertEqual(set(self.services),
+                         {"postgres", "solverd-1", "solverd-2", "prometheus", "grafana"})
+        built = self.services["solverd-1"]["build"]
+        self.assertEqual(built["dockerfile"], "Dockerfile")
+        self.assertTrue(os.path.exists(source("deploy", built["context"], "Dockerfile")))
+        self.assertEqual(set(self.services["solverd-1"]["ports"]), {"50051:50051", "9464:9464"})
+        self.assertEqual(set(self.services["solverd-2"]["ports"]), {"50052:50051", "9465:9464"})
         prometheus = load_yaml("deploy", "prometheus.yml")
         targets = prometheus["scrape_configs"][0]["static_configs"][0]["targets"]
-        self.assertEqual(targets, ["solverd:9464"])
-        for volume in services["grafana"]["volumes"] + services["prometheus"]["volumes"]:
+        self.assertEqual(targets, ["solverd-1:9464", "solverd-2:9464"])
+        for volume in (self.services["grafana"]["volumes"] +
+                       self.services["prometheus"]["volumes"]):
             self.assertTrue(os.path.exists(source("deploy", volume.split(":")[0])), volume)
+
+    def test_replicas_share_the_postgres_service_and_its_password(self):
+        postgres = self.services["postgres"]
+        self.assertTrue(postgres["image"].startswith("postgres:"))
+        self.assertEqual(postgres["environment"]["POSTGRES_PASSWORD_FILE"],
+                         "/run/secrets/store_password")
+        self.assertIn("postgres-data", postgres["volumes"][0])  # survives `down`
+        self.assertIn("pg_isready", postgres["healthcheck"]["test"])
+        secret = self.compose["secrets"]["store_password"]["file"]
+        self.assertTrue(os.path.exists(source("deploy", secret)))
+        user, db = postgres["environment"]["POSTGRES_USER"], postgres["environment"]["POSTGRES_DB"]
+        for name in ("solverd-1", "solverd-2"):
+            replica = self.services[name]
+            args = replica["command"]
+            self.assertLessEqual(set(flag_names(args)), solverd_flags())
+            self.assertIn(f"--store=postgres://{user}@postgres:5432/{db}", args)
+            self.assertIn("--store-password-file=/run/secrets/store_password", args)
+            self.assertIn("store_password", replica["secrets"])
+            self.assertEqual(replica["depends_on"]["postgres"]["condition"], "service_healthy")
+            self.assertNotIn("volumes", replica)  # stateless: everything is in the store
+            gpu = replica["deploy"]["resources"]["reservations"]["devices"][0]
+            self.assertEqual((gpu["driver"], gpu["capabilities"]), ("nvidia", ["gpu"]))
+            self.assertGreater(int(replica["stop_grace_period"].rstrip("s")), 30)
+        override = load_yaml("deploy", "docker-compose.cpu.yml", loader=YamlWithComposeTags)
+        for name in ("solverd-1", "solverd-2"):
+            self.assertIsNone(override["services"][name]["deploy"])  # !reset: no GPU
 
 
 class Kubernetes(unittest.TestCase):
     def setUp(self):
-        self.docs = {}  # by kind, the ConfigMaps by name
+        self.docs = {}  # by (kind, name)
         for name in load_yaml("deploy", "k8s", "kustomization.yaml")["resources"]:
             doc = load_yaml("deploy", "k8s", name)
-            key = doc["metadata"]["name"] if doc["kind"] == "ConfigMap" else doc["kind"]
-            self.docs[key] = doc
-        self.assertEqual(set(self.docs), {"solverd-flags", "solverd-adapter-rules", "Deployment",
-                                          "Service", "HorizontalPodAutoscaler", "PodMonitor"})
+            self.docs[(doc["kind"], doc["metadata"]["name"])] = doc
+        self.assertEqual(set(self.docs), {
+            ("ConfigMap", "solverd-flags"), ("ConfigMap", "solverd-adapter-rules"),
+            ("Secret", "solverd-store"), ("Deployment", "solverd"), ("Service", "solverd"),
+            ("Service", "solverd-headless"), ("PodDisruptionBudget", "solverd"),
+            ("HorizontalPodAutoscaler", "solverd"), ("StatefulSet", "solverd-postgres"),
+            ("Service", "solverd-postgres"), ("PodMonitor", "solverd")})
+
+    def pod(self):
+        return self.docs[("Deployment", "solverd")]["spec"]["template"]["spec"]
 
     def container(self):
-        return self.docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+        return self.pod()["containers"][0]
+
+    def flags_file(self):
+        return self.docs[("ConfigMap", "solverd-flags")]["data"]["flags"]
 
     def test_flags_exist_in_the_binary(self):
         flags = solverd_flags()
         args = self.container()["args"]
         self.assertLessEqual(set(flag_names(args)), flags)
         self.assertIn("--flagfile=/etc/solverd/flags", args)
-        file_flags = self.docs["solverd-flags"]["data"]["flags"].split()
-        self.assertLessEqual(set(flag_names(file_flags)), flags)
+        self.assertLessEqual(set(flag_names(self.flags_file().split())), flags)
 
     def test_ports_probes_gpu_and_grace(self):
         c = self.container()
@@ -173,23 +207,71 @@ class Kubernetes(unittest.TestCase):
         self.assertIn("--metrics-port=9464", c["args"])
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
             self.assertEqual(c[probe]["grpc"]["port"], 50051, probe)  # gRPC health service
+        self.assertNotIn("service", c["readinessProbe"]["grpc"])  # "": follows the store
+        self.assertEqual(c["livenessProbe"]["grpc"]["service"], "liveness")
         self.assertEqual(c["resources"]["limits"]["nvidia.com/gpu"], 1)
-        pod = self.docs["Deployment"]["spec"]["template"]["spec"]
-        grace = re.search(r"--grace_period=(\d+)s", self.docs["solverd-flags"]["data"]["flags"])
-        self.assertGreater(pod["terminationGracePeriodSeconds"], int(grace.group(1)))
-        self.assertTrue(pod["securityContext"]["runAsNonRoot"])
+        grace = re.search(r"--grace_period=(\d+)s", self.flags_file())
+        self.assertGreater(self.pod()["terminationGracePeriodSeconds"], int(grace.group(1)))
+        self.assertTrue(self.pod()["securityContext"]["runAsNonRoot"])
 
-    def test_service_monitor_and_hpa_point_at_solverd(self):
-        service = self.docs["Service"]["spec"]
-        self.assertEqual(service["clusterIP"], "None")  # headless: client-side balancing
+    def test_replicas_are_stateless_on_the_store_from_the_secret(self):
+        self.assertNotIn("state_dir", self.flags_file())
+        self.assertNotIn("emptyDir", json.dumps(self.pod()))
+        c = self.container()
+        env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
+        self.assertIn("--store=$(SOLVERD_STORE)", c["args"])
+        self.assertEqual(env["SOLVERD_STORE"], {"name": "solverd-store", "key": "uri"})
+        password_flag = next(a for a in c["args"] if a.startswith("--store-password-file="))
+        password_path = password_flag.split("=", 1)[1]
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        volume = next(v for v in self.pod()["volumes"] if v["name"] == "store-password")
+        self.assertEqual(volume["secret"]["secretName"], "solverd-store")
+        item = volume["secret"]["items"][0]
+        self.assertEqual(os.path.join(mounts["store-password"], item["path"]), password_path)
+        secret = self.docs[("Secret", "solverd-store")]["stringData"]
+        self.assertEqual(item["key"], "password")
+        self.assertNotIn(secret["password"], secret["uri"])  # never on a command line
+
+    def test_bundled_postgres_is_a_statefulset_on_a_pvc_named_by_the_uri(self):
+        statefulset = self.docs[("StatefulSet", "solverd-postgres")]["spec"]
+        self.assertEqual(statefulset["replicas"], 1)
+        claim = statefulset["volumeClaimTemplates"][0]
+        container = statefulset["template"]["spec"]["containers"][0]
+        self.assertIn(claim["metadata"]["name"], {m["name"] for m in container["volumeMounts"]})
+        env = {e["name"]: e for e in container["env"]}
+        self.assertEqual(env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"],
+                         {"name": "solverd-store", "key": "password"})
+        uri = self.docs[("Secret", "solverd-store")]["stringData"]["uri"]
+        service = self.docs[("Service", "solverd-postgres")]
+        self.assertEqual(statefulset["serviceName"], service["metadata"]["name"])
+        port = service["spec"]["ports"][0]["port"]
+        self.assertEqual(uri, f"postgres://{env['POSTGRES_USER']['value']}@"
+                              f"{service['metadata']['name']}:{port}/{env['POSTGRES_DB']['value']}")
+        self.assertEqual(service["spec"]["selector"], statefulset["selector"]["matchLabels"])
+
+    def test_services_pdb_monitor_and_hpa_point_at_solverd(self):
+        labels = self.docs[("Deployment", "solverd")]["spec"]["selector"]["matchLabels"]
+        service = self.docs[("Service", "solverd")]["spec"]
+        self.assertNotIn("clusterIP", service)  # an ordinary Service: any pod serves any job
         self.assertEqual({p["targetPort"] for p in service["ports"]}, {"grpc", "metrics"})
-        endpoint = self.docs["PodMonitor"]["spec"]["podMetricsEndpoints"][0]
+        headless = self.docs[("Service", "solverd-headless")]["spec"]
+        self.assertEqual(headless["clusterIP"], "None")  # dns:/// round-robin over pods
+        self.assertEqual(headless["selector"], labels)
+        pdb = self.docs[("PodDisruptionBudget", "solverd")]["spec"]
+        self.assertEqual(pdb["selector"]["matchLabels"], labels)
+        self.assertEqual(pdb["maxUnavailable"], 1)
+        monitor = self.docs[("PodMonitor", "solverd")]["spec"]
+        endpoint = monitor["podMetricsEndpoints"][0]
         self.assertEqual((endpoint["port"], endpoint["path"]), ("metrics", "/metrics"))
-        hpa = self.docs["HorizontalPodAutoscaler"]["spec"]
-        self.assertEqual(hpa["scaleTargetRef"]["name"], self.docs["Deployment"]["metadata"]["name"])
-        self.assertEqual(hpa["metrics"][0]["pods"]["metric"]["name"], "solverd_queue_depth")
-        rules = yaml.safe_load(self.docs["solverd-adapter-rules"]["data"]["config.yaml"])["rules"]
-        self.assertEqual(rules[0]["name"]["as"], "solverd_queue_depth")
+        hpa = self.docs[("HorizontalPodAutoscaler", "solverd")]["spec"]
+        self.assertEqual(hpa["scaleTargetRef"]["name"], "solverd")
+        external = hpa["metrics"][0]["external"]["metric"]["name"]
+        rules = yaml.safe_load(
+            self.docs[("ConfigMap", "solverd-adapter-rules")]["data"]["config.yaml"])
+        rule = rules["externalRules"][0]
+        self.assertEqual(rule["name"]["as"], external)
+        self.assertIn("solverd_queue_depth", rule["seriesQuery"])
+        self.assertTrue(rule["metricsQuery"].startswith("max("))  # each pod reports the cluster's
 
 
 class Dashboard(unittest.TestCase):

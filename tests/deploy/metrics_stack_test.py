@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""The monitoring path end to end: a real solverd runs a few jobs; every
-metric the Grafana dashboard and the autoscaler use appears in its live
-/metrics scrape; and a real Prometheus (Debian's) scrapes it, ingests the
-samples, and evaluates every dashboard query without error.
+"""The monitoring path end to end: a real solverd on a real PostgreSQL (the
+shared store, as the compose stack and the manifests run it) runs a few
+jobs; every metric the Grafana dashboard and the autoscaler use appears in
+its live /metrics scrape; and a real Prometheus (Debian's) scrapes it,
+ingests the samples, and evaluates every dashboard query without error.
 
 Run: /usr/bin/python3 metrics_stack_test.py --source DIR --solverd PATH
          --solverctl PATH [--prometheus PATH]
@@ -22,7 +23,7 @@ import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-from server_fixture import Server  # noqa: E402
+from server_fixture import Postgres, Server  # noqa: E402
 
 ARGS = None
 JOBS = 3
@@ -55,7 +56,8 @@ class MetricsStack(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.server = Server(ARGS.solverd, cls.tmp.name)
+        cls.database = Postgres(cls.tmp.name)
+        cls.server = Server(ARGS.solverd, cls.tmp.name, *cls.database.store_flags)
         for _ in range(JOBS):
             subprocess.run([ARGS.solverctl, f"--server={cls.server.address}", "demo", "ot",
                             "--n=40"], check=True, capture_output=True, timeout=60)
@@ -66,6 +68,7 @@ class MetricsStack(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.server.stop()
+        cls.database.stop()
         cls.tmp.cleanup()
 
     def test_dashboard_and_autoscaler_use_exported_metrics(self):
@@ -74,6 +77,7 @@ class MetricsStack(unittest.TestCase):
         self.assertGreaterEqual(len(used), 9)
         self.assertEqual(used - exported, set())
         self.assertIn("solverd_queue_depth", exported)  # the HPA's metric
+        self.assertIn("solverd_store_operation_seconds_bucket", exported)  # on the shared store
 
     def test_prometheus_ingests_the_scrape_and_evaluates_every_panel(self):
         binary = ARGS.prometheus or shutil.which("prometheus")
