@@ -26,7 +26,7 @@ SELECT $1::text, $2::text, $3::text, $4::text, $5::bytea, $6::bytea, 1, $7::inte
        ELSE now() + make_interval(secs => $13::double precision) END
 WHERE (SELECT count(*) FROM jobs WHERE state = 1) < $14::bigint
 ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
-RETURNING seq)sql";
+RETURNING seq, id)sql";
 
 // The view, its event count and, for a finished job, the event before its
 // last (where Job::Finish puts the result, when there is one).
@@ -101,18 +101,23 @@ absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, boo
       int64_t{job.max_queue}};
   std::vector<std::pair<int64_t, std::string>> events;
   for (const v1::JobEvent& e : job.events) events.emplace_back(e.number(), e.SerializeAsString());
+  // One statement (atomic without BEGIN/COMMIT, one round trip): the row,
+  // its first events, and a NOTIFY to the claimers when no replica leases
+  // it yet; nothing when the key exists or the cluster's queue is full.
+  const std::string sql = absl::StrCat(
+      "WITH job AS (", kInsert, ")",
+      events.empty() ? "" : absl::StrCat(
+          ", first_events AS (INSERT INTO events(job_id, number, event) "
+          "SELECT job.id, v.number, v.event FROM job, (VALUES ",
+          PgEventValues(events, &params), ") AS v(number, event))"),
+      " SELECT seq, CASE WHEN $12::text IS NULL THEN pg_notify('solverd_queue', '') END FROM job");
   *added = false;
-  absl::Status status = Query().Transaction([&](PgTransaction& tx) -> absl::Status {
-    auto inserted = tx.Exec(kInsert, params);
-    if (!inserted.ok()) return inserted.status();
-    if (inserted->empty()) return absl::OkStatus();
+  auto inserted = Query().Exec(sql, params);
+  if (!inserted.ok()) return inserted.status();
+  if (!inserted->empty()) {
     *added = true;
     *seq = static_cast<uint64_t>(inserted->Int(0, 0));
-    if (absl::Status s = InsertEvents(tx, job.view.id(), events); !s.ok()) return s;
-    if (job.lease_here) return absl::OkStatus();
-    return tx.Exec("NOTIFY solverd_queue").status();
-  });
-  if (!status.ok()) return status;
+  }
   if (*added) return job.view;
   if (!job.view.idempotency_key().empty()) {
     auto existing = Query().Exec(

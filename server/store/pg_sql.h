@@ -17,6 +17,12 @@ namespace solverd::server {
 // survives; pass it as a parameter cast to text[].
 std::string PgTextArray(const std::vector<std::string>& values);
 
+// A VALUES list "($k::bigint, $k+1::bytea), ..." of `events` (number,
+// serialized JobEvent), whose parameters are appended to *params (so $k
+// continues their numbering); columns (number, event).
+std::string PgEventValues(const std::vector<std::pair<int64_t, std::string>>& events,
+                          std::vector<PgParam>* params);
+
 // Inserts `events` (number, serialized JobEvent) of `job_id` in one
 // statement; an event already there is kept (a retried write).
 absl::Status InsertEvents(PgTransaction& tx, const std::string& job_id,
