@@ -279,14 +279,8 @@ void PgConnection::DrainNotificationsLocked(std::vector<PgNotification>* out) {
   }
 }
 
-int64_t PgConnection::reconnects() const {
-  absl::MutexLock lock(&mu_);
-  return reconnects_;
-}
+int64_t PgConnection::reconnects() const { return reconnects_.load(std::memory_order_relaxed); }
 
-bool PgConnection::connected() const {
-  absl::MutexLock lock(&mu_);
-  return connected_;
-}
+bool PgConnection::connected() const { return connected_.load(std::memory_order_relaxed); }
 
 }  // namespace solverd::server

@@ -20,6 +20,7 @@
 #ifndef SOLVERD_SERVER_STORE_PG_CONNECTION_H_
 #define SOLVERD_SERVER_STORE_PG_CONNECTION_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -158,9 +159,12 @@ class PgConnection {
   mutable absl::Mutex mu_;
   pg_conn* conn_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool in_transaction_ ABSL_GUARDED_BY(mu_) = false;
-  bool connected_ ABSL_GUARDED_BY(mu_) = false;
+  // Written under mu_, read without it: a caller tallying reconnects (the
+  // heartbeat) must not wait behind a statement, or a LISTEN connection's
+  // wait for notifications.
+  std::atomic<bool> connected_{false};
   std::vector<std::string> channels_ ABSL_GUARDED_BY(mu_);  // LISTENed to
-  int64_t reconnects_ ABSL_GUARDED_BY(mu_) = 0;
+  std::atomic<int64_t> reconnects_{0};
 };
 
 // The password of `path` (its first line, without the newline).

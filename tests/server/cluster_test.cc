@@ -360,8 +360,14 @@ TEST_F(Cluster, AReplicaThatLostALeaseStopsTheJob) {
       {job->id()});
   ASSERT_TRUE(stolen.ok()) << stolen.status();
   ASSERT_EQ(stolen->size(), 1) << "the job was running";
-  absl::SleepFor(absl::Seconds(2));
-  EXPECT_NE(replicas_[0]->log().find("lease on job " + job->id() + " lapsed"), std::string::npos);
+  // A notices at its next heartbeat (every 2/3 s here).
+  const std::string lapsed = "lease on job " + job->id() + " lapsed";
+  const absl::Time stolen_at = absl::Now();
+  while (replicas_[0]->log().find(lapsed) == std::string::npos &&
+         absl::Now() - stolen_at < absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(replicas_[0]->log().find(lapsed), std::string::npos);
   auto held = C().Get(job->id());
   ASSERT_TRUE(held.ok()) << held.status();
   EXPECT_EQ(held->state(), v1::JOB_STATE_RUNNING) << "A's cancel went nowhere";
