@@ -1,10 +1,12 @@
 #include "server/store/pg_job_log.h"
 
 #include <cstdio>
+#include <map>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "server/store/pg_sql.h"
 
 namespace solverd::server {
@@ -12,19 +14,17 @@ namespace {
 
 constexpr size_t kMaxWritesPerBatch = 512;
 
-// A view lands only while this replica holds the lease; a terminal one
-// ($3 >= SUCCEEDED) releases it and stamps the finish time.
-constexpr const char* kPutView = R"sql(
-UPDATE jobs SET job = $2, state = $3::smallint, attempt = $4::integer,
-  finish_time = CASE WHEN $3::smallint >= 3 THEN now() END,
-  lease_owner = CASE WHEN $3::smallint >= 3 THEN NULL ELSE lease_owner END,
-  lease_expiry = CASE WHEN $3::smallint >= 3 THEN NULL ELSE lease_expiry END
-WHERE id = $1 AND lease_owner = $5)sql";
+// The new views of the batch's jobs (the last of each): a terminal one
+// (state >= SUCCEEDED) releases the lease and stamps the finish time.
+constexpr const char* kPutViews = R"sql(
+UPDATE jobs j SET job = v.job, state = v.state, attempt = v.attempt,
+  finish_time = CASE WHEN v.state >= 3 THEN now() END,
+  lease_owner = CASE WHEN v.state >= 3 THEN NULL ELSE j.lease_owner END,
+  lease_expiry = CASE WHEN v.state >= 3 THEN NULL ELSE j.lease_expiry END
+FROM (VALUES %s) AS v(id, job, state, attempt) WHERE j.id = v.id)sql";
 
-constexpr const char* kPutLoneEvent = R"sql(
-INSERT INTO events(job_id, number, event)
-SELECT $1, $2::bigint, $3 WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND lease_owner = $4)
-ON CONFLICT DO NOTHING)sql";
+// A statement's parameters stay well under PostgreSQL's 65,535.
+constexpr size_t kMaxParamsPerStatement = 30000;
 
 }  // namespace
 
@@ -138,39 +138,80 @@ void PgJobLog::WriterLoop() {
 absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped) {
   std::set<std::string> touched;
   for (const Write& w : batch) touched.insert(w.job_id);
-  const std::string ids = PgTextArray({touched.begin(), touched.end()});
   return connection_->Transaction([&](PgTransaction& tx) -> absl::Status {
+    // Row locks in id order, as the heartbeat takes them: no deadlock. Only
+    // the jobs this replica still holds the lease of take their writes; the
+    // locks keep it so until the commit.
+    auto held = tx.Exec(
+        "SELECT id FROM jobs WHERE id = ANY($1::text[]) AND lease_owner = $2 ORDER BY id "
+        "FOR UPDATE",
+        {PgTextArray({touched.begin(), touched.end()}), replica_});
+    if (!held.ok()) return held.status();
+    std::set<std::string> leased;
+    for (int r = 0; r < held->size(); ++r) leased.insert(held->Text(r, 0));
     *dropped = 0;
-    // Row locks in id order, as the heartbeat takes them: no deadlock.
-    auto locked = tx.Exec("SELECT 1 FROM jobs WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE",
-                          {ids});
-    if (!locked.ok()) return locked.status();
-    for (const Write& write : batch) {
-      if (absl::Status s = ApplyOne(tx, write, dropped); !s.ok()) return s;
+    std::vector<const Write*> landing;
+    for (const Write& w : batch) {
+      if (leased.contains(w.job_id)) {
+        landing.push_back(&w);
+      } else {
+        ++*dropped;
+      }
     }
+    if (absl::Status s = ApplyLanding(tx, landing); !s.ok()) return s;
     // Delivered at commit, to every replica LISTENing.
     return tx.Exec("SELECT pg_notify('solverd_events', id) FROM unnest($1::text[]) AS id",
-                   {ids})
+                   {PgTextArray({leased.begin(), leased.end()})})
         .status();
   });
 }
 
-absl::Status PgJobLog::ApplyOne(PgTransaction& tx, const Write& write, int64_t* dropped) {
-  if (write.view.empty()) {
-    const auto& [number, bytes] = write.events.front();
-    auto put = tx.Exec(kPutLoneEvent, {write.job_id, number, PgParam::Bytes(bytes), replica_});
-    if (!put.ok()) return put.status();
-    if (put->affected() == 0) ++*dropped;
-    return absl::OkStatus();
+absl::Status PgJobLog::ApplyLanding(PgTransaction& tx, const std::vector<const Write*>& writes) {
+  // Each job's last view stands for its earlier ones in the batch (a job's
+  // views only move forward); every event goes in.
+  std::map<std::string, const Write*> last_view;
+  for (const Write* w : writes) {
+    if (!w->view.empty()) last_view[w->job_id] = w;
   }
-  auto put = tx.Exec(kPutView, {write.job_id, PgParam::Bytes(write.view), int64_t{write.state},
-                                int64_t{write.attempt}, replica_});
-  if (!put.ok()) return put.status();
-  if (put->affected() == 0) {
-    ++*dropped;
-    return absl::OkStatus();
+  std::vector<PgParam> params;
+  std::string views;
+  for (const auto& [id, w] : last_view) {
+    const size_t at = params.size() + 1;
+    absl::StrAppend(&views, views.empty() ? "" : ",", "($", at, "::text, $", at + 1, "::bytea, $",
+                    at + 2, "::smallint, $", at + 3, "::integer)");
+    params.insert(params.end(), {id, PgParam::Bytes(w->view), int64_t{w->state},
+                                 int64_t{w->attempt}});
   }
-  return InsertEvents(tx, write.job_id, write.events);
+  if (!views.empty()) {
+    if (auto put = tx.Exec(absl::StrFormat(kPutViews, views), params); !put.ok()) {
+      return put.status();
+    }
+  }
+  // The events, as few statements as the parameter limit allows.
+  params.clear();
+  std::string values;
+  auto flush = [&]() -> absl::Status {
+    if (values.empty()) return absl::OkStatus();
+    auto put = tx.Exec(absl::StrCat("INSERT INTO events(job_id, number, event) SELECT e.id, "
+                                    "e.number, e.event FROM (VALUES ", values,
+                                    ") AS e(id, number, event) ON CONFLICT DO NOTHING"),
+                       params);
+    params.clear();
+    values.clear();
+    return put.status();
+  };
+  for (const Write* w : writes) {
+    for (const auto& [number, bytes] : w->events) {
+      const size_t at = params.size() + 1;
+      absl::StrAppend(&values, values.empty() ? "" : ",", "($", at, "::text, $", at + 1,
+                      "::bigint, $", at + 2, "::bytea)");
+      params.insert(params.end(), {w->job_id, number, PgParam::Bytes(bytes)});
+      if (params.size() >= kMaxParamsPerStatement) {
+        if (absl::Status s = flush(); !s.ok()) return s;
+      }
+    }
+  }
+  return flush();
 }
 
 }  // namespace solverd::server

@@ -76,7 +76,9 @@ class PgJobLog final : public JobLog {
   // Applies `batch` in one transaction; *dropped counts writes refused for
   // want of the lease.
   absl::Status Apply(const std::vector<Write>& batch, int64_t* dropped);
-  absl::Status ApplyOne(PgTransaction& tx, const Write& write, int64_t* dropped);
+  // Writes the views and events of `writes`, whose jobs' leases the
+  // transaction holds, in three statements or so whatever their number.
+  absl::Status ApplyLanding(PgTransaction& tx, const std::vector<const Write*>& writes);
 
   const std::unique_ptr<PgConnection> connection_;
   const std::string replica_;
