@@ -38,6 +38,10 @@ absl::StatusOr<v1::JobSpec> ConvenienceSpec(const google::protobuf::Message& req
   return absl::InternalError(absl::StrCat(type->full_name(), " holds no JobSpec problem"));
 }
 
+absl::Status AnotherTokens(const std::string& job_id) {
+  return absl::PermissionDeniedError(absl::StrCat("job ", job_id, " belongs to another token"));
+}
+
 }  // namespace
 
 template <typename T>
@@ -59,10 +63,15 @@ absl::StatusOr<std::string> SolverServiceImpl::Caller(const grpc::ServerContext&
 absl::StatusOr<v1::Job> SolverServiceImpl::JobFor(const std::string& caller,
                                                   const std::string& job_id) const {
   absl::StatusOr<v1::Job> job = manager_->Get(job_id);
-  if (job.ok() && job->owner() != caller) {
-    return absl::PermissionDeniedError(absl::StrCat("job ", job_id, " belongs to another token"));
-  }
+  if (job.ok() && job->owner() != caller) return AnotherTokens(job_id);
   return job;
+}
+
+absl::Status SolverServiceImpl::CheckOwner(const std::string& caller,
+                                           const std::string& job_id) const {
+  absl::StatusOr<std::string> owner = manager_->Owner(job_id);
+  if (!owner.ok()) return owner.status();
+  return *owner == caller ? absl::OkStatus() : AnotherTokens(job_id);
 }
 
 grpc::Status SolverServiceImpl::SubmitJob(grpc::ServerContext* ctx,
@@ -109,8 +118,7 @@ grpc::Status SolverServiceImpl::WatchJob(grpc::ServerContext* ctx, const v1::Wat
                                          grpc::ServerWriter<v1::JobEvent>* writer) {
   auto caller = Caller(*ctx);
   if (!caller.ok()) return ToGrpc(caller.status());
-  auto job = JobFor(*caller, req->job_id());
-  if (!job.ok()) return ToGrpc(job.status());
+  if (absl::Status s = CheckOwner(*caller, req->job_id()); !s.ok()) return ToGrpc(s);
   return Stream(ctx, req->job_id(), req->from_event(), writer);
 }
 

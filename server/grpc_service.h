@@ -73,6 +73,8 @@ class SolverServiceImpl final : public v1::SolverService::Service {
   // The job if `caller` may see it: NOT_FOUND, or PERMISSION_DENIED for
   // another token's job.
   absl::StatusOr<v1::Job> JobFor(const std::string& caller, const std::string& job_id) const;
+  // OK when `caller` may watch the job (JobFor's check, without the view).
+  absl::Status CheckOwner(const std::string& caller, const std::string& job_id) const;
 
   JobManager* const manager_;
   const BearerTokens* const tokens_;

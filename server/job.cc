@@ -67,6 +67,7 @@ Job::Job(const JobRecord& record, const Family* family, std::unique_ptr<Prepared
   }
   job_.set_event_count(static_cast<int64_t>(events_.size()));
   journal_ = journal;
+  durable_events_ = static_cast<int64_t>(events_.size());
   if (IsTerminal(job_.state())) {
     finish_time_ = FromProto(job_.finish_time());
     work_.reset();
@@ -99,6 +100,33 @@ absl::Status Job::Persist(JobJournal* journal, std::string problem) {
 void Job::LogTo(JobLog* log) {
   absl::MutexLock lock(&mu_);
   journal_ = log;
+  durable_events_ = static_cast<int64_t>(events_.size());
+}
+
+bool Job::MarkDurable(int64_t events) {
+  absl::MutexLock lock(&mu_);
+  durable_events_ = std::max(durable_events_, events);
+  return IsTerminal(job_.state()) && durable_events_ >= static_cast<int64_t>(events_.size());
+}
+
+bool Job::logging() const {
+  absl::MutexLock lock(&mu_);
+  return journal_ != nullptr;
+}
+
+bool Job::ReadDurableEvents(int64_t from_event, absl::Duration timeout,
+                            std::vector<v1::JobEvent>* out, bool* done) const {
+  absl::MutexLock lock(&mu_);
+  const int64_t first = std::max<int64_t>(0, from_event);
+  auto has_news = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+    return durable_events_ > first || journal_ == nullptr;
+  };
+  mu_.AwaitWithTimeout(absl::Condition(&has_news), timeout);
+  if (journal_ == nullptr) return false;  // no longer this replica's to tell
+  const int64_t end = std::min<int64_t>(durable_events_, events_.size());
+  for (int64_t i = first; i < end; ++i) out->push_back(events_[i]);
+  *done = IsTerminal(job_.state()) && end == static_cast<int64_t>(events_.size());
+  return true;
 }
 
 void Job::AppendLocked(v1::JobEvent event, absl::Time now) {

@@ -66,9 +66,16 @@ class Job {
   // problem: the rest is in the job's public view), in `journal` and sends
   // every later change there too; returns once the record is durable.
   absl::Status Persist(JobJournal* journal, std::string problem);
-  // Sends every later change to `log`. REQUIRES: `log` already holds the
-  // job as it is now (the shared store, which inserted it).
+  // Sends every later change to `log` (nullptr: to none). REQUIRES: `log`
+  // already holds the job as it is now (the shared store, which inserted
+  // it), so its events so far count as durable.
   void LogTo(JobLog* log);
+  // The log has stored the job's first `events` events (the shared store's
+  // writer says so after each commit). True once the job has ended and
+  // all of its events are stored.
+  bool MarkDurable(int64_t events);
+  // Whether changes still go to a log or journal.
+  bool logging() const;
   // Hands over the problem data (to a Job rebuilt from this one's record).
   // REQUIRES: the job was never queued.
   std::unique_ptr<PreparedJob> TakeWork() { return std::move(work_); }
@@ -98,6 +105,13 @@ class Job {
   // when *out ends with the job's last event (the watcher is done).
   bool ReadEvents(int64_t from_event, absl::Duration timeout,
                   std::vector<v1::JobEvent>* out) const;
+  // As ReadEvents, but only the events its log has stored (MarkDurable), so
+  // that a watcher here sees what a watcher on any replica would: *done
+  // when *out ends with the job's last event. False, and nothing read, when
+  // the job no longer logs anywhere (its lease went to another replica):
+  // the store then tells the rest.
+  bool ReadDurableEvents(int64_t from_event, absl::Duration timeout,
+                         std::vector<v1::JobEvent>* out, bool* done) const;
 
  private:
   // Numbers and keeps `event`; with a journal it waits in unjournaled_
@@ -125,6 +139,7 @@ class Job {
   absl::Time finish_time_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   JobLog* journal_ ABSL_GUARDED_BY(mu_) = nullptr;  // none: in memory only
   std::vector<v1::JobEvent> unjournaled_ ABSL_GUARDED_BY(mu_);
+  int64_t durable_events_ ABSL_GUARDED_BY(mu_) = 0;  // stored by journal_
   bool interrupted_ ABSL_GUARDED_BY(mu_) = false;
 };
 

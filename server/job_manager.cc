@@ -146,6 +146,13 @@ absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
   return job->Snapshot();
 }
 
+absl::StatusOr<std::string> JobManager::Owner(const std::string& job_id) const {
+  if (auto job = store_.Find(job_id)) return job->owner();
+  auto view = Get(job_id);
+  if (!view.ok()) return view.status();
+  return view->owner();
+}
+
 absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJob& work) const {
   const SizeLimit& limit = family.info().size_limit;
   auto set = options_.max_problem_size.find(std::string(limit.flag));

@@ -53,6 +53,8 @@ class JobManager {
   // `owner`: the submitting token's name ("" without tokens).
   absl::StatusOr<v1::Job> Submit(const v1::JobSpec& spec, const std::string& owner = "");
   absl::StatusOr<v1::Job> Get(const std::string& job_id) const;
+  // The token that submitted the job; from memory when it runs here.
+  absl::StatusOr<std::string> Owner(const std::string& job_id) const;
   // Only `owner`'s jobs when it is set.
   absl::StatusOr<v1::ListJobsResponse> List(const v1::ListJobsRequest& request,
                                             const std::string* owner = nullptr) const;

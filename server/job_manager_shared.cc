@@ -41,6 +41,10 @@ absl::Status JobManager::OpenSharedStore() {
   o.observe = [metrics = metrics_](const char* operation, double seconds) {
     metrics->StoreOperation(operation, seconds);
   };
+  o.on_durable = [this](const std::string& id, int64_t events) {
+    auto job = store_.Find(id);
+    if (job != nullptr && job->MarkDurable(events)) store_.Remove(id);  // ended and stored
+  };
   auto store = PgJobStore::Open(o);
   if (!store.ok()) return store.status();
   shared_ = *std::move(store);
@@ -129,7 +133,15 @@ absl::Status JobManager::WatchShared(const std::string& job_id, int64_t from_eve
   for (;;) {
     std::vector<v1::JobEvent> events;
     bool done = false;
-    absl::Status read = shared_->ReadEvents(job_id, next, &events, &done);
+    absl::Status read = absl::OkStatus();
+    // A job running here is followed from memory, as far as the store
+    // holds it: the same events any replica would stream, without a query
+    // per wake-up. Otherwise, or once its lease is gone, from the store.
+    auto local = store_.Find(job_id);
+    const bool followed_here =
+        local != nullptr &&
+        local->ReadDurableEvents(next, PgJobStore::kPollInterval, &events, &done);
+    if (!followed_here) read = shared_->ReadEvents(job_id, next, &events, &done);
     // Through a store outage the watcher waits for it, as for any event.
     if (!read.ok() && !absl::IsUnavailable(read)) return read;
     for (const v1::JobEvent& e : events) {
@@ -138,7 +150,7 @@ absl::Status JobManager::WatchShared(const std::string& job_id, int64_t from_eve
     }
     if ((read.ok() && done) || stop()) return absl::OkStatus();
     if (watches_closing_) return WatchMovedAway(job_id, next);
-    if (events.empty()) waiter->Wait(PgJobStore::kPollInterval);
+    if (events.empty() && !followed_here) waiter->Wait(PgJobStore::kPollInterval);
   }
 }
 

@@ -29,9 +29,9 @@ constexpr size_t kMaxParamsPerStatement = 30000;
 }  // namespace
 
 PgJobLog::PgJobLog(std::unique_ptr<PgConnection> connection, std::string replica,
-                   Observer observe)
+                   Observer observe, DurableCallback on_durable)
     : connection_(std::move(connection)), replica_(std::move(replica)),
-      observe_(std::move(observe)) {
+      observe_(std::move(observe)), on_durable_(std::move(on_durable)) {
   writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -107,8 +107,9 @@ void PgJobLog::WriterLoop() {
       }
     }
     int64_t dropped = 0;
+    std::map<std::string, int64_t> stored;
     const absl::Time start = absl::Now();
-    absl::Status status = Apply(batch, &dropped);
+    absl::Status status = Apply(batch, &dropped, &stored);
     observe_("write_batch", absl::ToDoubleSeconds(absl::Now() - start));
     if (absl::IsAborted(status)) continue;  // a deadlock or serialization failure: again
     if (absl::IsUnavailable(status) && !stopping) {
@@ -122,10 +123,13 @@ void PgJobLog::WriterLoop() {
       // without a store). Say so; the jobs' leases then let them run again.
       std::fprintf(stderr, "solverd: %zu job writes lost: %s\n", batch.size(),
                    status.ToString().c_str());
-    } else if (retrying) {
-      std::fprintf(stderr, "solverd: store %s is back; job writes applied\n",
-                   connection_->name().c_str());
-      retrying = false;
+    } else {
+      for (const auto& [job_id, events] : stored) on_durable_(job_id, events);
+      if (retrying) {
+        std::fprintf(stderr, "solverd: store %s is back; job writes applied\n",
+                     connection_->name().c_str());
+        retrying = false;
+      }
     }
     absl::MutexLock lock(&mu_);
     for (size_t i = 0; i < batch.size(); ++i) queue_.pop_front();
@@ -135,7 +139,8 @@ void PgJobLog::WriterLoop() {
   }
 }
 
-absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped) {
+absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped,
+                             std::map<std::string, int64_t>* stored) {
   std::set<std::string> touched;
   for (const Write& w : batch) touched.insert(w.job_id);
   return connection_->Transaction([&](PgTransaction& tx) -> absl::Status {
@@ -150,13 +155,17 @@ absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped) 
     std::set<std::string> leased;
     for (int r = 0; r < held->size(); ++r) leased.insert(held->Text(r, 0));
     *dropped = 0;
+    stored->clear();
     std::vector<const Write*> landing;
     for (const Write& w : batch) {
-      if (leased.contains(w.job_id)) {
-        landing.push_back(&w);
-      } else {
+      if (!leased.contains(w.job_id)) {
         ++*dropped;
+        continue;
       }
+      landing.push_back(&w);
+      // A job's writes queue in event order, so the last one's last event
+      // closes a stored prefix.
+      if (!w.events.empty()) (*stored)[w.job_id] = w.events.back().first + 1;
     }
     if (absl::Status s = ApplyLanding(tx, landing); !s.ok()) return s;
     // Delivered at commit, to every replica LISTENing.

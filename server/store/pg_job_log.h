@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -43,10 +44,16 @@ class PgJobLog final : public JobLog {
   // Called with an operation's name and seconds, from the writer thread.
   using Observer = std::function<void(const char* operation, double seconds)>;
 
+  // Called after a commit with a job whose writes landed and the number of
+  // its events now stored (all of them up to the last written), from the
+  // writer thread.
+  using DurableCallback = std::function<void(const std::string& job_id, int64_t events)>;
+
   // Writes through `connection` (its own: the writer keeps its pace) as
   // replica `replica`; `observe` times each batch. Starts the writer thread.
   PgJobLog(std::unique_ptr<PgConnection> connection, std::string replica,
-           Observer observe = [](const char*, double) {});
+           Observer observe = [](const char*, double) {},
+           DurableCallback on_durable = [](const std::string&, int64_t) {});
   ~PgJobLog() override;  // applies what is queued (while the store answers), then stops
   PgJobLog(const PgJobLog&) = delete;
   PgJobLog& operator=(const PgJobLog&) = delete;
@@ -74,8 +81,9 @@ class PgJobLog final : public JobLog {
   void Enqueue(Write write);
   void WriterLoop();
   // Applies `batch` in one transaction; *dropped counts writes refused for
-  // want of the lease.
-  absl::Status Apply(const std::vector<Write>& batch, int64_t* dropped);
+  // want of the lease, *stored gets each landed job's stored event count.
+  absl::Status Apply(const std::vector<Write>& batch, int64_t* dropped,
+                     std::map<std::string, int64_t>* stored);
   // Writes the views and events of `writes`, whose jobs' leases the
   // transaction holds, in three statements or so whatever their number.
   absl::Status ApplyLanding(PgTransaction& tx, const std::vector<const Write*>& writes);
@@ -83,6 +91,7 @@ class PgJobLog final : public JobLog {
   const std::unique_ptr<PgConnection> connection_;
   const std::string replica_;
   const Observer observe_;
+  const DurableCallback on_durable_;
   std::thread writer_;
 
   mutable absl::Mutex mu_;

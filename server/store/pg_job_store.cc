@@ -57,7 +57,8 @@ absl::StatusOr<std::unique_ptr<PgJobStore>> PgJobStore::Open(Options options) {
   }
   auto writer = PgConnection::Open(o.connection);
   if (!writer.ok()) return writer.status();
-  store->log_ = std::make_unique<PgJobLog>(*std::move(writer), o.replica, o.observe);
+  store->log_ = std::make_unique<PgJobLog>(*std::move(writer), o.replica, o.observe,
+                                         o.on_durable);
   auto listener = PgConnection::Open(o.connection);
   if (!listener.ok()) return listener.status();
   store->listener_ = *std::move(listener);

@@ -52,6 +52,8 @@ class PgJobStore {
     // Each operation's latency (insert, get, list, events, claim, heartbeat,
     // write_batch), from the thread that ran it.
     PgJobLog::Observer observe = [](const char*, double) {};
+    // After each commit of this replica's job writes (PgJobLog).
+    PgJobLog::DurableCallback on_durable = [](const std::string&, int64_t) {};
   };
 
   // Connects, migrates the schema (pg_schema.h) and starts the listener.

@@ -349,6 +349,11 @@ TEST_F(Cluster, AReplicaThatLostALeaseStopsTheJob) {
   auto job = A().Submit(LongOtSpec(int64_t{1} << 40));
   ASSERT_TRUE(job.ok()) << job.status();
   WaitForProgress(A(), job->id());
+  // A watcher on A, which follows the job from memory while A runs it,
+  // must see only what the store holds: not A's own ending once its lease
+  // is gone.
+  std::vector<v1::JobEvent> seen_on_a;
+  std::thread watcher([&] { seen_on_a = WatchAll(A(), job->id()); });
   server::PgConnection::Options o;
   o.uri = db_->uri();
   o.password_file = db_->password_file();
@@ -386,6 +391,11 @@ TEST_F(Cluster, AReplicaThatLostALeaseStopsTheJob) {
   ExpectNumberedFromZero(events);
   EXPECT_EQ(TerminalEvents(events), 1);
   EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_CANCELLED);
+  watcher.join();
+  ASSERT_EQ(seen_on_a.size(), events.size());
+  for (size_t k = 0; k < events.size(); ++k) {
+    EXPECT_EQ(seen_on_a[k].SerializeAsString(), events[k].SerializeAsString()) << "event " << k;
+  }
 }
 
 TEST_F(Cluster, TheDatabaseGoingAwayLosesNothing) {
