@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
 #include "client/demo_problems.h"
@@ -394,7 +395,9 @@ TEST_F(Cluster, AReplicaThatLostALeaseStopsTheJob) {
   watcher.join();
   ASSERT_EQ(seen_on_a.size(), events.size());
   for (size_t k = 0; k < events.size(); ++k) {
-    EXPECT_EQ(seen_on_a[k].SerializeAsString(), events[k].SerializeAsString()) << "event " << k;
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(seen_on_a[k], events[k]))
+        << "event " << k << ": " << seen_on_a[k].ShortDebugString() << " vs "
+        << events[k].ShortDebugString();
   }
 }
 
