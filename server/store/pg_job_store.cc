@@ -14,20 +14,6 @@ namespace {
 
 constexpr int kEventPage = 1000;
 
-// A new job lands only while the cluster's queue has room; a job of the
-// same owner and idempotency key wins over it (the statement then waits
-// for that job's transaction and inserts nothing).
-constexpr const char* kInsert = R"sql(
-INSERT INTO jobs(id, owner, idempotency_key, family, problem, job, state, priority, deadline,
-                 device, batch_key, memory_bytes, lease_owner, lease_expiry)
-SELECT $1::text, $2::text, $3::text, $4::text, $5::bytea, $6::bytea, 1, $7::integer,
-       to_timestamp($8::double precision), $9::smallint, $10::text, $11::bigint, $12::text,
-       CASE WHEN $12::text IS NULL THEN NULL
-       ELSE now() + make_interval(secs => $13::double precision) END
-WHERE (SELECT count(*) FROM jobs WHERE state = 1) < $14::bigint
-ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
-RETURNING seq, id)sql";
-
 // The view, its event count and, for a finished job, the event before its
 // last (where Job::Finish puts the result, when there is one).
 constexpr const char* kGet = R"sql(
@@ -86,49 +72,6 @@ int64_t PgJobStore::reconnects() const {
 
 PgConnection& PgJobStore::Query() {
   return *queries_[next_query_.fetch_add(1) % queries_.size()];
-}
-
-absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, bool* added) {
-  Timer timer(this, "insert");
-  const SchedulingRecord& s = job.scheduling;
-  const bool forever = s.deadline == absl::InfiniteFuture();
-  std::vector<PgParam> params = {
-      job.view.id(), job.view.owner(), job.view.idempotency_key(), job.view.family(),
-      PgParam::Bytes(job.problem), PgParam::Bytes(job.view.SerializeAsString()),
-      int64_t{s.priority},
-      forever ? PgParam() : PgParam(absl::StrCat(absl::ToUnixMicros(s.deadline) * 1e-6)),
-      int64_t{static_cast<int>(s.device)}, s.batch_key, s.memory_bytes,
-      job.lease_here ? PgParam(options_.replica) : PgParam(), Seconds(options_.lease),
-      int64_t{job.max_queue}};
-  std::vector<std::pair<int64_t, std::string>> events;
-  for (const v1::JobEvent& e : job.events) events.emplace_back(e.number(), e.SerializeAsString());
-  // One statement (atomic without BEGIN/COMMIT, one round trip): the row,
-  // its first events, and a NOTIFY to the claimers when no replica leases
-  // it yet; nothing when the key exists or the cluster's queue is full.
-  const std::string sql = absl::StrCat(
-      "WITH job AS (", kInsert, ")",
-      events.empty() ? "" : absl::StrCat(
-          ", first_events AS (INSERT INTO events(job_id, number, event) "
-          "SELECT job.id, v.number, v.event FROM job, (VALUES ",
-          PgEventValues(events, &params), ") AS v(number, event))"),
-      " SELECT seq, CASE WHEN $12::text IS NULL THEN pg_notify('solverd_queue', '') END FROM job");
-  *added = false;
-  auto inserted = Query().Exec(sql, params);
-  if (!inserted.ok()) return inserted.status();
-  if (!inserted->empty()) {
-    *added = true;
-    *seq = static_cast<uint64_t>(inserted->Int(0, 0));
-  }
-  if (*added) return job.view;
-  if (!job.view.idempotency_key().empty()) {
-    auto existing = Query().Exec(
-        "SELECT id FROM jobs WHERE owner = $1 AND idempotency_key = $2",
-        {job.view.owner(), job.view.idempotency_key()});
-    if (!existing.ok()) return existing.status();
-    if (!existing->empty()) return Get(existing->Text(0, 0));
-  }
-  return absl::ResourceExhaustedError(absl::StrCat(
-      "queue is full: the cluster has ", job.max_queue, " queued jobs (--max_queue)"));
 }
 
 absl::StatusOr<v1::Job> PgJobStore::Get(const std::string& id) {

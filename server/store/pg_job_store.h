@@ -163,12 +163,26 @@ class PgJobStore {
     const char* const operation_;
     const absl::Time start_;
   };
+  // A submit waiting to be inserted with others (pg_job_insert.cc).
+  struct PendingInsert {
+    const NewJob* job;
+    bool done = false;  // under insert_mu_
+    absl::Status status;
+    bool added = false;
+    uint64_t seq = 0;
+  };
+  // Inserts `group` in one statement and fills in each one's outcome.
+  void InsertGroup(const std::vector<PendingInsert*>& group);
   void ListenLoop();
   void WakeWatchers(const std::string& id);  // "" wakes all
 
   const Options options_;
   std::vector<std::unique_ptr<PgConnection>> queries_;
   std::atomic<uint64_t> next_query_{0};
+  absl::Mutex insert_mu_;
+  absl::CondVar insert_cv_;
+  std::vector<PendingInsert*> pending_inserts_ ABSL_GUARDED_BY(insert_mu_);
+  int inserts_in_flight_ ABSL_GUARDED_BY(insert_mu_) = 0;
   std::unique_ptr<PgJobLog> log_;
   std::unique_ptr<PgConnection> listener_;
   std::thread listen_thread_;

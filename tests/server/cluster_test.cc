@@ -204,6 +204,39 @@ TEST_F(Cluster, OneIdempotencyKeyAtTwoReplicasGivesOneJob) {
   }
 }
 
+// Submits that reach a replica together are inserted together (one
+// statement for a group); each still gets its own job, or the job of its
+// idempotency key when another submit in the same group or elsewhere has it.
+TEST_F(Cluster, SubmitsAtOnceGetTheirOwnJobsOrTheirKeysJob) {
+  constexpr int kSubmits = 48, kKeys = 8, kKeyed = 24;  // submits 0..23 share 8 keys
+  std::vector<absl::StatusOr<v1::Job>> jobs(kSubmits);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kSubmits; ++i) {
+    threads.emplace_back([&, i] {
+      v1::JobSpec spec = OtSpec(20, 100 + i % kKeys);
+      if (i < kKeyed) spec.set_idempotency_key("burst-" + std::to_string(i % kKeys));
+      jobs[i] = (i % 3 == 0 ? B() : A()).Submit(spec);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::map<std::string, std::string> id_of_key;
+  std::set<std::string> ids;
+  for (int i = 0; i < kSubmits; ++i) {
+    ASSERT_TRUE(jobs[i].ok()) << i << ": " << jobs[i].status();
+    ids.insert(jobs[i]->id());
+    if (i >= kKeyed) continue;
+    auto [it, first] = id_of_key.emplace(jobs[i]->idempotency_key(), jobs[i]->id());
+    EXPECT_EQ(it->second, jobs[i]->id()) << "one job per key";
+  }
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kKeys + kSubmits - kKeyed));
+  for (const std::string& id : ids) {
+    auto events = WatchAll(C(), id);
+    ExpectNumberedFromZero(events);
+    EXPECT_EQ(TerminalEvents(events), 1) << id;
+    EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED) << id;
+  }
+}
+
 TEST_F(Cluster, AKilledReplicasJobsRunElsewhereAndEndOnce) {
   auto doomed = StartReplica();
   ASSERT_TRUE(doomed->ok()) << doomed->error();

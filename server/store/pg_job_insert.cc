@@ -1,0 +1,137 @@
+// PgJobStore::Insert: submits that arrive while one is being written go
+// in together, as one statement (group commit): on a busy replica a
+// statement and its commit serve several submits, and an idle one pays no
+// wait, since the first submit goes at once.
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "server/store/pg_job_store.h"
+
+namespace solverd::server {
+namespace {
+
+// Rows per statement; a row takes 13 parameters and two per event.
+constexpr size_t kMaxGroup = 64;
+// Statements in flight per replica: one being written while the next group
+// gathers, and a second to overlap a commit's flush.
+constexpr int kGroupsInFlight = 2;
+
+// The group's rows land in submission order while the cluster's queue has
+// room for each (the count is taken once, before the statement), except
+// those whose owner already has a job under their idempotency key (the
+// statement then waits for that job's transaction and skips the row).
+// Their first events go in with them, and a job that no replica leases
+// wakes the claimers.
+constexpr const char* kInsertGroup = R"sql(
+WITH input(id, owner, idempotency_key, family, problem, job, priority, deadline, device,
+           batch_key, memory_bytes, lease_owner, place) AS (VALUES %s),
+job AS (
+  INSERT INTO jobs(id, owner, idempotency_key, family, problem, job, state, priority, deadline,
+                   device, batch_key, memory_bytes, lease_owner, lease_expiry)
+  SELECT id, owner, idempotency_key, family, problem, job, 1, priority, to_timestamp(deadline),
+         device, batch_key, memory_bytes, lease_owner,
+         CASE WHEN lease_owner IS NULL THEN NULL
+         ELSE now() + make_interval(secs => $1::double precision) END
+  FROM input WHERE (SELECT count(*) FROM jobs WHERE state = 1) + place <= $2::bigint
+  ORDER BY place
+  ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
+  RETURNING seq, id, lease_owner)%s
+SELECT id, seq, CASE WHEN lease_owner IS NULL THEN pg_notify('solverd_queue', '') END FROM job)sql";
+
+std::string Seconds(absl::Duration d) { return absl::StrCat(absl::ToDoubleSeconds(d)); }
+
+}  // namespace
+
+absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, bool* added) {
+  Timer timer(this, "insert");
+  PendingInsert me{&job};
+  insert_mu_.Lock();
+  pending_inserts_.push_back(&me);
+  while (!me.done) {
+    // Wait while the statements in flight are enough, or while another
+    // submit's statement carries this one.
+    if (inserts_in_flight_ >= kGroupsInFlight || pending_inserts_.empty()) {
+      insert_cv_.Wait(&insert_mu_);
+      continue;
+    }
+    const size_t n = std::min(kMaxGroup, pending_inserts_.size());
+    std::vector<PendingInsert*> group(pending_inserts_.begin(), pending_inserts_.begin() + n);
+    pending_inserts_.erase(pending_inserts_.begin(), pending_inserts_.begin() + n);
+    ++inserts_in_flight_;
+    insert_mu_.Unlock();
+    InsertGroup(group);
+    insert_mu_.Lock();
+    --inserts_in_flight_;
+    for (PendingInsert* p : group) p->done = true;
+    insert_cv_.SignalAll();
+  }
+  insert_mu_.Unlock();
+  if (!me.status.ok()) return me.status;
+  *added = me.added;
+  if (me.added) {
+    *seq = me.seq;
+    return job.view;
+  }
+  if (!job.view.idempotency_key().empty()) {
+    auto existing = Query().Exec(
+        "SELECT id FROM jobs WHERE owner = $1 AND idempotency_key = $2",
+        {job.view.owner(), job.view.idempotency_key()});
+    if (!existing.ok()) return existing.status();
+    if (!existing->empty()) return Get(existing->Text(0, 0));
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "queue is full: the cluster has ", job.max_queue, " queued jobs (--max_queue)"));
+}
+
+void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
+  int64_t max_queue = group.front()->job->max_queue;
+  std::vector<PgParam> params = {Seconds(options_.lease), int64_t{0}};
+  std::string rows, events;
+  for (size_t k = 0; k < group.size(); ++k) {
+    const NewJob& job = *group[k]->job;
+    const SchedulingRecord& s = job.scheduling;
+    max_queue = std::min<int64_t>(max_queue, job.max_queue);
+    const size_t at = params.size() + 1;
+    absl::StrAppend(&rows, k > 0 ? "," : "", "($", at, "::text, $", at + 1, "::text, $", at + 2,
+                    "::text, $", at + 3, "::text, $", at + 4, "::bytea, $", at + 5, "::bytea, $",
+                    at + 6, "::integer, $", at + 7, "::double precision, $", at + 8,
+                    "::smallint, $", at + 9, "::text, $", at + 10, "::bigint, $", at + 11,
+                    "::text, $", at + 12, "::integer)");
+    const bool forever = s.deadline == absl::InfiniteFuture();
+    params.insert(params.end(), {
+        job.view.id(), job.view.owner(), job.view.idempotency_key(), job.view.family(),
+        PgParam::Bytes(job.problem), PgParam::Bytes(job.view.SerializeAsString()),
+        int64_t{s.priority},
+        forever ? PgParam() : PgParam(absl::StrCat(absl::ToUnixMicros(s.deadline) * 1e-6)),
+        int64_t{static_cast<int>(s.device)}, s.batch_key, s.memory_bytes,
+        job.lease_here ? PgParam(options_.replica) : PgParam(), static_cast<int64_t>(k + 1)});
+    for (const v1::JobEvent& e : job.events) {
+      const size_t e_at = params.size() + 1;
+      absl::StrAppend(&events, events.empty() ? "" : ",", "($", e_at, "::text, $", e_at + 1,
+                      "::bigint, $", e_at + 2, "::bytea)");
+      params.insert(params.end(), {job.view.id(), e.number(), PgParam::Bytes(e.SerializeAsString())});
+    }
+  }
+  params[1] = PgParam(max_queue);
+  const std::string first_events = events.empty() ? "" : absl::StrCat(
+      ", first_events AS (INSERT INTO events(job_id, number, event) SELECT job.id, e.number, "
+      "e.event FROM job JOIN (VALUES ", events, ") AS e(id, number, event) ON e.id = job.id)");
+  auto inserted = Query().Exec(absl::StrFormat(kInsertGroup, rows, first_events), params);
+  std::map<std::string, uint64_t> seqs;
+  if (inserted.ok()) {
+    for (int r = 0; r < inserted->size(); ++r) {
+      seqs[inserted->Text(r, 0)] = static_cast<uint64_t>(inserted->Int(r, 1));
+    }
+  }
+  for (PendingInsert* p : group) {
+    p->status = inserted.status();
+    auto it = seqs.find(p->job->view.id());
+    p->added = it != seqs.end();
+    if (p->added) p->seq = it->second;
+  }
+}
+
+}  // namespace solverd::server
