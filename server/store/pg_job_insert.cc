@@ -19,6 +19,15 @@ constexpr size_t kMaxGroup = 64;
 // gathers, and a second to overlap a commit's flush.
 constexpr int kGroupsInFlight = 2;
 
+// Counting the queue scans its index, dead entries included until
+// vacuum, and costs more as jobs come and go; a submit needs the exact
+// count only near the limit. Far below it means: at the last count (at
+// most kCountAge old) at least kSpare places, or a fifth of the limit,
+// were free beyond this replica's inserts since, so other replicas would
+// have to submit that many in between to overshoot.
+constexpr absl::Duration kCountAge = absl::Seconds(5);
+constexpr int64_t kSpare = 2000;
+
 // The group's rows land in submission order while the cluster's queue has
 // room for each (the count is taken once, before the statement), except
 // those whose owner already has a job under their idempotency key (the
@@ -35,7 +44,7 @@ job AS (
          device, batch_key, memory_bytes, lease_owner,
          CASE WHEN lease_owner IS NULL THEN NULL
          ELSE now() + make_interval(secs => $1::double precision) END
-  FROM input WHERE (SELECT count(*) FROM jobs WHERE state = 1) + place <= $2::bigint
+  FROM input WHERE %s
   ORDER BY place
   ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
   RETURNING seq, id, lease_owner)%s
@@ -119,7 +128,11 @@ void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
   const std::string first_events = events.empty() ? "" : absl::StrCat(
       ", first_events AS (INSERT INTO events(job_id, number, event) SELECT job.id, e.number, "
       "e.event FROM job JOIN (VALUES ", events, ") AS e(id, number, event) ON e.id = job.id)");
-  auto inserted = Query().Exec(absl::StrFormat(kInsertGroup, rows, first_events), params);
+  const char* room = FarBelowQueueLimit(static_cast<int64_t>(group.size()), max_queue)
+                         ? "$2::bigint > 0"
+                         : "(SELECT count(*) FROM jobs WHERE state = 1) + place <= $2::bigint";
+  auto inserted =
+      Query().Exec(absl::StrFormat(kInsertGroup, rows, room, first_events), params);
   std::map<std::string, uint64_t> seqs;
   if (inserted.ok()) {
     for (int r = 0; r < inserted->size(); ++r) {
@@ -132,6 +145,16 @@ void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
     p->added = it != seqs.end();
     if (p->added) p->seq = it->second;
   }
+}
+
+bool PgJobStore::FarBelowQueueLimit(int64_t rows, int64_t max_queue) {
+  absl::MutexLock lock(&count_mu_);
+  QueueCount& c = queue_count_;
+  if (c.queued < 0 || absl::Now() - c.when > kCountAge) return false;
+  const int64_t spare = std::max(kSpare, max_queue / 5);
+  if (c.queued + c.inserted_since + rows + spare > max_queue) return false;
+  c.inserted_since += rows;
+  return true;
 }
 
 }  // namespace solverd::server

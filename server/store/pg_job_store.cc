@@ -117,10 +117,15 @@ absl::StatusOr<std::vector<v1::Job>> PgJobStore::List(const JobStore::Filter& fi
 }
 
 absl::StatusOr<int64_t> PgJobStore::CountQueued(const std::string* owner) {
+  const absl::Time asked = absl::Now();
   auto rows = Query().Exec(
       "SELECT count(*) FROM jobs WHERE state = 1 AND ($1::boolean = false OR owner = $2)",
       {owner != nullptr ? "true" : "false", owner != nullptr ? *owner : ""});
   if (!rows.ok()) return rows.status();
+  if (owner == nullptr) {
+    absl::MutexLock lock(&count_mu_);
+    queue_count_ = {rows->Int(0, 0), asked, 0};
+  }
   return rows->Int(0, 0);
 }
 

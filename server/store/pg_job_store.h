@@ -179,6 +179,19 @@ class PgJobStore {
   const Options options_;
   std::vector<std::unique_ptr<PgConnection>> queries_;
   std::atomic<uint64_t> next_query_{0};
+  // The cluster's queue at the last CountQueued (the janitor's, each
+  // turn) plus what this replica has inserted since: far enough below
+  // --max-queue, inserts skip counting it again (pg_job_insert.cc).
+  struct QueueCount {
+    int64_t queued = -1;  // unknown
+    absl::Time when = absl::InfinitePast();
+    int64_t inserted_since = 0;
+  };
+  // Whether `rows` more fit under `max_queue` with room to spare, by the
+  // last count; counts them in if so.
+  bool FarBelowQueueLimit(int64_t rows, int64_t max_queue);
+  absl::Mutex count_mu_;
+  QueueCount queue_count_ ABSL_GUARDED_BY(count_mu_);
   absl::Mutex insert_mu_;
   absl::CondVar insert_cv_;
   std::vector<PendingInsert*> pending_inserts_ ABSL_GUARDED_BY(insert_mu_);
