@@ -23,6 +23,23 @@ UPDATE jobs j SET job = v.job, state = v.state, attempt = v.attempt,
   lease_expiry = CASE WHEN v.state >= 3 THEN NULL ELSE j.lease_expiry END
 FROM (VALUES %s) AS v(id, job, state, attempt) WHERE j.id = v.id)sql";
 
+// Under PostgreSQL's 8,000-byte limit of a NOTIFY payload.
+constexpr size_t kMaxNotifyPayload = 7000;
+
+// `ids` joined by spaces into strings of at most `limit` bytes (an id
+// longer than that alone).
+std::vector<std::string> JoinedUnder(const std::set<std::string>& ids, size_t limit) {
+  std::vector<std::string> out;
+  for (const std::string& id : ids) {
+    if (out.empty() || out.back().size() + 1 + id.size() > limit) {
+      out.push_back(id);
+    } else {
+      absl::StrAppend(&out.back(), " ", id);
+    }
+  }
+  return out;
+}
+
 // A statement's parameters stay well under PostgreSQL's 65,535.
 constexpr size_t kMaxParamsPerStatement = 30000;
 
@@ -168,9 +185,10 @@ absl::Status PgJobLog::Apply(const std::vector<Write>& batch, int64_t* dropped,
       if (!w.events.empty()) (*stored)[w.job_id] = w.events.back().first + 1;
     }
     if (absl::Status s = ApplyLanding(tx, landing); !s.ok()) return s;
-    // Delivered at commit, to every replica LISTENing.
-    return tx.Exec("SELECT pg_notify('solverd_events', id) FROM unnest($1::text[]) AS id",
-                   {PgTextArray({leased.begin(), leased.end()})})
+    // Delivered at commit, to every replica LISTENing: the ids joined by
+    // spaces, a few notifications per batch rather than one per job.
+    return tx.Exec("SELECT pg_notify('solverd_events', ids) FROM unnest($1::text[]) AS ids",
+                   {PgTextArray(JoinedUnder(leased, kMaxNotifyPayload))})
         .status();
   });
 }

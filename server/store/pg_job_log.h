@@ -2,8 +2,9 @@
 // shared store (PostgreSQL) by one writer thread. Jobs call PutEvent and
 // PutJob under their own locks, so these only queue; the writer applies
 // everything queued in one transaction per batch and then NOTIFYs
-// `solverd_events` with each job id touched, so watchers on every replica
-// wake at the commit.
+// `solverd_events` with the job ids touched (space-separated, a few
+// notifications per batch), so watchers on every replica wake at the
+// commit.
 //
 // Every write is conditioned on the lease: it lands only while this replica
 // holds the job's lease (jobs.lease_owner). A replica that lost a job to

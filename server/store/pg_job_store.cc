@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "server/job.h"
 #include "server/store/pg_schema.h"
 #include "server/store/pg_sql.h"
@@ -213,7 +214,9 @@ void PgJobStore::ListenLoop() {
     }
     for (const PgNotification& note : *notes) {
       if (note.channel == "solverd_events") {
-        WakeWatchers(note.payload);
+        for (absl::string_view id : absl::StrSplit(note.payload, ' ', absl::SkipEmpty())) {
+          WakeWatchers(std::string(id));
+        }
       } else if (note.channel == "solverd_queue") {
         options_.on_queued();
       } else if (note.channel == "solverd_cancel") {
