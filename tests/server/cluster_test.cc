@@ -189,6 +189,35 @@ TEST_F(Cluster, WatchesOverSeveralReplicasResumeWhenOneDiesAndOneShutsDown) {
   }
 }
 
+// A replica that stops gracefully hands its running job back, and another
+// runs it again without waiting for the lease.
+TEST_F(Cluster, ADrainedReplicasRunningJobIsRunAgainElsewhere) {
+  auto drained = std::make_unique<TestServer>(std::vector<std::string>{
+      "--store=" + db_->uri(), "--store_password_file=" + db_->password_file(),
+      "--lease_seconds=30", "--cpu-workers=2", "--grace_period=0s"});
+  ASSERT_TRUE(drained->ok()) << drained->error();
+  SolverClient d(drained->address());
+  auto job = d.Submit(LongOtSpec(6000));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WaitForProgress(d, job->id());
+  ASSERT_EQ(drained->StopWith(SIGTERM, 20000), 0);
+  absl::StatusOr<v1::Job> rerun;
+  for (int i = 0; i < 100; ++i) {
+    rerun = B().Get(job->id());
+    ASSERT_TRUE(rerun.ok()) << rerun.status();
+    if (rerun->attempt() == 2) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  ASSERT_EQ(rerun->attempt(), 2) << "not claimed again within 10 s (the lease is 30 s)";
+  auto events = WatchAll(B(), job->id());
+  ExpectNumberedFromZero(events);
+  EXPECT_EQ(TerminalEvents(events), 1);
+  EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED);
+  auto ended = C().Get(job->id());
+  ASSERT_TRUE(ended.ok()) << ended.status();
+  EXPECT_EQ(ended->attempt(), 2) << "run again, well inside the 30 s lease";
+}
+
 TEST_F(Cluster, OneIdempotencyKeyAtTwoReplicasGivesOneJob) {
   for (int round = 0; round < 8; ++round) {
     v1::JobSpec spec = OtSpec(40, round);
