@@ -11,8 +11,6 @@
 namespace solverd::server {
 namespace {
 
-std::string Seconds(absl::Duration d) { return absl::StrCat(absl::ToDoubleSeconds(d)); }
-
 // The next jobs by priority, then submission, among two kinds, each read
 // through its own index so that a claim costs the same however many
 // finished jobs the table holds: queued jobs nobody leases (jobs_queue),
@@ -41,7 +39,7 @@ RETURNING id, seq, problem, job, cancel_requested, priority)sql";
 absl::StatusOr<std::vector<PgJobStore::Claimed>> PgJobStore::Claim(
     int limit, const std::vector<std::string>& ids) {
   Timer timer(this, "claim");
-  auto rows = Query().Exec(kClaim, {options_.replica, Seconds(options_.lease), int64_t{limit},
+  auto rows = Query().Exec(kClaim, {options_.replica, PgSeconds(options_.lease), int64_t{limit},
                                     PgTextArray(ids)});
   if (!rows.ok()) return rows.status();
   std::vector<std::pair<std::pair<int64_t, int64_t>, Claimed>> claimed;  // (-priority, seq)
@@ -95,7 +93,7 @@ absl::StatusOr<PgJobStore::Leases> PgJobStore::Heartbeat() {
       "UPDATE jobs SET lease_expiry = now() + make_interval(secs => $2::double precision) "
       "WHERE id IN (SELECT id FROM jobs WHERE lease_owner = $1 AND state IN (1, 2) "
       "ORDER BY id FOR UPDATE) AND lease_owner = $1 RETURNING id, cancel_requested",
-      {options_.replica, Seconds(options_.lease)});
+      {options_.replica, PgSeconds(options_.lease)});
   if (!rows.ok()) return rows.status();
   Leases leases;
   for (int r = 0; r < rows->size(); ++r) {
@@ -142,7 +140,7 @@ absl::StatusOr<int64_t> PgJobStore::Sweep(absl::Duration ttl) {
   auto rows = Query().Exec(
       "DELETE FROM jobs WHERE state >= 3 AND finish_time < now() - "
       "make_interval(secs => $1::double precision)",
-      {Seconds(ttl)});
+      {PgSeconds(ttl)});
   if (!rows.ok()) return rows.status();
   return rows->affected();
 }

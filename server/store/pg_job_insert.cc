@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "server/store/pg_job_store.h"
+#include "server/store/pg_sql.h"
 
 namespace solverd::server {
 namespace {
@@ -49,8 +50,6 @@ job AS (
   ON CONFLICT (owner, idempotency_key) WHERE idempotency_key <> '' DO NOTHING
   RETURNING seq, id, lease_owner)%s
 SELECT id, seq, CASE WHEN lease_owner IS NULL THEN pg_notify('solverd_queue', '') END FROM job)sql";
-
-std::string Seconds(absl::Duration d) { return absl::StrCat(absl::ToDoubleSeconds(d)); }
 
 }  // namespace
 
@@ -97,31 +96,28 @@ absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, boo
 
 void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
   int64_t max_queue = group.front()->job->max_queue;
-  std::vector<PgParam> params = {Seconds(options_.lease), int64_t{0}};
+  std::vector<PgParam> params = {PgSeconds(options_.lease), int64_t{0}};
   std::string rows, events;
   for (size_t k = 0; k < group.size(); ++k) {
     const NewJob& job = *group[k]->job;
     const SchedulingRecord& s = job.scheduling;
     max_queue = std::min<int64_t>(max_queue, job.max_queue);
-    const size_t at = params.size() + 1;
-    absl::StrAppend(&rows, k > 0 ? "," : "", "($", at, "::text, $", at + 1, "::text, $", at + 2,
-                    "::text, $", at + 3, "::text, $", at + 4, "::bytea, $", at + 5, "::bytea, $",
-                    at + 6, "::integer, $", at + 7, "::double precision, $", at + 8,
-                    "::smallint, $", at + 9, "::text, $", at + 10, "::bigint, $", at + 11,
-                    "::text, $", at + 12, "::integer)");
     const bool forever = s.deadline == absl::InfiniteFuture();
-    params.insert(params.end(), {
-        job.view.id(), job.view.owner(), job.view.idempotency_key(), job.view.family(),
-        PgParam::Bytes(job.problem), PgParam::Bytes(job.view.SerializeAsString()),
-        int64_t{s.priority},
-        forever ? PgParam() : PgParam(absl::StrCat(absl::ToUnixMicros(s.deadline) * 1e-6)),
-        int64_t{static_cast<int>(s.device)}, s.batch_key, s.memory_bytes,
-        job.lease_here ? PgParam(options_.replica) : PgParam(), static_cast<int64_t>(k + 1)});
+    AppendPgRow(&rows, &params, {
+        {job.view.id(), "text"}, {job.view.owner(), "text"},
+        {job.view.idempotency_key(), "text"}, {job.view.family(), "text"},
+        {PgParam::Bytes(job.problem), "bytea"},
+        {PgParam::Bytes(job.view.SerializeAsString()), "bytea"},
+        {int64_t{s.priority}, "integer"},
+        {forever ? PgParam() : PgParam(absl::StrCat(absl::ToUnixMicros(s.deadline) * 1e-6)),
+         "double precision"},
+        {int64_t{static_cast<int>(s.device)}, "smallint"}, {s.batch_key, "text"},
+        {s.memory_bytes, "bigint"},
+        {job.lease_here ? PgParam(options_.replica) : PgParam(), "text"},
+        {static_cast<int64_t>(k + 1), "integer"}});
     for (const v1::JobEvent& e : job.events) {
-      const size_t e_at = params.size() + 1;
-      absl::StrAppend(&events, events.empty() ? "" : ",", "($", e_at, "::text, $", e_at + 1,
-                      "::bigint, $", e_at + 2, "::bytea)");
-      params.insert(params.end(), {job.view.id(), e.number(), PgParam::Bytes(e.SerializeAsString())});
+      AppendPgRow(&events, &params, {{job.view.id(), "text"}, {e.number(), "bigint"},
+                                     {PgParam::Bytes(e.SerializeAsString()), "bytea"}});
     }
   }
   params[1] = PgParam(max_queue);

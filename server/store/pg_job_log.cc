@@ -203,11 +203,9 @@ absl::Status PgJobLog::ApplyLanding(PgTransaction& tx, const std::vector<const W
   std::vector<PgParam> params;
   std::string views;
   for (const auto& [id, w] : last_view) {
-    const size_t at = params.size() + 1;
-    absl::StrAppend(&views, views.empty() ? "" : ",", "($", at, "::text, $", at + 1, "::bytea, $",
-                    at + 2, "::smallint, $", at + 3, "::integer)");
-    params.insert(params.end(), {id, PgParam::Bytes(w->view), int64_t{w->state},
-                                 int64_t{w->attempt}});
+    AppendPgRow(&views, &params, {{id, "text"}, {PgParam::Bytes(w->view), "bytea"},
+                                  {int64_t{w->state}, "smallint"},
+                                  {int64_t{w->attempt}, "integer"}});
   }
   if (!views.empty()) {
     if (auto put = tx.Exec(absl::StrFormat(kPutViews, views), params); !put.ok()) {
@@ -229,10 +227,8 @@ absl::Status PgJobLog::ApplyLanding(PgTransaction& tx, const std::vector<const W
   };
   for (const Write* w : writes) {
     for (const auto& [number, bytes] : w->events) {
-      const size_t at = params.size() + 1;
-      absl::StrAppend(&values, values.empty() ? "" : ",", "($", at, "::text, $", at + 1,
-                      "::bigint, $", at + 2, "::bytea)");
-      params.insert(params.end(), {w->job_id, number, PgParam::Bytes(bytes)});
+      AppendPgRow(&values, &params,
+                  {{w->job_id, "text"}, {number, "bigint"}, {PgParam::Bytes(bytes), "bytea"}});
       if (params.size() >= kMaxParamsPerStatement) {
         if (absl::Status s = flush(); !s.ok()) return s;
       }

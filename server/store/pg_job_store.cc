@@ -23,8 +23,6 @@ SELECT j.job, (SELECT coalesce(max(number) + 1, 0) FROM events e WHERE e.job_id 
                                ORDER BY number DESC LIMIT 1 OFFSET 1) END
 FROM jobs j WHERE j.id = $1)sql";
 
-std::string Seconds(absl::Duration d) { return absl::StrCat(absl::ToDoubleSeconds(d)); }
-
 bool IsTerminalEvent(const v1::JobEvent& e) {
   return e.has_state() && IsTerminal(e.state().state());
 }

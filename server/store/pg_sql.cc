@@ -18,28 +18,18 @@ std::string PgTextArray(const std::vector<std::string>& values) {
   return out + "}";
 }
 
-std::string PgEventValues(const std::vector<std::pair<int64_t, std::string>>& events,
-                          std::vector<PgParam>* params) {
-  std::string values;
-  for (size_t i = 0; i < events.size(); ++i) {
-    const size_t at = params->size() + 1;
-    absl::StrAppend(&values, i > 0 ? "," : "", "($", at, "::bigint, $", at + 1, "::bytea)");
-    params->emplace_back(events[i].first);
-    params->push_back(PgParam::Bytes(events[i].second));
+void AppendPgRow(std::string* values, std::vector<PgParam>* params,
+                 std::initializer_list<PgColumn> columns) {
+  absl::StrAppend(values, values->empty() ? "(" : ",(");
+  bool first = true;
+  for (const PgColumn& column : columns) {
+    params->push_back(column.value);
+    absl::StrAppend(values, first ? "" : ", ", "$", params->size(), "::", column.type);
+    first = false;
   }
-  return values;
+  values->push_back(')');
 }
 
-absl::Status InsertEvents(PgTransaction& tx, const std::string& job_id,
-                          const std::vector<std::pair<int64_t, std::string>>& events) {
-  if (events.empty()) return absl::OkStatus();
-  std::vector<PgParam> params = {job_id};
-  const std::string values = PgEventValues(events, &params);
-  return tx.Exec(absl::StrCat("INSERT INTO events(job_id, number, event) SELECT $1, v.number, "
-                              "v.event FROM (VALUES ", values, ") AS v(number, event) "
-                              "ON CONFLICT DO NOTHING"),
-                 params)
-      .status();
-}
+std::string PgSeconds(absl::Duration d) { return absl::StrCat(absl::ToDoubleSeconds(d)); }
 
 }  // namespace solverd::server

@@ -1,14 +1,15 @@
-// Small SQL helpers the PostgreSQL store's parts share: array literals and
-// the multi-row insert of a job's events. Stateless; safe from any thread.
+// Small SQL helpers the PostgreSQL store's parts share: array literals,
+// multi-row VALUES lists and durations. Stateless; safe from any thread.
 #ifndef SOLVERD_SERVER_STORE_PG_SQL_H_
 #define SOLVERD_SERVER_STORE_PG_SQL_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "server/store/pg_connection.h"
 
 namespace solverd::server {
@@ -17,16 +18,20 @@ namespace solverd::server {
 // survives; pass it as a parameter cast to text[].
 std::string PgTextArray(const std::vector<std::string>& values);
 
-// A VALUES list "($k::bigint, $k+1::bytea), ..." of `events` (number,
-// serialized JobEvent), whose parameters are appended to *params (so $k
-// continues their numbering); columns (number, event).
-std::string PgEventValues(const std::vector<std::pair<int64_t, std::string>>& events,
-                          std::vector<PgParam>* params);
+// One column of a VALUES row: its value and SQL type ("text", "bytea").
+struct PgColumn {
+  PgParam value;
+  const char* type;
+};
 
-// Inserts `events` (number, serialized JobEvent) of `job_id` in one
-// statement; an event already there is kept (a retried write).
-absl::Status InsertEvents(PgTransaction& tx, const std::string& job_id,
-                          const std::vector<std::pair<int64_t, std::string>>& events);
+// Appends a row "($k::type, ...)" to the VALUES list *values (after a
+// comma unless it is the first), its values to *params, numbered after
+// those already there.
+void AppendPgRow(std::string* values, std::vector<PgParam>* params,
+                 std::initializer_list<PgColumn> columns);
+
+// A duration as seconds, for a double precision parameter.
+std::string PgSeconds(absl::Duration d);
 
 }  // namespace solverd::server
 
