@@ -55,21 +55,20 @@ def http_json(url):
 class MetricsStack(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Class cleanups run even when setUpClass fails part way, so a
+        # started PostgreSQL or solverd never outlives the test.
         cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
         cls.database = Postgres(cls.tmp.name)
+        cls.addClassCleanup(cls.database.stop)
         cls.server = Server(ARGS.solverd, cls.tmp.name, *cls.database.store_flags)
+        cls.addClassCleanup(cls.server.stop)
         for _ in range(JOBS):
             subprocess.run([ARGS.solverctl, f"--server={cls.server.address}", "demo", "ot",
                             "--n=40"], check=True, capture_output=True, timeout=60)
         url = f"http://127.0.0.1:{cls.server.metrics_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             cls.scrape = response.read().decode()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
-        cls.database.stop()
-        cls.tmp.cleanup()
 
     def test_dashboard_and_autoscaler_use_exported_metrics(self):
         exported = metric_names(self.scrape)
