@@ -103,10 +103,15 @@ void Job::LogTo(JobLog* log) {
   durable_events_ = static_cast<int64_t>(events_.size());
 }
 
-bool Job::MarkDurable(int64_t events) {
+void Job::MarkDurable(int64_t events) {
   absl::MutexLock lock(&mu_);
   durable_events_ = std::max(durable_events_, events);
-  return IsTerminal(job_.state()) && durable_events_ >= static_cast<int64_t>(events_.size());
+}
+
+bool Job::StoredFinished() const {
+  absl::MutexLock lock(&mu_);
+  return IsTerminal(job_.state()) && journal_ != nullptr &&
+         durable_events_ >= static_cast<int64_t>(events_.size());
 }
 
 bool Job::logging() const {

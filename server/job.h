@@ -71,9 +71,11 @@ class Job {
   // it), so its events so far count as durable.
   void LogTo(JobLog* log);
   // The log has stored the job's first `events` events (the shared store's
-  // writer says so after each commit). True once the job has ended and
-  // all of its events are stored.
-  bool MarkDurable(int64_t events);
+  // writer says so after each commit).
+  void MarkDurable(int64_t events);
+  // Whether the job has ended and its log holds all of it: then its view
+  // here is the one every replica reads from the store, for good.
+  bool StoredFinished() const;
   // Whether changes still go to a log or journal.
   bool logging() const;
   // Hands over the problem data (to a Job rebuilt from this one's record).

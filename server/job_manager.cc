@@ -74,12 +74,26 @@ BlobStore::Options BlobOptions(const ServerOptions& options) {
   return out;
 }
 
+// With the shared store the local one holds the jobs leased here, and the
+// last few thousand that ended here as a cache: their submitters watch and
+// fetch them from this replica, and a finished job never changes.
+JobStore::Options LocalStoreOptions(const ServerOptions& options, JobJournal* journal) {
+  constexpr int kSharedFinishedCached = 4096;
+  constexpr absl::Duration kSharedFinishedTtl = absl::Minutes(5);
+  JobStore::Options out{options.result_ttl, options.max_jobs_retained, journal};
+  if (!options.store.empty()) {
+    out.result_ttl = std::min(out.result_ttl, kSharedFinishedTtl);
+    out.max_jobs_retained = std::min(out.max_jobs_retained, kSharedFinishedCached);
+  }
+  return out;
+}
+
 }  // namespace
 
 JobManager::JobManager(const ServerOptions& options, Metrics* metrics,
                        std::unique_ptr<JobJournal> journal)
     : options_(options), metrics_(metrics), journal_(std::move(journal)),
-      store_({options.result_ttl, options.max_jobs_retained, journal_.get()}),
+      store_(LocalStoreOptions(options, journal_.get())),
       blobs_(BlobOptions(options)) {}
 
 JobManager::~JobManager() {
@@ -140,8 +154,10 @@ absl::Status JobManager::Enqueue(const Job& job, absl::Time now) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
-  if (shared_ != nullptr) return shared_->Get(job_id);
   auto job = store_.Find(job_id);
+  if (shared_ != nullptr && (job == nullptr || !job->StoredFinished())) {
+    return shared_->Get(job_id);
+  }
   if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
   return job->Snapshot();
 }

@@ -7,10 +7,11 @@
 //
 // With --store=postgres://... (job_manager_shared.cc) the jobs live in the
 // shared PgJobStore: submits, reads, watches and cancels go there, so any
-// replica serves any job; the local JobStore and Scheduler hold only the
-// jobs this replica has leased, which a claimer thread takes from the
-// shared queue while the lanes have room, and the janitor renews their
-// leases every second. Thread-safe.
+// replica serves any job; the local JobStore and Scheduler hold the jobs
+// this replica has leased, which a claimer thread takes from the shared
+// queue while the lanes have room, and the janitor renews their leases
+// every second. Jobs that ended here stay in the local JobStore a while
+// once stored, so their submitters read them without a query. Thread-safe.
 #ifndef SOLVERD_SERVER_JOB_MANAGER_H_
 #define SOLVERD_SERVER_JOB_MANAGER_H_
 

@@ -42,8 +42,7 @@ absl::Status JobManager::OpenSharedStore() {
     metrics->StoreOperation(operation, seconds);
   };
   o.on_durable = [this](const std::string& id, int64_t events) {
-    auto job = store_.Find(id);
-    if (job != nullptr && job->MarkDurable(events)) store_.Remove(id);  // ended and stored
+    if (auto job = store_.Find(id)) job->MarkDurable(events);
   };
   auto store = PgJobStore::Open(o);
   if (!store.ok()) return store.status();

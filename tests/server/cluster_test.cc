@@ -150,6 +150,27 @@ TEST_F(Cluster, AnyReplicaWatchesGetsAndCancelsAnyJob) {
   EXPECT_EQ(C().Get("job-nope").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(Cluster, AJobThatEndedHereReadsAsTheStoreHoldsIt) {
+  // A runs what it is sent while it has room, and keeps it once stored.
+  for (int k = 0; k < 8; ++k) {
+    auto job = A().Submit(OtSpec(40, 10 + k));
+    ASSERT_TRUE(job.ok()) << job.status();
+    auto events = WatchAll(A(), job->id());
+    ASSERT_FALSE(events.empty());
+    auto here = A().Get(job->id());
+    auto there = B().Get(job->id());
+    ASSERT_TRUE(here.ok() && there.ok()) << here.status() << there.status();
+    EXPECT_EQ(here->state(), v1::JOB_STATE_SUCCEEDED);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(*here, *there))
+        << "A:\n" << here->DebugString() << "B:\n" << there->DebugString();
+    auto from_b = WatchAll(B(), job->id());
+    ASSERT_EQ(from_b.size(), events.size());
+    for (size_t e = 0; e < events.size(); ++e) {
+      EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(events[e], from_b[e]));
+    }
+  }
+}
+
 TEST_F(Cluster, WatchesOverSeveralReplicasResumeWhenOneDiesAndOneShutsDown) {
   auto killed = StartReplica();
   auto drained = std::make_unique<TestServer>(std::vector<std::string>{
