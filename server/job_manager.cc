@@ -8,6 +8,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/embedded_jobs.h"
+#include "server/shared_jobs.h"
 #include "server/status_util.h"
 
 namespace solverd::server {
@@ -52,12 +54,12 @@ absl::StatusOr<std::unique_ptr<JobManager>> JobManager::Create(
       [raw](const WorkItem& item) { raw->Expire(item); }, [raw] { raw->UpdateGauges(); });
   if (!scheduler.ok()) return scheduler.status();
   m->scheduler_ = *std::move(scheduler);
-  if (m->journal_ != nullptr) {
-    if (absl::Status recovered = m->Recover(); !recovered.ok()) return recovered;
+  if (options.store.empty()) {
+    m->backend_ = std::make_unique<EmbeddedJobs>(raw, m->journal_.get());
+  } else {
+    m->backend_ = std::make_unique<SharedJobs>(raw);
   }
-  if (!options.store.empty()) {
-    if (absl::Status opened = m->OpenSharedStore(); !opened.ok()) return opened;
-  }
+  if (absl::Status started = m->backend_->Start(); !started.ok()) return started;
   m->janitor_ = std::thread([raw] { raw->JanitorLoop(); });
   return m;
 }
@@ -69,7 +71,7 @@ BlobStore::Options BlobOptions(const ServerOptions& options) {
   out.quota_bytes = options.blob_quota_bytes;
   out.ttl = options.blob_ttl;
   out.owner_quota_bytes = options.max_blob_bytes_per_token;
-  // With the shared store the blobs live there (JobManager::OpenSharedStore).
+  // With the shared store the blobs live there (SharedJobs::Start).
   if (!options.state_dir.empty() && options.store.empty()) out.dir = options.state_dir + "/blobs";
   return out;
 }
@@ -108,9 +110,9 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
     return absl::InvalidArgumentError(
         absl::StrCat("problem: set one of: ", families_->problem_names()));
   }
-  if (!spec.idempotency_key().empty() && shared_ == nullptr) {
-    if (auto existing = store_.FindByIdempotencyKey(owner, spec.idempotency_key())) {
-      return existing->Snapshot();
+  if (!spec.idempotency_key().empty()) {
+    if (auto existing = backend_->FindByIdempotencyKey(owner, spec.idempotency_key())) {
+      return *existing;
     }
   }
   if (!owner.empty()) {
@@ -129,20 +131,20 @@ absl::StatusOr<v1::Job> JobManager::Submit(const v1::JobSpec& spec, const std::s
   // problem data lives in `work` from here on.
   auto job = std::make_shared<Job>(store_.NewId(), store_.NextSeq(), spec, family,
                                    *std::move(work), now, owner);
-  if (shared_ != nullptr) return SubmitShared(spec, std::move(job));
-  // Only a journal keeps the problem: without one, copying it is waste.
-  auto stored = store_.AddOrGet(job, journal_ != nullptr ? ProblemOnly(spec) : v1::JobSpec());
-  if (!stored.ok()) return stored.status();
-  if (*stored != job) return (*stored)->Snapshot();  // lost an idempotency race
-  v1::Job submitted = job->Snapshot();  // as queued, before a lane can take it
-  absl::Status queued = Enqueue(*job, now);
-  if (!queued.ok()) {
-    store_.Remove(job->id());
-    return queued;
-  }
-  metrics_->JobSubmitted(std::string(family->name()));
-  UpdateGauges();
-  return submitted;
+  return backend_->Submit(spec, std::move(job));
+}
+
+std::pair<std::shared_ptr<Job>, absl::Status> JobManager::Rebuild(const JobRecord& record,
+                                                                  const Family& family,
+                                                                  JobLog* log) {
+  const PrepareContext context{blobs_, options_.data_root, record.job.owner()};
+  auto work = family.Prepare(record.spec, context);
+  absl::Status status = work.status();
+  if (status.ok()) status = CheckProblemSize(family, **work);
+  auto job = std::make_shared<Job>(record, &family, status.ok() ? *std::move(work) : nullptr, log,
+                                   absl::Now());
+  store_.Restore(job);
+  return {std::move(job), std::move(status)};
 }
 
 absl::Status JobManager::Enqueue(const Job& job, absl::Time now) {
@@ -154,12 +156,7 @@ absl::Status JobManager::Enqueue(const Job& job, absl::Time now) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Get(const std::string& job_id) const {
-  auto job = store_.Find(job_id);
-  if (shared_ != nullptr && (job == nullptr || !job->StoredFinished())) {
-    return shared_->Get(job_id);
-  }
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  return job->Snapshot();
+  return backend_->Get(job_id);
 }
 
 absl::StatusOr<std::string> JobManager::Owner(const std::string& job_id) const {
@@ -181,19 +178,10 @@ absl::Status JobManager::CheckProblemSize(const Family& family, const PreparedJo
 }
 
 absl::Status JobManager::CheckQueuedQuota(const std::string& owner) const {
-  JobStore::Filter filter;
-  filter.owner = &owner;
-  filter.state = v1::JOB_STATE_QUEUED;
-  filter.limit = options_.max_queued_jobs_per_token - 1;  // "more" then means at the quota
-  bool more = false;
-  if (shared_ != nullptr) {
-    auto queued = shared_->CountQueued(&owner);
-    if (!queued.ok()) return queued.status();
-    more = *queued > filter.limit;
-  } else {
-    store_.List(filter, &more);
-  }
-  if (!more) return absl::OkStatus();
+  // More than one under the quota means at the quota.
+  auto full = backend_->QueuedOver(owner, options_.max_queued_jobs_per_token - 1);
+  if (!full.ok()) return full.status();
+  if (!*full) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
       "token ", owner, " has ", options_.max_queued_jobs_per_token,
       " queued jobs, the most --max_queued_jobs_per_token allows"));
@@ -210,17 +198,7 @@ absl::StatusOr<v1::ListJobsResponse> JobManager::List(const v1::ListJobsRequest&
   if (!req.page_token().empty() && !absl::SimpleAtoi(req.page_token(), &filter.after_seq)) {
     return absl::InvalidArgumentError("page_token: not a token from a previous ListJobs");
   }
-  if (shared_ != nullptr) return ListShared(filter);
-  bool more = false;
-  v1::ListJobsResponse out;
-  auto jobs = store_.List(filter, &more);
-  for (const auto& job : jobs) {
-    v1::Job* listed = out.add_jobs();
-    *listed = job->Snapshot();
-    listed->clear_result();  // results can be large: GetJob returns them
-  }
-  if (more && !jobs.empty()) out.set_next_page_token(absl::StrCat(jobs.back()->seq()));
-  return out;
+  return backend_->List(filter);
 }
 
 std::optional<v1::Job> JobManager::CancelLocal(const std::string& job_id) {
@@ -235,34 +213,19 @@ std::optional<v1::Job> JobManager::CancelLocal(const std::string& job_id) {
 }
 
 absl::StatusOr<v1::Job> JobManager::Cancel(const std::string& job_id) {
-  if (shared_ != nullptr) return CancelShared(job_id);
-  if (auto local = CancelLocal(job_id)) return *local;
-  return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return backend_->Cancel(job_id);
 }
 
 absl::Status JobManager::Watch(const std::string& job_id, int64_t from_event,
                                const std::function<bool(const v1::JobEvent&)>& emit,
                                const std::function<bool()>& stop) const {
   if (from_event < 0) return absl::InvalidArgumentError("from_event: must be non-negative");
-  if (shared_ != nullptr) return WatchShared(job_id, from_event, emit, stop);
-  auto job = store_.Find(job_id);
-  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
-  int64_t next = from_event;
-  for (;;) {
-    std::vector<v1::JobEvent> events;
-    const bool done = job->ReadEvents(next, absl::Milliseconds(250), &events);
-    for (const v1::JobEvent& e : events) {
-      if (!emit(e)) return absl::OkStatus();
-      next = e.number() + 1;
-    }
-    if (done || stop()) return absl::OkStatus();
-    if (watches_closing_) return WatchMovedAway(job_id, next);
-  }
+  return backend_->Watch(job_id, from_event, emit, stop);
 }
 
 void JobManager::UpdateGauges() {
-  // With a shared store the janitor sets the cluster's queue depth.
-  if (shared_ == nullptr) metrics_->SetQueueDepth(scheduler_->queue_depth());
+  // A shared store's queue depth is the cluster's, which the janitor sets.
+  if (!backend_->reports_queue_depth()) metrics_->SetQueueDepth(scheduler_->queue_depth());
   metrics_->SetRunningJobs(scheduler_->running_items());
   for (const auto& [device, budget] : budgets_) {
     metrics_->SetDeviceMemoryUsed(device, scheduler_->memory_in_use(device));
@@ -274,7 +237,7 @@ void JobManager::JanitorLoop() {
   const absl::Duration period = std::min(absl::Seconds(1), options_.lease / 3);
   while (!stop_janitor_.WaitForNotificationWithTimeout(period)) {
     const absl::Time now = absl::Now();
-    if (shared_ != nullptr) TendSharedStore(now);
+    backend_->Tend(now);
     store_.Sweep(now);
     blobs_.Sweep(now);
     UpdateGauges();
@@ -282,16 +245,11 @@ void JobManager::JanitorLoop() {
 }
 
 void JobManager::Shutdown(absl::Duration grace) {
-  if (scheduler_ == nullptr) return;
-  if (shared_ != nullptr) {
-    absl::MutexLock lock(&claim_mu_);
-    stop_claiming_ = true;
-    claim_cv_.SignalAll();
-  }
-  if (claimer_.joinable()) claimer_.join();
+  if (backend_ == nullptr) return;
+  backend_->StopTaking();
   // A journal or the shared store keeps queued and interrupted jobs for the
   // next start or another replica.
-  const bool durable = journal_ != nullptr || shared_ != nullptr;
+  const bool durable = backend_->keeps_unfinished();
   for (const WorkItem& item : scheduler_->Drain()) {
     if (durable) continue;  // still queued in the journal: the next start runs it
     if (auto job = store_.Find(item.job_id)) {
@@ -316,14 +274,7 @@ void JobManager::Shutdown(absl::Duration grace) {
   scheduler_->Stop();
   if (!stop_janitor_.HasBeenNotified()) stop_janitor_.Notify();
   if (janitor_.joinable()) janitor_.join();
-  absl::Status flushed = absl::OkStatus();
-  if (journal_ != nullptr) flushed = journal_->Flush();
-  if (shared_ != nullptr) {
-    // This replica's jobs go to the others at once rather than when their
-    // leases lapse.
-    flushed = shared_->log().Flush(absl::Seconds(5));
-    if (flushed.ok()) flushed = shared_->ReleaseLeases();
-  }
+  absl::Status flushed = backend_->Close();
   if (!flushed.ok()) std::fprintf(stderr, "solverd: %s\n", flushed.ToString().c_str());
   UpdateGauges();
   // Jobs that are not over here (kept for the next start, or handed to
@@ -334,7 +285,7 @@ void JobManager::Shutdown(absl::Duration grace) {
 absl::Status JobManager::WatchMovedAway(const std::string& job_id, int64_t next) const {
   return absl::UnavailableError(absl::StrCat(
       "this replica is shutting down: watch job ", job_id, " again from event ", next,
-      shared_ != nullptr ? " on another replica" : " once the server is back"));
+      " ", backend_->resume_where()));
 }
 
 }  // namespace solverd::server

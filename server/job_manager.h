@@ -3,15 +3,10 @@
 // store, blob store, families and scheduler, runs batches on lanes
 // (job_runner.cc), turns solver progress into rate-limited job events, and
 // keeps the metrics moving. It finds a job's family in its FamilyRegistry
-// and never names one.
-//
-// With --store=postgres://... (job_manager_shared.cc) the jobs live in the
-// shared PgJobStore: submits, reads, watches and cancels go there, so any
-// replica serves any job; the local JobStore and Scheduler hold the jobs
-// this replica has leased, which a claimer thread takes from the shared
-// queue while the lanes have room, and the janitor renews their leases
-// every second. Jobs that ended here stay in the local JobStore a while
-// once stored, so their submitters read them without a query. Thread-safe.
+// and never names one, and where the jobs are kept in its JobBackend
+// (job_backend.h): this process alone (EmbeddedJobs, memory or the SQLite
+// journal of --state-dir) or every replica (SharedJobs, PostgreSQL with
+// --store=postgres://...). Thread-safe.
 #ifndef SOLVERD_SERVER_JOB_MANAGER_H_
 #define SOLVERD_SERVER_JOB_MANAGER_H_
 
@@ -25,19 +20,18 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "server/blob_store.h"
 #include "server/families/registry.h"
+#include "server/job_backend.h"
 #include "server/job_journal.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/options.h"
 #include "server/lane.h"
 #include "server/scheduler.h"
-#include "server/store/pg_job_store.h"
 
 namespace solverd::server {
 
@@ -70,7 +64,7 @@ class JobManager {
 
   BlobStore& blobs() { return blobs_; }
   // Whether this replica can take work: accepting, and its store answers.
-  bool serving() const { return accepting_ && store_up_; }
+  bool serving() const { return accepting_ && backend_->reachable(); }
   const FamilyRegistry& families() const { return *families_; }
 
   // New submissions get UNAVAILABLE from now on.
@@ -82,11 +76,17 @@ class JobManager {
   void Shutdown(absl::Duration grace);
 
  private:
+  friend class EmbeddedJobs;
+  friend class SharedJobs;
+
   JobManager(const ServerOptions& options, Metrics* metrics,
              std::unique_ptr<JobJournal> journal);
-  // Brings back the journal's jobs at startup (job_recovery.cc): finished
-  // ones as they ended, the others queued again in submission order.
-  absl::Status Recover();
+  // Rebuilds a job from `record` (a journal's at a restart, the shared
+  // store's at a claim) with its changes going to `log`, and keeps it in
+  // the local store. The status says why it cannot run here (it is then
+  // neither prepared nor queued).
+  std::pair<std::shared_ptr<Job>, absl::Status> Rebuild(const JobRecord& record,
+                                                         const Family& family, JobLog* log);
   // Queues `job` on the scheduler by its scheduling record.
   absl::Status Enqueue(const Job& job, absl::Time now);
   // RESOURCE_EXHAUSTED when the job's largest problem is over its family's
@@ -101,34 +101,12 @@ class JobManager {
   void UpdateGauges();
   void JanitorLoop();
 
-  // The shared store's side (job_manager_shared.cc).
-  absl::Status OpenSharedStore();
-  absl::StatusOr<v1::Job> SubmitShared(const v1::JobSpec& spec, std::shared_ptr<Job> job);
-  absl::StatusOr<v1::Job> CancelShared(const std::string& job_id);
-  absl::Status WatchShared(const std::string& job_id, int64_t from_event,
-                           const std::function<bool(const v1::JobEvent&)>& emit,
-                           const std::function<bool()>& stop) const;
-  absl::StatusOr<v1::ListJobsResponse> ListShared(const JobStore::Filter& filter) const;
   // What a watch that outlives Shutdown ends with: UNAVAILABLE naming
   // the next event, so the client resumes from it.
   absl::Status WatchMovedAway(const std::string& job_id, int64_t next) const;
   // Cancels a job this replica holds and returns its view; nullopt when it
   // holds none by that id.
   std::optional<v1::Job> CancelLocal(const std::string& job_id);
-  // Queues a job this replica has just leased (or ends it: cancelled while
-  // nobody held it, or unable to run here).
-  void Adopt(PgJobStore::Claimed claimed);
-  // How many jobs this replica leases ahead of its lanes.
-  int ClaimCapacity() const;
-  void ClaimLoop();
-  void WakeClaimer();
-  // The janitor's turn with the shared store: leases, cancels, queue depth,
-  // retention, health.
-  void TendSharedStore(absl::Time now);
-  // Stops the jobs of `before` (those held here before a heartbeat) whose
-  // leases the heartbeat did not renew.
-  void DropLostLeases(const std::vector<std::string>& before,
-                      const absl::flat_hash_set<std::string>& held);
 
   const ServerOptions options_;
   Metrics* const metrics_;
@@ -139,25 +117,15 @@ class JobManager {
   std::map<std::string, int64_t> budgets_;  // by device; fixed after Create
   std::unique_ptr<Scheduler> scheduler_;
   std::atomic<bool> accepting_{true};
-  // With --store: what keeps this replica's part of the shared store.
-  std::atomic<bool> store_up_{true};
   // Set at the end of Shutdown: open watches end with UNAVAILABLE, naming
   // the next event, so that clients resume them elsewhere.
   std::atomic<bool> watches_closing_{false};
-  std::atomic<bool> ready_{false};  // the listener's callbacks may act
   int lanes_ = 0;
-  absl::Mutex claim_mu_;
-  absl::CondVar claim_cv_;
-  bool claim_wanted_ ABSL_GUARDED_BY(claim_mu_) = false;
-  bool stop_claiming_ ABSL_GUARDED_BY(claim_mu_) = false;
-  std::thread claimer_;
-  absl::Time last_sweep_ = absl::InfinitePast();  // janitor thread only
-  int64_t reconnects_seen_ = 0;                   // janitor thread only
   absl::Notification stop_janitor_;
   std::thread janitor_;
-  // With --store: the shared store. Last, so its listener thread, whose
-  // callbacks use the members above, stops first.
-  std::unique_ptr<PgJobStore> shared_;
+  // Where the jobs are kept. Last, so that the shared store's threads,
+  // whose callbacks use the members above, stop first.
+  std::unique_ptr<JobBackend> backend_;
 };
 
 }  // namespace solverd::server

@@ -111,11 +111,6 @@ void JobManager::FinishJob(Job& job, JobOutcome outcome) {
                   absl::Now(), &run_seconds)) {
     return;
   }
-  // The shared store keeps finished jobs; this replica caches them once
-  // their last events are stored (watchers here follow them until then),
-  // and forgets them now if their writes go nowhere (the lease went to
-  // another replica).
-  if (shared_ != nullptr && !job.logging()) store_.Remove(job.id());
   const std::string family(job.family()->name());
   metrics_->JobFinished(family, StatusLabel(outcome.status.code()), run_seconds);
   if (outcome.iterations > 0) metrics_->Iterations(family, outcome.iterations);
