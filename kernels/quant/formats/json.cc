@@ -1,6 +1,7 @@
 #include "quant/formats/json.h"
 
-#include <limits>
+#include <charconv>
+#include <system_error>
 
 namespace solverd::quant {
 namespace {
@@ -53,7 +54,7 @@ class Parser {
       out->kind = JsonValue::Kind::kString;
       return String(&out->string);
     }
-    if (c == '-' || (c >= '0' && c <= '9')) return Integer(out);
+    if (c == '-' || (c >= '0' && c <= '9')) return Number(out);
     if (ConsumeWord("true") || ConsumeWord("false")) {
       out->kind = JsonValue::Kind::kBool;
       out->boolean = c == 't';
@@ -95,24 +96,43 @@ class Parser {
     return Status::Ok();
   }
 
-  Status Integer(JsonValue* out) {
-    const bool negative = text_[pos_] == '-';
-    if (negative) ++pos_;
-    if (pos_ >= text_.size() || text_[pos_] < '0' || text_[pos_] > '9') {
-      return Error("expected a digit");
+  bool Digit() const { return pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9'; }
+
+  // -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?, as RFC 8259 has it.
+  Status Number(JsonValue* out) {
+    const size_t start = pos_;
+    if (text_[pos_] == '-') ++pos_;
+    if (!Digit()) return Error("expected a digit");
+    const bool leading_zero = text_[pos_] == '0';
+    while (Digit()) ++pos_;
+    if (leading_zero && pos_ - start > (text_[start] == '-' ? 2u : 1u)) {
+      return Error("a number cannot start with 0");
     }
-    uint64_t magnitude = 0;
-    const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
-    while (pos_ < text_.size() && text_[pos_] >= '0' && text_[pos_] <= '9') {
-      magnitude = magnitude * 10 + static_cast<uint64_t>(text_[pos_] - '0');
-      if (magnitude > limit) return Error("integer out of range");
+    bool integral = true;
+    if (pos_ < text_.size() && text_[pos_] == '.') {
       ++pos_;
+      if (!Digit()) return Error("expected a digit after '.'");
+      while (Digit()) ++pos_;
+      integral = false;
     }
-    if (pos_ < text_.size() && (text_[pos_] == '.' || text_[pos_] == 'e' || text_[pos_] == 'E')) {
-      return Error("only integers are allowed");
+    if (pos_ < text_.size() && (text_[pos_] == 'e' || text_[pos_] == 'E')) {
+      ++pos_;
+      if (pos_ < text_.size() && (text_[pos_] == '+' || text_[pos_] == '-')) ++pos_;
+      if (!Digit()) return Error("expected a digit in the exponent");
+      while (Digit()) ++pos_;
+      integral = false;
     }
-    out->kind = JsonValue::Kind::kInteger;
-    out->integer = negative ? -static_cast<int64_t>(magnitude) : static_cast<int64_t>(magnitude);
+    const std::string_view digits = text_.substr(start, pos_ - start);
+    const char* end = digits.data() + digits.size();
+    if (integral && std::from_chars(digits.data(), end, out->integer).ec == std::errc()) {
+      out->kind = JsonValue::Kind::kInteger;
+      out->number = static_cast<double>(out->integer);
+      return Status::Ok();
+    }
+    if (std::from_chars(digits.data(), end, out->number).ec != std::errc()) {
+      return Error("number out of range");
+    }
+    out->kind = JsonValue::Kind::kNumber;
     return Status::Ok();
   }
 
@@ -195,6 +215,14 @@ class Parser {
 Status ParseJson(std::string_view text, JsonValue* out) {
   *out = JsonValue();
   return Parser(text).Document(out);
+}
+
+const JsonValue* JsonFind(const JsonValue& value, std::string_view name) {
+  if (value.kind != JsonValue::Kind::kObject) return nullptr;
+  for (const JsonMember& m : value.object) {
+    if (m.name == name) return &m.value;
+  }
+  return nullptr;
 }
 
 std::string JsonQuote(std::string_view s) {
