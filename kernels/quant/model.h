@@ -48,7 +48,9 @@ enum class AllocationError { kRelative, kAbsolute };
 struct ModelOptions {
   Options layer;
   ExportFormat format = ExportFormat::kSolverd;
-  std::vector<std::string> include;  // globs (* and ?); empty: every tensor
+  // Globs (* and ?); empty: every tensor. A tensor an include names
+  // exactly (no glob characters needed) is quantized whatever `exclude` says.
+  std::vector<std::string> include;
   std::vector<std::string> exclude;  // globs; see DefaultExcludes()
   // Bit allocation (grid methods): with a budget, each layer's bits are
   // chosen from `allocation_bits` (layer.bits is not used) to make the sum
@@ -68,7 +70,8 @@ inline bool AllocatesBits(const ModelOptions& options) {
   return options.target_bits != 0 || options.target_bytes != 0;
 }
 
-// Embeddings and norms, left alone unless the caller says otherwise.
+// Embeddings, norms and the output head (lm_head), left alone unless the
+// caller says otherwise; as llama.cpp and GPTQ loaders expect them.
 std::vector<std::string> DefaultExcludes();
 
 // `*` matches any run of characters, `?` any one; the whole name must match.
@@ -90,6 +93,10 @@ struct ModelPlan {
 
 // INVALID_ARGUMENT naming the file ("model:" / "calibration:") and tensor.
 Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
+                 const ModelOptions& options, ModelPlan* plan);
+// The same for a model already parsed: a file, or a sharded checkpoint's
+// files merged (checkpoint.h).
+Status PlanModel(SafetensorsFile model, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan);
 
 struct LayerSummary {

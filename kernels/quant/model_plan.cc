@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <set>
+#include <utility>
 
 #include "quant/formats/json.h"
 #include "quant/formats/model_format.h"
@@ -23,7 +24,10 @@ Status Prefixed(const char* prefix, const Status& s) {
 bool Selected(const TensorEntry& t, const ModelOptions& options) {
   if (!IsFloat(t.dtype) || t.shape.size() != 2 || t.elements() == 0) return false;
   bool included = options.include.empty();
-  for (const std::string& glob : options.include) included = included || GlobMatch(glob, t.name);
+  for (const std::string& glob : options.include) {
+    if (glob == t.name) return true;  // named explicitly: no exclude applies
+    included = included || GlobMatch(glob, t.name);
+  }
   if (!included) return false;
   for (const std::string& glob : options.exclude) {
     if (GlobMatch(glob, t.name)) return false;
@@ -122,7 +126,7 @@ const char* ExportFormatName(ExportFormat format) {
   return "?";
 }
 
-std::vector<std::string> DefaultExcludes() { return {"*embed*", "*norm*"}; }
+std::vector<std::string> DefaultExcludes() { return {"*embed*", "*norm*", "lm_head.*"}; }
 
 bool GlobMatch(std::string_view pattern, std::string_view name) {
   size_t p = 0, n = 0, star = std::string_view::npos, mark = 0;
@@ -154,10 +158,17 @@ std::string LayerName(std::string_view tensor_name) {
 
 Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan) {
+  SafetensorsFile model;
+  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &model)));
+  return PlanModel(std::move(model), calibration_bytes, options, plan);
+}
+
+Status PlanModel(SafetensorsFile model, std::string_view calibration_bytes,
+                 const ModelOptions& options, ModelPlan* plan) {
   *plan = ModelPlan();
+  plan->model = std::move(model);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
-  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &plan->model)));
   if (!calibration_bytes.empty()) {
     SOLVERD_RETURN_IF_ERROR(
         Prefixed("calibration: ", ParseSafetensors(calibration_bytes, &plan->calibration)));
@@ -187,7 +198,7 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
   }
   if (plan->selected.empty()) {
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
-                           "default: embeddings and norms)");
+                           "default: embeddings, norms and lm_head)");
   }
   plan->largest_layer_bytes =
       std::max(plan->largest_layer_bytes,

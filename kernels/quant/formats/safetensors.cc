@@ -199,8 +199,8 @@ Status ParseSafetensors(std::string_view bytes, SafetensorsFile* out) {
       return TensorError(std::string(names[i]), "appears twice in the header");
     }
   }
-  out->data = bytes.substr(8 + header_bytes);
-  return CheckTiling(&out->tensors, static_cast<int64_t>(out->data.size()));
+  out->shards = {bytes.substr(8 + header_bytes)};
+  return CheckTiling(&out->tensors, static_cast<int64_t>(out->shards[0].size()));
 }
 
 Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::vector<float>* out) {

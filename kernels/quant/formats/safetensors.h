@@ -35,20 +35,22 @@ struct TensorEntry {
   std::string name;
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  int64_t begin = 0, end = 0;  // byte range within the data section
+  int64_t begin = 0, end = 0;  // byte range within its shard's data section
+  int shard = 0;               // which file of a sharded checkpoint holds it
   int64_t elements() const;
 };
 
+// One parsed file, or the shards of a checkpoint merged (checkpoint.h).
 struct SafetensorsFile {
-  std::vector<TensorEntry> tensors;  // in data order
+  std::vector<TensorEntry> tensors;  // in shard, then data order
   std::vector<std::pair<std::string, std::string>> metadata;
-  std::string_view data;             // the data section of the parsed bytes
+  std::vector<std::string_view> shards;  // each file's data section
 
   // The entry named `name`, or nullptr.
   const TensorEntry* Find(std::string_view name) const;
   std::string_view Bytes(const TensorEntry& tensor) const {
-    return data.substr(static_cast<size_t>(tensor.begin),
-                       static_cast<size_t>(tensor.end - tensor.begin));
+    return shards[static_cast<size_t>(tensor.shard)].substr(
+        static_cast<size_t>(tensor.begin), static_cast<size_t>(tensor.end - tensor.begin));
   }
 };
 
