@@ -9,8 +9,8 @@
 
 namespace solverd::server {
 
-absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std::string& path,
-                                              absl::string_view field, int64_t max_bytes) {
+absl::StatusOr<std::string> ResolveUnderDataRoot(const std::string& root, const std::string& path,
+                                                 absl::string_view field) {
   namespace fs = std::filesystem;
   if (root.empty()) {
     return absl::FailedPreconditionError(
@@ -31,17 +31,53 @@ absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std
   if (!fs::exists(resolved, ec)) {
     return absl::NotFoundError(absl::StrCat(field, ": ", path, " not found under the data root"));
   }
-  if (!fs::is_regular_file(resolved, ec)) {
+  return resolved.string();
+}
+
+namespace {
+
+// `path` resolved, when it is a regular file of at most `max_bytes`.
+absl::StatusOr<std::string> RegularFileUnderDataRoot(const std::string& root,
+                                                     const std::string& path,
+                                                     absl::string_view field, int64_t max_bytes) {
+  namespace fs = std::filesystem;
+  auto resolved = ResolveUnderDataRoot(root, path, field);
+  if (!resolved.ok()) return resolved.status();
+  std::error_code ec;
+  if (!fs::is_regular_file(*resolved, ec)) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is not a regular file"));
   }
-  const auto size = fs::file_size(resolved, ec);
+  const auto size = fs::file_size(*resolved, ec);
   if (ec || static_cast<int64_t>(size) > max_bytes) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is larger than ",
                                                    max_bytes, " bytes"));
   }
-  absl::StatusOr<std::string> bytes = ReadWholeFile(resolved.string());
+  return resolved;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ReadUnderDataRoot(const std::string& root, const std::string& path,
+                                              absl::string_view field, int64_t max_bytes) {
+  auto resolved = RegularFileUnderDataRoot(root, path, field, max_bytes);
+  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<std::string> bytes = ReadWholeFile(*resolved);
   if (!bytes.ok()) return absl::InternalError(absl::StrCat(field, ": reading ", path, " failed"));
   return bytes;
+}
+
+absl::StatusOr<std::shared_ptr<const MappedFile>> MapUnderDataRoot(const std::string& root,
+                                                                   const std::string& path,
+                                                                   absl::string_view field,
+                                                                   int64_t max_bytes) {
+  auto resolved = RegularFileUnderDataRoot(root, path, field, max_bytes);
+  if (!resolved.ok()) return resolved.status();
+  auto mapped = MappedFile::Open(*resolved);
+  if (!mapped.ok()) {
+    return absl::Status(mapped.status().code(), absl::StrCat(field, ": ", path, ": ",
+                                                             mapped.status().message()));
+  }
+  return mapped;
 }
 
 }  // namespace solverd::server

@@ -4,17 +4,11 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "server/blob_store.h"
-#include "server/data_root.h"
 
 namespace solverd::server {
 namespace {
 
 namespace quant = ::solverd::quant;
-
-// Model files are read whole; this bounds a --data-root read (the per-job
-// limit, --max_quant_model_bytes, is checked after).
-constexpr int64_t kMaxFileBytes = int64_t{64} << 30;
 
 absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
   switch (m) {
@@ -30,28 +24,6 @@ absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
 }
 
 }  // namespace
-
-absl::StatusOr<QuantBytes> ReadQuantFile(const v1::QuantFile& file, const std::string& field,
-                                         const PrepareContext& context) {
-  switch (file.source_case()) {
-    case v1::QuantFile::kBlobId: {
-      auto blob = context.blobs.Get(file.blob_id());
-      if (!blob.ok()) {
-        return absl::Status(blob.status().code(),
-                            absl::StrCat(field, ".blob_id: ", blob.status().message()));
-      }
-      return blob->bytes;
-    }
-    case v1::QuantFile::kPath: {
-      auto bytes = ReadUnderDataRoot(context.data_root, file.path(), field + ".path",
-                                     kMaxFileBytes);
-      if (!bytes.ok()) return bytes.status();
-      return std::make_shared<const std::string>(*std::move(bytes));
-    }
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(field, ": set blob_id or path"));
-  }
-}
 
 absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem& in) {
   quant::ModelOptions out;

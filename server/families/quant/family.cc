@@ -9,11 +9,12 @@
 #include "quant/model.h"
 #include "server/blob_store.h"
 #include "server/families/quant/convert.h"
+#include "server/families/quant/model_source.h"
 #include "server/status_util.h"
 
 ABSL_FLAG(int64_t, max_quant_model_bytes,
           solverd::server::QuantFamily::Info().size_limit.default_max,
-          "largest model file a quant job accepts, in bytes");
+          "largest model a quant job accepts, in bytes of weight files (all shards)");
 
 namespace solverd::server {
 namespace {
@@ -22,25 +23,26 @@ namespace quant = ::solverd::quant;
 
 class PreparedQuant final : public PreparedJob {
  public:
-  PreparedQuant(QuantBytes model, QuantBytes calibration, quant::ModelOptions options,
+  PreparedQuant(QuantModelSource model, HeldBytes calibration, quant::ModelOptions options,
                 BlobStore* outputs, std::string owner)
       : model_(std::move(model)), calibration_(std::move(calibration)),
         options_(std::move(options)), outputs_(outputs), owner_(std::move(owner)) {}
 
-  // Parses both files; the plan refers to the bytes this job keeps.
+  // Plans the parsed model with the calibration file; the plan refers to
+  // the bytes this job keeps.
   absl::Status Plan() {
-    const std::string_view calibration =
-        calibration_ == nullptr ? std::string_view() : std::string_view(*calibration_);
-    const ::solverd::Status s = quant::PlanModel(*model_, calibration, options_, &plan_);
+    const ::solverd::Status s =
+        quant::PlanModel(std::move(model_.weights), calibration_.bytes, options_, &plan_);
     if (s.ok()) return absl::OkStatus();
     absl::Status out = FromKernel(s);
     return absl::Status(out.code(), absl::StrCat("quant.", out.message()));
   }
 
-  int64_t MemoryBytes() const override {
-    return plan_.largest_layer_bytes + static_cast<int64_t>(model_->size());
-  }
-  int64_t ProblemSize() const override { return static_cast<int64_t>(model_->size()); }
+  // The largest layer's work, and the output, which is built in memory and
+  // is at most about the size of the weights. Mapped weights are paged in
+  // and out by the kernel, so they are not counted.
+  int64_t MemoryBytes() const override { return plan_.largest_layer_bytes + model_.bytes; }
+  int64_t ProblemSize() const override { return model_.bytes; }
   std::string BatchKey() const override {
     return plan_.selected_weights <= QuantFamily::kMaxBatchableWeights ? "quant/small" : "";
   }
@@ -56,6 +58,7 @@ class PreparedQuant final : public PreparedJob {
     outcome.iterations = static_cast<int64_t>(result.layers.size());
     if (!outcome.status.ok() && result.layers.empty()) return outcome;
     v1::QuantResult proto = QuantResultToProto(result, options, lane.device.ToString());
+    proto.set_architecture(model_.config.model_type);
     if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
     outcome.result.emplace();
     *outcome.result->mutable_quant() = std::move(proto);
@@ -79,7 +82,8 @@ class PreparedQuant final : public PreparedJob {
     return absl::OkStatus();
   }
 
-  const QuantBytes model_, calibration_;
+  QuantModelSource model_;  // its weights move into plan_
+  const HeldBytes calibration_;
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
   const std::string owner_;
@@ -110,9 +114,9 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
   const v1::QuantProblem& in = spec.quant();
   auto options = QuantOptionsFromProto(in);
   if (!options.ok()) return options.status();
-  auto model = ReadQuantFile(in.model(), "quant.model", context);
+  auto model = ReadQuantModel(in.model(), context);
   if (!model.ok()) return model.status();
-  QuantBytes calibration;
+  HeldBytes calibration;
   if (in.has_calibration()) {
     auto read = ReadQuantFile(in.calibration(), "quant.calibration", context);
     if (!read.ok()) return read.status();

@@ -1,0 +1,164 @@
+#!/usr/bin/python3
+"""The quant family on Hugging Face checkpoint folders: config.json and
+weights sharded with model.safetensors.index.json, named as a folder under
+--data-root or uploaded as blobs with their file names. The result is the
+same file the single-file form gives; lm_head, embeddings and norms stay as
+they are; errors name the field and the file.
+
+Run with pytest (as make test does, beside solverd_client_test.py) or
+directly: SOLVERD_BINARY=PATH PYTHONPATH=<build>/python /usr/bin/python3 quant_checkpoint_test.py
+"""
+import json
+import os
+import shutil
+import tempfile
+import unittest
+
+import grpc
+import numpy as np
+
+import solverd
+from server_fixture import Server
+
+quant = solverd.quant_pb2
+
+CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 48,
+          "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+          "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 128,
+          "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "tie_word_embeddings": False,
+          "torch_dtype": "float16"}
+
+
+def llama_weights(seed=3):
+    """A two-block Llama of CONFIG's shapes, in transformers' tensor names."""
+    rng = np.random.default_rng(seed)
+    h, ff, kv = 32, 64, 16
+    def w(*shape):
+        return (0.1 * rng.normal(size=shape)).astype(np.float16)
+    out = {"model.embed_tokens.weight": w(48, h)}
+    for layer in range(2):
+        b = f"model.layers.{layer}."
+        out.update({b + "input_layernorm.weight": np.ones(h, np.float16),
+                    b + "self_attn.q_proj.weight": w(h, h), b + "self_attn.k_proj.weight": w(kv, h),
+                    b + "self_attn.v_proj.weight": w(kv, h), b + "self_attn.o_proj.weight": w(h, h),
+                    b + "post_attention_layernorm.weight": np.ones(h, np.float16),
+                    b + "mlp.gate_proj.weight": w(ff, h), b + "mlp.up_proj.weight": w(ff, h),
+                    b + "mlp.down_proj.weight": w(h, ff)})
+    out["model.norm.weight"] = np.ones(h, np.float16)
+    out["lm_head.weight"] = w(48, h)
+    return out
+
+
+def write_checkpoint(folder, weights, split=10):
+    """config.json, two shards and their index, as save_pretrained writes them."""
+    os.makedirs(folder, exist_ok=True)
+    names = list(weights)
+    shards = {"model-00001-of-00002.safetensors": names[:split],
+              "model-00002-of-00002.safetensors": names[split:]}
+    files = {"config.json": json.dumps(CONFIG).encode(),
+             "tokenizer_config.json": b"{}"}  # present in real folders; not read
+    weight_map = {}
+    for shard, members in shards.items():
+        files[shard] = solverd.safetensors.save({n: weights[n] for n in members},
+                                                metadata={"format": "pt"})
+        weight_map.update({n: shard for n in members})
+    files["model.safetensors.index.json"] = json.dumps(
+        {"metadata": {"total_size": 0}, "weight_map": weight_map}).encode()
+    for name, data in files.items():
+        with open(os.path.join(folder, name), "wb") as f:
+            f.write(data)
+    return files
+
+
+class QuantCheckpoints(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.root = os.path.join(cls.tmp.name, "root")
+        os.makedirs(cls.root)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
+                            f"--data-root={cls.root}")
+        cls.client = solverd.Client(cls.server.address)
+        cls.weights = llama_weights()
+        cls.files = write_checkpoint(os.path.join(cls.root, "llama"), cls.weights)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.client.close()
+        cls.server.stop()
+        cls.tmp.cleanup()
+
+    def solve(self, model, **options):
+        return self.client.solve(quant.QuantProblem(model=model, bits=4, group_size=16, **options))
+
+    def test_a_sharded_folder_quantizes_as_the_single_file(self):
+        from_folder = self.solve(quant.QuantFile(checkpoint_path="llama"))
+        self.assertEqual(from_folder.architecture, "llama")
+        names = [layer.name for layer in from_folder.layers]
+        self.assertEqual(len(names), 14, names)  # 7 projections per block
+        self.assertTrue(all(n.startswith("model.layers.") and n.endswith("_proj.weight")
+                            for n in names))
+        self.assertEqual(from_folder.copied_tensors, 7)  # embeddings, 5 norms, lm_head
+        single = solverd.safetensors.save(self.weights, metadata={"format": "pt"})
+        from_file = self.solve(quant.QuantFile(blob_id=self.client.upload_bytes(single).blob_id))
+        self.assertEqual(from_file.architecture, "")
+        folder_bytes = self.client.download_bytes(from_folder.output_blob_id)
+        self.assertEqual(folder_bytes, self.client.download_bytes(from_file.output_blob_id))
+        out = solverd.safetensors.dequantize(folder_bytes)
+        np.testing.assert_array_equal(out["lm_head.weight"], self.weights["lm_head.weight"])
+
+        blobs = quant.QuantCheckpointBlobs(files=[
+            quant.QuantCheckpointFile(name=name, blob_id=self.client.upload_bytes(data).blob_id)
+            for name, data in self.files.items()])
+        from_blobs = self.solve(quant.QuantFile(checkpoint_blobs=blobs))
+        self.assertEqual(self.client.download_bytes(from_blobs.output_blob_id), folder_bytes)
+
+        named = self.solve(quant.QuantFile(checkpoint_path="llama"),
+                           include=["model.layers.*", "lm_head.weight"])
+        self.assertEqual(named.layers[-1].name, "lm_head.weight")
+
+    def expect_error(self, model, code, fragment, **options):
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(quant.QuantProblem(model=model, bits=4, **options))
+        self.assertEqual(raised.exception.code(), code, raised.exception.details())
+        self.assertIn(fragment, raised.exception.details())
+
+    def test_errors_name_the_field_and_the_file(self):
+        broken = os.path.join(self.root, "broken")
+        shutil.copytree(os.path.join(self.root, "llama"), broken)
+        os.remove(os.path.join(broken, "model-00002-of-00002.safetensors"))
+        self.expect_error(quant.QuantFile(checkpoint_path="broken"), grpc.StatusCode.NOT_FOUND,
+                          "quant.model.checkpoint_path: broken/model-00002-of-00002.safetensors "
+                          "not found")
+        config = dict(CONFIG, intermediate_size=60)
+        with open(os.path.join(broken, "config.json"), "w") as f:
+            json.dump(config, f)
+        shutil.copy(os.path.join(self.root, "llama", "model-00002-of-00002.safetensors"), broken)
+        self.expect_error(quant.QuantFile(checkpoint_path="broken"),
+                          grpc.StatusCode.INVALID_ARGUMENT,
+                          'quant.model: tensor "model.layers.0.mlp.gate_proj.weight" must be a '
+                          "float [60, 32] as config.json gives it")
+        os.remove(os.path.join(broken, "model.safetensors.index.json"))
+        self.expect_error(quant.QuantFile(checkpoint_path="broken"),
+                          grpc.StatusCode.INVALID_ARGUMENT,
+                          "quant.model.checkpoint_path: the checkpoint has neither "
+                          "model.safetensors nor model.safetensors.index.json")
+        self.expect_error(quant.QuantFile(checkpoint_path="../"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "leaves the data root")
+        self.expect_error(quant.QuantFile(checkpoint_path="llama/config.json"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "is not a folder")
+        config_blob = self.client.upload_bytes(self.files["config.json"]).blob_id
+        self.expect_error(quant.QuantFile(checkpoint_blobs=quant.QuantCheckpointBlobs(files=[
+            quant.QuantCheckpointFile(name="config.json", blob_id=config_blob)])),
+            grpc.StatusCode.INVALID_ARGUMENT, "quant.model.checkpoint_blobs: the checkpoint has "
+            "neither")
+        self.expect_error(quant.QuantFile(checkpoint_blobs=quant.QuantCheckpointBlobs(files=[
+            quant.QuantCheckpointFile(name="sub/config.json", blob_id=config_blob)])),
+            grpc.StatusCode.INVALID_ARGUMENT, "is not a file name")
+        self.expect_error(quant.QuantFile(path="llama/model-00001-of-00002.safetensors"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "quant.calibration: must be one "
+                          "safetensors file", calibration=quant.QuantFile(checkpoint_path="llama"))
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
