@@ -21,6 +21,7 @@
 #define SOLVERD_KERNELS_QUANT_MODEL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,9 +32,13 @@
 #include "common/status.h"
 #include "quant/bit_allocation.h"
 #include "quant/quant.h"
+#include "quant/formats/checkpoint.h"
 #include "quant/formats/safetensors.h"
 
 namespace solverd::quant {
+namespace internal {
+class LlamaGgufLayout;
+}  // namespace internal
 
 // The layout of the output file; see model_writer.h for the exports.
 enum class ExportFormat { kSolverd, kGptq, kGguf };
@@ -80,23 +85,39 @@ bool GlobMatch(std::string_view pattern, std::string_view name);
 // The layer name of a tensor: its name without a trailing ".weight".
 std::string LayerName(std::string_view tensor_name);
 
+// A model to quantize: its weights (one file, or a checkpoint's shards
+// merged) and, from a checkpoint, its config.json and tokenizer.json.
+struct ModelInput {
+  SafetensorsFile weights;
+  ModelConfig config;               // model_type "" for a lone file
+  std::string_view tokenizer_json;  // empty without one
+};
+
 // Both files parsed, and the tensors to quantize. Refers to the bytes it
 // was planned from, which must outlive it.
 struct ModelPlan {
   SafetensorsFile model;
+  ModelConfig config;
+  std::string_view tokenizer_json;
+  // gguf of a Llama-family checkpoint: llama.cpp's names, order, metadata.
+  std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
   SafetensorsFile calibration;         // empty without calibration data
   std::vector<TensorEntry> selected;   // in file order
   int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer or batch
   int64_t selected_weights = 0;
   int64_t layer_budget_bytes = 0;      // allocation: the selected layers' budget; 0: none
+  std::vector<std::string> notes;      // what the user should know of the output's layout
 };
 
 // INVALID_ARGUMENT naming the file ("model:" / "calibration:") and tensor.
 Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan);
 // The same for a model already parsed: a file, or a sharded checkpoint's
-// files merged (checkpoint.h).
-Status PlanModel(SafetensorsFile model, std::string_view calibration_bytes,
+// files merged (checkpoint.h). The gguf format writes a Llama-family
+// checkpoint in llama.cpp's layout (INVALID_ARGUMENT when it cannot: no
+// tokenizer.json, a tensor llama.cpp has no name for), other models with
+// their own tensor names.
+Status PlanModel(ModelInput model, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan);
 
 struct LayerSummary {
@@ -119,6 +140,7 @@ struct ModelResult {
   int64_t copied_tensors = 0;
   double seconds = 0;
   int64_t layer_budget_bytes = 0;  // allocation: the quantized layers' budget; 0: none
+  std::vector<std::string> notes;  // the plan's
 };
 
 // Quantizes the plan's layers on `device`, reporting progress per layer

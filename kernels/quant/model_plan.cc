@@ -158,20 +158,36 @@ std::string LayerName(std::string_view tensor_name) {
 
 Status PlanModel(std::string_view model_bytes, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan) {
-  SafetensorsFile model;
-  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &model)));
+  ModelInput model;
+  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ParseSafetensors(model_bytes, &model.weights)));
   return PlanModel(std::move(model), calibration_bytes, options, plan);
 }
 
-Status PlanModel(SafetensorsFile model, std::string_view calibration_bytes,
+Status PlanModel(ModelInput model, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan) {
   *plan = ModelPlan();
-  plan->model = std::move(model);
+  plan->model = std::move(model.weights);
+  plan->config = std::move(model.config);
+  plan->tokenizer_json = model.tokenizer_json;
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   if (!calibration_bytes.empty()) {
     SOLVERD_RETURN_IF_ERROR(
         Prefixed("calibration: ", ParseSafetensors(calibration_bytes, &plan->calibration)));
+  }
+  if (options.format == ExportFormat::kGguf) {
+    const std::string& type = plan->config.model_type;
+    if (IsLlamaFamily(type)) {
+      SOLVERD_RETURN_IF_ERROR(internal::LlamaGgufLayout::Create(
+          plan->config, plan->tokenizer_json, plan->model, &plan->gguf_layout));
+    } else {
+      plan->notes.push_back(
+          "gguf: tensors keep their own names, which llama.cpp does not load: " +
+          (type.empty() ? std::string("a lone safetensors file has no config.json (name the "
+                                      "checkpoint folder for llama.cpp's layout)")
+                        : "llama.cpp's layout is written for model_type llama, mistral and "
+                          "qwen2, not " + type));
+    }
   }
   std::set<std::string> names;
   for (const TensorEntry& t : plan->model.tensors) names.insert(t.name);

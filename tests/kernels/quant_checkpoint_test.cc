@@ -129,7 +129,7 @@ TEST(Checkpoint, ShardsMergeIntoTheSameQuantizedModelAsOneFile) {
   options.layer.group_size = 4;
   options.exclude = DefaultExcludes();
   ModelPlan from_shards, from_file;
-  ASSERT_TRUE(PlanModel(merged, "", options, &from_shards).ok());
+  ASSERT_TRUE(PlanModel(ModelInput{merged}, "", options, &from_shards).ok());
   const std::string whole = File(s.tensors, 0, s.tensors.size());
   ASSERT_TRUE(PlanModel(whole, "", options, &from_file).ok());
   EXPECT_EQ(from_shards.selected.size(), 14u) << "7 projections per block; lm_head kept";
@@ -141,7 +141,7 @@ TEST(Checkpoint, ShardsMergeIntoTheSameQuantizedModelAsOneFile) {
   EXPECT_EQ(a.file, b.file);
 
   options.include = {"model.layers.*", "lm_head.weight"};  // lm_head named: quantized
-  ASSERT_TRUE(PlanModel(merged, "", options, &from_shards).ok());
+  ASSERT_TRUE(PlanModel(ModelInput{merged}, "", options, &from_shards).ok());
   EXPECT_EQ(from_shards.selected.size(), 15u);
   EXPECT_EQ(from_shards.selected.back().name, "lm_head.weight");
 }

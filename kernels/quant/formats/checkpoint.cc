@@ -22,6 +22,18 @@ Status ReadInteger(const JsonValue& config, const char* name, int64_t* out) {
   return Status::Ok();
 }
 
+// An id, or the first of a list of them (Llama 3.1's several end tokens).
+Status ReadTokenId(const JsonValue& config, const char* name, int64_t* out) {
+  const JsonValue* v = JsonFind(config, name);
+  if (v != nullptr && v->kind == JsonValue::Kind::kArray && !v->array.empty()) v = &v->array[0];
+  if (v == nullptr || v->kind == JsonValue::Kind::kNull) return Status::Ok();
+  if (v->kind != JsonValue::Kind::kInteger || v->integer < 0) {
+    return FileError(kConfigFile, std::string(name) + " must be a token id");
+  }
+  *out = v->integer;
+  return Status::Ok();
+}
+
 Status ReadNumber(const JsonValue& config, const char* name, double* out) {
   const JsonValue* v = JsonFind(config, name);
   if (v == nullptr || v->kind == JsonValue::Kind::kNull) return Status::Ok();
@@ -173,6 +185,8 @@ Status ParseModelConfig(std::string_view json, ModelConfig* out) {
   for (const auto& [name, field] : integers) {
     SOLVERD_RETURN_IF_ERROR(ReadInteger(config, name, field));
   }
+  SOLVERD_RETURN_IF_ERROR(ReadTokenId(config, "bos_token_id", &out->bos_token_id));
+  SOLVERD_RETURN_IF_ERROR(ReadTokenId(config, "eos_token_id", &out->eos_token_id));
   SOLVERD_RETURN_IF_ERROR(ReadNumber(config, "rms_norm_eps", &out->rms_norm_eps));
   SOLVERD_RETURN_IF_ERROR(ReadNumber(config, "rope_theta", &out->rope_theta));
   if (const JsonValue* tie = JsonFind(config, "tie_word_embeddings")) {

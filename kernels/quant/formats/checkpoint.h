@@ -61,6 +61,7 @@ struct ModelConfig {
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000;
   bool tie_word_embeddings = false;
+  int64_t bos_token_id = -1, eos_token_id = -1;  // -1: not given
 };
 
 // For a Llama-family model_type the hyperparameters must be present,

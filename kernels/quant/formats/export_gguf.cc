@@ -1,8 +1,13 @@
 // GGUF v3 files (model_writer.h): header, metadata, tensor infos, then the
-// tensor data, each tensor at a multiple of the alignment.
+// tensor data, each tensor at a multiple of the alignment. With a
+// LlamaGgufLayout the tensors take llama.cpp's names and row order, and
+// the metadata its architecture and vocabulary.
 #include <cstring>
+#include <utility>
 
 #include "quant/half.h"
+#include "quant/formats/gguf.h"
+#include "quant/formats/gguf_llama.h"
 #include "quant/formats/json.h"
 #include "quant/formats/model_writer.h"
 
@@ -16,51 +21,57 @@ constexpr int64_t kBlock = 32;  // weights per Q4_0 / Q8_0 block
 // A Q4_0 / Q8_0 block: an fp16 scale, then the codes.
 int64_t BlockBytes(int bits) { return 2 + kBlock * bits / 8; }
 
-// ggml's type numbers.
-enum GgmlType : uint32_t {
-  kF32 = 0, kF16 = 1, kQ4_0 = 2, kQ8_0 = 8, kI8 = 24, kI16 = 25, kI32 = 26, kI64 = 27,
-  kF64 = 28, kBF16 = 30
-};
-constexpr uint32_t kGgufString = 8;  // metadata value type
-constexpr uint32_t kGgufUint32 = 4;
-
 bool GgmlTypeOf(DType dtype, uint32_t* type) {
   switch (dtype) {
-    case DType::kF32: *type = kF32; return true;
-    case DType::kF16: *type = kF16; return true;
-    case DType::kBF16: *type = kBF16; return true;
-    case DType::kF64: *type = kF64; return true;
-    case DType::kI8: *type = kI8; return true;
-    case DType::kI16: *type = kI16; return true;
-    case DType::kI32: *type = kI32; return true;
-    case DType::kI64: *type = kI64; return true;
+    case DType::kF32: *type = kGgmlF32; return true;
+    case DType::kF16: *type = kGgmlF16; return true;
+    case DType::kBF16: *type = kGgmlBF16; return true;
+    case DType::kF64: *type = kGgmlF64; return true;
+    case DType::kI8: *type = kGgmlI8; return true;
+    case DType::kI16: *type = kGgmlI16; return true;
+    case DType::kI32: *type = kGgmlI32; return true;
+    case DType::kI64: *type = kGgmlI64; return true;
     default: return false;
   }
 }
 
-template <typename T>
-void Put(T value, std::string* out) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &value, sizeof(T));  // little-endian hosts only, as ggml
-  out->append(bytes, sizeof(T));
-}
+void PutHalf(float value, std::string* out) { PutLittleEndian<uint16_t>(FloatToHalf(value), out); }
 
-void PutString(std::string_view s, std::string* out) {
-  Put<uint64_t>(s.size(), out);
-  out->append(s);
+// A float tensor's bytes as F32.
+std::string AsF32(const TensorEntry& t, std::string_view bytes) {
+  SafetensorsFile one;
+  one.shards = {bytes};
+  TensorEntry whole = t;
+  whole.begin = 0;
+  whole.end = static_cast<int64_t>(bytes.size());
+  whole.shard = 0;
+  std::vector<float> values;
+  if (!ReadFloats(one, whole, &values).ok()) return std::string(bytes);  // not a float type
+  return FloatsToBytes(values);
 }
-
-void PutHalf(float value, std::string* out) { Put<uint16_t>(FloatToHalf(value), out); }
 
 class GgufWriter final : public ModelWriter {
  public:
+  explicit GgufWriter(std::shared_ptr<const LlamaGgufLayout> layout) : layout_(std::move(layout)) {}
+
   void AddMetadata(const std::string& key, const std::string& value) override {
-    metadata_.emplace_back("solverd.source." + key, value);
+    source_metadata_.emplace_back("solverd.source." + key, value);
   }
   void AddCopied(const TensorEntry& t, std::string_view bytes) override {
-    uint32_t type = kF32;
+    uint32_t type = kGgmlF32;
     GgmlTypeOf(t.dtype, &type);  // checked at plan time
-    Add(t.name, type, t.shape, std::string(bytes));
+    GgufTensorPlan plan;
+    plan.name = t.name;
+    // Every tensor has a place: LlamaGgufLayout::Create checked them.
+    if (layout_ != nullptr && !layout_->Map(t.name, &plan).ok()) return;
+    if (!plan.kept) return;
+    std::string data(bytes);
+    if (plan.to_f32 && IsFloat(t.dtype)) {
+      data = AsF32(t, bytes);
+      type = kGgmlF32;
+    }
+    if (plan.rope_heads > 0) data = PermuteRopeRows(data, t.shape[0], plan.rope_heads);
+    Add(plan.name, type, t.shape, std::move(data));
   }
   Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override;
   std::string Finish() override;
@@ -76,7 +87,8 @@ class GgufWriter final : public ModelWriter {
     tensors_.push_back({std::move(name), type, std::move(shape), std::move(bytes)});
   }
 
-  std::vector<std::pair<std::string, std::string>> metadata_;
+  const std::shared_ptr<const LlamaGgufLayout> layout_;  // null: names as they are
+  std::vector<std::pair<std::string, std::string>> source_metadata_;
   std::vector<Tensor> tensors_;
 };
 
@@ -96,35 +108,37 @@ Status GgufWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, 
     }
   }
   *bytes = static_cast<int64_t>(data.size());
-  Add(d.source, q.bits == 4 ? kQ4_0 : kQ8_0, {d.rows, d.cols}, std::move(data));
+  GgufTensorPlan plan;
+  plan.name = d.source;
+  if (layout_ != nullptr) SOLVERD_RETURN_IF_ERROR(layout_->Map(d.source, &plan));
+  // Each row is whole blocks, so the rows move as they would unquantized.
+  if (plan.rope_heads > 0) data = PermuteRopeRows(data, d.rows, plan.rope_heads);
+  Add(plan.name, q.bits == 4 ? kGgmlQ4_0 : kGgmlQ8_0, {d.rows, d.cols}, std::move(data));
   return Status::Ok();
 }
 
 std::string GgufWriter::Finish() {
+  GgufMetadata kv;
+  kv.Uint32("general.alignment", kAlignment);
+  kv.String("general.quantized_by", "solverd");
+  if (layout_ != nullptr) layout_->AddMetadata(&kv);
+  for (const auto& [key, value] : source_metadata_) kv.String(key, value);
   std::string out("GGUF");
-  Put<uint32_t>(kGgufVersion, &out);
-  Put<uint64_t>(tensors_.size(), &out);
-  Put<uint64_t>(metadata_.size() + 2, &out);
-  PutString("general.alignment", &out);
-  Put<uint32_t>(kGgufUint32, &out);
-  Put<uint32_t>(kAlignment, &out);
-  PutString("general.quantized_by", &out);
-  Put<uint32_t>(kGgufString, &out);
-  PutString("solverd", &out);
-  for (const auto& [key, value] : metadata_) {
-    PutString(key, &out);
-    Put<uint32_t>(kGgufString, &out);
-    PutString(value, &out);
-  }
+  PutLittleEndian<uint32_t>(kGgufVersion, &out);
+  PutLittleEndian<uint64_t>(tensors_.size(), &out);
+  PutLittleEndian<uint64_t>(kv.count(), &out);
+  out.append(kv.bytes());
   uint64_t offset = 0;
   for (const Tensor& t : tensors_) {
-    PutString(t.name, &out);
+    PutGgufString(t.name, &out);
     const size_t dims = t.shape.empty() ? 1 : t.shape.size();
-    Put<uint32_t>(static_cast<uint32_t>(dims), &out);
-    if (t.shape.empty()) Put<uint64_t>(1, &out);
-    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) Put<uint64_t>(*it, &out);
-    Put<uint32_t>(t.type, &out);
-    Put<uint64_t>(offset, &out);
+    PutLittleEndian<uint32_t>(static_cast<uint32_t>(dims), &out);
+    if (t.shape.empty()) PutLittleEndian<uint64_t>(1, &out);
+    for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) {
+      PutLittleEndian<uint64_t>(*it, &out);
+    }
+    PutLittleEndian<uint32_t>(t.type, &out);
+    PutLittleEndian<uint64_t>(offset, &out);
     offset += (t.bytes.size() + kAlignment - 1) / kAlignment * kAlignment;
   }
   for (const Tensor& t : tensors_) {
@@ -136,7 +150,9 @@ std::string GgufWriter::Finish() {
 
 }  // namespace
 
-std::unique_ptr<ModelWriter> NewGgufWriter() { return std::make_unique<GgufWriter>(); }
+std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout) {
+  return std::make_unique<GgufWriter>(std::move(layout));
+}
 
 int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits) {
   return rows * cols / kBlock * BlockBytes(bits);

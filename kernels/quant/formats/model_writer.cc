@@ -26,10 +26,11 @@ class SolverdWriter final : public ModelWriter {
 
 }  // namespace
 
-std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options) {
+std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options,
+                                            const ModelPlan& plan) {
   switch (format) {
     case ExportFormat::kGptq: return NewGptqWriter(options);
-    case ExportFormat::kGguf: return NewGgufWriter();
+    case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout);
     default: return std::make_unique<SolverdWriter>();
   }
 }

@@ -12,7 +12,8 @@
 //    holding AutoGPTQ's quantize_config.json. (v1 stores zero - 1, so a zero
 //    point of 0 cannot be written; symmetric grids never have one.)
 //  - kGguf: a GGUF v3 file (llama.cpp's format) whose quantized layers are
-//    Q4_0 (4 bits) or Q8_0 (8 bits) tensors under their own names, needing
+//    Q4_0 (4 bits) or Q8_0 (8 bits) tensors, under llama.cpp's names for a
+//    Llama-family checkpoint (gguf_llama.h) and their own otherwise, needing
 //    symmetric grids with group_size 32: a Q4_0 block of 32 weights is an
 //    fp16 scale d and 16 bytes, byte j holding code j (low nibble) and code
 //    j + 16 (high), w = d * (code - 8); Q8_0 is d and 32 int8 values,
@@ -31,6 +32,7 @@
 
 #include "common/status.h"
 #include "quant/model.h"
+#include "quant/formats/gguf_llama.h"
 #include "quant/formats/model_format.h"
 #include "quant/formats/safetensors.h"
 
@@ -47,7 +49,9 @@ class ModelWriter {
   virtual std::string Finish() = 0;
 };
 
-std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options);
+// `plan` gives gguf its llama.cpp layout, if it has one.
+std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options,
+                                            const ModelPlan& plan);
 
 // Plan-time checks that `format` can hold the layer `t` quantized with
 // `options` (INVALID_ARGUMENT starting "export: "), and the tensor names
@@ -64,7 +68,7 @@ int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bi
 
 // The writers of each format (export_gptq.cc, export_gguf.cc).
 std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
-std::unique_ptr<ModelWriter> NewGgufWriter();
+std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout);
 int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits);
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options);

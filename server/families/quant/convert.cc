@@ -119,6 +119,7 @@ v1::QuantResult QuantResultToProto(const quant::ModelResult& r, const quant::Mod
   out.set_method(quant::MethodName(options.layer.method));
   out.set_format(quant::ExportFormatName(options.format));
   out.set_layer_budget_bytes(r.layer_budget_bytes);
+  for (const std::string& note : r.notes) out.add_notes(note);
   return out;
 }
 

@@ -31,8 +31,9 @@ class PreparedQuant final : public PreparedJob {
   // Plans the parsed model with the calibration file; the plan refers to
   // the bytes this job keeps.
   absl::Status Plan() {
-    const ::solverd::Status s =
-        quant::PlanModel(std::move(model_.weights), calibration_.bytes, options_, &plan_);
+    quant::ModelInput input{std::move(model_.weights), model_.config, model_.tokenizer_json};
+    const ::solverd::Status s = quant::PlanModel(std::move(input), calibration_.bytes, options_,
+                                                 &plan_);
     if (s.ok()) return absl::OkStatus();
     absl::Status out = FromKernel(s);
     return absl::Status(out.code(), absl::StrCat("quant.", out.message()));

@@ -89,6 +89,13 @@ absl::StatusOr<QuantModelSource> ReadCheckpoint(const FileOpener& open, const st
   if (absl::Status s = FromKernel(quant::ParseModelConfig(config->bytes, &out.config)); !s.ok()) {
     return Prefixed(field, s);
   }
+  auto tokenizer = open("tokenizer.json");  // llama.cpp's layout needs it
+  if (tokenizer.ok()) {
+    out.tokenizer_json = tokenizer->bytes;
+    out.holders.push_back(std::move(tokenizer->holder));
+  } else if (!absl::IsNotFound(tokenizer.status())) {
+    return tokenizer.status();
+  }
   quant::ShardIndex index;
   auto index_file = open(std::string(quant::kShardIndexFile));
   const bool indexed = index_file.ok();

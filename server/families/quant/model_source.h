@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -27,6 +28,7 @@ struct QuantModelSource {
   std::vector<std::shared_ptr<const void>> holders;  // keep `weights`' bytes valid
   ::solverd::quant::SafetensorsFile weights;         // the file, or the shards merged
   ::solverd::quant::ModelConfig config;              // model_type "" for a lone file
+  std::string_view tokenizer_json;  // a checkpoint's tokenizer.json; empty without
   int64_t bytes = 0;                                 // of the weight files
 };
 
