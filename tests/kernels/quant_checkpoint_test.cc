@@ -12,6 +12,7 @@
 #include "quant/formats/json.h"
 #include "quant/formats/safetensors.h"
 #include "quant/model.h"
+#include "quant_test_util.h"
 
 namespace solverd::quant {
 namespace {
@@ -34,14 +35,6 @@ TEST(Json, NumbersAreIntegersOrDoubles) {
   for (const char* bad : {"01", "-", "1.", ".5", "1e", "1e+", "--1", "0x10"}) {
     EXPECT_FALSE(ParseJson(bad, &v).ok()) << bad;
   }
-}
-
-std::vector<float> Random(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
 }
 
 constexpr const char* kLlamaConfig = R"({

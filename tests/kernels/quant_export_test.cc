@@ -9,17 +9,10 @@
 
 #include "quant/half.h"
 #include "quant/model.h"
+#include "quant_test_util.h"
 
 namespace solverd::quant {
 namespace {
-
-std::vector<float> Random(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 // fc.weight [32, 64], a bias, and an int64 step counter.
 std::string MakeModel() {

@@ -9,6 +9,7 @@
 
 #include "quant/half.h"
 #include "quant/model.h"
+#include "quant_test_util.h"
 #include "quant/formats/packing.h"
 #include "quant/formats/safetensors.h"
 
@@ -155,14 +156,6 @@ TEST(Packing, EveryWidthRoundTrips) {
       }
     }
   }
-}
-
-std::vector<float> Random(int64_t n, uint32_t seed, float scale = 1) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
 }
 
 struct TinyModel {
