@@ -9,6 +9,7 @@
 #include "quant/formats/json.h"
 #include "quant/layer_batch.h"
 #include "quant/formats/model_format.h"
+#include "quant/formats/gptq_checkpoint.h"
 #include "quant/formats/model_writer.h"
 #include "quant/quant_backend.h"
 
@@ -244,6 +245,13 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   result->average_bits =
       8.0 * static_cast<double>(quantized_bytes) / static_cast<double>(plan.selected_weights);
   result->file = writer->Finish();
+  if (options.format == ExportFormat::kGptq && !plan.config_json.empty()) {
+    std::string tar;
+    SOLVERD_RETURN_IF_ERROR(internal::PackGptqCheckpoint(
+        result->file, plan.config_json, options.layer, plan.passthrough,
+        options.max_shard_bytes, &tar, &result->output_files));
+    result->file = std::move(tar);
+  }
   result->seconds = SecondsSince(progress.start);
   return Status::Ok();
 }

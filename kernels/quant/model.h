@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/cancel_token.h"
@@ -68,6 +69,9 @@ struct ModelOptions {
   int64_t target_bytes = 0;  // 0: no allocation by bytes
   std::vector<int> allocation_bits = {2, 3, 4, 8};
   AllocationError allocation_error = AllocationError::kRelative;
+  // A checkpoint's gptq folder splits its weights into shards of at most
+  // this many bytes of tensor data (a larger tensor alone in its shard).
+  int64_t max_shard_bytes = int64_t{4} << 30;
 };
 
 // Whether `options` asks for bit allocation (a target is set).
@@ -90,7 +94,10 @@ std::string LayerName(std::string_view tensor_name);
 struct ModelInput {
   SafetensorsFile weights;
   ModelConfig config;               // model_type "" for a lone file
+  std::string_view config_json;     // as given; empty for a lone file
   std::string_view tokenizer_json;  // empty without one
+  // Tokenizer and generation files an output folder carries through.
+  std::vector<std::pair<std::string, std::string_view>> passthrough;
 };
 
 // Both files parsed, and the tensors to quantize. Refers to the bytes it
@@ -98,7 +105,9 @@ struct ModelInput {
 struct ModelPlan {
   SafetensorsFile model;
   ModelConfig config;
+  std::string_view config_json;
   std::string_view tokenizer_json;
+  std::vector<std::pair<std::string, std::string_view>> passthrough;
   // gguf of a Llama-family checkpoint: llama.cpp's names, order, metadata.
   std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
   SafetensorsFile calibration;         // empty without calibration data
@@ -141,6 +150,9 @@ struct ModelResult {
   double seconds = 0;
   int64_t layer_budget_bytes = 0;  // allocation: the quantized layers' budget; 0: none
   std::vector<std::string> notes;  // the plan's
+  // A checkpoint's gptq output is a folder packed in `file` as a tar
+  // (gptq_checkpoint.h): its members, in order; empty for one file.
+  std::vector<std::string> output_files;
 };
 
 // Quantizes the plan's layers on `device`, reporting progress per layer

@@ -168,7 +168,9 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   *plan = ModelPlan();
   plan->model = std::move(model.weights);
   plan->config = std::move(model.config);
+  plan->config_json = model.config_json;
   plan->tokenizer_json = model.tokenizer_json;
+  plan->passthrough = std::move(model.passthrough);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   if (!calibration_bytes.empty()) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quant/formats/checkpoint.h"
+#include "quant/formats/gptq_checkpoint.h"
 #include "quant/formats/json.h"
 #include "quant/formats/safetensors.h"
 #include "quant/model.h"
@@ -137,6 +138,89 @@ TEST(Checkpoint, ShardsMergeIntoTheSameQuantizedModelAsOneFile) {
   ASSERT_TRUE(PlanModel(ModelInput{merged}, "", options, &from_shards).ok());
   EXPECT_EQ(from_shards.selected.size(), 15u);
   EXPECT_EQ(from_shards.selected.back().name, "lm_head.weight");
+}
+
+// name -> bytes of a ustar archive, in order.
+std::vector<std::pair<std::string, std::string>> Untar(const std::string& tar) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t at = 0;
+  while (at + 512 <= tar.size() && tar[at] != '\0') {
+    const std::string name(tar.c_str() + at);
+    EXPECT_EQ(tar.substr(at + 257, 5), "ustar");
+    unsigned sum = 0;
+    for (size_t i = 0; i < 512; ++i) {
+      sum += (i >= 148 && i < 156) ? ' ' : static_cast<unsigned char>(tar[at + i]);
+    }
+    EXPECT_EQ(std::stoul(tar.substr(at + 148, 6), nullptr, 8), sum) << name;
+    const size_t size = std::stoul(tar.substr(at + 124, 11), nullptr, 8);
+    out.emplace_back(name, tar.substr(at + 512, size));
+    at += 512 + (size + 511) / 512 * 512;
+  }
+  return out;
+}
+
+TEST(Checkpoint, GptqOutputIsTheCheckpointFolderInATar) {
+  Sharded s;
+  SafetensorsFile merged;
+  ASSERT_TRUE(MergeShards(s.shards, nullptr, &merged).ok());
+  ModelInput input{merged};
+  ASSERT_TRUE(ParseModelConfig(kLlamaConfig, &input.config).ok());
+  input.config_json = kLlamaConfig;
+  const std::string tokenizer_config = R"({"model_max_length": 64})";
+  input.passthrough = {{"tokenizer_config.json", tokenizer_config}};
+  ModelOptions options;
+  options.format = ExportFormat::kGptq;
+  options.layer.bits = 8;  // words of 4 codes: every dimension here is a multiple of 4
+  options.layer.group_size = 4;
+  options.layer.symmetric = true;
+  options.max_shard_bytes = 300;  // several shards
+  ModelPlan plan;
+  const Status planned = PlanModel(input, "", options, &plan);
+  ASSERT_TRUE(planned.ok()) << planned.message();
+  ModelResult result;
+  const Status q = QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result);
+  ASSERT_TRUE(q.ok()) << q.message();
+  const auto members = Untar(result.file);
+  ASSERT_EQ(members.size(), result.output_files.size());
+  ASSERT_GE(members.size(), 6u);
+  EXPECT_EQ(members[0].first, "config.json");
+  JsonValue config;
+  ASSERT_TRUE(ParseJson(members[0].second, &config).ok()) << members[0].second;
+  const JsonValue* qc = JsonFind(config, "quantization_config");
+  ASSERT_NE(qc, nullptr);
+  EXPECT_EQ(JsonFind(*qc, "quant_method")->string, "gptq");
+  EXPECT_EQ(JsonFind(*qc, "bits")->integer, 8);
+  EXPECT_EQ(JsonFind(*qc, "group_size")->integer, 4);
+  EXPECT_TRUE(JsonFind(*qc, "sym")->boolean);
+  EXPECT_EQ(JsonFind(config, "hidden_size")->integer, 8) << "the source's members stay";
+  EXPECT_EQ(members[1].first, "quantize_config.json");
+  EXPECT_EQ(members.back(), (std::pair<std::string, std::string>{"tokenizer_config.json",
+                                                                  tokenizer_config}));
+  // The shards hold, between them, exactly the tensors of the one file.
+  ShardIndex index;
+  const auto& index_member = members[members.size() - 2];
+  ASSERT_EQ(index_member.first, "model.safetensors.index.json");
+  ASSERT_TRUE(ParseShardIndex(index_member.second, &index).ok());
+  std::vector<Shard> shards;
+  for (size_t k = 2; k + 2 < members.size(); ++k) {
+    EXPECT_EQ(members[k].first, index.files[k - 2]);
+    shards.push_back({members[k].first, members[k].second});
+  }
+  EXPECT_GT(shards.size(), 2u);
+  SafetensorsFile from_shards, whole;
+  ASSERT_TRUE(MergeShards(shards, &index, &from_shards).ok());
+  options.max_shard_bytes = int64_t{1} << 40;
+  ASSERT_TRUE(QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result).ok());
+  const auto one = Untar(result.file);
+  ASSERT_EQ(one[2].first, "model.safetensors");
+  ASSERT_TRUE(ParseSafetensors(one[2].second, &whole).ok());
+  ASSERT_EQ(from_shards.tensors.size(), whole.tensors.size());
+  for (const TensorEntry& t : whole.tensors) {
+    const TensorEntry* other = from_shards.Find(t.name);
+    ASSERT_NE(other, nullptr) << t.name;
+    EXPECT_EQ(from_shards.Bytes(*other), whole.Bytes(t)) << t.name;
+  }
+  EXPECT_NE(whole.Find("model.layers.0.self_attn.q_proj.qweight"), nullptr);
 }
 
 void ExpectMergeError(const std::vector<Shard>& shards, const std::string& index_json,

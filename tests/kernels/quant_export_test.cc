@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "quant/formats/json.h"
 #include "quant/half.h"
 #include "quant/model.h"
 #include "quant_test_util.h"
@@ -106,8 +107,10 @@ TEST(GptqExport, UnpacksToTheQuantizedLayer) {
       EXPECT_NE(f.Find("fc.bias"), nullptr);
       bool has_config = false;
       for (const auto& [key, value] : f.metadata) {
-        has_config |= key == "quantize_config" &&
-                      value.find("\"bits\":" + std::to_string(bits)) != std::string::npos;
+        JsonValue config;
+        if (key != "quantize_config" || !ParseJson(value, &config).ok()) continue;
+        has_config = JsonFind(config, "bits")->integer == bits &&
+                     JsonFind(config, "quant_method")->string == "gptq";
       }
       EXPECT_TRUE(has_config);
     }

@@ -8,9 +8,11 @@ they are; errors name the field and the file.
 Run with pytest (as make test does, beside solverd_client_test.py) or
 directly: SOLVERD_BINARY=PATH PYTHONPATH=<build>/python /usr/bin/python3 quant_checkpoint_test.py
 """
+import io
 import json
 import os
 import shutil
+import tarfile
 import tempfile
 import unittest
 
@@ -116,6 +118,48 @@ class QuantCheckpoints(unittest.TestCase):
         named = self.solve(quant.QuantFile(checkpoint_path="llama"),
                            include=["model.layers.*", "lm_head.weight"])
         self.assertEqual(named.layers[-1].name, "lm_head.weight")
+
+    def test_gptq_output_is_the_folder_a_gptq_loader_reads(self):
+        """Read with Python's tarfile and the GPTQ layout as loaders document
+        it, not with solverd's code: the weights are those of solverd's own
+        layout for the same codes."""
+        options = dict(model=quant.QuantFile(checkpoint_path="llama"), bits=4, group_size=16,
+                       symmetric=True, method=quant.QUANT_METHOD_RTN)
+        result = self.client.solve(quant.QuantProblem(format=quant.QUANT_FORMAT_GPTQ,
+                                                      max_shard_bytes=20000, **options))
+        with tarfile.open(fileobj=io.BytesIO(
+                self.client.download_bytes(result.output_blob_id))) as tar:
+            files = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}
+        self.assertEqual(list(files), list(result.output_files))
+        config = json.loads(files["config.json"])
+        self.assertEqual(config["hidden_size"], CONFIG["hidden_size"])
+        self.assertEqual({k: config["quantization_config"][k] for k in
+                          ("quant_method", "bits", "group_size", "desc_act", "sym")},
+                         {"quant_method": "gptq", "bits": 4, "group_size": 16,
+                          "desc_act": False, "sym": True})
+        self.assertEqual(json.loads(files["quantize_config.json"])["bits"], 4)
+        self.assertEqual(files["tokenizer_config.json"], self.files["tokenizer_config.json"])
+        index = json.loads(files["model.safetensors.index.json"])
+        tensors = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            tensors.update(solverd.safetensors.load(files[shard])[0])
+        self.assertEqual(set(tensors), set(index["weight_map"]))
+        ours = self.client.solve(quant.QuantProblem(**options))
+        expected = solverd.safetensors.dequantize(self.client.download_bytes(ours.output_blob_id))
+        shifts = np.arange(8, dtype=np.uint32) * 4
+        layers = [l.name[:-len(".weight")] for l in ours.layers]
+        self.assertEqual(len(layers), 14)
+        for layer in layers:
+            qweight = tensors[layer + ".qweight"].view(np.uint32)  # [in / 8, out]
+            k, n = qweight.shape[0] * 8, qweight.shape[1]
+            codes = ((qweight[:, None, :] >> shifts[None, :, None]) & 15).reshape(k, n)
+            qzeros = tensors[layer + ".qzeros"].view(np.uint32)  # [groups, out / 8]
+            g_idx = tensors[layer + ".g_idx"]
+            zeros = (((qzeros[:, :, None] >> shifts) & 15).reshape(-1, n) + 1)[g_idx]
+            scales = tensors[layer + ".scales"].astype(np.float32)[g_idx]
+            weight = (scales * (codes.astype(np.float32) - zeros)).T
+            np.testing.assert_array_equal(weight.astype(np.float32), expected[layer + ".weight"])
+        np.testing.assert_array_equal(tensors["lm_head.weight"], self.weights["lm_head.weight"])
 
     def expect_error(self, model, code, fragment, **options):
         with self.assertRaises(grpc.RpcError) as raised:

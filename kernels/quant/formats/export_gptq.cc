@@ -2,6 +2,7 @@
 #include <cstring>
 #include <numeric>
 
+#include "quant/formats/gptq_checkpoint.h"
 #include "quant/formats/json.h"
 #include "quant/quant_backend.h"
 #include "quant/formats/model_writer.h"
@@ -30,14 +31,6 @@ std::string WordsToBytes(const std::vector<uint32_t>& words) {
   return bytes;
 }
 
-// quantize_config.json as AutoGPTQ writes it.
-std::string QuantizeConfig(const Options& o, int64_t group) {
-  return std::string("{\"bits\":") + std::to_string(o.bits) +
-         ",\"group_size\":" + std::to_string(group) + ",\"desc_act\":false,\"sym\":" +
-         (o.symmetric ? "true" : "false") +
-         ",\"true_sequential\":true,\"quant_method\":\"gptq\",\"checkpoint_format\":\"gptq\"}";
-}
-
 class GptqWriter final : public ModelWriter {
  public:
   explicit GptqWriter(const Options& options) : options_(options) {}
@@ -50,8 +43,7 @@ class GptqWriter final : public ModelWriter {
   }
   Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override;
   std::string Finish() override {
-    const int64_t group = options_.group_size > 0 ? options_.group_size : -1;
-    writer_.AddMetadata("quantize_config", QuantizeConfig(options_, group));
+    writer_.AddMetadata("quantize_config", GptqQuantizeConfig(options_));
     return writer_.Finish();
   }
 

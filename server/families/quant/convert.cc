@@ -57,6 +57,10 @@ absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem
     default: return absl::InvalidArgumentError(absl::StrCat("quant.format: unknown value ",
                                                             in.format()));
   }
+  if (in.max_shard_bytes() < 0) {
+    return absl::InvalidArgumentError("quant.max_shard_bytes: must be positive (0: 4 GiB)");
+  }
+  if (in.max_shard_bytes() > 0) out.max_shard_bytes = in.max_shard_bytes();
   out.target_bits = in.target_bits();
   out.target_bytes = in.target_bytes();
   switch (in.allocation_error()) {
@@ -120,6 +124,7 @@ v1::QuantResult QuantResultToProto(const quant::ModelResult& r, const quant::Mod
   out.set_format(quant::ExportFormatName(options.format));
   out.set_layer_budget_bytes(r.layer_budget_bytes);
   for (const std::string& note : r.notes) out.add_notes(note);
+  for (const std::string& file : r.output_files) out.add_output_files(file);
   return out;
 }
 

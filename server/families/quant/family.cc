@@ -31,7 +31,8 @@ class PreparedQuant final : public PreparedJob {
   // Plans the parsed model with the calibration file; the plan refers to
   // the bytes this job keeps.
   absl::Status Plan() {
-    quant::ModelInput input{std::move(model_.weights), model_.config, model_.tokenizer_json};
+    quant::ModelInput input{std::move(model_.weights), model_.config, model_.config_json,
+                            model_.tokenizer_json, model_.passthrough};
     const ::solverd::Status s = quant::PlanModel(std::move(input), calibration_.bytes, options_,
                                                  &plan_);
     if (s.ok()) return absl::OkStatus();

@@ -24,6 +24,13 @@ absl::Status Prefixed(const std::string& field, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat(field, ": ", s.message()));
 }
 
+// The files beside the weights that an output folder carries through, as
+// transformers saves them; tokenizer.json also gives llama.cpp's vocabulary.
+constexpr const char* kPassthroughFiles[] = {
+    "tokenizer.json",   "tokenizer_config.json", "special_tokens_map.json",
+    "tokenizer.model",  "added_tokens.json",     "vocab.json",
+    "merges.txt",       "generation_config.json"};
+
 // A checkpoint's file by name: NOT_FOUND when the checkpoint has none.
 using FileOpener = std::function<absl::StatusOr<HeldBytes>(const std::string& name)>;
 
@@ -89,12 +96,15 @@ absl::StatusOr<QuantModelSource> ReadCheckpoint(const FileOpener& open, const st
   if (absl::Status s = FromKernel(quant::ParseModelConfig(config->bytes, &out.config)); !s.ok()) {
     return Prefixed(field, s);
   }
-  auto tokenizer = open("tokenizer.json");  // llama.cpp's layout needs it
-  if (tokenizer.ok()) {
-    out.tokenizer_json = tokenizer->bytes;
-    out.holders.push_back(std::move(tokenizer->holder));
-  } else if (!absl::IsNotFound(tokenizer.status())) {
-    return tokenizer.status();
+  out.config_json = config->bytes;
+  out.holders.push_back(std::move(config->holder));
+  for (const char* name : kPassthroughFiles) {
+    auto file = open(name);
+    if (absl::IsNotFound(file.status())) continue;
+    if (!file.ok()) return file.status();
+    if (std::string_view(name) == "tokenizer.json") out.tokenizer_json = file->bytes;
+    out.passthrough.emplace_back(name, file->bytes);
+    out.holders.push_back(std::move(file->holder));
   }
   quant::ShardIndex index;
   auto index_file = open(std::string(quant::kShardIndexFile));

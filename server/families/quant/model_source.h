@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -28,7 +29,10 @@ struct QuantModelSource {
   std::vector<std::shared_ptr<const void>> holders;  // keep `weights`' bytes valid
   ::solverd::quant::SafetensorsFile weights;         // the file, or the shards merged
   ::solverd::quant::ModelConfig config;              // model_type "" for a lone file
+  std::string_view config_json;     // a checkpoint's config.json; empty for a file
   std::string_view tokenizer_json;  // a checkpoint's tokenizer.json; empty without
+  // The tokenizer and generation files an output folder carries through.
+  std::vector<std::pair<std::string, std::string_view>> passthrough;
   int64_t bytes = 0;                                 // of the weight files
 };
 
