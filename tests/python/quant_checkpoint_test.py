@@ -3,7 +3,8 @@
 weights sharded with model.safetensors.index.json, named as a folder under
 --data-root or uploaded as blobs with their file names. The result is the
 same file the single-file form gives; lm_head, embeddings and norms stay as
-they are; errors name the field and the file.
+they are; errors name the field and the file. A GPTQ output is the folder
+GPTQ loaders read. Files of any size stream to and from blobs.
 
 Run with pytest (as make test does, beside solverd_client_test.py) or
 directly: SOLVERD_BINARY=PATH PYTHONPATH=<build>/python /usr/bin/python3 quant_checkpoint_test.py
@@ -161,6 +162,21 @@ class QuantCheckpoints(unittest.TestCase):
             np.testing.assert_array_equal(weight.astype(np.float32), expected[layer + ".weight"])
         np.testing.assert_array_equal(tensors["lm_head.weight"], self.weights["lm_head.weight"])
 
+    def test_a_local_folder_is_uploaded_file_by_file(self):
+        seen = []
+        model = self.client.upload_checkpoint(os.path.join(self.root, "llama"),
+                                              progress=lambda done, total: seen.append(
+                                                  (done, total)))
+        names = [f.name for f in model.checkpoint_blobs.files]
+        self.assertEqual(names[0], "config.json")
+        self.assertIn("model-00002-of-00002.safetensors", names)
+        self.assertIn("tokenizer_config.json", names)
+        self.assertTrue(seen and all(done <= total for done, total in seen))
+        from_blobs = self.solve(model)
+        from_folder = self.solve(quant.QuantFile(checkpoint_path="llama"))
+        self.assertEqual(self.client.download_bytes(from_blobs.output_blob_id),
+                         self.client.download_bytes(from_folder.output_blob_id))
+
     def expect_error(self, model, code, fragment, **options):
         with self.assertRaises(grpc.RpcError) as raised:
             self.client.submit(quant.QuantProblem(model=model, bits=4, **options))
@@ -202,6 +218,52 @@ class QuantCheckpoints(unittest.TestCase):
         self.expect_error(quant.QuantFile(path="llama/model-00001-of-00002.safetensors"),
                           grpc.StatusCode.INVALID_ARGUMENT, "quant.calibration: must be one "
                           "safetensors file", calibration=quant.QuantFile(checkpoint_path="llama"))
+
+
+class Files(unittest.TestCase):
+    """Files stream from and to disk in chunks; a failed upload raises and
+    leaves nothing stored, a failed download leaves no file."""
+
+    def test_files_stream_and_failures_leave_nothing(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            server = Server(os.environ["SOLVERD_BINARY"], tmp,
+                            f"--blob-quota-bytes={3 << 20}")
+            try:
+                with solverd.Client(server.address) as client:
+                    big, small = os.path.join(tmp, "big"), os.path.join(tmp, "small")
+                    with open(big, "wb") as f:
+                        f.write(os.urandom(5 << 20))
+                    data = os.urandom((5 << 19) + 7)  # 2.5 MiB and a bit: three chunks
+                    with open(small, "wb") as f:
+                        f.write(data)
+                    with self.assertRaises(grpc.RpcError) as raised:
+                        client.upload_file(big, progress=False)
+                    self.assertEqual(raised.exception.code(), grpc.StatusCode.RESOURCE_EXHAUSTED)
+                    # The failed upload's bytes were given back: this fits.
+                    seen = []
+                    info = client.upload_file(small, progress=lambda d, t: seen.append((d, t)))
+                    self.assertEqual(info.size_bytes, len(data))
+                    self.assertEqual(seen[-1], (len(data), len(data)))
+                    self.assertEqual(len(seen), 3)
+                    out = os.path.join(tmp, "out")
+                    self.assertEqual(client.download_file(info.blob_id, out, progress=False),
+                                     len(data))
+                    with open(out, "rb") as f:
+                        self.assertEqual(f.read(), data)
+                    with self.assertRaises(grpc.RpcError):
+                        client.download_file("blob-nope", os.path.join(tmp, "none"),
+                                             progress=False)
+                    self.assertEqual(sorted(os.listdir(tmp)), ["big", "out", "ports", "small"])
+            finally:
+                server.stop()
+
+    def test_the_progress_line_gives_rate_and_time_left(self):
+        line = io.StringIO()
+        report = solverd.files.TerminalProgress("upload x", stream=line)
+        report(1 << 20, 4 << 20)
+        report(4 << 20, 4 << 20)
+        self.assertRegex(line.getvalue(), r"upload x: 100.0% 4.0 of 4.0 MiB, [0-9,.]+ MiB/s, 0 s "
+                                          r"left \n$")
 
 
 if __name__ == "__main__":

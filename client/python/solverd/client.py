@@ -6,12 +6,14 @@ them; a job that fails or is cancelled after it was accepted raises
 JobFailed from wait(), result() and solve().
 """
 import hashlib
+import os
 import time
 from typing import Iterator, Optional, Union
 
 import grpc
 import numpy as np
 
+from solverd import files
 from solverd.tensors import _DTYPES
 from solverd.v1 import (common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, quant_pb2,
                         sor_pb2)
@@ -29,7 +31,7 @@ TERMINAL_STATES = frozenset(
 _RECONNECTS = 5
 
 # Blob chunks stay well under gRPC's 4 MiB message limit.
-_CHUNK_BYTES = 1 << 20
+_CHUNK_BYTES = files.CHUNK_BYTES
 
 # JobSpec's field for each problem message, read from the proto itself so
 # that a new family's problem type needs no line here.
@@ -218,6 +220,32 @@ class Client:
         if expected and hashlib.sha256(data).digest() != expected:
             raise IOError(f"blob {blob_id}: the downloaded bytes do not match their SHA-256")
         return data
+
+    def upload_file(self, path: str, progress=True) -> jobs_pb2.BlobInfo:
+        """Streams a file of any size from disk (files.py): no deadline,
+        SHA-256 checked by the server. progress: True for a progress line
+        on a terminal, False for none, or a callable(done, total)."""
+        report = files.default_progress(f"upload {os.path.basename(path)}") \
+            if progress is True else (progress or None)
+        return self._stub.UploadBlob(files.file_chunks(path, report), metadata=self._metadata)
+
+    def download_file(self, blob_id: str, path: str, *, size: int = 0, progress=True) -> int:
+        """Streams a blob to `path` (through a temporary file beside it, so
+        a failure leaves nothing); returns its size. size: the blob's, when
+        known, for the progress line."""
+        report = files.default_progress(f"download {os.path.basename(path)}") \
+            if progress is True else (progress or None)
+        chunks = self._stub.DownloadBlob(jobs_pb2.DownloadBlobRequest(blob_id=blob_id),
+                                         metadata=self._metadata)
+        return files.write_chunks(chunks, blob_id, path, report, size)
+
+    def upload_checkpoint(self, folder: str, progress=True) -> quant_pb2.QuantFile:
+        """Uploads a Hugging Face checkpoint folder's config, weight shards
+        and tokenizer files; returns the QuantFile naming them, for
+        QuantProblem.model."""
+        return files.checkpoint_blobs({
+            name: self.upload_file(os.path.join(folder, name), progress).blob_id
+            for name in files.checkpoint_files(folder)})
 
     def download_array(self, t: common_pb2.Tensor) -> np.ndarray:
         """The array of a blob-backed Tensor."""
