@@ -242,7 +242,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     progress.Report(t.name, result->layers.emplace_back(std::move(summary)));
     ++next;
   }
-  result->average_bits =
+  result->average_bits = plan.selected_weights == 0 ? 0 :  // gguf F16: nothing quantized
       8.0 * static_cast<double>(quantized_bytes) / static_cast<double>(plan.selected_weights);
   result->file = writer->Finish();
   if (options.format == ExportFormat::kGptq && !plan.config_json.empty()) {

@@ -45,6 +45,11 @@ class LlamaGgufLayout;
 enum class ExportFormat { kSolverd, kGptq, kGguf };
 const char* ExportFormatName(ExportFormat format);  // "solverd", "gptq", "gguf"
 
+// gguf's tensor types: Q4_0 or Q8_0 blocks by the layers' bits, or every
+// 2-D float tensor in F16 with nothing quantized (1-D ones in F32), as
+// llama.cpp's converter writes an unquantized model.
+enum class GgufType { kFromBits, kF16 };
+
 // What bit allocation sums over layers: each layer's squared relative
 // output error ||(W - Q) X^T||_F^2 / ||W X^T||_F^2, which does not depend
 // on the scale of a layer's inputs and outputs, or the absolute
@@ -72,7 +77,13 @@ struct ModelOptions {
   // A checkpoint's gptq folder splits its weights into shards of at most
   // this many bytes of tensor data (a larger tensor alone in its shard).
   int64_t max_shard_bytes = int64_t{4} << 30;
+  GgufType gguf_type = GgufType::kFromBits;
 };
+
+// Whether `options` writes an unquantized F16 gguf file (no layer selected).
+inline bool WritesGgufF16(const ModelOptions& options) {
+  return options.format == ExportFormat::kGguf && options.gguf_type == GgufType::kF16;
+}
 
 // Whether `options` asks for bit allocation (a target is set).
 inline bool AllocatesBits(const ModelOptions& options) {
@@ -110,6 +121,7 @@ struct ModelPlan {
   std::vector<std::pair<std::string, std::string_view>> passthrough;
   // gguf of a Llama-family checkpoint: llama.cpp's names, order, metadata.
   std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
+  bool gguf_f16 = false;  // WritesGgufF16(options)
   SafetensorsFile calibration;         // empty without calibration data
   std::vector<TensorEntry> selected;   // in file order
   int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer or batch

@@ -171,6 +171,7 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   plan->config_json = model.config_json;
   plan->tokenizer_json = model.tokenizer_json;
   plan->passthrough = std::move(model.passthrough);
+  plan->gguf_f16 = WritesGgufF16(options);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   if (!calibration_bytes.empty()) {
@@ -193,8 +194,11 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   }
   std::set<std::string> names;
   for (const TensorEntry& t : plan->model.tensors) names.insert(t.name);
+  if (WritesGgufF16(options) && AllocatesBits(options)) {
+    return InvalidArgument("gguf_type: F16 quantizes nothing, so it takes no bit allocation");
+  }
   for (const TensorEntry& t : plan->model.tensors) {
-    if (!Selected(t, options)) {
+    if (WritesGgufF16(options) || !Selected(t, options)) {
       SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, t));
       continue;
     }
@@ -214,7 +218,7 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
         plan->largest_layer_bytes,
         MemoryBytes(t.shape[0], t.shape[1], in != nullptr ? in->shape[0] : 0, options.layer));
   }
-  if (plan->selected.empty()) {
+  if (plan->selected.empty() && !WritesGgufF16(options)) {
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "
                            "default: embeddings, norms and lm_head)");
   }

@@ -117,5 +117,28 @@ TEST(GgufLlama, NamesAndPlanErrors) {
   EXPECT_NE(planned.notes[0].find("not gpt2"), std::string::npos) << planned.notes[0];
 }
 
+TEST(GgufF16, QuantizesNothingAndTakesNoAllocation) {
+  SafetensorsWriter w;
+  w.Add("fc.weight", DType::kBF16, {4, 32}, std::string(4 * 32 * 2, '\x3f'));
+  w.Add("norm.weight", DType::kF16, {32}, HalvesToBytes(std::vector<float>(32, 1.0f)));
+  const std::string file = w.Finish();
+  ModelOptions options;
+  options.format = ExportFormat::kGguf;
+  options.gguf_type = GgufType::kF16;
+  ModelPlan plan;
+  ASSERT_TRUE(PlanModel(file, "", options, &plan).ok());
+  EXPECT_TRUE(plan.selected.empty());
+  ModelResult result;
+  ASSERT_TRUE(QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &result).ok());
+  EXPECT_TRUE(result.layers.empty());
+  EXPECT_EQ(result.copied_tensors, 2);
+  // fc in F16 (4 x 32 x 2 bytes) and the norm in F32 (32 x 4) after the header.
+  EXPECT_EQ(result.file.compare(0, 4, "GGUF"), 0);
+  EXPECT_GE(result.file.size(), 4u * 32 * 2 + 32 * 4);
+  options.target_bits = 4;
+  EXPECT_EQ(PlanModel(file, "", options, &plan).message(),
+            "gguf_type: F16 quantizes nothing, so it takes no bit allocation");
+}
+
 }  // namespace
 }  // namespace solverd::quant::internal

@@ -2,13 +2,13 @@
 """llama.cpp itself loads and runs solverd's GGUF files of a Llama-family
 Hugging Face checkpoint. A small random Llama (grouped-query attention,
 RoPE, SwiGLU, a byte-level BPE tokenizer.json with two special tokens) is
-written as a two-shard checkpoint, quantized by solverd to GGUF Q8_0 and
-Q4_0, and scored by llama.cpp (npm's node-llama-cpp, its prebuilt CPU
+written as a two-shard checkpoint, converted by solverd to GGUF F16 and
+quantized to Q8_0 and Q4_0, and scored by llama.cpp (npm's node-llama-cpp, its prebuilt CPU
 build, never compiled here): its next-token logits must match a float64
 NumPy forward pass of the same codes (solverd's own layout of the same
 quantization) to a few percent RMS, where a wrong tensor name, Q/K row
 order or hyperparameter gives about 100%, and its perplexity must be within
-1% of the unquantized model's at Q8_0 and 25% at Q4_0 (this random model
+0.5% of the unquantized model's at F16, 1% at Q8_0 and 25% at Q4_0 (this random model
 loses more at 4 bits than a trained one).
 
 When npm cannot install node-llama-cpp (no registry) the test prints
@@ -191,31 +191,37 @@ def main():
         server = Server(os.environ["SOLVERD_BINARY"], tmp, f"--data-root={root}")
         try:
             with solverd.Client(server.address) as client:
-                for bits, tolerance in ((8, 0.01), (4, 0.25)):
+                # F16: the checkpoint's own weights; Q8_0 and Q4_0 by RTN.
+                for name, bits, tolerance in (("F16", 0, 0.005), ("Q8_0", 8, 0.01),
+                                              ("Q4_0", 4, 0.25)):
                     options = dict(model=quant.QuantFile(checkpoint_path="tiny-llama"), bits=bits,
                                    group_size=32, symmetric=True)
-                    result = client.solve(quant.QuantProblem(format=quant.QUANT_FORMAT_GGUF,
-                                                             **options))
-                    gguf = os.path.join(tmp, f"tiny-q{bits}.gguf")
+                    gguf_type = quant.QUANT_GGUF_TYPE_F16 if bits == 0 else \
+                        quant.QUANT_GGUF_TYPE_FROM_BITS
+                    result = client.solve(quant.QuantProblem(
+                        format=quant.QUANT_FORMAT_GGUF, gguf_type=gguf_type, **options))
+                    gguf = os.path.join(tmp, f"tiny-{name}.gguf")
                     with open(gguf, "wb") as f:
                         f.write(client.download_bytes(result.output_blob_id))
                     logits = llamacpp_logits(work, gguf, tokens)
                     ppl = perplexity(logits, tokens)
-                    # The same codes in solverd's own layout, run here.
-                    ours = client.solve(quant.QuantProblem(**options))
-                    same_codes = reference_logits(solverd.safetensors.dequantize(
-                        client.download_bytes(ours.output_blob_id)), tokens)
-                    # llama.cpp rounds activations to 8 bits for these dot products.
+                    if bits == 0:
+                        same_codes = reference
+                    else:  # the same codes in solverd's own layout, run here
+                        ours = client.solve(quant.QuantProblem(**options))
+                        same_codes = reference_logits(solverd.safetensors.dequantize(
+                            client.download_bytes(ours.output_blob_id)), tokens)
+                    # llama.cpp rounds activations for these dot products.
                     spread = np.sqrt(((logits - same_codes) ** 2).mean()) / same_codes.std()
-                    print(f"Q{bits}_0: {result.output_bytes} bytes, llama.cpp perplexity "
+                    print(f"{name}: {result.output_bytes} bytes, llama.cpp perplexity "
                           f"{ppl:.3f} against {ref_ppl:.3f} unquantized; logits differ from "
-                          f"the same codes run here by {spread:.4f} of their spread (RMS)")
-                    assert abs(ppl / ref_ppl - 1) <= tolerance, (bits, ppl, ref_ppl)
+                          f"the same weights run here by {spread:.4f} of their spread (RMS)")
+                    assert abs(ppl / ref_ppl - 1) <= tolerance, (name, ppl, ref_ppl)
                     # Wrong names or RoPE order give differences about 1.
                     assert spread < 0.05, spread
         finally:
             server.stop()
-    print("llama.cpp ran solverd's Q8_0 and Q4_0 GGUF files")
+    print("llama.cpp ran solverd's F16, Q8_0 and Q4_0 GGUF files")
     return 0
 
 

@@ -215,6 +215,9 @@ class QuantCheckpoints(unittest.TestCase):
         self.expect_error(quant.QuantFile(checkpoint_blobs=quant.QuantCheckpointBlobs(files=[
             quant.QuantCheckpointFile(name="sub/config.json", blob_id=config_blob)])),
             grpc.StatusCode.INVALID_ARGUMENT, "is not a file name")
+        self.expect_error(quant.QuantFile(checkpoint_path="llama"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "quant.gguf_type: only with format "
+                          "gguf", gguf_type=quant.QUANT_GGUF_TYPE_F16)
         self.expect_error(quant.QuantFile(path="llama/model-00001-of-00002.safetensors"),
                           grpc.StatusCode.INVALID_ARGUMENT, "quant.calibration: must be one "
                           "safetensors file", calibration=quant.QuantFile(checkpoint_path="llama"))

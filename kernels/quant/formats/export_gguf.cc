@@ -37,8 +37,8 @@ bool GgmlTypeOf(DType dtype, uint32_t* type) {
 
 void PutHalf(float value, std::string* out) { PutLittleEndian<uint16_t>(FloatToHalf(value), out); }
 
-// A float tensor's bytes as F32.
-std::string AsF32(const TensorEntry& t, std::string_view bytes) {
+// A float tensor's bytes as F32, or as F16 (rounded to nearest even).
+std::string FloatsOf(const TensorEntry& t, std::string_view bytes, bool half) {
   SafetensorsFile one;
   one.shards = {bytes};
   TensorEntry whole = t;
@@ -47,12 +47,13 @@ std::string AsF32(const TensorEntry& t, std::string_view bytes) {
   whole.shard = 0;
   std::vector<float> values;
   if (!ReadFloats(one, whole, &values).ok()) return std::string(bytes);  // not a float type
-  return FloatsToBytes(values);
+  return half ? HalvesToBytes(values) : FloatsToBytes(values);
 }
 
 class GgufWriter final : public ModelWriter {
  public:
-  explicit GgufWriter(std::shared_ptr<const LlamaGgufLayout> layout) : layout_(std::move(layout)) {}
+  GgufWriter(std::shared_ptr<const LlamaGgufLayout> layout, bool f16)
+      : layout_(std::move(layout)), f16_(f16) {}
 
   void AddMetadata(const std::string& key, const std::string& value) override {
     source_metadata_.emplace_back("solverd.source." + key, value);
@@ -66,9 +67,12 @@ class GgufWriter final : public ModelWriter {
     if (layout_ != nullptr && !layout_->Map(t.name, &plan).ok()) return;
     if (!plan.kept) return;
     std::string data(bytes);
-    if (plan.to_f32 && IsFloat(t.dtype)) {
-      data = AsF32(t, bytes);
+    if (IsFloat(t.dtype) && (plan.to_f32 || (f16_ && t.shape.size() < 2))) {
+      data = FloatsOf(t, bytes, /*half=*/false);
       type = kGgmlF32;
+    } else if (IsFloat(t.dtype) && f16_) {
+      data = FloatsOf(t, bytes, /*half=*/true);
+      type = kGgmlF16;
     }
     if (plan.rope_heads > 0) data = PermuteRopeRows(data, t.shape[0], plan.rope_heads);
     Add(plan.name, type, t.shape, std::move(data));
@@ -88,6 +92,7 @@ class GgufWriter final : public ModelWriter {
   }
 
   const std::shared_ptr<const LlamaGgufLayout> layout_;  // null: names as they are
+  const bool f16_;
   std::vector<std::pair<std::string, std::string>> source_metadata_;
   std::vector<Tensor> tensors_;
 };
@@ -150,8 +155,9 @@ std::string GgufWriter::Finish() {
 
 }  // namespace
 
-std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout) {
-  return std::make_unique<GgufWriter>(std::move(layout));
+std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout,
+                                           bool f16) {
+  return std::make_unique<GgufWriter>(std::move(layout), f16);
 }
 
 int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits) {

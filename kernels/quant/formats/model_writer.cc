@@ -30,7 +30,7 @@ std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& 
                                             const ModelPlan& plan) {
   switch (format) {
     case ExportFormat::kGptq: return NewGptqWriter(options);
-    case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout);
+    case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout, plan.gguf_f16);
     default: return std::make_unique<SolverdWriter>();
   }
 }

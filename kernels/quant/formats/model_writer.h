@@ -68,7 +68,9 @@ int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bi
 
 // The writers of each format (export_gptq.cc, export_gguf.cc).
 std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
-std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout);
+// `f16`: float tensors as F16 (2-D) and F32 (1-D), as GgufType::kF16.
+std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout,
+                                           bool f16);
 int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits);
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options);

@@ -57,6 +57,17 @@ absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem
     default: return absl::InvalidArgumentError(absl::StrCat("quant.format: unknown value ",
                                                             in.format()));
   }
+  switch (in.gguf_type()) {
+    case v1::QUANT_GGUF_TYPE_FROM_BITS: break;
+    case v1::QUANT_GGUF_TYPE_F16:
+      if (in.format() != v1::QUANT_FORMAT_GGUF) {
+        return absl::InvalidArgumentError("quant.gguf_type: only with format gguf");
+      }
+      out.gguf_type = quant::GgufType::kF16;
+      break;
+    default: return absl::InvalidArgumentError(absl::StrCat("quant.gguf_type: unknown value ",
+                                                            in.gguf_type()));
+  }
   if (in.max_shard_bytes() < 0) {
     return absl::InvalidArgumentError("quant.max_shard_bytes: must be positive (0: 4 GiB)");
   }
