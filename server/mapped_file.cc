@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +40,15 @@ absl::StatusOr<std::shared_ptr<const MappedFile>> MappedFile::Open(const std::st
   }
   close(fd);  // the mapping keeps the file
   return std::shared_ptr<const MappedFile>(new MappedFile(data, size));
+}
+
+void MappedFile::Release(std::string_view bytes) {
+  static const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto start = reinterpret_cast<uintptr_t>(bytes.data());
+  // Whole pages only: a page shared with a neighbouring tensor stays.
+  const uintptr_t begin = (start + page - 1) / page * page;
+  const uintptr_t end = (start + bytes.size()) / page * page;
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

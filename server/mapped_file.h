@@ -24,6 +24,11 @@ class MappedFile {
 
   std::string_view bytes() const { return {static_cast<const char*>(data_), size_}; }
 
+  // Drops the whole pages inside `bytes` from this process's memory; they
+  // are read from the file again if touched. REQUIRES: `bytes` lies within
+  // a MappedFile's bytes() (elsewhere it would zero memory).
+  static void Release(std::string_view bytes);
+
  private:
   MappedFile(void* data, size_t size) : data_(data), size_(size) {}
 

@@ -30,6 +30,7 @@ Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, Layer* layer) {
   layer->rows = t.shape[0];
   layer->cols = t.shape[1];
   SOLVERD_RETURN_IF_ERROR(ReadFloats(plan.model, t, &layer->weights));
+  if (plan.release_source) plan.release_source(plan.model.Bytes(t));
   const TensorEntry* in = plan.calibration.Find(LayerName(t.name) + ".inputs");
   layer->tokens = 0;
   layer->inputs.clear();
@@ -211,6 +212,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     result->bytes_before += t.end - t.begin;
     if (next == plan.selected.size() || plan.selected[next].name != t.name) {
       writer->AddCopied(t, plan.model.Bytes(t));
+      if (plan.release_source) plan.release_source(plan.model.Bytes(t));
       result->bytes_after += t.end - t.begin;
       ++result->copied_tensors;
       continue;

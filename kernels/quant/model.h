@@ -21,6 +21,7 @@
 #define SOLVERD_KERNELS_QUANT_MODEL_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -109,6 +110,11 @@ struct ModelInput {
   std::string_view tokenizer_json;  // empty without one
   // Tokenizer and generation files an output folder carries through.
   std::vector<std::pair<std::string, std::string_view>> passthrough;
+  // Called with a tensor's bytes once they are read or copied (and read
+  // again only if a layer is quantized again, as bit allocation does): a
+  // mapped source gives its pages back here, so a checkpoint's pages do
+  // not pile up in memory. May be empty.
+  std::function<void(std::string_view)> release_source;
 };
 
 // Both files parsed, and the tensors to quantize. Refers to the bytes it
@@ -119,6 +125,7 @@ struct ModelPlan {
   std::string_view config_json;
   std::string_view tokenizer_json;
   std::vector<std::pair<std::string, std::string_view>> passthrough;
+  std::function<void(std::string_view)> release_source;
   // gguf of a Llama-family checkpoint: llama.cpp's names, order, metadata.
   std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
   bool gguf_f16 = false;  // WritesGgufF16(options)

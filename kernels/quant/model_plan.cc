@@ -171,6 +171,7 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   plan->config_json = model.config_json;
   plan->tokenizer_json = model.tokenizer_json;
   plan->passthrough = std::move(model.passthrough);
+  plan->release_source = std::move(model.release_source);
   plan->gguf_f16 = WritesGgufF16(options);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));

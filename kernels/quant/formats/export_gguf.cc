@@ -146,10 +146,12 @@ std::string GgufWriter::Finish() {
     PutLittleEndian<uint64_t>(offset, &out);
     offset += (t.bytes.size() + kAlignment - 1) / kAlignment * kAlignment;
   }
-  for (const Tensor& t : tensors_) {
+  for (Tensor& t : tensors_) {
     out.resize((out.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
     out.append(t.bytes);
+    std::string().swap(t.bytes);  // the file and its parts are not both held whole
   }
+  tensors_.clear();
   return out;
 }
 

@@ -237,7 +237,7 @@ void SafetensorsWriter::AddMetadata(std::string key, std::string value) {
   metadata_.emplace_back(std::move(key), std::move(value));
 }
 
-std::string SafetensorsWriter::Finish() const {
+std::string SafetensorsWriter::Finish() {
   std::string header = "{";
   if (!metadata_.empty()) {
     header += "\"__metadata__\":{";
@@ -265,7 +265,13 @@ std::string SafetensorsWriter::Finish() const {
   memcpy(out.data(), &header_bytes, 8);
   out.reserve(8 + header.size() + static_cast<size_t>(offset));
   out += header;
-  for (const Pending& t : tensors_) out += t.bytes;
+  // Each tensor's bytes go as they are copied: the file and its parts are
+  // not both held whole (a model's output can be gigabytes).
+  for (Pending& t : tensors_) {
+    out += t.bytes;
+    std::string().swap(t.bytes);
+  }
+  tensors_.clear();
   return out;
 }
 

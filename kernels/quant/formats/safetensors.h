@@ -68,8 +68,8 @@ class SafetensorsWriter {
   void Add(std::string name, DType dtype, std::vector<int64_t> shape, std::string bytes);
   void AddMetadata(std::string key, std::string value);
   // The file; the header is padded with spaces to a multiple of 8 bytes so
-  // that the data is aligned for readers that map it.
-  std::string Finish() const;
+  // that the data is aligned for readers that map it. Empties the writer.
+  std::string Finish();
 
  private:
   struct Pending {

@@ -33,6 +33,7 @@ class PreparedQuant final : public PreparedJob {
   absl::Status Plan() {
     quant::ModelInput input{std::move(model_.weights), model_.config, model_.config_json,
                             model_.tokenizer_json, model_.passthrough};
+    if (model_.mapped) input.release_source = &MappedFile::Release;
     const ::solverd::Status s = quant::PlanModel(std::move(input), calibration_.bytes, options_,
                                                  &plan_);
     if (s.ok()) return absl::OkStatus();

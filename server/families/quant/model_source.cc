@@ -174,7 +174,9 @@ absl::StatusOr<QuantModelSource> ReadQuantModel(const v1::QuantFile& file,
     const std::string where = field + ".checkpoint_path";
     auto opener = FolderOpener(context, file.checkpoint_path(), where);
     if (!opener.ok()) return opener.status();
-    return ReadCheckpoint(*opener, where);
+    auto read = ReadCheckpoint(*opener, where);
+    if (read.ok()) read->mapped = true;
+    return read;
   }
   if (source == v1::QuantFile::kCheckpointBlobs) {
     const std::string where = field + ".checkpoint_blobs";
@@ -189,6 +191,7 @@ absl::StatusOr<QuantModelSource> ReadQuantModel(const v1::QuantFile& file,
   absl::Status parsed = FromKernel(quant::ParseSafetensors(bytes->bytes, &out.weights));
   if (!parsed.ok()) return Prefixed(field, parsed);
   out.holders.push_back(std::move(bytes->holder));
+  out.mapped = source == v1::QuantFile::kPath;
   return out;
 }
 

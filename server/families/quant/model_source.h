@@ -33,6 +33,7 @@ struct QuantModelSource {
   std::string_view tokenizer_json;  // a checkpoint's tokenizer.json; empty without
   // The tokenizer and generation files an output folder carries through.
   std::vector<std::pair<std::string, std::string_view>> passthrough;
+  bool mapped = false;  // the weights are MappedFiles (from --data-root)
   int64_t bytes = 0;                                 // of the weight files
 };
 
