@@ -81,8 +81,9 @@ Status VocabFromTokenizerJson(std::string_view json, int64_t vocab_size, GgufVoc
       out->unknown = m.value.integer;
     }
     SOLVERD_RETURN_IF_ERROR(Place(m.name, m.value.integer, token_type, out));
-    if (sentencepiece) out->scores[static_cast<size_t>(m.value.integer)] =
-        -static_cast<float>(m.value.integer);
+    if (sentencepiece) {  // earlier tokens (earlier merges) score higher
+      out->scores[static_cast<size_t>(m.value.integer)] = -static_cast<float>(m.value.integer);
+    }
   }
   if (const JsonValue* added = JsonFind(root, "added_tokens")) {
     for (const JsonValue& a : added->array) {
