@@ -203,7 +203,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     result->layer_budget_bytes = plan.layer_budget_bytes;
   }
   std::unique_ptr<internal::ModelWriter> writer =
-      internal::NewModelWriter(options.format, options.layer, plan);
+      internal::NewModelWriter(options, plan);
   for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;
   size_t next = 0;  // index into plan.selected, which is in file order

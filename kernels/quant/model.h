@@ -128,7 +128,6 @@ struct ModelPlan {
   std::function<void(std::string_view)> release_source;
   // gguf of a Llama-family checkpoint: llama.cpp's names, order, metadata.
   std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
-  bool gguf_f16 = false;  // WritesGgufF16(options)
   SafetensorsFile calibration;         // empty without calibration data
   std::vector<TensorEntry> selected;   // in file order
   int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer or batch

@@ -68,6 +68,9 @@ Status CheckAllocationOptions(const ModelOptions& o) {
   }
   if (o.target_bytes < 0) return InvalidArgument("target_bytes: must be positive");
   if (!AllocatesBits(o)) return Status::Ok();
+  if (WritesGgufF16(o)) {
+    return InvalidArgument("gguf_type: F16 quantizes nothing, so it takes no bit allocation");
+  }
   if (IsBlockwise(o.layer.method)) {
     return InvalidArgument(std::string("method: bit allocation needs a grid method (rtn, gptq, "
                                        "dmmv, hqq), not ") + MethodName(o.layer.method));
@@ -172,7 +175,6 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   plan->tokenizer_json = model.tokenizer_json;
   plan->passthrough = std::move(model.passthrough);
   plan->release_source = std::move(model.release_source);
-  plan->gguf_f16 = WritesGgufF16(options);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   if (!calibration_bytes.empty()) {
@@ -195,9 +197,6 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   }
   std::set<std::string> names;
   for (const TensorEntry& t : plan->model.tensors) names.insert(t.name);
-  if (WritesGgufF16(options) && AllocatesBits(options)) {
-    return InvalidArgument("gguf_type: F16 quantizes nothing, so it takes no bit allocation");
-  }
   for (const TensorEntry& t : plan->model.tensors) {
     if (WritesGgufF16(options) || !Selected(t, options)) {
       SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, t));

@@ -38,15 +38,10 @@ bool GgmlTypeOf(DType dtype, uint32_t* type) {
 void PutHalf(float value, std::string* out) { PutLittleEndian<uint16_t>(FloatToHalf(value), out); }
 
 // A float tensor's bytes as F32, or as F16 (rounded to nearest even).
+// REQUIRES: IsFloat(t.dtype).
 std::string FloatsOf(const TensorEntry& t, std::string_view bytes, bool half) {
-  SafetensorsFile one;
-  one.shards = {bytes};
-  TensorEntry whole = t;
-  whole.begin = 0;
-  whole.end = static_cast<int64_t>(bytes.size());
-  whole.shard = 0;
   std::vector<float> values;
-  if (!ReadFloats(one, whole, &values).ok()) return std::string(bytes);  // not a float type
+  FloatsFromBytes(t.dtype, bytes, t.elements(), &values);
   return half ? HalvesToBytes(values) : FloatsToBytes(values);
 }
 

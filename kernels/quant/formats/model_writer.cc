@@ -26,11 +26,10 @@ class SolverdWriter final : public ModelWriter {
 
 }  // namespace
 
-std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options,
-                                            const ModelPlan& plan) {
-  switch (format) {
-    case ExportFormat::kGptq: return NewGptqWriter(options);
-    case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout, plan.gguf_f16);
+std::unique_ptr<ModelWriter> NewModelWriter(const ModelOptions& options, const ModelPlan& plan) {
+  switch (options.format) {
+    case ExportFormat::kGptq: return NewGptqWriter(options.layer);
+    case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout, WritesGgufF16(options));
     default: return std::make_unique<SolverdWriter>();
   }
 }

@@ -49,9 +49,9 @@ class ModelWriter {
   virtual std::string Finish() = 0;
 };
 
-// `plan` gives gguf its llama.cpp layout, if it has one.
-std::unique_ptr<ModelWriter> NewModelWriter(ExportFormat format, const Options& options,
-                                            const ModelPlan& plan);
+// The writer of `options.format`; `plan` gives gguf its llama.cpp layout,
+// if it has one.
+std::unique_ptr<ModelWriter> NewModelWriter(const ModelOptions& options, const ModelPlan& plan);
 
 // Plan-time checks that `format` can hold the layer `t` quantized with
 // `options` (INVALID_ARGUMENT starting "export: "), and the tensor names

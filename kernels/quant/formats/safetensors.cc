@@ -208,10 +208,13 @@ Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::v
     return TensorError(tensor.name, std::string("dtype ") + DTypeName(tensor.dtype) +
                                         " is not a float type (F16, BF16, F32, F64)");
   }
-  const std::string_view bytes = file.Bytes(tensor);
-  const int64_t n = tensor.elements();
+  FloatsFromBytes(tensor.dtype, file.Bytes(tensor), tensor.elements(), out);
+  return Status::Ok();
+}
+
+void FloatsFromBytes(DType dtype, std::string_view bytes, int64_t n, std::vector<float>* out) {
   out->resize(static_cast<size_t>(n));
-  if (n == 0) return Status::Ok();
+  if (n == 0) return;
   // One loop per dtype: the switch stays out of the per-element loop.
   const auto convert = [&](auto element, auto to_float) {
     for (int64_t i = 0; i < n; ++i) {
@@ -219,13 +222,12 @@ Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::v
       (*out)[i] = to_float(element);
     }
   };
-  switch (tensor.dtype) {
+  switch (dtype) {
     case DType::kF32: memcpy(out->data(), bytes.data(), 4 * static_cast<size_t>(n)); break;
     case DType::kF64: convert(double{}, [](double d) { return static_cast<float>(d); }); break;
     case DType::kF16: convert(uint16_t{}, HalfToFloat); break;
     default: convert(uint16_t{}, BfloatToFloat);
   }
-  return Status::Ok();
 }
 
 void SafetensorsWriter::Add(std::string name, DType dtype, std::vector<int64_t> shape,

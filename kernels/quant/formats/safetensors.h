@@ -61,6 +61,8 @@ Status ParseSafetensors(std::string_view bytes, SafetensorsFile* out);
 
 // Converts a float tensor (IsFloat) to float32 values; F64 rounds.
 Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::vector<float>* out);
+// The same for `bytes` holding `n` elements of `dtype`. REQUIRES: IsFloat(dtype).
+void FloatsFromBytes(DType dtype, std::string_view bytes, int64_t n, std::vector<float>* out);
 
 class SafetensorsWriter {
  public:
