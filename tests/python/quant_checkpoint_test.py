@@ -76,20 +76,18 @@ def write_checkpoint(folder, weights, split=10):
 class QuantCheckpoints(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Cleanups run in reverse, and also when a later step of set-up fails.
         cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
         cls.root = os.path.join(cls.tmp.name, "root")
         os.makedirs(cls.root)
         cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
                             f"--data-root={cls.root}")
+        cls.addClassCleanup(cls.server.stop)
         cls.client = solverd.Client(cls.server.address)
+        cls.addClassCleanup(cls.client.close)
         cls.weights = llama_weights()
         cls.files = write_checkpoint(os.path.join(cls.root, "llama"), cls.weights)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.client.close()
-        cls.server.stop()
-        cls.tmp.cleanup()
 
     def solve(self, model, **options):
         return self.client.solve(quant.QuantProblem(model=model, bits=4, group_size=16, **options))
