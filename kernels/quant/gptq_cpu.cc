@@ -20,7 +20,12 @@ void RoundRow(const GptqSetup& setup, const std::vector<float>& u, const Options
   for (int64_t j = 0; j < cols; ++j) {
     const int64_t col = setup.order[j];
     const int64_t cell = r * groups + col / group;
-    if (!options.act_order && j % group == 0) {
+    if (!options.act_order && options.k_quant && j % kSuperBlock == 0) {
+      Grid grids[kMaxKGroups];
+      float d, dmin;
+      ChooseKSuperBlock(work + j, options.bits, grids, &d, &dmin);
+      StoreKSuperBlock(r, cols, j, grids, d, dmin, out);
+    } else if (!options.act_order && !options.k_quant && j % group == 0) {
       const Grid chosen = ChooseGrid(work + j, static_cast<int>(std::min(group, cols - j)), 1,
                                      options.bits, options.symmetric, options.clip_search);
       out->scales[cell] = chosen.scale;
@@ -56,7 +61,7 @@ Status PrepareGptq(const Layer& layer, const Options& options, std::vector<doubl
     // Static groups: the grids of round to nearest, fixed up front.
     SOLVERD_RETURN_IF_ERROR(RtnCpu(zeroed, options, out));
   } else {
-    ShapeGridLayer(rows, cols, options.bits, GroupColumns(options, cols), out);
+    ShapeGridLayer(rows, cols, options, out);
   }
   setup->work.resize(static_cast<size_t>(rows * cols));
   for (int64_t r = 0; r < rows; ++r) {

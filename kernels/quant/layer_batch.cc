@@ -69,6 +69,11 @@ Status QuantizeStacked(const Device& device, StreamHandle stream, const std::vec
     CopyRows(stacked_out->dequantized, row, rows, cols, &q.dequantized);
     CopyRows(stacked_out->scales, row, rows, groups, &q.scales);
     CopyRows(stacked_out->zeros, row, rows, groups, &q.zeros);
+    if (options.k_quant) {
+      CopyRows(stacked_out->offsets, row, rows, groups, &q.offsets);
+      CopyRows(stacked_out->super_scales, row, rows, cols / kSuperBlock, &q.super_scales);
+      CopyRows(stacked_out->super_mins, row, rows, cols / kSuperBlock, &q.super_mins);
+    }
     row += rows;
   }
   return Status::Ok();

@@ -166,7 +166,7 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
       SOLVERD_RETURN_IF_ERROR(QuantizeTensor(device, stream, t, layer, o, cancel, &q, &summary));
       const LayerReport& r = summary.report;
       layer_candidates.push_back(
-          {b, internal::ExportLayerBytes(options.format, layer.rows, layer.cols, b, q.group_size),
+          {b, internal::ExportLayerBytes(options.format, layer.rows, layer.cols, o),
            options.allocation_error == AllocationError::kAbsolute
                ? r.output_error_squared
                : r.relative_output_error * r.relative_output_error,
@@ -196,7 +196,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
       static_cast<double>(plan.selected_weights) *
       static_cast<double>(1 + (allocating ? options.allocation_bits.size() : 0));
   std::vector<std::vector<BitsCandidate>> candidates;
-  std::vector<int> bits(plan.selected.size(), options.layer.bits);
+  std::vector<int> bits = plan.bits;
   if (allocating) {
     SOLVERD_RETURN_IF_ERROR(
         ChooseBits(device, stream, plan, options, cancel, &progress, &candidates, &bits));
@@ -238,6 +238,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     d.group_size = q.group_size;
     d.symmetric = o.symmetric;
     d.double_quant = o.double_quant;
+    d.k_quant = o.k_quant;
     SOLVERD_RETURN_IF_ERROR(writer->AddLayer(d, q, &summary.bytes_after));
     result->bytes_after += summary.bytes_after;
     quantized_bytes += summary.bytes_after;

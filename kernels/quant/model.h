@@ -46,10 +46,21 @@ class LlamaGgufLayout;
 enum class ExportFormat { kSolverd, kGptq, kGguf };
 const char* ExportFormatName(ExportFormat format);  // "solverd", "gptq", "gguf"
 
-// gguf's tensor types: Q4_0 or Q8_0 blocks by the layers' bits, or every
+// gguf's tensor types: Q4_0 or Q8_0 blocks by the layers' bits; every
 // 2-D float tensor in F16 with nothing quantized (1-D ones in F32), as
-// llama.cpp's converter writes an unquantized model.
-enum class GgufType { kFromBits, kF16 };
+// llama.cpp's converter writes an unquantized model; or llama.cpp's
+// K-quants, needing layer.k_quant with layer.bits 4 (Q4_K, and the base
+// of Q4_K_M), 5 (Q5_K) or 6 (Q6_K). Q4_K_M is llama.cpp's mix of that
+// name: Q6_K for the output head and for attn_v and ffn_down in the first
+// and last eighth of the blocks and every third block between, Q4_K for
+// the rest. With bit allocation, K-quant types are what
+// allocation_bits' 4, 5 and 6 mean.
+enum class GgufType { kFromBits, kF16, kQ4_K, kQ5_K, kQ6_K, kQ4_K_M };
+const char* GgufTypeName(GgufType type);  // "Q4_K_M", ...
+
+// The bits a K-quant type quantizes its layers at (Q4_K_M: most of them);
+// 0 for the others.
+int GgufTypeBits(GgufType type);
 
 // What bit allocation sums over layers: each layer's squared relative
 // output error ||(W - Q) X^T||_F^2 / ||W X^T||_F^2, which does not depend
@@ -84,6 +95,11 @@ struct ModelOptions {
 // Whether `options` writes an unquantized F16 gguf file (no layer selected).
 inline bool WritesGgufF16(const ModelOptions& options) {
   return options.format == ExportFormat::kGguf && options.gguf_type == GgufType::kF16;
+}
+
+// Whether `options` writes llama.cpp K-quant blocks.
+inline bool WritesKQuants(const ModelOptions& options) {
+  return options.format == ExportFormat::kGguf && GgufTypeBits(options.gguf_type) != 0;
 }
 
 // Whether `options` asks for bit allocation (a target is set).
@@ -130,6 +146,7 @@ struct ModelPlan {
   std::shared_ptr<const internal::LlamaGgufLayout> gguf_layout;
   SafetensorsFile calibration;         // empty without calibration data
   std::vector<TensorEntry> selected;   // in file order
+  std::vector<int> bits;               // of each selected layer (before any allocation)
   int64_t largest_layer_bytes = 0;     // MemoryBytes of the largest layer or batch
   int64_t selected_weights = 0;
   int64_t layer_budget_bytes = 0;      // allocation: the selected layers' budget; 0: none

@@ -7,6 +7,7 @@
 #include <set>
 #include <utility>
 
+#include "quant/formats/gguf_llama.h"
 #include "quant/formats/json.h"
 #include "quant/formats/model_format.h"
 #include "quant/formats/model_writer.h"
@@ -78,6 +79,10 @@ Status CheckAllocationOptions(const ModelOptions& o) {
   if (o.allocation_bits.empty()) return InvalidArgument("allocation_bits: empty");
   std::set<int> seen;
   for (const int b : o.allocation_bits) {
+    if (WritesKQuants(o) && (b < 4 || b > 6)) {
+      return InvalidArgument("allocation_bits: K-quant types are 4 (Q4_K), 5 (Q5_K) and 6 "
+                             "(Q6_K) bits, not " + std::to_string(b));
+    }
     if (b < 2 || b > 8) return InvalidArgument("allocation_bits: each must be 2..8");
     if (!seen.insert(b).second) {
       return InvalidArgument("allocation_bits: " + std::to_string(b) + " is listed twice");
@@ -93,10 +98,11 @@ Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
   int64_t all_bytes = 0, selected_bytes = 0, smallest = 0;
   for (const TensorEntry& t : plan->model.tensors) all_bytes += t.end - t.begin;
   const int narrowest = *std::min_element(o.allocation_bits.begin(), o.allocation_bits.end());
+  Options narrow = o.layer;
+  narrow.bits = narrowest;
   for (const TensorEntry& t : plan->selected) {
     selected_bytes += t.end - t.begin;
-    smallest += internal::ExportLayerBytes(o.format, t.shape[0], t.shape[1], narrowest,
-                                           internal::GroupColumns(o.layer, t.shape[1]));
+    smallest += internal::ExportLayerBytes(o.format, t.shape[0], t.shape[1], narrow);
   }
   const double weights = static_cast<double>(plan->selected_weights);
   const int64_t copied = all_bytes - selected_bytes;
@@ -118,7 +124,76 @@ Status PlanBudget(const ModelOptions& o, ModelPlan* plan) {
                          std::to_string(narrowest) + " bits)");
 }
 
+// gguf_type and the layer options agree: K-quant types round on K-quant
+// grids at their bits, the others do not.
+Status CheckGgufType(const ModelOptions& o) {
+  if (o.gguf_type != GgufType::kFromBits && o.format != ExportFormat::kGguf) {
+    return InvalidArgument("gguf_type: only with format gguf");
+  }
+  if (!WritesKQuants(o)) {
+    if (o.layer.k_quant) {
+      return InvalidArgument("k_quant: K-quant grids are written by a K-quant gguf_type");
+    }
+    return Status::Ok();
+  }
+  if (!o.layer.k_quant) {
+    return InvalidArgument(std::string("gguf_type: ") + GgufTypeName(o.gguf_type) +
+                           " rounds on K-quant grids (k_quant)");
+  }
+  if (!AllocatesBits(o) && o.layer.bits != GgufTypeBits(o.gguf_type)) {
+    return InvalidArgument(std::string("bits: gguf_type ") + GgufTypeName(o.gguf_type) + " is " +
+                           std::to_string(GgufTypeBits(o.gguf_type)) + "-bit, not " +
+                           std::to_string(o.layer.bits));
+  }
+  return Status::Ok();
+}
+
+// llama.cpp's rule for the blocks whose attn_v and ffn_down get more bits
+// in its _M mixes: the first and last eighth, and every third between.
+bool UsesMoreBits(int64_t block, int64_t blocks) {
+  return block < blocks / 8 || block >= 7 * blocks / 8 || (block - blocks / 8) % 3 == 2;
+}
+
+// The bits of selected tensor `t` in a Q4_K_M file: 6 (Q6_K) for the
+// output head and the chosen attn_v / ffn_down, 4 (Q4_K) otherwise. Names
+// are llama.cpp's, so without its layout every layer is Q4_K.
+int Q4KMBits(const ModelPlan& plan, const TensorEntry& t) {
+  internal::GgufTensorPlan mapped;
+  if (plan.gguf_layout == nullptr || !plan.gguf_layout->Map(t.name, &mapped).ok()) return 4;
+  if (mapped.name == "output.weight") return 6;
+  long long block = -1;
+  char kind[32] = {};
+  if (std::sscanf(mapped.name.c_str(), "blk.%lld.%31[a-z_].weight", &block, kind) != 2) return 4;
+  const std::string k = kind;
+  if ((k == "attn_v" || k == "ffn_down") && UsesMoreBits(block, plan.config.num_hidden_layers)) {
+    return 6;
+  }
+  return 4;
+}
+
 }  // namespace
+
+const char* GgufTypeName(GgufType type) {
+  switch (type) {
+    case GgufType::kFromBits: return "from bits";
+    case GgufType::kF16: return "F16";
+    case GgufType::kQ4_K: return "Q4_K";
+    case GgufType::kQ5_K: return "Q5_K";
+    case GgufType::kQ6_K: return "Q6_K";
+    case GgufType::kQ4_K_M: return "Q4_K_M";
+  }
+  return "?";
+}
+
+int GgufTypeBits(GgufType type) {
+  switch (type) {
+    case GgufType::kQ4_K:
+    case GgufType::kQ4_K_M: return 4;
+    case GgufType::kQ5_K: return 5;
+    case GgufType::kQ6_K: return 6;
+    default: return 0;
+  }
+}
 
 const char* ExportFormatName(ExportFormat format) {
   switch (format) {
@@ -176,6 +251,7 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
   plan->passthrough = std::move(model.passthrough);
   plan->release_source = std::move(model.release_source);
   SOLVERD_RETURN_IF_ERROR(ValidateOptions(options.layer));
+  SOLVERD_RETURN_IF_ERROR(CheckGgufType(options));
   SOLVERD_RETURN_IF_ERROR(CheckAllocationOptions(options));
   if (!calibration_bytes.empty()) {
     SOLVERD_RETURN_IF_ERROR(
@@ -212,6 +288,8 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
       }
     }
     plan->selected.push_back(t);
+    plan->bits.push_back(options.gguf_type == GgufType::kQ4_K_M ? Q4KMBits(*plan, t)
+                                                                : options.layer.bits);
     plan->selected_weights += t.elements();
     const TensorEntry* in = plan->calibration.Find(LayerName(t.name) + ".inputs");
     plan->largest_layer_bytes = std::max(

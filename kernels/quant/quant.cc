@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/check_finite.h"
+#include "quant/kquant_math.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant {
@@ -84,6 +85,16 @@ Status ValidateOptions(const Options& o) {
   if (!(o.dmmv_time_limit_seconds >= 0)) {
     return InvalidArgument("dmmv_time_limit_seconds: must be non-negative");
   }
+  if (o.k_quant) {
+    if (o.method != Method::kRtn && o.method != Method::kGptq) {
+      return InvalidArgument(std::string("method: K-quant grids are rounded by rtn or gptq, "
+                                         "not ") + MethodName(o.method));
+    }
+    if (o.bits < 4 || o.bits > 6) {
+      return InvalidArgument("bits: K-quants are 4 (Q4_K), 5 (Q5_K) or 6 (Q6_K) bits, not " +
+                             std::to_string(o.bits));
+    }
+  }
   if (o.method == Method::kHqq) {
     if (o.symmetric) return InvalidArgument("symmetric: hqq optimizes an asymmetric zero point");
     if (o.clip_search) return InvalidArgument("clip_search: hqq chooses its own zero point");
@@ -108,6 +119,10 @@ Status ValidateLayer(const Layer& layer, const Options& options) {
     return InvalidArgument(std::string("inputs: method ") + MethodName(options.method) +
                            " needs calibration inputs");
   }
+  if (options.k_quant && layer.cols % internal::kSuperBlock != 0) {
+    return InvalidArgument("weights: K-quant super-blocks are 256 weights of a row, and the "
+                           "rows have " + std::to_string(layer.cols));
+  }
   if (options.method == Method::kGptq && layer.cols > kMaxGptqColumns) {
     return InvalidArgument("weights: gptq handles at most " + std::to_string(kMaxGptqColumns) +
                            " columns");
@@ -120,7 +135,8 @@ void QuantizedLayer::Reset() {
   group_size = 0;
   absmax_offset = 0;
   for (std::vector<float>* v :
-       {&scales, &zeros, &absmax, &codebook, &absmax_scales, &dequantized}) {
+       {&scales, &zeros, &offsets, &super_scales, &super_mins, &absmax, &codebook,
+        &absmax_scales, &dequantized}) {
     v->clear();
   }
   codes.clear();

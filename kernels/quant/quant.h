@@ -62,6 +62,10 @@ struct Options {
   int64_t dmmv_outer_iterations = 20;  // dmmv: LNS rounds per layer
   double dmmv_time_limit_seconds = 0;  // dmmv: per layer; 0: none
   int64_t hqq_iterations = 20;    // hqq: zero-point rounds per group
+  // rtn, gptq: llama.cpp's K-quant grids (kquant_math.h) instead of
+  // per-group ones: bits 4, 5, 6 are Q4_K, Q5_K, Q6_K; group_size and
+  // symmetric are then theirs (32 / 16 columns), and cols a multiple of 256.
+  bool k_quant = false;
   int threads = 1;                // CPU backend
 };
 
@@ -83,6 +87,11 @@ struct QuantizedLayer {
   int64_t group_size = 0;             // as used (grid: cols when per row)
   std::vector<uint8_t> codes;         // rows x cols
   std::vector<float> scales, zeros;   // grid: rows x groups (fp16 values)
+  // K-quants: each group's offset (Grid::offset), and per row and
+  // super-block of 256 columns the fp16 d and dmin its groups' integer
+  // scales and mins multiply (scale = d sc, offset = dmin m exactly).
+  std::vector<float> offsets;
+  std::vector<float> super_scales, super_mins;
   std::vector<float> absmax;          // blockwise: per block (as dequantized)
   std::vector<float> codebook;        // blockwise: 2^bits entries, ascending
   // Double quant: absmax[b] = absmax_offset + absmax_scales[b / 256] *

@@ -12,6 +12,7 @@
 #include "common/device.h"
 #include "common/status.h"
 #include "quant/hqq_math.h"
+#include "quant/kquant_math.h"
 #include "quant/quant.h"
 #include "quant/quant_math.h"
 
@@ -20,6 +21,7 @@ namespace solverd::quant::internal {
 // Columns per scale group: group_size, or the whole row for 0 or a group
 // wider than the row.
 inline int64_t GroupColumns(const Options& options, int64_t cols) {
+  if (options.k_quant) return KGroupSize(options.bits);
   return options.group_size <= 0 || options.group_size >= cols ? cols : options.group_size;
 }
 inline int64_t GroupCount(int64_t cols, int64_t group) { return (cols + group - 1) / group; }
@@ -31,15 +33,32 @@ inline HqqGroup HqqGroupFor(const Options& options) {
   return HqqGroup{options.bits, static_cast<int>(options.hqq_iterations)};
 }
 
-// Sizes the grid fields of `out` for a rows x cols layer.
-void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, QuantizedLayer* out);
+// Sizes the grid fields of `out` for a rows x cols layer (the K-quant
+// ones too with options.k_quant).
+void ShapeGridLayer(int64_t rows, int64_t cols, const Options& options, QuantizedLayer* out);
 
 inline Grid GridAt(const QuantizedLayer& q, int64_t index, int bits) {
   Grid g;
   g.scale = q.scales[index];
   g.zero = q.zeros[index];
+  if (!q.offsets.empty()) g.offset = q.offsets[index];
   g.maxq = (1 << bits) - 1;
   return g;
+}
+
+// Stores the grids of the super-block starting at column `col` of row `r`
+// (ChooseKSuperBlock's outputs) in `out`.
+inline void StoreKSuperBlock(int64_t r, int64_t cols, int64_t col, const Grid* grids, float d,
+                             float dmin, QuantizedLayer* out) {
+  const int64_t groups = cols / out->group_size, supers = cols / kSuperBlock;
+  const int64_t first = r * groups + col / out->group_size;
+  for (int g = 0; g < KGroups(out->bits); ++g) {
+    out->scales[first + g] = grids[g].scale;
+    out->zeros[first + g] = grids[g].zero;
+    out->offsets[first + g] = grids[g].offset;
+  }
+  out->super_scales[r * supers + col / kSuperBlock] = d;
+  out->super_mins[r * supers + col / kSuperBlock] = dmin;
 }
 
 // out[0..n) = the values of one group's codes on grid `g`.

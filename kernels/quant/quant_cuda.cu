@@ -43,17 +43,46 @@ Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double
   return Status::Ok();
 }
 
-// Brings a grid layer's scales, zeros and codes back and dequantizes it on
-// the host (codes cross the bus, not four times their bytes in floats).
-Status DownloadGridLayer(const DeviceBuffer<float>& scales, const DeviceBuffer<float>& zeros,
-                         const DeviceBuffer<uint8_t>& codes, int64_t rows, int64_t cols,
-                         int threads, cudaStream_t stream, QuantizedLayer* out) {
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
-  DequantizeGrid(rows, cols, threads, out);
-  return Status::Ok();
-}
+// A grid layer's per-group and per-super-block values on the device, as
+// ShapeGridLayer() sized them on the host.
+struct GridBuffers {
+  DeviceBuffer<float> scales, zeros, offsets, super_scales, super_mins;
+  DeviceBuffer<uint8_t> codes;
+
+  // Copies `shaped`'s values up (static grids) and makes room for codes.
+  Status Upload(const QuantizedLayer& shaped, cudaStream_t stream) {
+    SOLVERD_RETURN_IF_ERROR(scales.Upload(shaped.scales.data(), shaped.scales.size(), stream));
+    SOLVERD_RETURN_IF_ERROR(zeros.Upload(shaped.zeros.data(), shaped.zeros.size(), stream));
+    if (!shaped.offsets.empty()) {  // K-quant grids
+      SOLVERD_RETURN_IF_ERROR(
+          offsets.Upload(shaped.offsets.data(), shaped.offsets.size(), stream));
+      SOLVERD_RETURN_IF_ERROR(super_scales.Upload(shaped.super_scales.data(),
+                                                  shaped.super_scales.size(), stream));
+      SOLVERD_RETURN_IF_ERROR(
+          super_mins.Upload(shaped.super_mins.data(), shaped.super_mins.size(), stream));
+    }
+    return codes.Allocate(shaped.codes.size());
+  }
+  DeviceGrids View() {
+    return {scales.data(), zeros.data(), offsets.data(), super_scales.data(), super_mins.data(),
+            codes.data()};
+  }
+  // Brings the values and codes back and dequantizes the layer on the
+  // host (codes cross the bus, not four times their bytes in floats).
+  Status Download(int64_t rows, int64_t cols, int threads, cudaStream_t stream,
+                  QuantizedLayer* out) {
+    SOLVERD_RETURN_IF_ERROR(DownloadInto(scales, &out->scales, stream));
+    SOLVERD_RETURN_IF_ERROR(DownloadInto(zeros, &out->zeros, stream));
+    if (offsets.size() > 0) {
+      SOLVERD_RETURN_IF_ERROR(DownloadInto(offsets, &out->offsets, stream));
+      SOLVERD_RETURN_IF_ERROR(DownloadInto(super_scales, &out->super_scales, stream));
+      SOLVERD_RETURN_IF_ERROR(DownloadInto(super_mins, &out->super_mins, stream));
+    }
+    SOLVERD_RETURN_IF_ERROR(DownloadInto(codes, &out->codes, stream));
+    DequantizeGrid(rows, cols, threads, out);
+    return Status::Ok();
+  }
+};
 
 // Threads per block of StagedGroupKernel for this layer, a multiple of 32
 // whose staging fits the default 48 KiB of shared memory; 0 where the layer
@@ -71,34 +100,52 @@ Status QuantizeGroupsCuda(const Device& device, StreamHandle stream_handle, cons
   SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
   auto stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t rows = layer.rows, cols = layer.cols;
-  const int64_t group = GroupColumns(options, cols);
-  ShapeGridLayer(rows, cols, options.bits, group, out);
-  DeviceBuffer<float> w, scales, zeros;
-  DeviceBuffer<uint8_t> codes;
+  ShapeGridLayer(rows, cols, options, out);
+  const int64_t group = out->group_size;
+  DeviceBuffer<float> w;
+  GridBuffers grids;
   SOLVERD_RETURN_IF_ERROR(w.Upload(layer.weights.data(), layer.weights.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(scales.Allocate(out->scales.size()));
-  SOLVERD_RETURN_IF_ERROR(zeros.Allocate(out->zeros.size()));
-  SOLVERD_RETURN_IF_ERROR(codes.Allocate(out->codes.size()));
+  SOLVERD_RETURN_IF_ERROR(grids.Upload(*out, stream));
+  const DeviceGrids view = grids.View();
   const int64_t cells = static_cast<int64_t>(out->scales.size());
   const int staged_threads = StagedThreads(cols, group);
   if (staged_threads > 0) {
     const size_t shared = static_cast<size_t>(staged_threads * StagedBytesPerThread(group));
     StagedGroupKernel<<<BlocksFor(cells, staged_threads), staged_threads, shared, stream>>>(
-        w.data(), cells, static_cast<int>(group), quantize, scales.data(), zeros.data(),
-        codes.data());
+        w.data(), cells, static_cast<int>(group), quantize, view.scales, view.zeros,
+        view.codes);
     SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("StagedGroupKernel", stream));
   } else {
     GroupKernel<<<BlocksFor(cells, kQuantThreads), kQuantThreads, 0, stream>>>(
-        w.data(), rows, cols, group, quantize, scales.data(), zeros.data(), codes.data());
+        w.data(), rows, cols, group, quantize, view.scales, view.zeros, view.codes);
     SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GroupKernel", stream));
   }
-  return DownloadGridLayer(scales, zeros, codes, rows, cols, options.threads, stream, out);
+  return grids.Download(rows, cols, options.threads, stream, out);
+}
+
+// Round to nearest on K-quant grids, one thread per super-block.
+Status QuantizeKSuperBlocksCuda(const Device& device, StreamHandle stream_handle,
+                                const Layer& layer, const Options& options,
+                                QuantizedLayer* out) {
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
+  auto stream = static_cast<cudaStream_t>(stream_handle);
+  ShapeGridLayer(layer.rows, layer.cols, options, out);
+  DeviceBuffer<float> w;
+  GridBuffers grids;
+  SOLVERD_RETURN_IF_ERROR(w.Upload(layer.weights.data(), layer.weights.size(), stream));
+  SOLVERD_RETURN_IF_ERROR(grids.Upload(*out, stream));
+  const int64_t supers = static_cast<int64_t>(out->super_scales.size());
+  KSuperBlockKernel<<<BlocksFor(supers, kQuantThreads), kQuantThreads, 0, stream>>>(
+      w.data(), supers, options.bits, grids.View());
+  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("KSuperBlockKernel", stream));
+  return grids.Download(layer.rows, layer.cols, options.threads, stream, out);
 }
 
 }  // namespace
 
 Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
                const Options& options, QuantizedLayer* out) {
+  if (options.k_quant) return QuantizeKSuperBlocksCuda(device, stream, layer, options, out);
   return QuantizeGroupsCuda(device, stream, layer, options, RtnGroupFor(options), out);
 }
 
@@ -153,19 +200,17 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
   DeviceBuffer<float> u;
   SOLVERD_RETURN_IF_ERROR(u.Upload(u_host.data(), u_host.size(), stream));
 
-  DeviceBuffer<float> w, scales, zeros;
+  DeviceBuffer<float> w;
   DeviceBuffer<int64_t> order;
-  DeviceBuffer<uint8_t> codes;
+  GridBuffers grids;
   SOLVERD_RETURN_IF_ERROR(w.Upload(setup.work.data(), setup.work.size(), stream));
   SOLVERD_RETURN_IF_ERROR(order.Upload(setup.order.data(), setup.order.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(scales.Upload(out->scales.data(), out->scales.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(zeros.Upload(out->zeros.data(), out->zeros.size(), stream));
-  SOLVERD_RETURN_IF_ERROR(codes.Allocate(out->codes.size()));
+  SOLVERD_RETURN_IF_ERROR(grids.Upload(*out, stream));
   GptqRowKernel<<<static_cast<unsigned>(rows), kQuantThreads, 0, stream>>>(
       w.data(), cols, u.data(), order.data(), out->group_size, options.bits, options.symmetric,
-      options.clip_search, options.act_order, scales.data(), zeros.data(), codes.data());
+      options.clip_search, options.k_quant, options.act_order, grids.View());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("GptqRowKernel", stream));
-  return DownloadGridLayer(scales, zeros, codes, rows, cols, options.threads, stream, out);
+  return grids.Download(rows, cols, options.threads, stream, out);
 }
 
 }  // namespace solverd::quant::internal

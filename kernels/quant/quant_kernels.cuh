@@ -10,6 +10,7 @@
 
 #include "quant/gptq_math.h"
 #include "quant/hqq_math.h"
+#include "quant/kquant_math.h"
 #include "quant/quant_math.h"
 
 namespace solverd::quant::internal {
@@ -71,6 +72,44 @@ __global__ void StagedGroupKernel(const float* weights, int64_t cells, int group
   }
 }
 
+// Where a grid layer's per-group and per-super-block values go on the
+// device (offsets and the super-block arrays only for K-quant grids).
+struct DeviceGrids {
+  float* scales;
+  float* zeros;
+  float* offsets;
+  float* super_scales;
+  float* super_mins;
+  uint8_t* codes;
+};
+
+// Stores the grids ChooseKSuperBlock gave super-block `super` (a row's
+// super-blocks are consecutive, as are the groups of each).
+__device__ inline void StoreKGrids(const DeviceGrids& out, int64_t super, int bits,
+                                   const Grid* grids, float d, float dmin) {
+  const int groups = KGroups(bits);
+  for (int g = 0; g < groups; ++g) {
+    out.scales[super * groups + g] = grids[g].scale;
+    out.zeros[super * groups + g] = grids[g].zero;
+    out.offsets[super * groups + g] = grids[g].offset;
+  }
+  out.super_scales[super] = d;
+  out.super_mins[super] = dmin;
+}
+
+// One thread per K-quant super-block of 256 weights (rows are whole
+// super-blocks): round to nearest on its grids.
+__global__ void KSuperBlockKernel(const float* weights, int64_t supers, int bits,
+                                  DeviceGrids out) {
+  const int64_t id = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (id >= supers) return;
+  Grid grids[kMaxKGroups];
+  float d, dmin;
+  QuantizeKSuperBlock(weights + id * kSuperBlock, bits, grids, &d, &dmin,
+                      out.codes + id * kSuperBlock);
+  StoreKGrids(out, id, bits, grids, d, dmin);
+}
+
 // One thread per block of `block` weights: its absmax.
 __global__ void AbsmaxKernel(const float* weights, int64_t n, int64_t block, float* absmax) {
   const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
@@ -106,10 +145,11 @@ __global__ void HessianKernel(const float* x, int64_t tokens, int64_t cols, doub
 // rounded column by column, each error fed back into the later columns by
 // all threads of the block. order[j] is the column at position j. With
 // static groups the grids are given; otherwise thread 0 chooses each
-// group's grid from the updated weights when the group starts.
+// group's grid (each K-quant super-block's grids) from the updated weights
+// when it starts.
 __global__ void GptqRowKernel(float* work, int64_t cols, const float* u, const int64_t* order,
                               int64_t group, int bits, bool symmetric, bool clip_search,
-                              bool static_groups, float* scales, float* zeros, uint8_t* codes) {
+                              bool k_quant, bool static_groups, DeviceGrids out) {
   const int64_t r = blockIdx.x;
   const int64_t groups = (cols + group - 1) / group;
   float* w = work + r * cols;
@@ -118,18 +158,24 @@ __global__ void GptqRowKernel(float* work, int64_t cols, const float* u, const i
     if (threadIdx.x == 0) {
       const int64_t col = order[j];
       const int64_t g = r * groups + col / group;
-      if (!static_groups && j % group == 0) {
+      if (!static_groups && k_quant && j % kSuperBlock == 0) {
+        Grid grids[kMaxKGroups];
+        float d, dmin;
+        ChooseKSuperBlock(w + j, bits, grids, &d, &dmin);
+        StoreKGrids(out, (r * cols + j) / kSuperBlock, bits, grids, d, dmin);
+      } else if (!static_groups && !k_quant && j % group == 0) {
         const int n = static_cast<int>(cols - j < group ? cols - j : group);
         const Grid chosen = ChooseGrid(w + j, n, 1, bits, symmetric, clip_search);
-        scales[g] = chosen.scale;
-        zeros[g] = chosen.zero;
+        out.scales[g] = chosen.scale;
+        out.zeros[g] = chosen.zero;
       }
       Grid grid;
-      grid.scale = scales[g];
-      grid.zero = zeros[g];
+      grid.scale = out.scales[g];
+      grid.zero = out.zeros[g];
+      if (k_quant) grid.offset = out.offsets[g];
       grid.maxq = (1 << bits) - 1;
       const int code = CodeOf(w[j], grid);
-      codes[r * cols + col] = static_cast<uint8_t>(code);
+      out.codes[r * cols + col] = static_cast<uint8_t>(code);
       err = FeedbackError(w[j], Dequantize(code, grid), u[j * cols + j]);
     }
     __syncthreads();

@@ -23,9 +23,12 @@ SOLVERD_HD inline float ClipShrink(int step) { return 1.0f - 0.025f * static_cas
 inline constexpr float kMinHalfScale = 5.9604644775390625e-8f;
 inline constexpr float kMaxHalfScale = 65504.0f;
 
+// w ~ scale * (code - zero) - offset. Only K-quant grids (kquant_math.h)
+// have an offset; their scale may be 0, which puts every code at `zero`.
 struct Grid {
   float scale = 1;
   float zero = 0;  // an integer, in code units
+  float offset = 0;
   int maxq = 15;
 };
 
@@ -63,11 +66,13 @@ SOLVERD_HD inline Grid GridFor(float lo, float hi, int bits, bool symmetric) {
 }
 
 SOLVERD_HD inline int CodeOf(float w, const Grid& g) {
-  return static_cast<int>(Clamp(rintf(w / g.scale) + g.zero, 0, static_cast<float>(g.maxq)));
+  if (g.scale == 0) return static_cast<int>(g.zero);
+  return static_cast<int>(
+      Clamp(rintf((w + g.offset) / g.scale) + g.zero, 0, static_cast<float>(g.maxq)));
 }
 
 SOLVERD_HD inline float Dequantize(int code, const Grid& g) {
-  return g.scale * (static_cast<float>(code) - g.zero);
+  return g.scale * (static_cast<float>(code) - g.zero) - g.offset;
 }
 
 // Sum of squared rounding errors of w[0..n) (stride `stride`) on `g`.

@@ -7,13 +7,17 @@
 
 namespace solverd::quant::internal {
 
-void ShapeGridLayer(int64_t rows, int64_t cols, int bits, int64_t group, QuantizedLayer* out) {
-  out->bits = bits;
-  out->group_size = group;
-  const int64_t groups = GroupCount(cols, group);
+void ShapeGridLayer(int64_t rows, int64_t cols, const Options& options, QuantizedLayer* out) {
+  out->bits = options.bits;
+  out->group_size = GroupColumns(options, cols);
+  const int64_t groups = GroupCount(cols, out->group_size);
   out->codes.assign(static_cast<size_t>(rows * cols), 0);
   out->scales.assign(static_cast<size_t>(rows * groups), 1.0f);
   out->zeros.assign(static_cast<size_t>(rows * groups), 0.0f);
+  if (!options.k_quant) return;
+  out->offsets.assign(static_cast<size_t>(rows * groups), 0.0f);
+  out->super_scales.assign(static_cast<size_t>(rows * cols / kSuperBlock), 0.0f);
+  out->super_mins.assign(static_cast<size_t>(rows * cols / kSuperBlock), 0.0f);
 }
 
 void DequantizeGrid(int64_t rows, int64_t cols, int threads, QuantizedLayer* out) {
@@ -42,7 +46,7 @@ void QuantizeGroups(const Layer& layer, const Options& options, GroupQuantizer q
   const int64_t cols = layer.cols;
   const int64_t group = GroupColumns(options, cols);
   const int64_t groups = GroupCount(cols, group);
-  ShapeGridLayer(layer.rows, cols, options.bits, group, out);
+  ShapeGridLayer(layer.rows, cols, options, out);
   out->dequantized.resize(static_cast<size_t>(layer.rows * cols));
   ParallelFor(layer.rows, options.threads, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -59,10 +63,32 @@ void QuantizeGroups(const Layer& layer, const Options& options, GroupQuantizer q
   }, 1);
 }
 
+// Round to nearest on K-quant grids, one super-block at a time.
+void QuantizeKSuperBlocks(const Layer& layer, const Options& options, QuantizedLayer* out) {
+  const int64_t cols = layer.cols;
+  ShapeGridLayer(layer.rows, cols, options, out);
+  ParallelFor(layer.rows, options.threads, [&](int64_t begin, int64_t end) {
+    Grid grids[kMaxKGroups];
+    float d, dmin;
+    for (int64_t r = begin; r < end; ++r) {
+      for (int64_t c = 0; c < cols; c += kSuperBlock) {
+        QuantizeKSuperBlock(&layer.weights[r * cols + c], options.bits, grids, &d, &dmin,
+                            &out->codes[r * cols + c]);
+        StoreKSuperBlock(r, cols, c, grids, d, dmin, out);
+      }
+    }
+  }, 1);
+  DequantizeGrid(layer.rows, cols, options.threads, out);
+}
+
 }  // namespace
 
 Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out) {
-  QuantizeGroups(layer, options, RtnGroupFor(options), out);
+  if (options.k_quant) {
+    QuantizeKSuperBlocks(layer, options, out);
+  } else {
+    QuantizeGroups(layer, options, RtnGroupFor(options), out);
+  }
   return Status::Ok();
 }
 

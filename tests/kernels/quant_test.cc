@@ -12,36 +12,10 @@
 #include "quant/blockwise.h"
 #include "quant/half.h"
 #include "quant/quant.h"
+#include "quant_test_util.h"
 
 namespace solverd::quant {
 namespace {
-
-// rows x cols weights; tokens x cols inputs with correlated columns
-// (each a mix of a few shared factors plus noise) when `correlated`.
-Layer MakeLayer(int64_t rows, int64_t cols, int64_t tokens, bool correlated, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0, 1);
-  Layer l;
-  l.rows = rows;
-  l.cols = cols;
-  l.tokens = tokens;
-  for (int64_t i = 0; i < rows * cols; ++i) l.weights.push_back(0.1f * normal(rng));
-  const int factors = 4;
-  std::vector<float> mix(factors * cols);
-  for (float& m : mix) m = normal(rng);
-  for (int64_t t = 0; t < tokens; ++t) {
-    float f[factors];
-    for (float& v : f) v = normal(rng);
-    for (int64_t c = 0; c < cols; ++c) {
-      float x = normal(rng) * (correlated ? 0.2f : 1.0f);
-      if (correlated) {
-        for (int k = 0; k < factors; ++k) x += f[k] * mix[k * cols + c];
-      }
-      l.inputs.push_back(x);
-    }
-  }
-  return l;
-}
 
 Options GridOptions(Method method, int bits, int64_t group) {
   Options o;

@@ -6,7 +6,9 @@
 #include <utility>
 
 #include "quant/half.h"
+#include "quant/kquant_math.h"
 #include "quant/formats/gguf.h"
+#include "quant/formats/gguf_blocks.h"
 #include "quant/formats/gguf_llama.h"
 #include "quant/formats/json.h"
 #include "quant/formats/model_writer.h"
@@ -17,9 +19,6 @@ namespace {
 constexpr uint32_t kGgufVersion = 3;
 constexpr uint64_t kAlignment = 32;
 constexpr int64_t kBlock = 32;  // weights per Q4_0 / Q8_0 block
-
-// A Q4_0 / Q8_0 block: an fp16 scale, then the codes.
-int64_t BlockBytes(int bits) { return 2 + kBlock * bits / 8; }
 
 bool GgmlTypeOf(DType dtype, uint32_t* type) {
   switch (dtype) {
@@ -34,8 +33,6 @@ bool GgmlTypeOf(DType dtype, uint32_t* type) {
     default: return false;
   }
 }
-
-void PutHalf(float value, std::string* out) { PutLittleEndian<uint16_t>(FloatToHalf(value), out); }
 
 // A float tensor's bytes as F32, or as F16 (rounded to nearest even).
 // REQUIRES: IsFloat(t.dtype).
@@ -93,27 +90,15 @@ class GgufWriter final : public ModelWriter {
 };
 
 Status GgufWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
-  const int64_t blocks = d.rows * d.cols / kBlock;
   std::string data;
-  data.reserve(static_cast<size_t>(blocks * BlockBytes(q.bits)));
-  for (int64_t b = 0; b < blocks; ++b) {
-    const uint8_t* codes = &q.codes[b * kBlock];
-    PutHalf(q.scales[b], &data);  // one group per block, row-major
-    if (q.bits == 4) {
-      for (int j = 0; j < kBlock / 2; ++j) {
-        data.push_back(static_cast<char>(codes[j] | (codes[j + kBlock / 2] << 4)));
-      }
-    } else {
-      for (int j = 0; j < kBlock; ++j) data.push_back(static_cast<char>(codes[j] - 128));
-    }
-  }
+  AppendGgufBlocks(q, d.rows, d.cols, d.k_quant, &data);
   *bytes = static_cast<int64_t>(data.size());
   GgufTensorPlan plan;
   plan.name = d.source;
   if (layout_ != nullptr) SOLVERD_RETURN_IF_ERROR(layout_->Map(d.source, &plan));
   // Each row is whole blocks, so the rows move as they would unquantized.
   if (plan.rope_heads > 0) data = PermuteRopeRows(data, d.rows, plan.rope_heads);
-  Add(plan.name, q.bits == 4 ? kGgmlQ4_0 : kGgmlQ8_0, {d.rows, d.cols}, std::move(data));
+  Add(plan.name, GgmlTypeOfLayer(q.bits, d.k_quant), {d.rows, d.cols}, std::move(data));
   return Status::Ok();
 }
 
@@ -157,19 +142,24 @@ std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout
   return std::make_unique<GgufWriter>(std::move(layout), f16);
 }
 
-int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits) {
-  return rows * cols / kBlock * BlockBytes(bits);
-}
-
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options) {
   const Options& o = options.layer;
   const bool allocating = AllocatesBits(options);
   const std::vector<int> widths = allocating ? options.allocation_bits : std::vector<int>{o.bits};
+  if (o.k_quant) {
+    if (t.shape[1] % kSuperBlock != 0) {
+      return InvalidArgument("export: tensor " + JsonQuote(t.name) + ": K-quant super-blocks "
+                             "are 256 weights of a row, and its rows have " +
+                             std::to_string(t.shape[1]) + " (exclude it, or take Q4_0 / Q8_0)");
+    }
+    return Status::Ok();  // the K-quant grids are the layer's own (ValidateOptions)
+  }
   for (const int bits : widths) {
     if (bits != 4 && bits != 8) {
       return InvalidArgument("export: the gguf layout holds 4-bit (Q4_0) and 8-bit (Q8_0) "
                              "layers, not " + std::to_string(bits) + " bits" +
-                             (allocating ? " (allocation_bits)" : ""));
+                             (allocating ? " (allocation_bits)" : "") +
+                             "; gguf_type takes the K-quants");
     }
   }
   if (!o.symmetric || o.group_size != kBlock) {

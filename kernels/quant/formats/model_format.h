@@ -25,6 +25,7 @@ struct LayerDescription {
   int64_t group_size = 0;
   bool symmetric = false;
   bool double_quant = false;
+  bool k_quant = false;  // gguf only: the layer is on K-quant grids
 };
 
 // The names of the tensors a layer adds, for collision checks.

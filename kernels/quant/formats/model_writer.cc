@@ -1,6 +1,8 @@
 #include "quant/formats/model_writer.h"
 
+#include "quant/formats/gguf_blocks.h"
 #include "quant/formats/json.h"
+#include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {
 namespace {
@@ -53,10 +55,9 @@ Status CheckExportCopy(ExportFormat format, const TensorEntry& t) {
   return format == ExportFormat::kGguf ? CheckGgufCopy(t) : Status::Ok();
 }
 
-int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bits,
-                         int64_t group_size) {
-  if (format == ExportFormat::kGguf) return GgufLayerBytes(rows, cols, bits);
-  return GridLayerBytes(rows, cols, bits, group_size);
+int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, const Options& layer) {
+  if (format == ExportFormat::kGguf) return GgufLayerBytes(rows, cols, layer.bits, layer.k_quant);
+  return GridLayerBytes(rows, cols, layer.bits, GroupColumns(layer, cols));
 }
 
 std::vector<std::string> ExportTensorNames(ExportFormat format, const TensorEntry& t,

@@ -12,12 +12,10 @@
 //    holding AutoGPTQ's quantize_config.json. (v1 stores zero - 1, so a zero
 //    point of 0 cannot be written; symmetric grids never have one.)
 //  - kGguf: a GGUF v3 file (llama.cpp's format) whose quantized layers are
-//    Q4_0 (4 bits) or Q8_0 (8 bits) tensors, under llama.cpp's names for a
-//    Llama-family checkpoint (gguf_llama.h) and their own otherwise, needing
-//    symmetric grids with group_size 32: a Q4_0 block of 32 weights is an
-//    fp16 scale d and 16 bytes, byte j holding code j (low nibble) and code
-//    j + 16 (high), w = d * (code - 8); Q8_0 is d and 32 int8 values,
-//    w = d * value (value = code - 128). Other tensors keep their dtype.
+//    Q4_0 (4 bits) or Q8_0 (8 bits) tensors, needing symmetric grids with
+//    group_size 32, or on K-quant grids Q4_K, Q5_K, Q6_K tensors (blocks:
+//    gguf_blocks.h), under llama.cpp's names for a Llama-family checkpoint
+//    (gguf_llama.h) and their own otherwise. Other tensors keep their dtype.
 // Internal to kernels/quant.
 // A writer is used by one thread at a time; the free functions are
 // stateless and safe from any thread.
@@ -61,17 +59,15 @@ Status CheckExportCopy(ExportFormat format, const TensorEntry& t);
 std::vector<std::string> ExportTensorNames(ExportFormat format, const TensorEntry& t,
                                            const Options& options);
 
-// The bytes AddLayer() stores for a rows x cols grid layer (solverd and
-// gguf layouts: the ones bit allocation can write).
-int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, int bits,
-                         int64_t group_size);
+// The bytes AddLayer() stores for a rows x cols grid layer quantized with
+// `layer` (solverd and gguf layouts: the ones bit allocation can write).
+int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, const Options& layer);
 
 // The writers of each format (export_gptq.cc, export_gguf.cc).
 std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
 // `f16`: float tensors as F16 (2-D) and F32 (1-D), as GgufType::kF16.
 std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout,
                                            bool f16);
-int64_t GgufLayerBytes(int64_t rows, int64_t cols, int bits);
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufLayer(const TensorEntry& t, const ModelOptions& options);
 Status CheckGgufCopy(const TensorEntry& t);
