@@ -177,7 +177,7 @@ class QuantCheckpoints(unittest.TestCase):
 
     def expect_error(self, model, code, fragment, **options):
         with self.assertRaises(grpc.RpcError) as raised:
-            self.client.submit(quant.QuantProblem(model=model, bits=4, **options))
+            self.client.submit(quant.QuantProblem(model=model, **dict(dict(bits=4), **options)))
         self.assertEqual(raised.exception.code(), code, raised.exception.details())
         self.assertIn(fragment, raised.exception.details())
 
@@ -216,6 +216,21 @@ class QuantCheckpoints(unittest.TestCase):
         self.expect_error(quant.QuantFile(checkpoint_path="llama"),
                           grpc.StatusCode.INVALID_ARGUMENT, "quant.gguf_type: only with format "
                           "gguf", gguf_type=quant.QUANT_GGUF_TYPE_F16)
+        k_quant = dict(format=quant.QUANT_FORMAT_GGUF, gguf_type=quant.QUANT_GGUF_TYPE_Q4_K_M)
+        self.expect_error(quant.QuantFile(checkpoint_path="llama"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "quant.group_size: gguf_type "
+                          "Q4_K_M fixes its grids", group_size=64, **k_quant)
+        self.expect_error(quant.QuantFile(checkpoint_path="llama"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "quant.bits: gguf_type Q4_K_M is "
+                          "4-bit; leave bits unset", bits=3, **k_quant)
+        self.expect_error(quant.QuantFile(checkpoint_path="llama"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "quant.method: gguf_type Q4_K_M is "
+                          "rounded by rtn or gptq, not hqq", method=quant.QUANT_METHOD_HQQ,
+                          **k_quant)
+        # This checkpoint's rows are 32 wide: no whole super-block of 256.
+        self.expect_error(quant.QuantFile(path="llama/model-00001-of-00002.safetensors"),
+                          grpc.StatusCode.INVALID_ARGUMENT, "K-quant super-blocks are 256 "
+                          "weights of a row, and its rows have 32", **k_quant)
         self.expect_error(quant.QuantFile(path="llama/model-00001-of-00002.safetensors"),
                           grpc.StatusCode.INVALID_ARGUMENT, "quant.calibration: must be one "
                           "safetensors file", calibration=quant.QuantFile(checkpoint_path="llama"))

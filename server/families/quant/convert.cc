@@ -23,6 +23,33 @@ absl::StatusOr<quant::Method> MethodFromProto(v1::QuantMethod m) {
   }
 }
 
+// A K-quant gguf_type fixes the grids: the fields that shape them must be
+// left unset, and the allocation's widths default to the three K types.
+absl::Status KQuantOptionsFromProto(const v1::QuantProblem& in, quant::ModelOptions* out) {
+  const char* type = quant::GgufTypeName(out->gguf_type);
+  const int bits = quant::GgufTypeBits(out->gguf_type);
+  if (in.bits() != 0 && in.bits() != bits) {
+    return absl::InvalidArgumentError(absl::StrCat("quant.bits: gguf_type ", type, " is ", bits,
+                                                   "-bit; leave bits unset"));
+  }
+  if (in.group_size() != 0 || in.symmetric() || in.clip_search()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "quant.", in.group_size() != 0 ? "group_size" : in.symmetric() ? "symmetric"
+                                                                         : "clip_search",
+        ": gguf_type ", type, " fixes its grids (groups of 32, or 16 for Q6_K, under "
+        "super-blocks of 256); leave it unset"));
+  }
+  if (out->layer.method != quant::Method::kRtn && out->layer.method != quant::Method::kGptq) {
+    return absl::InvalidArgumentError(absl::StrCat("quant.method: gguf_type ", type,
+                                                   " is rounded by rtn or gptq, not ",
+                                                   quant::MethodName(out->layer.method)));
+  }
+  out->layer.k_quant = true;
+  out->layer.bits = bits;
+  if (in.allocation_bits().empty()) out->allocation_bits = {4, 5, 6};
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem& in) {
@@ -57,16 +84,22 @@ absl::StatusOr<quant::ModelOptions> QuantOptionsFromProto(const v1::QuantProblem
     default: return absl::InvalidArgumentError(absl::StrCat("quant.format: unknown value ",
                                                             in.format()));
   }
+  if (in.gguf_type() != v1::QUANT_GGUF_TYPE_FROM_BITS && in.format() != v1::QUANT_FORMAT_GGUF) {
+    return absl::InvalidArgumentError("quant.gguf_type: only with format gguf");
+  }
   switch (in.gguf_type()) {
     case v1::QUANT_GGUF_TYPE_FROM_BITS: break;
-    case v1::QUANT_GGUF_TYPE_F16:
-      if (in.format() != v1::QUANT_FORMAT_GGUF) {
-        return absl::InvalidArgumentError("quant.gguf_type: only with format gguf");
-      }
-      out.gguf_type = quant::GgufType::kF16;
-      break;
+    case v1::QUANT_GGUF_TYPE_F16: out.gguf_type = quant::GgufType::kF16; break;
+    case v1::QUANT_GGUF_TYPE_Q4_K: out.gguf_type = quant::GgufType::kQ4_K; break;
+    case v1::QUANT_GGUF_TYPE_Q5_K: out.gguf_type = quant::GgufType::kQ5_K; break;
+    case v1::QUANT_GGUF_TYPE_Q6_K: out.gguf_type = quant::GgufType::kQ6_K; break;
+    case v1::QUANT_GGUF_TYPE_Q4_K_M: out.gguf_type = quant::GgufType::kQ4_K_M; break;
     default: return absl::InvalidArgumentError(absl::StrCat("quant.gguf_type: unknown value ",
                                                             in.gguf_type()));
+  }
+  if (quant::WritesKQuants(out)) {
+    absl::Status k = KQuantOptionsFromProto(in, &out);
+    if (!k.ok()) return k;
   }
   if (in.max_shard_bytes() < 0) {
     return absl::InvalidArgumentError("quant.max_shard_bytes: must be positive (0: 4 GiB)");
