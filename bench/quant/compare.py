@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 import gnubg
+import llama_bench
 import lm
 import solverd
 from solverd import safetensors
@@ -225,50 +226,122 @@ def run_throughput(client, quick, records, rows):
                 f"{theirs / ours:.1f} |")
 
 
+def gnubg_section(rows, allocation_rows):
+    return [
+        "## gnubg's trained networks", "",
+        "Layers: the 12 linear layers of Debian gnubg's six networks (gnubg.wd, converted by "
+        "bench/quant/gnubg.py), group size 128, asymmetric; calibration inputs are synthetic "
+        "(512 sparse 0/1 vectors for the first layers, their sigmoid activations for the "
+        "second). Every returned file is dequantized by the Python reader and its output error "
+        "recomputed.", "",
+        "relative output error: mean over layers of ||(W - Q) X^T||_F / ||W X^T||_F; ratios: "
+        "mean over layers of the method's figure over RTN's; max violation: max |x . (w - q)|.",
+        "", "| case | system | rel. output error | / RTN | max violation / RTN | avg bits | "
+        "seconds |", "|---|---|---|---|---|---|---|", *rows, "",
+        f"## Bit allocation at {ALLOCATION_BITS} average bits (gptq, widths from 2, 3, 4, 8 "
+        "per layer)", "",
+        "Summed over the 12 layers, recomputed from the returned files: ||(W - Q) X^T||_F^2 "
+        "on the calibration inputs (what `allocation_error` ABSOLUTE minimises) and its ratio "
+        "to ||W X^T||_F^2 (RELATIVE, the default); / RTN w4: over uniform 4-bit RTN's.", "",
+        "| case | system | avg bits | output error^2 | / RTN w4 | relative error^2 | / RTN w4 "
+        "| bits per layer |", "|---|---|---|---|---|---|---|---|", *allocation_rows, ""]
+
+
+def lm_section(rows):
+    return [
+        "## The trained byte-level LM (bench/quant/lm.py; 16 linear layers, group size 128)",
+        "", "Calibration: 2048 tokens of training text through the fp32 model. Perplexity: per "
+        f"byte on the first {lm.EVAL_BYTES} held-out bytes, of each returned file dequantized "
+        "by the Python reader and run in PyTorch.", "",
+        "| case | system | rel. output error | seconds | avg bits | perplexity | / fp32 | "
+        "bits per layer |", "|---|---|---|---|---|---|---|---|", *rows, ""]
+
+
+def throughput_section(rows):
+    return [
+        "## RTN throughput (4-bit, group 128, a model of equal fp16 layers; quantize time from "
+        "the layer reports, which leave out the fp16 decode and the error measurement)", "",
+        "| case | solverd-rtn | first layer | median later layer | numpy-rtn | "
+        "solverd speed-up |", "|---|---|---|---|---|---|", *rows, ""]
+
+
+def run_sections(client, args, records):
+    """{part: its markdown section} for each part run."""
+    sections = {}
+    if "gnubg" in args.cases:
+        rows, allocation_rows = [], []
+        run_gnubg(client, args.quick, records, rows, allocation_rows)
+        sections["gnubg"] = gnubg_section(rows, allocation_rows)
+    if "lm" in args.cases:
+        rows = []
+        run_lm(client, args.quick, records, rows)
+        sections["lm"] = lm_section(rows)
+    if "throughput" in args.cases:
+        rows = []
+        run_throughput(client, args.quick, records, rows)
+        sections["throughput"] = throughput_section(rows)
+    if "llama" in args.cases:
+        rows = []
+        llama_bench.run_llama(client, records, rows, args.llama_work)
+        sections["llama"] = llama_bench.section(rows)
+    return sections
+
+
+def merged(path, records, sections):
+    """The records and sections of a partial run over the previous run's:
+    records of the cases run replace theirs, sections replace the ones
+    with the same heading, the rest are kept as they were."""
+    if not os.path.exists(path + ".json"):
+        return records, [line for part in sections.values() for line in part]
+    cases = {r["case"] for r in records}
+    old = json.load(open(path + ".json"))["records"]
+    records = [r for r in old if r["case"] not in cases] + records
+    new = {part[0]: part for part in sections.values()}
+    kept, lines = [], open(path + ".md").read().split("\n")
+    blocks, current = [], []
+    for line in lines[lines.index("") + 1:] if "" in lines else []:
+        if line.startswith("## ") and current:
+            blocks.append(current)
+            current = []
+        current.append(line)
+    blocks.append(current)
+    for block in blocks:
+        if block and block[0].startswith("## "):
+            kept.extend(new.pop(block[0], block))
+    for part in new.values():
+        kept.extend(part)
+    return records, kept
+
+
+PARTS = ("gnubg", "lm", "throughput", "llama")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--out", default="bench/results/quant")
+    parser.add_argument("--cases", default=",".join(PARTS),
+                        help="parts to run, of " + ", ".join(PARTS) + "; the others' records "
+                        "and sections are kept from the previous results")
+    parser.add_argument("--llama-work", default="build/llamacpp",
+                        help="where node-llama-cpp is installed (npm) for case llama")
     args = parser.parse_args()
-    records, gnubg_rows, allocation_rows, lm_rows, throughput_rows = [], [], [], [], []
+    args.cases = args.cases.split(",")
+    records = []
     with solverd.Client(args.server) as client:
-        run_gnubg(client, args.quick, records, gnubg_rows, allocation_rows)
-        run_lm(client, args.quick, records, lm_rows)
-        run_throughput(client, args.quick, records, throughput_rows)
+        sections = run_sections(client, args, records)
+    if set(args.cases) == set(PARTS):
+        body = [line for part in sections.values() for line in part]
+    else:
+        records, body = merged(args.out, records, sections)
     where = machine()
     json.dump({"family": "quant", "machine": where, "command": "bench/quant/run",
                "records": records}, open(args.out + ".json", "w"), indent=1)
-    md = ["# quant: solverd's methods on gnubg's trained networks and a trained LM, and RTN "
-          "throughput", "",
-          f"Machine: {where}. Command: `bench/quant/run`. One CPU lane. Layers: the 12 linear "
-          "layers of Debian gnubg's six networks (gnubg.wd, converted by bench/quant/gnubg.py), "
-          "group size 128, asymmetric; calibration inputs are synthetic (512 sparse 0/1 vectors "
-          "for the first layers, their sigmoid activations for the second). Every returned file "
-          "is dequantized by the Python reader and its output error recomputed.", "",
-          "relative output error: mean over layers of ||(W - Q) X^T||_F / ||W X^T||_F; ratios: "
-          "mean over layers of the method's figure over RTN's; max violation: max |x . (w - q)|.",
-          "", "| case | system | rel. output error | / RTN | max violation / RTN | avg bits | "
-          "seconds |", "|---|---|---|---|---|---|---|", *gnubg_rows, "",
-          f"## Bit allocation at {ALLOCATION_BITS} average bits (gptq, widths from 2, 3, 4, 8 "
-          "per layer)", "",
-          "Summed over the 12 layers, recomputed from the returned files: ||(W - Q) X^T||_F^2 "
-          "on the calibration inputs (what `allocation_error` ABSOLUTE minimises) and its ratio "
-          "to ||W X^T||_F^2 (RELATIVE, the default); / RTN w4: over uniform 4-bit RTN's.", "",
-          "| case | system | avg bits | output error^2 | / RTN w4 | relative error^2 | / RTN w4 "
-          "| bits per layer |", "|---|---|---|---|---|---|---|---|", *allocation_rows, "",
-          "## The trained byte-level LM (bench/quant/lm.py; 16 linear layers, group size 128)",
-          "", "Calibration: 2048 tokens of training text through the fp32 model. Perplexity: per "
-          f"byte on the first {lm.EVAL_BYTES} held-out bytes, of each returned file dequantized "
-          "by the Python reader and run in PyTorch.", "",
-          "| case | system | rel. output error | seconds | avg bits | perplexity | / fp32 | "
-          "bits per layer |", "|---|---|---|---|---|---|---|---|", *lm_rows, "",
-          "## RTN throughput (4-bit, group 128, a model of equal fp16 layers; quantize time from "
-          "the layer reports, which leave out the fp16 decode and the error measurement)", "",
-          "| case | solverd-rtn | first layer | median later layer | numpy-rtn | "
-          "solverd speed-up |",
-          "|---|---|---|---|---|---|",
-          *throughput_rows, ""]
+    md = ["# quant: solverd's methods on gnubg's trained networks and trained LMs, RTN "
+          "throughput, and llama.cpp on solverd's GGUF files", "",
+          f"Machine: {where}. Command: `bench/quant/run` (a part alone: `--cases=llama`). One "
+          "CPU lane.", "", *body]
     open(args.out + ".md", "w").write("\n".join(md))
     print("\n".join(md))
 

@@ -1,12 +1,17 @@
 #!/usr/bin/python3
-"""The quant benchmark's language model: a small byte-level transformer that
-the project trains itself on the King James Bible (public domain; text from
-Debian's bible-kjv and bible-kjv-text packages), kept in
-bench/quant/data/kjv-lm.safetensors with its training settings and fp32
-perplexity in the file's metadata.
+"""The quant benchmark's language models, which the project trains itself
+on the King James Bible (public domain; text from Debian's bible-kjv and
+bible-kjv-text packages):
+ - a small byte-level GPT-style transformer, kept in
+   bench/quant/data/kjv-lm.safetensors with its training settings and fp32
+   perplexity in the file's metadata;
+ - a Llama-architecture model (llama_lm.py: RMSNorm, RoPE, grouped-query
+   attention, SwiGLU, a byte-level tokenizer.json) saved as a Hugging Face
+   checkpoint folder in two shards, for the llama.cpp benchmark.
 
-  lm.py train [--minutes M] [--out PATH]   trains and writes the model
+  lm.py train [--minutes M] [--out PATH]   trains and writes the byte-level model
   lm.py perplexity PATH                     held-out perplexity of a model file
+  lm.py train-llama [--minutes M] [--out FOLDER]   trains and writes the Llama folder
 
 The benchmark (compare.py) imports this module: it dequantizes each method's
 output, loads it into the same network and measures perplexity on the same
@@ -183,9 +188,15 @@ def main():
     train_cmd.add_argument("--out", default=MODEL_PATH)
     ppl_cmd = sub.add_parser("perplexity")
     ppl_cmd.add_argument("path")
+    llama_cmd = sub.add_parser("train-llama")
+    llama_cmd.add_argument("--minutes", type=float, default=15)
+    llama_cmd.add_argument("--out", required=True)
     args = parser.parse_args()
     if args.command == "train":
         train(args.minutes, args.out)
+    elif args.command == "train-llama":
+        import llama_lm
+        llama_lm.train(args.minutes, args.out)
     else:
         weights, _ = safetensors.load(open(args.path, "rb").read())
         print(f"{perplexity(weights, split(kjv_text())[1]):.4f}")

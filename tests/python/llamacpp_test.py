@@ -8,7 +8,8 @@ and Q4_K_M by GPTQ too, calibrated on the model's own activations), and
 scored by llama.cpp (npm's node-llama-cpp, its prebuilt CPU build, never
 compiled here): its next-token logits must match a float64 NumPy forward
 pass of the file's own weights (read back by the Python package's GGUF
-reader, written from ggml's block layouts) to a few percent RMS, where a
+reader, written from ggml's block layouts and llama.cpp's naming) to a few
+percent RMS, where a
 wrong tensor name, Q/K row order, block layout or hyperparameter gives
 about 100%; its perplexity must be within 0.5% of the unquantized model's
 at F16, 1% at Q8_0 and 2% at Q6_K (looser bounds at 4 and 5 bits: this
@@ -18,12 +19,10 @@ logits must lie closer to the unquantized model's than round to nearest's
 
 When npm cannot install node-llama-cpp (no registry) the test prints
 SKIPPED and why.
-  llamacpp_test.py SOURCE_DIR WORK_DIR   (SOLVERD_BINARY and PYTHONPATH set)
+  llamacpp_test.py WORK_DIR   (SOLVERD_BINARY and PYTHONPATH set)
 """
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -31,6 +30,9 @@ import numpy as np
 
 import solverd
 from server_fixture import Server
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "llamacpp"))
+import llamacpp  # noqa: E402
 
 quant = solverd.quant_pb2
 
@@ -145,37 +147,6 @@ def reference_logits(weights, tokens, inputs=None):
     return rms(h, w["model.norm.weight"]) @ w["lm_head.weight"].T
 
 
-# llama.cpp's tensor names for the checkpoint's (blk.N. for model.layers.N.).
-LLAMACPP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm",
-                  "output": "lm_head", "attn_norm": "input_layernorm",
-                  "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
-                  "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
-                  "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
-                  "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
-
-
-def weights_from_gguf(data):
-    """The checkpoint's weights as a GGUF file holds them: read by the
-    package's reader, renamed back, and Q and K rows put back from
-    llama.cpp's RoPE order (pairs) to Hugging Face's (halves)."""
-    tensors, _ = solverd.gguf.load(data)
-    out = {}
-    for name, value in tensors.items():
-        parts = name.split(".")
-        if parts[0] == "blk":
-            hf = f"model.layers.{parts[1]}.{LLAMACPP_NAMES[parts[2]]}.{parts[3]}"
-            heads = {"attn_q": CONFIG["num_attention_heads"],
-                     "attn_k": CONFIG["num_key_value_heads"]}.get(parts[2])
-            if heads:
-                rows, cols = value.shape
-                value = value.reshape(heads, rows // heads // 2, 2, cols).swapaxes(1, 2) \
-                    .reshape(rows, cols)
-        else:
-            hf = f"{LLAMACPP_NAMES[parts[0]]}.{parts[1]}"
-        out[hf] = value
-    return out
-
-
 def calibration_file(weights):
     """Every linear layer's inputs over 32 random sequences, as solverd's
     calibration file wants them."""
@@ -195,46 +166,12 @@ def perplexity(logits, tokens):
     return float(np.exp(-log_p[np.arange(len(tokens) - 1), tokens[1:]].mean()))
 
 
-def install_node_llama_cpp(source, work):
-    """node-llama-cpp (the version package.json pins, its Linux x64 CPU build
-    only) installed in `work`; returns None, or why it could not be."""
-    if os.path.isdir(os.path.join(work, "node_modules", "node-llama-cpp")):
-        return None
-    if shutil.which("npm") is None or shutil.which("node") is None:
-        return "node and npm are not installed"
-    os.makedirs(work, exist_ok=True)
-    for name in ("package.json", "package-lock.json"):
-        shutil.copy(os.path.join(source, "tests", "llamacpp", name), work)
-    # (npm ci would insist on every platform's optional binaries in the lock.)
-    done = subprocess.run(["npm", "install", "--omit=optional", "--no-audit", "--no-fund",
-                           "--loglevel=error"], cwd=work, capture_output=True, text=True,
-                          timeout=600)
-    if done.returncode != 0:
-        return "npm could not install node-llama-cpp (registry unreachable?): " + \
-            done.stderr.strip()[-300:]
-    return None
-
-
-def llamacpp_logits(work, gguf, tokens):
-    tokens_file = gguf + ".tokens.json"
-    with open(tokens_file, "w") as f:
-        json.dump([int(t) for t in tokens], f)
-    done = subprocess.run(["node", os.path.join(work, "score.mjs"), gguf, tokens_file],
-                          cwd=work, capture_output=True, text=True, timeout=300)
-    if done.returncode != 0:
-        raise AssertionError(f"llama.cpp could not run {gguf}:\n{done.stderr[-2000:]}")
-    scored = json.loads(done.stdout)
-    assert scored["n_vocab"] == CONFIG["vocab_size"], scored["n_vocab"]
-    return np.asarray(scored["logits"])
-
-
 def main():
-    source, work = sys.argv[1], sys.argv[2]
-    reason = install_node_llama_cpp(source, work)
+    work = sys.argv[1]
+    reason = llamacpp.install(work)
     if reason is not None:
         print("SKIPPED:", reason)
         return 0
-    shutil.copy(os.path.join(source, "tests", "llamacpp", "score.mjs"), work)
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
         weights = llama_weights()
@@ -291,9 +228,11 @@ def score_files(client, work, tmp, tokens, reference, calibration):
         if name.startswith("Q4_K_M"):
             types = solverd.gguf.tensor_types(data)
             assert {k: types[k] for k in Q4_K_M_TYPES} == Q4_K_M_TYPES, types
-        logits = llamacpp_logits(work, gguf, tokens)
+        logits = llamacpp.logits_after(work, gguf, tokens)
+        assert logits.shape[1] == CONFIG["vocab_size"], logits.shape
         ppl = perplexity(logits, tokens)
-        same_weights = reference_logits(weights_from_gguf(data), tokens)
+        same_weights = reference_logits(solverd.gguf.llama_to_hf(*solverd.gguf.load(data)),
+                                        tokens)
         # llama.cpp rounds activations for these dot products.
         spread = np.sqrt(((logits - same_weights) ** 2).mean()) / same_weights.std()
         errors[name] = np.sqrt(((logits - reference) ** 2).mean()) / reference.std()

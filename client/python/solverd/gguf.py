@@ -4,6 +4,7 @@ ggml's block layouts (ggml-common.h), independent of the server's C++.
 
     tensors, metadata = gguf.load(data)   # {name: float32 array}, {key: value}
     types = gguf.tensor_types(data)       # {name: "Q4_K", ...}
+    weights = gguf.llama_to_hf(tensors, metadata)  # Hugging Face's names again
 
 Arrays have the tensor's shape outermost first (a weight [out, in]), as
 safetensors and PyTorch order it; GGUF lists dimensions innermost first.
@@ -149,3 +150,36 @@ def load(data):
             raise ValueError(f"gguf: tensor {name} has type {kind}, which this reader lacks")
         tensors[name] = _tensor(data, _TYPE_NAMES[kind], shape, base + offset)
     return tensors, metadata
+
+
+# llama.cpp's tensor names for a Llama-family checkpoint's (blk.N. for
+# model.layers.N.), as its converter writes them.
+_LLAMA_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm",
+                "output": "lm_head", "attn_norm": "input_layernorm",
+                "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+                "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj",
+                "ffn_norm": "post_attention_layernorm", "ffn_gate": "mlp.gate_proj",
+                "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+
+
+def llama_to_hf(tensors, metadata):
+    """A Llama-family GGUF's tensors under Hugging Face's names, with the Q
+    and K rows of a "llama" file put back from llama.cpp's RoPE order
+    (each head's rotation pairs adjacent) to Hugging Face's (first half
+    with second half)."""
+    arch = metadata["general.architecture"]
+    heads = metadata[f"{arch}.attention.head_count"]
+    kv_heads = metadata.get(f"{arch}.attention.head_count_kv", heads)
+    out = {}
+    for name, value in tensors.items():
+        parts = name.split(".")
+        if parts[0] != "blk":
+            out[f"{_LLAMA_NAMES[parts[0]]}.{parts[-1]}"] = value
+            continue
+        groups = {"attn_q": heads, "attn_k": kv_heads}.get(parts[2])
+        if arch == "llama" and groups and value.ndim == 2:
+            rows, cols = value.shape
+            value = value.reshape(groups, rows // groups // 2, 2, cols).swapaxes(1, 2) \
+                .reshape(rows, cols)
+        out[f"model.layers.{parts[1]}.{_LLAMA_NAMES[parts[2]]}.{parts[3]}"] = value
+    return out
