@@ -5,11 +5,12 @@
 #include <set>
 #include <cmath>
 #include <cstdio>
+#include <memory>
 
 #include "quant/formats/json.h"
 #include "quant/layer_batch.h"
 #include "quant/formats/model_format.h"
-#include "quant/formats/gptq_checkpoint.h"
+#include "quant/formats/byte_sink.h"
 #include "quant/formats/model_writer.h"
 #include "quant/quant_backend.h"
 
@@ -181,6 +182,31 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
   return Status::Ok();
 }
 
+std::string FolderOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+// The writer's file into result->file, or into `path` (removed again if
+// it cannot be written whole).
+Status WriteOutput(const std::string& path, internal::ModelWriter* writer,
+                   ModelResult* result) {
+  if (path.empty()) {
+    internal::StringSink sink(&result->file);
+    SOLVERD_RETURN_IF_ERROR(writer->Finish(&sink));
+    result->file_bytes = sink.size();
+    return Status::Ok();
+  }
+  std::unique_ptr<internal::FileSink> file;
+  SOLVERD_RETURN_IF_ERROR(internal::FileSink::Create(path, &file));
+  Status s = writer->Finish(file.get());
+  const Status closed = file->Close();
+  if (s.ok()) s = closed;
+  if (!s.ok()) std::remove(path.c_str());
+  result->file_bytes = file->size();
+  return s;
+}
+
 }  // namespace
 
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
@@ -204,6 +230,9 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   }
   std::unique_ptr<internal::ModelWriter> writer =
       internal::NewModelWriter(options, plan);
+  if (!options.output_path.empty()) {
+    SOLVERD_RETURN_IF_ERROR(writer->SpillTo(FolderOf(options.output_path)));
+  }
   for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;
   size_t next = 0;  // index into plan.selected, which is in file order
@@ -247,14 +276,8 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   }
   result->average_bits = plan.selected_weights == 0 ? 0 :  // gguf F16: nothing quantized
       8.0 * static_cast<double>(quantized_bytes) / static_cast<double>(plan.selected_weights);
-  result->file = writer->Finish();
-  if (options.format == ExportFormat::kGptq && !plan.config_json.empty()) {
-    std::string tar;
-    SOLVERD_RETURN_IF_ERROR(internal::PackGptqCheckpoint(
-        result->file, plan.config_json, options.layer, plan.passthrough,
-        options.max_shard_bytes, &tar, &result->output_files));
-    result->file = std::move(tar);
-  }
+  SOLVERD_RETURN_IF_ERROR(WriteOutput(options.output_path, writer.get(), result));
+  result->output_files = writer->members();
   result->seconds = SecondsSince(progress.start);
   return Status::Ok();
 }
@@ -285,7 +308,7 @@ Status DequantizeModel(std::string_view quantized, std::string* out) {
   }
   for (const TensorEntry& t : file.tensors) {
     if (consumed.count(t.name) == 0) {
-      writer.Add(t.name, t.dtype, t.shape, std::string(file.Bytes(t)));
+      writer.Add(t.name, t.dtype, t.shape, file.Bytes(t));
     }
   }
   *out = writer.Finish();

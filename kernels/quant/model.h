@@ -90,6 +90,10 @@ struct ModelOptions {
   // this many bytes of tensor data (a larger tensor alone in its shard).
   int64_t max_shard_bytes = int64_t{4} << 30;
   GgufType gguf_type = GgufType::kFromBits;
+  // Non-empty: the output file is written here as it is produced (tensor
+  // data waiting for the header in an unnamed file in the same folder), and
+  // ModelResult::file stays empty. Empty: the file is built in memory.
+  std::string output_path;
 };
 
 // Whether `options` writes an unquantized F16 gguf file (no layer selected).
@@ -177,7 +181,8 @@ struct LayerSummary {
 };
 
 struct ModelResult {
-  std::string file;  // the quantized safetensors file
+  std::string file;  // the output file, unless written to options.output_path
+  int64_t file_bytes = 0;
   std::vector<LayerSummary> layers;
   int64_t bytes_before = 0, bytes_after = 0;  // whole files' data
   double average_bits = 0;     // stored bits per quantized weight, scales included
@@ -193,7 +198,7 @@ struct ModelResult {
 // Quantizes the plan's layers on `device`, reporting progress per layer
 // (and per candidate width while allocating bits).
 // A cancel between layers returns CANCELLED with the layers done so far in
-// `result` (and no file).
+// `result` (and no file; a partial output_path file is removed).
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
                      const ModelOptions& options, ProgressSink* sink, const CancelToken* cancel,
                      ModelResult* result);

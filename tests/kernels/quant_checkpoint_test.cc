@@ -4,6 +4,11 @@
 // tensors, and the default selection (lm_head, embeddings and norms kept).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -221,6 +226,59 @@ TEST(Checkpoint, GptqOutputIsTheCheckpointFolderInATar) {
     EXPECT_EQ(from_shards.Bytes(*other), whole.Bytes(t)) << t.name;
   }
   EXPECT_NE(whole.Find("model.layers.0.self_attn.q_proj.qweight"), nullptr);
+}
+
+// Written to a file as it is produced, the output is the same bytes as in
+// memory, and the tensors waiting for the header leave nothing behind.
+TEST(Checkpoint, OutputOnDiskIsTheFileInMemory) {
+  Sharded s;
+  SafetensorsFile merged;
+  ASSERT_TRUE(MergeShards(s.shards, nullptr, &merged).ok());
+  ModelInput input{merged};
+  ASSERT_TRUE(ParseModelConfig(kLlamaConfig, &input.config).ok());
+  input.config_json = kLlamaConfig;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("quant-out-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  for (const ExportFormat format : {ExportFormat::kSolverd, ExportFormat::kGptq}) {
+    ModelOptions options;
+    options.format = format;
+    options.layer.bits = 8;
+    options.layer.group_size = 4;
+    options.layer.symmetric = true;
+    options.max_shard_bytes = 300;
+    ModelPlan plan;
+    ASSERT_TRUE(PlanModel(input, "", options, &plan).ok());
+    ModelResult in_memory, on_disk;
+    ASSERT_TRUE(
+        QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &in_memory).ok());
+    options.output_path = (dir / "out").string();
+    const Status q =
+        QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr, &on_disk);
+    ASSERT_TRUE(q.ok()) << q.message();
+    EXPECT_TRUE(on_disk.file.empty());
+    std::ifstream file(options.output_path, std::ios::binary);
+    const std::string written((std::istreambuf_iterator<char>(file)),
+                              std::istreambuf_iterator<char>());
+    EXPECT_EQ(written, in_memory.file) << ExportFormatName(format);
+    EXPECT_EQ(on_disk.file_bytes, static_cast<int64_t>(written.size()));
+    EXPECT_EQ(on_disk.output_files, in_memory.output_files);
+    EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir),
+                            std::filesystem::directory_iterator()), 1);
+  }
+  {  // a folder that does not exist
+    ModelOptions options;
+    options.layer.bits = 8;
+    options.output_path = (dir / "no-such-folder" / "out").string();
+    ModelPlan plan;
+    ASSERT_TRUE(PlanModel(input, "", options, &plan).ok());
+    ModelResult result;
+    const Status q = QuantizeModel(Device::Cpu(), nullptr, plan, options, nullptr, nullptr,
+                                   &result);
+    EXPECT_EQ(q.code(), StatusCode::kInternal);
+    EXPECT_NE(q.message().find("no-such-folder"), std::string::npos) << q.message();
+  }
+  std::filesystem::remove_all(dir);
 }
 
 void ExpectMergeError(const std::vector<Shard>& shards, const std::string& index_json,

@@ -47,6 +47,7 @@ class GgufWriter final : public ModelWriter {
   GgufWriter(std::shared_ptr<const LlamaGgufLayout> layout, bool f16)
       : layout_(std::move(layout)), f16_(f16) {}
 
+  Status SpillTo(const std::string& dir) override { return data_.UseFileIn(dir); }
   void AddMetadata(const std::string& key, const std::string& value) override {
     source_metadata_.emplace_back("solverd.source." + key, value);
   }
@@ -67,26 +68,32 @@ class GgufWriter final : public ModelWriter {
       type = kGgmlF16;
     }
     if (plan.rope_heads > 0) data = PermuteRopeRows(data, t.shape[0], plan.rope_heads);
-    Add(plan.name, type, t.shape, std::move(data));
+    Add(plan.name, type, t.shape, data);
   }
   Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override;
-  std::string Finish() override;
+  Status Finish(ByteSink* out) override;
 
  private:
   struct Tensor {
     std::string name;
     uint32_t type;
     std::vector<int64_t> shape;  // safetensors order (outermost first)
-    std::string bytes;
+    uint64_t offset;             // in the data section
   };
-  void Add(std::string name, uint32_t type, std::vector<int64_t> shape, std::string bytes) {
-    tensors_.push_back({std::move(name), type, std::move(shape), std::move(bytes)});
+  // Each tensor's data starts at a multiple of the alignment.
+  void Add(std::string name, uint32_t type, std::vector<int64_t> shape, std::string_view bytes) {
+    const uint64_t at = static_cast<uint64_t>(data_.size());
+    (void)data_.Append(std::string((kAlignment - at % kAlignment) % kAlignment, '\0'));
+    tensors_.push_back({std::move(name), type, std::move(shape),
+                        static_cast<uint64_t>(data_.size())});
+    (void)data_.Append(bytes);  // an error is kept for Finish()
   }
 
   const std::shared_ptr<const LlamaGgufLayout> layout_;  // null: names as they are
   const bool f16_;
   std::vector<std::pair<std::string, std::string>> source_metadata_;
   std::vector<Tensor> tensors_;
+  Spill data_;
 };
 
 Status GgufWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
@@ -98,41 +105,36 @@ Status GgufWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, 
   if (layout_ != nullptr) SOLVERD_RETURN_IF_ERROR(layout_->Map(d.source, &plan));
   // Each row is whole blocks, so the rows move as they would unquantized.
   if (plan.rope_heads > 0) data = PermuteRopeRows(data, d.rows, plan.rope_heads);
-  Add(plan.name, GgmlTypeOfLayer(q.bits, d.k_quant), {d.rows, d.cols}, std::move(data));
+  Add(plan.name, GgmlTypeOfLayer(q.bits, d.k_quant), {d.rows, d.cols}, data);
   return Status::Ok();
 }
 
-std::string GgufWriter::Finish() {
+Status GgufWriter::Finish(ByteSink* out) {
   GgufMetadata kv;
   kv.Uint32("general.alignment", kAlignment);
   kv.String("general.quantized_by", "solverd");
   if (layout_ != nullptr) layout_->AddMetadata(&kv);
   for (const auto& [key, value] : source_metadata_) kv.String(key, value);
-  std::string out("GGUF");
-  PutLittleEndian<uint32_t>(kGgufVersion, &out);
-  PutLittleEndian<uint64_t>(tensors_.size(), &out);
-  PutLittleEndian<uint64_t>(kv.count(), &out);
-  out.append(kv.bytes());
-  uint64_t offset = 0;
+  std::string header("GGUF");
+  PutLittleEndian<uint32_t>(kGgufVersion, &header);
+  PutLittleEndian<uint64_t>(tensors_.size(), &header);
+  PutLittleEndian<uint64_t>(kv.count(), &header);
+  header.append(kv.bytes());
   for (const Tensor& t : tensors_) {
-    PutGgufString(t.name, &out);
+    PutGgufString(t.name, &header);
     const size_t dims = t.shape.empty() ? 1 : t.shape.size();
-    PutLittleEndian<uint32_t>(static_cast<uint32_t>(dims), &out);
-    if (t.shape.empty()) PutLittleEndian<uint64_t>(1, &out);
+    PutLittleEndian<uint32_t>(static_cast<uint32_t>(dims), &header);
+    if (t.shape.empty()) PutLittleEndian<uint64_t>(1, &header);
     for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) {
-      PutLittleEndian<uint64_t>(*it, &out);
+      PutLittleEndian<uint64_t>(*it, &header);
     }
-    PutLittleEndian<uint32_t>(t.type, &out);
-    PutLittleEndian<uint64_t>(offset, &out);
-    offset += (t.bytes.size() + kAlignment - 1) / kAlignment * kAlignment;
+    PutLittleEndian<uint32_t>(t.type, &header);
+    PutLittleEndian<uint64_t>(t.offset, &header);
   }
-  for (Tensor& t : tensors_) {
-    out.resize((out.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
-    out.append(t.bytes);
-    std::string().swap(t.bytes);  // the file and its parts are not both held whole
-  }
+  header.resize((header.size() + kAlignment - 1) / kAlignment * kAlignment, '\0');
   tensors_.clear();
-  return out;
+  SOLVERD_RETURN_IF_ERROR(out->Append(header));
+  return data_.MoveTo(out);
 }
 
 }  // namespace

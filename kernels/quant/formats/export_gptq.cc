@@ -33,23 +33,37 @@ std::string WordsToBytes(const std::vector<uint32_t>& words) {
 
 class GptqWriter final : public ModelWriter {
  public:
-  explicit GptqWriter(const Options& options) : options_(options) {}
+  GptqWriter(const ModelOptions& options, const ModelPlan& plan)
+      : options_(options.layer),
+        max_shard_bytes_(options.max_shard_bytes),
+        config_json_(plan.config_json),
+        passthrough_(plan.passthrough) {}
 
+  Status SpillTo(const std::string& dir) override { return writer_.SpillTo(dir); }
   void AddMetadata(const std::string& key, const std::string& value) override {
     if (key != "quantize_config") writer_.AddMetadata(key, value);
   }
   void AddCopied(const TensorEntry& t, std::string_view bytes) override {
-    writer_.Add(t.name, t.dtype, t.shape, std::string(bytes));
+    writer_.Add(t.name, t.dtype, t.shape, bytes);
   }
   Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override;
-  std::string Finish() override {
-    writer_.AddMetadata("quantize_config", GptqQuantizeConfig(options_));
-    return writer_.Finish();
+  Status Finish(ByteSink* out) override {
+    if (config_json_.empty()) {
+      writer_.AddMetadata("quantize_config", GptqQuantizeConfig(options_));
+      return writer_.Finish(out);
+    }
+    return PackGptqCheckpoint(writer_.tensors(), writer_.data(), config_json_, options_,
+                              passthrough_, max_shard_bytes_, out, &members_);
   }
+  std::vector<std::string> members() const override { return members_; }
 
  private:
   const Options options_;
+  const int64_t max_shard_bytes_;
+  const std::string_view config_json_;  // empty: one safetensors file
+  const std::vector<std::pair<std::string, std::string_view>> passthrough_;
   SafetensorsWriter writer_;
+  std::vector<std::string> members_;
 };
 
 Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) {
@@ -91,8 +105,8 @@ Status GptqWriter::AddLayer(const LayerDescription& d, const QuantizedLayer& q, 
 
 }  // namespace
 
-std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options) {
-  return std::make_unique<GptqWriter>(options);
+std::unique_ptr<ModelWriter> NewGptqWriter(const ModelOptions& options, const ModelPlan& plan) {
+  return std::make_unique<GptqWriter>(options, plan);
 }
 
 Status CheckGptqLayer(const TensorEntry& t, const ModelOptions& options) {

@@ -1,5 +1,6 @@
 #include "quant/formats/gptq_checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 
@@ -56,46 +57,83 @@ Status AddQuantizationConfig(std::string_view config_json, const Options& o, std
   return Status::Ok();
 }
 
+struct Shard {
+  std::string name;
+  std::vector<TensorLayout> tensors;
+  int64_t begin = 0, end = 0;  // its tensors' data in the weights' data
+};
+
 // The weights as shards of at most `max_bytes` of tensor data each (a
-// larger tensor alone in its shard), with their index when more than one.
-Status Shard(std::string_view weights, int64_t max_bytes, std::vector<std::string>* names,
-             std::vector<std::string>* files) {
-  SafetensorsFile parsed;
-  SOLVERD_RETURN_IF_ERROR(ParseSafetensors(weights, &parsed));
-  std::vector<std::vector<const TensorEntry*>> shards(1);
-  int64_t in_shard = 0, total = 0;
-  for (const TensorEntry& t : parsed.tensors) {
-    const int64_t bytes = t.end - t.begin;
-    if (in_shard > 0 && in_shard + bytes > max_bytes) {
+// larger tensor alone in its shard).
+std::vector<Shard> PlanShards(const std::vector<TensorLayout>& tensors, int64_t max_bytes) {
+  std::vector<Shard> shards(1);
+  int64_t at = 0;
+  for (const TensorLayout& t : tensors) {
+    if (!shards.back().tensors.empty() && shards.back().end - shards.back().begin + t.bytes >
+                                              max_bytes) {
       shards.emplace_back();
-      in_shard = 0;
+      shards.back().begin = shards.back().end = at;
     }
-    shards.back().push_back(&t);
-    in_shard += bytes;
-    total += bytes;
+    shards.back().tensors.push_back(t);
+    at += t.bytes;
+    shards.back().end = at;
   }
-  if (shards.size() == 1) {
-    names->push_back("model.safetensors");
-    files->emplace_back(weights);
-    return Status::Ok();
-  }
-  std::string map;
   for (size_t s = 0; s < shards.size(); ++s) {
     char name[64];
     std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", s + 1, shards.size());
-    SafetensorsWriter writer;
-    writer.AddMetadata("format", "pt");
-    for (const TensorEntry* t : shards[s]) {
-      writer.Add(t->name, t->dtype, t->shape, std::string(parsed.Bytes(*t)));
-      map += (map.empty() ? "" : ",\n    ") + JsonQuote(t->name) + ": " + JsonQuote(name);
-    }
-    names->push_back(name);
-    files->push_back(writer.Finish());
+    shards[s].name = shards.size() == 1 ? "model.safetensors" : name;
   }
-  names->push_back("model.safetensors.index.json");
-  files->push_back("{\n  \"metadata\": {\"total_size\": " + std::to_string(total) +
-                   "},\n  \"weight_map\": {\n    " + map + "\n  }\n}\n");
-  return Status::Ok();
+  return shards;
+}
+
+std::string ShardIndex(const std::vector<Shard>& shards) {
+  std::string map;
+  for (const Shard& shard : shards) {
+    for (const TensorLayout& t : shard.tensors) {
+      map += (map.empty() ? "" : ",\n    ") + JsonQuote(t.name) + ": " + JsonQuote(shard.name);
+    }
+  }
+  return "{\n  \"metadata\": {\"total_size\": " + std::to_string(shards.back().end) +
+         "},\n  \"weight_map\": {\n    " + map + "\n  }\n}\n";
+}
+
+Status AppendTarHeader(std::string_view name, uint64_t size, ByteSink* tar) {
+  char h[kTarBlock] = {};
+  name.substr(0, 99).copy(h, 99);
+  std::memcpy(h + 100, "0000644", 8);
+  std::memcpy(h + 108, "0000000", 8);
+  std::memcpy(h + 116, "0000000", 8);
+  NumberField(size, 12, h + 124);
+  NumberField(0, 12, h + 136);  // mtime 0: the same bytes for the same model
+  std::memset(h + 148, ' ', 8);
+  h[156] = '0';
+  std::memcpy(h + 257, "ustar", 6);
+  std::memcpy(h + 263, "00", 2);
+  unsigned sum = 0;
+  for (const char c : h) sum += static_cast<unsigned char>(c);
+  std::snprintf(h + 148, 8, "%06o", sum);
+  return tar->Append(std::string_view(h, kTarBlock));
+}
+
+Status PadTarMember(uint64_t size, ByteSink* tar) {
+  return tar->Append(std::string((kTarBlock - size % kTarBlock) % kTarBlock, '\0'));
+}
+
+// A shard as a tar member: its header, then its tensors' data copied from
+// `data` a piece at a time.
+Status AppendShard(const Shard& shard, const std::vector<std::pair<std::string, std::string>>& meta,
+                   Spill* data, ByteSink* tar) {
+  constexpr int64_t kPiece = int64_t{1} << 20;
+  const std::string header = SafetensorsHeader(shard.tensors, meta);
+  const uint64_t size = header.size() + static_cast<uint64_t>(shard.end - shard.begin);
+  SOLVERD_RETURN_IF_ERROR(AppendTarHeader(shard.name, size, tar));
+  SOLVERD_RETURN_IF_ERROR(tar->Append(header));
+  std::string piece;
+  for (int64_t at = shard.begin; at < shard.end; at += kPiece) {
+    SOLVERD_RETURN_IF_ERROR(data->Read(at, std::min(kPiece, shard.end - at), &piece));
+    SOLVERD_RETURN_IF_ERROR(tar->Append(piece));
+  }
+  return PadTarMember(size, tar);
 }
 
 }  // namespace
@@ -105,50 +143,38 @@ std::string GptqQuantizeConfig(const Options& o) {
          ", \"model_name_or_path\": null, \"model_file_base_name\": \"model\"}";
 }
 
-void AppendTarMember(std::string_view name, std::string_view bytes, std::string* tar) {
-  char h[kTarBlock] = {};
-  name.substr(0, 99).copy(h, 99);
-  std::memcpy(h + 100, "0000644", 8);
-  std::memcpy(h + 108, "0000000", 8);
-  std::memcpy(h + 116, "0000000", 8);
-  NumberField(bytes.size(), 12, h + 124);
-  NumberField(0, 12, h + 136);  // mtime 0: the same bytes for the same model
-  std::memset(h + 148, ' ', 8);
-  h[156] = '0';
-  std::memcpy(h + 257, "ustar", 6);
-  std::memcpy(h + 263, "00", 2);
-  unsigned sum = 0;
-  for (const char c : h) sum += static_cast<unsigned char>(c);
-  std::snprintf(h + 148, 8, "%06o", sum);
-  tar->append(h, kTarBlock);
-  tar->append(bytes);
-  tar->append((kTarBlock - bytes.size() % kTarBlock) % kTarBlock, '\0');
+Status AppendTarMember(std::string_view name, std::string_view bytes, ByteSink* tar) {
+  SOLVERD_RETURN_IF_ERROR(AppendTarHeader(name, bytes.size(), tar));
+  SOLVERD_RETURN_IF_ERROR(tar->Append(bytes));
+  return PadTarMember(bytes.size(), tar);
 }
 
-void FinishTar(std::string* tar) { tar->append(2 * kTarBlock, '\0'); }
+Status FinishTar(ByteSink* tar) { return tar->Append(std::string(2 * kTarBlock, '\0')); }
 
-Status PackGptqCheckpoint(std::string_view weights, std::string_view config_json,
-                          const Options& options,
+Status PackGptqCheckpoint(const std::vector<TensorLayout>& tensors, Spill* data,
+                          std::string_view config_json, const Options& options,
                           const std::vector<std::pair<std::string, std::string_view>>& passthrough,
-                          int64_t max_shard_bytes, std::string* tar,
+                          int64_t max_shard_bytes, ByteSink* tar,
                           std::vector<std::string>* members) {
-  tar->clear();
   members->clear();
   std::string config;
   SOLVERD_RETURN_IF_ERROR(AddQuantizationConfig(config_json, options, &config));
-  std::vector<std::string> names = {"config.json", "quantize_config.json"};
-  std::vector<std::string> files = {config, GptqQuantizeConfig(options) + "\n"};
-  SOLVERD_RETURN_IF_ERROR(Shard(weights, max_shard_bytes, &names, &files));
-  for (size_t k = 0; k < names.size(); ++k) {
-    AppendTarMember(names[k], files[k], tar);
-    members->push_back(names[k]);
+  auto add = [&](std::string_view name, std::string_view bytes) {
+    members->emplace_back(name);
+    return AppendTarMember(name, bytes, tar);
+  };
+  SOLVERD_RETURN_IF_ERROR(add("config.json", config));
+  SOLVERD_RETURN_IF_ERROR(add("quantize_config.json", GptqQuantizeConfig(options) + "\n"));
+  const std::vector<Shard> shards = PlanShards(tensors, max_shard_bytes);
+  for (const Shard& shard : shards) {
+    members->push_back(shard.name);
+    SOLVERD_RETURN_IF_ERROR(AppendShard(shard, {{"format", "pt"}}, data, tar));
   }
-  for (const auto& [name, bytes] : passthrough) {
-    AppendTarMember(name, bytes, tar);
-    members->push_back(name);
+  if (shards.size() > 1) {
+    SOLVERD_RETURN_IF_ERROR(add("model.safetensors.index.json", ShardIndex(shards)));
   }
-  FinishTar(tar);
-  return Status::Ok();
+  for (const auto& [name, bytes] : passthrough) SOLVERD_RETURN_IF_ERROR(add(name, bytes));
+  return FinishTar(tar);
 }
 
 }  // namespace solverd::quant::internal

@@ -20,6 +20,8 @@
 
 #include "common/status.h"
 #include "quant/quant.h"
+#include "quant/formats/byte_sink.h"
+#include "quant/formats/safetensors.h"
 
 namespace solverd::quant::internal {
 
@@ -27,17 +29,19 @@ namespace solverd::quant::internal {
 std::string GptqQuantizeConfig(const Options& options);
 
 // Appends a regular file member to `tar`; FinishTar() ends the archive.
-void AppendTarMember(std::string_view name, std::string_view bytes, std::string* tar);
-void FinishTar(std::string* tar);
+Status AppendTarMember(std::string_view name, std::string_view bytes, ByteSink* tar);
+Status FinishTar(ByteSink* tar);
 
-// `weights` is the gptq layout's safetensors file (model_writer.h) and
-// `config_json` the source's config.json. INVALID_ARGUMENT when the config
-// already has a quantization_config. *members gets the members' names in
-// order.
-Status PackGptqCheckpoint(std::string_view weights, std::string_view config_json,
-                          const Options& options,
+// Writes the folder to `tar`: `tensors` are the gptq layout's tensors
+// (model_writer.h) with their data back to back in `data`, copied into the
+// shards a piece at a time; `config_json` is the source's config.json.
+// INVALID_ARGUMENT when the config already has a quantization_config.
+// *members gets the members' names in order. Every shard's metadata is
+// {"format": "pt"}, as transformers writes it.
+Status PackGptqCheckpoint(const std::vector<TensorLayout>& tensors, Spill* data,
+                          std::string_view config_json, const Options& options,
                           const std::vector<std::pair<std::string, std::string_view>>& passthrough,
-                          int64_t max_shard_bytes, std::string* tar,
+                          int64_t max_shard_bytes, ByteSink* tar,
                           std::vector<std::string>* members);
 
 }  // namespace solverd::quant::internal

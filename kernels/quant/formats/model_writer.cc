@@ -10,17 +10,18 @@ namespace {
 // solverd's own layout: WriteLayer() per layer, metadata describing each.
 class SolverdWriter final : public ModelWriter {
  public:
+  Status SpillTo(const std::string& dir) override { return writer_.SpillTo(dir); }
   void AddMetadata(const std::string& key, const std::string& value) override {
     writer_.AddMetadata(key, value);
   }
   void AddCopied(const TensorEntry& t, std::string_view bytes) override {
-    writer_.Add(t.name, t.dtype, t.shape, std::string(bytes));
+    writer_.Add(t.name, t.dtype, t.shape, bytes);
   }
   Status AddLayer(const LayerDescription& d, const QuantizedLayer& q, int64_t* bytes) override {
     *bytes = WriteLayer(d, q, &writer_);
     return Status::Ok();
   }
-  std::string Finish() override { return writer_.Finish(); }
+  Status Finish(ByteSink* out) override { return writer_.Finish(out); }
 
  private:
   SafetensorsWriter writer_;
@@ -30,7 +31,7 @@ class SolverdWriter final : public ModelWriter {
 
 std::unique_ptr<ModelWriter> NewModelWriter(const ModelOptions& options, const ModelPlan& plan) {
   switch (options.format) {
-    case ExportFormat::kGptq: return NewGptqWriter(options.layer);
+    case ExportFormat::kGptq: return NewGptqWriter(options, plan);
     case ExportFormat::kGguf: return NewGgufWriter(plan.gguf_layout, WritesGgufF16(options));
     default: return std::make_unique<SolverdWriter>();
   }

@@ -30,25 +30,32 @@
 
 #include "common/status.h"
 #include "quant/model.h"
+#include "quant/formats/byte_sink.h"
 #include "quant/formats/gguf_llama.h"
 #include "quant/formats/model_format.h"
 #include "quant/formats/safetensors.h"
 
 namespace solverd::quant::internal {
 
+// Tensors wait for the header in memory, or after SpillTo() in a file on
+// disk; Finish() writes the header, then moves them to the output.
 class ModelWriter {
  public:
   virtual ~ModelWriter() = default;
+  // REQUIRES: called before anything is added.
+  virtual Status SpillTo(const std::string& dir) = 0;
   virtual void AddMetadata(const std::string& key, const std::string& value) = 0;
   virtual void AddCopied(const TensorEntry& tensor, std::string_view bytes) = 0;
   // Adds a quantized layer; `bytes` is what its tensors take.
   virtual Status AddLayer(const LayerDescription& d, const QuantizedLayer& q,
                           int64_t* bytes) = 0;
-  virtual std::string Finish() = 0;
+  virtual Status Finish(ByteSink* out) = 0;
+  // A folder packed in one tar: its members' names in order (else empty).
+  virtual std::vector<std::string> members() const { return {}; }
 };
 
 // The writer of `options.format`; `plan` gives gguf its llama.cpp layout,
-// if it has one.
+// if it has one, and gptq the checkpoint folder's config and tokenizer.
 std::unique_ptr<ModelWriter> NewModelWriter(const ModelOptions& options, const ModelPlan& plan);
 
 // Plan-time checks that `format` can hold the layer `t` quantized with
@@ -64,7 +71,9 @@ std::vector<std::string> ExportTensorNames(ExportFormat format, const TensorEntr
 int64_t ExportLayerBytes(ExportFormat format, int64_t rows, int64_t cols, const Options& layer);
 
 // The writers of each format (export_gptq.cc, export_gguf.cc).
-std::unique_ptr<ModelWriter> NewGptqWriter(const Options& options);
+// From a checkpoint (config_json non-empty) the writer packs the GPTQ
+// folder (gptq_checkpoint.h), else writes one safetensors file.
+std::unique_ptr<ModelWriter> NewGptqWriter(const ModelOptions& options, const ModelPlan& plan);
 // `f16`: float tensors as F16 (2-D) and F32 (1-D), as GgufType::kF16.
 std::unique_ptr<ModelWriter> NewGgufWriter(std::shared_ptr<const LlamaGgufLayout> layout,
                                            bool f16);

@@ -230,33 +230,25 @@ void FloatsFromBytes(DType dtype, std::string_view bytes, int64_t n, std::vector
   }
 }
 
-void SafetensorsWriter::Add(std::string name, DType dtype, std::vector<int64_t> shape,
-                            std::string bytes) {
-  tensors_.push_back({std::move(name), dtype, std::move(shape), std::move(bytes)});
-}
-
-void SafetensorsWriter::AddMetadata(std::string key, std::string value) {
-  metadata_.emplace_back(std::move(key), std::move(value));
-}
-
-std::string SafetensorsWriter::Finish() {
+std::string SafetensorsHeader(const std::vector<TensorLayout>& tensors,
+                              const std::vector<std::pair<std::string, std::string>>& metadata) {
   std::string header = "{";
-  if (!metadata_.empty()) {
+  if (!metadata.empty()) {
     header += "\"__metadata__\":{";
-    for (size_t i = 0; i < metadata_.size(); ++i) {
+    for (size_t i = 0; i < metadata.size(); ++i) {
       if (i > 0) header += ",";
-      header += JsonQuote(metadata_[i].first) + ":" + JsonQuote(metadata_[i].second);
+      header += JsonQuote(metadata[i].first) + ":" + JsonQuote(metadata[i].second);
     }
     header += "}";
   }
   int64_t offset = 0;
-  for (const Pending& t : tensors_) {
+  for (const TensorLayout& t : tensors) {
     if (header.size() > 1) header += ",";
     header += JsonQuote(t.name) + ":{\"dtype\":\"" + DTypeName(t.dtype) + "\",\"shape\":[";
     for (size_t i = 0; i < t.shape.size(); ++i) {
       header += (i > 0 ? "," : "") + std::to_string(t.shape[i]);
     }
-    const int64_t end = offset + static_cast<int64_t>(t.bytes.size());
+    const int64_t end = offset + t.bytes;
     header += "],\"data_offsets\":[" + std::to_string(offset) + "," + std::to_string(end) + "]}";
     offset = end;
   }
@@ -265,15 +257,32 @@ std::string SafetensorsWriter::Finish() {
   std::string out(8, '\0');
   const uint64_t header_bytes = header.size();
   memcpy(out.data(), &header_bytes, 8);
-  out.reserve(8 + header.size() + static_cast<size_t>(offset));
-  out += header;
-  // Each tensor's bytes go as they are copied: the file and its parts are
-  // not both held whole (a model's output can be gigabytes).
-  for (Pending& t : tensors_) {
-    out += t.bytes;
-    std::string().swap(t.bytes);
-  }
+  return out + header;
+}
+
+void SafetensorsWriter::Add(std::string name, DType dtype, std::vector<int64_t> shape,
+                            std::string_view bytes) {
+  tensors_.push_back({std::move(name), dtype, std::move(shape),
+                      static_cast<int64_t>(bytes.size())});
+  (void)data_.Append(bytes);  // an error is kept for Finish()
+}
+
+void SafetensorsWriter::AddMetadata(std::string key, std::string value) {
+  metadata_.emplace_back(std::move(key), std::move(value));
+}
+
+Status SafetensorsWriter::Finish(internal::ByteSink* out) {
+  SOLVERD_RETURN_IF_ERROR(out->Append(SafetensorsHeader(tensors_, metadata_)));
   tensors_.clear();
+  metadata_.clear();
+  return data_.MoveTo(out);
+}
+
+std::string SafetensorsWriter::Finish() {
+  std::string out;
+  out.reserve(static_cast<size_t>(data_.size()) + 4096);
+  internal::StringSink sink(&out);
+  Finish(&sink);  // in memory: nothing fails
   return out;
 }
 

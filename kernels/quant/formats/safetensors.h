@@ -9,7 +9,7 @@
 // the data exactly (no overlaps, no holes, nothing after the last). Errors
 // are INVALID_ARGUMENT naming the tensor. A parsed file refers to the bytes
 // it was parsed from, which must outlive it. SafetensorsWriter builds a file
-// in memory. Both are thread-compatible.
+// in memory or on disk. Both are thread-compatible.
 #ifndef SOLVERD_KERNELS_QUANT_FORMATS_SAFETENSORS_H_
 #define SOLVERD_KERNELS_QUANT_FORMATS_SAFETENSORS_H_
 
@@ -18,6 +18,8 @@
 #include <string_view>
 #include <utility>
 #include <vector>
+
+#include "quant/formats/byte_sink.h"
 
 #include "common/status.h"
 
@@ -64,24 +66,40 @@ Status ReadFloats(const SafetensorsFile& file, const TensorEntry& tensor, std::v
 // The same for `bytes` holding `n` elements of `dtype`. REQUIRES: IsFloat(dtype).
 void FloatsFromBytes(DType dtype, std::string_view bytes, int64_t n, std::vector<float>* out);
 
+// A tensor as a header lists it: its data is `bytes` long.
+struct TensorLayout {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  int64_t bytes = 0;
+};
+
+// The start of a safetensors file whose data is `tensors`' bytes in order:
+// the 8-byte length and the JSON header, padded with spaces to a multiple
+// of 8 bytes so that the data is aligned for readers that map it.
+std::string SafetensorsHeader(const std::vector<TensorLayout>& tensors,
+                              const std::vector<std::pair<std::string, std::string>>& metadata);
+
 class SafetensorsWriter {
  public:
+  // Tensor data waits in memory for the header, or from now on (REQUIRES:
+  // nothing added yet) in a file in `dir` (byte_sink.h).
+  Status SpillTo(const std::string& dir) { return data_.UseFileIn(dir); }
   // REQUIRES: bytes.size() == DTypeSize(dtype) * product(shape); names unique.
-  void Add(std::string name, DType dtype, std::vector<int64_t> shape, std::string bytes);
+  void Add(std::string name, DType dtype, std::vector<int64_t> shape, std::string_view bytes);
   void AddMetadata(std::string key, std::string value);
-  // The file; the header is padded with spaces to a multiple of 8 bytes so
-  // that the data is aligned for readers that map it. Empties the writer.
+  // The file, written to `out` (or returned); empties the writer.
+  Status Finish(internal::ByteSink* out);
   std::string Finish();
 
+  // What has been added: the tensors in order, their data back to back.
+  const std::vector<TensorLayout>& tensors() const { return tensors_; }
+  internal::Spill* data() { return &data_; }
+
  private:
-  struct Pending {
-    std::string name;
-    DType dtype;
-    std::vector<int64_t> shape;
-    std::string bytes;
-  };
-  std::vector<Pending> tensors_;
+  std::vector<TensorLayout> tensors_;
   std::vector<std::pair<std::string, std::string>> metadata_;
+  internal::Spill data_;
 };
 
 // Little-endian byte helpers for building tensors.
