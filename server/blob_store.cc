@@ -2,9 +2,10 @@
 
 #include <sys/stat.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -19,6 +20,31 @@ namespace solverd::server {
 namespace {
 
 constexpr char kSuffix[] = ".blob";
+constexpr int64_t kFilePiece = int64_t{1} << 20;
+
+// Hands the file at `path` to `piece` a MiB at a time; its digest.
+absl::StatusOr<std::string> DigestFile(
+    const std::string& path, const std::function<absl::Status(absl::string_view)>& piece) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return absl::NotFoundError(absl::StrCat("blob file ", path, " is gone"));
+  Sha256Hasher hasher;
+  std::string buffer(kFilePiece, '\0');
+  absl::Status status;
+  size_t n;
+  while (status.ok() && (n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
+    const absl::string_view read(buffer.data(), n);
+    hasher.Update(read);
+    if (piece) status = piece(read);
+  }
+  if (status.ok() && std::ferror(file)) status = absl::DataLossError("cannot read " + path);
+  std::fclose(file);
+  if (!status.ok()) return status;
+  return hasher.Finish();
+}
+
+absl::Status Mismatch(const std::string& id) {
+  return absl::DataLossError(absl::StrCat("blob ", id, ": its bytes no longer match their SHA-256"));
+}
 
 }  // namespace
 
@@ -71,13 +97,15 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   if (shared_ != nullptr) {
     auto stored = shared_->Put(owner, bytes, sha256);
     if (!stored.ok()) return stored.status();
+    const auto size = static_cast<int64_t>(bytes.size());
     return Blob{stored->id, owner, std::make_shared<const std::string>(std::move(bytes)),
-                std::move(sha256), stored->expire_time};
+                std::move(sha256), stored->expire_time, size};
   }
   Blob blob;
   blob.id = NewBlobId();
   blob.owner = owner;
   blob.sha256 = std::move(sha256);
+  blob.size = static_cast<int64_t>(bytes.size());
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
   if (!options_.dir.empty()) {
@@ -89,10 +117,38 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   return blob;
 }
 
+std::string BlobStore::OutputPath() const {
+  if (options_.dir.empty() || shared_ != nullptr) return "";
+  return absl::StrCat(options_.dir, "/", NewBlobId(), ".output.tmp");
+}
+
+absl::StatusOr<BlobStore::Blob> BlobStore::Adopt(const std::string& owner,
+                                                 const std::string& path, absl::Time now) {
+  Blob blob;
+  blob.id = NewBlobId();
+  blob.owner = owner;
+  blob.expire_time = now + options_.ttl;
+  std::error_code ec;
+  blob.size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
+  absl::StatusOr<std::string> digest = DigestFile(path, nullptr);
+  if (ec || !digest.ok()) {
+    std::remove(path.c_str());
+    return ec ? absl::InternalError(absl::StrCat("output file ", path, ": ", ec.message()))
+              : digest.status();
+  }
+  blob.sha256 = *std::move(digest);
+  if (std::rename(path.c_str(), PathFor(blob).c_str()) != 0) {
+    std::remove(path.c_str());
+    return absl::InternalError(absl::StrCat("cannot store output file ", path));
+  }
+  absl::MutexLock lock(&mu_);
+  blobs_[blob.id] = blob;  // its size was Reserve()d
+  return blob;
+}
+
 void BlobStore::AddLocked(Blob blob) {
-  const auto size = static_cast<int64_t>(blob.bytes->size());
-  used_bytes_ += size;
-  owner_bytes_[blob.owner] += size;
+  used_bytes_ += blob.size;
+  owner_bytes_[blob.owner] += blob.size;
   blobs_[blob.id] = std::move(blob);
 }
 
@@ -118,25 +174,36 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
       std::remove(path.c_str());
       continue;
     }
-    auto bytes = ReadWholeFile(path);
-    if (!bytes.ok()) {
-      warnings.push_back(std::string(bytes.status().message()));
+    // Checked now, read when asked for: a restart holds no blob in memory.
+    absl::StatusOr<std::string> digest = DigestFile(path, nullptr);
+    if (!digest.ok()) {
+      warnings.push_back(std::string(digest.status().message()));
       continue;
     }
-    blob.sha256 = Sha256(*bytes);
+    blob.sha256 = *std::move(digest);
     if (parts.size() == 3 && absl::BytesToHexString(blob.sha256) != parts[2]) {
       warnings.push_back(absl::StrCat(path, ": its bytes no longer match their SHA-256; skipped"));
       continue;
     }
-    blob.bytes = std::make_shared<const std::string>(*std::move(bytes));
+    blob.size = static_cast<int64_t>(info.st_size);
+    if (parts.size() == 2 && std::rename(path.c_str(), PathFor(blob).c_str()) != 0) {
+      warnings.push_back(absl::StrCat(path, ": cannot be renamed with its digest; skipped"));
+      continue;
+    }
     absl::MutexLock lock(&mu_);
     AddLocked(std::move(blob));
   }
   return warnings;
 }
 
+absl::StatusOr<BlobStore::Blob> BlobStore::Find(const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = blobs_.find(id);
+  if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
+  return it->second;
+}
+
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
-  Blob blob;
   if (shared_ != nullptr) {  // a job's input: it needs the bytes whole
     auto bytes = std::make_shared<std::string>();
     PgBlobStore::Info info;
@@ -148,19 +215,41 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
         },
         &info);
     if (!read.ok()) return read;
-    return Blob{id, info.owner, std::move(bytes), info.sha256, info.expire_time};
+    return Blob{id, info.owner, std::move(bytes), info.sha256, info.expire_time, info.size_bytes};
   }
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = blobs_.find(id);
-    if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
-    blob = it->second;
+  absl::StatusOr<Blob> blob = Find(id);
+  if (!blob.ok()) return blob.status();
+  if (blob->bytes == nullptr) {  // kept on disk: read it whole
+    auto bytes = std::make_shared<std::string>();
+    bytes->reserve(static_cast<size_t>(blob->size));
+    absl::Status read = ReadFile(*blob, kFilePiece, [&](const Blob&, int64_t, absl::string_view p) {
+      bytes->append(p.data(), p.size());
+      return absl::OkStatus();
+    });
+    if (!read.ok()) return read;
+    blob->bytes = std::move(bytes);
+    return blob;
   }
-  if (Sha256(*blob.bytes) != blob.sha256) {  // outside mu_: it reads the whole blob
-    return absl::DataLossError(
-        absl::StrCat("blob ", id, ": its bytes no longer match their SHA-256"));
-  }
+  if (Sha256(*blob->bytes) != blob->sha256) return Mismatch(id);  // outside mu_: reads it all
   return blob;
+}
+
+absl::Status BlobStore::ReadFile(const Blob& blob, int64_t max_piece,
+                                 const PieceSink& sink) const {
+  int64_t offset = 0;
+  absl::StatusOr<std::string> digest =
+      DigestFile(PathFor(blob), [&](absl::string_view piece) -> absl::Status {
+        for (size_t at = 0; at < piece.size(); at += static_cast<size_t>(max_piece)) {
+          const absl::string_view part = piece.substr(at, static_cast<size_t>(max_piece));
+          if (absl::Status s = sink(blob, offset, part); !s.ok()) return s;
+          offset += static_cast<int64_t>(part.size());
+        }
+        return absl::OkStatus();
+      });
+  if (!digest.ok()) return digest.status();
+  if (*digest != blob.sha256 || offset != blob.size) return Mismatch(blob.id);
+  if (offset == 0) return sink(blob, 0, "");
+  return absl::OkStatus();
 }
 
 absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
@@ -173,6 +262,9 @@ absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
     return absl::OkStatus();
   };
   if (shared_ == nullptr) {
+    absl::StatusOr<Blob> found = Find(id);
+    if (!found.ok()) return found.status();
+    if (found->bytes == nullptr) return ReadFile(*found, step, sink);
     auto blob = Get(id);
     if (!blob.ok()) return blob.status();
     const std::shared_ptr<const std::string> bytes = std::move(blob->bytes);
@@ -180,7 +272,9 @@ absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
     return pieces(*blob, 0, *bytes);
   }
   PgBlobStore::Info info;  // filled in before the first chunk
-  auto described = [&] { return Blob{id, info.owner, nullptr, info.sha256, info.expire_time}; };
+  auto described = [&] {
+    return Blob{id, info.owner, nullptr, info.sha256, info.expire_time, info.size_bytes};
+  };
   int64_t offset = 0;
   absl::Status read = shared_->Read(
       id,
@@ -212,7 +306,7 @@ int BlobStore::Sweep(absl::Time now) {
     }
   }
   for (const Blob& blob : expired) {
-    Release(blob.owner, static_cast<int64_t>(blob.bytes->size()));
+    Release(blob.owner, blob.size);
     if (!options_.dir.empty()) std::remove(PathFor(blob).c_str());
   }
   return static_cast<int>(expired.size());

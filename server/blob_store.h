@@ -3,10 +3,12 @@
 // and still uploading) are bounded by a quota, and each token's bytes by a
 // per-owner quota; blobs expire after a TTL. Blobs are immutable once
 // stored and shared by reference, and each carries its SHA-256, checked on
-// every read (Get, Load): bytes that no longer match are DATA_LOSS, never
-// handed to a job. With a directory (--state-dir/blobs) each blob is also a
-// file, written atomically before Put() returns, and Load() brings them
-// back after a restart. With the shared store (ShareThrough(), for
+// every read (Get, Read, Load): bytes that no longer match are DATA_LOSS,
+// never handed to a job. With a directory (--state-dir/blobs) each blob is
+// also a file, written atomically before Put() returns, and Load() brings
+// them back after a restart as blobs kept on disk only, as are the
+// outputs jobs write there themselves (OutputPath(), Adopt()): Read()
+// streams those from the file and Get() loads them. With the shared store (ShareThrough(), for
 // --store) the blobs live in PostgreSQL instead (PgBlobStore): the quotas
 // and TTL count the cluster's blobs, and Read() streams chunk by chunk.
 // Thread-safe.
@@ -45,9 +47,10 @@ class BlobStore {
   struct Blob {
     std::string id;
     std::string owner;
-    std::shared_ptr<const std::string> bytes;
+    std::shared_ptr<const std::string> bytes;  // null for a blob kept on disk only
     std::string sha256;  // 32 bytes
     absl::Time expire_time;
+    int64_t size = 0;
   };
 
   explicit BlobStore(Options options) : options_(std::move(options)) {}
@@ -75,8 +78,16 @@ class BlobStore {
   // On an error (disk full) the reservation is still held.
   absl::StatusOr<Blob> Put(const std::string& owner, std::string bytes, absl::Time now,
                            std::string sha256 = "");
+  // Where a job may write an output to Adopt(): a fresh path in the blob
+  // directory; "" when blobs are kept in memory or in the shared store.
+  std::string OutputPath() const;
+  // Stores the file at `path` (from OutputPath(), its size Reserve()d by
+  // `owner`) as a blob kept on disk: digested in one streaming read and
+  // renamed into place. On an error the file is removed and the
+  // reservation still held.
+  absl::StatusOr<Blob> Adopt(const std::string& owner, const std::string& path, absl::Time now);
   // NOT_FOUND for unknown or expired ids; DATA_LOSS when the bytes no
-  // longer match their digest.
+  // longer match their digest. A blob kept on disk is read whole.
   absl::StatusOr<Blob> Get(const std::string& id) const;
   // Hands the blob's bytes to `sink` in order, `max_piece` bytes at most at
   // a time, with the blob's description (bytes unset); errors as Get(),
@@ -91,6 +102,9 @@ class BlobStore {
  private:
   std::string PathFor(const Blob& blob) const;
   void AddLocked(Blob blob) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Blob> Find(const std::string& id) const;
+  // A blob kept on disk, to `sink` in pieces, checked against its digest.
+  absl::Status ReadFile(const Blob& blob, int64_t max_piece, const PieceSink& sink) const;
 
   const Options options_;
   mutable absl::Mutex mu_;

@@ -56,7 +56,8 @@ absl::StatusOr<BlobStore::Blob> BlobUpload::FinishShared(PgBlobStore& shared,
   auto info = shared.Complete(shared_id_, digest);
   if (!info.ok()) return info.status();  // the destructor drops the rows
   stored_ = true;
-  return BlobStore::Blob{info->id, owner_, nullptr, info->sha256, info->expire_time};
+  return BlobStore::Blob{info->id, owner_, nullptr, info->sha256, info->expire_time,
+                         info->size_bytes};
 }
 
 absl::Status BlobUpload::Expect(absl::string_view sha256) {

@@ -81,8 +81,11 @@ class QuantCheckpoints(unittest.TestCase):
         cls.addClassCleanup(cls.tmp.cleanup)
         cls.root = os.path.join(cls.tmp.name, "root")
         os.makedirs(cls.root)
+        # With a state dir, outputs are written to disk as they are made and
+        # served from there (the llama.cpp test covers outputs in memory).
+        cls.state = os.path.join(cls.tmp.name, "state")
         cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
-                            f"--data-root={cls.root}")
+                            f"--data-root={cls.root}", f"--state-dir={cls.state}")
         cls.addClassCleanup(cls.server.stop)
         cls.client = solverd.Client(cls.server.address)
         cls.addClassCleanup(cls.client.close)
@@ -91,6 +94,16 @@ class QuantCheckpoints(unittest.TestCase):
 
     def solve(self, model, **options):
         return self.client.solve(quant.QuantProblem(model=model, bits=4, group_size=16, **options))
+
+    def test_outputs_are_blob_files_with_nothing_left_over(self):
+        result = self.solve(quant.QuantFile(checkpoint_path="llama"))
+        names = os.listdir(os.path.join(self.state, "blobs"))
+        self.assertIn(result.output_blob_id, [n.split(".")[0] for n in names])
+        self.assertEqual([n for n in names if not n.endswith(".blob")], [])
+        data = self.client.download_bytes(result.output_blob_id)
+        self.assertEqual(len(data), result.output_bytes)
+        self.assertIn("model.layers.0.self_attn.q_proj.qweight",
+                      solverd.safetensors.load(data)[0])
 
     def test_a_sharded_folder_quantizes_as_the_single_file(self):
         from_folder = self.solve(quant.QuantFile(checkpoint_path="llama"))

@@ -99,5 +99,59 @@ TEST(BlobStoreTest, AFileThatChangedOnDiskIsSkippedAtLoad) {
   fs::remove_all(dir);
 }
 
+std::string ReadAll(const BlobStore& store, const std::string& id, absl::Status* status) {
+  std::string out;
+  *status = store.Read(id, 3, [&](const BlobStore::Blob& blob, int64_t offset,
+                                  absl::string_view piece) {
+    EXPECT_EQ(offset, static_cast<int64_t>(out.size()));
+    EXPECT_EQ(blob.size, 10);
+    out.append(piece.data(), piece.size());
+    return absl::OkStatus();
+  });
+  return out;
+}
+
+// A job's output written to OutputPath() becomes a blob kept on disk only:
+// streamed by Read() with its digest checked, loaded whole by Get(), back
+// after a restart without being read into memory, gone when it expires.
+TEST(BlobStoreTest, AnAdoptedFileIsStreamedFromDisk) {
+  const std::string dir = (fs::temp_directory_path() /
+                           ("solverd_adopt_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  EXPECT_EQ(BlobStore({1 << 20, absl::Hours(1)}).OutputPath(), "");  // in memory: none
+  BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
+  const std::string path = store.OutputPath();
+  ASSERT_EQ(path.rfind(dir, 0), 0u) << path;
+  std::ofstream(path) << "0123456789";
+  ASSERT_TRUE(store.Reserve("alice", 10).ok());
+  auto blob = store.Adopt("alice", path, absl::Now());
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->bytes, nullptr);
+  EXPECT_EQ(blob->sha256, Sha256("0123456789"));
+  EXPECT_FALSE(fs::exists(path));
+  absl::Status read;
+  EXPECT_EQ(ReadAll(store, blob->id, &read), "0123456789");
+  EXPECT_TRUE(read.ok()) << read;
+  EXPECT_EQ(*store.Get(blob->id)->bytes, "0123456789");
+  EXPECT_EQ(store.used_bytes(), 10);
+
+  BlobStore restarted({1 << 20, absl::Hours(1), 1 << 20, dir});
+  EXPECT_TRUE(restarted.Load(absl::Now()).empty());
+  EXPECT_EQ(ReadAll(restarted, blob->id, &read), "0123456789");
+  EXPECT_EQ(restarted.used_bytes(), 10);
+  for (const auto& file : fs::directory_iterator(dir)) {  // changed after the restart
+    std::ofstream(file.path(), std::ios::trunc) << "0123456780";
+  }
+  ReadAll(restarted, blob->id, &read);
+  EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss) << read;
+  EXPECT_EQ(restarted.Get(blob->id).status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(restarted.Sweep(absl::Now() + absl::Hours(2)), 1);
+  EXPECT_EQ(restarted.used_bytes(), 0);
+  EXPECT_TRUE(fs::is_empty(dir));
+  EXPECT_EQ(store.Adopt("alice", dir + "/missing", absl::Now()).status().code(),
+            absl::StatusCode::kInternal);
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace solverd::server

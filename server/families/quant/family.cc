@@ -1,5 +1,6 @@
 #include "server/families/quant/family.h"
 
+#include <cstdio>
 #include <memory>
 #include <utility>
 
@@ -41,10 +42,13 @@ class PreparedQuant final : public PreparedJob {
     return absl::Status(out.code(), absl::StrCat("quant.", out.message()));
   }
 
-  // The largest layer's work, and the output, which is built in memory and
-  // is at most about the size of the weights. Mapped weights are paged in
-  // and out by the kernel, so they are not counted.
-  int64_t MemoryBytes() const override { return plan_.largest_layer_bytes + model_.bytes; }
+  // The largest layer's work, and the output unless it goes to disk as it
+  // is written (blobs under --state-dir): built in memory, it is at most
+  // about the size of the weights. Mapped weights are paged in and out by
+  // the kernel, so they are not counted.
+  int64_t MemoryBytes() const override {
+    return plan_.largest_layer_bytes + (output_on_disk_ ? 0 : model_.bytes);
+  }
   int64_t ProblemSize() const override { return model_.bytes; }
   std::string BatchKey() const override {
     return plan_.selected_weights <= QuantFamily::kMaxBatchableWeights ? "quant/small" : "";
@@ -54,6 +58,7 @@ class PreparedQuant final : public PreparedJob {
                  const ::solverd::CancelToken* cancel) override {
     quant::ModelOptions options = options_;
     options.layer.threads = lane.cpu_threads;
+    options.output_path = outputs_->OutputPath();  // "": in memory
     quant::ModelResult result;
     JobOutcome outcome;
     outcome.status = FromKernel(
@@ -62,20 +67,24 @@ class PreparedQuant final : public PreparedJob {
     if (!outcome.status.ok() && result.layers.empty()) return outcome;
     v1::QuantResult proto = QuantResultToProto(result, options, lane.device.ToString());
     proto.set_architecture(model_.config.model_type);
-    if (outcome.status.ok()) outcome.status = Store(std::move(result.file), &proto);
+    if (outcome.status.ok()) outcome.status = Store(options.output_path, &result, &proto);
     outcome.result.emplace();
     *outcome.result->mutable_quant() = std::move(proto);
     return outcome;
   }
 
  private:
-  absl::Status Store(std::string file, v1::QuantResult* proto) {
-    const int64_t size = static_cast<int64_t>(file.size());
+  // The output, in result->file or written to `path`, as a blob.
+  absl::Status Store(const std::string& path, quant::ModelResult* result,
+                     v1::QuantResult* proto) {
+    const int64_t size = result->file_bytes;
     if (absl::Status s = outputs_->Reserve(owner_, size); !s.ok()) {
+      if (!path.empty()) std::remove(path.c_str());
       return absl::Status(s.code(), absl::StrCat("quant: storing the ", size,
                                                  "-byte output: ", s.message()));
     }
-    auto blob = outputs_->Put(owner_, std::move(file), absl::Now());
+    auto blob = path.empty() ? outputs_->Put(owner_, std::move(result->file), absl::Now())
+                             : outputs_->Adopt(owner_, path, absl::Now());
     if (!blob.ok()) {
       outputs_->Release(owner_, size);
       return blob.status();
@@ -89,6 +98,7 @@ class PreparedQuant final : public PreparedJob {
   const HeldBytes calibration_;
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
+  const bool output_on_disk_ = !outputs_->OutputPath().empty();
   const std::string owner_;
   quant::ModelPlan plan_;
 };
