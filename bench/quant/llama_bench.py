@@ -7,7 +7,6 @@ and by PyTorch on the file's own weights read back by the Python package.
 System fp32 is the unquantized model in PyTorch. $SOLVERD_BENCH_LLAMA_MODEL
 names another folder for the model."""
 import os
-import sys
 import time
 
 import numpy as np
@@ -15,10 +14,7 @@ import numpy as np
 import lm
 import llama_lm
 import solverd
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
-                                "tests", "llamacpp"))
-import llamacpp  # noqa: E402
+from llama_lm import llamacpp
 
 quant = solverd.quant_pb2
 CASE = "llama_test_model"

@@ -13,7 +13,7 @@ same windows PyTorch and llama.cpp (bench/quant/llama_bench.py) score."""
 import json
 import math
 import os
-import time
+import sys
 
 import numpy as np
 import torch
@@ -22,6 +22,10 @@ import torch.nn.functional as F
 
 import lm
 from solverd import safetensors
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "tests", "llamacpp"))
+import llamacpp  # noqa: E402
 
 CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_size": 258,
           "hidden_size": 256, "intermediate_size": 768, "num_hidden_layers": 4,
@@ -157,38 +161,12 @@ def perplexity(weights: dict, held: bytes) -> float:
     return math.exp(nll / (len(data) * CONTEXT))
 
 
-@torch.no_grad()
 def calibration(weights: dict, train: bytes, sequences=32) -> dict:
-    """`<layer>.inputs` for every linear layer, from the model run on
-    `sequences` windows spread over the training text."""
-    model = load(weights)
-    captured = {}
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Linear):
-            module.register_forward_hook(
-                lambda m, args, out, name=name: captured.setdefault(f"{name}.inputs", []).append(
-                    args[0].reshape(-1, args[0].shape[-1])))
+    """Every linear layer's inputs, from the model run on `sequences`
+    windows spread over the training text."""
     stride = (len(train) - CONTEXT) // sequences
     data = torch.cat([windows(train[i * stride:], 1) for i in range(sequences)])
-    model(data[:, :-1])
-    return {name: torch.cat(parts).numpy().astype(np.float32) for name, parts in captured.items()}
-
-
-def byte_level_tokenizer():
-    """GPT-2's byte-to-character map as a BPE vocabulary without merges
-    (token b is byte b), then <s> and </s> as special tokens."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
-                 list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        chars[b] = chr(b) if b in printable else chr(256 + extra)
-        extra += b not in printable
-    return {"version": "1.0",
-            "added_tokens": [{"id": 256, "content": "<s>", "special": True},
-                             {"id": 257, "content": "</s>", "special": True}],
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
-            "decoder": {"type": "ByteLevel"},
-            "model": {"type": "BPE", "vocab": {chars[b]: b for b in range(256)}, "merges": []}}
+    return lm.linear_inputs(load(weights), data[:, :-1])
 
 
 def save_checkpoint(weights: dict, folder: str, metadata: dict):
@@ -202,7 +180,8 @@ def save_checkpoint(weights: dict, folder: str, metadata: dict):
         with open(os.path.join(folder, shard), "wb") as f:
             f.write(safetensors.save({n: weights[n] for n in members}, metadata))
         weight_map.update({n: shard for n in members})
-    for name, value in (("config.json", CONFIG), ("tokenizer.json", byte_level_tokenizer()),
+    tokenizer = llamacpp.byte_level_tokenizer(BOS, CONFIG["eos_token_id"])
+    for name, value in (("config.json", CONFIG), ("tokenizer.json", tokenizer),
                         ("model.safetensors.index.json",
                          {"metadata": metadata, "weight_map": weight_map})):
         with open(os.path.join(folder, name), "w") as f:
@@ -219,27 +198,17 @@ def load_checkpoint(folder: str) -> dict:
 
 def train(minutes: float, folder: str):
     torch.manual_seed(0)
-    torch.set_num_threads(len(os.sched_getaffinity(0)))
     train_text, held = lm.split(lm.kjv_text())
     tokens = lm.as_tokens(train_text)
     model = LlamaLM()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.1)
-    batch, step, start = 32, 0, time.time()
-    while time.time() - start < minutes * 60:
-        fraction = (time.time() - start) / (minutes * 60)
-        for group in optimizer.param_groups:  # warm-up, then cosine decay to 10%
-            group["lr"] = 2e-3 * min(1.0, step / 100) * (0.55 + 0.45 * math.cos(math.pi * fraction))
+    batch = 32
+
+    def next_batch():
         offsets = torch.randint(0, len(tokens) - CONTEXT, (batch,))
         data = torch.stack([tokens[o:o + CONTEXT] for o in offsets])
-        window = torch.cat([torch.full((batch, 1), BOS), data], 1)
-        logits = model(window[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, CONFIG["vocab_size"]), window[:, 1:].reshape(-1))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        step += 1
-        if step % 100 == 0:
-            print(f"step {step} loss {loss.item():.3f} {time.time() - start:.0f}s", flush=True)
+        return torch.cat([torch.full((batch, 1), BOS), data], 1)
+
+    step = lm.fit(model, minutes, 2e-3, next_batch)
     weights = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
     ppl = perplexity(weights, held)
     metadata = {"training": f"AdamW lr 2e-3 wd 0.1, batch {batch}x{CONTEXT}, {step} steps, "

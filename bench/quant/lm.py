@@ -127,46 +127,65 @@ def perplexity(weights: dict, held: bytes) -> float:
 
 
 @torch.no_grad()
-def calibration(weights: dict, train: bytes, sequences=16) -> dict:
-    """`<layer>.inputs` [tokens, in_features] for every linear layer, from the
-    model run on `sequences` windows spread over the training text."""
-    model = load(weights)
+def linear_inputs(model: nn.Module, tokens: torch.Tensor) -> dict:
+    """`<layer>.inputs` [tokens, in_features] of every linear layer of
+    `model` run on `tokens`: solverd's calibration file."""
     captured = {}
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
             module.register_forward_hook(
                 lambda m, args, out, name=name: captured.setdefault(f"{name}.inputs", []).append(
                     args[0].reshape(-1, args[0].shape[-1])))
-    stride = (len(train) - CONTEXT) // sequences
-    tokens = torch.stack([as_tokens(train[i * stride:i * stride + CONTEXT])
-                          for i in range(sequences)])
     model(tokens)
     return {name: torch.cat(parts).numpy().astype(np.float32) for name, parts in captured.items()}
 
 
-def train(minutes: float, out: str):
-    torch.manual_seed(0)
+def calibration(weights: dict, train: bytes, sequences=16) -> dict:
+    """Every linear layer's inputs, from the model run on `sequences`
+    windows spread over the training text."""
+    stride = (len(train) - CONTEXT) // sequences
+    tokens = torch.stack([as_tokens(train[i * stride:i * stride + CONTEXT])
+                          for i in range(sequences)])
+    return linear_inputs(load(weights), tokens)
+
+
+def fit(model: nn.Module, minutes: float, peak_lr: float, next_batch) -> int:
+    """Trains `model` for `minutes` with AdamW (weight decay 0.1), a 100-step
+    warm-up to `peak_lr`, then cosine decay to 10% of it; next_batch()
+    gives [batch, length + 1] token windows. Returns the steps taken."""
     torch.set_num_threads(len(os.sched_getaffinity(0)))
-    text = kjv_text()
-    train_text, held = split(text)
-    tokens = as_tokens(train_text)
-    model = ByteLM()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.1)
-    batch, step, start = 32, 0, time.time()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=peak_lr, weight_decay=0.1)
+    step, start = 0, time.time()
     while time.time() - start < minutes * 60:
         fraction = (time.time() - start) / (minutes * 60)
-        for group in optimizer.param_groups:  # warm-up, then cosine decay to 10%
-            group["lr"] = 1e-3 * min(1.0, step / 100) * (0.55 + 0.45 * math.cos(math.pi * fraction))
-        offsets = torch.randint(0, len(tokens) - CONTEXT - 1, (batch,))
-        window = torch.stack([tokens[o:o + CONTEXT + 1] for o in offsets])
+        for group in optimizer.param_groups:
+            group["lr"] = peak_lr * min(1.0, step / 100) * \
+                (0.55 + 0.45 * math.cos(math.pi * fraction))
+        window = next_batch()
         logits = model(window[:, :-1])
-        loss = F.cross_entropy(logits.reshape(-1, 256), window[:, 1:].reshape(-1))
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), window[:, 1:].reshape(-1))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
         step += 1
         if step % 100 == 0:
             print(f"step {step} loss {loss.item():.3f} {time.time() - start:.0f}s", flush=True)
+    return step
+
+
+def train(minutes: float, out: str):
+    torch.manual_seed(0)
+    text = kjv_text()
+    train_text, held = split(text)
+    tokens = as_tokens(train_text)
+    model = ByteLM()
+    batch = 32
+
+    def next_batch():
+        offsets = torch.randint(0, len(tokens) - CONTEXT - 1, (batch,))
+        return torch.stack([tokens[o:o + CONTEXT + 1] for o in offsets])
+
+    step = fit(model, minutes, 1e-3, next_batch)
     weights = {name: t.detach().numpy().copy() for name, t in model.state_dict().items()}
     ppl = perplexity(weights, held)
     metadata = {"text": "King James Bible, `bible -f gen1:1-rev22:21` (Debian bible-kjv), "

@@ -1,8 +1,10 @@
 """The quant family's memory on a real-sized checkpoint: a synthetic
 Llama-shaped Hugging Face folder of random fp16 weights (config.json, three
 shards and their index; at least 4 GiB, cached between runs) quantized with
-RTN at 4 bits from --data-root, one job on a fresh server whose peak RSS
-(VmHWM) is read when it ends. Writes bench/results/quant_memory.{json,md}
+RTN at 4 bits from --data-root, one job on a fresh server with a
+--state-dir (the output is written there as it is produced), then the
+output downloaded; the server's peak RSS (VmHWM) is read after both.
+Writes bench/results/quant_memory.{json,md}
 (case synthetic_4gib, system solverd-rtn, metrics peak_rss_bytes and
 seconds).
   bench/quant/memory   (runs this with a server it starts)
@@ -103,6 +105,7 @@ def main():
     parser.add_argument("--server-pid", type=int, required=True)
     parser.add_argument("--root", required=True, help="the server's --data-root")
     parser.add_argument("--out", default="bench/results/quant_memory")
+    parser.add_argument("--download-dir", required=True, help="where the output is downloaded")
     args = parser.parse_args()
     folder = os.path.join(args.root, "synthetic-4gib")
     started = time.time()
@@ -119,6 +122,13 @@ def main():
             method=quant.QUANT_METHOD_RTN, bits=4, group_size=128))
         result = client.result(job.id, timeout=3600)
         wall = time.time() - start
+        after_job = rss(args.server_pid, "VmHWM")
+        start = time.time()
+        target = os.path.join(args.download_dir, "output.safetensors")
+        client.download_file(result.output_blob_id, target, size=result.output_bytes,
+                             progress=False)
+        download = time.time() - start
+        os.remove(target)
     peak = rss(args.server_pid, "VmHWM")
     where = platform.processor() or platform.machine()
     with open("/proc/cpuinfo") as f:
@@ -129,7 +139,8 @@ def main():
     records = [{"case": "synthetic_4gib", "system": "solverd-rtn", "backend": result.device,
                 "metric": metric, "value": value}
                for metric, value in (("peak_rss_bytes", peak), ("seconds", wall),
-                                     ("bytes", weights), ("output_bytes", result.output_bytes))]
+                                     ("bytes", weights), ("output_bytes", result.output_bytes),
+                                     ("download_seconds", download))]
     json.dump({"family": "quant", "machine": f"{where} ({os.cpu_count()} cores)",
                "command": "bench/quant/memory", "records": records},
               open(args.out + ".json", "w"), indent=1)
@@ -139,13 +150,16 @@ def main():
                 f"A synthetic Llama-shaped checkpoint (Llama-2-7B's widths, "
                 f"{CONFIG['num_hidden_layers']} blocks, random fp16 weights, three shards and "
                 f"their index) quantized with RTN at 4 bits, group 128, from `--data-root`, "
-                f"one job on a fresh server (`--cpu-workers=1`).\n\n"
+                f"one job on a fresh server (`--cpu-workers=1`, `--state-dir`: the output is "
+                f"written there as it is produced), then the output downloaded.\n\n"
                 f"| figure | value |\n|---|---|\n"
                 f"| checkpoint | {weights / 2**30:.2f} GiB ({len(result.layers)} layers "
                 f"quantized, {result.copied_tensors} tensors copied) |\n"
                 f"| output | {result.output_bytes / 2**30:.2f} GiB |\n"
                 f"| seconds (submit to result) | {wall:.1f} |\n"
-                f"| server RSS before / peak | {before / 2**20:.0f} / {peak / 2**20:.0f} MiB |\n")
+                f"| download seconds | {download:.1f} |\n"
+                f"| server RSS before / peak after the job / peak after the download | "
+                f"{before / 2**20:.0f} / {after_job / 2**20:.0f} / {peak / 2**20:.0f} MiB |\n")
     print(f"peak RSS {peak / 2**30:.2f} GiB, {wall:.1f} s, output "
           f"{result.output_bytes / 2**30:.2f} GiB")
 

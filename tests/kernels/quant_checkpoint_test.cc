@@ -106,6 +106,15 @@ struct Sharded {
   std::string one = File(tensors, 0, split), two = File(tensors, split, tensors.size());
   std::vector<Shard> shards{{"model-00001-of-00002.safetensors", one},
                             {"model-00002-of-00002.safetensors", two}};
+
+  // The checkpoint as a model to plan, with its config.
+  ModelInput Input() {
+    ModelInput input;
+    EXPECT_TRUE(MergeShards(shards, nullptr, &input.weights).ok());
+    EXPECT_TRUE(ParseModelConfig(kLlamaConfig, &input.config).ok());
+    input.config_json = kLlamaConfig;
+    return input;
+  }
 };
 
 TEST(Checkpoint, ShardsMergeIntoTheSameQuantizedModelAsOneFile) {
@@ -166,11 +175,7 @@ std::vector<std::pair<std::string, std::string>> Untar(const std::string& tar) {
 
 TEST(Checkpoint, GptqOutputIsTheCheckpointFolderInATar) {
   Sharded s;
-  SafetensorsFile merged;
-  ASSERT_TRUE(MergeShards(s.shards, nullptr, &merged).ok());
-  ModelInput input{merged};
-  ASSERT_TRUE(ParseModelConfig(kLlamaConfig, &input.config).ok());
-  input.config_json = kLlamaConfig;
+  ModelInput input = s.Input();
   const std::string tokenizer_config = R"({"model_max_length": 64})";
   input.passthrough = {{"tokenizer_config.json", tokenizer_config}};
   ModelOptions options;
@@ -232,11 +237,7 @@ TEST(Checkpoint, GptqOutputIsTheCheckpointFolderInATar) {
 // memory, and the tensors waiting for the header leave nothing behind.
 TEST(Checkpoint, OutputOnDiskIsTheFileInMemory) {
   Sharded s;
-  SafetensorsFile merged;
-  ASSERT_TRUE(MergeShards(s.shards, nullptr, &merged).ok());
-  ModelInput input{merged};
-  ASSERT_TRUE(ParseModelConfig(kLlamaConfig, &input.config).ok());
-  input.config_json = kLlamaConfig;
+  const ModelInput input = s.Input();
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("quant-out-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);

@@ -83,14 +83,6 @@ Options KOptions(Method method, int bits) {
   return o;
 }
 
-QuantizedLayer Quantize(const Layer& l, const Options& o, Device device = Device::Cpu(),
-                        StreamHandle stream = nullptr) {
-  QuantizedLayer q;
-  const Status s = QuantizeLayer(device, stream, l, o, nullptr, &q);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return q;
-}
-
 double RelativeError(const Layer& l, const QuantizedLayer& q) {
   double num = 0, den = 0;
   for (size_t i = 0; i < l.weights.size(); ++i) {

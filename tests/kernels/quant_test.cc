@@ -25,14 +25,6 @@ Options GridOptions(Method method, int bits, int64_t group) {
   return o;
 }
 
-QuantizedLayer Quantize(const Layer& l, const Options& o, Device device = Device::Cpu(),
-                        StreamHandle stream = nullptr) {
-  QuantizedLayer q;
-  const Status s = QuantizeLayer(device, stream, l, o, nullptr, &q);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return q;
-}
-
 double OutputError(const Layer& l, const QuantizedLayer& q, double* max_violation = nullptr) {
   LayerReport report;
   MeasureLayer(l, q, 1, &report);

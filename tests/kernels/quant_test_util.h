@@ -3,6 +3,8 @@
 #ifndef SOLVERD_TESTS_KERNELS_QUANT_TEST_UTIL_H_
 #define SOLVERD_TESTS_KERNELS_QUANT_TEST_UTIL_H_
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -46,6 +48,15 @@ inline Layer MakeLayer(int64_t rows, int64_t cols, int64_t tokens, bool correlat
     }
   }
   return l;
+}
+
+// `l` quantized with `o` on `device`, failing the test on an error.
+inline QuantizedLayer Quantize(const Layer& l, const Options& o, Device device = Device::Cpu(),
+                               StreamHandle stream = nullptr) {
+  QuantizedLayer q;
+  const Status s = QuantizeLayer(device, stream, l, o, nullptr, &q);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return q;
 }
 
 }  // namespace solverd::quant

@@ -6,6 +6,7 @@ GGUF files with score.mjs.
     reason = install(work)           # None, or why llama.cpp is unavailable
     logits = logits_after(work, "m.gguf", tokens)             # [len, n_vocab]
     nll, count = negative_log_likelihood(work, "m.gguf", windows)
+    tokenizer = byte_level_tokenizer(bos_id, eos_id)  # tokenizer.json for test models
 """
 import json
 import os
@@ -63,3 +64,21 @@ def negative_log_likelihood(work, gguf, windows):
     each window evaluated from an empty context."""
     scored = _score(work, gguf, {"windows": [[int(t) for t in w] for w in windows]})
     return scored["nll"], scored["count"]
+
+
+def byte_level_tokenizer(bos_id, eos_id):
+    """A tokenizer.json llama.cpp loads, for models over bytes: GPT-2's
+    byte-to-character map as a BPE vocabulary without merges (token b is
+    byte b), then <s> and </s> as special tokens with the given ids."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
+                 list(range(ord("®"), ord("ÿ") + 1)))
+    chars, extra = {}, 0
+    for b in range(256):
+        chars[b] = chr(b) if b in printable else chr(256 + extra)
+        extra += b not in printable
+    return {"version": "1.0",
+            "added_tokens": [{"id": bos_id, "content": "<s>", "special": True},
+                             {"id": eos_id, "content": "</s>", "special": True}],
+            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
+            "decoder": {"type": "ByteLevel"},
+            "model": {"type": "BPE", "vocab": {chars[b]: b for b in range(256)}, "merges": []}}

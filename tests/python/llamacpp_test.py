@@ -44,26 +44,6 @@ CONFIG = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "vocab_s
           "bos_token_id": 256, "eos_token_id": 257, "torch_dtype": "float16"}
 
 
-def byte_level_tokenizer():
-    """GPT-2's byte-to-character map as a BPE vocabulary with no merges:
-    token b is byte b; <s> and </s> follow as special tokens."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
-                 list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        if b in printable:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return {"version": "1.0",
-            "added_tokens": [{"id": 256, "content": "<s>", "special": True},
-                             {"id": 257, "content": "</s>", "special": True}],
-            "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
-            "decoder": {"type": "ByteLevel"},
-            "model": {"type": "BPE", "vocab": {chars[b]: b for b in range(256)}, "merges": []}}
-
-
 def llama_weights(seed=11):
     rng = np.random.default_rng(seed)
     h, ff, kv, v = 256, 512, 128, 258
@@ -94,7 +74,8 @@ def write_checkpoint(folder, weights):
         with open(os.path.join(folder, shard), "wb") as f:
             f.write(solverd.safetensors.save({n: weights[n] for n in members}))
         weight_map.update({n: shard for n in members})
-    for name, value in (("config.json", CONFIG), ("tokenizer.json", byte_level_tokenizer()),
+    tokenizer = llamacpp.byte_level_tokenizer(CONFIG["bos_token_id"], CONFIG["eos_token_id"])
+    for name, value in (("config.json", CONFIG), ("tokenizer.json", tokenizer),
                         ("model.safetensors.index.json", {"weight_map": weight_map})):
         with open(os.path.join(folder, name), "w") as f:
             json.dump(value, f)
