@@ -29,6 +29,12 @@ SYSTEMS = [
     ("solverd-gguf-q4_k_m", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K_M)),
     ("solverd-gguf-q4_k_m-gptq", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K_M,
                                       method=quant.QUANT_METHOD_GPTQ)),
+    # Each layer's K type (Q4_K, Q5_K, Q6_K) chosen by bit allocation within
+    # the tensor bytes of the file before it (Q4_K_M's), rather than by
+    # llama.cpp's fixed rule.
+    ("solverd-gguf-kquant-alloc-gptq", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K,
+                                            method=quant.QUANT_METHOD_GPTQ,
+                                            target_bytes="previous")),
 ]
 
 
@@ -60,17 +66,21 @@ def run_llama(client, records, rows, work):
     fp32 = llama_lm.perplexity(weights, held)
     records.append({"case": CASE, "system": "fp32", "backend": "cpu",
                     "metric": "torch_perplexity", "value": fp32})
-    rows.append(f"| fp32 | | | {fp32:.4f} | | |")
+    rows.append(f"| fp32 | | | {fp32:.4f} | | | |")
     model = client.upload_checkpoint(folder, progress=False)
     calibration = client.upload_bytes(solverd.safetensors.save(
         llama_lm.calibration(weights, train))).blob_id
+    previous = None
     for system, fields in SYSTEMS:
         if fields.get("method") == quant.QUANT_METHOD_GPTQ:
             fields = dict(fields, calibration=quant.QuantFile(blob_id=calibration))
+        if fields.get("target_bytes") == "previous":
+            fields = dict(fields, target_bytes=previous.bytes_after)
         start = time.perf_counter()
         result = client.solve(quant.QuantProblem(model=model, format=quant.QUANT_FORMAT_GGUF,
                                                  **fields), timeout=None)
         seconds = time.perf_counter() - start
+        previous = result
         data = client.download_bytes(result.output_blob_id)
         gguf = os.path.join(work, f"{system}.gguf")
         with open(gguf, "wb") as f:
@@ -82,8 +92,11 @@ def run_llama(client, records, rows, work):
                               ("bytes", result.output_bytes), ("seconds", seconds)):
             records.append({"case": CASE, "system": system, "backend": result.device,
                             "metric": metric, "value": float(value)})
+        types = solverd.gguf.tensor_types(data)
+        mix = ", ".join(f"{n} {t}" for t, n in sorted(
+            {t: sum(1 for v in types.values() if v == t) for t in set(types.values())}.items()))
         rows.append(f"| {system} | {result.output_bytes} | {ours:.4f} | {torch_ppl:.4f} | "
-                    f"{ours / fp32:.4f} | {seconds:.2f} |")
+                    f"{ours / fp32:.4f} | {seconds:.2f} | {mix} |")
         print(rows[-1], flush=True)
 
 
@@ -98,6 +111,7 @@ def section(rows):
             f"{llama_lm.CONTEXT} bytes, each from an empty context: by llama.cpp on the file, and "
             "by PyTorch on the file's weights read back by solverd.gguf. gptq's calibration: 32 "
             "windows of training text through the fp32 model. seconds: the Quantize call, "
-            "upload excluded.", "",
+            "upload excluded. kquant-alloc: bit allocation (relative output error) among Q4_K, "
+            "Q5_K and Q6_K per layer within Q4_K_M-gptq's tensor bytes.", "",
             "| system | bytes | llama.cpp perplexity | PyTorch perplexity | llama.cpp / fp32 | "
-            "seconds |", "|---|---|---|---|---|---|", *rows, ""]
+            "seconds | tensor types |", "|---|---|---|---|---|---|---|", *rows, ""]
