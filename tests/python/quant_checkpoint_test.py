@@ -105,6 +105,30 @@ class QuantCheckpoints(unittest.TestCase):
         self.assertIn("model.layers.0.self_attn.q_proj.qweight",
                       solverd.safetensors.load(data)[0])
 
+    def test_k_quant_gguf_reads_back_with_the_package_reader(self):
+        """solverd.gguf (written from ggml's block layouts) reads each
+        K-quant type back close to the weights, in the types asked for."""
+        rng = np.random.default_rng(5)
+        weights = {"fc.weight": (0.1 * rng.standard_normal((8, 512))).astype(np.float32),
+                   "norm.weight": np.ones(512, np.float32)}
+        blob = self.client.upload_bytes(solverd.safetensors.save(weights)).blob_id
+        for name, kind, bound in (("Q4_K", quant.QUANT_GGUF_TYPE_Q4_K, 0.12),
+                                  ("Q5_K", quant.QUANT_GGUF_TYPE_Q5_K, 0.06),
+                                  ("Q6_K", quant.QUANT_GGUF_TYPE_Q6_K, 0.03)):
+            result = self.client.solve(quant.QuantProblem(
+                model=quant.QuantFile(blob_id=blob), format=quant.QUANT_FORMAT_GGUF,
+                gguf_type=kind))
+            data = self.client.download_bytes(result.output_blob_id)
+            self.assertEqual(solverd.gguf.tensor_types(data),
+                             {"fc.weight": name, "norm.weight": "F32"})
+            tensors, metadata = solverd.gguf.load(data)
+            self.assertEqual(metadata["general.quantized_by"], "solverd")
+            error = np.linalg.norm(tensors["fc.weight"] - weights["fc.weight"]) / \
+                np.linalg.norm(weights["fc.weight"])
+            self.assertLess(error, bound, name)
+            self.assertAlmostEqual(error, result.layers[0].weight_mse ** 0.5 * np.sqrt(
+                weights["fc.weight"].size) / np.linalg.norm(weights["fc.weight"]), places=5)
+
     def test_a_sharded_folder_quantizes_as_the_single_file(self):
         from_folder = self.solve(quant.QuantFile(checkpoint_path="llama"))
         self.assertEqual(from_folder.architecture, "llama")
