@@ -26,6 +26,10 @@ SYSTEMS = [
     ("solverd-gguf-f16", dict(gguf_type=quant.QUANT_GGUF_TYPE_F16)),
     ("solverd-gguf-q8_0", dict(bits=8, group_size=32, symmetric=True)),
     ("solverd-gguf-q4_0", dict(bits=4, group_size=32, symmetric=True)),
+    # Q4_K is Q4_0's size (4.5 bits per weight): the equal-size comparison.
+    ("solverd-gguf-q4_k", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K)),
+    ("solverd-gguf-q4_k-gptq", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K,
+                                    method=quant.QUANT_METHOD_GPTQ)),
     ("solverd-gguf-q4_k_m", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K_M)),
     ("solverd-gguf-q4_k_m-gptq", dict(gguf_type=quant.QUANT_GGUF_TYPE_Q4_K_M,
                                       method=quant.QUANT_METHOD_GPTQ)),
