@@ -1,10 +1,12 @@
 #include "quant/formats/model_format.h"
 
 #include <cstring>
+#include <set>
 
 #include "quant/blockwise.h"
 #include "quant/formats/json.h"
 #include "quant/formats/packing.h"
+#include "quant/model.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {
@@ -176,3 +178,41 @@ Status ParseDescription(const std::string& layer, const std::string& json, Layer
 }
 
 }  // namespace solverd::quant::internal
+
+namespace solverd::quant {
+
+// (Declared in model.h: the inverse of solverd's layout.)
+Status DequantizeModel(std::string_view quantized, std::string* out) {
+  SafetensorsFile file;
+  SOLVERD_RETURN_IF_ERROR(ParseSafetensors(quantized, &file));
+  SafetensorsWriter writer;
+  std::set<std::string> consumed;
+  std::vector<internal::LayerDescription> layers;
+  const std::string prefix = internal::kLayerMetadataPrefix;
+  for (const auto& [key, value] : file.metadata) {
+    if (key.rfind(prefix, 0) != 0) {
+      writer.AddMetadata(key, value);
+      continue;
+    }
+    internal::LayerDescription& d = layers.emplace_back();
+    SOLVERD_RETURN_IF_ERROR(internal::ParseDescription(key.substr(prefix.size()), value, &d));
+    Options o;
+    o.method = d.method;
+    o.double_quant = d.double_quant;
+    for (const std::string& n : internal::LayerTensorNames(d.layer, o)) consumed.insert(n);
+  }
+  for (const internal::LayerDescription& d : layers) {
+    std::vector<float> weights;
+    SOLVERD_RETURN_IF_ERROR(internal::ReadLayer(file, d, &weights));
+    writer.Add(d.source, DType::kF32, {d.rows, d.cols}, FloatsToBytes(weights));
+  }
+  for (const TensorEntry& t : file.tensors) {
+    if (consumed.count(t.name) == 0) {
+      writer.Add(t.name, t.dtype, t.shape, file.Bytes(t));
+    }
+  }
+  *out = writer.Finish();
+  return Status::Ok();
+}
+
+}  // namespace solverd::quant
