@@ -10,6 +10,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -20,6 +21,7 @@ namespace solverd::server {
 namespace {
 
 constexpr char kSuffix[] = ".blob";
+constexpr char kOutputSuffix[] = ".output.tmp";  // OutputPath()'s, until Adopt()
 constexpr int64_t kFilePiece = int64_t{1} << 20;
 
 // Hands the file at `path` to `piece` a MiB at a time; its digest.
@@ -119,7 +121,7 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
 
 std::string BlobStore::OutputPath() const {
   if (options_.dir.empty() || shared_ != nullptr) return "";
-  return absl::StrCat(options_.dir, "/", NewBlobId(), ".output.tmp");
+  return absl::StrCat(options_.dir, "/", NewBlobId(), kOutputSuffix);
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Adopt(const std::string& owner,
@@ -159,6 +161,10 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
   std::filesystem::create_directories(options_.dir, ec);
   for (const auto& file : std::filesystem::directory_iterator(options_.dir, ec)) {
     const std::string path = file.path().string();
+    if (absl::EndsWith(path, kOutputSuffix)) {  // a job's output cut short by a crash
+      std::remove(path.c_str());
+      continue;
+    }
     if (file.path().extension() != kSuffix) continue;  // a torn .tmp, or not ours
     std::vector<std::string> parts = absl::StrSplit(file.path().stem().string(), '.');
     struct stat info;

@@ -135,8 +135,11 @@ TEST(BlobStoreTest, AnAdoptedFileIsStreamedFromDisk) {
   EXPECT_EQ(*store.Get(blob->id)->bytes, "0123456789");
   EXPECT_EQ(store.used_bytes(), 10);
 
+  const std::string torn = store.OutputPath();  // a job's output when the server died
+  std::ofstream(torn) << "partial";
   BlobStore restarted({1 << 20, absl::Hours(1), 1 << 20, dir});
   EXPECT_TRUE(restarted.Load(absl::Now()).empty());
+  EXPECT_FALSE(fs::exists(torn));
   EXPECT_EQ(ReadAll(restarted, blob->id, &read), "0123456789");
   EXPECT_EQ(restarted.used_bytes(), 10);
   for (const auto& file : fs::directory_iterator(dir)) {  // changed after the restart
