@@ -125,23 +125,25 @@ std::string BlobStore::OutputPath() const {
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Adopt(const std::string& owner,
-                                                 const std::string& path, absl::Time now) {
+                                                 const std::string& path, absl::Time now,
+                                                 std::string sha256) {
   Blob blob;
   blob.id = NewBlobId();
   blob.owner = owner;
   blob.expire_time = now + options_.ttl;
   std::error_code ec;
   blob.size = static_cast<int64_t>(std::filesystem::file_size(path, ec));
-  absl::StatusOr<std::string> digest = DigestFile(path, nullptr);
+  absl::StatusOr<std::string> digest = std::move(sha256);
+  if (!ec && digest->size() != kSha256Bytes) digest = DigestFile(path, nullptr);
   if (ec || !digest.ok()) {
     std::remove(path.c_str());
     return ec ? absl::InternalError(absl::StrCat("output file ", path, ": ", ec.message()))
               : digest.status();
   }
   blob.sha256 = *std::move(digest);
-  if (std::rename(path.c_str(), PathFor(blob).c_str()) != 0) {
+  if (absl::Status moved = RenameDurably(path, PathFor(blob)); !moved.ok()) {
     std::remove(path.c_str());
-    return absl::InternalError(absl::StrCat("cannot store output file ", path));
+    return moved;
   }
   absl::MutexLock lock(&mu_);
   blobs_[blob.id] = blob;  // its size was Reserve()d
@@ -207,6 +209,17 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Find(const std::string& id) const {
   auto it = blobs_.find(id);
   if (it == blobs_.end()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
   return it->second;
+}
+
+absl::StatusOr<std::string> BlobStore::VerifiedFile(const std::string& id) const {
+  if (shared_ != nullptr) return std::string();
+  absl::StatusOr<Blob> blob = Find(id);
+  if (!blob.ok()) return blob.status();
+  if (blob->bytes != nullptr) return std::string();
+  absl::StatusOr<std::string> digest = DigestFile(PathFor(*blob), nullptr);
+  if (!digest.ok()) return digest.status();
+  if (*digest != blob->sha256) return Mismatch(id);
+  return PathFor(*blob);
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {

@@ -82,10 +82,15 @@ class BlobStore {
   // directory; "" when blobs are kept in memory or in the shared store.
   std::string OutputPath() const;
   // Stores the file at `path` (from OutputPath(), its size Reserve()d by
-  // `owner`) as a blob kept on disk: digested in one streaming read and
-  // renamed into place. On an error the file is removed and the
-  // reservation still held.
-  absl::StatusOr<Blob> Adopt(const std::string& owner, const std::string& path, absl::Time now);
+  // `owner`) as a blob kept on disk: digested in one streaming read (unless
+  // `sha256`, its digest, is given), synced and renamed into place. On an
+  // error the file is removed and the reservation still held.
+  absl::StatusOr<Blob> Adopt(const std::string& owner, const std::string& path, absl::Time now,
+                             std::string sha256 = "");
+  // The file of a blob kept on disk, checked against its digest in one
+  // streaming read (so it can be mapped rather than read); "" for a blob
+  // in memory or in the shared store. Errors as Get().
+  absl::StatusOr<std::string> VerifiedFile(const std::string& id) const;
   // NOT_FOUND for unknown or expired ids; DATA_LOSS when the bytes no
   // longer match their digest. A blob kept on disk is read whole.
   absl::StatusOr<Blob> Get(const std::string& id) const;

@@ -1,14 +1,18 @@
 #include "server/blob_upload.h"
 
+#include <cerrno>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "server/state_files.h"
 
 namespace solverd::server {
 
 BlobUpload::~BlobUpload() {
+  if (file_ != nullptr) std::fclose(file_);
   if (stored_) return;
+  if (!path_.empty()) std::remove(path_.c_str());
   if (PgBlobStore* shared = store_.shared(); shared != nullptr) {
     if (!shared_id_.empty()) shared->Abort(shared_id_);
     return;
@@ -30,10 +34,40 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
     failed_ = true;
     return reserved;
   }
-  if (store_.shared() == nullptr) bytes_.append(data.data(), data.size());
+  if (store_.shared() == nullptr) {
+    if (absl::Status written = AppendFile(data); !written.ok()) {
+      failed_ = true;
+      store_.Release(owner_, static_cast<int64_t>(data.size()));
+      return written;
+    }
+  }
   size_ += static_cast<int64_t>(data.size());
   hasher_.Update(data);
   return absl::OkStatus();
+}
+
+absl::Status BlobUpload::AppendFile(absl::string_view data) {
+  if (path_.empty()) {
+    bytes_.append(data.data(), data.size());
+    return absl::OkStatus();
+  }
+  if (file_ == nullptr && (file_ = std::fopen(path_.c_str(), "wb")) == nullptr) {
+    return StateWriteError(path_, errno);
+  }
+  if (std::fwrite(data.data(), 1, data.size(), file_) != data.size()) {
+    return StateWriteError(path_, errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BlobStore::Blob> BlobUpload::FinishFile(absl::Time now, std::string digest) {
+  if (file_ == nullptr && (file_ = std::fopen(path_.c_str(), "wb")) == nullptr) {  // empty
+    return StateWriteError(path_, errno);
+  }
+  const int closed = std::fclose(file_);
+  file_ = nullptr;
+  if (closed != 0) return StateWriteError(path_, errno);
+  return store_.Adopt(owner_, path_, now, std::move(digest));
 }
 
 absl::Status BlobUpload::AppendShared(PgBlobStore& shared, int64_t offset,
@@ -87,10 +121,12 @@ absl::StatusOr<BlobStore::Blob> BlobUpload::Finish(absl::Time now) {
   if (PgBlobStore* shared = store_.shared(); shared != nullptr) {
     return FinishShared(*shared, std::move(digest));
   }
-  auto blob = store_.Put(owner_, std::move(bytes_), now, std::move(digest));
+  auto blob = path_.empty() ? store_.Put(owner_, std::move(bytes_), now, std::move(digest))
+                            : FinishFile(now, std::move(digest));
   if (!blob.ok()) {
     failed_ = true;
     bytes_.clear();
+    if (!path_.empty()) std::remove(path_.c_str());
     store_.Release(owner_, reserved);
     stored_ = true;  // released here, not again by the destructor
     return blob.status();

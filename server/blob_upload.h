@@ -4,11 +4,13 @@
 // upload fails or is abandoned. The bytes are hashed as they come; a digest
 // the client sent must match them, or nothing is stored. Not thread-safe
 // (one stream, one thread). With the shared store each chunk goes to the
-// database as it arrives, and the bytes are never held here whole.
+// database as it arrives, and with a blob directory (--state-dir) to a file
+// there that Finish() adopts: the bytes are then never held here whole.
 #ifndef SOLVERD_SERVER_BLOB_UPLOAD_H_
 #define SOLVERD_SERVER_BLOB_UPLOAD_H_
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 
@@ -24,7 +26,8 @@ namespace solverd::server {
 class BlobUpload {
  public:
   // `owner`: the uploading token's name, whose quota the bytes count against.
-  BlobUpload(BlobStore& store, std::string owner) : store_(store), owner_(std::move(owner)) {}
+  BlobUpload(BlobStore& store, std::string owner)
+      : store_(store), owner_(std::move(owner)), path_(store.OutputPath()) {}
   BlobUpload(const BlobUpload&) = delete;
   BlobUpload& operator=(const BlobUpload&) = delete;
   ~BlobUpload();  // releases the reservation unless Finish() stored it
@@ -44,10 +47,14 @@ class BlobUpload {
  private:
   absl::Status AppendShared(PgBlobStore& shared, int64_t offset, absl::string_view data);
   absl::StatusOr<BlobStore::Blob> FinishShared(PgBlobStore& shared, std::string digest);
+  absl::Status AppendFile(absl::string_view data);
+  absl::StatusOr<BlobStore::Blob> FinishFile(absl::Time now, std::string digest);
 
   BlobStore& store_;
   const std::string owner_;
-  std::string bytes_;       // embedded store: the bytes so far
+  std::string bytes_;       // embedded store in memory: the bytes so far
+  std::string path_;        // embedded store on disk: the file the bytes go to
+  std::FILE* file_ = nullptr;
   std::string shared_id_;   // shared store: the blob being written, once begun
   int64_t size_ = 0;
   Sha256Hasher hasher_;

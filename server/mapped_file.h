@@ -41,6 +41,7 @@ class MappedFile {
 struct HeldBytes {
   std::shared_ptr<const void> holder;
   std::string_view bytes;
+  bool mapped = false;  // holder is a MappedFile (MappedFile::Release applies)
 };
 
 }  // namespace solverd::server

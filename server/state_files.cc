@@ -24,6 +24,17 @@ void SyncDirectoryOf(const std::string& path) {
 
 }  // namespace
 
+absl::Status RenameDurably(const std::string& from, const std::string& to) {
+  const int fd = ::open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  int error = fd < 0 ? errno : 0;
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (fd >= 0) ::close(fd);
+  if (error == 0 && ::rename(from.c_str(), to.c_str()) != 0) error = errno;
+  if (error != 0) return StateWriteError(to, error);
+  SyncDirectoryOf(to);
+  return absl::OkStatus();
+}
+
 absl::Status StateWriteError(const std::string& path, int error) {
   const std::string message =
       absl::StrCat("state_dir: cannot write ", path, ": ", std::strerror(error));

@@ -16,6 +16,9 @@ namespace solverd::server {
 // Temp file, fsync, rename, fsync of the directory. RESOURCE_EXHAUSTED when
 // the disk or quota is full, INTERNAL otherwise; both name the path.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& bytes);
+// A file written some other way made durable under a new name: fsync,
+// rename, fsync of the directory; errors as WriteFileAtomically().
+absl::Status RenameDurably(const std::string& from, const std::string& to);
 // NOT_FOUND when missing, INTERNAL when unreadable.
 absl::StatusOr<std::string> ReadWholeFile(const std::string& path);
 // The status for a failed write of `path` with errno `error`.

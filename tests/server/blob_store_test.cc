@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -62,6 +63,44 @@ TEST(BlobUploadTest, AnotherDigestStoresNothing) {
   BlobUpload twice(store, "");
   ASSERT_TRUE(twice.Expect(Sha256("a")).ok());
   EXPECT_EQ(twice.Expect(Sha256("b")).code(), absl::StatusCode::kInvalidArgument);
+}
+
+// With a blob directory an upload goes to a file chunk by chunk: stored,
+// it is kept on disk only; refused or abandoned, it leaves no file.
+TEST(BlobUploadTest, UploadsGoToDiskWithADirectory) {
+  const std::string dir = (fs::temp_directory_path() /
+                           ("solverd_upload_" + std::to_string(::getpid()))).string();
+  fs::create_directories(dir);
+  BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
+  std::string id;
+  {
+    BlobUpload upload(store, "bob");
+    ASSERT_TRUE(upload.Append(0, "hello ").ok());
+    ASSERT_TRUE(upload.Append(6, "world").ok());
+    auto blob = upload.Finish(absl::Now());
+    ASSERT_TRUE(blob.ok()) << blob.status();
+    EXPECT_EQ(blob->bytes, nullptr);
+    EXPECT_EQ(blob->sha256, Sha256("hello world"));
+    id = blob->id;
+  }
+  auto path = store.VerifiedFile(id);
+  ASSERT_TRUE(path.ok()) << path.status();
+  std::ifstream file(*path);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(file), {}), "hello world");
+  EXPECT_EQ(*store.Get(id)->bytes, "hello world");
+  {
+    BlobUpload refused(store, "bob");
+    ASSERT_TRUE(refused.Append(0, "hello").ok());
+    ASSERT_TRUE(refused.Expect(Sha256("other")).ok());
+    EXPECT_EQ(refused.Finish(absl::Now()).status().code(), absl::StatusCode::kDataLoss);
+    BlobUpload abandoned(store, "bob");
+    ASSERT_TRUE(abandoned.Append(0, "half").ok());
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir), fs::directory_iterator()), 1);
+  EXPECT_EQ(store.used_bytes(), 11);
+  EXPECT_EQ(BlobStore({1 << 20, absl::Hours(1)}).VerifiedFile(id).status().code(),
+            absl::StatusCode::kNotFound);
+  fs::remove_all(dir);
 }
 
 TEST(BlobStoreTest, ChangedBytesAreDataLossOnRead) {

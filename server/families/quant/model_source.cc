@@ -34,8 +34,18 @@ constexpr const char* kPassthroughFiles[] = {
 // A checkpoint's file by name: NOT_FOUND when the checkpoint has none.
 using FileOpener = std::function<absl::StatusOr<HeldBytes>(const std::string& name)>;
 
+// A blob kept on disk is mapped, as a file under --data-root is.
 absl::StatusOr<HeldBytes> FromBlob(const BlobStore& blobs, const std::string& id,
                                    const std::string& field) {
+  auto path = blobs.VerifiedFile(id);
+  if (!path.ok()) return Prefixed(field, path.status());
+  if (!path->empty()) {
+    auto mapped = MappedFile::Open(*path);
+    if (!mapped.ok()) return Prefixed(field, mapped.status());
+    std::shared_ptr<const MappedFile> file = *std::move(mapped);
+    const std::string_view bytes = file->bytes();
+    return HeldBytes{std::move(file), bytes, /*mapped=*/true};
+  }
   auto blob = blobs.Get(id);
   if (!blob.ok()) return Prefixed(field, blob.status());
   std::shared_ptr<const std::string> bytes = blob->bytes;
@@ -48,7 +58,7 @@ absl::StatusOr<HeldBytes> FromDataRoot(const PrepareContext& context, const std:
   if (!mapped.ok()) return mapped.status();
   std::shared_ptr<const MappedFile> file = *std::move(mapped);
   const std::string_view bytes = file->bytes();
-  return HeldBytes{std::move(file), bytes};
+  return HeldBytes{std::move(file), bytes, /*mapped=*/true};
 }
 
 // The opener of a folder under --data-root.
@@ -128,6 +138,7 @@ absl::StatusOr<QuantModelSource> ReadCheckpoint(const FileOpener& open, const st
           std::string(quant::kShardIndexFile)));
     }
     shards.push_back({name, shard->bytes});
+    out.mapped = (shards.size() == 1 || out.mapped) && shard->mapped;
     out.bytes += static_cast<int64_t>(shard->bytes.size());
     out.holders.push_back(std::move(shard->holder));
   }
@@ -174,9 +185,7 @@ absl::StatusOr<QuantModelSource> ReadQuantModel(const v1::QuantFile& file,
     const std::string where = field + ".checkpoint_path";
     auto opener = FolderOpener(context, file.checkpoint_path(), where);
     if (!opener.ok()) return opener.status();
-    auto read = ReadCheckpoint(*opener, where);
-    if (read.ok()) read->mapped = true;
-    return read;
+    return ReadCheckpoint(*opener, where);
   }
   if (source == v1::QuantFile::kCheckpointBlobs) {
     const std::string where = field + ".checkpoint_blobs";
@@ -191,7 +200,7 @@ absl::StatusOr<QuantModelSource> ReadQuantModel(const v1::QuantFile& file,
   absl::Status parsed = FromKernel(quant::ParseSafetensors(bytes->bytes, &out.weights));
   if (!parsed.ok()) return Prefixed(field, parsed);
   out.holders.push_back(std::move(bytes->holder));
-  out.mapped = source == v1::QuantFile::kPath;
+  out.mapped = bytes->mapped;
   return out;
 }
 

@@ -1,7 +1,8 @@
 // The files a quant job reads: its model (one safetensors file, or a
 // Hugging Face checkpoint's config.json and weight shards) and its
 // calibration file, from blobs or from under --data-root. Files under the
-// data root are mapped rather than read, so a multi-GB checkpoint is paged
+// data root, and blobs kept on disk (--state-dir), are mapped rather than
+// read, so a multi-GB checkpoint is paged
 // in as its layers are read instead of being held whole; shards are never
 // joined into one buffer. Errors name the request field
 // ("quant.model.checkpoint_path: ..."). Stateless functions, safe from any
@@ -33,7 +34,7 @@ struct QuantModelSource {
   std::string_view tokenizer_json;  // a checkpoint's tokenizer.json; empty without
   // The tokenizer and generation files an output folder carries through.
   std::vector<std::pair<std::string, std::string_view>> passthrough;
-  bool mapped = false;  // the weights are MappedFiles (from --data-root)
+  bool mapped = false;  // the weights are MappedFiles (--data-root, blobs kept on disk)
   int64_t bytes = 0;                                 // of the weight files
 };
 
