@@ -110,17 +110,19 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   blob.size = static_cast<int64_t>(bytes.size());
   blob.bytes = std::make_shared<const std::string>(std::move(bytes));
   blob.expire_time = now + options_.ttl;
-  if (!options_.dir.empty()) {
+  Blob stored = blob;
+  if (KeepsBlobsOnDisk()) {  // the file only, as every blob there
     absl::Status written = WriteFileAtomically(PathFor(blob), *blob.bytes);
     if (!written.ok()) return written;
+    stored.bytes = nullptr;
   }
   absl::MutexLock lock(&mu_);
-  blobs_[blob.id] = blob;
+  blobs_[blob.id] = std::move(stored);
   return blob;
 }
 
 std::string BlobStore::OutputPath() const {
-  if (options_.dir.empty() || shared_ != nullptr) return "";
+  if (!KeepsBlobsOnDisk()) return "";
   return absl::StrCat(options_.dir, "/", NewBlobId(), kOutputSuffix);
 }
 
@@ -284,11 +286,9 @@ absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
     absl::StatusOr<Blob> found = Find(id);
     if (!found.ok()) return found.status();
     if (found->bytes == nullptr) return ReadFile(*found, step, sink);
-    auto blob = Get(id);
-    if (!blob.ok()) return blob.status();
-    const std::shared_ptr<const std::string> bytes = std::move(blob->bytes);
-    if (bytes->empty()) return sink(*blob, 0, "");
-    return pieces(*blob, 0, *bytes);
+    if (Sha256(*found->bytes) != found->sha256) return Mismatch(id);
+    if (found->bytes->empty()) return sink(*found, 0, "");
+    return pieces(*found, 0, *found->bytes);
   }
   PgBlobStore::Info info;  // filled in before the first chunk
   auto described = [&] {

@@ -5,10 +5,10 @@
 // stored and shared by reference, and each carries its SHA-256, checked on
 // every read (Get, Read, Load): bytes that no longer match are DATA_LOSS,
 // never handed to a job. With a directory (--state-dir/blobs) each blob is
-// also a file, written atomically before Put() returns, and Load() brings
-// them back after a restart as blobs kept on disk only, as are the
-// outputs jobs write there themselves (OutputPath(), Adopt()): Read()
-// streams those from the file and Get() loads them. With the shared store (ShareThrough(), for
+// a file there only, written atomically before Put() returns, as are the
+// uploads and outputs written there as they come (OutputPath(), Adopt()),
+// and Load() brings them back after a restart: Read() streams them from
+// the file and Get() loads them. With the shared store (ShareThrough(), for
 // --store) the blobs live in PostgreSQL instead (PgBlobStore): the quotas
 // and TTL count the cluster's blobs, and Read() streams chunk by chunk.
 // Thread-safe.
@@ -78,8 +78,11 @@ class BlobStore {
   // On an error (disk full) the reservation is still held.
   absl::StatusOr<Blob> Put(const std::string& owner, std::string bytes, absl::Time now,
                            std::string sha256 = "");
+  // Whether blobs live as files in the blob directory only (a directory,
+  // and no shared store), not in memory.
+  bool KeepsBlobsOnDisk() const { return !options_.dir.empty() && shared_ == nullptr; }
   // Where a job may write an output to Adopt(): a fresh path in the blob
-  // directory; "" when blobs are kept in memory or in the shared store.
+  // directory; "" unless KeepsBlobsOnDisk().
   std::string OutputPath() const;
   // Stores the file at `path` (from OutputPath(), its size Reserve()d by
   // `owner`) as a blob kept on disk: digested in one streaming read (unless

@@ -18,7 +18,7 @@ namespace {
 
 constexpr uint32_t kGgufVersion = 3;
 constexpr uint64_t kAlignment = 32;
-constexpr int64_t kBlock = 32;  // weights per Q4_0 / Q8_0 block
+constexpr int64_t kBlock = kGgufSmallBlock;
 
 bool GgmlTypeOf(DType dtype, uint32_t* type) {
   switch (dtype) {

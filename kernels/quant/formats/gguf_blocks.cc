@@ -9,7 +9,7 @@
 namespace solverd::quant::internal {
 namespace {
 
-constexpr int64_t kBlock = 32;  // weights per Q4_0 / Q8_0 block
+constexpr int64_t kBlock = kGgufSmallBlock;
 
 void PutHalf(float value, std::string* out) { PutLittleEndian<uint16_t>(FloatToHalf(value), out); }
 

@@ -29,6 +29,8 @@
 
 namespace solverd::quant::internal {
 
+inline constexpr int64_t kGgufSmallBlock = 32;  // weights per Q4_0 / Q8_0 block
+
 // The ggml type a layer of `bits` is stored as: Q4_0 / Q8_0 (grids of 32
 // symmetric columns) or, with K-quant grids, Q4_K / Q5_K / Q6_K.
 uint32_t GgmlTypeOfLayer(int bits, bool k_quant);

@@ -47,7 +47,7 @@ class PreparedQuant final : public PreparedJob {
   // about the size of the weights. Mapped weights are paged in and out by
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
-    return plan_.largest_layer_bytes + (output_on_disk_ ? 0 : model_.bytes);
+    return plan_.largest_layer_bytes + (outputs_->KeepsBlobsOnDisk() ? 0 : model_.bytes);
   }
   int64_t ProblemSize() const override { return model_.bytes; }
   std::string BatchKey() const override {
@@ -98,7 +98,6 @@ class PreparedQuant final : public PreparedJob {
   const HeldBytes calibration_;
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
-  const bool output_on_disk_ = !outputs_->OutputPath().empty();
   const std::string owner_;
   quant::ModelPlan plan_;
 };
