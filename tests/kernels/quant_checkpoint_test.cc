@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -241,6 +242,9 @@ TEST(Checkpoint, OutputOnDiskIsTheFileInMemory) {
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / ("quant-out-" + std::to_string(getpid()));
   std::filesystem::create_directories(dir);
+  // Removed with what it holds even when the test fails.
+  const std::unique_ptr<const std::filesystem::path, void (*)(const std::filesystem::path*)>
+      cleanup(&dir, [](const std::filesystem::path* d) { std::filesystem::remove_all(*d); });
   for (const ExportFormat format : {ExportFormat::kSolverd, ExportFormat::kGptq}) {
     ModelOptions options;
     options.format = format;
@@ -279,7 +283,6 @@ TEST(Checkpoint, OutputOnDiskIsTheFileInMemory) {
     EXPECT_EQ(q.code(), StatusCode::kInternal);
     EXPECT_NE(q.message().find("no-such-folder"), std::string::npos) << q.message();
   }
-  std::filesystem::remove_all(dir);
 }
 
 void ExpectMergeError(const std::vector<Shard>& shards, const std::string& index_json,

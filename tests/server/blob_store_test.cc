@@ -21,6 +21,16 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A fresh folder, removed with what it holds even when the test fails.
+struct TempDir {
+  explicit TempDir(const std::string& prefix)
+      : path((fs::temp_directory_path() / (prefix + std::to_string(::getpid()))).string()) {
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  const std::string path;
+};
+
 TEST(Sha256Test, KnownDigests) {
   EXPECT_EQ(absl::BytesToHexString(Sha256("")),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
@@ -68,9 +78,8 @@ TEST(BlobUploadTest, AnotherDigestStoresNothing) {
 // With a blob directory an upload goes to a file chunk by chunk: stored,
 // it is kept on disk only; refused or abandoned, it leaves no file.
 TEST(BlobUploadTest, UploadsGoToDiskWithADirectory) {
-  const std::string dir = (fs::temp_directory_path() /
-                           ("solverd_upload_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
+  const TempDir temp("solverd_upload_");
+  const std::string& dir = temp.path;
   BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
   std::string id;
   {
@@ -100,7 +109,6 @@ TEST(BlobUploadTest, UploadsGoToDiskWithADirectory) {
   EXPECT_EQ(store.used_bytes(), 11);
   EXPECT_EQ(BlobStore({1 << 20, absl::Hours(1)}).VerifiedFile(id).status().code(),
             absl::StatusCode::kNotFound);
-  fs::remove_all(dir);
 }
 
 TEST(BlobStoreTest, ChangedBytesAreDataLossOnRead) {
@@ -114,9 +122,8 @@ TEST(BlobStoreTest, ChangedBytesAreDataLossOnRead) {
 }
 
 TEST(BlobStoreTest, AFileThatChangedOnDiskIsSkippedAtLoad) {
-  const std::string dir = (fs::temp_directory_path() /
-                           ("solverd_blobs_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
+  const TempDir temp("solverd_blobs_");
+  const std::string& dir = temp.path;
   std::string kept_id, changed_id;
   {
     BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
@@ -135,7 +142,6 @@ TEST(BlobStoreTest, AFileThatChangedOnDiskIsSkippedAtLoad) {
   EXPECT_NE(warnings[0].find("no longer match their SHA-256"), std::string::npos) << warnings[0];
   EXPECT_TRUE(loaded.Get(kept_id).ok());
   EXPECT_EQ(loaded.Get(changed_id).status().code(), absl::StatusCode::kNotFound);
-  fs::remove_all(dir);
 }
 
 std::string ReadAll(const BlobStore& store, const std::string& id, absl::Status* status) {
@@ -154,9 +160,8 @@ std::string ReadAll(const BlobStore& store, const std::string& id, absl::Status*
 // streamed by Read() with its digest checked, loaded whole by Get(), back
 // after a restart without being read into memory, gone when it expires.
 TEST(BlobStoreTest, AnAdoptedFileIsStreamedFromDisk) {
-  const std::string dir = (fs::temp_directory_path() /
-                           ("solverd_adopt_" + std::to_string(::getpid()))).string();
-  fs::create_directories(dir);
+  const TempDir temp("solverd_adopt_");
+  const std::string& dir = temp.path;
   EXPECT_EQ(BlobStore({1 << 20, absl::Hours(1)}).OutputPath(), "");  // in memory: none
   BlobStore store({1 << 20, absl::Hours(1), 1 << 20, dir});
   const std::string path = store.OutputPath();
@@ -192,7 +197,6 @@ TEST(BlobStoreTest, AnAdoptedFileIsStreamedFromDisk) {
   EXPECT_TRUE(fs::is_empty(dir));
   EXPECT_EQ(store.Adopt("alice", dir + "/missing", absl::Now()).status().code(),
             absl::StatusCode::kInternal);
-  fs::remove_all(dir);
 }
 
 }  // namespace
