@@ -53,8 +53,8 @@ absl::Status Mismatch(const std::string& id) {
 // <id>.<hex owner>.<hex sha256>.blob: the owner's name is a token name, hex
 // keeps any character of it out of the path. (Files of earlier versions lack
 // the digest; Load() computes it.)
-std::string BlobStore::PathFor(const Blob& blob) const {
-  return absl::StrCat(options_.dir, "/", blob.id, ".", absl::BytesToHexString(blob.owner), ".",
+std::string BlobStore::PathFor(const std::string& dir, const Blob& blob) const {
+  return absl::StrCat(dir, "/", blob.id, ".", absl::BytesToHexString(blob.owner), ".",
                       absl::BytesToHexString(blob.sha256), kSuffix);
 }
 
@@ -101,7 +101,7 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
     if (!stored.ok()) return stored.status();
     const auto size = static_cast<int64_t>(bytes.size());
     return Blob{stored->id, owner, std::make_shared<const std::string>(std::move(bytes)),
-                std::move(sha256), stored->expire_time, size};
+                std::move(sha256), stored->expire_time, size, ""};
   }
   Blob blob;
   blob.id = NewBlobId();
@@ -112,7 +112,8 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   blob.expire_time = now + options_.ttl;
   Blob stored = blob;
   if (KeepsBlobsOnDisk()) {  // the file only, as every blob there
-    absl::Status written = WriteFileAtomically(PathFor(blob), *blob.bytes);
+    stored.file = blob.file = PathFor(options_.dir, blob);
+    absl::Status written = WriteFileAtomically(blob.file, *blob.bytes);
     if (!written.ok()) return written;
     stored.bytes = nullptr;
   }
@@ -121,14 +122,47 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Put(const std::string& owner, std::st
   return blob;
 }
 
+const std::string& BlobStore::OutputDir() const {
+  static const std::string* const kNone = new std::string();
+  if (!options_.output_dir.empty()) return options_.output_dir;
+  return KeepsBlobsOnDisk() ? options_.dir : *kNone;
+}
+
 std::string BlobStore::OutputPath() const {
-  if (!KeepsBlobsOnDisk()) return "";
-  return absl::StrCat(options_.dir, "/", NewBlobId(), kOutputSuffix);
+  if (OutputDir().empty()) return "";
+  return absl::StrCat(OutputDir(), "/", NewBlobId(), kOutputSuffix);
+}
+
+absl::StatusOr<BlobStore::Blob> BlobStore::CopyToShared(const std::string& owner,
+                                                        const std::string& path) {
+  absl::StatusOr<std::string> id = shared_->Begin(owner);
+  if (!id.ok()) {
+    std::remove(path.c_str());
+    return id.status();
+  }
+  int64_t offset = 0;
+  absl::StatusOr<std::string> digest = DigestFile(path, [&](absl::string_view piece) {
+    const std::string_view chunk(piece.data(), piece.size());
+    offset += static_cast<int64_t>(piece.size());
+    return shared_->Append(*id, owner, offset - static_cast<int64_t>(piece.size()), chunk);
+  });
+  std::remove(path.c_str());
+  if (!digest.ok()) {
+    shared_->Abort(*id);
+    return digest.status();
+  }
+  absl::StatusOr<PgBlobStore::Info> info = shared_->Complete(*id, *digest);
+  if (!info.ok()) {
+    shared_->Abort(*id);
+    return info.status();
+  }
+  return Blob{info->id, owner, nullptr, info->sha256, info->expire_time, info->size_bytes, ""};
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Adopt(const std::string& owner,
                                                  const std::string& path, absl::Time now,
                                                  std::string sha256) {
+  if (shared_ != nullptr) return CopyToShared(owner, path);
   Blob blob;
   blob.id = NewBlobId();
   blob.owner = owner;
@@ -143,7 +177,8 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Adopt(const std::string& owner,
               : digest.status();
   }
   blob.sha256 = *std::move(digest);
-  if (absl::Status moved = RenameDurably(path, PathFor(blob)); !moved.ok()) {
+  blob.file = PathFor(OutputDir(), blob);
+  if (absl::Status moved = RenameDurably(path, blob.file); !moved.ok()) {
     std::remove(path.c_str());
     return moved;
   }
@@ -160,10 +195,18 @@ void BlobStore::AddLocked(Blob blob) {
 
 std::vector<std::string> BlobStore::Load(absl::Time now) {
   std::vector<std::string> warnings;
-  if (options_.dir.empty()) return warnings;
+  if (!options_.dir.empty()) LoadDir(options_.dir, now, &warnings);
+  if (!options_.output_dir.empty() && options_.output_dir != options_.dir) {
+    LoadDir(options_.output_dir, now, &warnings);
+  }
+  return warnings;
+}
+
+void BlobStore::LoadDir(const std::string& dir, absl::Time now,
+                        std::vector<std::string>* warnings) {
   std::error_code ec;
-  std::filesystem::create_directories(options_.dir, ec);
-  for (const auto& file : std::filesystem::directory_iterator(options_.dir, ec)) {
+  std::filesystem::create_directories(dir, ec);
+  for (const auto& file : std::filesystem::directory_iterator(dir, ec)) {
     const std::string path = file.path().string();
     if (absl::EndsWith(path, kOutputSuffix)) {  // a job's output cut short by a crash
       std::remove(path.c_str());
@@ -173,7 +216,7 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
     std::vector<std::string> parts = absl::StrSplit(file.path().stem().string(), '.');
     struct stat info;
     if ((parts.size() != 2 && parts.size() != 3) || ::stat(path.c_str(), &info) != 0) {
-      warnings.push_back(absl::StrCat(path, ": not a blob file; skipped"));
+      warnings->push_back(absl::StrCat(path, ": not a blob file; skipped"));
       continue;
     }
     Blob blob;
@@ -187,23 +230,23 @@ std::vector<std::string> BlobStore::Load(absl::Time now) {
     // Checked now, read when asked for: a restart holds no blob in memory.
     absl::StatusOr<std::string> digest = DigestFile(path, nullptr);
     if (!digest.ok()) {
-      warnings.push_back(std::string(digest.status().message()));
+      warnings->push_back(std::string(digest.status().message()));
       continue;
     }
     blob.sha256 = *std::move(digest);
     if (parts.size() == 3 && absl::BytesToHexString(blob.sha256) != parts[2]) {
-      warnings.push_back(absl::StrCat(path, ": its bytes no longer match their SHA-256; skipped"));
+      warnings->push_back(absl::StrCat(path, ": its bytes no longer match their SHA-256; skipped"));
       continue;
     }
     blob.size = static_cast<int64_t>(info.st_size);
-    if (parts.size() == 2 && std::rename(path.c_str(), PathFor(blob).c_str()) != 0) {
-      warnings.push_back(absl::StrCat(path, ": cannot be renamed with its digest; skipped"));
+    blob.file = PathFor(dir, blob);
+    if (parts.size() == 2 && std::rename(path.c_str(), blob.file.c_str()) != 0) {
+      warnings->push_back(absl::StrCat(path, ": cannot be renamed with its digest; skipped"));
       continue;
     }
     absl::MutexLock lock(&mu_);
     AddLocked(std::move(blob));
   }
-  return warnings;
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Find(const std::string& id) const {
@@ -218,10 +261,10 @@ absl::StatusOr<std::string> BlobStore::VerifiedFile(const std::string& id) const
   absl::StatusOr<Blob> blob = Find(id);
   if (!blob.ok()) return blob.status();
   if (blob->bytes != nullptr) return std::string();
-  absl::StatusOr<std::string> digest = DigestFile(PathFor(*blob), nullptr);
+  absl::StatusOr<std::string> digest = DigestFile(blob->file, nullptr);
   if (!digest.ok()) return digest.status();
   if (*digest != blob->sha256) return Mismatch(id);
-  return PathFor(*blob);
+  return blob->file;
 }
 
 absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
@@ -236,7 +279,8 @@ absl::StatusOr<BlobStore::Blob> BlobStore::Get(const std::string& id) const {
         },
         &info);
     if (!read.ok()) return read;
-    return Blob{id, info.owner, std::move(bytes), info.sha256, info.expire_time, info.size_bytes};
+    return Blob{id, info.owner, std::move(bytes), info.sha256, info.expire_time, info.size_bytes,
+                ""};
   }
   absl::StatusOr<Blob> blob = Find(id);
   if (!blob.ok()) return blob.status();
@@ -259,7 +303,7 @@ absl::Status BlobStore::ReadFile(const Blob& blob, int64_t max_piece,
                                  const PieceSink& sink) const {
   int64_t offset = 0;
   absl::StatusOr<std::string> digest =
-      DigestFile(PathFor(blob), [&](absl::string_view piece) -> absl::Status {
+      DigestFile(blob.file, [&](absl::string_view piece) -> absl::Status {
         for (size_t at = 0; at < piece.size(); at += static_cast<size_t>(max_piece)) {
           const absl::string_view part = piece.substr(at, static_cast<size_t>(max_piece));
           if (absl::Status s = sink(blob, offset, part); !s.ok()) return s;
@@ -292,7 +336,7 @@ absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
   }
   PgBlobStore::Info info;  // filled in before the first chunk
   auto described = [&] {
-    return Blob{id, info.owner, nullptr, info.sha256, info.expire_time, info.size_bytes};
+    return Blob{id, info.owner, nullptr, info.sha256, info.expire_time, info.size_bytes, ""};
   };
   int64_t offset = 0;
   absl::Status read = shared_->Read(
@@ -326,7 +370,7 @@ int BlobStore::Sweep(absl::Time now) {
   }
   for (const Blob& blob : expired) {
     Release(blob.owner, blob.size);
-    if (!options_.dir.empty()) std::remove(PathFor(blob).c_str());
+    if (!blob.file.empty()) std::remove(blob.file.c_str());
   }
   return static_cast<int>(expired.size());
 }

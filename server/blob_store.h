@@ -8,9 +8,12 @@
 // a file there only, written atomically before Put() returns, as are the
 // uploads and outputs written there as they come (OutputPath(), Adopt()),
 // and Load() brings them back after a restart: Read() streams them from
-// the file and Get() loads them. With the shared store (ShareThrough(), for
-// --store) the blobs live in PostgreSQL instead (PgBlobStore): the quotas
-// and TTL count the cluster's blobs, and Read() streams chunk by chunk.
+// the file and Get() loads them. Jobs' outputs may go to a directory of
+// their own (--output_root), kept there the same way. With the shared store
+// (ShareThrough(), for --store) the blobs live in PostgreSQL instead
+// (PgBlobStore): the quotas and TTL count the cluster's blobs, Read()
+// streams chunk by chunk, and an output written to the output directory is
+// copied into it chunk by chunk.
 // Thread-safe.
 #ifndef SOLVERD_SERVER_BLOB_STORE_H_
 #define SOLVERD_SERVER_BLOB_STORE_H_
@@ -43,6 +46,9 @@ class BlobStore {
     // bounded by quota_bytes alone.
     int64_t owner_quota_bytes = int64_t{1} << 30;
     std::string dir;  // empty: in memory only
+    // Where jobs write outputs (OutputPath()); empty: `dir`, unless the
+    // blobs are shared, in which case outputs are built in memory.
+    std::string output_dir;
   };
   struct Blob {
     std::string id;
@@ -51,6 +57,7 @@ class BlobStore {
     std::string sha256;  // 32 bytes
     absl::Time expire_time;
     int64_t size = 0;
+    std::string file;  // the blob's file when kept on disk, else ""
   };
 
   explicit BlobStore(Options options) : options_(std::move(options)) {}
@@ -81,13 +88,15 @@ class BlobStore {
   // Whether blobs live as files in the blob directory only (a directory,
   // and no shared store), not in memory.
   bool KeepsBlobsOnDisk() const { return !options_.dir.empty() && shared_ == nullptr; }
-  // Where a job may write an output to Adopt(): a fresh path in the blob
-  // directory; "" unless KeepsBlobsOnDisk().
+  // Where a job may write an output to Adopt(): a fresh path in the output
+  // directory; "" when there is none (the output is built in memory).
   std::string OutputPath() const;
+  bool WritesOutputsToDisk() const { return !OutputDir().empty(); }
   // Stores the file at `path` (from OutputPath(), its size Reserve()d by
-  // `owner`) as a blob kept on disk: digested in one streaming read (unless
-  // `sha256`, its digest, is given), synced and renamed into place. On an
-  // error the file is removed and the reservation still held.
+  // `owner`) as a blob: digested in one streaming read (unless `sha256`,
+  // its digest, is given), synced and renamed into place, or with the
+  // shared store copied into it chunk by chunk and removed. On an error the
+  // file is removed and the reservation still held.
   absl::StatusOr<Blob> Adopt(const std::string& owner, const std::string& path, absl::Time now,
                              std::string sha256 = "");
   // The file of a blob kept on disk, checked against its digest in one
@@ -108,7 +117,12 @@ class BlobStore {
   int64_t used_bytes() const;
 
  private:
-  std::string PathFor(const Blob& blob) const;
+  std::string PathFor(const std::string& dir, const Blob& blob) const;
+  const std::string& OutputDir() const;
+  // Stores a job's output file in the shared store; removes the file.
+  absl::StatusOr<Blob> CopyToShared(const std::string& owner, const std::string& path);
+  // The blob files in `dir` (warnings for those it had to skip).
+  void LoadDir(const std::string& dir, absl::Time now, std::vector<std::string>* warnings);
   void AddLocked(Blob blob) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<Blob> Find(const std::string& id) const;
   // A blob kept on disk, to `sink` in pieces, checked against its digest.

@@ -91,7 +91,7 @@ absl::StatusOr<BlobStore::Blob> BlobUpload::FinishShared(PgBlobStore& shared,
   if (!info.ok()) return info.status();  // the destructor drops the rows
   stored_ = true;
   return BlobStore::Blob{info->id, owner_, nullptr, info->sha256, info->expire_time,
-                         info->size_bytes};
+                         info->size_bytes, ""};
 }
 
 absl::Status BlobUpload::Expect(absl::string_view sha256) {

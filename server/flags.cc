@@ -43,6 +43,10 @@ ABSL_FLAG(std::string, data_root, "",
 ABSL_FLAG(std::string, state_dir, "",
           "directory for state that survives restarts and crashes: jobs, their events and "
           "results, blobs, sor tuners; empty: in memory only");
+ABSL_FLAG(std::string, output_root, "",
+          "directory where job outputs (and, without --state_dir, uploads) are written as they "
+          "are produced and served from; with --store they are staged there and copied into "
+          "it; empty: --state_dir's blobs, else memory");
 ABSL_FLAG(std::string, store, "",
           "shared store for many replicas: a libpq URI postgres://USER@HOST:PORT/DB[?sslmode=...] "
           "(password from --store_password_file, PGPASSWORD or PGPASSFILE, never here); "
@@ -118,6 +122,7 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
   o.data_root = absl::GetFlag(FLAGS_data_root);
   o.max_tuners = absl::GetFlag(FLAGS_max_tuners);
   o.state_dir = absl::GetFlag(FLAGS_state_dir);
+  o.output_root = absl::GetFlag(FLAGS_output_root);
   o.store = absl::GetFlag(FLAGS_store);
   o.store_password_file = absl::GetFlag(FLAGS_store_password_file);
   o.lease = absl::Seconds(absl::GetFlag(FLAGS_lease_seconds));
@@ -164,6 +169,13 @@ absl::StatusOr<ServerOptions> OptionsFromFlags() {
     std::error_code ec;
     std::filesystem::create_directories(o.state_dir, ec);
     if (!std::filesystem::is_directory(o.state_dir)) return Bad("state_dir", "cannot create it");
+  }
+  if (!o.output_root.empty()) {
+    std::error_code ec;
+    std::filesystem::create_directories(o.output_root, ec);
+    if (!std::filesystem::is_directory(o.output_root)) {
+      return Bad("output_root", "cannot create it");
+    }
   }
   if (!o.data_root.empty() && !std::filesystem::is_directory(o.data_root)) {
     return Bad("data_root", "not a directory");

@@ -73,6 +73,7 @@ BlobStore::Options BlobOptions(const ServerOptions& options) {
   out.owner_quota_bytes = options.max_blob_bytes_per_token;
   // With the shared store the blobs live there (SharedJobs::Start).
   if (!options.state_dir.empty() && options.store.empty()) out.dir = options.state_dir + "/blobs";
+  out.output_dir = options.output_root;
   return out;
 }
 

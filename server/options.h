@@ -41,6 +41,10 @@ struct ServerOptions {
   int max_tuners = 1000;  // sor tuners at most
   // Jobs (journal), blobs and sor tuners persist here; empty: in memory only.
   std::string state_dir;
+  // Jobs' outputs (and, without state_dir, uploads) are written here as they
+  // are produced and kept as files; with `store` they are staged here and
+  // copied into it. Empty: state_dir's blobs, else memory.
+  std::string output_root;
   // The shared store of many replicas (a libpq URI postgres://...); empty:
   // the embedded store above. Its password comes from store_password_file
   // or libpq's PGPASSWORD / PGPASSFILE.

@@ -216,8 +216,12 @@ class Kubernetes(unittest.TestCase):
 
     def test_replicas_are_stateless_on_the_store_from_the_secret(self):
         self.assertNotIn("state_dir", self.flags_file())
-        self.assertNotIn("emptyDir", json.dumps(self.pod()))
         c = self.container()
+        # The one scratch volume stages outputs on their way into the store.
+        scratch = [v["name"] for v in self.pod()["volumes"] if "emptyDir" in v]
+        mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+        self.assertEqual(scratch, ["outputs"])
+        self.assertIn(f"--output-root={mounts['outputs']}", c["args"])
         env = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in c["env"]}
         self.assertIn("--store=$(SOLVERD_STORE)", c["args"])
         self.assertEqual(env["SOLVERD_STORE"], {"name": "solverd-store", "key": "uri"})

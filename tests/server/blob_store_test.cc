@@ -199,5 +199,42 @@ TEST(BlobStoreTest, AnAdoptedFileIsStreamedFromDisk) {
             absl::StatusCode::kInternal);
 }
 
+// --output_root without --state_dir: outputs (and uploads) are files there,
+// served from disk and back after a restart, while the blob directory
+// stays unset.
+TEST(BlobStoreTest, OutputsGoToTheOutputRoot) {
+  const TempDir temp("solverd_output_root_");
+  BlobStore::Options options{1 << 20, absl::Hours(1), 1 << 20, "", temp.path};
+  BlobStore store(options);
+  EXPECT_FALSE(store.KeepsBlobsOnDisk());
+  ASSERT_TRUE(store.WritesOutputsToDisk());
+  const std::string path = store.OutputPath();
+  ASSERT_EQ(path.rfind(temp.path + "/", 0), 0u) << path;
+  std::ofstream(path) << "outputs!!!";
+  ASSERT_TRUE(store.Reserve("", 10).ok());
+  auto blob = store.Adopt("", path, absl::Now());
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_EQ(blob->file.rfind(temp.path + "/", 0), 0u) << blob->file;
+  EXPECT_EQ(*store.VerifiedFile(blob->id), blob->file);
+  absl::Status read;
+  EXPECT_EQ(ReadAll(store, blob->id, &read), "outputs!!!");
+  EXPECT_TRUE(read.ok()) << read;
+
+  BlobUpload upload(store, "bob");
+  ASSERT_TRUE(upload.Append(0, "uploaded!!").ok());
+  auto uploaded = upload.Finish(absl::Now());
+  ASSERT_TRUE(uploaded.ok()) << uploaded.status();
+  EXPECT_EQ(uploaded->bytes, nullptr) << "kept as a file, not in memory";
+
+  BlobStore restarted(options);
+  EXPECT_TRUE(restarted.Load(absl::Now()).empty());
+  EXPECT_EQ(ReadAll(restarted, blob->id, &read), "outputs!!!");
+  EXPECT_EQ(ReadAll(restarted, uploaded->id, &read), "uploaded!!");
+  EXPECT_EQ(restarted.used_bytes(), 20);
+  EXPECT_EQ(restarted.Sweep(absl::Now() + absl::Hours(2)), 2);
+  EXPECT_TRUE(fs::is_empty(temp.path));
+  EXPECT_FALSE(BlobStore({1 << 20, absl::Hours(1)}).WritesOutputsToDisk());
+}
+
 }  // namespace
 }  // namespace solverd::server

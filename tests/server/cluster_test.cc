@@ -6,7 +6,10 @@
 // away and coming back crashes nothing and loses no acknowledged job.
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
 #include <map>
 #include <set>
 #include <thread>
@@ -83,6 +86,7 @@ class Cluster : public ::testing::Test {
   static void TearDownTestSuite() {
     for (TestServer* r : replicas_) delete r;
     replicas_.clear();
+    std::filesystem::remove_all(OutputRoots());
     delete db_;
     db_ = nullptr;
   }
@@ -94,10 +98,16 @@ class Cluster : public ::testing::Test {
       clients_.push_back(std::make_unique<SolverClient>(r->address()));
     }
   }
+  // Each replica stages its outputs in a folder of its own, as pods do.
+  static std::string OutputRoots() {
+    return ::testing::TempDir() + "/solverd_cluster_outputs_" + std::to_string(::getpid());
+  }
   static std::unique_ptr<TestServer> StartReplica() {
+    static int started = 0;
     return std::make_unique<TestServer>(std::vector<std::string>{
         "--store=" + db_->uri(), "--store_password_file=" + db_->password_file(),
-        "--lease_seconds=2", "--cpu-workers=2", "--max_batch=4"});
+        "--lease_seconds=2", "--cpu-workers=2", "--max_batch=4",
+        "--output_root=" + OutputRoots() + "/" + std::to_string(started++)});
   }
   void TearDown() override {
     if (!HasFailure()) return;
@@ -359,6 +369,10 @@ TEST_F(Cluster, ABlobUploadedToOneReplicaServesAJobOnAnotherAndDownloadsFromAThi
   quant::SafetensorsFile parsed;
   EXPECT_TRUE(quant::ParseSafetensors(*output, &parsed).ok()) << "a whole safetensors file";
   EXPECT_LT(output->size(), model.size() / 4) << "4-bit codes and scales";
+  for (const auto& root : std::filesystem::directory_iterator(OutputRoots())) {
+    EXPECT_TRUE(std::filesystem::is_empty(root.path()))
+        << "the output was staged in " << root.path() << " and copied into the store";
+  }
   EXPECT_EQ(A().Download("blob-0000000000000000").status().code(),
             absl::StatusCode::kNotFound);
 }

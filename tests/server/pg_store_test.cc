@@ -5,12 +5,17 @@
 // the shared blobs (chunks, cluster-wide quotas, digests, expiry).
 #include "server/store/pg_connection.h"
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "pg_test_server.h"
+#include "server/blob_store.h"
 #include "server/sha256.h"
 #include "server/store/pg_blob_store.h"
 #include "server/store/pg_schema.h"
@@ -207,6 +212,47 @@ TEST_F(PgStoreTest, BlobsGoInChunksAndComeBackChecked) {
   ReadAll(*blobs, put->id, &read);
   EXPECT_EQ(read.code(), absl::StatusCode::kDataLoss) << read;
   EXPECT_EQ(blobs->Stat("blob-none").status().code(), absl::StatusCode::kNotFound);
+}
+
+// A job's output staged in --output_root is copied into the shared store
+// chunk by chunk, and the staged file removed; a failed copy leaves no
+// blob and no file.
+TEST_F(PgStoreTest, AStagedOutputIsCopiedIntoTheSharedStore) {
+  auto db = Connect();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(MigratePgSchema(*db).ok());
+  ASSERT_TRUE(db->Exec("DELETE FROM blobs").ok());
+  const std::string dir = ::testing::TempDir() + "/solverd_staged_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  struct RemovedAtEnd {
+    ~RemovedAtEnd() { std::filesystem::remove_all(path); }
+    std::string path;
+  } removed{dir};
+  BlobStore store({int64_t{1} << 30, absl::Hours(1), int64_t{1} << 30, "", dir});
+  store.ShareThrough(OpenBlobs(Options(), 1 << 30, 3 * PgBlobStore::kChunkBytes));
+  const std::string path = store.OutputPath();
+  ASSERT_EQ(path.rfind(dir + "/", 0), 0u) << path;
+  std::string bytes(2 * PgBlobStore::kChunkBytes + 7, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 13 + i / 4096);
+  std::ofstream(path, std::ios::binary) << bytes;
+  auto blob = store.Adopt("alice", path, absl::Now());
+  ASSERT_TRUE(blob.ok()) << blob.status();
+  EXPECT_FALSE(std::filesystem::exists(path));
+  auto rows = db->Exec("SELECT count(*) FROM blob_chunks WHERE blob_id = $1", {blob->id});
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->Int(0, 0), 3) << "one row per chunk";
+  absl::Status read;
+  EXPECT_TRUE(ReadAll(*store.shared(), blob->id, &read) == bytes);
+  EXPECT_TRUE(read.ok()) << read;
+
+  const std::string over = store.OutputPath();  // over alice's 3-chunk quota now
+  std::ofstream(over, std::ios::binary) << bytes;
+  EXPECT_EQ(store.Adopt("alice", over, absl::Now()).status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_FALSE(std::filesystem::exists(over));
+  rows = db->Exec("SELECT count(*) FROM blobs");
+  ASSERT_TRUE(rows.ok());
+  EXPECT_EQ(rows->Int(0, 0), 1) << "the failed copy's rows are gone";
 }
 
 TEST_F(PgStoreTest, BlobQuotasCountEveryReplica) {

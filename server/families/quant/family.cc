@@ -43,11 +43,11 @@ class PreparedQuant final : public PreparedJob {
   }
 
   // The largest layer's work, and the output unless it goes to disk as it
-  // is written (blobs under --state-dir): built in memory, it is at most
+  // is written (--state_dir or --output_root): built in memory, it is at most
   // about the size of the weights. Mapped weights are paged in and out by
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
-    return plan_.largest_layer_bytes + (outputs_->KeepsBlobsOnDisk() ? 0 : model_.bytes);
+    return plan_.largest_layer_bytes + (outputs_->WritesOutputsToDisk() ? 0 : model_.bytes);
   }
   int64_t ProblemSize() const override { return model_.bytes; }
   std::string BatchKey() const override {
