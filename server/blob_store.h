@@ -116,7 +116,10 @@ class BlobStore {
   int Sweep(absl::Time now);
   int64_t used_bytes() const;
 
+  static constexpr int64_t kFilePiece = int64_t{1} << 20;  // one read of a blob's file
+
  private:
+  static absl::Status Mismatch(const std::string& id);
   std::string PathFor(const std::string& dir, const Blob& blob) const;
   const std::string& OutputDir() const;
   // Stores a job's output file in the shared store; removes the file.
