@@ -76,9 +76,10 @@ Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* ca
                QuantizedLayer* out) {
   const int64_t rows = layer.rows, cols = layer.cols;
   GptqSetup setup;
-  SOLVERD_RETURN_IF_ERROR(PrepareGptq(
-      layer, options, Hessian(layer.inputs.data(), layer.tokens, cols, options.threads), &setup,
-      out));
+  std::vector<double> h = layer.hessian.empty()
+                              ? Hessian(layer.inputs.data(), layer.tokens, cols, options.threads)
+                              : ScaledHessian(layer.hessian, layer.hessian_tokens);
+  SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, options.threads, &setup.h));
   const std::vector<float> u(setup.h.begin(), setup.h.end());
   ParallelFor(rows, options.threads, [&](int64_t begin, int64_t end) {

@@ -32,6 +32,13 @@ std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, i
   return h;
 }
 
+std::vector<double> ScaledHessian(const std::vector<double>& sum, int64_t tokens) {
+  const double scale = HessianScale(tokens);
+  std::vector<double> h(sum.size());
+  for (size_t i = 0; i < sum.size(); ++i) h[i] = sum[i] * scale;
+  return h;
+}
+
 void MirrorLower(int64_t n, std::vector<double>* a) {
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = i + 1; j < n; ++j) (*a)[i * n + j] = (*a)[j * n + i];

@@ -19,6 +19,11 @@ double HessianScale(int64_t tokens);
 // H (cols x cols, row-major) from inputs (tokens x cols).
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);
 
+// H from a Hessian a calibration file gave, sum_k x_k x_k^T over `tokens`
+// inputs: each entry times HessianScale(tokens), as Hessian() scales its
+// sums, so a sum computed in Hessian()'s order gives the same H.
+std::vector<double> ScaledHessian(const std::vector<double>& sum, int64_t tokens);
+
 // Copies the lower triangle of the n x n matrix `a` onto its upper one.
 void MirrorLower(int64_t n, std::vector<double>* a);
 

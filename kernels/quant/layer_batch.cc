@@ -49,6 +49,8 @@ Status QuantizeStacked(const Device& device, StreamHandle stream, const std::vec
   stacked->cols = layers[0].cols;
   stacked->tokens = 0;  // rtn and hqq use no calibration inputs
   stacked->inputs.clear();
+  stacked->hessian.clear();
+  stacked->hessian_tokens = 0;
   stacked->weights.clear();
   for (const Layer& l : layers) {
     stacked->rows += l.rows;

@@ -54,6 +54,55 @@ void AddTokens(const float* w, const double* diff, const float* x, int64_t first
   }
 }
 
+// Rows of a layer one pass over the Hessian serves, for the same reason.
+constexpr int64_t kRowsPerPass = 4;
+
+// The output error of rows [first, first + count) (count <= kRowsPerPass)
+// from the Hessian G = sum_k x_k x_k^T alone: sum_k (x_k . d)^2 = d^T G d,
+// and the same for the weights. `diff` holds the rows' errors.
+void AddRowsFromHessian(const Layer& layer, const double* diff, int64_t first, int64_t count,
+                        RowSums* sums) {
+  const int64_t cols = layer.cols;
+  for (int64_t i = 0; i < cols; ++i) {
+    const double* g = &layer.hessian[i * cols];
+    for (int64_t k = 0; k < count; ++k) {
+      const float* w = &layer.weights[(first + k) * cols];
+      const double* d = &diff[k * cols];
+      double gw = 0, gd = 0;
+      for (int64_t j = 0; j < cols; ++j) {
+        gw += g[j] * w[j];
+        gd += g[j] * d[j];
+      }
+      sums[k].out_sq += w[i] * gw;
+      sums[k].diff_sq += d[i] * gd;
+    }
+  }
+}
+
+// Replaces the output error sums by the Hessian's, over all the tokens it
+// summed rather than the sample of rows in `inputs`.
+void MeasureWithHessian(const Layer& layer, const QuantizedLayer& quantized, int threads,
+                        std::vector<RowSums>* sums) {
+  const int64_t rows = layer.rows, cols = layer.cols;
+  const int64_t passes = (rows + kRowsPerPass - 1) / kRowsPerPass;
+  ParallelFor(passes, threads, [&](int64_t begin, int64_t end) {
+    std::vector<double> diff(static_cast<size_t>(kRowsPerPass * cols));
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t first = p * kRowsPerPass, count = std::min(kRowsPerPass, rows - first);
+      for (int64_t i = 0; i < count * cols; ++i) {
+        diff[i] = static_cast<double>(layer.weights[first * cols + i]) -
+                  quantized.dequantized[first * cols + i];
+      }
+      std::vector<RowSums> pass(static_cast<size_t>(count));
+      AddRowsFromHessian(layer, diff.data(), first, count, pass.data());
+      for (int64_t k = 0; k < count; ++k) {
+        (*sums)[first + k].diff_sq = pass[k].diff_sq;
+        (*sums)[first + k].out_sq = pass[k].out_sq;
+      }
+    }
+  }, 1);
+}
+
 }  // namespace
 
 void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threads,
@@ -86,6 +135,7 @@ void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threa
       }
     }
   }, 1);
+  if (!layer.hessian.empty()) MeasureWithHessian(layer, quantized, threads, &sums);
   RowSums total;
   for (const RowSums& s : sums) {
     total.diff_sq += s.diff_sq;

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 
+#include "quant/calibration.h"
 #include "quant/formats/json.h"
 #include "quant/layer_batch.h"
 #include "quant/formats/model_format.h"
@@ -26,19 +27,19 @@ Status Prefixed(const char* prefix, const Status& s) {
   return s.ok() ? s : Status(s.code(), prefix + s.message());
 }
 
+// Reads tensor `t`'s weights and its calibration into `layer`.
 Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, Layer* layer) {
   layer->rows = t.shape[0];
   layer->cols = t.shape[1];
-  SOLVERD_RETURN_IF_ERROR(ReadFloats(plan.model, t, &layer->weights));
+  SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ReadFloats(plan.model, t, &layer->weights)));
   if (plan.release_source) plan.release_source(plan.model.Bytes(t));
-  const TensorEntry* in = plan.calibration.Find(LayerName(t.name) + ".inputs");
-  layer->tokens = 0;
-  layer->inputs.clear();
-  if (in != nullptr) {
-    layer->tokens = in->shape[0];
-    SOLVERD_RETURN_IF_ERROR(ReadFloats(plan.calibration, *in, &layer->inputs));
-  }
-  return Status::Ok();
+  const CalibrationEntries entries = FindCalibration(plan.calibration, LayerName(t.name));
+  SOLVERD_RETURN_IF_ERROR(LoadCalibration(plan.calibration, entries, layer));
+  if (entries.hessian == nullptr) return Status::Ok();
+  const Status valid = ValidateHessian(*layer);
+  if (valid.ok()) return valid;
+  return InvalidArgument("calibration: tensor " + JsonQuote(entries.hessian->name) + ": " +
+                         valid.message());
 }
 
 // Progress over the whole job: while allocating, every layer is quantized
@@ -119,8 +120,7 @@ Status QuantizeBatch(const Device& device, StreamHandle stream, const ModelPlan&
   queue->summaries.assign(length, LayerSummary());
   queue->next = 0;
   for (size_t i = 0; i < length; ++i) {
-    SOLVERD_RETURN_IF_ERROR(
-        Prefixed("model: ", LoadLayer(plan, plan.selected[first + i], &queue->layers[i])));
+    SOLVERD_RETURN_IF_ERROR(LoadLayer(plan, plan.selected[first + i], &queue->layers[i]));
   }
   if (length == 1) {
     return QuantizeTensor(device, stream, plan.selected[first], queue->layers[0], options,
@@ -157,7 +157,7 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
   Layer layer;  // both reused across layers (see QuantizedLayer::Reset)
   QuantizedLayer q;
   for (const TensorEntry& t : plan.selected) {
-    SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", LoadLayer(plan, t, &layer)));
+    SOLVERD_RETURN_IF_ERROR(LoadLayer(plan, t, &layer));
     std::vector<BitsCandidate>& layer_candidates = candidates->emplace_back();
     for (const int b : options.allocation_bits) {
       Options o = options.layer;

@@ -14,9 +14,11 @@
 // description as JSON: source tensor, source dtype, shape, method, bits,
 // group_size, symmetric, double_quant. DequantizeModel() inverts it.
 //
-// Calibration inputs for layer L are the tensor "L.inputs" [tokens, cols]
-// of a second safetensors file. PlanModel() checks both files and every
-// selected layer's inputs before any work. Thread-compatible.
+// Calibration for layer L is "L.inputs" [tokens, cols] and/or "L.hessian"
+// with "L.tokens" in a second safetensors file, possibly shared between
+// layers that read the same input (calibration.h). PlanModel() checks both
+// files and every selected layer's calibration shapes before any work; a
+// Hessian's values are checked as its layer is loaded. Thread-compatible.
 #ifndef SOLVERD_KERNELS_QUANT_MODEL_H_
 #define SOLVERD_KERNELS_QUANT_MODEL_H_
 

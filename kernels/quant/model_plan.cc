@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "quant/formats/gguf_llama.h"
+#include "quant/calibration.h"
 #include "quant/formats/json.h"
 #include "quant/formats/model_format.h"
 #include "quant/formats/model_writer.h"
@@ -34,24 +35,6 @@ bool Selected(const TensorEntry& t, const ModelOptions& options) {
     if (GlobMatch(glob, t.name)) return false;
   }
   return true;
-}
-
-// The calibration inputs of `t`'s layer, checked against its shape.
-Status CheckInputs(const ModelPlan& plan, const TensorEntry& t, const Options& options) {
-  const std::string name = LayerName(t.name) + ".inputs";
-  const TensorEntry* in = plan.calibration.Find(name);
-  if (in == nullptr) {
-    if (!NeedsCalibration(options.method)) return Status::Ok();
-    return InvalidArgument(std::string("calibration: method ") + MethodName(options.method) +
-                           " needs tensor " + JsonQuote(name) + " for " + JsonQuote(t.name));
-  }
-  if (!IsFloat(in->dtype) || in->shape.size() != 2 || in->shape[1] != t.shape[1] ||
-      in->shape[0] < 1) {
-    return InvalidArgument("calibration: tensor " + JsonQuote(name) +
-                           " must be a float [tokens, " + std::to_string(t.shape[1]) +
-                           "] matrix");
-  }
-  return Status::Ok();
 }
 
 std::string ShortNumber(double v) {
@@ -278,7 +261,8 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
       SOLVERD_RETURN_IF_ERROR(internal::CheckExportCopy(options.format, t));
       continue;
     }
-    SOLVERD_RETURN_IF_ERROR(CheckInputs(*plan, t, options.layer));
+    const CalibrationEntries calibration = FindCalibration(plan->calibration, LayerName(t.name));
+    SOLVERD_RETURN_IF_ERROR(CheckCalibration(calibration, t, options.layer.method));
     SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
     names.erase(t.name);  // the source is not written
     for (const std::string& added : internal::ExportTensorNames(options.format, t, options.layer)) {
@@ -291,10 +275,9 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
     plan->bits.push_back(options.gguf_type == GgufType::kQ4_K_M ? Q4KMBits(*plan, t)
                                                                 : options.layer.bits);
     plan->selected_weights += t.elements();
-    const TensorEntry* in = plan->calibration.Find(LayerName(t.name) + ".inputs");
-    plan->largest_layer_bytes = std::max(
-        plan->largest_layer_bytes,
-        MemoryBytes(t.shape[0], t.shape[1], in != nullptr ? in->shape[0] : 0, options.layer));
+    plan->largest_layer_bytes =
+        std::max(plan->largest_layer_bytes,
+                 MemoryBytes(t.shape[0], t.shape[1], calibration.HeldRows(), options.layer));
   }
   if (plan->selected.empty() && !WritesGgufF16(options)) {
     return InvalidArgument("include: selects no 2-D float tensor of the model (excluded by "

@@ -105,6 +105,44 @@ Status ValidateOptions(const Options& o) {
   return Status::Ok();
 }
 
+Status ValidateHessian(const Layer& layer) {
+  if (layer.hessian.empty()) return Status::Ok();
+  const int64_t n = layer.cols;
+  if (static_cast<int64_t>(layer.hessian.size()) != n * n) {
+    return InvalidArgument("hessian: shape must be [" + std::to_string(n) + ", " +
+                           std::to_string(n) + "]");
+  }
+  if (layer.hessian_tokens < 1) {
+    return InvalidArgument("hessian: the count of tokens it sums over must be positive");
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    const double d = layer.hessian[i * n + i];
+    if (!(d >= 0) || !std::isfinite(d)) {
+      return InvalidArgument("hessian: diagonal entry " + std::to_string(i) +
+                             " is negative or not finite: not a sum of x x^T");
+    }
+  }
+  // Necessary for positive semidefiniteness, and cheap: every 2 x 2
+  // principal minor is >= 0, |H[i][j]| <= sqrt(H[i][i] H[j][j]) (with
+  // float32 rounding's slack); and H is symmetric to the same slack.
+  constexpr double kSlack = 1e-5;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = 0; j < i; ++j) {
+      const double a = layer.hessian[i * n + j], b = layer.hessian[j * n + i];
+      const double bound = std::sqrt(layer.hessian[i * n + i] * layer.hessian[j * n + j]);
+      const std::string at = "[" + std::to_string(i) + "][" + std::to_string(j) + "]";
+      if (!std::isfinite(a) || std::fabs(a - b) > kSlack * bound + 1e-30) {
+        return InvalidArgument("hessian: not symmetric at " + at);
+      }
+      if (std::fabs(a) > bound * (1 + kSlack) + 1e-30) {
+        return InvalidArgument("hessian: not positive semidefinite: |H" + at +
+                               "| exceeds sqrt(H[i][i] H[j][j])");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Status ValidateLayer(const Layer& layer, const Options& options) {
   if (layer.rows < 1 || layer.cols < 1) return InvalidArgument("weights: need rows, cols >= 1");
   if (static_cast<int64_t>(layer.weights.size()) != layer.rows * layer.cols) {
@@ -115,9 +153,14 @@ Status ValidateLayer(const Layer& layer, const Options& options) {
     return InvalidArgument("inputs: shape must be [tokens, " + std::to_string(layer.cols) + "]");
   }
   SOLVERD_RETURN_IF_ERROR(CheckFinite(layer.inputs, "inputs"));
-  if (NeedsCalibration(options.method) && layer.tokens < 1) {
+  SOLVERD_RETURN_IF_ERROR(ValidateHessian(layer));
+  if (options.method == Method::kDmmv && layer.tokens < 1) {
+    return InvalidArgument("inputs: method dmmv needs calibration inputs (rows of x; with a "
+                           "Hessian, a sample of them)");
+  }
+  if (NeedsCalibration(options.method) && !layer.calibrated()) {
     return InvalidArgument(std::string("inputs: method ") + MethodName(options.method) +
-                           " needs calibration inputs");
+                           " needs calibration inputs or their Hessian");
   }
   if (options.k_quant && layer.cols % internal::kSuperBlock != 0) {
     return InvalidArgument("weights: K-quant super-blocks are 256 weights of a row, and the "
@@ -164,6 +207,7 @@ Status QuantizeLayer(const Device& device, StreamHandle stream, const Layer& lay
 int64_t MemoryBytes(int64_t rows, int64_t cols, int64_t tokens, const Options& options) {
   const int64_t weights = rows * cols * (4 + 4 + 1);  // weights, dequantized, codes
   switch (options.method) {
+    // H, its factor and X (a Hessian from the file counts as tokens = cols).
     case Method::kGptq: return weights + cols * cols * 8 * 2 + tokens * cols * 8;
     case Method::kDmmv: return weights + tokens * cols * 8 + rows * tokens * 8 * 2;
     default: return weights;

@@ -77,6 +77,14 @@ struct Layer {
   std::vector<float> weights;  // rows x cols
   int64_t tokens = 0;
   std::vector<float> inputs;   // tokens x cols; empty: no calibration data
+  // The calibration as sum_k x_k x_k^T over `hessian_tokens` inputs (cols x
+  // cols, symmetric), or empty. When given, GPTQ and the output error use
+  // it, and `inputs` (if any) is a sample of rows for dmmv and the largest
+  // violation.
+  std::vector<double> hessian;
+  int64_t hessian_tokens = 0;
+
+  bool calibrated() const { return tokens > 0 || !hessian.empty(); }
 };
 
 // The quantized form of a layer. Grid methods: w ~ scale * (code - zero)
@@ -123,13 +131,20 @@ struct LayerReport {
 // INVALID_ARGUMENT naming the option or the layer's shape problem.
 Status ValidateOptions(const Options& options);
 Status ValidateLayer(const Layer& layer, const Options& options);
+// The Hessian's shape and count, and what a sum of x x^T must satisfy:
+// finite, symmetric and every 2 x 2 principal minor >= 0 (|H[i][j]| <=
+// sqrt(H[i][i] H[j][j])), to a relative 1e-5 for float32 rounding.
+// The message says which entry is not ("hessian: not symmetric at [i][j]").
+Status ValidateHessian(const Layer& layer);
 
 // Quantizes `layer` on `device`. A cancel returns CANCELLED.
 Status QuantizeLayer(const Device& device, StreamHandle stream, const Layer& layer,
                      const Options& options, const CancelToken* cancel, QuantizedLayer* out);
 
-// Fills the error figures of `report` (not seconds). `inputs` is the
-// calibration data (tokens x cols) or empty for a seeded Gaussian stand-in.
+// Fills the error figures of `report` (not seconds). The output error is
+// taken from the layer's Hessian when it has one (all the tokens it sums),
+// else from its inputs; the largest violation from its inputs. Without
+// inputs, a seeded Gaussian stand-in takes their place.
 void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threads,
                   LayerReport* report);
 

@@ -191,7 +191,11 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
   auto stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t rows = layer.rows, cols = layer.cols;
   std::vector<double> h;
-  SOLVERD_RETURN_IF_ERROR(DeviceHessian(layer, stream, &h));
+  if (layer.hessian.empty()) {
+    SOLVERD_RETURN_IF_ERROR(DeviceHessian(layer, stream, &h));
+  } else {  // the file's: scaled as the CPU scales it
+    h = ScaledHessian(layer.hessian, layer.hessian_tokens);
+  }
   GptqSetup setup;
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));

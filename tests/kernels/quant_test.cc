@@ -288,7 +288,8 @@ TEST(QuantOptions, BadOptionsAndLayersAreRejected) {
   EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kRtn, 9, 0), nullptr,
                           &q).message(), "bits: must be 2..8");
   EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kGptq, 4, 0), nullptr,
-                          &q).message(), "inputs: method gptq needs calibration inputs");
+                          &q).message(),
+            "inputs: method gptq needs calibration inputs or their Hessian");
   l.weights[1] = NAN;
   EXPECT_EQ(QuantizeLayer(Device::Cpu(), nullptr, l, GridOptions(Method::kRtn, 4, 0), nullptr,
                           &q).message(), "weights: entry 1 is not finite");
