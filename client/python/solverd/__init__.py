@@ -9,6 +9,6 @@ The generated messages are importable as solverd.common_pb2, jobs_pb2,
 ot_pb2, sor_pb2, dmmv_pb2 and quant_pb2; Client wraps the SolverService calls.
 """
 from solverd.v1 import common_pb2, dmmv_pb2, jobs_pb2, ot_pb2, quant_pb2, sor_pb2  # noqa: F401
-from solverd import files, gguf, safetensors  # noqa: F401
+from solverd import files, gguf, quant, safetensors  # noqa: F401
 from solverd.client import Client, JobFailed, TERMINAL_STATES  # noqa: F401
 from solverd.tensors import array, csr_matrix, tensor  # noqa: F401

@@ -17,21 +17,43 @@ _NAMES = {np.dtype(v): k for k, v in _DTYPES.items()}
 _LAYER_PREFIX = "solverd.layer."
 
 
-def save(tensors, metadata=None) -> bytes:
-    """A safetensors file holding `tensors` ({name: array}) in the given order."""
-    header, chunks, offset = {}, [], 0
+def _header(tensors, metadata):
+    """The 8-byte length and JSON header for `tensors` ({name: contiguous
+    little-endian array}), padded to a multiple of 8 bytes."""
+    header, offset = {}, 0
     if metadata:
         header["__metadata__"] = dict(metadata)
-    for name, array in tensors.items():
-        a = np.ascontiguousarray(array)
-        data = a.astype(a.dtype.newbyteorder("<"), copy=False).tobytes()
-        header[name] = {"dtype": _NAMES[a.dtype], "shape": list(a.shape),
-                        "data_offsets": [offset, offset + len(data)]}
-        chunks.append(data)
-        offset += len(data)
+    for name, a in tensors.items():
+        header[name] = {"dtype": _NAMES[a.dtype.newbyteorder("=")], "shape": list(a.shape),
+                        "data_offsets": [offset, offset + a.nbytes]}
+        offset += a.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(chunks)
+    return struct.pack("<Q", len(text)) + text
+
+
+def _little_endian(tensors):
+    out = {}
+    for name, array in tensors.items():
+        a = np.asarray(array)  # not ascontiguousarray: it makes scalars 1-D
+        out[name] = np.require(a.astype(a.dtype.newbyteorder("<"), copy=False), requirements="C")
+    return out
+
+
+def save(tensors, metadata=None) -> bytes:
+    """A safetensors file holding `tensors` ({name: array}) in the given order."""
+    arrays = _little_endian(tensors)
+    return _header(arrays, metadata) + b"".join(a.tobytes() for a in arrays.values())
+
+
+def write(path, tensors, metadata=None):
+    """save() straight to the file at `path`, one tensor at a time, so that
+    a file of many large tensors is never built whole in memory."""
+    arrays = _little_endian(tensors)
+    with open(path, "wb") as f:
+        f.write(_header(arrays, metadata))
+        for a in arrays.values():
+            f.write(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
 
 
 def load(data: bytes):
