@@ -11,6 +11,7 @@ import time
 import numpy as np
 
 import gnubg
+import calibration_bench
 import llama_bench
 import lm
 import solverd
@@ -284,6 +285,10 @@ def run_sections(client, args, records):
         rows = []
         llama_bench.run_llama(client, records, rows, args.llama_work)
         sections["llama"] = llama_bench.section(rows)
+    if "calibration" in args.cases:
+        rows = []
+        calibration_bench.run_calibration(client, records, rows)
+        sections["calibration"] = calibration_bench.section(rows)
     return sections
 
 
@@ -313,7 +318,7 @@ def merged(path, records, sections):
     return records, kept
 
 
-PARTS = ("gnubg", "lm", "throughput", "llama")
+PARTS = ("gnubg", "lm", "throughput", "llama", "calibration")
 
 
 def main():
