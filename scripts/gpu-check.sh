@@ -39,7 +39,7 @@ grep -qi "skipped" "$OUT/ctest-gpu.log" && { echo "== GPU tests skipped: no devi
 QUICK=${QUICK:-0}
 [[ $QUICK == 1 ]] || step ctest-all ctest --test-dir build-gpu --output-on-failure
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-ALL_SANITIZED="ot_sinkhorn ot_sns ot_batch sor_solver sor_batch dmmv dmmv_sparse quant quant_kquant"
+ALL_SANITIZED="ot_sinkhorn ot_sns ot_batch sor_solver sor_batch dmmv dmmv_sparse quant quant_kquant quant_hessian"
 [[ $QUICK == 1 ]] && ALL_SANITIZED="ot_batch quant"
 TOOLS="memcheck racecheck"
 [[ $QUICK == 1 ]] && TOOLS="memcheck"

@@ -8,7 +8,7 @@ PACKAGES=(
   cmake g++ clang ninja-build ccache make pkg-config curl
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev prometheus-cpp-dev libsqlite3-dev googletest libgtest-dev libgmock-dev
-  postgresql libpq-dev libssl-dev
+  postgresql libpq-dev libssl-dev libopenblas0-pthread
   python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-yaml python3-pytest
   python3-torch python3-tqdm
   prometheus

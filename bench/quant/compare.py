@@ -12,6 +12,7 @@ import numpy as np
 
 import gnubg
 import calibration_bench
+import factorization_bench
 import llama_bench
 import lm
 import solverd
@@ -289,6 +290,10 @@ def run_sections(client, args, records):
         rows = []
         calibration_bench.run_calibration(client, records, rows)
         sections["calibration"] = calibration_bench.section(rows)
+    if "factorization" in args.cases:
+        rows = []
+        factorization_bench.run_factorization(args.build, records, rows)
+        sections["factorization"] = factorization_bench.section(rows)
     return sections
 
 
@@ -318,7 +323,7 @@ def merged(path, records, sections):
     return records, kept
 
 
-PARTS = ("gnubg", "lm", "throughput", "llama", "calibration")
+PARTS = ("gnubg", "lm", "throughput", "llama", "calibration", "factorization")
 
 
 def main():
@@ -329,6 +334,7 @@ def main():
     parser.add_argument("--cases", default=",".join(PARTS),
                         help="parts to run, of " + ", ".join(PARTS) + "; the others' records "
                         "and sections are kept from the previous results")
+    parser.add_argument("--build", default="build", help="the build tree (factorization)")
     parser.add_argument("--llama-work", default="build/llamacpp",
                         help="where node-llama-cpp is installed (npm) for case llama")
     args = parser.parse_args()

@@ -1,8 +1,11 @@
 #include "quant/gptq_hessian.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <string>
 
 #include "common/parallel_for.h"
 #include "quant/gptq_math.h"
@@ -137,27 +140,96 @@ bool CholeskyLower(int64_t n, int threads, std::vector<double>* a) {
   return true;
 }
 
+namespace {
+
+// LAPACK's Fortran interface (string lengths passed at the end), found at
+// run time: linked in, OpenBLAS's 60 KiB of thread-local storage would be
+// carved out of every thread's stack at start-up, overflowing the small
+// stacks some libraries give their threads (the metrics server's); loaded
+// with dlopen, it lives in dynamic TLS instead.
+using Dpotrf = void (*)(const char* uplo, const int* n, double* a, const int* lda, int* info,
+                        size_t);
+using Dtrtri = void (*)(const char* uplo, const char* diag, const int* n, double* a,
+                        const int* lda, int* info, size_t, size_t);
+struct Lapack {
+  Dpotrf dpotrf = nullptr;
+  Dtrtri dtrtri = nullptr;
+};
+
+// The host LAPACK (Debian's alternatives point liblapack.so.3 at OpenBLAS
+// when libopenblas0-pthread is installed), or null.
+const Lapack* HostLapack() {
+  static const Lapack* const kLapack = []() -> const Lapack* {
+    for (const char* name : {"liblapack.so.3", "libopenblas.so.0"}) {
+      void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (library == nullptr) continue;
+      Lapack found;
+      found.dpotrf = reinterpret_cast<Dpotrf>(dlsym(library, "dpotrf_"));
+      found.dtrtri = reinterpret_cast<Dtrtri>(dlsym(library, "dtrtri_"));
+      if (found.dpotrf != nullptr && found.dtrtri != nullptr) return new Lapack(found);
+      dlclose(library);
+    }
+    return nullptr;
+  }();
+  return kLapack;
+}
+
+}  // namespace
+
+namespace {
+
+constexpr char kNotPositiveDefinite[] =
+    "the damped Hessian of the calibration inputs is not positive definite (raise damp)";
+
+// `a` (n x n, row-major, symmetric positive definite) replaced by the
+// inverse of its lower Cholesky factor, zero above the diagonal.
+Status InverseLowerFactorHandRolled(int64_t n, int threads, std::vector<double>* a) {
+  if (!CholeskyLower(n, threads, a)) return InvalidArgument(kNotPositiveDefinite);
+  for (int64_t i = 0; i < n; ++i) {  // L's upper part is H's: clear it
+    for (int64_t j = i + 1; j < n; ++j) (*a)[i * n + j] = 0;
+  }
+  *a = InvertLower(n, *a, threads);
+  return Status::Ok();
+}
+
+// The same by LAPACK's blocked dpotrf and dtrtri, in place. A row-major
+// matrix is the column-major transpose, so the column-major upper factor
+// U (A = U^T U) is the row-major lower L.
+Status InverseLowerFactorLapack(const Lapack& lapack, int64_t n, std::vector<double>* a) {
+  const int size = static_cast<int>(n);
+  int info = 0;
+  lapack.dpotrf("U", &size, a->data(), &size, &info, 1);
+  if (info > 0) return InvalidArgument(kNotPositiveDefinite);
+  if (info == 0) lapack.dtrtri("U", "N", &size, a->data(), &size, &info, 1, 1);
+  if (info != 0) return Internal("LAPACK failed (info " + std::to_string(info) + ")");
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t j = i + 1; j < n; ++j) (*a)[i * n + j] = 0;
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool HaveLapack() { return HostLapack() != nullptr; }
+
 // With H = R R^T for an upper triangular R, H^-1 = R^-T R^-1, and R^-1 is
 // upper triangular with a positive diagonal: it is U. R is the lower
 // Cholesky factor of H with rows and columns reversed (J H J = L L^T gives
 // H = (J L J)(J L J)^T), so U = J L^-1 J: one factorisation and one
 // triangular inverse, where inverting H and factoring H^-1 took four.
-Status InverseCholeskyUpper(int64_t n, int threads, std::vector<double>* h) {
+Status InverseCholeskyUpper(int64_t n, int threads, std::vector<double>* h,
+                            Factorization how) {
   std::vector<double>& a = *h;
   std::vector<double> reversed(a.size());
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t j = 0; j < n; ++j) reversed[i * n + j] = a[(n - 1 - i) * n + (n - 1 - j)];
   }
-  if (!CholeskyLower(n, threads, &reversed)) {
-    return InvalidArgument("the damped Hessian of the calibration inputs is not positive "
-                           "definite (raise damp)");
-  }
-  for (int64_t i = 0; i < n; ++i) {  // L's upper part is H's: clear it
-    for (int64_t j = i + 1; j < n; ++j) reversed[i * n + j] = 0;
-  }
-  const std::vector<double> inverse = InvertLower(n, reversed, threads);
+  const Lapack* lapack = how == Factorization::kLibrary ? HostLapack() : nullptr;
+  SOLVERD_RETURN_IF_ERROR(lapack != nullptr
+                              ? InverseLowerFactorLapack(*lapack, n, &reversed)
+                              : InverseLowerFactorHandRolled(n, threads, &reversed));
   for (int64_t i = 0; i < n; ++i) {
-    for (int64_t j = 0; j < n; ++j) a[i * n + j] = inverse[(n - 1 - i) * n + (n - 1 - j)];
+    for (int64_t j = 0; j < n; ++j) a[i * n + j] = reversed[(n - 1 - i) * n + (n - 1 - j)];
   }
   return Status::Ok();
 }

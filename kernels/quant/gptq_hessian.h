@@ -37,10 +37,19 @@ std::vector<int64_t> ActOrder(const std::vector<double>& h, int64_t cols);
 std::vector<double> PermuteSymmetric(const std::vector<double>& h, int64_t cols,
                                      const std::vector<int64_t>& perm);
 
+// How InverseCholeskyUpper() factors: by the host LAPACK when the machine
+// has one (liblapack.so.3, which Debian's alternatives point at OpenBLAS
+// with libopenblas0-pthread; its blocked algorithms run on OpenBLAS's own
+// threads), else by the loops below on `threads` threads; kHandRolled
+// always by the loops.
+enum class Factorization { kLibrary, kHandRolled };
+bool HaveLapack();
+
 // Replaces H by the upper factor U of H^-1 (H^-1 = U^T U; zero below the
-// diagonal), on up to `threads` threads. INVALID_ARGUMENT when H is not
-// positive definite.
-Status InverseCholeskyUpper(int64_t cols, int threads, std::vector<double>* h);
+// diagonal). INVALID_ARGUMENT when H is not positive definite. Both
+// backends factor on the host, so they share U.
+Status InverseCholeskyUpper(int64_t cols, int threads, std::vector<double>* h,
+                            Factorization how = Factorization::kLibrary);
 
 // In place lower Cholesky factor of a symmetric positive definite matrix
 // (the upper triangle is left as is); false when not positive definite.

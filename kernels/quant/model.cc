@@ -79,7 +79,7 @@ void Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q
   summary->name = t.name;
   summary->rows = layer.rows;
   summary->cols = layer.cols;
-  summary->tokens = layer.tokens;
+  summary->tokens = layer.hessian.empty() ? layer.tokens : layer.hessian_tokens;
   summary->bits = q.bits;
   summary->group_size = q.group_size;
   summary->bytes_before = t.end - t.begin;

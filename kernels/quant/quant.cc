@@ -9,8 +9,9 @@
 namespace solverd::quant {
 namespace {
 
-// GPTQ keeps a cols x cols float64 Hessian; beyond this it would not fit.
-constexpr int64_t kMaxGptqColumns = 16384;
+// GPTQ keeps a cols x cols float64 Hessian and its factor (16 GiB at this
+// width); Llama-70B's down_proj reads 28,672 inputs.
+constexpr int64_t kMaxGptqColumns = 32768;
 constexpr int64_t kMaxHqqIterations = 1000;
 
 Status QuantizeCuda(const Device& device, StreamHandle stream, const Layer& layer,

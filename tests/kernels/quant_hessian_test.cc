@@ -4,6 +4,8 @@
 // with the reason, and layers that read one input share one entry.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@
 #include "cuda_test_util.h"
 #include "quant/calibration.h"
 #include "quant/formats/safetensors.h"
+#include "quant/gptq_hessian.h"
 #include "quant/gptq_math.h"
 #include "quant/model.h"
 #include "quant_test_util.h"
@@ -232,6 +235,39 @@ TEST(QuantHessian, CalibrationFilesAreCheckedBeforeAnyWork) {
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(s.message(), "calibration: tensor \"blk.attn.{q,k}.hessian\": hessian: not "
                          "symmetric at [1][0]");
+}
+
+// LAPACK (when the build has it) and the loops compute the same factor to
+// rounding; either way U^T U is H^-1.
+TEST(QuantHessian, TheLibraryFactorIsTheLoops) {
+  const Layer l = MakeLayer(1, 300, 400, true, 26);
+  std::vector<double> h = internal::Hessian(l.inputs.data(), l.tokens, l.cols, 2);
+  std::vector<uint8_t> dead;
+  internal::DampHessian(0.01, l.cols, &h, &dead);
+  std::vector<double> library = h, loops = h;
+  ASSERT_TRUE(internal::InverseCholeskyUpper(l.cols, 2, &library).ok());
+  ASSERT_TRUE(internal::InverseCholeskyUpper(l.cols, 2, &loops,
+                                             internal::Factorization::kHandRolled).ok());
+  const int64_t n = l.cols;
+  double largest = 0, difference = 0, identity_error = 0;
+  for (int64_t i = 0; i < n * n; ++i) {
+    largest = std::max(largest, std::fabs(loops[i]));
+    difference = std::max(difference, std::fabs(library[i] - loops[i]));
+  }
+  for (int64_t i = 0; i < n; ++i) {  // (U^T U H)[i][j] = delta_ij
+    for (int64_t j = 0; j < n; j += 37) {
+      double sum = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        double uu = 0;  // (U^T U)[i][k]
+        for (int64_t m = 0; m <= std::min(i, k); ++m) uu += library[m * n + i] * library[m * n + k];
+        sum += uu * h[k * n + j];
+      }
+      identity_error = std::max(identity_error, std::fabs(sum - (i == j)));
+    }
+  }
+  EXPECT_LT(difference, 1e-10 * largest) << (internal::HaveLapack() ? "LAPACK" : "loops only");
+  EXPECT_LT(identity_error, 1e-8);
+  for (int64_t i = 1; i < n; ++i) EXPECT_EQ(library[i * n], 0.0) << "zero below the diagonal";
 }
 
 TEST(QuantHessianCuda, MatchesTheCpu) {

@@ -130,6 +130,7 @@ class ServerGptq(unittest.TestCase):
         self.assertEqual(len(from_hessians.layers), 4 * 7)
         for a, b in zip(from_inputs.layers, from_hessians.layers):
             self.assertEqual(a.name, b.name)
+            self.assertEqual((a.tokens, b.tokens), (3 * 2 * 24, 3 * 2 * 24))
             # The same H up to float32 rounding of the file's entries.
             self.assertAlmostEqual(b.relative_output_error, a.relative_output_error,
                                    delta=0.005 * a.relative_output_error, msg=a.name)
