@@ -10,7 +10,6 @@ import os
 import tempfile
 import time
 
-import torch
 
 import lm
 import llama_lm
@@ -24,15 +23,9 @@ SYSTEMS = (("solverd-rtn", quant.QUANT_METHOD_RTN, None),
            ("solverd-gptq-hessian", quant.QUANT_METHOD_GPTQ, "hessian"))
 
 
-def calibration_windows(train):
-    stride = (len(train) - llama_lm.CONTEXT) // SEQUENCES
-    data = torch.cat([llama_lm.windows(train[i * stride:], 1) for i in range(SEQUENCES)])
-    return data[:, :-1]
-
-
 def calibration_files(weights, train):
     """{kind: bytes of the calibration file} for the two kinds."""
-    windows = calibration_windows(train)
+    windows = llama_lm.calibration_windows(train, SEQUENCES)
     inputs = solverd.safetensors.save(lm.linear_inputs(llama_lm.load(weights), windows))
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "hessian.safetensors")

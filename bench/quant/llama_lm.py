@@ -161,12 +161,18 @@ def perplexity(weights: dict, held: bytes) -> float:
     return math.exp(nll / (len(data) * CONTEXT))
 
 
-def calibration(weights: dict, train: bytes, sequences=32) -> dict:
-    """Every linear layer's inputs, from the model run on `sequences`
-    windows spread over the training text."""
+def calibration_windows(train: bytes, sequences=32) -> torch.Tensor:
+    """[sequences, CONTEXT] model inputs (<s> and bytes) spread over the
+    training text."""
     stride = (len(train) - CONTEXT) // sequences
     data = torch.cat([windows(train[i * stride:], 1) for i in range(sequences)])
-    return lm.linear_inputs(load(weights), data[:, :-1])
+    return data[:, :-1]
+
+
+def calibration(weights: dict, train: bytes, sequences=32) -> dict:
+    """Every linear layer's inputs, from the model run on
+    calibration_windows()."""
+    return lm.linear_inputs(load(weights), calibration_windows(train, sequences))
 
 
 def save_checkpoint(weights: dict, folder: str, metadata: dict):
