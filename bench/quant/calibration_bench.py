@@ -10,7 +10,6 @@ import os
 import tempfile
 import time
 
-
 import lm
 import llama_lm
 import llama_bench
