@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "quant/formats/json.h"
+#include "quant/model.h"
 
 namespace solverd::quant {
 namespace {
@@ -47,17 +48,15 @@ const TensorEntry* FindEntry(const SafetensorsFile& file, std::string_view layer
   return nullptr;
 }
 
-bool IsInteger(DType d) {
-  return d == DType::kI32 || d == DType::kI64 || d == DType::kU32 || d == DType::kU64;
-}
+bool IsCountType(DType d) { return d == DType::kI32 || d == DType::kI64; }
 
 // The count in a tokens entry (REQUIRES: checked as one integer).
 int64_t ReadCount(const SafetensorsFile& file, const TensorEntry& t) {
   const std::string_view bytes = file.Bytes(t);
-  if (DTypeSize(t.dtype) == 4) {
-    uint32_t v;
+  if (t.dtype == DType::kI32) {
+    int32_t v;
     std::memcpy(&v, bytes.data(), 4);
-    return t.dtype == DType::kI32 ? static_cast<int32_t>(v) : static_cast<int64_t>(v);
+    return v;
   }
   int64_t v;
   std::memcpy(&v, bytes.data(), 8);
@@ -88,9 +87,7 @@ CalibrationEntries FindCalibration(const SafetensorsFile& file, std::string_view
 Status CheckCalibration(const CalibrationEntries& entries, const TensorEntry& weight,
                         Method method) {
   const int64_t in = weight.shape[1];
-  const std::string layer = weight.name.ends_with(".weight")
-                                ? weight.name.substr(0, weight.name.size() - 7)
-                                : weight.name;
+  const std::string layer = LayerName(weight.name);
   if (const TensorEntry* x = entries.inputs) {
     if (!IsFloat(x->dtype) || x->shape.size() != 2 || x->shape[1] != in || x->shape[0] < 1) {
       return Bad(*x, "must be a float [tokens, " + std::to_string(in) + "] matrix");
@@ -108,7 +105,7 @@ Status CheckCalibration(const CalibrationEntries& entries, const TensorEntry& we
       return Bad(*h, "needs its count of tokens, an integer tensor " + JsonQuote(count));
     }
     const TensorEntry& t = *entries.tokens;
-    if (!IsInteger(t.dtype) || t.elements() != 1 || t.shape.size() > 1) {
+    if (!IsCountType(t.dtype) || t.elements() != 1 || t.shape.size() > 1) {
       return Bad(t, "must be one integer (I32 or I64, shape [] or [1]): the tokens " +
                         JsonQuote(h->name) + " sums over");
     }
