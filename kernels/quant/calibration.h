@@ -9,7 +9,7 @@
 // name components: `P.{q_proj,k_proj,v_proj}.hessian` serves
 // `P.q_proj.weight`, `P.k_proj.weight` and `P.v_proj.weight`. A layer's
 // own entry wins over a shared one. The Hessian and its count come from
-// the same name.
+// the same name. Stateless functions, safe from any thread.
 #ifndef SOLVERD_KERNELS_QUANT_CALIBRATION_H_
 #define SOLVERD_KERNELS_QUANT_CALIBRATION_H_
 

@@ -96,6 +96,8 @@ struct ModelOptions {
   // data waiting for the header in an unnamed file in the same folder), and
   // ModelResult::file stays empty. Empty: the file is built in memory.
   std::string output_path;
+  // The calibration comes later (sequential_calibration.h): none is asked for.
+  bool calibration_from_tokens = false;
 };
 
 // Whether `options` writes an unquantized F16 gguf file (no layer selected).

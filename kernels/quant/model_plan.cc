@@ -262,7 +262,9 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
       continue;
     }
     const CalibrationEntries calibration = FindCalibration(plan->calibration, LayerName(t.name));
-    SOLVERD_RETURN_IF_ERROR(CheckCalibration(calibration, t, options.layer.method));
+    if (!options.calibration_from_tokens) {
+      SOLVERD_RETURN_IF_ERROR(CheckCalibration(calibration, t, options.layer.method));
+    }
     SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
     names.erase(t.name);  // the source is not written
     for (const std::string& added : internal::ExportTensorNames(options.format, t, options.layer)) {

@@ -1,0 +1,237 @@
+#include "quant/sequential_calibration.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+
+#include "quant/formats/json.h"
+#include "quant/formats/safetensors.h"
+
+namespace solverd::quant {
+namespace {
+
+std::string_view AsBytes(const void* data, size_t n) {
+  return std::string_view(static_cast<const char*>(data), n);
+}
+
+// One pass's state: the plan, the per-layer options and the calibration
+// file's entries so far.
+class Pass {
+ public:
+  Pass(const Device& device, StreamHandle stream, const ModelPlan& plan,
+       const ModelOptions& options, const TokenRuns& runs, ProgressSink* sink,
+       const CancelToken* cancel)
+      : device_(device), stream_(stream), plan_(plan), options_(options), runs_(runs),
+        sink_(sink), cancel_(cancel) {
+    for (size_t i = 0; i < plan.selected.size(); ++i) selected_[plan.selected[i].name] = i;
+    const ModelConfig& c = plan.config;
+    shape_ = {c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads,
+              c.head_dim, c.rope_theta, c.rms_norm_eps};
+  }
+
+  // Whether any layer from block `block` on is quantized.
+  bool QuantizesFrom(int64_t block) const {
+    for (const auto& [name, index] : selected_) {
+      if (name.rfind("model.layers.", 0) != 0) continue;
+      if (std::stoll(name.substr(13)) >= block) return true;
+    }
+    return false;
+  }
+
+  Status Block(int64_t b, std::vector<float>* x);
+  Status Embedding(const std::vector<int32_t>& ids, std::vector<float>* x) {
+    std::vector<float> table;
+    SOLVERD_RETURN_IF_ERROR(Floats("model.embed_tokens.weight", &table));
+    Embed(table, shape_.hidden, ids, x);
+    return Status::Ok();
+  }
+  std::string Finish() { return writer_.Finish(); }
+
+ private:
+  Status Floats(const std::string& name, std::vector<float>* out) const {
+    const TensorEntry* t = plan_.model.Find(name);
+    if (t == nullptr) return InvalidArgument("model: tensor " + JsonQuote(name) + " is missing");
+    return ReadFloats(plan_.model, *t, out);
+  }
+  // The bias `name` if the checkpoint has one (qwen2's q/k/v), else null.
+  const std::vector<float>* Bias(const std::string& name, std::vector<float>* out) const {
+    const TensorEntry* t = plan_.model.Find(name);
+    if (t == nullptr || !ReadFloats(plan_.model, *t, out).ok()) return nullptr;
+    return out;
+  }
+  // Quantizes the layers `prefix + member + ".weight"` that read `input`
+  // from its Hessian, records the entry, and gives each layer's weights as
+  // the model will hold them (dequantized when quantized).
+  Status Group(const std::string& prefix, const std::vector<std::string>& members,
+               const std::vector<float>& input, int64_t width,
+               std::vector<std::vector<float>>* weights);
+  // y = x W^T for layer `prefix + member`, with its bias if any.
+  void Apply(const std::string& prefix, const std::string& member, const std::vector<float>& x,
+             int64_t in, const std::vector<float>& w, int64_t out, std::vector<float>* y) const {
+    std::vector<float> bias;
+    Linear(x, in, w, out, Bias(prefix + member + ".bias", &bias), options_.layer.threads, y);
+  }
+
+  const Device& device_;
+  StreamHandle stream_;
+  const ModelPlan& plan_;
+  const ModelOptions& options_;
+  const TokenRuns runs_;
+  ProgressSink* const sink_;
+  const CancelToken* const cancel_;
+  LlamaShape shape_;
+  std::map<std::string, size_t> selected_;
+  SafetensorsWriter writer_;
+  int64_t done_ = 0;
+  const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+Status Pass::Group(const std::string& prefix, const std::vector<std::string>& members,
+                   const std::vector<float>& input, int64_t width,
+                   std::vector<std::vector<float>>* weights) {
+  std::vector<double> h = SumOfOuterProducts(input, width, options_.layer.threads);
+  std::string base = prefix + members[0];
+  if (members.size() > 1) {
+    base = prefix + "{";
+    for (size_t i = 0; i < members.size(); ++i) base += (i ? "," : "") + members[i];
+    base += "}";
+  }
+  const int64_t tokens = runs_.tokens();
+  writer_.Add(base + ".hessian", DType::kF64, {width, width},
+              AsBytes(h.data(), h.size() * sizeof(double)));
+  writer_.Add(base + ".tokens", DType::kI64, {}, AsBytes(&tokens, sizeof(tokens)));
+  weights->resize(members.size());
+  for (size_t m = 0; m < members.size(); ++m) {
+    const std::string name = prefix + members[m] + ".weight";
+    SOLVERD_RETURN_IF_ERROR(Floats(name, &(*weights)[m]));
+    const auto found = selected_.find(name);
+    if (found == selected_.end()) continue;  // not quantized: runs as it is
+    SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel_));
+    const TensorEntry& t = plan_.selected[found->second];
+    Layer layer;
+    layer.rows = t.shape[0];
+    layer.cols = t.shape[1];
+    layer.weights = std::move((*weights)[m]);
+    layer.hessian = h;
+    layer.hessian_tokens = tokens;
+    Options o = options_.layer;
+    o.bits = plan_.bits[found->second];
+    QuantizedLayer q;
+    const Status s = QuantizeLayer(device_, stream_, layer, o, cancel_, &q);
+    if (!s.ok()) {
+      return Status(s.code(), "calibration: layer " + JsonQuote(name) + ": " + s.message());
+    }
+    (*weights)[m] = std::move(q.dequantized);
+    if (sink_ != nullptr) {
+      Progress p;
+      p.iteration = ++done_;
+      p.stage = "calibration: " + name;
+      p.fraction = static_cast<double>(done_) / static_cast<double>(plan_.selected.size());
+      p.elapsed_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      sink_->Report(p);
+    }
+  }
+  return Status::Ok();
+}
+
+Status Pass::Block(int64_t b, std::vector<float>* x) {
+  const LlamaShape& s = shape_;
+  const std::string block = "model.layers." + std::to_string(b) + ".";
+  const std::string attn = block + "self_attn.", mlp = block + "mlp.";
+  const int threads = options_.layer.threads;
+  std::vector<float> norm, normed, q, k, v, mixed, out;
+  std::vector<std::vector<float>> w;
+
+  SOLVERD_RETURN_IF_ERROR(Floats(block + "input_layernorm.weight", &norm));
+  RmsNorm(*x, s.hidden, norm, s.rms_eps, &normed);
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"q_proj", "k_proj", "v_proj"}, normed, s.hidden, &w));
+  const int64_t q_width = s.heads * s.head_dim, kv_width = s.kv_heads * s.head_dim;
+  Apply(attn, "q_proj", normed, s.hidden, w[0], q_width, &q);
+  Apply(attn, "k_proj", normed, s.hidden, w[1], kv_width, &k);
+  Apply(attn, "v_proj", normed, s.hidden, w[2], kv_width, &v);
+  ApplyRope(s, runs_, s.heads, &q);
+  ApplyRope(s, runs_, s.kv_heads, &k);
+  CausalAttention(s, runs_, q, k, v, threads, &mixed);
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"o_proj"}, mixed, q_width, &w));
+  Apply(attn, "o_proj", mixed, q_width, w[0], s.hidden, &out);
+  AddInPlace(out, x);
+
+  SOLVERD_RETURN_IF_ERROR(Floats(block + "post_attention_layernorm.weight", &norm));
+  RmsNorm(*x, s.hidden, norm, s.rms_eps, &normed);
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"gate_proj", "up_proj"}, normed, s.hidden, &w));
+  std::vector<float> gate, up;
+  Apply(mlp, "gate_proj", normed, s.hidden, w[0], s.intermediate, &gate);
+  Apply(mlp, "up_proj", normed, s.hidden, w[1], s.intermediate, &up);
+  SwiGlu(up, &gate);
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"down_proj"}, gate, s.intermediate, &w));
+  Apply(mlp, "down_proj", gate, s.intermediate, w[0], s.hidden, &out);
+  AddInPlace(out, x);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_length,
+                             std::vector<int32_t>* ids, TokenRuns* runs) {
+  SafetensorsFile parsed;
+  SOLVERD_RETURN_IF_ERROR(ParseSafetensors(file, &parsed));
+  const TensorEntry* t = parsed.Find("tokens");
+  if (t == nullptr || (t->dtype != DType::kI32 && t->dtype != DType::kI64) ||
+      t->shape.size() != 2 || t->shape[0] < 1 || t->shape[1] < 1) {
+    return InvalidArgument("needs the tensor \"tokens\", I32 or I64 [sequences, length]");
+  }
+  if (max_length > 0 && t->shape[1] > max_length) {
+    return InvalidArgument("\"tokens\": sequences of " + std::to_string(t->shape[1]) +
+                           " tokens exceed the model's context of " + std::to_string(max_length));
+  }
+  runs->sequences = t->shape[0];
+  runs->length = t->shape[1];
+  const std::string_view bytes = parsed.Bytes(*t);
+  const int64_t n = t->elements(), size = DTypeSize(t->dtype);
+  ids->resize(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t id = 0;
+    if (size == 4) {
+      int32_t v;
+      std::memcpy(&v, bytes.data() + 4 * i, 4);
+      id = v;
+    } else {
+      std::memcpy(&id, bytes.data() + 8 * i, 8);
+    }
+    if (id < 0 || id >= vocab) {
+      return InvalidArgument("\"tokens\": entry " + std::to_string(i) + " is " +
+                             std::to_string(id) + ", outside the vocabulary [0, " +
+                             std::to_string(vocab) + ")");
+    }
+    (*ids)[i] = static_cast<int32_t>(id);
+  }
+  return Status::Ok();
+}
+
+int64_t SequentialMemoryBytes(const ModelConfig& c, const TokenRuns& runs) {
+  const int64_t per_token = 6 * c.hidden_size + 3 * c.intermediate_size;
+  const int64_t widest = std::max(c.hidden_size, c.intermediate_size);
+  return runs.tokens() * per_token * 4 + widest * widest * 8 * 2;
+}
+
+Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
+                             const ModelOptions& options, const std::vector<int32_t>& ids,
+                             const TokenRuns& runs, ProgressSink* sink,
+                             const CancelToken* cancel, std::string* calibration_file) {
+  if (!IsLlamaFamily(plan.config.model_type)) {
+    return InvalidArgument("calibration from tokens needs a Llama-family checkpoint "
+                           "(config.json model_type llama, mistral or qwen2)");
+  }
+  Pass pass(device, stream, plan, options, runs, sink, cancel);
+  std::vector<float> x;
+  SOLVERD_RETURN_IF_ERROR(pass.Embedding(ids, &x));
+  for (int64_t b = 0; b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
+    SOLVERD_RETURN_IF_ERROR(pass.Block(b, &x));
+  }
+  *calibration_file = pass.Finish();
+  return Status::Ok();
+}
+
+}  // namespace solverd::quant

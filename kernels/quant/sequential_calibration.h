@@ -1,0 +1,54 @@
+// Sequential calibration of a Llama-family checkpoint from token ids, as
+// AutoGPTQ and llm-compressor do it: the model runs block by block on the
+// calibration tokens (llama_forward.h), and each group of layers that reads
+// one input (q/k/v, then o, then gate/up, then down) is quantized from the
+// Hessian of that input as the layers already quantized before it produce
+// it, then run quantized to produce the next input. So block k's Hessians
+// see the rounding of blocks 0..k-1 (and of the layers before them in
+// block k), which the fp32 model's activations do not.
+//
+// The result is a calibration file (calibration.h) of those Hessians, F64
+// with their token count, one entry per input: quantizing the model from it
+// gives exactly the codes the pass chose, and the client can keep it to
+// quantize again (another format, another width) without a second pass.
+// One block's weights and the activations of all tokens are held at a time.
+// Stateless functions, safe from any thread (the pass runs on the threads
+// the layer options give it).
+#ifndef SOLVERD_KERNELS_QUANT_SEQUENTIAL_CALIBRATION_H_
+#define SOLVERD_KERNELS_QUANT_SEQUENTIAL_CALIBRATION_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/cancel_token.h"
+#include "common/device.h"
+#include "common/progress.h"
+#include "common/status.h"
+#include "quant/llama_forward.h"
+#include "quant/model.h"
+
+namespace solverd::quant {
+
+// Token ids from a safetensors file with the tensor "tokens", I32 or I64
+// [sequences, length], each in [0, vocab), length at most `max_length` (the
+// model's context; 0: no bound). INVALID_ARGUMENT naming what is wrong.
+Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_length,
+                             std::vector<int32_t>* ids, TokenRuns* runs);
+
+// Bytes the pass holds beyond the plan's largest layer: the activations
+// and the widest Hessian.
+int64_t SequentialMemoryBytes(const ModelConfig& config, const TokenRuns& runs);
+
+// The pass over `plan` (a Llama-family checkpoint; bits per layer as the
+// plan gives them) with `options.layer`; reports a progress event per layer
+// (stage "calibration: <layer>"). A cancel returns CANCELLED.
+Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
+                             const ModelOptions& options, const std::vector<int32_t>& ids,
+                             const TokenRuns& runs, ProgressSink* sink,
+                             const CancelToken* cancel, std::string* calibration_file);
+
+}  // namespace solverd::quant
+
+#endif  // SOLVERD_KERNELS_QUANT_SEQUENTIAL_CALIBRATION_H_
