@@ -1,9 +1,12 @@
 #!/usr/bin/python3
-"""solverd.quant.capture_calibration on the Llama-architecture test model
-(bench/quant/llama_lm.py, random weights): the Hessians it writes are X^T X
-of the activations its hooks saw, layers that read one input share one
-brace-named entry, the sample rows are rows of X; and the server's GPTQ
-from that file gives what it gives from the activations themselves.
+"""Calibration at scale on the Llama-architecture test model
+(bench/quant/llama_lm.py, random weights). solverd.quant.capture_calibration:
+the Hessians it writes are X^T X of the activations its hooks saw, layers
+that read one input share one brace-named entry, the sample rows are rows
+of X; the server's GPTQ from that file gives what it gives from the
+activations themselves. calibration_tokens: the server's own forward pass
+gives each layer the Hessian PyTorch computes on the model whose earlier
+layers are the quantized ones (and not the fp32 model's).
 
 Run with pytest (as make test does) or directly:
 SOLVERD_BINARY=PATH PYTHONPATH=<build>/python /usr/bin/python3 quant_calibration_test.py
@@ -141,6 +144,103 @@ class ServerGptq(unittest.TestCase):
         self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("method dmmv needs rows of inputs, tensor "
                       "\"model.layers.0.self_attn.q_proj.inputs\"", caught.exception.details())
+
+
+def block_hessians(weights, tokens):
+    """{layer: X^T X (float64)} of every linear layer's inputs when the
+    model with `weights` runs on `tokens`, by PyTorch."""
+    inputs = lm.linear_inputs(llama_lm.load(weights), torch.from_numpy(tokens).long())
+    return {name[:-len(".inputs")]: x.astype(np.float64).T @ x.astype(np.float64)
+            for name, x in inputs.items()}
+
+
+class Sequential(unittest.TestCase):
+    """calibration_tokens: the server runs the checkpoint block by block,
+    each group of layers calibrated on what the quantized layers before it
+    produce."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
+        cls.addClassCleanup(cls.server.stop)
+        cls.client = solverd.Client(cls.server.address)
+        cls.addClassCleanup(cls.client.close)
+        cls.weights = {n: t.detach().numpy() for n, t in small_model().state_dict().items()}
+        folder = os.path.join(cls.tmp.name, "llama")
+        llama_lm.save_checkpoint(cls.weights, folder, {"format": "pt"})
+        cls.model = cls.client.upload_checkpoint(folder, progress=False)
+        cls.tokens = np.random.default_rng(9).integers(0, 256, size=(3, 24)).astype(np.int32)
+        cls.token_file = cls.upload(solverd.safetensors.save({"tokens": cls.tokens}))
+        cls.result = cls.solve(calibration_tokens=cls.token_file)
+        cls.output = cls.client.download_bytes(cls.result.output_blob_id)
+        cls.hessians = solverd.safetensors.load(
+            cls.client.download_bytes(cls.result.calibration_blob_id))[0]
+
+    @classmethod
+    def upload(cls, data):
+        return quant.QuantFile(blob_id=cls.client.upload_bytes(data).blob_id)
+
+    @classmethod
+    def solve(cls, **fields):
+        return cls.client.solve(quant.QuantProblem(
+            model=cls.model, method=quant.QUANT_METHOD_GPTQ, bits=3, group_size=64, **fields))
+
+    def entries(self):
+        """{layer: the server's Hessian of its input}."""
+        out = {}
+        for name, h in self.hessians.items():
+            if not name.endswith(".hessian"):
+                continue
+            base = name[:-len(".hessian")]
+            if "{" in base:
+                parent, members = base[:-1].split(".{")
+                out.update({f"{parent}.{m}": h for m in members.split(",")})
+            else:
+                out[base] = h
+        return out
+
+    def test_each_hessian_is_that_of_the_quantized_layers_before_it(self):
+        quantized = block_hessians(solverd.safetensors.dequantize(self.output), self.tokens)
+        fp32 = block_hessians(self.weights, self.tokens)
+        entries = self.entries()
+        self.assertEqual(len(entries), 4 * 7)
+        self.assertEqual(int(self.hessians["model.layers.0.mlp.down_proj.tokens"]), 3 * 24)
+        for layer, h in entries.items():
+            scale = np.abs(quantized[layer]).max()
+            off_quantized = np.abs(h - quantized[layer]).max() / scale
+            off_fp32 = np.abs(h - fp32[layer]).max() / scale
+            self.assertLess(off_quantized, 1e-5, layer)  # the forward pass matches PyTorch's
+            if layer.startswith("model.layers.0.self_attn.") and layer[-6] in "qkv":
+                self.assertLess(off_fp32, 1e-4)  # nothing quantized before it
+            else:  # taken from the fp32 model it would be far off
+                self.assertGreater(off_fp32, 1000 * off_quantized, layer)
+
+    def test_the_returned_calibration_reproduces_the_codes(self):
+        again = self.solve(calibration=quant.QuantFile(blob_id=self.result.calibration_blob_id))
+        self.assertEqual(self.client.download_bytes(again.output_blob_id), self.output)
+        rtn = self.client.solve(quant.QuantProblem(model=self.model, bits=3, group_size=64))
+        errors = [(a.relative_output_error, b.relative_output_error)
+                  for a, b in zip(self.result.layers, rtn.layers)]
+        self.assertLess(sum(a for a, _ in errors), 0.9 * sum(b for _, b in errors))
+
+    def test_bad_requests_name_the_field(self):
+        lone = self.upload(solverd.safetensors.save({"fc.weight": np.ones((8, 8), np.float32)}))
+        cases = [
+            (dict(model=lone, calibration_tokens=self.token_file), "needs a Llama-family"),
+            (dict(model=self.model, calibration_tokens=self.upload(solverd.safetensors.save(
+                {"tokens": np.array([[5, 300]], np.int32)}))),
+             "entry 1 is 300, outside the vocabulary [0, 258)"),
+            (dict(model=self.model, calibration_tokens=self.token_file,
+                  calibration=self.token_file), "not both"),
+        ]
+        for fields, message in cases:
+            with self.assertRaises(grpc.RpcError) as caught:
+                self.client.solve(quant.QuantProblem(method=quant.QUANT_METHOD_GPTQ, **fields))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("quant.calibration_tokens: ", caught.exception.details())
+            self.assertIn(message, caught.exception.details())
 
 
 if __name__ == "__main__":

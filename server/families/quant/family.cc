@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "quant/model.h"
+#include "quant/sequential_calibration.h"
 #include "server/blob_store.h"
 #include "server/families/quant/convert.h"
 #include "server/families/quant/model_source.h"
@@ -22,12 +23,37 @@ namespace {
 
 namespace quant = ::solverd::quant;
 
+// Token ids for the sequential pass (QuantProblem.calibration_tokens).
+struct CalibrationTokens {
+  std::vector<int32_t> ids;
+  quant::TokenRuns runs;
+  bool given() const { return runs.sequences > 0; }
+};
+
+// Progress of one of a job's two passes as a share of the whole job.
+class PassProgress final : public ::solverd::ProgressSink {
+ public:
+  PassProgress(::solverd::ProgressSink* sink, double first, double share)
+      : sink_(sink), first_(first), share_(share) {}
+  void Report(const ::solverd::Progress& progress) override {
+    if (sink_ == nullptr) return;
+    ::solverd::Progress p = progress;
+    p.fraction = first_ + share_ * progress.fraction;
+    sink_->Report(p);
+  }
+
+ private:
+  ::solverd::ProgressSink* const sink_;
+  const double first_, share_;
+};
+
 class PreparedQuant final : public PreparedJob {
  public:
-  PreparedQuant(QuantModelSource model, HeldBytes calibration, quant::ModelOptions options,
-                BlobStore* outputs, std::string owner)
+  PreparedQuant(QuantModelSource model, HeldBytes calibration, CalibrationTokens tokens,
+                quant::ModelOptions options, BlobStore* outputs, std::string owner)
       : model_(std::move(model)), calibration_(std::move(calibration)),
-        options_(std::move(options)), outputs_(outputs), owner_(std::move(owner)) {}
+        tokens_(std::move(tokens)), options_(std::move(options)), outputs_(outputs),
+        owner_(std::move(owner)) {}
 
   // Plans the parsed model with the calibration file; the plan refers to
   // the bytes this job keeps.
@@ -47,7 +73,10 @@ class PreparedQuant final : public PreparedJob {
   // about the size of the weights. Mapped weights are paged in and out by
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
-    return plan_.largest_layer_bytes + (outputs_->WritesOutputsToDisk() ? 0 : model_.bytes);
+    const int64_t pass =
+        tokens_.given() ? quant::SequentialMemoryBytes(plan_.config, tokens_.runs) : 0;
+    return plan_.largest_layer_bytes + pass +
+           (outputs_->WritesOutputsToDisk() ? 0 : model_.bytes);
   }
   int64_t ProblemSize() const override { return model_.bytes; }
   std::string BatchKey() const override {
@@ -61,12 +90,20 @@ class PreparedQuant final : public PreparedJob {
     options.output_path = outputs_->OutputPath();  // "": in memory
     quant::ModelResult result;
     JobOutcome outcome;
-    outcome.status = FromKernel(
-        quant::QuantizeModel(lane.device, lane.stream, plan_, options, sink, cancel, &result));
+    std::string calibration_id;
+    if (tokens_.given()) {
+      outcome.status = CalibrateSequentially(lane, options, sink, cancel, &calibration_id);
+      if (!outcome.status.ok()) return outcome;
+    }
+    // After the sequential pass, the second half of the job.
+    PassProgress quantizing(sink, tokens_.given() ? 0.5 : 0, tokens_.given() ? 0.5 : 1);
+    outcome.status = FromKernel(quant::QuantizeModel(lane.device, lane.stream, plan_, options,
+                                                     &quantizing, cancel, &result));
     outcome.iterations = static_cast<int64_t>(result.layers.size());
     if (!outcome.status.ok() && result.layers.empty()) return outcome;
     v1::QuantResult proto = QuantResultToProto(result, options, lane.device.ToString());
     proto.set_architecture(model_.config.model_type);
+    proto.set_calibration_blob_id(calibration_id);
     if (outcome.status.ok()) outcome.status = Store(options.output_path, &result, &proto);
     outcome.result.emplace();
     *outcome.result->mutable_quant() = std::move(proto);
@@ -74,6 +111,32 @@ class PreparedQuant final : public PreparedJob {
   }
 
  private:
+  // The sequential pass: the Hessians it computes become the plan's
+  // calibration (held by this job) and a blob of their own.
+  absl::Status CalibrateSequentially(const Lane& lane, const quant::ModelOptions& options,
+                                     ::solverd::ProgressSink* sink,
+                                     const ::solverd::CancelToken* cancel, std::string* id) {
+    PassProgress progress(sink, 0, 0.5);
+    absl::Status s = FromKernel(quant::SequentialCalibration(
+        lane.device, lane.stream, plan_, options, tokens_.ids, tokens_.runs, &progress, cancel,
+        &sequential_calibration_));
+    if (s.ok()) s = FromKernel(quant::ParseSafetensors(sequential_calibration_,
+                                                        &plan_.calibration));
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
+    const int64_t size = static_cast<int64_t>(sequential_calibration_.size());
+    if (absl::Status r = outputs_->Reserve(owner_, size); !r.ok()) {
+      return absl::Status(r.code(), absl::StrCat("quant: storing the ", size,
+                                                 "-byte calibration: ", r.message()));
+    }
+    auto blob = outputs_->Put(owner_, sequential_calibration_, absl::Now());
+    if (!blob.ok()) {
+      outputs_->Release(owner_, size);
+      return blob.status();
+    }
+    *id = blob->id;
+    return absl::OkStatus();
+  }
+
   // The output, in result->file or written to `path`, as a blob.
   absl::Status Store(const std::string& path, quant::ModelResult* result,
                      v1::QuantResult* proto) {
@@ -96,11 +159,37 @@ class PreparedQuant final : public PreparedJob {
 
   QuantModelSource model_;  // its weights move into plan_
   const HeldBytes calibration_;
+  const CalibrationTokens tokens_;
+  std::string sequential_calibration_;  // the pass's file, plan_.calibration's bytes
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
   const std::string owner_;
   quant::ModelPlan plan_;
 };
+
+// QuantProblem.calibration_tokens, checked against the model it runs.
+absl::Status ReadTokens(const v1::QuantProblem& in, const QuantModelSource& model,
+                        const PrepareContext& context, CalibrationTokens* out) {
+  const auto bad = [](const std::string& why) {
+    return absl::InvalidArgumentError("quant.calibration_tokens: " + why);
+  };
+  if (in.has_calibration()) return bad("give calibration or calibration_tokens, not both");
+  if (!quant::IsLlamaFamily(model.config.model_type)) {
+    return bad("needs a Llama-family checkpoint (config.json model_type llama, mistral or "
+               "qwen2)");
+  }
+  if (in.target_bits() != 0 || in.target_bytes() != 0) {
+    return bad("bit allocation (target_bits, target_bytes) does not run on the sequential "
+               "pass; quantize from the calibration file it returns instead");
+  }
+  auto file = ReadQuantFile(in.calibration_tokens(), "quant.calibration_tokens", context);
+  if (!file.ok()) return file.status();
+  const ::solverd::Status s = quant::ReadCalibrationTokens(
+      file->bytes, model.config.vocab_size, model.config.max_position_embeddings, &out->ids,
+      &out->runs);
+  if (!s.ok()) return bad(s.message());
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -134,8 +223,15 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
     if (!read.ok()) return read.status();
     calibration = *std::move(read);
   }
+  CalibrationTokens tokens;
+  if (in.has_calibration_tokens()) {
+    absl::Status s = ReadTokens(in, *model, context, &tokens);
+    if (!s.ok()) return s;
+    options->calibration_from_tokens = true;
+  }
   auto job = std::make_unique<PreparedQuant>(*std::move(model), std::move(calibration),
-                                             *std::move(options), outputs_, context.owner);
+                                             std::move(tokens), *std::move(options), outputs_,
+                                             context.owner);
   if (absl::Status s = job->Plan(); !s.ok()) return s;
   return job;
 }
