@@ -99,17 +99,29 @@ class Capture(unittest.TestCase):
                                               dtype="float16", progress=False)
 
 
-class ServerGptq(unittest.TestCase):
-    """GPTQ on the server from the captured Hessians against the inputs."""
+class WithServer(unittest.TestCase):
+    """A solverd for the class's tests, gone with them (failures included)."""
 
     @classmethod
-    def setUpClass(cls):
+    def start_server(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.addClassCleanup(cls.tmp.cleanup)
         cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
         cls.addClassCleanup(cls.server.stop)
         cls.client = solverd.Client(cls.server.address)
         cls.addClassCleanup(cls.client.close)
+
+    @classmethod
+    def upload(cls, data):
+        return quant.QuantFile(blob_id=cls.client.upload_bytes(data).blob_id)
+
+
+class ServerGptq(WithServer):
+    """GPTQ on the server from the captured Hessians against the inputs."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_server()
         model = small_model()
         weights = {n: t.detach().numpy() for n, t in model.state_dict().items()}
         cls.model = cls.upload(solverd.safetensors.save(weights))
@@ -119,10 +131,6 @@ class ServerGptq(unittest.TestCase):
         solverd.quant.capture_calibration(model, batches(), path, progress=False)
         with open(path, "rb") as f:
             cls.hessians = cls.upload(f.read())
-
-    @classmethod
-    def upload(cls, data):
-        return quant.QuantFile(blob_id=cls.client.upload_bytes(data).blob_id)
 
     def gptq(self, calibration, method=quant.QUANT_METHOD_GPTQ):
         return self.client.solve(quant.QuantProblem(
@@ -154,19 +162,14 @@ def block_hessians(weights, tokens):
             for name, x in inputs.items()}
 
 
-class Sequential(unittest.TestCase):
+class Sequential(WithServer):
     """calibration_tokens: the server runs the checkpoint block by block,
     each group of layers calibrated on what the quantized layers before it
     produce."""
 
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
-        cls.addClassCleanup(cls.server.stop)
-        cls.client = solverd.Client(cls.server.address)
-        cls.addClassCleanup(cls.client.close)
+        cls.start_server()
         cls.weights = {n: t.detach().numpy() for n, t in small_model().state_dict().items()}
         folder = os.path.join(cls.tmp.name, "llama")
         llama_lm.save_checkpoint(cls.weights, folder, {"format": "pt"})
@@ -177,10 +180,6 @@ class Sequential(unittest.TestCase):
         cls.output = cls.client.download_bytes(cls.result.output_blob_id)
         cls.hessians = solverd.safetensors.load(
             cls.client.download_bytes(cls.result.calibration_blob_id))[0]
-
-    @classmethod
-    def upload(cls, data):
-        return quant.QuantFile(blob_id=cls.client.upload_bytes(data).blob_id)
 
     @classmethod
     def solve(cls, **fields):
