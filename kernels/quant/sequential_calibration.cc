@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 
+#include "quant/formats/byte_sink.h"
 #include "quant/formats/json.h"
 #include "quant/formats/safetensors.h"
 
@@ -46,7 +49,9 @@ class Pass {
     Embed(table, shape_.hidden, ids, x);
     return Status::Ok();
   }
-  std::string Finish() { return writer_.Finish(); }
+  // The file into `path` (or *file when there is none).
+  Status Finish(const std::string& path, std::string* file);
+  Status SpillTo(const std::string& dir) { return writer_.SpillTo(dir); }
 
  private:
   Status Floats(const std::string& name, std::vector<float>* out) const {
@@ -86,6 +91,18 @@ class Pass {
   int64_t done_ = 0;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
+
+Status Pass::Finish(const std::string& path, std::string* file) {
+  if (path.empty()) {
+    *file = writer_.Finish();
+    return Status::Ok();
+  }
+  std::unique_ptr<internal::FileSink> sink;
+  SOLVERD_RETURN_IF_ERROR(internal::FileSink::Create(path, &sink));
+  Status s = writer_.Finish(sink.get());
+  const Status closed = sink->Close();
+  return s.ok() ? closed : s;
+}
 
 Status Pass::Group(const std::string& prefix, const std::vector<std::string>& members,
                    const std::vector<float>& input, int64_t width,
@@ -210,28 +227,42 @@ Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_l
   return Status::Ok();
 }
 
-int64_t SequentialMemoryBytes(const ModelConfig& c, const TokenRuns& runs) {
+int64_t SequentialMemoryBytes(const ModelConfig& c, const TokenRuns& runs,
+                              bool file_in_memory) {
   const int64_t per_token = 6 * c.hidden_size + 3 * c.intermediate_size;
   const int64_t widest = std::max(c.hidden_size, c.intermediate_size);
-  return runs.tokens() * per_token * 4 + widest * widest * 8 * 2;
+  // The file of Hessians, held until the job ends: per block, q/k/v's, o's
+  // and gate/up's (hidden wide; o reads heads x head_dim) and down's.
+  const int64_t q_width = c.num_attention_heads * c.head_dim;
+  const int64_t per_block =
+      2 * c.hidden_size * c.hidden_size + q_width * q_width +
+      c.intermediate_size * c.intermediate_size;
+  return runs.tokens() * per_token * 4 + widest * widest * 8 * 2 +
+         (file_in_memory ? c.num_hidden_layers * per_block * 8 : 0);
 }
 
 Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
                              const ModelOptions& options, const std::vector<int32_t>& ids,
                              const TokenRuns& runs, ProgressSink* sink,
-                             const CancelToken* cancel, std::string* calibration_file) {
+                             const CancelToken* cancel, const std::string& path,
+                             std::string* calibration_file) {
   if (!IsLlamaFamily(plan.config.model_type)) {
     return InvalidArgument("calibration from tokens needs a Llama-family checkpoint "
                            "(config.json model_type llama, mistral or qwen2)");
   }
   Pass pass(device, stream, plan, options, runs, sink, cancel);
-  std::vector<float> x;
-  SOLVERD_RETURN_IF_ERROR(pass.Embedding(ids, &x));
-  for (int64_t b = 0; b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
-    SOLVERD_RETURN_IF_ERROR(pass.Block(b, &x));
+  if (!path.empty()) {
+    const size_t slash = path.rfind('/');
+    SOLVERD_RETURN_IF_ERROR(pass.SpillTo(slash == std::string::npos ? "." : path.substr(0, slash)));
   }
-  *calibration_file = pass.Finish();
-  return Status::Ok();
+  std::vector<float> x;
+  Status s = pass.Embedding(ids, &x);
+  for (int64_t b = 0; s.ok() && b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
+    s = pass.Block(b, &x);
+  }
+  if (s.ok()) s = pass.Finish(path, calibration_file);
+  if (!s.ok() && !path.empty()) std::remove(path.c_str());
+  return s;
 }
 
 }  // namespace solverd::quant

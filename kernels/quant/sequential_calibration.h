@@ -38,16 +38,21 @@ Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_l
                              std::vector<int32_t>* ids, TokenRuns* runs);
 
 // Bytes the pass holds beyond the plan's largest layer: the activations
-// and the widest Hessian.
-int64_t SequentialMemoryBytes(const ModelConfig& config, const TokenRuns& runs);
+// and the widest Hessian being factored, and with `file_in_memory` the
+// file of Hessians it returns (44 GB in F64 for a 7B Llama).
+int64_t SequentialMemoryBytes(const ModelConfig& config, const TokenRuns& runs,
+                              bool file_in_memory);
 
 // The pass over `plan` (a Llama-family checkpoint; bits per layer as the
 // plan gives them) with `options.layer`; reports a progress event per layer
-// (stage "calibration: <layer>"). A cancel returns CANCELLED.
+// (stage "calibration: <layer>"). The file goes to `path` when given
+// (its tensor data spilled beside it as it is produced; removed on an
+// error), else into *calibration_file. A cancel returns CANCELLED.
 Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
                              const ModelOptions& options, const std::vector<int32_t>& ids,
                              const TokenRuns& runs, ProgressSink* sink,
-                             const CancelToken* cancel, std::string* calibration_file);
+                             const CancelToken* cancel, const std::string& path,
+                             std::string* calibration_file);
 
 }  // namespace solverd::quant
 

@@ -102,11 +102,14 @@ class Capture(unittest.TestCase):
 class WithServer(unittest.TestCase):
     """A solverd for the class's tests, gone with them (failures included)."""
 
+    FLAGS = ()
+
     @classmethod
     def start_server(cls):
         cls.tmp = tempfile.TemporaryDirectory()
         cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
+                            *[f.format(tmp=cls.tmp.name) for f in cls.FLAGS])
         cls.addClassCleanup(cls.server.stop)
         cls.client = solverd.Client(cls.server.address)
         cls.addClassCleanup(cls.client.close)
@@ -165,7 +168,9 @@ def block_hessians(weights, tokens):
 class Sequential(WithServer):
     """calibration_tokens: the server runs the checkpoint block by block,
     each group of layers calibrated on what the quantized layers before it
-    produce."""
+    produce. Its Hessians go to --output-root as they are made, mapped."""
+
+    FLAGS = ("--output-root={tmp}/outputs",)
 
     @classmethod
     def setUpClass(cls):
@@ -224,6 +229,11 @@ class Sequential(WithServer):
                   for a, b in zip(self.result.layers, rtn.layers)]
         self.assertLess(sum(a for a, _ in errors), 0.9 * sum(b for _, b in errors))
 
+    def test_the_calibration_is_a_file_in_the_output_root(self):
+        names = os.listdir(os.path.join(self.tmp.name, "outputs"))
+        self.assertIn(self.result.calibration_blob_id, [n.split(".")[0] for n in names])
+        self.assertEqual([n for n in names if not n.endswith(".blob")], [])
+
     def test_bad_requests_name_the_field(self):
         lone = self.upload(solverd.safetensors.save({"fc.weight": np.ones((8, 8), np.float32)}))
         cases = [
@@ -240,6 +250,15 @@ class Sequential(WithServer):
             self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
             self.assertIn("quant.calibration_tokens: ", caught.exception.details())
             self.assertIn(message, caught.exception.details())
+
+
+class SequentialInMemory(Sequential):
+    """The same with the Hessians held in memory (no output directory)."""
+
+    FLAGS = ()
+
+    def test_the_calibration_is_a_file_in_the_output_root(self):
+        self.assertFalse(os.path.exists(os.path.join(self.tmp.name, "outputs")))
 
 
 if __name__ == "__main__":

@@ -73,8 +73,10 @@ class PreparedQuant final : public PreparedJob {
   // about the size of the weights. Mapped weights are paged in and out by
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
-    const int64_t pass =
-        tokens_.given() ? quant::SequentialMemoryBytes(plan_.config, tokens_.runs) : 0;
+    const int64_t pass = tokens_.given() ? quant::SequentialMemoryBytes(
+                                               plan_.config, tokens_.runs,
+                                               !outputs_->WritesOutputsToDisk())
+                                         : 0;
     return plan_.largest_layer_bytes + pass +
            (outputs_->WritesOutputsToDisk() ? 0 : model_.bytes);
   }
@@ -112,23 +114,35 @@ class PreparedQuant final : public PreparedJob {
 
  private:
   // The sequential pass: the Hessians it computes become the plan's
-  // calibration (held by this job) and a blob of their own.
+  // calibration (held by this job: written to the output directory and
+  // mapped when there is one) and a blob of their own.
   absl::Status CalibrateSequentially(const Lane& lane, const quant::ModelOptions& options,
                                      ::solverd::ProgressSink* sink,
                                      const ::solverd::CancelToken* cancel, std::string* id) {
     PassProgress progress(sink, 0, 0.5);
+    const std::string path = outputs_->OutputPath();  // "": in memory
     absl::Status s = FromKernel(quant::SequentialCalibration(
         lane.device, lane.stream, plan_, options, tokens_.ids, tokens_.runs, &progress, cancel,
-        &sequential_calibration_));
-    if (s.ok()) s = FromKernel(quant::ParseSafetensors(sequential_calibration_,
-                                                        &plan_.calibration));
-    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
-    const int64_t size = static_cast<int64_t>(sequential_calibration_.size());
+        path, &sequential_calibration_));
+    std::string_view bytes = sequential_calibration_;
+    if (s.ok() && !path.empty()) {
+      auto mapped = MappedFile::Open(path);  // stays valid when Adopt() moves the file
+      if (mapped.ok()) bytes = (mapped_calibration_ = *std::move(mapped))->bytes();
+      s = mapped.status();
+    }
+    if (s.ok()) s = FromKernel(quant::ParseSafetensors(bytes, &plan_.calibration));
+    if (!s.ok()) {
+      if (!path.empty()) std::remove(path.c_str());
+      return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
+    }
+    const int64_t size = static_cast<int64_t>(bytes.size());
     if (absl::Status r = outputs_->Reserve(owner_, size); !r.ok()) {
+      if (!path.empty()) std::remove(path.c_str());
       return absl::Status(r.code(), absl::StrCat("quant: storing the ", size,
                                                  "-byte calibration: ", r.message()));
     }
-    auto blob = outputs_->Put(owner_, sequential_calibration_, absl::Now());
+    auto blob = path.empty() ? outputs_->Put(owner_, sequential_calibration_, absl::Now())
+                             : outputs_->Adopt(owner_, path, absl::Now());
     if (!blob.ok()) {
       outputs_->Release(owner_, size);
       return blob.status();
@@ -160,7 +174,9 @@ class PreparedQuant final : public PreparedJob {
   QuantModelSource model_;  // its weights move into plan_
   const HeldBytes calibration_;
   const CalibrationTokens tokens_;
-  std::string sequential_calibration_;  // the pass's file, plan_.calibration's bytes
+  // The pass's file, plan_.calibration's bytes: in memory, or mapped.
+  std::string sequential_calibration_;
+  std::shared_ptr<const MappedFile> mapped_calibration_;
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
   const std::string owner_;
