@@ -131,14 +131,12 @@ Status ValidateHessian(const Layer& layer) {
     for (int64_t j = 0; j < i; ++j) {
       const double a = layer.hessian[i * n + j], b = layer.hessian[j * n + i];
       const double bound = std::sqrt(layer.hessian[i * n + i] * layer.hessian[j * n + j]);
+      const bool symmetric = std::isfinite(a) && !(std::fabs(a - b) > kSlack * bound + 1e-30);
+      if (symmetric && !(std::fabs(a) > bound * (1 + kSlack) + 1e-30)) continue;
       const std::string at = "[" + std::to_string(i) + "][" + std::to_string(j) + "]";
-      if (!std::isfinite(a) || std::fabs(a - b) > kSlack * bound + 1e-30) {
-        return InvalidArgument("hessian: not symmetric at " + at);
-      }
-      if (std::fabs(a) > bound * (1 + kSlack) + 1e-30) {
-        return InvalidArgument("hessian: not positive semidefinite: |H" + at +
-                               "| exceeds sqrt(H[i][i] H[j][j])");
-      }
+      if (!symmetric) return InvalidArgument("hessian: not symmetric at " + at);
+      return InvalidArgument("hessian: not positive semidefinite: |H" + at +
+                             "| exceeds sqrt(H[i][i] H[j][j])");
     }
   }
   return Status::Ok();
