@@ -16,18 +16,18 @@ double HessianScale(int64_t tokens) {
   return 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1));
 }
 
-std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads) {
+std::vector<double> SumOfOuterProducts(const float* inputs, int64_t tokens, int64_t cols,
+                                       int threads) {
   // Column-major copy so each entry is a dot product of contiguous rows.
   std::vector<double> xt(static_cast<size_t>(cols * tokens));
   for (int64_t t = 0; t < tokens; ++t) {
     for (int64_t c = 0; c < cols; ++c) xt[c * tokens + t] = inputs[t * cols + c];
   }
   std::vector<double> h(static_cast<size_t>(cols * cols));
-  const double scale = HessianScale(tokens);
   ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
     for (int64_t a = begin; a < end; ++a) {
       for (int64_t b = 0; b <= a; ++b) {
-        h[a * cols + b] = HessianDot(&xt[a * tokens], &xt[b * tokens], tokens, 1) * scale;
+        h[a * cols + b] = HessianDot(&xt[a * tokens], &xt[b * tokens], tokens, 1);
       }
     }
   }, 1);
@@ -35,11 +35,14 @@ std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, i
   return h;
 }
 
-std::vector<double> ScaledHessian(const std::vector<double>& sum, int64_t tokens) {
+std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads) {
+  return ScaledHessian(SumOfOuterProducts(inputs, tokens, cols, threads), tokens);
+}
+
+std::vector<double> ScaledHessian(std::vector<double> sum, int64_t tokens) {
   const double scale = HessianScale(tokens);
-  std::vector<double> h(sum.size());
-  for (size_t i = 0; i < sum.size(); ++i) h[i] = sum[i] * scale;
-  return h;
+  for (double& v : sum) v *= scale;
+  return sum;
 }
 
 void MirrorLower(int64_t n, std::vector<double>* a) {

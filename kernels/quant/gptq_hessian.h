@@ -16,13 +16,20 @@ namespace solverd::quant::internal {
 // 2 / tokens: H = HessianScale * X^T X.
 double HessianScale(int64_t tokens);
 
-// H (cols x cols, row-major) from inputs (tokens x cols).
+// sum_t x_t x_t^T (cols x cols, row-major) of inputs (tokens x cols), each
+// entry summed in token order by HessianDot(): the Hessian a calibration
+// file holds.
+std::vector<double> SumOfOuterProducts(const float* inputs, int64_t tokens, int64_t cols,
+                                       int threads);
+
+// H (cols x cols, row-major) from inputs (tokens x cols):
+// ScaledHessian(SumOfOuterProducts(...)).
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);
 
-// H from a Hessian a calibration file gave, sum_k x_k x_k^T over `tokens`
-// inputs: each entry times HessianScale(tokens), as Hessian() scales its
-// sums, so a sum computed in Hessian()'s order gives the same H.
-std::vector<double> ScaledHessian(const std::vector<double>& sum, int64_t tokens);
+// H from sum_k x_k x_k^T over `tokens` inputs (SumOfOuterProducts(), or
+// a Hessian a calibration file gave): each entry times HessianScale(tokens),
+// so a sum computed in SumOfOuterProducts()'s order gives Hessian()'s H.
+std::vector<double> ScaledHessian(std::vector<double> sum, int64_t tokens);
 
 // Copies the lower triangle of the n x n matrix `a` onto its upper one.
 void MirrorLower(int64_t n, std::vector<double>* a);

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "common/parallel_for.h"
-#include "quant/gptq_math.h"
 
 namespace solverd::quant {
 
@@ -137,25 +136,6 @@ void SwiGlu(const std::vector<float>& up, std::vector<float>* gate) {
 
 void AddInPlace(const std::vector<float>& y, std::vector<float>* x) {
   for (size_t i = 0; i < x->size(); ++i) (*x)[i] += y[i];
-}
-
-std::vector<double> SumOfOuterProducts(const std::vector<float>& x, int64_t width,
-                                       int threads) {
-  const int64_t tokens = static_cast<int64_t>(x.size()) / width;
-  std::vector<double> xt(static_cast<size_t>(width * tokens));  // column-major copy
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t c = 0; c < width; ++c) xt[c * tokens + t] = x[t * width + c];
-  }
-  std::vector<double> h(static_cast<size_t>(width * width));
-  ParallelFor(width, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t a = begin; a < end; ++a) {
-      for (int64_t b = 0; b <= a; ++b) {
-        h[a * width + b] = h[b * width + a] =
-            internal::HessianDot(&xt[a * tokens], &xt[b * tokens], tokens, 1);
-      }
-    }
-  }, 1);
-  return h;
 }
 
 }  // namespace solverd::quant

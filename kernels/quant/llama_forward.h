@@ -54,10 +54,6 @@ void SwiGlu(const std::vector<float>& up, std::vector<float>* gate);
 // x += y, elementwise.
 void AddInPlace(const std::vector<float>& y, std::vector<float>* x);
 
-// sum over tokens of x x^T ([width, width], float64, each entry summed in
-// token order): the Hessian entry a calibration file holds.
-std::vector<double> SumOfOuterProducts(const std::vector<float>& x, int64_t width, int threads);
-
 }  // namespace solverd::quant
 
 #endif  // SOLVERD_KERNELS_QUANT_LLAMA_FORWARD_H_

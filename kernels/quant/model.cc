@@ -181,11 +181,6 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
   return Status::Ok();
 }
 
-std::string FolderOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
-
 // The writer's file into result->file, or into `path` (removed again if
 // it cannot be written whole).
 Status WriteOutput(const std::string& path, internal::ModelWriter* writer,
@@ -196,14 +191,9 @@ Status WriteOutput(const std::string& path, internal::ModelWriter* writer,
     result->file_bytes = sink.size();
     return Status::Ok();
   }
-  std::unique_ptr<internal::FileSink> file;
-  SOLVERD_RETURN_IF_ERROR(internal::FileSink::Create(path, &file));
-  Status s = writer->Finish(file.get());
-  const Status closed = file->Close();
-  if (s.ok()) s = closed;
-  if (!s.ok()) std::remove(path.c_str());
-  result->file_bytes = file->size();
-  return s;
+  return internal::WriteFile(
+      path, [&](internal::ByteSink* file) { return writer->Finish(file); },
+      &result->file_bytes);
 }
 
 }  // namespace
@@ -230,7 +220,7 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
   std::unique_ptr<internal::ModelWriter> writer =
       internal::NewModelWriter(options, plan);
   if (!options.output_path.empty()) {
-    SOLVERD_RETURN_IF_ERROR(writer->SpillTo(FolderOf(options.output_path)));
+    SOLVERD_RETURN_IF_ERROR(writer->SpillTo(internal::FolderOf(options.output_path)));
   }
   for (const auto& [key, value] : plan.model.metadata) writer->AddMetadata(key, value);
   int64_t quantized_bytes = 0;

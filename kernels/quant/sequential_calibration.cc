@@ -2,14 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstring>
 #include <map>
-#include <memory>
 
 #include "quant/formats/byte_sink.h"
 #include "quant/formats/json.h"
 #include "quant/formats/safetensors.h"
+#include "quant/gptq_hessian.h"
 
 namespace solverd::quant {
 namespace {
@@ -97,24 +96,23 @@ Status Pass::Finish(const std::string& path, std::string* file) {
     *file = writer_.Finish();
     return Status::Ok();
   }
-  std::unique_ptr<internal::FileSink> sink;
-  SOLVERD_RETURN_IF_ERROR(internal::FileSink::Create(path, &sink));
-  Status s = writer_.Finish(sink.get());
-  const Status closed = sink->Close();
-  return s.ok() ? closed : s;
+  int64_t size = 0;
+  return internal::WriteFile(
+      path, [&](internal::ByteSink* file) { return writer_.Finish(file); }, &size);
 }
 
 Status Pass::Group(const std::string& prefix, const std::vector<std::string>& members,
                    const std::vector<float>& input, int64_t width,
                    std::vector<std::vector<float>>* weights) {
-  std::vector<double> h = SumOfOuterProducts(input, width, options_.layer.threads);
+  const int64_t tokens = runs_.tokens();
+  std::vector<double> h =
+      internal::SumOfOuterProducts(input.data(), tokens, width, options_.layer.threads);
   std::string base = prefix + members[0];
   if (members.size() > 1) {
     base = prefix + "{";
     for (size_t i = 0; i < members.size(); ++i) base += (i ? "," : "") + members[i];
     base += "}";
   }
-  const int64_t tokens = runs_.tokens();
   writer_.Add(base + ".hessian", DType::kF64, {width, width},
               AsBytes(h.data(), h.size() * sizeof(double)));
   writer_.Add(base + ".tokens", DType::kI64, {}, AsBytes(&tokens, sizeof(tokens)));
@@ -251,17 +249,13 @@ Status SequentialCalibration(const Device& device, StreamHandle stream, const Mo
                            "(config.json model_type llama, mistral or qwen2)");
   }
   Pass pass(device, stream, plan, options, runs, sink, cancel);
-  if (!path.empty()) {
-    const size_t slash = path.rfind('/');
-    SOLVERD_RETURN_IF_ERROR(pass.SpillTo(slash == std::string::npos ? "." : path.substr(0, slash)));
-  }
+  if (!path.empty()) SOLVERD_RETURN_IF_ERROR(pass.SpillTo(internal::FolderOf(path)));
   std::vector<float> x;
   Status s = pass.Embedding(ids, &x);
   for (int64_t b = 0; s.ok() && b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
     s = pass.Block(b, &x);
   }
-  if (s.ok()) s = pass.Finish(path, calibration_file);
-  if (!s.ok() && !path.empty()) std::remove(path.c_str());
+  if (s.ok()) s = pass.Finish(path, calibration_file);  // removes a file it cut short
   return s;
 }
 

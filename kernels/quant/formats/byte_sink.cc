@@ -49,6 +49,23 @@ Status FileSink::Close() {
   return error_;
 }
 
+Status WriteFile(const std::string& path, const std::function<Status(ByteSink*)>& write,
+                 int64_t* size) {
+  std::unique_ptr<FileSink> file;
+  SOLVERD_RETURN_IF_ERROR(FileSink::Create(path, &file));
+  Status s = write(file.get());
+  const Status closed = file->Close();
+  if (s.ok()) s = closed;
+  if (!s.ok()) std::remove(path.c_str());
+  *size = file->size();
+  return s;
+}
+
+std::string FolderOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
 Spill::~Spill() {
   if (file_ != nullptr) std::fclose(file_);
 }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -52,6 +53,15 @@ class FileSink final : public ByteSink {
   const std::string path_;
   Status error_;
 };
+
+// Writes the file at `path` by `write`, handing it the file's sink, and
+// closes it; on any error the file is removed. Its size in *size.
+Status WriteFile(const std::string& path, const std::function<Status(ByteSink*)>& write,
+                 int64_t* size);
+
+// The folder of `path` ("." for a bare name): where a Spill beside the file
+// it is written to goes.
+std::string FolderOf(const std::string& path);
 
 class Spill final : public ByteSink {
  public:
