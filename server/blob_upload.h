@@ -27,7 +27,8 @@ class BlobUpload {
  public:
   // `owner`: the uploading token's name, whose quota the bytes count against.
   BlobUpload(BlobStore& store, std::string owner)
-      : store_(store), owner_(std::move(owner)), path_(store.shared() != nullptr ? "" : store.OutputPath()) {}
+      : store_(store), owner_(std::move(owner)),
+        path_(store.shared() != nullptr ? "" : store.OutputPath()) {}
   BlobUpload(const BlobUpload&) = delete;
   BlobUpload& operator=(const BlobUpload&) = delete;
   ~BlobUpload();  // releases the reservation unless Finish() stored it

@@ -135,40 +135,39 @@ class PreparedQuant final : public PreparedJob {
       if (!path.empty()) std::remove(path.c_str());
       return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
     }
-    const int64_t size = static_cast<int64_t>(bytes.size());
-    if (absl::Status r = outputs_->Reserve(owner_, size); !r.ok()) {
-      if (!path.empty()) std::remove(path.c_str());
-      return absl::Status(r.code(), absl::StrCat("quant: storing the ", size,
-                                                 "-byte calibration: ", r.message()));
-    }
-    auto blob = path.empty() ? outputs_->Put(owner_, sequential_calibration_, absl::Now())
-                             : outputs_->Adopt(owner_, path, absl::Now());
-    if (!blob.ok()) {
-      outputs_->Release(owner_, size);
-      return blob.status();
-    }
-    *id = blob->id;
+    auto blob = StoreBlob("calibration", path, sequential_calibration_,
+                          static_cast<int64_t>(bytes.size()));
+    if (!blob.ok()) return blob.status();
+    *id = *std::move(blob);
     return absl::OkStatus();
   }
 
   // The output, in result->file or written to `path`, as a blob.
   absl::Status Store(const std::string& path, quant::ModelResult* result,
                      v1::QuantResult* proto) {
-    const int64_t size = result->file_bytes;
+    auto blob = StoreBlob("output", path, std::move(result->file), result->file_bytes);
+    if (!blob.ok()) return blob.status();
+    proto->set_output_blob_id(*blob);
+    proto->set_output_bytes(result->file_bytes);
+    return absl::OkStatus();
+  }
+
+  // The id of a blob of `size` bytes, in `bytes` or written to `path`
+  // (removed when it cannot be stored), counted against the owner's quota.
+  absl::StatusOr<std::string> StoreBlob(const char* what, const std::string& path,
+                                        std::string bytes, int64_t size) {
     if (absl::Status s = outputs_->Reserve(owner_, size); !s.ok()) {
       if (!path.empty()) std::remove(path.c_str());
-      return absl::Status(s.code(), absl::StrCat("quant: storing the ", size,
-                                                 "-byte output: ", s.message()));
+      return absl::Status(s.code(), absl::StrCat("quant: storing the ", size, "-byte ", what,
+                                                 ": ", s.message()));
     }
-    auto blob = path.empty() ? outputs_->Put(owner_, std::move(result->file), absl::Now())
+    auto blob = path.empty() ? outputs_->Put(owner_, std::move(bytes), absl::Now())
                              : outputs_->Adopt(owner_, path, absl::Now());
     if (!blob.ok()) {
       outputs_->Release(owner_, size);
       return blob.status();
     }
-    proto->set_output_blob_id(blob->id);
-    proto->set_output_bytes(size);
-    return absl::OkStatus();
+    return blob->id;
   }
 
   QuantModelSource model_;  // its weights move into plan_
