@@ -1,11 +1,16 @@
 #include "quant/llama_forward.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "common/parallel_for.h"
+#include "quant/gptq_hessian.h"
+#include "quant/llama_math.h"
 
 namespace solverd::quant {
+
+using internal::LanesDot;
 
 void Embed(const std::vector<float>& table, int64_t width, const std::vector<int32_t>& ids,
            std::vector<float>* x) {
@@ -21,17 +26,15 @@ void RmsNorm(const std::vector<float>& x, int64_t width, const std::vector<float
   const int64_t tokens = static_cast<int64_t>(x.size()) / width;
   for (int64_t t = 0; t < tokens; ++t) {
     const float* row = &x[t * width];
-    double sq = 0;
-    for (int64_t i = 0; i < width; ++i) sq += static_cast<double>(row[i]) * row[i];
-    const float scale = static_cast<float>(1.0 / std::sqrt(sq / width + eps));
+    const float scale = internal::RmsScale(row, width, eps);
     for (int64_t i = 0; i < width; ++i) (*out)[t * width + i] = row[i] * scale * weight[i];
   }
 }
 
 namespace {
 
-// Tokens one pass over a weight row serves (the row stays in registers
-// and cache across them).
+// Tokens one pass over a weight row serves (the row stays in cache across
+// them).
 constexpr int64_t kTokensPerPass = 4;
 
 }  // namespace
@@ -40,52 +43,49 @@ void Linear(const std::vector<float>& x, int64_t in, const std::vector<float>& w
             int64_t out, const std::vector<float>* bias, int threads, std::vector<float>* y) {
   const int64_t tokens = static_cast<int64_t>(x.size()) / in;
   y->resize(static_cast<size_t>(tokens * out));
+  const float* b = bias != nullptr ? bias->data() : nullptr;
   const int64_t passes = (tokens + kTokensPerPass - 1) / kTokensPerPass;
   ParallelFor(passes, threads, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       const int64_t first = p * kTokensPerPass;
       const int64_t count = std::min(kTokensPerPass, tokens - first);
       for (int64_t o = 0; o < out; ++o) {
-        const float* w = &weights[o * in];
-        float sums[kTokensPerPass] = {};
         for (int64_t k = 0; k < count; ++k) {
-          const float* xr = &x[(first + k) * in];
-          float s = 0;
-          for (int64_t i = 0; i < in; ++i) s += xr[i] * w[i];
-          sums[k] = s;
-        }
-        for (int64_t k = 0; k < count; ++k) {
-          (*y)[(first + k) * out + o] = sums[k] + (bias != nullptr ? (*bias)[o] : 0.0f);
+          const float dot = LanesDot(&x[(first + k) * in], &weights[o * in], in);
+          (*y)[(first + k) * out + o] = internal::LinearOutput(dot, b, o);
         }
       }
     }
   }, 1);
 }
 
-void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
-               std::vector<float>* q) {
-  const int64_t d = shape.head_dim, half = d / 2, width = heads * d;
-  std::vector<float> cos(static_cast<size_t>(runs.length * half));
-  std::vector<float> sin(cos.size());
-  for (int64_t pos = 0; pos < runs.length; ++pos) {
+void RopeTable(const LlamaShape& shape, int64_t length, std::vector<float>* cos,
+               std::vector<float>* sin) {
+  const int64_t d = shape.head_dim, half = d / 2;
+  cos->resize(static_cast<size_t>(length * half));
+  sin->resize(cos->size());
+  for (int64_t pos = 0; pos < length; ++pos) {
     for (int64_t i = 0; i < half; ++i) {
-      // As transformers: float32 inverse frequencies times float32 positions.
       const float inverse = static_cast<float>(
           1.0 / std::pow(shape.rope_theta, static_cast<double>(2 * i) / static_cast<double>(d)));
       const float angle = static_cast<float>(pos) * inverse;
-      cos[pos * half + i] = std::cos(angle);
-      sin[pos * half + i] = std::sin(angle);
+      (*cos)[pos * half + i] = std::cos(angle);
+      (*sin)[pos * half + i] = std::sin(angle);
     }
   }
+}
+
+void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
+               std::vector<float>* q) {
+  const int64_t d = shape.head_dim, half = d / 2, width = heads * d;
+  std::vector<float> cos, sin;
+  RopeTable(shape, runs.length, &cos, &sin);
   for (int64_t t = 0; t < runs.tokens(); ++t) {
     const int64_t pos = t % runs.length;
     for (int64_t h = 0; h < heads; ++h) {
       float* x = &(*q)[t * width + h * d];
       for (int64_t i = 0; i < half; ++i) {
-        const float a = x[i], b = x[i + half];
-        const float c = cos[pos * half + i], s = sin[pos * half + i];
-        x[i] = a * c - b * s;
-        x[i + half] = b * c + a * s;
+        internal::RotatePair(cos[pos * half + i], sin[pos * half + i], &x[i], &x[i + half]);
       }
     }
   }
@@ -108,10 +108,7 @@ void CausalAttention(const LlamaShape& shape, const TokenRuns& runs,
         const float* qi = &q[(base + i) * q_width + h * d];
         double largest = -INFINITY;
         for (int64_t j = 0; j <= i; ++j) {
-          const float* kj = &k[(base + j) * kv_width + kv * d];
-          float dot = 0;
-          for (int64_t c = 0; c < d; ++c) dot += qi[c] * kj[c];
-          p[j] = dot * scale;
+          p[j] = LanesDot(qi, &k[(base + j) * kv_width + kv * d], d) * scale;
           largest = std::max(largest, p[j]);
         }
         double total = 0;
@@ -128,14 +125,94 @@ void CausalAttention(const LlamaShape& shape, const TokenRuns& runs,
 }
 
 void SwiGlu(const std::vector<float>& up, std::vector<float>* gate) {
-  for (size_t i = 0; i < gate->size(); ++i) {
-    const float g = (*gate)[i];
-    (*gate)[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  for (size_t i = 0; i < gate->size(); ++i) (*gate)[i] = internal::SiluTimes((*gate)[i], up[i]);
 }
 
 void AddInPlace(const std::vector<float>& y, std::vector<float>* x) {
   for (size_t i = 0; i < x->size(); ++i) (*x)[i] += y[i];
 }
+
+int64_t SlotWidth(const LlamaShape& shape, Slot slot) {
+  switch (slot) {
+    case Slot::kQuery:
+    case Slot::kMixed: return shape.heads * shape.head_dim;
+    case Slot::kKey:
+    case Slot::kValue: return shape.kv_heads * shape.head_dim;
+    case Slot::kGate:
+    case Slot::kUp: return shape.intermediate;
+    default: return shape.hidden;
+  }
+}
+
+namespace {
+
+class CpuLlamaForward final : public LlamaForward {
+ public:
+  CpuLlamaForward(const LlamaShape& shape, const TokenRuns& runs, int threads)
+      : shape_(shape), runs_(runs), threads_(threads) {}
+
+  Status Embed(const std::vector<float>& table, const std::vector<int32_t>& ids) override {
+    quant::Embed(table, shape_.hidden, ids, &At(Slot::kResidual));
+    return Status::Ok();
+  }
+  Status Norm(const std::vector<float>& weight) override {
+    RmsNorm(At(Slot::kResidual), shape_.hidden, weight, shape_.rms_eps, &At(Slot::kNormed));
+    return Status::Ok();
+  }
+  Status Linear(Slot in, const std::vector<float>& weights, const std::vector<float>* bias,
+                Slot out) override {
+    quant::Linear(At(in), SlotWidth(shape_, in), weights, SlotWidth(shape_, out), bias,
+                  threads_, &At(out));
+    return Status::Ok();
+  }
+  Status Attend() override {
+    ApplyRope(shape_, runs_, shape_.heads, &At(Slot::kQuery));
+    ApplyRope(shape_, runs_, shape_.kv_heads, &At(Slot::kKey));
+    CausalAttention(shape_, runs_, At(Slot::kQuery), At(Slot::kKey), At(Slot::kValue),
+                    threads_, &At(Slot::kMixed));
+    return Status::Ok();
+  }
+  Status Gate() override {
+    SwiGlu(At(Slot::kUp), &At(Slot::kGate));
+    return Status::Ok();
+  }
+  Status AddToResidual() override {
+    AddInPlace(At(Slot::kNormed), &At(Slot::kResidual));
+    return Status::Ok();
+  }
+  Status SumOfOuterProducts(Slot in, std::vector<double>* h) override {
+    *h = internal::SumOfOuterProducts(At(in).data(), runs_.tokens(), SlotWidth(shape_, in),
+                                      threads_);
+    return Status::Ok();
+  }
+  Status Read(Slot slot, std::vector<float>* out) override {
+    *out = At(slot);
+    return Status::Ok();
+  }
+
+ private:
+  std::vector<float>& At(Slot slot) { return slots_[static_cast<int>(slot)]; }
+
+  const LlamaShape shape_;
+  const TokenRuns runs_;
+  const int threads_;
+  std::array<std::vector<float>, static_cast<int>(Slot::kCount)> slots_;
+};
+
+}  // namespace
+
+Status MakeLlamaForward(const Device& device, StreamHandle stream, const LlamaShape& shape,
+                        const TokenRuns& runs, int threads, std::unique_ptr<LlamaForward>* out) {
+  if (device.is_cuda()) return internal::MakeCudaLlamaForward(device, stream, shape, runs, out);
+  *out = std::make_unique<CpuLlamaForward>(shape, runs, threads);
+  return Status::Ok();
+}
+
+#ifndef SOLVERD_HAVE_CUDA
+Status internal::MakeCudaLlamaForward(const Device&, StreamHandle, const LlamaShape&,
+                                      const TokenRuns&, std::unique_ptr<LlamaForward>*) {
+  return FailedPrecondition("quant: this build has no CUDA backend");
+}
+#endif
 
 }  // namespace solverd::quant

@@ -93,6 +93,11 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
                     const Options& options, const CancelToken* cancel, QuantizedLayer* out);
 
 #ifdef SOLVERD_HAVE_CUDA
+// scale * X^T X of `tokens` rows of `cols` floats in device memory, summed
+// in the order of SumOfOuterProducts() (gptq_hessian.h), so both give the
+// same H; waits for it on `stream`.
+Status DeviceSumOfOuterProducts(const float* device_inputs, int64_t tokens, int64_t cols,
+                                double scale, StreamHandle stream, std::vector<double>* h);
 Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
                const Options& options, QuantizedLayer* out);
 Status HqqCuda(const Device& device, StreamHandle stream, const Layer& layer,

@@ -26,21 +26,31 @@ Status DownloadInto(const DeviceBuffer<T>& buffer, std::vector<T>* out, cudaStre
   return buffer.Download(out->data(), stream);
 }
 
-// H = 2 X^T X / tokens on the device (the lower triangle, mirrored on the
-// host), summed in the same order as the CPU's, so both get the same H.
-Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double>* h) {
-  const int64_t tokens = layer.tokens, cols = layer.cols;
-  DeviceBuffer<float> x;
+}  // namespace
+
+Status DeviceSumOfOuterProducts(const float* device_inputs, int64_t tokens, int64_t cols,
+                                double scale, StreamHandle stream_handle,
+                                std::vector<double>* h) {
+  auto stream = static_cast<cudaStream_t>(stream_handle);
   DeviceBuffer<double> hd;
-  SOLVERD_RETURN_IF_ERROR(x.Upload(layer.inputs.data(), layer.inputs.size(), stream));
   SOLVERD_RETURN_IF_ERROR(hd.Allocate(static_cast<size_t>(cols * cols)));
   const dim3 grid(BlocksFor(cols, kQuantThreads), static_cast<unsigned>(cols));
-  HessianKernel<<<grid, kQuantThreads, 0, stream>>>(x.data(), tokens, cols,
-                                                     HessianScale(tokens), hd.data());
+  HessianKernel<<<grid, kQuantThreads, 0, stream>>>(device_inputs, tokens, cols, scale,
+                                                     hd.data());
   SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("HessianKernel", stream));
   SOLVERD_RETURN_IF_ERROR(DownloadInto(hd, h, stream));
-  MirrorLower(cols, h);
+  MirrorLower(cols, h);  // the kernel fills the lower triangle
   return Status::Ok();
+}
+
+namespace {
+
+// H = 2 X^T X / tokens on the device, as the CPU computes it.
+Status DeviceHessian(const Layer& layer, cudaStream_t stream, std::vector<double>* h) {
+  DeviceBuffer<float> x;
+  SOLVERD_RETURN_IF_ERROR(x.Upload(layer.inputs.data(), layer.inputs.size(), stream));
+  return DeviceSumOfOuterProducts(x.data(), layer.tokens, layer.cols,
+                                  HessianScale(layer.tokens), stream, h);
 }
 
 // A grid layer's per-group and per-super-block values on the device, as

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <map>
+#include <memory>
 
 #include "quant/formats/byte_sink.h"
 #include "quant/formats/json.h"
@@ -41,12 +42,15 @@ class Pass {
     return false;
   }
 
-  Status Block(int64_t b, std::vector<float>* x);
-  Status Embedding(const std::vector<int32_t>& ids, std::vector<float>* x) {
+  // The forward pass on the plan's device: its activations are allocated now.
+  Status Start() {
+    return MakeLlamaForward(device_, stream_, shape_, runs_, options_.layer.threads, &forward_);
+  }
+  Status Block(int64_t b);
+  Status Embedding(const std::vector<int32_t>& ids) {
     std::vector<float> table;
     SOLVERD_RETURN_IF_ERROR(Floats("model.embed_tokens.weight", &table));
-    Embed(table, shape_.hidden, ids, x);
-    return Status::Ok();
+    return forward_->Embed(table, ids);
   }
   // The file into `path` (or *file when there is none).
   Status Finish(const std::string& path, std::string* file);
@@ -67,14 +71,13 @@ class Pass {
   // Quantizes the layers `prefix + member + ".weight"` that read `input`
   // from its Hessian, records the entry, and gives each layer's weights as
   // the model will hold them (dequantized when quantized).
-  Status Group(const std::string& prefix, const std::vector<std::string>& members,
-               const std::vector<float>& input, int64_t width,
+  Status Group(const std::string& prefix, const std::vector<std::string>& members, Slot input,
                std::vector<std::vector<float>>* weights);
-  // y = x W^T for layer `prefix + member`, with its bias if any.
-  void Apply(const std::string& prefix, const std::string& member, const std::vector<float>& x,
-             int64_t in, const std::vector<float>& w, int64_t out, std::vector<float>* y) const {
+  // out = in W^T for layer `prefix + member`, with its bias if any.
+  Status Apply(const std::string& prefix, const std::string& member, Slot in,
+               const std::vector<float>& w, Slot out) {
     std::vector<float> bias;
-    Linear(x, in, w, out, Bias(prefix + member + ".bias", &bias), options_.layer.threads, y);
+    return forward_->Linear(in, w, Bias(prefix + member + ".bias", &bias), out);
   }
 
   const Device& device_;
@@ -85,6 +88,7 @@ class Pass {
   ProgressSink* const sink_;
   const CancelToken* const cancel_;
   LlamaShape shape_;
+  std::unique_ptr<LlamaForward> forward_;
   std::map<std::string, size_t> selected_;
   SafetensorsWriter writer_;
   int64_t done_ = 0;
@@ -102,11 +106,10 @@ Status Pass::Finish(const std::string& path, std::string* file) {
 }
 
 Status Pass::Group(const std::string& prefix, const std::vector<std::string>& members,
-                   const std::vector<float>& input, int64_t width,
-                   std::vector<std::vector<float>>* weights) {
-  const int64_t tokens = runs_.tokens();
-  std::vector<double> h =
-      internal::SumOfOuterProducts(input.data(), tokens, width, options_.layer.threads);
+                   Slot input, std::vector<std::vector<float>>* weights) {
+  const int64_t tokens = runs_.tokens(), width = SlotWidth(shape_, input);
+  std::vector<double> h;
+  SOLVERD_RETURN_IF_ERROR(forward_->SumOfOuterProducts(input, &h));
   std::string base = prefix + members[0];
   if (members.size() > 1) {
     base = prefix + "{";
@@ -151,39 +154,32 @@ Status Pass::Group(const std::string& prefix, const std::vector<std::string>& me
   return Status::Ok();
 }
 
-Status Pass::Block(int64_t b, std::vector<float>* x) {
-  const LlamaShape& s = shape_;
+Status Pass::Block(int64_t b) {
   const std::string block = "model.layers." + std::to_string(b) + ".";
   const std::string attn = block + "self_attn.", mlp = block + "mlp.";
-  const int threads = options_.layer.threads;
-  std::vector<float> norm, normed, q, k, v, mixed, out;
+  std::vector<float> norm;
   std::vector<std::vector<float>> w;
 
   SOLVERD_RETURN_IF_ERROR(Floats(block + "input_layernorm.weight", &norm));
-  RmsNorm(*x, s.hidden, norm, s.rms_eps, &normed);
-  SOLVERD_RETURN_IF_ERROR(Group(attn, {"q_proj", "k_proj", "v_proj"}, normed, s.hidden, &w));
-  const int64_t q_width = s.heads * s.head_dim, kv_width = s.kv_heads * s.head_dim;
-  Apply(attn, "q_proj", normed, s.hidden, w[0], q_width, &q);
-  Apply(attn, "k_proj", normed, s.hidden, w[1], kv_width, &k);
-  Apply(attn, "v_proj", normed, s.hidden, w[2], kv_width, &v);
-  ApplyRope(s, runs_, s.heads, &q);
-  ApplyRope(s, runs_, s.kv_heads, &k);
-  CausalAttention(s, runs_, q, k, v, threads, &mixed);
-  SOLVERD_RETURN_IF_ERROR(Group(attn, {"o_proj"}, mixed, q_width, &w));
-  Apply(attn, "o_proj", mixed, q_width, w[0], s.hidden, &out);
-  AddInPlace(out, x);
+  SOLVERD_RETURN_IF_ERROR(forward_->Norm(norm));
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"q_proj", "k_proj", "v_proj"}, Slot::kNormed, &w));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "q_proj", Slot::kNormed, w[0], Slot::kQuery));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "k_proj", Slot::kNormed, w[1], Slot::kKey));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "v_proj", Slot::kNormed, w[2], Slot::kValue));
+  SOLVERD_RETURN_IF_ERROR(forward_->Attend());
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"o_proj"}, Slot::kMixed, &w));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "o_proj", Slot::kMixed, w[0], Slot::kNormed));
+  SOLVERD_RETURN_IF_ERROR(forward_->AddToResidual());
 
   SOLVERD_RETURN_IF_ERROR(Floats(block + "post_attention_layernorm.weight", &norm));
-  RmsNorm(*x, s.hidden, norm, s.rms_eps, &normed);
-  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"gate_proj", "up_proj"}, normed, s.hidden, &w));
-  std::vector<float> gate, up;
-  Apply(mlp, "gate_proj", normed, s.hidden, w[0], s.intermediate, &gate);
-  Apply(mlp, "up_proj", normed, s.hidden, w[1], s.intermediate, &up);
-  SwiGlu(up, &gate);
-  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"down_proj"}, gate, s.intermediate, &w));
-  Apply(mlp, "down_proj", gate, s.intermediate, w[0], s.hidden, &out);
-  AddInPlace(out, x);
-  return Status::Ok();
+  SOLVERD_RETURN_IF_ERROR(forward_->Norm(norm));
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"gate_proj", "up_proj"}, Slot::kNormed, &w));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "gate_proj", Slot::kNormed, w[0], Slot::kGate));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "up_proj", Slot::kNormed, w[1], Slot::kUp));
+  SOLVERD_RETURN_IF_ERROR(forward_->Gate());
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"down_proj"}, Slot::kGate, &w));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "down_proj", Slot::kGate, w[0], Slot::kNormed));
+  return forward_->AddToResidual();
 }
 
 }  // namespace
@@ -250,10 +246,10 @@ Status SequentialCalibration(const Device& device, StreamHandle stream, const Mo
   }
   Pass pass(device, stream, plan, options, runs, sink, cancel);
   if (!path.empty()) SOLVERD_RETURN_IF_ERROR(pass.SpillTo(internal::FolderOf(path)));
-  std::vector<float> x;
-  Status s = pass.Embedding(ids, &x);
+  Status s = pass.Start();
+  if (s.ok()) s = pass.Embedding(ids);
   for (int64_t b = 0; s.ok() && b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
-    s = pass.Block(b, &x);
+    s = pass.Block(b);
   }
   if (s.ok()) s = pass.Finish(path, calibration_file);  // removes a file it cut short
   return s;
