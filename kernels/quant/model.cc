@@ -15,6 +15,20 @@
 #include "quant/quant_backend.h"
 
 namespace solverd::quant {
+
+void internal::Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q,
+                         int threads, double seconds, LayerSummary* summary) {
+  summary->report.seconds = seconds;
+  MeasureLayer(layer, q, threads, &summary->report);
+  summary->name = t.name;
+  summary->rows = layer.rows;
+  summary->cols = layer.cols;
+  summary->tokens = layer.hessian.empty() ? layer.tokens : layer.hessian_tokens;
+  summary->bits = q.bits;
+  summary->group_size = q.group_size;
+  summary->bytes_before = t.end - t.begin;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -71,20 +85,6 @@ struct ModelProgress {
   }
 };
 
-// Measures quantized layer `q` of tensor `t` into `summary`.
-void Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q, int threads,
-               double seconds, LayerSummary* summary) {
-  summary->report.seconds = seconds;
-  MeasureLayer(layer, q, threads, &summary->report);
-  summary->name = t.name;
-  summary->rows = layer.rows;
-  summary->cols = layer.cols;
-  summary->tokens = layer.hessian.empty() ? layer.tokens : layer.hessian_tokens;
-  summary->bits = q.bits;
-  summary->group_size = q.group_size;
-  summary->bytes_before = t.end - t.begin;
-}
-
 // Quantizes a loaded layer of tensor `t` and measures it.
 Status QuantizeTensor(const Device& device, StreamHandle stream, const TensorEntry& t,
                       const Layer& layer, const Options& options, const CancelToken* cancel,
@@ -93,7 +93,7 @@ Status QuantizeTensor(const Device& device, StreamHandle stream, const TensorEnt
   const Clock::time_point start = Clock::now();
   const Status s = QuantizeLayer(device, stream, layer, options, cancel, q);
   if (!s.ok()) return Status(s.code(), "layer " + JsonQuote(t.name) + ": " + s.message());
-  Summarize(t, layer, *q, options.threads, SecondsSince(start), summary);
+  internal::Summarize(t, layer, *q, options.threads, SecondsSince(start), summary);
   return Status::Ok();
 }
 
@@ -139,7 +139,7 @@ Status QuantizeBatch(const Device& device, StreamHandle stream, const ModelPlan&
   const double seconds = SecondsSince(start);
   for (size_t i = 0; i < length; ++i) {
     const Layer& layer = queue->layers[i];
-    Summarize(plan.selected[first + i], layer, queue->quantized[i], options.threads,
+    internal::Summarize(plan.selected[first + i], layer, queue->quantized[i], options.threads,
               seconds * static_cast<double>(layer.rows) /
                   static_cast<double>(queue->stacked.rows),
               &queue->summaries[i]);
@@ -237,20 +237,24 @@ Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan&
     }
     Options o = options.layer;
     o.bits = bits[next];
-    if (queue.empty()) {
-      const size_t length = internal::BatchLength(plan.selected, bits, next, o);
+    const auto done = plan.done_layers.find(t.name);
+    if (done == plan.done_layers.end() && queue.empty()) {
+      // No batch may run into a layer that is done.
+      const size_t length =
+          plan.done_layers.empty() ? internal::BatchLength(plan.selected, bits, next, o) : 1;
       SOLVERD_RETURN_IF_ERROR(QuantizeBatch(device, stream, plan, next, length, o, cancel, &queue));
     }
-    const Layer& layer = queue.layers[queue.next];
-    const QuantizedLayer& q = queue.quantized[queue.next];
-    LayerSummary& summary = queue.summaries[queue.next++];
+    const bool was_done = done != plan.done_layers.end();
+    const QuantizedLayer& q = was_done ? done->second.layer : queue.quantized[queue.next];
+    LayerSummary summary =
+        was_done ? done->second.summary : std::move(queue.summaries[queue.next++]);
     if (allocating) summary.candidates = candidates[next];
     internal::LayerDescription d;
     d.layer = LayerName(t.name);
     d.source = t.name;
     d.source_dtype = t.dtype;
-    d.rows = layer.rows;
-    d.cols = layer.cols;
+    d.rows = summary.rows;
+    d.cols = summary.cols;
     d.method = o.method;
     d.bits = q.bits;
     d.group_size = q.group_size;

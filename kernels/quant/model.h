@@ -24,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -141,6 +142,25 @@ struct ModelInput {
   std::function<void(std::string_view)> release_source;
 };
 
+struct LayerSummary {
+  std::string name;  // the source tensor
+  int64_t rows = 0, cols = 0, tokens = 0;
+  int bits = 0;
+  int64_t group_size = 0;
+  LayerReport report;  // report.seconds: this layer's share (by rows) of its batch's
+  int batch_layers = 1;  // layers quantized together with it (layer_batch.h)
+  int64_t bytes_before = 0, bytes_after = 0;
+  // Allocation: the widths measured (error: as ModelOptions::allocation_error).
+  std::vector<BitsCandidate> candidates;
+};
+
+// A layer the sequential pass has quantized already (sequential_calibration.h),
+// without its dequantized weights: QuantizeModel writes it as it is.
+struct DoneLayer {
+  QuantizedLayer layer;
+  LayerSummary summary;
+};
+
 // Both files parsed, and the tensors to quantize. Refers to the bytes it
 // was planned from, which must outlive it.
 struct ModelPlan {
@@ -159,6 +179,7 @@ struct ModelPlan {
   int64_t selected_weights = 0;
   int64_t layer_budget_bytes = 0;      // allocation: the selected layers' budget; 0: none
   std::vector<std::string> notes;      // what the user should know of the output's layout
+  std::map<std::string, DoneLayer> done_layers;  // by tensor name
 };
 
 // INVALID_ARGUMENT naming the file ("model:" / "calibration:") and tensor.
@@ -171,18 +192,6 @@ Status PlanModel(std::string_view model_bytes, std::string_view calibration_byte
 // their own tensor names.
 Status PlanModel(ModelInput model, std::string_view calibration_bytes,
                  const ModelOptions& options, ModelPlan* plan);
-
-struct LayerSummary {
-  std::string name;  // the source tensor
-  int64_t rows = 0, cols = 0, tokens = 0;
-  int bits = 0;
-  int64_t group_size = 0;
-  LayerReport report;  // report.seconds: this layer's share (by rows) of its batch's
-  int batch_layers = 1;  // layers quantized together with it (layer_batch.h)
-  int64_t bytes_before = 0, bytes_after = 0;
-  // Allocation: the widths measured (error: as ModelOptions::allocation_error).
-  std::vector<BitsCandidate> candidates;
-};
 
 struct ModelResult {
   std::string file;  // the output file, unless written to options.output_path
@@ -206,6 +215,13 @@ struct ModelResult {
 Status QuantizeModel(const Device& device, StreamHandle stream, const ModelPlan& plan,
                      const ModelOptions& options, ProgressSink* sink, const CancelToken* cancel,
                      ModelResult* result);
+
+namespace internal {
+// Measures quantized layer `q` of tensor `t` into `summary`; `seconds` is
+// the time it took.
+void Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q, int threads,
+               double seconds, LayerSummary* summary);
+}  // namespace internal
 
 // A quantized file back to float: each quantized layer becomes its source
 // tensor in F32; every other tensor is copied as is.

@@ -15,6 +15,7 @@
 #include "quant/layer_batch.h"
 #include "quant/model.h"
 #include "quant/quant_backend.h"
+#include "quant/sequential_calibration.h"
 
 namespace solverd::quant {
 namespace {
@@ -154,6 +155,21 @@ int Q4KMBits(const ModelPlan& plan, const TensorEntry& t) {
   return 4;
 }
 
+// With calibration from tokens: whether the pass can calibrate tensor `t`
+// for `method`, before it runs for hours.
+Status CheckSequentialLayer(const TensorEntry& t, Method method) {
+  if (method == Method::kDmmv) {
+    return InvalidArgument("method dmmv needs rows of inputs, which the sequential pass from "
+                           "calibration_tokens does not keep: send them in a calibration file");
+  }
+  if (NeedsCalibration(method) && !CalibratedBySequentialPass(t.name)) {
+    return InvalidArgument("model: tensor " + JsonQuote(t.name) + " is selected, and the "
+                           "sequential pass calibrates the decoder blocks' projections only: "
+                           "exclude it, or quantize it with a method that needs no calibration");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 const char* GgufTypeName(GgufType type) {
@@ -264,6 +280,8 @@ Status PlanModel(ModelInput model, std::string_view calibration_bytes,
     const CalibrationEntries calibration = FindCalibration(plan->calibration, LayerName(t.name));
     if (!options.calibration_from_tokens) {
       SOLVERD_RETURN_IF_ERROR(CheckCalibration(calibration, t, options.layer.method));
+    } else {
+      SOLVERD_RETURN_IF_ERROR(CheckSequentialLayer(t, options.layer.method));
     }
     SOLVERD_RETURN_IF_ERROR(internal::CheckExportLayer(options.format, t, options));
     names.erase(t.name);  // the source is not written

@@ -14,6 +14,10 @@
 namespace solverd::quant {
 namespace {
 
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 std::string_view AsBytes(const void* data, size_t n) {
   return std::string_view(static_cast<const char*>(data), n);
 }
@@ -24,9 +28,9 @@ class Pass {
  public:
   Pass(const Device& device, StreamHandle stream, const ModelPlan& plan,
        const ModelOptions& options, const TokenRuns& runs, ProgressSink* sink,
-       const CancelToken* cancel)
+       const CancelToken* cancel, std::map<std::string, DoneLayer>* done)
       : device_(device), stream_(stream), plan_(plan), options_(options), runs_(runs),
-        sink_(sink), cancel_(cancel) {
+        sink_(sink), cancel_(cancel), done_layers_(done) {
     for (size_t i = 0; i < plan.selected.size(); ++i) selected_[plan.selected[i].name] = i;
     const ModelConfig& c = plan.config;
     shape_ = {c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads,
@@ -73,6 +77,18 @@ class Pass {
   // the model will hold them (dequantized when quantized).
   Status Group(const std::string& prefix, const std::vector<std::string>& members, Slot input,
                std::vector<std::vector<float>>* weights);
+  void Report(const LayerSummary& layer) const {
+    if (sink_ == nullptr) return;
+    Progress p;
+    p.iteration = static_cast<int64_t>(done_layers_->size()) + 1;
+    p.stage = "calibration: " + layer.name;
+    p.objective = layer.report.relative_output_error;
+    p.fraction = static_cast<double>(p.iteration) / static_cast<double>(plan_.selected.size());
+    p.elapsed_seconds = SecondsSince(start_);
+    p.extras = {{"bits", static_cast<double>(layer.bits)},
+                {"layer_seconds", layer.report.seconds}};
+    sink_->Report(p);
+  }
   // out = in W^T for layer `prefix + member`, with its bias if any.
   Status Apply(const std::string& prefix, const std::string& member, Slot in,
                const std::vector<float>& w, Slot out) {
@@ -87,11 +103,11 @@ class Pass {
   const TokenRuns runs_;
   ProgressSink* const sink_;
   const CancelToken* const cancel_;
+  std::map<std::string, DoneLayer>* const done_layers_;
   LlamaShape shape_;
   std::unique_ptr<LlamaForward> forward_;
   std::map<std::string, size_t> selected_;
   SafetensorsWriter writer_;
-  int64_t done_ = 0;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
@@ -135,21 +151,17 @@ Status Pass::Group(const std::string& prefix, const std::vector<std::string>& me
     layer.hessian_tokens = tokens;
     Options o = options_.layer;
     o.bits = plan_.bits[found->second];
-    QuantizedLayer q;
-    const Status s = QuantizeLayer(device_, stream_, layer, o, cancel_, &q);
+    const auto begin = std::chrono::steady_clock::now();
+    DoneLayer done;
+    const Status s = QuantizeLayer(device_, stream_, layer, o, cancel_, &done.layer);
     if (!s.ok()) {
       return Status(s.code(), "calibration: layer " + JsonQuote(name) + ": " + s.message());
     }
-    (*weights)[m] = std::move(q.dequantized);
-    if (sink_ != nullptr) {
-      Progress p;
-      p.iteration = ++done_;
-      p.stage = "calibration: " + name;
-      p.fraction = static_cast<double>(done_) / static_cast<double>(plan_.selected.size());
-      p.elapsed_seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      sink_->Report(p);
-    }
+    internal::Summarize(t, layer, done.layer, o.threads, SecondsSince(begin), &done.summary);
+    (*weights)[m] = std::move(done.layer.dequantized);
+    done.layer.dequantized = {};
+    Report(done.summary);
+    done_layers_->emplace(name, std::move(done));
   }
   return Status::Ok();
 }
@@ -221,8 +233,25 @@ Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_l
   return Status::Ok();
 }
 
-int64_t SequentialMemoryBytes(const ModelConfig& c, const TokenRuns& runs,
+bool CalibratedBySequentialPass(std::string_view name) {
+  constexpr std::string_view kBlocks = "model.layers.";
+  if (name.substr(0, kBlocks.size()) != kBlocks) return false;
+  name.remove_prefix(kBlocks.size());
+  const size_t digits = name.find_first_not_of("0123456789");
+  if (digits == 0 || digits == std::string_view::npos || name[digits] != '.') return false;
+  name.remove_prefix(digits + 1);
+  for (const std::string_view layer :
+       {"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+        "self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight",
+        "mlp.down_proj.weight"}) {
+    if (name == layer) return true;
+  }
+  return false;
+}
+
+int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs,
                               bool file_in_memory) {
+  const ModelConfig& c = plan.config;
   const int64_t per_token = 6 * c.hidden_size + 3 * c.intermediate_size;
   const int64_t widest = std::max(c.hidden_size, c.intermediate_size);
   // The file of Hessians, held until the job ends: per block, q/k/v's, o's
@@ -232,23 +261,24 @@ int64_t SequentialMemoryBytes(const ModelConfig& c, const TokenRuns& runs,
       2 * c.hidden_size * c.hidden_size + q_width * q_width +
       c.intermediate_size * c.intermediate_size;
   return runs.tokens() * per_token * 4 + widest * widest * 8 * 2 +
-         (file_in_memory ? c.num_hidden_layers * per_block * 8 : 0);
+         plan.selected_weights + (file_in_memory ? c.num_hidden_layers * per_block * 8 : 0);
 }
 
-Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
+Status SequentialCalibration(const Device& device, StreamHandle stream, ModelPlan* plan,
                              const ModelOptions& options, const std::vector<int32_t>& ids,
                              const TokenRuns& runs, ProgressSink* sink,
                              const CancelToken* cancel, const std::string& path,
                              std::string* calibration_file) {
-  if (!IsLlamaFamily(plan.config.model_type)) {
+  if (!IsLlamaFamily(plan->config.model_type)) {
     return InvalidArgument("calibration from tokens needs a Llama-family checkpoint "
                            "(config.json model_type llama, mistral or qwen2)");
   }
-  Pass pass(device, stream, plan, options, runs, sink, cancel);
+  Pass pass(device, stream, *plan, options, runs, sink, cancel, &plan->done_layers);
   if (!path.empty()) SOLVERD_RETURN_IF_ERROR(pass.SpillTo(internal::FolderOf(path)));
   Status s = pass.Start();
   if (s.ok()) s = pass.Embedding(ids);
-  for (int64_t b = 0; s.ok() && b < plan.config.num_hidden_layers && pass.QuantizesFrom(b); ++b) {
+  for (int64_t b = 0; s.ok() && b < plan->config.num_hidden_layers && pass.QuantizesFrom(b);
+       ++b) {
     s = pass.Block(b);
   }
   if (s.ok()) s = pass.Finish(path, calibration_file);  // removes a file it cut short

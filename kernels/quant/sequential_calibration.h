@@ -37,18 +37,25 @@ namespace solverd::quant {
 Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_length,
                              std::vector<int32_t>* ids, TokenRuns* runs);
 
+// Whether the pass calibrates tensor `name`: a decoder block's attention
+// or MLP projection ("model.layers.N.self_attn.q_proj.weight", ...).
+bool CalibratedBySequentialPass(std::string_view name);
+
 // Bytes the pass holds beyond the plan's largest layer: the activations
-// and the widest Hessian being factored, and with `file_in_memory` the
-// file of Hessians it returns (44 GB in F64 for a 7B Llama).
-int64_t SequentialMemoryBytes(const ModelConfig& config, const TokenRuns& runs,
-                              bool file_in_memory);
+// (on the device that runs it) and the widest Hessian being factored, the
+// codes of the layers it has quantized (a byte per weight), and with
+// `file_in_memory` the file of Hessians it returns (44 GB in F64 for a 7B
+// Llama).
+int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs, bool file_in_memory);
 
 // The pass over `plan` (a Llama-family checkpoint; bits per layer as the
 // plan gives them) with `options.layer`; reports a progress event per layer
-// (stage "calibration: <layer>"). The file goes to `path` when given
-// (its tensor data spilled beside it as it is produced; removed on an
-// error), else into *calibration_file. A cancel returns CANCELLED.
-Status SequentialCalibration(const Device& device, StreamHandle stream, const ModelPlan& plan,
+// (stage "calibration: <layer>"). Each layer it quantizes goes into
+// plan->done_layers as it is done (so QuantizeModel writes it without
+// quantizing it again, and a cancel keeps it). The file goes to `path`
+// when given (its tensor data spilled beside it as it is produced; removed
+// on an error), else into *calibration_file. A cancel returns CANCELLED.
+Status SequentialCalibration(const Device& device, StreamHandle stream, ModelPlan* plan,
                              const ModelOptions& options, const std::vector<int32_t>& ids,
                              const TokenRuns& runs, ProgressSink* sink,
                              const CancelToken* cancel, const std::string& path,

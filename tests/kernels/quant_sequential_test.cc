@@ -3,7 +3,8 @@
 // wrong), the forward pass's identities (the first position attends to
 // itself alone, RoPE leaves position 0 as it is, RMSNorm gives unit RMS),
 // its dot products' lanes at widths that are not a multiple of them, and
-// the CUDA backend against the CPU's, step by step.
+// the CUDA backend against the CPU's, step by step, and what the pass
+// leaves in the plan (the layers it quantized, kept on a cancel).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,8 +16,10 @@
 
 #include "cuda_test_util.h"
 #include "quant/formats/safetensors.h"
+#include "quant/model.h"
 #include "quant/llama_forward.h"
 #include "quant/sequential_calibration.h"
+#include "quant_test_util.h"
 
 namespace solverd::quant {
 namespace {
@@ -208,6 +211,159 @@ TEST(LlamaForwardCuda, MatchesTheCpuStepByStep) {
           << "group " << g << ": " << i;
     }
   }
+}
+
+std::string Bytes(const std::vector<float>& v) {
+  return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
+}
+
+// A two-block Llama checkpoint of SmallShape()'s widths, vocabulary 10.
+struct TinyLlama {
+  std::string file;
+  ModelPlan plan;
+  ModelOptions options;
+
+  TinyLlama() {
+    const LlamaShape s = SmallShape();
+    const int64_t q = s.heads * s.head_dim, kv = s.kv_heads * s.head_dim;
+    SafetensorsWriter w;
+    uint32_t seed = 1;
+    const auto add = [&](const std::string& name, std::vector<int64_t> shape) {
+      int64_t n = 1;
+      for (const int64_t d : shape) n *= d;
+      const bool norm = shape.size() == 1;
+      std::vector<float> v = Random(n, seed++, norm ? 0.1f : 0.3f);
+      if (norm) for (float& x : v) x += 1;
+      w.Add(name, DType::kF32, std::move(shape), Bytes(v));
+    };
+    add("model.embed_tokens.weight", {10, s.hidden});
+    for (int b = 0; b < 2; ++b) {
+      const std::string p = "model.layers." + std::to_string(b) + ".";
+      add(p + "input_layernorm.weight", {s.hidden});
+      add(p + "self_attn.q_proj.weight", {q, s.hidden});
+      add(p + "self_attn.k_proj.weight", {kv, s.hidden});
+      add(p + "self_attn.v_proj.weight", {kv, s.hidden});
+      add(p + "self_attn.o_proj.weight", {s.hidden, q});
+      add(p + "post_attention_layernorm.weight", {s.hidden});
+      add(p + "mlp.gate_proj.weight", {s.intermediate, s.hidden});
+      add(p + "mlp.up_proj.weight", {s.intermediate, s.hidden});
+      add(p + "mlp.down_proj.weight", {s.hidden, s.intermediate});
+    }
+    add("model.norm.weight", {s.hidden});
+    add("lm_head.weight", {10, s.hidden});
+    file = w.Finish();
+    ModelInput input;
+    EXPECT_TRUE(ParseSafetensors(file, &input.weights).ok());
+    ModelConfig& c = input.config;
+    c.model_type = "llama";
+    c.vocab_size = 10;
+    c.hidden_size = s.hidden;
+    c.intermediate_size = s.intermediate;
+    c.num_hidden_layers = 2;
+    c.num_attention_heads = s.heads;
+    c.num_key_value_heads = s.kv_heads;
+    c.head_dim = s.head_dim;
+    options.layer.method = Method::kGptq;
+    options.layer.bits = 3;
+    options.layer.group_size = 0;
+    options.calibration_from_tokens = true;
+    options.exclude = DefaultExcludes();
+    const Status planned = PlanModel(std::move(input), "", options, &plan);
+    EXPECT_TRUE(planned.ok()) << planned.message();
+  }
+
+  Status Pass(ProgressSink* sink, const CancelToken* cancel, std::string* hessians) {
+    std::vector<int32_t> ids(2 * 9);
+    for (size_t t = 0; t < ids.size(); ++t) ids[t] = static_cast<int32_t>(t * 3 % 10);
+    return SequentialCalibration(Device::Cpu(), nullptr, &plan, options, ids, TokenRuns{2, 9},
+                                 sink, cancel, "", hessians);
+  }
+};
+
+// Cancels its token at the n-th report.
+class CancelAt final : public ProgressSink {
+ public:
+  CancelAt(int n, CancelToken* token) : left_(n), token_(token) {}
+  void Report(const Progress& p) override {
+    stages.push_back(p.stage);
+    if (--left_ == 0) token_->Cancel();
+  }
+  std::vector<std::string> stages;
+
+ private:
+  int left_;
+  CancelToken* const token_;
+};
+
+TEST(SequentialCalibration, ACancelKeepsTheLayersItFinished) {
+  TinyLlama model;
+  CancelToken cancel;
+  CancelAt sink(5, &cancel);
+  std::string hessians;
+  const Status s = model.Pass(&sink, &cancel, &hessians);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled) << s.message();
+  ASSERT_EQ(model.plan.done_layers.size(), 5u);
+  EXPECT_EQ(sink.stages.front(), "calibration: model.layers.0.self_attn.q_proj.weight");
+  EXPECT_EQ(sink.stages.back(), "calibration: model.layers.0.mlp.gate_proj.weight");
+  for (const auto& [name, done] : model.plan.done_layers) {
+    EXPECT_EQ(done.summary.name, name);
+    EXPECT_EQ(done.summary.tokens, 18);
+    EXPECT_TRUE(done.layer.dequantized.empty()) << "not held twice";
+    EXPECT_EQ(done.layer.codes.size(), static_cast<size_t>(done.summary.rows * done.summary.cols));
+  }
+}
+
+TEST(SequentialCalibration, TheModelIsWrittenFromThePassesLayers) {
+  TinyLlama model;
+  std::string hessians;
+  const Status s = model.Pass(nullptr, nullptr, &hessians);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(model.plan.done_layers.size(), 14u);  // 7 per block; lm_head is left alone
+  // Quantizing it again changes nothing but the time; a layer that is done
+  // keeps the pass's time, so none was quantized twice.
+  ASSERT_TRUE(ParseSafetensors(hessians, &model.plan.calibration).ok());
+  ModelResult result;
+  const Status written =
+      QuantizeModel(Device::Cpu(), nullptr, model.plan, model.options, nullptr, nullptr, &result);
+  ASSERT_TRUE(written.ok()) << written.message();
+  ASSERT_EQ(result.layers.size(), 14u);
+  for (const LayerSummary& layer : result.layers) {
+    const LayerSummary& pass = model.plan.done_layers.at(layer.name).summary;
+    EXPECT_EQ(layer.report.seconds, pass.report.seconds) << layer.name;
+    EXPECT_EQ(layer.report.relative_output_error, pass.report.relative_output_error);
+  }
+  ModelPlan again = model.plan;
+  again.done_layers.clear();
+  ModelResult requantized;
+  const Status rewritten =
+      QuantizeModel(Device::Cpu(), nullptr, again, model.options, nullptr, nullptr, &requantized);
+  ASSERT_TRUE(rewritten.ok()) << rewritten.message();
+  EXPECT_EQ(requantized.file, result.file) << "the same codes from the Hessians";
+}
+
+TEST(SequentialCalibration, ThePlanRefusesLayersThePassCannotCalibrate) {
+  TinyLlama model;
+  const auto plan = [&](Method method, std::vector<std::string> exclude) {
+    ModelInput input;
+    EXPECT_TRUE(ParseSafetensors(model.file, &input.weights).ok());
+    input.config = model.plan.config;
+    ModelOptions o = model.options;
+    o.layer.method = method;
+    o.exclude = std::move(exclude);
+    ModelPlan out;
+    return PlanModel(std::move(input), "", o, &out);
+  };
+  EXPECT_EQ(plan(Method::kGptq, {}).message(),
+            "model: tensor \"model.embed_tokens.weight\" is selected, and the sequential pass "
+            "calibrates the decoder blocks' projections only: exclude it, or quantize it with a "
+            "method that needs no calibration");
+  EXPECT_EQ(plan(Method::kDmmv, DefaultExcludes()).message(),
+            "method dmmv needs rows of inputs, which the sequential pass from "
+            "calibration_tokens does not keep: send them in a calibration file");
+  EXPECT_TRUE(plan(Method::kRtn, {}).ok()) << "rtn needs no calibration";
+  EXPECT_TRUE(CalibratedBySequentialPass("model.layers.12.mlp.down_proj.weight"));
+  EXPECT_FALSE(CalibratedBySequentialPass("model.layers.x.mlp.down_proj.weight"));
+  EXPECT_FALSE(CalibratedBySequentialPass("model.layers.1.mlp.down_proj.bias"));
 }
 
 }  // namespace

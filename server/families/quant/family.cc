@@ -30,6 +30,10 @@ struct CalibrationTokens {
   bool given() const { return runs.sequences > 0; }
 };
 
+// The sequential pass's share of a job's progress: it quantizes every
+// layer; writing the output is what is left.
+constexpr double kPassShare = 0.9;
+
 // Progress of one of a job's two passes as a share of the whole job.
 class PassProgress final : public ::solverd::ProgressSink {
  public:
@@ -74,7 +78,7 @@ class PreparedQuant final : public PreparedJob {
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
     const int64_t pass = tokens_.given() ? quant::SequentialMemoryBytes(
-                                               plan_.config, tokens_.runs,
+                                               plan_, tokens_.runs,
                                                !outputs_->WritesOutputsToDisk())
                                          : 0;
     return plan_.largest_layer_bytes + pass +
@@ -95,12 +99,16 @@ class PreparedQuant final : public PreparedJob {
     std::string calibration_id;
     if (tokens_.given()) {
       outcome.status = CalibrateSequentially(lane, options, sink, cancel, &calibration_id);
-      if (!outcome.status.ok()) return outcome;
     }
-    // After the sequential pass, the second half of the job.
-    PassProgress quantizing(sink, tokens_.given() ? 0.5 : 0, tokens_.given() ? 0.5 : 1);
-    outcome.status = FromKernel(quant::QuantizeModel(lane.device, lane.stream, plan_, options,
-                                                     &quantizing, cancel, &result));
+    if (!outcome.status.ok()) {
+      KeepDoneLayers(&result);  // a cancel keeps the layers the pass finished
+    } else {
+      // After the sequential pass, which quantized the layers, the output.
+      PassProgress writing(sink, tokens_.given() ? kPassShare : 0,
+                           tokens_.given() ? 1 - kPassShare : 1);
+      outcome.status = FromKernel(quant::QuantizeModel(lane.device, lane.stream, plan_, options,
+                                                       &writing, cancel, &result));
+    }
     outcome.iterations = static_cast<int64_t>(result.layers.size());
     if (!outcome.status.ok() && result.layers.empty()) return outcome;
     v1::QuantResult proto = QuantResultToProto(result, options, lane.device.ToString());
@@ -113,16 +121,17 @@ class PreparedQuant final : public PreparedJob {
   }
 
  private:
-  // The sequential pass: the Hessians it computes become the plan's
-  // calibration (held by this job: written to the output directory and
-  // mapped when there is one) and a blob of their own.
+  // The sequential pass: it quantizes the plan's layers (plan_.done_layers),
+  // and the Hessians it computes become the plan's calibration (held by
+  // this job: written to the output directory and mapped when there is
+  // one) and a blob of their own.
   absl::Status CalibrateSequentially(const Lane& lane, const quant::ModelOptions& options,
                                      ::solverd::ProgressSink* sink,
                                      const ::solverd::CancelToken* cancel, std::string* id) {
-    PassProgress progress(sink, 0, 0.5);
+    PassProgress progress(sink, 0, kPassShare);
     const std::string path = outputs_->OutputPath();  // "": in memory
     absl::Status s = FromKernel(quant::SequentialCalibration(
-        lane.device, lane.stream, plan_, options, tokens_.ids, tokens_.runs, &progress, cancel,
+        lane.device, lane.stream, &plan_, options, tokens_.ids, tokens_.runs, &progress, cancel,
         path, &sequential_calibration_));
     std::string_view bytes = sequential_calibration_;
     if (s.ok() && !path.empty()) {
@@ -140,6 +149,14 @@ class PreparedQuant final : public PreparedJob {
     if (!blob.ok()) return blob.status();
     *id = *std::move(blob);
     return absl::OkStatus();
+  }
+
+  // The summaries of the layers the sequential pass quantized, in file order.
+  void KeepDoneLayers(quant::ModelResult* result) const {
+    for (const auto& t : plan_.selected) {
+      const auto done = plan_.done_layers.find(t.name);
+      if (done != plan_.done_layers.end()) result->layers.push_back(done->second.summary);
+    }
   }
 
   // The output, in result->file or written to `path`, as a blob.
