@@ -1,9 +1,11 @@
-// MeasureLayer: the error figures of a quantized layer.
+// MeasureLayer: the error figures of a quantized layer; Summarize: a model
+// layer's summary of them.
 #include <algorithm>
 #include <cmath>
 #include <random>
 
 #include "common/parallel_for.h"
+#include "quant/model.h"
 #include "quant/quant.h"
 
 namespace solverd::quant {
@@ -146,6 +148,19 @@ void MeasureLayer(const Layer& layer, const QuantizedLayer& quantized, int threa
       total.out_sq > 0 ? std::sqrt(total.diff_sq / total.out_sq) : std::sqrt(total.diff_sq);
   report->max_violation = total.max_violation;
   report->output_error_squared = total.diff_sq;
+}
+
+void internal::Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q,
+                         int threads, double seconds, LayerSummary* summary) {
+  summary->report.seconds = seconds;
+  MeasureLayer(layer, q, threads, &summary->report);
+  summary->name = t.name;
+  summary->rows = layer.rows;
+  summary->cols = layer.cols;
+  summary->tokens = layer.hessian.empty() ? layer.tokens : layer.hessian_tokens;
+  summary->bits = q.bits;
+  summary->group_size = q.group_size;
+  summary->bytes_before = t.end - t.begin;
 }
 
 }  // namespace solverd::quant

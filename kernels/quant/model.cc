@@ -16,19 +16,6 @@
 
 namespace solverd::quant {
 
-void internal::Summarize(const TensorEntry& t, const Layer& layer, const QuantizedLayer& q,
-                         int threads, double seconds, LayerSummary* summary) {
-  summary->report.seconds = seconds;
-  MeasureLayer(layer, q, threads, &summary->report);
-  summary->name = t.name;
-  summary->rows = layer.rows;
-  summary->cols = layer.cols;
-  summary->tokens = layer.hessian.empty() ? layer.tokens : layer.hessian_tokens;
-  summary->bits = q.bits;
-  summary->group_size = q.group_size;
-  summary->bytes_before = t.end - t.begin;
-}
-
 namespace {
 
 using Clock = std::chrono::steady_clock;
