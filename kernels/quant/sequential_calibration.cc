@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 
+#include "quant/formats/bpe_tokenizer.h"
 #include "quant/formats/byte_sink.h"
 #include "quant/formats/json.h"
 #include "quant/formats/safetensors.h"
@@ -230,6 +231,34 @@ Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_l
     }
     (*ids)[i] = static_cast<int32_t>(id);
   }
+  return Status::Ok();
+}
+
+Status CalibrationTokensFromText(std::string_view text, std::string_view tokenizer_json,
+                                 int64_t vocab, int64_t max_length, int64_t sequences,
+                                 int64_t length, std::vector<int32_t>* ids, TokenRuns* runs) {
+  constexpr int64_t kDefaultSequences = 128, kDefaultLength = 512;
+  if (max_length > 0 && length > max_length) {
+    return InvalidArgument("calibration_length " + std::to_string(length) +
+                           " exceeds the model's context of " + std::to_string(max_length));
+  }
+  if (length == 0) length = max_length > 0 ? std::min(kDefaultLength, max_length) : kDefaultLength;
+  if (tokenizer_json.empty()) {
+    return InvalidArgument("the checkpoint has no tokenizer.json to read the text with: send "
+                           "calibration_tokens instead");
+  }
+  BpeTokenizer tokenizer;
+  SOLVERD_RETURN_IF_ERROR(BpeTokenizer::Parse(tokenizer_json, vocab, &tokenizer));
+  SOLVERD_RETURN_IF_ERROR(tokenizer.Encode(text, ids));
+  const int64_t held = static_cast<int64_t>(ids->size()) / length;
+  if (held == 0 || held < sequences) {
+    return InvalidArgument("the text is " + std::to_string(ids->size()) + " tokens, fewer than " +
+                           std::to_string(std::max<int64_t>(sequences, 1)) + " sequences of " +
+                           std::to_string(length));
+  }
+  runs->sequences = sequences > 0 ? sequences : std::min(held, kDefaultSequences);
+  runs->length = length;
+  ids->resize(static_cast<size_t>(runs->tokens()));
   return Status::Ok();
 }
 

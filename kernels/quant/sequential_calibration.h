@@ -37,6 +37,15 @@ namespace solverd::quant {
 Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_length,
                              std::vector<int32_t>* ids, TokenRuns* runs);
 
+// Token ids from UTF-8 `text` by `tokenizer_json` (bpe_tokenizer.h), cut
+// into `sequences` runs (0: as many as the text holds, at most 128) of
+// `length` consecutive tokens (0: 512, or `max_length` if shorter; a given
+// length must not exceed it). INVALID_ARGUMENT saying what is wrong
+// (the text too short for what was asked, the tokenizer, the UTF-8).
+Status CalibrationTokensFromText(std::string_view text, std::string_view tokenizer_json,
+                                 int64_t vocab, int64_t max_length, int64_t sequences,
+                                 int64_t length, std::vector<int32_t>* ids, TokenRuns* runs);
+
 // Whether the pass calibrates tensor `name`: a decoder block's attention
 // or MLP projection ("model.layers.N.self_attn.q_proj.weight", ...).
 bool CalibratedBySequentialPass(std::string_view name);

@@ -234,6 +234,22 @@ class Sequential(WithServer):
         self.assertIn(self.result.calibration_blob_id, [n.split(".")[0] for n in names])
         self.assertEqual([n for n in names if not n.endswith(".blob")], [])
 
+    def test_text_is_read_with_the_checkpoints_tokenizer(self):
+        # The test model's vocabulary is its bytes (no merges): token b is byte b.
+        text = "Sequential calibration reads text with the checkpoint's tokenizer.\n" * 2
+        by_text = self.solve(calibration_text=self.upload(text.encode()),
+                             calibration_sequences=3, calibration_length=24)
+        ids = np.frombuffer(text.encode()[:72], np.uint8).astype(np.int32).reshape(3, 24)
+        by_ids = self.solve(calibration_tokens=self.upload(
+            solverd.safetensors.save({"tokens": ids})))
+        self.assertEqual(self.client.download_bytes(by_text.output_blob_id),
+                         self.client.download_bytes(by_ids.output_blob_id))
+        self.assertEqual(by_text.layers[0].tokens, 72)
+        # Without counts: as many runs as the text holds of 512 tokens, or of
+        # the model's context when shorter (128 here): one.
+        default = self.solve(calibration_text=self.upload(text.encode()))
+        self.assertEqual(default.layers[0].tokens, 128)
+
     def test_bad_requests_name_the_field(self):
         lone = self.upload(solverd.safetensors.save({"fc.weight": np.ones((8, 8), np.float32)}))
         cases = [
@@ -244,6 +260,22 @@ class Sequential(WithServer):
             (dict(model=self.model, calibration_tokens=self.token_file,
                   calibration=self.token_file), "not both"),
         ]
+        text_cases = [
+            (dict(model=self.model, calibration_text=self.upload(b"ab" * 10),
+                  calibration_sequences=3, calibration_length=8),
+             "quant.calibration_text: the text is 20 tokens, fewer than 3 sequences of 8"),
+            (dict(model=self.model, calibration_text=self.upload(b"\xff"),
+                  calibration_length=8), "quant.calibration_text: invalid UTF-8 at byte 0"),
+            (dict(model=self.model, calibration_tokens=self.token_file, calibration_length=8),
+             "quant.calibration_length: applies to calibration_text only"),
+            (dict(model=lone, calibration_text=self.token_file),
+             "quant.calibration_text: needs a Llama-family"),
+        ]
+        for fields, message in text_cases:
+            with self.subTest(message), self.assertRaises(grpc.RpcError) as caught:
+                self.client.solve(quant.QuantProblem(method=quant.QUANT_METHOD_GPTQ, **fields))
+            self.assertEqual(caught.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn(message, caught.exception.details())
         for fields, message in cases:
             with self.assertRaises(grpc.RpcError) as caught:
                 self.client.solve(quant.QuantProblem(method=quant.QUANT_METHOD_GPTQ, **fields))

@@ -199,13 +199,19 @@ class PreparedQuant final : public PreparedJob {
   quant::ModelPlan plan_;
 };
 
-// QuantProblem.calibration_tokens, checked against the model it runs.
-absl::Status ReadTokens(const v1::QuantProblem& in, const QuantModelSource& model,
-                        const PrepareContext& context, CalibrationTokens* out) {
-  const auto bad = [](const std::string& why) {
-    return absl::InvalidArgumentError("quant.calibration_tokens: " + why);
+// QuantProblem.calibration_tokens or calibration_text, checked against
+// the model it runs.
+absl::Status ReadCalibrationRuns(const v1::QuantProblem& in, const QuantModelSource& model,
+                                 const PrepareContext& context, CalibrationTokens* out) {
+  const bool from_text = in.has_calibration_text();
+  const std::string field = from_text ? "calibration_text" : "calibration_tokens";
+  const auto bad = [&](const std::string& why) {
+    return absl::InvalidArgumentError("quant." + field + ": " + why);
   };
-  if (in.has_calibration()) return bad("give calibration or calibration_tokens, not both");
+  if (in.has_calibration()) return bad("give calibration or " + field + ", not both");
+  if (from_text && in.has_calibration_tokens()) {
+    return bad("give calibration_tokens or calibration_text, not both");
+  }
   if (!quant::IsLlamaFamily(model.config.model_type)) {
     return bad("needs a Llama-family checkpoint (config.json model_type llama, mistral or "
                "qwen2)");
@@ -214,12 +220,34 @@ absl::Status ReadTokens(const v1::QuantProblem& in, const QuantModelSource& mode
     return bad("bit allocation (target_bits, target_bytes) does not run on the sequential "
                "pass; quantize from the calibration file it returns instead");
   }
-  auto file = ReadQuantFile(in.calibration_tokens(), "quant.calibration_tokens", context);
+  auto file = ReadQuantFile(from_text ? in.calibration_text() : in.calibration_tokens(),
+                            "quant." + field, context);
   if (!file.ok()) return file.status();
-  const ::solverd::Status s = quant::ReadCalibrationTokens(
-      file->bytes, model.config.vocab_size, model.config.max_position_embeddings, &out->ids,
-      &out->runs);
+  const quant::ModelConfig& c = model.config;
+  const ::solverd::Status s =
+      from_text ? quant::CalibrationTokensFromText(
+                      file->bytes, model.tokenizer_json, c.vocab_size, c.max_position_embeddings,
+                      in.calibration_sequences(), in.calibration_length(), &out->ids, &out->runs)
+                : quant::ReadCalibrationTokens(file->bytes, c.vocab_size,
+                                               c.max_position_embeddings, &out->ids, &out->runs);
   if (!s.ok()) return bad(s.message());
+  return absl::OkStatus();
+}
+
+// calibration_sequences and calibration_length: counts, for text only.
+absl::Status CheckTextShape(const v1::QuantProblem& in) {
+  for (const auto& [name, value] : {std::pair<const char*, int32_t>{"calibration_sequences",
+                                                                    in.calibration_sequences()},
+                                    {"calibration_length", in.calibration_length()}}) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("quant.", name, ": must be >= 0, not ",
+                                                     value));
+    }
+    if (value > 0 && !in.has_calibration_text()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("quant.", name, ": applies to calibration_text only"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -255,9 +283,10 @@ absl::StatusOr<std::unique_ptr<PreparedJob>> QuantFamily::Prepare(
     if (!read.ok()) return read.status();
     calibration = *std::move(read);
   }
+  if (absl::Status s = CheckTextShape(in); !s.ok()) return s;
   CalibrationTokens tokens;
-  if (in.has_calibration_tokens()) {
-    absl::Status s = ReadTokens(in, *model, context, &tokens);
+  if (in.has_calibration_tokens() || in.has_calibration_text()) {
+    absl::Status s = ReadCalibrationRuns(in, *model, context, &tokens);
     if (!s.ok()) return s;
     options->calibration_from_tokens = true;
   }
