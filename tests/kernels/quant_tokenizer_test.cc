@@ -103,11 +103,14 @@ TEST(BpeTokenizer, RefusesWhatItCannotApplySayingWhy) {
             "tokenizer.json: normalizer \"Lowercase\" is not applied by the server: send "
             "calibration_tokens instead");
   const std::string other_regex = R"({"type": "Sequence", "pretokenizers": [
-      {"type": "Split", "pattern": {"Regex": "\\s+"}}, {"type": "ByteLevel", "use_regex": false}]})";
+      {"type": "Split", "pattern": {"Regex": "\\s+"}},
+      {"type": "ByteLevel", "use_regex": false}]})";
   EXPECT_NE(parse(Tokenizer("", "", other_regex)).find("pre_tokenizer \"Sequence\" is not one"),
             std::string::npos);
   const std::string llama3 = R"({"type": "Sequence", "pretokenizers": [
-      {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+      {"type": "Split", "pattern": {"Regex": "(?i:'s|'t|'re|'ve|'m|'ll|'d)|)"
+      R"([^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|)"
+      R"(\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
        "behavior": "Isolated", "invert": false},
       {"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}]})";
   EXPECT_EQ(parse(Tokenizer("", "", llama3, R"({"type": "NFC"})")), "") << "Llama 3's applies";

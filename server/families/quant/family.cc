@@ -1,6 +1,7 @@
 #include "server/families/quant/family.h"
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <utility>
 
@@ -122,30 +123,26 @@ class PreparedQuant final : public PreparedJob {
 
  private:
   // The sequential pass: it quantizes the plan's layers (plan_.done_layers),
-  // and the Hessians it computes become the plan's calibration (held by
-  // this job: written to the output directory and mapped when there is
-  // one) and a blob of their own.
+  // and the Hessians it computes become a blob (a file in the output
+  // directory when there is one).
   absl::Status CalibrateSequentially(const Lane& lane, const quant::ModelOptions& options,
                                      ::solverd::ProgressSink* sink,
                                      const ::solverd::CancelToken* cancel, std::string* id) {
     PassProgress progress(sink, 0, kPassShare);
     const std::string path = outputs_->OutputPath();  // "": in memory
-    absl::Status s = FromKernel(quant::SequentialCalibration(
+    std::string file;
+    const absl::Status s = FromKernel(quant::SequentialCalibration(
         lane.device, lane.stream, &plan_, options, tokens_.ids, tokens_.runs, &progress, cancel,
-        path, &sequential_calibration_));
-    std::string_view bytes = sequential_calibration_;
-    if (s.ok() && !path.empty()) {
-      auto mapped = MappedFile::Open(path);  // stays valid when Adopt() moves the file
-      if (mapped.ok()) bytes = (mapped_calibration_ = *std::move(mapped))->bytes();
-      s = mapped.status();
+        path, &file));  // a file at `path` is removed on an error
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
+    std::error_code error;
+    const uintmax_t size = path.empty() ? file.size() : std::filesystem::file_size(path, error);
+    if (error) {
+      std::remove(path.c_str());
+      return absl::InternalError(absl::StrCat("quant: the calibration file ", path, ": ",
+                                              error.message()));
     }
-    if (s.ok()) s = FromKernel(quant::ParseSafetensors(bytes, &plan_.calibration));
-    if (!s.ok()) {
-      if (!path.empty()) std::remove(path.c_str());
-      return absl::Status(s.code(), absl::StrCat("quant.", s.message()));
-    }
-    auto blob = StoreBlob("calibration", path, sequential_calibration_,
-                          static_cast<int64_t>(bytes.size()));
+    auto blob = StoreBlob("calibration", path, std::move(file), static_cast<int64_t>(size));
     if (!blob.ok()) return blob.status();
     *id = *std::move(blob);
     return absl::OkStatus();
@@ -190,9 +187,6 @@ class PreparedQuant final : public PreparedJob {
   QuantModelSource model_;  // its weights move into plan_
   const HeldBytes calibration_;
   const CalibrationTokens tokens_;
-  // The pass's file, plan_.calibration's bytes: in memory, or mapped.
-  std::string sequential_calibration_;
-  std::shared_ptr<const MappedFile> mapped_calibration_;
   const quant::ModelOptions options_;
   BlobStore* const outputs_;
   const std::string owner_;
