@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   usage.contains_help_flags = [](absl::string_view file) {
     return absl::StrContains(file, "server/");
   };
+  usage.version_string = [] { return std::string("solverd " SOLVERD_VERSION "\n"); };
   absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> args = solverd::NormalizeFlagNames(argc, argv);
   std::vector<char*> argv2 = solverd::ArgvOf(args);

@@ -71,7 +71,8 @@ Metrics::Metrics()
       store_up_(BuildGauge().Name("solverd_store_up")
                     .Help("1 while the shared store answers (always 1 when embedded)")
                     .Register(*registry_)) {
-  build_info_.Add({{"version", "0.1.0"}, {"cuda", CudaCompiledIn() ? "true" : "false"}}).Set(1);
+  build_info_.Add({{"version", SOLVERD_VERSION}, {"cuda", CudaCompiledIn() ? "true" : "false"}})
+      .Set(1);
   queue_depth_.Add({}).Set(0);
   running_.Add({}).Set(0);
   store_up_.Add({}).Set(1);

@@ -131,10 +131,11 @@ class SolverdClient(unittest.TestCase):
             if event.HasField("progress"):
                 self.client.cancel(job.id)
                 break
-        with self.assertRaises(solverd.JobFailed) as raised:
+        with self.assertRaises(solverd.JobCancelled) as raised:
             self.client.wait(job.id)
-        self.assertEqual(raised.exception.code, grpc.StatusCode.CANCELLED)
-        partial = raised.exception.job.result.ot
+        self.assertEqual(raised.exception.code(), grpc.StatusCode.CANCELLED)
+        self.assertEqual(raised.exception.best, raised.exception.job.result.ot)
+        partial = raised.exception.best
         self.assertEqual(partial.termination, ot.OT_TERMINATION_STOPPED)
         self.assertGreater(partial.iterations, 0)
 

@@ -6,9 +6,15 @@
         print(client.solve(problem).transport_cost)
 
 The generated messages are importable as solverd.common_pb2, jobs_pb2,
-ot_pb2, sor_pb2, dmmv_pb2 and quant_pb2; Client wraps the SolverService calls.
+ot_pb2, sor_pb2, dmmv_pb2 and quant_pb2; Client wraps the SolverService calls,
+raising the typed errors of solverd.errors.
 """
 from solverd.v1 import common_pb2, dmmv_pb2, jobs_pb2, ot_pb2, quant_pb2, sor_pb2  # noqa: F401
 from solverd import files, gguf, quant, safetensors  # noqa: F401
-from solverd.client import Client, JobFailed, TERMINAL_STATES  # noqa: F401
+from solverd._version import __version__  # noqa: F401
+from solverd.client import Client, TERMINAL_STATES  # noqa: F401
+from solverd.errors import (AlreadyExists, DataLoss, DeadlineExceeded, Error,  # noqa: F401
+                            FailedPrecondition, InvalidArgument, JobCancelled, JobFailed,
+                            NotFound, PermissionDenied, ResourceExhausted, Unauthenticated,
+                            Unavailable)
 from solverd.tensors import array, csr_matrix, tensor  # noqa: F401

@@ -1,9 +1,10 @@
 """solverd.Client: the SolverService calls with Python types.
 
-Errors the server returns (INVALID_ARGUMENT naming the field, NOT_FOUND,
-RESOURCE_EXHAUSTED, ...) surface as grpc.RpcError from the call that caused
-them; a job that fails or is cancelled after it was accepted raises
-JobFailed from wait(), result() and solve().
+Errors the server returns surface as typed errors (errors.py:
+InvalidArgument with .field and .reason, NotFound, ResourceExhausted, ...,
+all solverd.Error and grpc.RpcError) from the call that caused them; a job
+that fails or is cancelled after it was accepted raises JobFailed or
+JobCancelled from wait(), result() and solve().
 """
 import hashlib
 import os
@@ -14,6 +15,7 @@ import grpc
 import numpy as np
 
 from solverd import files
+from solverd.errors import job_error, raises_typed
 from solverd.tensors import _DTYPES
 from solverd.v1 import (common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, quant_pb2,
                         sor_pb2)
@@ -42,19 +44,6 @@ _DEVICES = {None: jobs_pb2.DEVICE_ANY, "any": jobs_pb2.DEVICE_ANY,
             "cpu": jobs_pb2.DEVICE_CPU, "cuda": jobs_pb2.DEVICE_CUDA}
 
 
-class JobFailed(Exception):
-    """A job ended FAILED or CANCELLED. `job` is its final Job (a cancelled
-    job's result holds the best answer so far, if any); `code` is the
-    grpc.StatusCode the server gave."""
-
-    def __init__(self, job: jobs_pb2.Job):
-        self.job = job
-        self.code = next((c for c in grpc.StatusCode if c.value[0] == job.error_code),
-                         grpc.StatusCode.UNKNOWN)
-        state = jobs_pb2.JobState.Name(job.state)
-        super().__init__(f"job {job.id} {state}: {self.code.name}: {job.error_message}")
-
-
 def _channel_options(target: str):
     """Targets that name several servers (dns:///a-headless-service:50051,
     ipv4:10.0.0.1:50051,10.0.0.2:50051) spread calls over all of them with
@@ -65,6 +54,15 @@ def _channel_options(target: str):
     return []
 
 
+def _typed(cls):
+    """Every public method of `cls` raises typed errors (errors.py)."""
+    for name, member in list(vars(cls).items()):
+        if callable(member) and not name.startswith("_"):
+            setattr(cls, name, raises_typed(member))
+    return cls
+
+
+@_typed
 class Client:
     """A connection to solverd: one server ("host:port"), or replicas on a
     shared store named together ("dns:///solverd-headless:50051", or
@@ -154,12 +152,12 @@ class Client:
 
     def wait(self, job_id: str, timeout: Optional[float] = None) -> jobs_pb2.Job:
         """Blocks until the job ends; returns its final Job, or raises
-        JobFailed."""
+        JobFailed (JobCancelled for a cancelled job)."""
         for _ in self.watch(job_id, timeout=timeout):
             pass
         job = self.get(job_id)
         if job.state != jobs_pb2.JOB_STATE_SUCCEEDED:
-            raise JobFailed(job)
+            raise job_error(job)
         return job
 
     def result(self, job_id: str, timeout: Optional[float] = None) -> Result:
