@@ -10,7 +10,7 @@ PACKAGES=(
   libabsl-dev prometheus-cpp-dev libsqlite3-dev googletest libgtest-dev libgmock-dev
   postgresql libpq-dev libssl-dev libopenblas0-pthread
   python3-grpcio python3-grpc-tools python3-protobuf python3-numpy python3-yaml python3-pytest
-  python3-torch python3-tqdm python3-venv python3-pip python3-setuptools python3-wheel
+  python3-torch python3-tqdm python3-pot python3-venv python3-pip python3-setuptools python3-wheel
   prometheus
 )
 

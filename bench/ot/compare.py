@@ -1,9 +1,16 @@
 """ot benchmark, side by side in one run (bench/ot/run drives it):
 
-1. pot_n{500,2000,5000}: solverd's Sinkhorn and SNS against POT's
+1. pot_n{200,500,2000,5000}: solverd's Sinkhorn and SNS against POT's
    ot.sinkhorn (plain) and ot.sinkhorn(method="sinkhorn_log") on uniform
    random point clouds in [0,1]^2 with squared Euclidean cost, reg = 0.01
-   (eta = 100), run to L1 marginal error 1e-6.
+   (eta = 100), run to L1 marginal error 1e-6. solverd-sinkhorn and
+   solverd-sns time the solver alone (bench/ot/ot_bench.cc);
+   solverd-py-auto and solverd-py-sinkhorn time the Python SDK's
+   solverd.ot.sinkhorn through a loopback server, from the call to the
+   numpy plan (costs sent, plan formed from the returned potentials).
+3. overhead_n800: solverd.ot.solve on an 800 x 800 cost at one iteration,
+   submit to result through the SDK (fastest of 5): what a call costs
+   beyond the solve.
 2. SNS against our Sinkhorn on the paper's cases, to error 1e-9:
    random_assignment_n500 (uniform random cost, eta = 1200) and
    densities_w{1,2}_28x28 (two Gaussian mixtures on a 28 x 28 grid).
@@ -22,6 +29,12 @@ import time
 
 import numpy as np
 import ot
+
+try:  # the SDK's rows, with --sdk-server (PYTHONPATH=<build>/python)
+    import solverd
+    import solverd.ot
+except ImportError:
+    solverd = None
 
 
 def cpu_model():
@@ -66,6 +79,20 @@ def pot_solve(C, a, b, reg, tol, method):
     return time.perf_counter() - start, int(log.get("niter", -1)), P
 
 
+def sdk_solve(client, C, a, reg, tol, method):
+    """(seconds, iterations, plan) of solverd.ot.sinkhorn through the server."""
+    start = time.perf_counter()
+    P, log = solverd.ot.sinkhorn(a, a, C, reg, method=method, stopThr=tol,
+                                 numItermax=1000000, log=True, client=client)
+    return time.perf_counter() - start, log["niter"], P
+
+
+def sdk_call_seconds(client, C):
+    start = time.perf_counter()
+    solverd.ot.solve(M=C, reg=0.01, max_iter=1, plan=False, client=client)
+    return time.perf_counter() - start
+
+
 def grid_densities(side, seed):
     rng = np.random.default_rng(seed)
     g = np.linspace(0, 1, side)
@@ -84,6 +111,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ot-bench", required=True)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sdk-server", help="host:port of a solverd for the SDK's rows")
     ap.add_argument("--server-run", action="append", default=[],
                     help="NAME=FILE: solverd_loadgen JSON for the batched_n64 case")
     args = ap.parse_args()
@@ -97,17 +125,22 @@ def main():
                             "metric": metric, "value": value})
         rows.append((case, system, seconds, iters, err, cost, ref_seconds / seconds))
 
+    sdk = solverd.Client(args.sdk_server) if args.sdk_server else None
     with tempfile.TemporaryDirectory() as tmp:
-        solverd = Solverd(args.ot_bench, tmp)
+        bench = Solverd(args.ot_bench, tmp)
         rng = np.random.default_rng(0)
-        for n in ([500, 2000] if args.quick else [500, 2000, 5000]):
+        for n in ([200, 500, 2000] if args.quick else [200, 500, 2000, 5000]):
             X, Y = rng.random((n, 2)), rng.random((n, 2))
             C, a = ot.dist(X, Y), np.full(n, 1.0 / n)
             reg, tol, case = 0.01, 1e-6, f"pot_n{n}"
             results = [("pot-sinkhorn_log",) + pot_solve(C, a, a, reg, tol, "sinkhorn_log"),
                        ("pot-sinkhorn",) + pot_solve(C, a, a, reg, tol, "sinkhorn")]
             for method in ("sinkhorn", "sns"):
-                results.append((f"solverd-{method}",) + solverd.solve(C, 1 / reg, tol, method))
+                results.append((f"solverd-{method}",) + bench.solve(C, 1 / reg, tol, method))
+            if sdk is not None:
+                for method in ("auto", "sinkhorn"):
+                    results.append((f"solverd-py-{method}",) + sdk_solve(sdk, C, a, reg, tol,
+                                                                         method))
             ref = results[0][1]  # speed-up relative to POT's sinkhorn_log
             for system, sec, iters, P in results:
                 record(case, system, sec, iters, P, C, a, a, ref)
@@ -119,11 +152,18 @@ def main():
         cases.append(("densities_w1_28x28", np.abs(diff).sum(2), da, db, 200.0))
         cases.append(("densities_w2_28x28", (diff ** 2).sum(2), da, db, 500.0))
         for case, C, a, b, eta in cases:
-            results = [(f"solverd-{method}",) + solverd.solve(C, eta, 1e-9, method, a, b)
+            results = [(f"solverd-{method}",) + bench.solve(C, eta, 1e-9, method, a, b)
                        for method in ("sinkhorn", "sns")]
             ref = results[0][1]
             for system, sec, iters, P in results:
                 record(case, system, sec, iters, P, C, a, b, ref)
+
+    overhead = None
+    if sdk is not None:
+        C = np.random.default_rng(5).random((800, 800))
+        overhead = min(sdk_call_seconds(sdk, C) for _ in range(5))
+        records.append({"case": "overhead_n800", "system": "solverd-py", "backend": "cpu",
+                        "metric": "seconds", "value": overhead})
 
     server_rows = []
     for run in args.server_run:
@@ -150,6 +190,10 @@ def main():
         for case, system, sec, iters, err, cost, ratio in rows:
             f.write(f"| {case} | {system} | {sec:.4f} | {iters} | {err:.2e} | {cost:.8f} | "
                     f"{ratio:.1f}x |\n")
+        if overhead is not None:
+            f.write(f"\n## overhead_n800\n\nsolverd.ot.solve on an 800 x 800 cost at one "
+                    f"iteration, submit to result through the Python SDK and a loopback "
+                    f"server, fastest of 5: {overhead * 1000:.1f} ms.\n")
         if server_rows:
             f.write("\n## batched_n64\n\n1,000 problems of n = 64 (random point clouds) submitted "
                     "and watched through a loopback solverd by 8 clients. unbatched: two CPU lanes, "

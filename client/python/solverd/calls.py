@@ -1,0 +1,100 @@
+"""What the numpy-first functions (solverd.ot, ...) share: finding the
+server, sending arrays inline or as blobs, and running one job to its
+end with progress and Ctrl-C.
+
+A function given `client=` uses it; given `server="host:port"` (or
+nothing: $SOLVERD_SERVER, else 127.0.0.1:50051) it opens a connection
+for the call. Ctrl-C while a job runs cancels it on the server and raises
+KeyboardInterrupt with the job (`.job`) and the best answer so far
+(`.best`, the family result, or None) attached.
+"""
+import contextlib
+import os
+from typing import Callable, Optional, Union
+
+import numpy as np
+
+from solverd.client import Client
+from solverd.errors import job_error
+from solverd.tensors import tensor
+from solverd.v1 import common_pb2, jobs_pb2
+
+DEFAULT_SERVER = "127.0.0.1:50051"
+
+# Arrays up to this size go inside the request; larger ones as blobs
+# (the server takes requests up to 64 MiB).
+INLINE_BYTES = 32 << 20
+
+Progress = Union[bool, None, Callable[[jobs_pb2.JobEvent], None]]
+
+
+@contextlib.contextmanager
+def connection(client: Optional[Client], server: Optional[str]):
+    """`client`, or a Client to `server` (or $SOLVERD_SERVER, or the
+    default) closed after the block."""
+    if client is not None:
+        yield client
+        return
+    with Client(server or os.environ.get("SOLVERD_SERVER") or DEFAULT_SERVER) as opened:
+        yield opened
+
+
+def send(client: Client, values, dtype=np.float64) -> common_pb2.Tensor:
+    """A Tensor of `values`: inline, or uploaded as a blob when large."""
+    data = np.ascontiguousarray(values, dtype=dtype)
+    return client.upload(data, dtype) if data.nbytes > INLINE_BYTES else tensor(data, dtype)
+
+
+class _Bar:
+    """A tqdm bar over a job's fraction done (Debian's python3-tqdm)."""
+
+    def __init__(self, description: str):
+        import tqdm
+        self._bar = tqdm.tqdm(total=1.0, desc=description, unit="job",
+                              bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
+
+    def __call__(self, event: jobs_pb2.JobEvent):
+        if event.HasField("progress"):
+            self._bar.n = min(max(event.progress.fraction, 0.0), 1.0)
+            self._bar.set_postfix_str(event.progress.stage, refresh=False)
+            self._bar.refresh()
+
+    def close(self):
+        self._bar.close()
+
+
+def _reporter(progress: Progress, description: str):
+    if progress is True:
+        return _Bar(description)
+    if callable(progress):
+        return progress
+    return None
+
+
+def run(client: Client, problem, *, progress: Progress = None, timeout: Optional[float] = None,
+        description: str = "solverd", **submit_args):
+    """Submits `problem`, reports each event to `progress` (True: a tqdm
+    bar; a callable: each JobEvent), and returns (job, family result).
+    Raises JobFailed / JobCancelled, or KeyboardInterrupt (the job
+    cancelled) on Ctrl-C."""
+    job = client.submit(problem, **submit_args)
+    report = _reporter(progress, description)
+    try:
+        for event in client.watch(job.id, timeout=timeout):
+            if report is not None:
+                report(event)
+    except KeyboardInterrupt as interrupt:
+        client.cancel(job.id)
+        for _ in client.watch(job.id):  # until it has stopped, with its best answer
+            pass
+        interrupt.job = client.get(job.id)
+        kind = interrupt.job.result.WhichOneof("result")
+        interrupt.best = getattr(interrupt.job.result, kind) if kind else None
+        raise
+    finally:
+        if hasattr(report, "close"):
+            report.close()
+    final = client.get(job.id)
+    if final.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+        raise job_error(final)
+    return final, getattr(final.result, final.result.WhichOneof("result"))

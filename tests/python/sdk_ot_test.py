@@ -1,0 +1,116 @@
+"""solverd.ot against POT (Debian's python3-pot) on a real server: the plan
+of ot.sinkhorn to 1e-6 on small problems for each method, the cost of
+ot.sinkhorn2, point clouds against their cost matrix, progress events in
+order, errors, and Ctrl-C cancelling a running job (SIGINT to a
+subprocess)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import unittest
+
+import numpy as np
+import ot as pot
+
+import solverd
+import solverd.ot
+from server_fixture import Server
+
+
+def problem(n, m, seed):
+    rng = np.random.default_rng(seed)
+    a, b = rng.random(n) + 0.1, rng.random(m) + 0.1
+    return a / a.sum(), b / b.sum(), rng.random((n, m))
+
+
+class Ot(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
+        cls.addClassCleanup(cls.server.stop)
+        cls.client = solverd.Client(cls.server.address)
+        cls.addClassCleanup(cls.client.close)
+
+    def test_the_plan_is_pots(self):
+        a, b, M = problem(30, 40, 1)
+        expected = pot.sinkhorn(a, b, M, 0.05, stopThr=1e-13, numItermax=100000)
+        for method in ("auto", "sinkhorn", "sns"):
+            plan = solverd.ot.sinkhorn(a, b, M, 0.05, method=method, stopThr=1e-11,
+                                       client=self.client)
+            self.assertLess(np.abs(plan - expected).max(), 1e-6, method)
+        cost = solverd.ot.sinkhorn2(a, b, M, 0.05, stopThr=1e-11, client=self.client)
+        self.assertAlmostEqual(cost, float((M * expected).sum()), delta=1e-6)
+
+    def test_uniform_marginals_as_pot_takes_them(self):
+        _, _, M = problem(12, 9, 2)
+        expected = pot.sinkhorn([], [], M, 0.1, stopThr=1e-13, numItermax=100000)
+        plan, log = solverd.ot.sinkhorn([], [], M, 0.1, stopThr=1e-11, log=True,
+                                        client=self.client)
+        self.assertLess(np.abs(plan - expected).max(), 1e-6)
+        self.assertEqual(sorted(log), ["err", "f", "g", "job_id", "niter"])
+        self.assertEqual(self.client.get(log["job_id"]).state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+
+    def test_points_send_the_points_and_match_their_costs(self):
+        rng = np.random.default_rng(3)
+        X, Y = rng.random((25, 3)), rng.random((35, 3))
+        M = ((X[:, None, :] - Y[None, :, :]) ** 2).sum(axis=2)
+        by_points = solverd.ot.solve(X=X, Y=Y, reg=0.05, tol=1e-11, client=self.client)
+        by_costs = solverd.ot.solve(M=M, reg=0.05, tol=1e-11, client=self.client)
+        self.assertIsNone(by_points.plan)
+        self.assertAlmostEqual(by_points.cost, by_costs.cost, delta=1e-9)
+        self.assertLess(np.abs(by_points.plan_from(M) - by_costs.plan).max(), 1e-9)
+        self.assertEqual(by_costs.termination, "CONVERGED")
+        self.assertIsInstance(by_costs.iterations, int)
+
+    def test_progress_events_come_in_order_to_the_end(self):
+        a, b, M = problem(60, 60, 4)
+        events = []
+        solverd.ot.solve(a, b, M, 0.01, method="sinkhorn", tol=1e-12, client=self.client,
+                         progress=events.append)
+        numbers = [e.number for e in events]
+        self.assertEqual(numbers, sorted(numbers))
+        self.assertTrue(any(e.HasField("progress") for e in events))
+        self.assertEqual(events[-1].state.state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+
+    def test_bad_arguments_say_what(self):
+        a, b, M = problem(5, 6, 5)
+        with self.assertRaisesRegex(ValueError, "reg must be > 0"):
+            solverd.ot.sinkhorn(a, b, M, 0, client=self.client)
+        with self.assertRaises(solverd.InvalidArgument) as caught:
+            solverd.ot.sinkhorn(a[:4], b, M, 0.1, client=self.client)
+        self.assertEqual(caught.exception.field, "ot.a")
+
+    def test_ctrl_c_cancels_the_job_and_keeps_the_best_answer(self):
+        child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+            import json, sys, numpy as np, solverd, solverd.ot
+            M = np.random.default_rng(6).random((400, 400))
+            started = []
+            def progress(event):
+                if event.HasField("progress") and not started:
+                    started.append(1)
+                    print("started", flush=True)
+            try:
+                solverd.ot.solve(M=M, reg=1 / 1200, method="sinkhorn", tol=1e-14,
+                                 max_iter=10_000_000, server="{self.server.address}",
+                                 progress=progress)
+            except KeyboardInterrupt as e:
+                print(json.dumps([e.job.id, e.best.iterations]), flush=True)
+            """)], stdout=subprocess.PIPE, text=True, env=os.environ)
+        try:
+            self.assertEqual(child.stdout.readline().strip(), "started")
+            child.send_signal(signal.SIGINT)
+            job_id, iterations = json.loads(child.stdout.readline())
+            self.assertEqual(child.wait(timeout=60), 0)
+        finally:
+            child.kill()
+        self.assertEqual(self.client.get(job_id).state, solverd.jobs_pb2.JOB_STATE_CANCELLED)
+        self.assertGreater(iterations, 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
