@@ -14,7 +14,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from solverd.client import Client
+from solverd.client import Client, result_of
 from solverd.errors import job_error
 from solverd.tensors import tensor
 from solverd.v1 import common_pb2, jobs_pb2
@@ -97,4 +97,4 @@ def run(client: Client, problem, *, progress: Progress = None, timeout: Optional
     final = client.get(job.id)
     if final.state != jobs_pb2.JOB_STATE_SUCCEEDED:
         raise job_error(final)
-    return final, getattr(final.result, final.result.WhichOneof("result"))
+    return final, result_of(final)

@@ -15,7 +15,7 @@ import grpc
 import numpy as np
 
 from solverd import files
-from solverd.errors import job_error, raises_typed
+from solverd.errors import job_error, raises_typed, typed_methods
 from solverd.tensors import _DTYPES
 from solverd.v1 import (common_pb2, dmmv_pb2, jobs_pb2, jobs_pb2_grpc, ot_pb2, quant_pb2,
                         sor_pb2)
@@ -54,15 +54,59 @@ def _channel_options(target: str):
     return []
 
 
-def _typed(cls):
-    """Every public method of `cls` raises typed errors (errors.py)."""
-    for name, member in list(vars(cls).items()):
-        if callable(member) and not name.startswith("_"):
-            setattr(cls, name, raises_typed(member))
-    return cls
+def job_spec(problem: Problem, *, priority: int = 0, deadline: Optional[float] = None,
+             idempotency_key: str = "", device: Optional[str] = None,
+             labels=None) -> jobs_pb2.JobSpec:
+    """The JobSpec of a family's problem (a JobSpec is taken as it is)."""
+    if isinstance(problem, jobs_pb2.JobSpec):
+        return problem
+    descriptor = getattr(problem, "DESCRIPTOR", None)
+    field = _SPEC_FIELDS.get(getattr(descriptor, "full_name", None))
+    if field is None:
+        raise TypeError(f"cannot submit a {type(problem).__name__}")
+    spec = jobs_pb2.JobSpec(priority=priority, idempotency_key=idempotency_key,
+                            device=_DEVICES[device], labels=labels or {})
+    getattr(spec, field).CopyFrom(problem)
+    if deadline is not None:
+        spec.deadline.FromNanoseconds(int(deadline * 1e9))
+    return spec
 
 
-@_typed
+def upload_chunks(data: bytes) -> Iterator[jobs_pb2.BlobChunk]:
+    """`data` as UploadBlob chunks, the SHA-256 with the last."""
+    digest = hashlib.sha256(data).digest()
+    starts = range(0, max(len(data), 1), _CHUNK_BYTES)
+    return (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k,
+                               sha256=digest if k == starts[-1] else b"")
+            for k in starts)
+
+
+def joined_chunks(blob_id: str, chunks) -> bytes:
+    """A downloaded blob's bytes, checked against the SHA-256 sent with them."""
+    data = b"".join(c.data for c in chunks)
+    expected = chunks[0].sha256 if chunks else b""
+    if expected and hashlib.sha256(data).digest() != expected:
+        raise IOError(f"blob {blob_id}: the downloaded bytes do not match their SHA-256")
+    return data
+
+
+def little_endian(values, dtype) -> np.ndarray:
+    """`values` as a contiguous little-endian array of `dtype`."""
+    return np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
+
+
+def blob_tensor(data: np.ndarray, blob_id: str) -> common_pb2.Tensor:
+    """A Tensor naming the blob that holds `data`'s bytes."""
+    return common_pb2.Tensor(shape=list(data.shape), blob_id=blob_id,
+                             dtype=_DTYPES[data.dtype.newbyteorder("=")])
+
+
+def result_of(job: jobs_pb2.Job) -> Result:
+    """The family result a succeeded job holds."""
+    return getattr(job.result, job.result.WhichOneof("result"))
+
+
+@typed_methods(raises_typed)
 class Client:
     """A connection to solverd: one server ("host:port"), or replicas on a
     shared store named together ("dns:///solverd-headless:50051", or
@@ -113,18 +157,8 @@ class Client:
         QuantProblem or a whole
         JobSpec) and returns the Job. deadline: seconds from now; device:
         "cpu", "cuda" or None for any."""
-        if isinstance(problem, jobs_pb2.JobSpec):
-            spec = problem
-        else:
-            descriptor = getattr(problem, "DESCRIPTOR", None)
-            field = _SPEC_FIELDS.get(getattr(descriptor, "full_name", None))
-            if field is None:
-                raise TypeError(f"cannot submit a {type(problem).__name__}")
-            spec = jobs_pb2.JobSpec(priority=priority, idempotency_key=idempotency_key,
-                                    device=_DEVICES[device], labels=labels or {})
-            getattr(spec, field).CopyFrom(problem)
-            if deadline is not None:
-                spec.deadline.FromNanoseconds(int(deadline * 1e9))
+        spec = job_spec(problem, priority=priority, deadline=deadline,
+                        idempotency_key=idempotency_key, device=device, labels=labels)
         return self._unary("SubmitJob", jobs_pb2.SubmitJobRequest(spec=spec))
 
     def watch(self, job_id: str, from_event: int = 0,
@@ -163,8 +197,7 @@ class Client:
     def result(self, job_id: str, timeout: Optional[float] = None) -> Result:
         """The family result (OtResult, OtBatchResult or SorSequenceResult)
         of a job, waiting for it to succeed."""
-        job = self.wait(job_id, timeout=timeout)
-        return getattr(job.result, job.result.WhichOneof("result"))
+        return result_of(self.wait(job_id, timeout=timeout))
 
     def solve(self, problem: Problem, *, timeout: Optional[float] = None, **submit_args) -> Result:
         """submit() then result()."""
@@ -193,31 +226,19 @@ class Client:
     def upload(self, values, dtype=np.float64) -> common_pb2.Tensor:
         """Uploads an array (as little-endian float32/float64) and returns a
         Tensor that refers to it by blob id, for use in any problem."""
-        data = np.ascontiguousarray(values, dtype=np.dtype(dtype).newbyteorder("<"))
-        info = self.upload_bytes(data.tobytes())
-        return common_pb2.Tensor(shape=list(data.shape), blob_id=info.blob_id,
-                                 dtype=_DTYPES[data.dtype.newbyteorder("=")])
+        data = little_endian(values, dtype)
+        return blob_tensor(data, self.upload_bytes(data.tobytes()).blob_id)
 
     def upload_bytes(self, data: bytes) -> jobs_pb2.BlobInfo:
         """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo.
         The bytes' SHA-256 goes with the last chunk, so the server stores
         them only if they arrived intact (DATA_LOSS otherwise)."""
-        digest = hashlib.sha256(data).digest()
-        starts = range(0, max(len(data), 1), _CHUNK_BYTES)
-        chunks = (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k,
-                                     sha256=digest if k == starts[-1] else b"")
-                  for k in starts)
-        return self._unary("UploadBlob", chunks)
+        return self._unary("UploadBlob", upload_chunks(data))
 
     def download_bytes(self, blob_id: str) -> bytes:
         """A blob's bytes, checked against the SHA-256 the server sends."""
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
-        chunks = list(self._unary("DownloadBlob", request))
-        data = b"".join(c.data for c in chunks)
-        expected = chunks[0].sha256 if chunks else b""
-        if expected and hashlib.sha256(data).digest() != expected:
-            raise IOError(f"blob {blob_id}: the downloaded bytes do not match their SHA-256")
-        return data
+        return joined_chunks(blob_id, list(self._unary("DownloadBlob", request)))
 
     def upload_file(self, path: str, progress=True) -> jobs_pb2.BlobInfo:
         """Streams a file of any size from disk (files.py): no deadline,

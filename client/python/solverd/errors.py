@@ -172,3 +172,31 @@ def raises_typed(method):
         with typed_errors():
             return method(*args, **kwargs)
     return wrapped
+
+
+def raises_typed_async(method):
+    """raises_typed for a coroutine method or an async generator method."""
+    if inspect.isasyncgenfunction(method):
+        @functools.wraps(method)
+        async def generator(*args, **kwargs):
+            with typed_errors():
+                async for item in method(*args, **kwargs):
+                    yield item
+        return generator
+
+    @functools.wraps(method)
+    async def wrapped(*args, **kwargs):
+        with typed_errors():
+            return await method(*args, **kwargs)
+    return wrapped
+
+
+def typed_methods(decorate):
+    """A class decorator applying `decorate` (raises_typed or
+    raises_typed_async) to every public method."""
+    def apply(cls):
+        for name, member in list(vars(cls).items()):
+            if callable(member) and not name.startswith("_"):
+                setattr(cls, name, decorate(member))
+        return cls
+    return apply
