@@ -64,10 +64,11 @@ class InstalledPackage(unittest.TestCase):
 
     def test_the_docstring_examples_run(self):
         got = self.run_python("""
-            import doctest, json, solverd, solverd.errors, solverd.ot
-            results = [doctest.testmod(m) for m in (solverd, solverd.errors, solverd.ot)]
+            import doctest, json, solverd, solverd.errors, solverd.ot, solverd.sor
+            modules = (solverd, solverd.errors, solverd.ot, solverd.sor)
+            results = [doctest.testmod(m) for m in modules]
             print(json.dumps([[r.failed, r.attempted] for r in results]))""")
-        self.assertEqual([failed for failed, _ in got], [0, 0, 0])
+        self.assertEqual([failed for failed, _ in got], [0, 0, 0, 0])
         self.assertGreater(sum(attempted for _, attempted in got), 0)
 
     def test_real_bad_requests_raise_typed_errors(self):
