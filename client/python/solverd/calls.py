@@ -10,6 +10,7 @@ KeyboardInterrupt with the job (`.job`) and the best answer so far
 """
 import contextlib
 import os
+import sys
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -64,8 +65,8 @@ class _Bar:
 
 
 def _reporter(progress: Progress, description: str):
-    if progress is True:
-        return _Bar(description)
+    if progress is True:  # a bar on a terminal only
+        return _Bar(description) if sys.stderr.isatty() else None
     if callable(progress):
         return progress
     return None
@@ -74,7 +75,7 @@ def _reporter(progress: Progress, description: str):
 def run(client: Client, problem, *, progress: Progress = None, timeout: Optional[float] = None,
         description: str = "solverd", **submit_args):
     """Submits `problem`, reports each event to `progress` (True: a tqdm
-    bar; a callable: each JobEvent), and returns (job, family result).
+    bar on a terminal; a callable: each JobEvent), and returns (job, family result).
     Raises JobFailed / JobCancelled, or KeyboardInterrupt (the job
     cancelled) on Ctrl-C."""
     job = client.submit(problem, **submit_args)

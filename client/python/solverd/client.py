@@ -244,6 +244,7 @@ class Client:
         """Streams a file of any size from disk (files.py): no deadline,
         SHA-256 checked by the server. progress: True for a progress line
         on a terminal, False for none, or a callable(done, total)."""
+        os.stat(path)  # a missing file raises here, not inside the request stream
         report = files.default_progress(f"upload {os.path.basename(path)}") \
             if progress is True else (progress or None)
         return self._stub.UploadBlob(files.file_chunks(path, report), metadata=self._metadata)

@@ -1,4 +1,5 @@
-"""Calibration for the quant family, captured from a PyTorch model.
+"""The quant family: quantize() a model file or checkpoint folder through
+the server, and calibration captured from a PyTorch model.
 
     import solverd.quant
     summary = solverd.quant.capture_calibration(model, batches, "calibration.safetensors",
@@ -15,6 +16,7 @@ reads it: `P.{q_proj,k_proj,v_proj}.hessian`. PyTorch is imported only
 here (Debian's python3-torch).
 """
 import fnmatch
+import os
 import sys
 
 import numpy as np
@@ -182,3 +184,98 @@ def _write(capture, path, hessian_dtype):
                              "in_features": group.in_features}
     safetensors.write(path, tensors)
     return summary
+
+
+# --- quantize: a model file or checkpoint folder through the server ---
+
+_METHODS = ("rtn", "gptq", "dmmv", "nf4", "int8-blockwise", "hqq")
+_FORMATS = ("solverd", "gptq", "gguf")
+_GGUF_TYPES = ("from-bits", "f16", "q4_k", "q5_k", "q6_k", "q4_k_m")
+
+
+class Quantized:
+    """What quantize() made: `path` (the file, or the folder of a gptq
+    checkpoint), the server's QuantResult as `result`, and its job id."""
+
+    def __init__(self, path, result, job_id):
+        self.path, self.result, self.job_id = path, result, job_id
+        self.average_bits = result.average_bits
+        self.bytes = result.output_bytes
+        self.layers = list(result.layers)
+
+
+def _enum(proto, prefix, name, choices, what):
+    if name not in choices:
+        raise ValueError(f"{what} must be one of {list(choices)}, got {name!r}")
+    return getattr(proto, prefix + name.upper().replace("-", "_"))
+
+
+def _upload(client, path, progress):
+    """A QuantFile for a file or a checkpoint folder, uploaded."""
+    if os.path.isdir(path):
+        return client.upload_checkpoint(path, progress=progress)
+    from solverd.v1 import quant_pb2
+    return quant_pb2.QuantFile(blob_id=client.upload_file(path, progress=progress).blob_id)
+
+
+def _save(client, result, out, progress):
+    """Downloads the output to `out`: a file, or (a gptq checkpoint, sent
+    as a tar) a folder of its files."""
+    if not result.output_files:
+        client.download_file(result.output_blob_id, out, size=result.output_bytes,
+                             progress=progress)
+        return out
+    import tarfile
+    import tempfile
+    with tempfile.TemporaryDirectory(dir=os.path.dirname(os.path.abspath(out))) as tmp:
+        packed = os.path.join(tmp, "output.tar")
+        client.download_file(result.output_blob_id, packed, size=result.output_bytes,
+                             progress=progress)
+        os.makedirs(out, exist_ok=True)
+        with tarfile.open(packed) as tar:
+            for name in result.output_files:  # only the members the server named
+                member = tar.getmember(name)
+                if os.path.isabs(name) or ".." in name.split("/") or not member.isfile():
+                    raise IOError(f"unexpected member {name!r} in the output")
+                with tar.extractfile(member) as src, open(os.path.join(out, name), "wb") as dst:
+                    dst.write(src.read())
+    return out
+
+
+def quantize(model, *, method="rtn", bits=4, group_size=128, out=None, calibration=None,
+             calibration_tokens=None, calibration_text=None, format="solverd",
+             gguf_type=None, client=None, server=None, progress=True, timeout=None,
+             device=None, **fields):
+    """Quantizes a safetensors file or a Hugging Face checkpoint folder on
+    the server, streaming it up and the result down to `out` (None: keep it
+    on the server, result.output_blob_id). calibration: a calibration file
+    path (inputs or Hessians, capture_calibration writes one);
+    calibration_tokens: an int array [sequences, length]; calibration_text:
+    a str (tokenized by the checkpoint's tokenizer on the server). fields:
+    any other QuantProblem field (k_quant=True, target_bits=3.5, ...).
+
+        >>> q = solverd.quant.quantize("model.safetensors", bits=4,        # doctest: +SKIP
+        ...                            out="model-q4.safetensors")
+    """
+    from solverd import calls
+    from solverd.v1 import quant_pb2
+    problem = quant_pb2.QuantProblem(
+        method=_enum(quant_pb2, "QUANT_METHOD_", method, _METHODS, "method"), bits=bits,
+        group_size=group_size,
+        format=_enum(quant_pb2, "QUANT_FORMAT_", format, _FORMATS, "format"), **fields)
+    if gguf_type is not None:
+        problem.gguf_type = _enum(quant_pb2, "QUANT_GGUF_TYPE_", gguf_type, _GGUF_TYPES,
+                                  "gguf_type")
+    with calls.connection(client, server) as c:
+        problem.model.CopyFrom(_upload(c, os.fspath(model), progress))
+        if calibration is not None:
+            problem.calibration.CopyFrom(_upload(c, os.fspath(calibration), progress))
+        if calibration_tokens is not None:
+            tokens = safetensors.save({"tokens": np.asarray(calibration_tokens, np.int32)})
+            problem.calibration_tokens.blob_id = c.upload_bytes(tokens).blob_id
+        if calibration_text is not None:
+            problem.calibration_text.blob_id = c.upload_bytes(calibration_text.encode()).blob_id
+        job, result = calls.run(c, problem, progress=progress, timeout=timeout, device=device,
+                                description="quant")
+        path = _save(c, result, os.fspath(out), progress) if out is not None else None
+    return Quantized(path, result, job.id)
