@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import solverd
-from server_fixture import Server
+from server_fixture import ServerTestCase
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "bench", "quant"))
@@ -99,20 +99,8 @@ class Capture(unittest.TestCase):
                                               dtype="float16", progress=False)
 
 
-class WithServer(unittest.TestCase):
-    """A solverd for the class's tests, gone with them (failures included)."""
-
-    FLAGS = ()
-
-    @classmethod
-    def start_server(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
-                            *[f.format(tmp=cls.tmp.name) for f in cls.FLAGS])
-        cls.addClassCleanup(cls.server.stop)
-        cls.client = solverd.Client(cls.server.address)
-        cls.addClassCleanup(cls.client.close)
+class WithServer(ServerTestCase):
+    """A solverd for the class's tests, and uploads to it."""
 
     @classmethod
     def upload(cls, data):
@@ -124,7 +112,7 @@ class ServerGptq(WithServer):
 
     @classmethod
     def setUpClass(cls):
-        cls.start_server()
+        super().setUpClass()
         model = small_model()
         weights = {n: t.detach().numpy() for n, t in model.state_dict().items()}
         cls.model = cls.upload(solverd.safetensors.save(weights))
@@ -174,7 +162,7 @@ class Sequential(WithServer):
 
     @classmethod
     def setUpClass(cls):
-        cls.start_server()
+        super().setUpClass()
         cls.weights = {n: t.detach().numpy() for n, t in small_model().state_dict().items()}
         folder = os.path.join(cls.tmp.name, "llama")
         llama_lm.save_checkpoint(cls.weights, folder, {"format": "pt"})

@@ -3,25 +3,17 @@ iterator, blobs both ways, jobs listing, and the typed errors (a bad
 request, an unknown job, a cancelled job)."""
 import asyncio
 import os
-import tempfile
 import unittest
 
 import numpy as np
 
 import solverd
-from server_fixture import Server
+from server_fixture import ServerTestCase
 
 ot = solverd.ot_pb2
 
 
-class Aio(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
-        cls.addClassCleanup(cls.server.stop)
-
+class Aio(ServerTestCase):
     def run_async(self, body):
         async def main():
             async with solverd.aio.Client(self.server.address) as client:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
 import unittest
 
@@ -17,7 +16,7 @@ import ot as pot
 
 import solverd
 import solverd.ot
-from server_fixture import Server
+from server_fixture import ServerTestCase
 
 
 def problem(n, m, seed):
@@ -26,16 +25,7 @@ def problem(n, m, seed):
     return a / a.sum(), b / b.sum(), rng.random((n, m))
 
 
-class Ot(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
-        cls.addClassCleanup(cls.server.stop)
-        cls.client = solverd.Client(cls.server.address)
-        cls.addClassCleanup(cls.client.close)
-
+class Ot(ServerTestCase):
     def test_the_plan_is_pots(self):
         a, b, M = problem(30, 40, 1)
         expected = pot.sinkhorn(a, b, M, 0.05, stopThr=1e-13, numItermax=100000)

@@ -5,30 +5,20 @@ checkpoint folder; bad arguments say what."""
 import json
 import os
 import sys
-import tempfile
 import unittest
 
 import numpy as np
 import torch
 
 import solverd
-from server_fixture import Server
+from server_fixture import ServerTestCase
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
                                 "bench", "quant"))
 import llama_lm  # noqa: E402
 
 
-class Quantize(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
-        cls.addClassCleanup(cls.server.stop)
-        cls.client = solverd.Client(cls.server.address)
-        cls.addClassCleanup(cls.client.close)
-
+class Quantize(ServerTestCase):
     def path(self, name):
         return os.path.join(self.tmp.name, name)
 

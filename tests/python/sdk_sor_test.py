@@ -2,7 +2,6 @@
 right-hand sides, CSR arrays, a tuner learning omega across systems, and
 errors."""
 import os
-import tempfile
 import unittest
 
 import numpy as np
@@ -11,7 +10,7 @@ import scipy.sparse.linalg as spla
 
 import solverd
 import solverd.sor
-from server_fixture import Server
+from server_fixture import ServerTestCase
 
 
 def poisson(side):
@@ -20,15 +19,10 @@ def poisson(side):
     return (sp.kron(sp.identity(side), t) + sp.kron(t, sp.identity(side))).tocsr()
 
 
-class Sor(unittest.TestCase):
+class Sor(ServerTestCase):
     @classmethod
     def setUpClass(cls):
-        cls.tmp = tempfile.TemporaryDirectory()
-        cls.addClassCleanup(cls.tmp.cleanup)
-        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name)
-        cls.addClassCleanup(cls.server.stop)
-        cls.client = solverd.Client(cls.server.address)
-        cls.addClassCleanup(cls.client.close)
+        super().setUpClass()
         cls.A = poisson(20)
         cls.rng = np.random.default_rng(7)
 

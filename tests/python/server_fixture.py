@@ -6,6 +6,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -34,6 +35,25 @@ class Server:
     def stop(self):
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
+
+
+class ServerTestCase(unittest.TestCase):
+    """Tests against one solverd (SOLVERD_BINARY) started for the class
+    with FLAGS ("{tmp}" is the class's temporary folder), gone with it
+    (failures included): `server`, `tmp` and a solverd.Client, `client`."""
+
+    FLAGS = ()
+
+    @classmethod
+    def setUpClass(cls):
+        import solverd  # the tests that use this class have the package
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.server = Server(os.environ["SOLVERD_BINARY"], cls.tmp.name,
+                            *[f.format(tmp=cls.tmp.name) for f in cls.FLAGS])
+        cls.addClassCleanup(cls.server.stop)
+        cls.client = solverd.Client(cls.server.address)
+        cls.addClassCleanup(cls.client.close)
 
 
 class Postgres:
