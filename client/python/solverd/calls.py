@@ -17,7 +17,7 @@ from typing import Callable, Optional, Union
 import numpy as np
 
 from solverd.client import Client, result_of
-from solverd.errors import job_error
+from solverd.errors import best_answer, job_error
 from solverd.tensors import tensor
 from solverd.v1 import common_pb2, jobs_pb2
 
@@ -117,8 +117,7 @@ def run(client: Client, problem, *, progress: Progress = None, timeout: Optional
         for _ in client.watch(job.id):  # until it has stopped, with its best answer
             pass
         interrupt.job = client.get(job.id)
-        kind = interrupt.job.result.WhichOneof("result")
-        interrupt.best = getattr(interrupt.job.result, kind) if kind else None
+        interrupt.best = best_answer(interrupt.job)
         raise
     finally:
         if hasattr(report, "close"):

@@ -120,6 +120,13 @@ def translate(error: grpc.RpcError) -> Error:
     return translate_message(code, details or "")
 
 
+def best_answer(job):
+    """The family result a job holds (a cancelled job's best answer so
+    far), or None."""
+    kind = job.result.WhichOneof("result") if job.HasField("result") else None
+    return getattr(job.result, kind) if kind else None
+
+
 class JobFailed(Error):
     """A job ended FAILED (or CANCELLED, as JobCancelled). `job` is its
     final Job; `best` the answer it had so far (the family result message),
@@ -132,8 +139,7 @@ class JobFailed(Error):
         state = jobs_pb2.JobState.Name(job.state)
         super().__init__(f"job {job.id} {state}: {code.name}: {job.error_message}", code)
         self.job = job
-        kind = job.result.WhichOneof("result") if job.HasField("result") else None
-        self.best = getattr(job.result, kind) if kind else None
+        self.best = best_answer(job)
 
 
 class JobCancelled(JobFailed):

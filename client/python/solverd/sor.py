@@ -22,6 +22,7 @@ from typing import Optional, Union
 import numpy as np
 
 from solverd import calls
+from solverd.tensors import csr_matrix
 from solverd.v1 import sor_pb2
 
 METHODS = {"ssor-cg": sor_pb2.SOR_METHOD_SSOR_CG, "sor": sor_pb2.SOR_METHOD_SOR,
@@ -66,9 +67,8 @@ class Tuner:
         return self.state
 
 
-def _matrix(client, A, system: sor_pb2.LinearSystem) -> int:
-    """Puts A into `system` (inline, or as a Matrix Market blob when
-    large); returns its order."""
+def _matrix(client, A, system: sor_pb2.LinearSystem) -> None:
+    """Puts A into `system`: inline, or as a Matrix Market blob when large."""
     if isinstance(A, tuple):
         row_ptr, col_idx, values = (np.asarray(v) for v in A)
         n = len(row_ptr) - 1
@@ -83,12 +83,8 @@ def _matrix(client, A, system: sor_pb2.LinearSystem) -> int:
         text = io.BytesIO()
         scipy.io.mmwrite(text, scipy.sparse.csr_matrix((values, col_idx, row_ptr), shape=(n, n)))
         system.a_blob_id = client.upload_bytes(text.getvalue()).blob_id
-        return n
-    system.a.rows = n
-    system.a.row_ptr.extend(np.asarray(row_ptr, np.int64).tolist())
-    system.a.col_idx.extend(np.asarray(col_idx, np.int32).tolist())
-    system.a.values.extend(np.asarray(values, np.float64).tolist())
-    return n
+        return
+    system.a.CopyFrom(csr_matrix(row_ptr, col_idx, values))
 
 
 def solve(A, b, *, omega: Optional[float] = None, tuner: Union[Tuner, str, None] = None,
