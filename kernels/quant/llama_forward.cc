@@ -77,9 +77,15 @@ void RopeTable(const LlamaShape& shape, int64_t length, std::vector<float>* cos,
 
 void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
                std::vector<float>* q) {
-  const int64_t d = shape.head_dim, half = d / 2, width = heads * d;
   std::vector<float> cos, sin;
   RopeTable(shape, runs.length, &cos, &sin);
+  ApplyRope(shape, runs, heads, cos, sin, q);
+}
+
+void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
+               const std::vector<float>& cos, const std::vector<float>& sin,
+               std::vector<float>* q) {
+  const int64_t d = shape.head_dim, half = d / 2, width = heads * d;
   for (int64_t t = 0; t < runs.tokens(); ++t) {
     const int64_t pos = t % runs.length;
     for (int64_t h = 0; h < heads; ++h) {
@@ -149,7 +155,9 @@ namespace {
 class CpuLlamaForward final : public LlamaForward {
  public:
   CpuLlamaForward(const LlamaShape& shape, const TokenRuns& runs, int threads)
-      : shape_(shape), runs_(runs), threads_(threads) {}
+      : shape_(shape), runs_(runs), threads_(threads) {
+    RopeTable(shape, runs.length, &cos_, &sin_);
+  }
 
   Status Embed(const std::vector<float>& table, const std::vector<int32_t>& ids) override {
     quant::Embed(table, shape_.hidden, ids, &At(Slot::kResidual));
@@ -166,8 +174,8 @@ class CpuLlamaForward final : public LlamaForward {
     return Status::Ok();
   }
   Status Attend() override {
-    ApplyRope(shape_, runs_, shape_.heads, &At(Slot::kQuery));
-    ApplyRope(shape_, runs_, shape_.kv_heads, &At(Slot::kKey));
+    ApplyRope(shape_, runs_, shape_.heads, cos_, sin_, &At(Slot::kQuery));
+    ApplyRope(shape_, runs_, shape_.kv_heads, cos_, sin_, &At(Slot::kKey));
     CausalAttention(shape_, runs_, At(Slot::kQuery), At(Slot::kKey), At(Slot::kValue),
                     threads_, &At(Slot::kMixed));
     return Status::Ok();
@@ -197,6 +205,7 @@ class CpuLlamaForward final : public LlamaForward {
   const TokenRuns runs_;
   const int threads_;
   std::array<std::vector<float>, static_cast<int>(Slot::kCount)> slots_;
+  std::vector<float> cos_, sin_;  // RoPE's table, as RopeTable() gives it
 };
 
 }  // namespace

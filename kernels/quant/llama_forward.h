@@ -91,6 +91,10 @@ void RopeTable(const LlamaShape& shape, int64_t length, std::vector<float>* cos,
 // its run: element i < head_dim / 2 pairs with i + head_dim / 2.
 void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
                std::vector<float>* q);
+// The same with RopeTable()'s cos and sin for runs.length, made once.
+void ApplyRope(const LlamaShape& shape, const TokenRuns& runs, int64_t heads,
+               const std::vector<float>& cos, const std::vector<float>& sin,
+               std::vector<float>* q);
 
 // softmax(q k^T / sqrt(head_dim), causal) v per run and head, query head h
 // reading key-value head h / (heads / kv_heads); out [tokens, heads * head_dim].
