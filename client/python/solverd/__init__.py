@@ -10,7 +10,7 @@ ot_pb2, sor_pb2, dmmv_pb2 and quant_pb2; Client wraps the SolverService calls,
 raising the typed errors of solverd.errors.
 """
 from solverd.v1 import common_pb2, dmmv_pb2, jobs_pb2, ot_pb2, quant_pb2, sor_pb2  # noqa: F401
-from solverd import aio, files, gguf, ot, quant, safetensors, sor  # noqa: F401
+from solverd import aio, dmmv, files, gguf, ot, quant, safetensors, sor  # noqa: F401
 from solverd._version import __version__  # noqa: F401
 from solverd.client import Client, TERMINAL_STATES  # noqa: F401
 from solverd.errors import (AlreadyExists, DataLoss, DeadlineExceeded, Error,  # noqa: F401
