@@ -57,6 +57,51 @@ class Ot(ServerTestCase):
         self.assertEqual(by_costs.termination, "CONVERGED")
         self.assertIsInstance(by_costs.iterations, int)
 
+    def test_a_batch_is_one_job_with_each_problems_answer(self):
+        problems = [problem(20, 15, seed) for seed in (7, 8, 9)]
+        A, B, Ms = (np.stack(parts) for parts in zip(*problems))
+        plans, log = solverd.ot.sinkhorn(A, B, Ms, 0.05, stopThr=1e-11, log=True,
+                                         client=self.client)
+        costs = solverd.ot.sinkhorn2(A, B, Ms, 0.05, stopThr=1e-11, client=self.client)
+        self.assertEqual(plans.shape, (3, 20, 15))
+        self.assertEqual(self.client.get(log["job_id"]).result.WhichOneof("result"), "ot_batch")
+        for k, (a, b, M) in enumerate(problems):
+            expected = pot.sinkhorn(a, b, M, 0.05, stopThr=1e-13, numItermax=100000)
+            self.assertLess(np.abs(plans[k] - expected).max(), 1e-6)
+            self.assertAlmostEqual(costs[k], float((M * expected).sum()), delta=1e-6)
+        shared = solverd.ot.solve(A[0], B[0], Ms, 0.05, tol=1e-11, client=self.client)
+        self.assertAlmostEqual(shared[0].cost, costs[0], delta=1e-9)
+        with self.assertRaisesRegex(ValueError, r"a must be \[n\] or \[3, n\]"):
+            solverd.ot.solve(A[:2], B, Ms, 0.05, client=self.client)
+
+    def test_a_batch_of_point_clouds(self):
+        rng = np.random.default_rng(10)
+        X, Y = rng.random((2, 15, 2)), rng.random((2, 12, 2))
+        solved = solverd.ot.solve(X=X, Y=Y, reg=0.05, tol=1e-11, plan=True, client=self.client)
+        for k in range(2):
+            alone = solverd.ot.solve(X=X[k], Y=Y[k], reg=0.05, tol=1e-11, client=self.client)
+            self.assertAlmostEqual(solved[k].cost, alone.cost, delta=1e-9)
+            self.assertEqual(solved[k].plan.shape, (15, 12))
+
+    def test_arrays_past_the_request_limit_go_as_blobs(self):
+        problems = [problem(20, 20, seed) for seed in (11, 12, 13)]
+        Ms = np.stack([M for _, _, M in problems])
+        inline = solverd.ot.solve(M=Ms, reg=0.05, tol=1e-11, client=self.client)
+        uploads = []
+
+        def upload(values, *args):
+            uploads.append(np.shape(values))
+            return solverd.Client.upload(self.client, values, *args)
+        limit, solverd.calls.INLINE_BYTES = solverd.calls.INLINE_BYTES, 4000  # one cost inline
+        self.client.upload = upload
+        try:
+            spilled = solverd.ot.solve(M=Ms, reg=0.05, tol=1e-11, client=self.client)
+        finally:
+            solverd.calls.INLINE_BYTES = limit
+            del self.client.upload
+        self.assertEqual(uploads, [(20, 20), (20, 20)])
+        self.assertEqual([t.cost for t in spilled], [t.cost for t in inline])
+
     def test_progress_events_come_in_order_to_the_end(self):
         a, b, M = problem(60, 60, 4)
         events = []

@@ -66,12 +66,29 @@ def keep_freed_memory() -> None:
         pass
 
 
+class Payload:
+    """The arrays of one request: inline while together they fit in
+    INLINE_BYTES, uploaded as blobs after that (a batch of many mid-size
+    arrays would otherwise pass the server's request limit)."""
+
+    def __init__(self, client: Client):
+        self.client = client
+        self.inline_left = INLINE_BYTES
+
+    def send(self, values, dtype=np.float64) -> common_pb2.Tensor:
+        """A Tensor of `values`, inline or a blob."""
+        data = np.ascontiguousarray(values, dtype=dtype)
+        if data.nbytes > (1 << 20):
+            keep_freed_memory()
+        if data.nbytes > self.inline_left:
+            return self.client.upload(data, dtype)
+        self.inline_left -= data.nbytes
+        return tensor(data, dtype)
+
+
 def send(client: Client, values, dtype=np.float64) -> common_pb2.Tensor:
     """A Tensor of `values`: inline, or uploaded as a blob when large."""
-    data = np.ascontiguousarray(values, dtype=dtype)
-    if data.nbytes > (1 << 20):
-        keep_freed_memory()
-    return client.upload(data, dtype) if data.nbytes > INLINE_BYTES else tensor(data, dtype)
+    return Payload(client).send(values, dtype)
 
 
 class _Bar:

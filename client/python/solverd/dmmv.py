@@ -88,7 +88,7 @@ def _levels(levels) -> list:
     return [dmmv_pb2.DmmvLevels(values=np.asarray(levels, np.float64).reshape(-1).tolist())]
 
 
-def _matrix(client, X, direct: dmmv_pb2.DmmvDirect) -> int:
+def _matrix(payload: calls.Payload, X, direct: dmmv_pb2.DmmvDirect) -> int:
     """Puts X into `direct` (dense, or CSR when scipy.sparse); its columns."""
     if hasattr(X, "tocsr"):
         csr = X.tocsr()
@@ -101,7 +101,7 @@ def _matrix(client, X, direct: dmmv_pb2.DmmvDirect) -> int:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
         raise ValueError(f"X must be [N, M], got shape {X.shape}")
-    direct.x.CopyFrom(calls.send(client, X))
+    direct.x.CopyFrom(payload.send(X))
     return X.shape[1]
 
 
@@ -142,16 +142,16 @@ def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
     many = b.ndim == 2
     bs = list(b) if many else [b]
     with calls.connection(client, server) as c:
-        direct = dmmv_pb2.DmmvDirect()
-        _matrix(c, X, direct)
+        payload, direct = calls.Payload(c), dmmv_pb2.DmmvDirect()
+        _matrix(payload, X, direct)
         shared_levels = _levels(levels)
         for row, w, v0 in zip(bs, _rows(weights, "weights", len(bs)),
                               _rows(start, "start", len(bs))):
-            instance = direct.instances.add(b=calls.send(c, row), levels=shared_levels)
+            instance = direct.instances.add(b=payload.send(row), levels=shared_levels)
             if w is not None:
-                instance.weights.CopyFrom(calls.send(c, w))
+                instance.weights.CopyFrom(payload.send(w))
             if v0 is not None:
-                instance.start_values.CopyFrom(calls.send(c, v0))
+                instance.start_values.CopyFrom(payload.send(v0))
         problem = dmmv_pb2.DmmvProblem(direct=direct)
         _search(problem, max_rounds, time_limit, destroy_size, seed, stall_rounds)
         job, result = calls.run(c, problem, progress=progress, timeout=timeout, device=device,
