@@ -98,6 +98,27 @@ class SolverdClient(unittest.TestCase):
         result = self.client.solve(ot.OtProblem(cost=t, reg=0.1))
         self.assertLessEqual(result.marginal_error, 1e-6)
 
+    def test_the_server_backs_its_heap_with_huge_pages(self):
+        with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
+            if "[madvise]" not in f.read():
+                self.skipTest("transparent huge pages are not madvise-only here")
+
+        def tunables(server):
+            with open(f"/proc/{server.process.pid}/environ", "rb") as f:
+                env = dict(v.split(b"=", 1) for v in f.read().split(b"\0") if b"=" in v)
+            return env.get(b"GLIBC_TUNABLES", b"").decode()
+        self.assertIn("glibc.malloc.hugetlb=1", tunables(self.server))
+        os.environ["SOLVERD_HUGE_PAGES"] = "0"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                plain = Server(os.environ["SOLVERD_BINARY"], tmp)
+                try:
+                    self.assertNotIn("hugetlb", tunables(plain))
+                finally:
+                    plain.stop()
+        finally:
+            del os.environ["SOLVERD_HUGE_PAGES"]
+
     def test_watch_streams_numbered_events_with_progress(self):
         job = self.client.submit(ot.OtProblem(cost=solverd.tensor(random_cost(50, 50, 4)),
                                               eta=200, tolerance=1e-10,
