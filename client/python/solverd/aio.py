@@ -112,7 +112,7 @@ class Client:
             if not token:
                 return
 
-    async def upload_bytes(self, data: bytes) -> jobs_pb2.BlobInfo:
+    async def upload_bytes(self, data) -> jobs_pb2.BlobInfo:
         return await self._call("UploadBlob", upload_chunks(data))
 
     async def download_bytes(self, blob_id: str) -> bytes:
@@ -122,4 +122,4 @@ class Client:
     async def upload(self, values, dtype=np.float64) -> common_pb2.Tensor:
         """An array as a blob-backed Tensor, as solverd.Client.upload."""
         data = little_endian(values, dtype)
-        return blob_tensor(data, (await self.upload_bytes(data.tobytes())).blob_id)
+        return blob_tensor(data, (await self.upload_bytes(data)).blob_id)

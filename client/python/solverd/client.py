@@ -72,13 +72,19 @@ def job_spec(problem: Problem, *, priority: int = 0, deadline: Optional[float] =
     return spec
 
 
-def upload_chunks(data: bytes) -> Iterator[jobs_pb2.BlobChunk]:
-    """`data` as UploadBlob chunks, the SHA-256 with the last."""
-    digest = hashlib.sha256(data).digest()
-    starts = range(0, max(len(data), 1), _CHUNK_BYTES)
-    return (jobs_pb2.BlobChunk(data=data[k:k + _CHUNK_BYTES], offset=k,
-                               sha256=digest if k == starts[-1] else b"")
-            for k in starts)
+def upload_chunks(data) -> Iterator[jobs_pb2.BlobChunk]:
+    """`data` (bytes, or any buffer such as a contiguous numpy array) as
+    UploadBlob chunks, hashed as they go, the SHA-256 with the last. An
+    array is read in place: a whole copy of a large one would cost more in
+    fresh pages than its upload."""
+    view = memoryview(data).cast("B")
+    hasher = hashlib.sha256()
+    last = max(len(view) - 1, 0) // _CHUNK_BYTES * _CHUNK_BYTES
+    for k in range(0, last + 1, _CHUNK_BYTES):
+        piece = bytes(view[k:k + _CHUNK_BYTES])
+        hasher.update(piece)
+        yield jobs_pb2.BlobChunk(data=piece, offset=k,
+                                 sha256=hasher.digest() if k == last else b"")
 
 
 def joined_chunks(blob_id: str, chunks) -> bytes:
@@ -227,9 +233,9 @@ class Client:
         """Uploads an array (as little-endian float32/float64) and returns a
         Tensor that refers to it by blob id, for use in any problem."""
         data = little_endian(values, dtype)
-        return blob_tensor(data, self.upload_bytes(data.tobytes()).blob_id)
+        return blob_tensor(data, self.upload_bytes(data).blob_id)
 
-    def upload_bytes(self, data: bytes) -> jobs_pb2.BlobInfo:
+    def upload_bytes(self, data) -> jobs_pb2.BlobInfo:
         """Uploads raw bytes (e.g. a Matrix Market file); returns BlobInfo.
         The bytes' SHA-256 goes with the last chunk, so the server stores
         them only if they arrived intact (DATA_LOSS otherwise)."""

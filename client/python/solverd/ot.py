@@ -56,8 +56,12 @@ class Transport:
 
     def plan_from(self, M: np.ndarray) -> np.ndarray:
         """The plan for costs M ([n, m]) from the potentials."""
+        plan = np.add.outer(self.f, self.g)  # one n x m array, worked in place
         with np.errstate(invalid="ignore"):  # -inf potentials: zero rows
-            return np.exp((self.f[:, None] + self.g[None, :] - M) / self.reg - 1.0)
+            plan -= M
+            plan /= self.reg
+            plan -= 1.0
+            return np.exp(plan, out=plan)
 
 
 def _marginal(payload: calls.Payload, values):
