@@ -8,6 +8,9 @@
    solverd-py-auto and solverd-py-sinkhorn time the Python SDK's
    solverd.ot.sinkhorn through a loopback server, from the call to the
    numpy plan (costs sent, plan formed from the returned potentials).
+   Each row is the fastest of up to 3 runs while they take under 10 s
+   together (POT's sinkhorn_log at n = 5000 runs once): on the shared
+   2-core VM single runs of the same call vary by up to 2x.
 3. overhead_n800: solverd.ot.solve on an 800 x 800 cost at one iteration,
    submit to result through the SDK (fastest of 5): what a call costs
    beyond the solve.
@@ -72,6 +75,22 @@ class Solverd:
         return fig["seconds"], fig["iterations"], P
 
 
+def fastest(solve, budget=10.0, runs=3):
+    """The fastest of up to `runs` runs of solve() -> (seconds, ...), run
+    again only while they have taken under `budget` seconds together: one
+    slow page-faulting or descheduled run on a shared 2-core VM otherwise
+    decides a row."""
+    best, spent = None, 0.0
+    for _ in range(runs):
+        got = solve()
+        spent += got[0]
+        if best is None or got[0] < best[0]:
+            best = got
+        if spent >= budget:
+            break
+    return best
+
+
 def pot_solve(C, a, b, reg, tol, method):
     start = time.perf_counter()
     P, log = ot.sinkhorn(a, b, C, reg, method=method, numItermax=1000000,
@@ -133,14 +152,15 @@ def main():
             X, Y = rng.random((n, 2)), rng.random((n, 2))
             C, a = ot.dist(X, Y), np.full(n, 1.0 / n)
             reg, tol, case = 0.01, 1e-6, f"pot_n{n}"
-            results = [("pot-sinkhorn_log",) + pot_solve(C, a, a, reg, tol, "sinkhorn_log"),
-                       ("pot-sinkhorn",) + pot_solve(C, a, a, reg, tol, "sinkhorn")]
+            results = [(f"pot-{method}",) + fastest(lambda: pot_solve(C, a, a, reg, tol, method))
+                       for method in ("sinkhorn_log", "sinkhorn")]
             for method in ("sinkhorn", "sns"):
-                results.append((f"solverd-{method}",) + bench.solve(C, 1 / reg, tol, method))
+                results.append((f"solverd-{method}",)
+                               + fastest(lambda: bench.solve(C, 1 / reg, tol, method)))
             if sdk is not None:
                 for method in ("auto", "sinkhorn"):
-                    results.append((f"solverd-py-{method}",) + sdk_solve(sdk, C, a, reg, tol,
-                                                                         method))
+                    results.append((f"solverd-py-{method}",)
+                                   + fastest(lambda: sdk_solve(sdk, C, a, reg, tol, method)))
             ref = results[0][1]  # speed-up relative to POT's sinkhorn_log
             for system, sec, iters, P in results:
                 record(case, system, sec, iters, P, C, a, a, ref)
