@@ -14,7 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "server/blob_store.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "server/state_files.h"
 
 namespace solverd::server {
@@ -34,7 +34,7 @@ absl::StatusOr<std::string> DigestFile(
   size_t n;
   while (status.ok() && (n = std::fread(buffer.data(), 1, buffer.size(), file)) > 0) {
     const absl::string_view read(buffer.data(), n);
-    hasher.Update(read);
+    hasher.Update(std::string_view(buffer.data(), n));
     if (piece) status = piece(read);
   }
   if (status.ok() && std::ferror(file)) status = absl::DataLossError("cannot read " + path);

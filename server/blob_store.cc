@@ -6,7 +6,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "server/state_files.h"
 
 namespace solverd::server {

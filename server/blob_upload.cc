@@ -42,7 +42,7 @@ absl::Status BlobUpload::Append(int64_t offset, absl::string_view data) {
     }
   }
   size_ += static_cast<int64_t>(data.size());
-  hasher_.Update(data);
+  hasher_.Update(std::string_view(data.data(), data.size()));
   return absl::OkStatus();
 }
 

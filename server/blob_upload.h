@@ -19,7 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/blob_store.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 
 namespace solverd::server {
 

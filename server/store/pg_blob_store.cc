@@ -6,7 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/blob_store.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 
 namespace solverd::server {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "absl/strings/escaping.h"
 #include "server/blob_upload.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 
 namespace solverd::server {
 namespace {

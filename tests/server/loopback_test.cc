@@ -14,7 +14,7 @@
 #include "client/demo_problems.h"
 #include "client/solver_client.h"
 #include "google/protobuf/util/message_differencer.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "test_server.h"
 
 namespace solverd {
@@ -310,8 +310,8 @@ TEST_F(Loopback, SolveOtStreamsTheWholeJob) {
 
 TEST_F(Loopback, BlobsCarryTheirSha256BothWays) {
   const std::string bytes(3 << 20, 'q');  // several chunks
-  const std::string digest = server::Sha256(bytes);
-  auto wrong = client_->Upload(bytes, server::Sha256("something else"));
+  const std::string digest = Sha256(bytes);
+  auto wrong = client_->Upload(bytes, Sha256("something else"));
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kDataLoss) << wrong.status();
   auto blob = client_->Upload(bytes, digest);
   ASSERT_TRUE(blob.ok()) << blob.status();

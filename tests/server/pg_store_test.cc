@@ -16,7 +16,7 @@
 
 #include "pg_test_server.h"
 #include "server/blob_store.h"
-#include "server/sha256.h"
+#include "util/sha256.h"
 #include "server/store/pg_blob_store.h"
 #include "server/store/pg_schema.h"
 

@@ -1,8 +1,8 @@
-#include "server/sha256.h"
+#include "util/sha256.h"
 
 #include <openssl/evp.h>
 
-namespace solverd::server {
+namespace solverd {
 
 struct Sha256Hasher::State {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -15,7 +15,7 @@ Sha256Hasher::Sha256Hasher() : state_(std::make_unique<State>()) {
 
 Sha256Hasher::~Sha256Hasher() = default;
 
-void Sha256Hasher::Update(absl::string_view bytes) {
+void Sha256Hasher::Update(std::string_view bytes) {
   EVP_DigestUpdate(state_->ctx, bytes.data(), bytes.size());
 }
 
@@ -26,10 +26,10 @@ std::string Sha256Hasher::Finish() {
   return digest;
 }
 
-std::string Sha256(absl::string_view bytes) {
+std::string Sha256(std::string_view bytes) {
   Sha256Hasher hasher;
   hasher.Update(bytes);
   return hasher.Finish();
 }
 
-}  // namespace solverd::server
+}  // namespace solverd

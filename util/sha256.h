@@ -3,15 +3,14 @@
 // checked against what the client hashed and every read against what was
 // stored. Sha256Hasher is not thread-safe (one per stream); Sha256() is a
 // pure function, safe from any thread.
-#ifndef SOLVERD_SERVER_SHA256_H_
-#define SOLVERD_SERVER_SHA256_H_
+#ifndef SOLVERD_UTIL_SHA256_H_
+#define SOLVERD_UTIL_SHA256_H_
 
 #include <memory>
 #include <string>
+#include <string_view>
 
-#include "absl/strings/string_view.h"
-
-namespace solverd::server {
+namespace solverd {
 
 inline constexpr size_t kSha256Bytes = 32;
 
@@ -23,7 +22,7 @@ class Sha256Hasher {
   Sha256Hasher(const Sha256Hasher&) = delete;
   Sha256Hasher& operator=(const Sha256Hasher&) = delete;
 
-  void Update(absl::string_view bytes);
+  void Update(std::string_view bytes);
   // The 32-byte digest of everything fed so far. REQUIRES: called once.
   std::string Finish();
 
@@ -33,8 +32,8 @@ class Sha256Hasher {
 };
 
 // The 32-byte digest of `bytes`.
-std::string Sha256(absl::string_view bytes);
+std::string Sha256(std::string_view bytes);
 
-}  // namespace solverd::server
+}  // namespace solverd
 
-#endif  // SOLVERD_SERVER_SHA256_H_
+#endif  // SOLVERD_UTIL_SHA256_H_
