@@ -8,12 +8,12 @@
 #include <grpcpp/support/client_interceptor.h>
 
 namespace solverd::client {
-namespace {
-
 absl::Status FromGrpc(const grpc::Status& s) {
   if (s.ok()) return absl::OkStatus();
   return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
 }
+
+namespace {
 
 template <typename Response, typename Call>
 absl::StatusOr<Response> Unary(Call call) {

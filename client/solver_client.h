@@ -27,6 +27,9 @@ struct ClientSecurity {
   std::string token;               // sent as `authorization: Bearer <token>`
 };
 
+// A gRPC status as an absl::Status with the same code and message.
+absl::Status FromGrpc(const grpc::Status& s);
+
 class SolverClient {
  public:
   // Chunk size for UploadBlob (under the 4 MiB message limit).
