@@ -148,12 +148,14 @@ absl::Status Health(SolverClient& client) {
 
 }  // namespace
 
-absl::Status ReadJobSpecFile(const std::string& path, v1::JobSpec* spec) {
+absl::Status ReadJobSpecFile(SolverClient& client, const std::string& path, v1::JobSpec* spec) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::stringstream text;
   text << in.rdbuf();
-  auto s = google::protobuf::util::JsonStringToMessage(text.str(), spec);
+  auto json = UploadFileReferences(client, text.str(), path);
+  if (!json.ok()) return json.status();
+  auto s = google::protobuf::util::JsonStringToMessage(*json, spec);
   if (!s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JobSpec: ", s.ToString()));
   }
@@ -166,11 +168,12 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
   if (command == "health") return Health(client);
   if (command == "list") return List(client);
   if (command == "tuner") return TunerCommand(client, args);
+  if (command == "blob") return BlobCommand(client, args);
   if (command == "submit") {
     absl::Status s = NeedArgs(args, 1, "submit <problem.json> [--watch]");
     if (!s.ok()) return s;
     v1::JobSpec spec;
-    s = ReadJobSpecFile(args[0], &spec);
+    s = ReadJobSpecFile(client, args[0], &spec);
     if (!s.ok()) return s;
     return SubmitAndMaybeWatch(client, spec, absl::GetFlag(FLAGS_watch));
   }
@@ -188,7 +191,7 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
     return absl::OkStatus();
   }
   return Usage(absl::StrCat("unknown command '", command,
-                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner"));
+                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner, blob"));
 }
 
 }  // namespace solverd::client

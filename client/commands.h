@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "client/solver_client.h"
 
 namespace solverd::client {
@@ -21,8 +22,18 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
 // tuner create|get|list|delete (sor tuners).
 absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& args);
 
-// Reads a JSON problem file (a JobSpec in proto3 JSON) into *spec.
-absl::Status ReadJobSpecFile(const std::string& path, v1::JobSpec* spec);
+// blob upload FILE | blob download BLOB_ID OUT.
+absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args);
+
+// `json` (read from `json_path`) with each {"file": PATH} object, wherever
+// it stands for a blob id, replaced by the id of PATH uploaded (relative to
+// the JSON file's folder). Unchanged when it holds none.
+absl::StatusOr<std::string> UploadFileReferences(SolverClient& client, const std::string& json,
+                                                 const std::string& json_path);
+
+// Reads a JSON problem file (a JobSpec in proto3 JSON) into *spec,
+// uploading the files it refers to.
+absl::Status ReadJobSpecFile(SolverClient& client, const std::string& path, v1::JobSpec* spec);
 
 }  // namespace solverd::client
 

@@ -210,6 +210,11 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
     if (appended.ok() && !chunk.sha256().empty()) appended = upload.Expect(chunk.sha256());
     if (!appended.ok()) return ToGrpc(appended);
   }
+  // The stream also ends when the client goes away mid-upload: what came
+  // is a prefix, which must not be stored as if it were the whole.
+  if (ctx->IsCancelled()) {
+    return grpc::Status(grpc::StatusCode::CANCELLED, "the upload was interrupted; nothing stored");
+  }
   const int64_t size = upload.size();
   auto blob = upload.Finish(absl::Now());
   if (!blob.ok()) return ToGrpc(blob.status());

@@ -1,0 +1,104 @@
+// solverctl blob upload|download, and the {"file": PATH} references a
+// JobSpec JSON file may hold wherever it names a blob.
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "client/blob_transfer.h"
+#include "client/commands.h"
+#include "client/event_printer.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+ABSL_DECLARE_FLAG(bool, json);
+
+namespace solverd::client {
+namespace {
+
+// Progress of a transfer on stderr, so that stdout keeps only the answer.
+TransferProgress ProgressFor(const std::string& label, int64_t total) {
+  return TransferProgress(label, total, stderr, isatty(fileno(stderr)) != 0);
+}
+
+absl::StatusOr<v1::BlobInfo> Upload(SolverClient& client, const std::string& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", error.message()));
+  TransferProgress progress = ProgressFor("upload " + path, static_cast<int64_t>(size));
+  return UploadFile(client, path, &progress);
+}
+
+// Replaces each {"file": PATH} object under `value` by the id of PATH
+// uploaded (relative paths from `base`), counting them in *replaced.
+absl::Status ReplaceFiles(SolverClient& client, const std::filesystem::path& base,
+                          google::protobuf::Value* value, int* replaced) {
+  if (value->has_list_value()) {
+    for (auto& item : *value->mutable_list_value()->mutable_values()) {
+      if (absl::Status s = ReplaceFiles(client, base, &item, replaced); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
+  if (!value->has_struct_value()) return absl::OkStatus();
+  auto& fields = *value->mutable_struct_value()->mutable_fields();
+  if (fields.size() == 1 && fields.contains("file") && fields.at("file").has_string_value()) {
+    const std::filesystem::path path = base / fields.at("file").string_value();
+    auto info = Upload(client, path.string());
+    if (!info.ok()) return info.status();
+    value->set_string_value(info->blob_id());
+    ++*replaced;
+    return absl::OkStatus();
+  }
+  for (auto& [name, field] : fields) {
+    if (absl::Status s = ReplaceFiles(client, base, &field, replaced); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> UploadFileReferences(SolverClient& client, const std::string& json,
+                                                 const std::string& json_path) {
+  google::protobuf::Value value;
+  if (!google::protobuf::util::JsonStringToMessage(json, &value).ok()) {
+    return json;  // not JSON at all: the JobSpec parser says why
+  }
+  const std::filesystem::path base = std::filesystem::path(json_path).parent_path();
+  int replaced = 0;
+  if (absl::Status s = ReplaceFiles(client, base, &value, &replaced); !s.ok()) {
+    return absl::Status(s.code(), absl::StrCat(json_path, ": ", s.message()));
+  }
+  if (replaced == 0) return json;  // as written, numbers and all
+  std::string out;
+  if (!google::protobuf::util::MessageToJsonString(value, &out).ok()) {
+    return absl::InternalError("cannot write the JobSpec back as JSON");
+  }
+  return out;
+}
+
+absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args) {
+  const std::string usage = "usage: solverctl blob upload FILE | blob download BLOB_ID OUT";
+  if (args.size() == 2 && args[0] == "upload") {
+    auto info = Upload(client, args[1]);
+    if (!info.ok()) return info.status();
+    if (absl::GetFlag(FLAGS_json)) {
+      std::printf("%s\n", ToJson(*info).c_str());
+    } else {
+      std::printf("%s\n", info->blob_id().c_str());
+    }
+    return absl::OkStatus();
+  }
+  if (args.size() == 3 && args[0] == "download") {
+    TransferProgress progress = ProgressFor("download " + args[1], 0);
+    auto size = DownloadFile(client, args[1], args[2], &progress);
+    return size.ok() ? absl::OkStatus() : size.status();
+  }
+  return absl::InvalidArgumentError(usage);
+}
+
+}  // namespace solverd::client
