@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/demo_problems.h"
 #include "client/event_printer.h"
+#include "client/result_summary.h"
 #include "google/protobuf/util/json_util.h"
 #include "google/protobuf/util/time_util.h"
 
@@ -42,12 +43,13 @@ absl::Status NeedArgs(const std::vector<std::string>& args, size_t count, const 
   return absl::OkStatus();
 }
 
-void PrintJob(const v1::Job& job) {
+void PrintJob(const v1::Job& job, bool with_result = false) {
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s\n", ToJson(job).c_str());
-  } else {
-    std::printf("%s\n", JobSummary(job).c_str());
+    return;
   }
+  std::printf("%s\n", JobSummary(job).c_str());
+  if (with_result) std::fputs(ResultSummary(job.result()).c_str(), stdout);
 }
 
 // Watches to the end; OK only when the job SUCCEEDED.
@@ -187,7 +189,7 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
     if (!s.ok()) return s;
     auto job = command == "get" ? client.Get(args[0]) : client.Cancel(args[0]);
     if (!job.ok()) return job.status();
-    PrintJob(*job);
+    PrintJob(*job, /*with_result=*/command == "get");
     return absl::OkStatus();
   }
   return Usage(absl::StrCat("unknown command '", command,

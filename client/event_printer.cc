@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_format.h"
+#include "client/result_summary.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace solverd::client {
@@ -76,26 +77,7 @@ void EventPrinter::PrintProgress(const v1::JobEvent& e) {
 }
 
 void EventPrinter::PrintResult(const v1::JobResult& r) {
-  if (r.has_ot_batch()) {
-    int converged = 0;
-    double cost = 0;
-    for (const v1::OtResult& ot : r.ot_batch().results()) {
-      converged += ot.termination() == v1::OT_TERMINATION_CONVERGED;
-      cost += ot.transport_cost();
-    }
-    std::fprintf(out_, "result: %d problems, %d converged, total transport_cost %.10g\n",
-                 r.ot_batch().results_size(), converged, cost);
-  }
-  if (r.has_ot()) {
-    const v1::OtResult& ot = r.ot();
-    std::fprintf(out_,
-                 "result: transport_cost %.10g  entropic_objective %.10g  marginal_error %.3e"
-                 "  iterations %ld (sinkhorn %ld, newton %ld)  %s\n",
-                 ot.transport_cost(), ot.entropic_objective(), ot.marginal_error(),
-                 static_cast<long>(ot.iterations()), static_cast<long>(ot.sinkhorn_iterations()),
-                 static_cast<long>(ot.newton_iterations()),
-                 v1::OtTermination_Name(ot.termination()).c_str());
-  }
+  std::fputs(ResultSummary(r).c_str(), out_);
 }
 
 void EventPrinter::Finish() {
