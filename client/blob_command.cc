@@ -26,14 +26,6 @@ TransferProgress ProgressFor(const std::string& label, int64_t total) {
   return TransferProgress(label, total, stderr, isatty(fileno(stderr)) != 0);
 }
 
-absl::StatusOr<v1::BlobInfo> Upload(SolverClient& client, const std::string& path) {
-  std::error_code error;
-  const auto size = std::filesystem::file_size(path, error);
-  if (error) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", error.message()));
-  TransferProgress progress = ProgressFor("upload " + path, static_cast<int64_t>(size));
-  return UploadFile(client, path, &progress);
-}
-
 // Replaces each {"file": PATH} object under `value` by the id of PATH
 // uploaded (relative paths from `base`), counting them in *replaced.
 absl::Status ReplaceFiles(SolverClient& client, const std::filesystem::path& base,
@@ -48,7 +40,7 @@ absl::Status ReplaceFiles(SolverClient& client, const std::filesystem::path& bas
   auto& fields = *value->mutable_struct_value()->mutable_fields();
   if (fields.size() == 1 && fields.contains("file") && fields.at("file").has_string_value()) {
     const std::filesystem::path path = base / fields.at("file").string_value();
-    auto info = Upload(client, path.string());
+    auto info = UploadWithProgress(client, path.string());
     if (!info.ok()) return info.status();
     value->set_string_value(info->blob_id());
     ++*replaced;
@@ -61,6 +53,20 @@ absl::Status ReplaceFiles(SolverClient& client, const std::filesystem::path& bas
 }
 
 }  // namespace
+
+absl::StatusOr<v1::BlobInfo> UploadWithProgress(SolverClient& client, const std::string& path) {
+  std::error_code error;
+  const auto size = std::filesystem::file_size(path, error);
+  if (error) return absl::NotFoundError(absl::StrCat("cannot read ", path, ": ", error.message()));
+  TransferProgress progress = ProgressFor("upload " + path, static_cast<int64_t>(size));
+  return UploadFile(client, path, &progress);
+}
+
+absl::StatusOr<int64_t> DownloadWithProgress(SolverClient& client, const std::string& blob_id,
+                                             const std::string& path) {
+  TransferProgress progress = ProgressFor("download " + path, 0);
+  return DownloadFile(client, blob_id, path, &progress);
+}
 
 absl::StatusOr<std::string> UploadFileReferences(SolverClient& client, const std::string& json,
                                                  const std::string& json_path) {
@@ -84,7 +90,7 @@ absl::StatusOr<std::string> UploadFileReferences(SolverClient& client, const std
 absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args) {
   const std::string usage = "usage: solverctl blob upload FILE | blob download BLOB_ID OUT";
   if (args.size() == 2 && args[0] == "upload") {
-    auto info = Upload(client, args[1]);
+    auto info = UploadWithProgress(client, args[1]);
     if (!info.ok()) return info.status();
     if (absl::GetFlag(FLAGS_json)) {
       std::printf("%s\n", ToJson(*info).c_str());
@@ -94,8 +100,7 @@ absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& a
     return absl::OkStatus();
   }
   if (args.size() == 3 && args[0] == "download") {
-    TransferProgress progress = ProgressFor("download " + args[1], 0);
-    auto size = DownloadFile(client, args[1], args[2], &progress);
+    auto size = DownloadWithProgress(client, args[1], args[2]);
     return size.ok() ? absl::OkStatus() : size.status();
   }
   return absl::InvalidArgumentError(usage);

@@ -82,22 +82,27 @@ absl::Status ApplyCommonSpecFlags(v1::JobSpec* spec) {
 }
 
 absl::Status SubmitAndMaybeWatch(SolverClient& client, v1::JobSpec spec, bool watch) {
+  if (watch) {
+    auto job = RunToEnd(client, std::move(spec));
+    return job.ok() ? absl::OkStatus() : job.status();
+  }
   absl::Status s = ApplyCommonSpecFlags(&spec);
   if (!s.ok()) return s;
   auto job = client.Submit(spec);
   if (!job.ok()) return job.status();
-  if (!watch) {
-    PrintJob(*job);
-    return absl::OkStatus();
-  }
-  if (!absl::GetFlag(FLAGS_json)) std::printf("submitted %s\n", job->id().c_str());
-  return WatchToEnd(client, job->id(), 0);
+  PrintJob(*job);
+  return absl::OkStatus();
 }
 
 absl::Status Demo(SolverClient& client, const std::vector<std::string>& args) {
-  absl::Status s = NeedArgs(args, 1, "demo <family>   (families: ot)");
+  absl::Status s = NeedArgs(args, 1, "demo ot|sor|dmmv|quant");
   if (!s.ok()) return s;
-  if (args[0] != "ot") return Usage(absl::StrCat("demo: unknown family '", args[0], "' (known: ot)"));
+  if (args[0] == "sor" || args[0] == "dmmv" || args[0] == "quant") {
+    return TaskCommand(client, "demo", args);
+  }
+  if (args[0] != "ot") {
+    return Usage(absl::StrCat("usage: solverctl demo ot|sor|dmmv|quant (not '", args[0], "')"));
+  }
   OtDemoOptions o;
   o.n = absl::GetFlag(FLAGS_n);
   o.m = absl::GetFlag(FLAGS_m);
@@ -107,9 +112,10 @@ absl::Status Demo(SolverClient& client, const std::vector<std::string>& args) {
   if (o.n <= 0 || o.m < 0 || o.dim <= 0) return Usage("demo ot: --n, --dim must be positive");
   v1::JobSpec spec;
   *spec.mutable_ot() = RandomOtProblem(o);
-  v1::OtMethod method;
-  if (!v1::OtMethod_Parse("OT_METHOD_" + absl::AsciiStrToUpper(absl::GetFlag(FLAGS_method)),
-                          &method)) {
+  v1::OtMethod method = v1::OT_METHOD_AUTO;
+  const std::string method_name = absl::GetFlag(FLAGS_method);
+  if (!method_name.empty() &&
+      !v1::OtMethod_Parse("OT_METHOD_" + absl::AsciiStrToUpper(method_name), &method)) {
     return Usage("--method: one of auto, sinkhorn, sns");
   }
   spec.mutable_ot()->set_method(method);
@@ -150,6 +156,17 @@ absl::Status Health(SolverClient& client) {
 
 }  // namespace
 
+absl::StatusOr<v1::Job> RunToEnd(SolverClient& client, v1::JobSpec spec) {
+  absl::Status s = ApplyCommonSpecFlags(&spec);
+  if (!s.ok()) return s;
+  auto job = client.Submit(spec);
+  if (!job.ok()) return job.status();
+  if (!absl::GetFlag(FLAGS_json)) std::printf("submitted %s\n", job->id().c_str());
+  s = WatchToEnd(client, job->id(), 0);
+  if (!s.ok()) return s;
+  return client.Get(job->id());
+}
+
 absl::Status ReadJobSpecFile(SolverClient& client, const std::string& path, v1::JobSpec* spec) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
@@ -171,6 +188,9 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
   if (command == "list") return List(client);
   if (command == "tuner") return TunerCommand(client, args);
   if (command == "blob") return BlobCommand(client, args);
+  if (command == "fir" || command == "sor" || command == "quantize") {
+    return TaskCommand(client, command, args);
+  }
   if (command == "submit") {
     absl::Status s = NeedArgs(args, 1, "submit <problem.json> [--watch]");
     if (!s.ok()) return s;
@@ -193,7 +213,8 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
     return absl::OkStatus();
   }
   return Usage(absl::StrCat("unknown command '", command,
-                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner, blob"));
+                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner, blob, fir, sor, "
+                            "quantize"));
 }
 
 }  // namespace solverd::client

@@ -22,6 +22,24 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
 // tuner create|get|list|delete (sor tuners).
 absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& args);
 
+// fir, sor solve, quantize, and demo sor|dmmv|quant (task_commands.cc).
+absl::Status TaskCommand(SolverClient& client, const std::string& command,
+                         const std::vector<std::string>& args);
+
+// quantize MODEL and demo quant (quant_command.cc).
+absl::Status Quantize(SolverClient& client, const std::vector<std::string>& args);
+absl::Status DemoQuant(SolverClient& client);
+
+// Submits `spec` (with the --priority, --deadline and --device flags),
+// watches it to the end with the usual progress, and returns the finished
+// job; an error unless it SUCCEEDED.
+absl::StatusOr<v1::Job> RunToEnd(SolverClient& client, v1::JobSpec spec);
+
+// A file streamed up or down with a progress line on stderr (blob_command.cc).
+absl::StatusOr<v1::BlobInfo> UploadWithProgress(SolverClient& client, const std::string& path);
+absl::StatusOr<int64_t> DownloadWithProgress(SolverClient& client, const std::string& blob_id,
+                                             const std::string& path);
+
 // blob upload FILE | blob download BLOB_ID OUT.
 absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args);
 

@@ -14,13 +14,12 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "client/commands.h"
+#include "client/help.h"
 #include "util/flag_names.h"
 
 ABSL_FLAG(std::string, server, "127.0.0.1:50051",
@@ -45,7 +44,34 @@ ABSL_FLAG(int64_t, n, 500, "demo ot: source points");
 ABSL_FLAG(int64_t, m, 0, "demo ot: target points (0: same as --n)");
 ABSL_FLAG(int, dim, 2, "demo ot: point dimension");
 ABSL_FLAG(double, eta, 20, "demo ot: inverse regularisation");
-ABSL_FLAG(std::string, method, "auto", "demo ot: auto, sinkhorn or sns");
+ABSL_FLAG(std::string, method, "",
+          "demo ot: auto (default), sinkhorn or sns; sor solve: ssor-cg (default), sor, ssor, "
+          "cg; quantize: rtn (default; demo quant: gptq), gptq, dmmv, nf4, int8-blockwise, hqq");
+ABSL_FLAG(int, order, 40, "fir, demo dmmv: filter order (even)");
+ABSL_FLAG(int, bits, 0,
+          "fir: coefficient bits (0: 8); quantize: bits per weight (0: 4; nf4 is 4-bit, "
+          "int8-blockwise 8-bit)");
+ABSL_FLAG(std::string, passband, "0.2",
+          "fir: passband edge(s), fractions of Nyquist (bandpass: LO,HI)");
+ABSL_FLAG(std::string, stopband, "0.3",
+          "fir: stopband edge(s), fractions of Nyquist (bandpass: LOW_END,HIGH_START)");
+ABSL_FLAG(std::string, type, "lowpass", "fir: lowpass, highpass or bandpass");
+ABSL_FLAG(std::string, out, "",
+          "fir: write the taps as JSON; sor solve: write x; quantize: the output file or folder");
+ABSL_FLAG(std::string, tuner, "", "sor solve: a tuner that chooses omega");
+ABSL_FLAG(double, omega, 0, "sor solve: a fixed omega without a tuner (0: 1)");
+ABSL_FLAG(double, tolerance, 0, "sor solve: relative residual to reach (0: 1e-8)");
+ABSL_FLAG(std::string, calibration, "", "quantize: calibration file (inputs or Hessians)");
+ABSL_FLAG(std::string, format, "solverd", "quantize: output format: solverd, gptq or gguf");
+ABSL_FLAG(int64_t, group_size, 0,
+          "quantize: columns per scale (0: the method's default, 128, or 64 weights per block "
+          "for nf4 and int8-blockwise; -1: one group per row)");
+ABSL_FLAG(bool, symmetric, false, "quantize: zero point at the grid's middle");
+ABSL_FLAG(std::string, gguf_type, "from-bits",
+          "quantize --format=gguf: from-bits (Q4_0/Q8_0: --symmetric, --group-size=32), f16, "
+          "q4_k, q5_k, q6_k or q4_k_m");
+ABSL_FLAG(int, side, 32, "demo sor: grid side (n = side^2 unknowns)");
+ABSL_FLAG(int, systems, 24, "demo sor: systems in the sequence");
 ABSL_FLAG(uint64_t, seed, 1, "demo: random seed");
 ABSL_FLAG(std::string, algorithm, "tsallis-inf",
           "tuner create: tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle or fixed");
@@ -84,27 +110,33 @@ absl::StatusOr<solverd::client::ClientSecurity> SecurityFromFlags() {
   return security;
 }
 
+// --help, -h (with a command: its flags) or --version: what to print, and
+// true; false when the command line asks for neither.
+bool HelpOrVersion(const std::vector<std::string>& args, std::string* text) {
+  bool help = false, version = false;
+  std::string command;
+  for (size_t k = 1; k < args.size(); ++k) {
+    const std::string& a = args[k];
+    help = help || a == "--help" || a == "-h" || a == "--helpfull" || a == "--helpshort" ||
+           a == "-help";
+    version = version || a == "--version";
+    if (command.empty() && a[0] != '-' && !solverd::client::HelpText(a).empty()) command = a;
+  }
+  if (version) *text = "solverctl " SOLVERD_VERSION "\n";
+  if (help) *text = solverd::client::HelpText(command);
+  return help || version;
+}
+
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
-      "solverctl [--server=HOST:PORT] <command> [args]\n"
-      "commands:\n"
-      "  demo ot [--n=500]        submit a random problem and watch it to the end\n"
-      "  submit FILE.json [--watch]  submit a JobSpec in JSON; {\"file\": PATH} in place of a\n"
-      "                           blob id uploads PATH first\n"
-      "  blob upload FILE | blob download BLOB_ID OUT   stream a file up or down\n"
-      "  watch JOB [--from-event=N] [--json]\n"
-      "  get JOB | cancel JOB | list [--state=S] [--family=F] [--all]\n"
-      "  health                   exit 0 when the server is SERVING\n"
-      "  tuner create NAME [--algorithm=A] [--context-min=X --context-max=Y] [--seed=N]\n"
-      "  tuner get NAME | tuner list | tuner delete NAME   (sor tuners, as JSON)");
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view f) { return absl::StrContains(f, "client/"); };
-  absl::SetFlagsUsageConfig(usage);
   std::vector<std::string> args = solverd::NormalizeFlagNames(argc, argv);
+  if (std::string text; HelpOrVersion(args, &text)) {
+    std::fputs(text.c_str(), stdout);
+    return 0;
+  }
   std::vector<char*> argv2 = solverd::ArgvOf(args);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(argv2.size()), argv2.data());
   if (positional.size() < 2) {
-    std::fprintf(stderr, "%s\n", absl::ProgramUsageMessage().data());
+    std::fputs(solverd::client::HelpText("").c_str(), stderr);
     return 2;
   }
   absl::StatusOr<solverd::client::ClientSecurity> security = SecurityFromFlags();

@@ -1,6 +1,7 @@
 // solverctl against the real solverd on loopback ports, run as a user runs
-// it: blob upload and download, {"file": PATH} references in a JobSpec,
-// an interrupted upload, and the help text.
+// it: blob upload and download, {"file": PATH} references in a JobSpec and
+// an interrupted upload (tests/python/solverctl_test.py has the task
+// commands, checked with numpy).
 #include <stdlib.h>
 
 #include <chrono>
