@@ -2,9 +2,11 @@
 numpy, scipy and the package's readers: every demo succeeds; fir's taps
 give the response the job reports; sor solve's x has a residual under the
 tolerance; quantize writes each format (solverd, gptq folder, gguf) as
-the server makes it; help shows each command's flags and no build path."""
+the server makes it; examples/quant_small.json's {"file": ...} references
+are uploaded; help shows each command's flags and no build path."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import unittest
@@ -112,6 +114,20 @@ class Solverctl(ServerTestCase):
             self.assertFalse(os.path.exists(out + ".tar"))
             bad = self.run_ctl("quantize", folder, "--method=best", ok=False)
             self.assertIn("--method: one of", bad.stderr)
+
+    def test_the_quant_example_uploads_the_files_it_names(self):
+        examples = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..",
+                                "examples")
+        with tempfile.TemporaryDirectory() as tmp:
+            subprocess.run(["/usr/bin/python3", os.path.join(examples, "make_quant_small.py"),
+                            tmp], check=True, capture_output=True)
+            shutil.copy(os.path.join(examples, "quant_small.json"), tmp)
+            done = self.run_ctl("submit", os.path.join(tmp, "quant_small.json"), "--watch")
+        self.assertIn("upload", done.stderr)
+        result = self.client.get(self.job_of(done.stdout)).result.quant
+        self.assertEqual([l.name for l in result.layers],
+                         [f"layers.{k}.weight" for k in range(3)])
+        self.assertTrue(all(l.tokens == 256 for l in result.layers))  # the calibration file's
 
     def test_help_shows_each_commands_flags_and_no_build_path(self):
         overview = self.run_ctl("--help").stdout

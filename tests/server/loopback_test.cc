@@ -421,7 +421,8 @@ TEST_F(Loopback, SolverctlDemoAndHealthExitStatus) {
 
 // README's problem files must keep working.
 TEST_F(Loopback, ExampleProblemFilesSolve) {
-  for (const char* name : {"ot_small.json", "ot_points.json", "ot_batch.json"}) {
+  for (const char* name : {"ot_small.json", "ot_points.json", "ot_batch.json", "dmmv_fir.json",
+                           "dmmv_direct.json"}) {
     std::string out;
     const std::string path = std::string(SOLVERD_SOURCE_DIR) + "/examples/" + name;
     EXPECT_EQ(testing::RunProgram({SOLVERCTL_BINARY, "--server=" + server_->address(), "submit",
