@@ -15,6 +15,7 @@
 #include "client/event_printer.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 
 ABSL_DECLARE_FLAG(bool, json);
 
@@ -87,8 +88,38 @@ absl::StatusOr<std::string> UploadFileReferences(SolverClient& client, const std
   return out;
 }
 
+// blob list: one line per blob (id, bytes, expiry), or JSON with --json.
+absl::Status ListBlobs(SolverClient& client) {
+  grpc::ClientContext ctx;
+  v1::ListBlobsResponse listed;
+  grpc::Status s = client.stub().ListBlobs(&ctx, v1::ListBlobsRequest(), &listed);
+  if (!s.ok()) return FromGrpc(s);
+  for (const v1::BlobInfo& blob : listed.blobs()) {
+    if (absl::GetFlag(FLAGS_json)) {
+      std::printf("%s\n", ToJson(blob).c_str());
+      continue;
+    }
+    std::printf("%s  %12lld bytes  expires %s\n", blob.blob_id().c_str(),
+                static_cast<long long>(blob.size_bytes()),
+                google::protobuf::util::TimeUtil::ToString(blob.expire_time()).c_str());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DeleteBlob(SolverClient& client, const std::string& blob_id) {
+  grpc::ClientContext ctx;
+  v1::DeleteBlobRequest request;
+  request.set_blob_id(blob_id);
+  v1::DeleteBlobResponse deleted;
+  return FromGrpc(client.stub().DeleteBlob(&ctx, request, &deleted));
+}
+
 absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args) {
-  const std::string usage = "usage: solverctl blob upload FILE | blob download BLOB_ID OUT";
+  const std::string usage =
+      "usage: solverctl blob upload FILE | blob download BLOB_ID OUT | blob list | "
+      "blob delete BLOB_ID";
+  if (args.size() == 1 && args[0] == "list") return ListBlobs(client);
+  if (args.size() == 2 && args[0] == "delete") return DeleteBlob(client, args[1]);
   if (args.size() == 2 && args[0] == "upload") {
     auto info = UploadWithProgress(client, args[1]);
     if (!info.ok()) return info.status();

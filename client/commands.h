@@ -40,7 +40,7 @@ absl::StatusOr<v1::BlobInfo> UploadWithProgress(SolverClient& client, const std:
 absl::StatusOr<int64_t> DownloadWithProgress(SolverClient& client, const std::string& blob_id,
                                              const std::string& path);
 
-// blob upload FILE | blob download BLOB_ID OUT.
+// blob upload FILE | blob download BLOB_ID OUT | blob list | blob delete BLOB_ID.
 absl::Status BlobCommand(SolverClient& client, const std::vector<std::string>& args);
 
 // `json` (read from `json_path`) with each {"file": PATH} object, wherever

@@ -36,8 +36,8 @@ const std::vector<CommandHelp>& Commands() {
        "      (sor tuners)",
        {"algorithm", "context_min", "context_max", "seed"}},
       {"blob",
-       "blob upload FILE | blob download BLOB_ID OUT   files streamed in chunks,\n"
-       "      SHA-256 checked, nothing left behind on failure",
+       "blob upload FILE | blob download BLOB_ID OUT | blob list | blob delete BLOB_ID\n"
+       "      files streamed in chunks, SHA-256 checked, nothing left behind on failure",
        {}},
       {"fir", "fir   an FIR filter with integer coefficients (dmmv)",
        {"order", "bits", "passband", "stopband", "type", "out", "seed"}},

@@ -1,6 +1,7 @@
 #include "server/blob_store.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
 #include "absl/random/random.h"
@@ -155,6 +156,49 @@ absl::Status BlobStore::Read(const std::string& id, int64_t max_piece,
       &info);
   if (read.ok() && info.size_bytes == 0) return sink(described(), 0, "");
   return read;
+}
+
+absl::StatusOr<std::vector<BlobStore::Blob>> BlobStore::List(const std::string& owner,
+                                                              absl::Time now) const {
+  std::vector<Blob> out;
+  if (shared_ != nullptr) {
+    auto listed = shared_->List(owner);
+    if (!listed.ok()) return listed.status();
+    for (PgBlobStore::Info& info : *listed) {
+      out.push_back(Blob{std::move(info.id), owner, nullptr, std::move(info.sha256),
+                         info.expire_time, info.size_bytes, ""});
+    }
+    return out;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, blob] : blobs_) {
+      if (blob.owner != owner || blob.expire_time <= now) continue;
+      out.push_back(blob);
+      out.back().bytes = nullptr;
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const Blob& a, const Blob& b) {
+    return std::tie(a.expire_time, a.id) < std::tie(b.expire_time, b.id);
+  });
+  return out;
+}
+
+absl::Status BlobStore::Delete(const std::string& id, const std::string& owner) {
+  if (shared_ != nullptr) return shared_->Delete(id, owner);
+  Blob gone;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = blobs_.find(id);
+    if (it == blobs_.end() || it->second.owner != owner) {
+      return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
+    }
+    gone = std::move(it->second);
+    blobs_.erase(it);
+  }
+  Release(gone.owner, gone.size);
+  if (!gone.file.empty()) std::remove(gone.file.c_str());
+  return absl::OkStatus();
 }
 
 int BlobStore::Sweep(absl::Time now) {

@@ -112,6 +112,13 @@ class BlobStore {
   using PieceSink = std::function<absl::Status(const Blob& blob, int64_t offset,
                                                absl::string_view piece)>;
   absl::Status Read(const std::string& id, int64_t max_piece, const PieceSink& sink) const;
+  // `owner`'s unexpired blobs (descriptions: bytes unset), soonest to
+  // expire first.
+  absl::StatusOr<std::vector<Blob>> List(const std::string& owner, absl::Time now) const;
+  // Drops `owner`'s blob `id` and gives its bytes back to the quotas;
+  // NOT_FOUND when `owner` has no such blob. Jobs already submitted keep
+  // their copy of the data.
+  absl::Status Delete(const std::string& id, const std::string& owner);
   // Drops expired blobs; returns how many.
   int Sweep(absl::Time now);
   int64_t used_bytes() const;

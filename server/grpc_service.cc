@@ -13,6 +13,17 @@ namespace solverd::server {
 
 namespace {
 
+// What the API says of a stored blob (`size` bytes).
+v1::BlobInfo BlobInfoOf(const BlobStore::Blob& blob, int64_t size) {
+  v1::BlobInfo info;
+  info.set_blob_id(blob.id);
+  info.set_size_bytes(size);
+  info.set_sha256(blob.sha256);
+  *info.mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
+      absl::ToUnixNanos(blob.expire_time));
+  return info;
+}
+
 // The JobSpec a convenience request asks for: field 1 is the problem (of
 // the type of one of JobSpec's problem fields), 2 the priority, 3 the
 // deadline, as every *Request of a convenience RPC declares them.
@@ -218,12 +229,26 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   const int64_t size = upload.size();
   auto blob = upload.Finish(absl::Now());
   if (!blob.ok()) return ToGrpc(blob.status());
-  out->set_blob_id(blob->id);
-  out->set_size_bytes(size);
-  out->set_sha256(blob->sha256);
-  *out->mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
-      absl::ToUnixNanos(blob->expire_time));
+  *out = BlobInfoOf(*blob, size);
   return grpc::Status::OK;
+}
+
+grpc::Status SolverServiceImpl::ListBlobs(grpc::ServerContext* ctx, const v1::ListBlobsRequest*,
+                                          v1::ListBlobsResponse* out) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  auto blobs = manager_->blobs().List(*caller, absl::Now());
+  if (!blobs.ok()) return ToGrpc(blobs.status());
+  for (const BlobStore::Blob& blob : *blobs) *out->add_blobs() = BlobInfoOf(blob, blob.size);
+  return grpc::Status::OK;
+}
+
+grpc::Status SolverServiceImpl::DeleteBlob(grpc::ServerContext* ctx,
+                                           const v1::DeleteBlobRequest* req,
+                                           v1::DeleteBlobResponse*) {
+  auto caller = Caller(*ctx);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return ToGrpc(manager_->blobs().Delete(req->blob_id(), *caller));
 }
 
 grpc::Status SolverServiceImpl::DownloadBlob(grpc::ServerContext* ctx,

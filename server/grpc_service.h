@@ -40,6 +40,10 @@ class SolverServiceImpl final : public v1::SolverService::Service {
                           v1::BlobInfo* out) override;
   grpc::Status DownloadBlob(grpc::ServerContext* ctx, const v1::DownloadBlobRequest* req,
                             grpc::ServerWriter<v1::BlobChunk>* writer) override;
+  grpc::Status ListBlobs(grpc::ServerContext* ctx, const v1::ListBlobsRequest* req,
+                         v1::ListBlobsResponse* out) override;
+  grpc::Status DeleteBlob(grpc::ServerContext* ctx, const v1::DeleteBlobRequest* req,
+                          v1::DeleteBlobResponse* out) override;
   grpc::Status CreateTuner(grpc::ServerContext*, const v1::CreateTunerRequest* req,
                            v1::Tuner* out) override;
   grpc::Status GetTuner(grpc::ServerContext*, const v1::GetTunerRequest* req,

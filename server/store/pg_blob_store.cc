@@ -166,6 +166,28 @@ absl::Status PgBlobStore::Read(const std::string& id, const ChunkSink& sink, Inf
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::vector<PgBlobStore::Info>> PgBlobStore::List(const std::string& owner) {
+  auto rows = Query().Exec(
+      "SELECT id, size_bytes, sha256, extract(epoch FROM expire_time)::float8 FROM blobs "
+      "WHERE owner = $1 AND complete AND expire_time > now() ORDER BY expire_time, id",
+      {owner});
+  if (!rows.ok()) return rows.status();
+  std::vector<Info> out;
+  for (int r = 0; r < rows->size(); ++r) {
+    out.push_back(Info{rows->Text(r, 0), owner, rows->Int(r, 1), rows->Bytes(r, 2),
+                       FromEpochText(rows->Text(r, 3))});
+  }
+  return out;
+}
+
+absl::Status PgBlobStore::Delete(const std::string& id, const std::string& owner) {
+  auto gone = Query().Exec(
+      "DELETE FROM blobs WHERE id = $1 AND owner = $2 AND complete RETURNING 1", {id, owner});
+  if (!gone.ok()) return gone.status();
+  if (gone->empty()) return absl::NotFoundError(absl::StrCat("blob ", id, " not found"));
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> PgBlobStore::Sweep() {
   auto gone = Query().Exec("DELETE FROM blobs WHERE expire_time <= now() RETURNING 1");
   if (!gone.ok()) return gone.status();

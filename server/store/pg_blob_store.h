@@ -64,6 +64,10 @@ class PgBlobStore {
   // Hands the blob's chunks in order to `sink`; DATA_LOSS when what was
   // read does not hash to the blob's digest (or it vanished midway).
   absl::Status Read(const std::string& id, const ChunkSink& sink, Info* info = nullptr);
+  // `owner`'s complete, unexpired blobs, soonest to expire first.
+  absl::StatusOr<std::vector<Info>> List(const std::string& owner);
+  // Drops `owner`'s blob `id`; NOT_FOUND when it has no such blob.
+  absl::Status Delete(const std::string& id, const std::string& owner);
   // Drops expired blobs (and uploads abandoned past the TTL).
   absl::StatusOr<int64_t> Sweep();
   // Bytes held by the cluster's blobs, complete or still uploading.

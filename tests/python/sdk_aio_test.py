@@ -47,12 +47,18 @@ class Aio(ServerTestCase):
             raw = await client.download_bytes(tensor.blob_id)
             big = os.urandom(5 << 20)  # several chunks
             info = await client.upload_bytes(big)
-            return tensor, raw, big, await client.download_bytes(info.blob_id)
+            back = await client.download_bytes(info.blob_id)
+            listed = [b.blob_id for b in await client.list_blobs()]
+            await client.delete_blob(info.blob_id)
+            left = [b.blob_id for b in await client.list_blobs()]
+            return tensor, raw, big, back, info.blob_id, listed, left
 
-        tensor, raw, big, back = self.run_async(body)
+        tensor, raw, big, back, blob_id, listed, left = self.run_async(body)
         self.assertEqual(list(tensor.shape), [300, 7])
         self.assertTrue(np.array_equal(np.frombuffer(raw, "<f8").reshape(300, 7), data))
         self.assertEqual(back, big)
+        self.assertIn(blob_id, listed)
+        self.assertNotIn(blob_id, left)
 
     def test_typed_errors(self):
         async def body(client):

@@ -98,6 +98,18 @@ class SolverdClient(unittest.TestCase):
         result = self.client.solve(ot.OtProblem(cost=t, reg=0.1))
         self.assertLessEqual(result.marginal_error, 1e-6)
 
+    def test_blobs_are_listed_and_deleted(self):
+        info = self.client.upload_bytes(b"x" * 1000)
+        listed = {b.blob_id: b for b in self.client.list_blobs()}
+        self.assertEqual(listed[info.blob_id].size_bytes, 1000)
+        self.assertEqual(listed[info.blob_id].sha256, info.sha256)
+        self.client.delete_blob(info.blob_id)
+        self.assertNotIn(info.blob_id, [b.blob_id for b in self.client.list_blobs()])
+        with self.assertRaises(solverd.NotFound):
+            self.client.delete_blob(info.blob_id)
+        with self.assertRaises(solverd.NotFound):
+            self.client.download_bytes(info.blob_id)
+
     def test_the_server_backs_its_heap_with_huge_pages(self):
         with open("/sys/kernel/mm/transparent_hugepage/enabled") as f:
             if "[madvise]" not in f.read():

@@ -308,5 +308,32 @@ TEST_F(PgStoreTest, ExpiredBlobsAreSweptWithTheirChunks) {
   EXPECT_EQ(chunks->Int(0, 0), 0);
 }
 
+TEST_F(PgStoreTest, EachOwnerListsAndDeletesItsOwnBlobs) {
+  auto db = Connect();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(MigratePgSchema(*db).ok());
+  ASSERT_TRUE(db->Exec("DELETE FROM blobs").ok());
+  auto blobs = OpenBlobs(Options(), 1 << 30, 1 << 30);
+  ASSERT_NE(blobs, nullptr);
+  const std::string bytes(PgBlobStore::kChunkBytes + 3, 'b');
+  auto mine = blobs->Put("alice", bytes, Sha256(bytes));
+  auto theirs = blobs->Put("bob", "bob's", Sha256("bob's"));
+  ASSERT_TRUE(mine.ok() && theirs.ok());
+  auto listed = blobs->List("alice");
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ((*listed)[0].id, mine->id);
+  EXPECT_EQ((*listed)[0].size_bytes, static_cast<int64_t>(bytes.size()));
+  EXPECT_EQ((*listed)[0].sha256, Sha256(bytes));
+  EXPECT_EQ(blobs->Delete(theirs->id, "alice").code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(blobs->Delete(mine->id, "alice").ok());
+  EXPECT_EQ(blobs->Stat(mine->id).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(blobs->List("alice")->empty());
+  auto chunks = db->Exec("SELECT count(*) FROM blob_chunks WHERE blob_id = $1", {mine->id});
+  ASSERT_TRUE(chunks.ok());
+  EXPECT_EQ(chunks->Int(0, 0), 0) << "its chunks go with it";
+  EXPECT_TRUE(blobs->Stat(theirs->id).ok());
+}
+
 }  // namespace
 }  // namespace solverd::server

@@ -111,6 +111,22 @@ TEST_F(Solverctl, AFailedTransferLeavesNoFile) {
   EXPECT_NE(out.find("usage: solverctl blob"), std::string::npos) << out;
 }
 
+TEST_F(Solverctl, BlobsAreListedAndDeleted) {
+  WriteAll(dir_ + "/small.bin", RandomBytes(3000, 3));
+  std::string out;
+  ASSERT_EQ(Run({"blob", "upload", dir_ + "/small.bin"}, &out), 0) << out;
+  const std::string id = out.substr(out.rfind("blob-"), 21);
+  ASSERT_EQ(Run({"blob", "list"}, &out), 0) << out;
+  EXPECT_NE(out.find(id + "          3000 bytes  expires "), std::string::npos) << out;
+  ASSERT_EQ(Run({"blob", "delete", id}, &out), 0) << out;
+  EXPECT_EQ(StoredBlobFiles(), 0);
+  ASSERT_EQ(Run({"blob", "list"}, &out), 0) << out;
+  EXPECT_EQ(out.find(id), std::string::npos) << out;
+  EXPECT_NE(Run({"blob", "delete", id}, &out), 0);
+  EXPECT_NE(out.find("NOT_FOUND"), std::string::npos) << out;
+  EXPECT_NE(Run({"blob", "download", id, dir_ + "/gone.bin"}, &out), 0);
+}
+
 TEST_F(Solverctl, AnInterruptedUploadStoresNothing) {
   client::SolverClient client(server_->address());
   grpc::ClientContext ctx;

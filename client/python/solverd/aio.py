@@ -115,6 +115,12 @@ class Client:
     async def upload_bytes(self, data) -> jobs_pb2.BlobInfo:
         return await self._call("UploadBlob", upload_chunks(data))
 
+    async def list_blobs(self) -> list:
+        return list((await self._call("ListBlobs", jobs_pb2.ListBlobsRequest())).blobs)
+
+    async def delete_blob(self, blob_id: str) -> None:
+        await self._call("DeleteBlob", jobs_pb2.DeleteBlobRequest(blob_id=blob_id))
+
     async def download_bytes(self, blob_id: str) -> bytes:
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
         return joined_chunks(blob_id, [c async for c in self._call("DownloadBlob", request)])

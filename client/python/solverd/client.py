@@ -241,6 +241,15 @@ class Client:
         them only if they arrived intact (DATA_LOSS otherwise)."""
         return self._unary("UploadBlob", upload_chunks(data))
 
+    def list_blobs(self) -> list:
+        """The caller's blobs (BlobInfo: id, size, expiry, SHA-256), soonest
+        to expire first."""
+        return list(self._unary("ListBlobs", jobs_pb2.ListBlobsRequest()).blobs)
+
+    def delete_blob(self, blob_id: str) -> None:
+        """Drops one of the caller's blobs before its TTL (NotFound if none)."""
+        self._unary("DeleteBlob", jobs_pb2.DeleteBlobRequest(blob_id=blob_id))
+
     def download_bytes(self, blob_id: str) -> bytes:
         """A blob's bytes, checked against the SHA-256 the server sends."""
         request = jobs_pb2.DownloadBlobRequest(blob_id=blob_id)
