@@ -111,6 +111,11 @@ class Solverctl(ServerTestCase):
             self.assertEqual(sorted(os.listdir(out)), sorted(result.output_files))
             with open(os.path.join(out, "config.json")) as f:
                 self.assertEqual(json.load(f)["quantization_config"]["bits"], 4)
+            names = set()
+            for shard in [f for f in os.listdir(out) if f.endswith(".safetensors")]:
+                with open(os.path.join(out, shard), "rb") as f:  # each reads back
+                    names |= set(solverd.safetensors.load(f.read())[0])
+            self.assertIn("model.layers.0.mlp.up_proj.qweight", names)
             self.assertFalse(os.path.exists(out + ".tar"))
             bad = self.run_ctl("quantize", folder, "--method=best", ok=False)
             self.assertIn("--method: one of", bad.stderr)
