@@ -6,6 +6,7 @@
 #ifndef SOLVERD_CLIENT_COMMANDS_H_
 #define SOLVERD_CLIENT_COMMANDS_H_
 
+#include <cctype>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,25 @@ absl::Status TaskCommand(SolverClient& client, const std::string& command,
 // quantize MODEL and demo quant (quant_command.cc).
 absl::Status Quantize(SolverClient& client, const std::vector<std::string>& args);
 absl::Status DemoQuant(SolverClient& client);
+
+inline constexpr char kTunerAlgorithms[] =
+    "tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle, fixed";
+
+// The enum value a flag names: `prefix` + `name` upper-cased, '-' as '_'
+// ("tsallis-inf" -> TUNER_ALGORITHM_TSALLIS_INF), by the generated
+// `parse` (v1::TunerAlgorithm_Parse, ...); INVALID_ARGUMENT "--FLAG: one
+// of CHOICES" for any other name.
+template <typename Enum, typename Parse>
+absl::StatusOr<Enum> EnumFromFlag(const char* flag, const std::string& prefix,
+                                  const std::string& name, const char* choices, Parse parse) {
+  Enum value;
+  std::string upper = prefix;
+  for (char c : name) upper += c == '-' ? '_' : static_cast<char>(std::toupper(c));
+  if (!parse(upper, &value)) {
+    return absl::InvalidArgumentError(std::string("--") + flag + ": one of " + choices);
+  }
+  return value;
+}
 
 // Submits `spec` (with the --priority, --deadline and --device flags),
 // watches it to the end with the usual progress, and returns the finished

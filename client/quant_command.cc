@@ -131,27 +131,16 @@ absl::Status SaveOutput(SolverClient& client, const v1::QuantResult& result,
   return extracted;
 }
 
-template <typename Enum, typename Parse>
-absl::StatusOr<Enum> Named(const char* flag, const std::string& prefix, std::string name,
-                           const char* choices, Parse parse) {
-  Enum value;
-  absl::StrReplaceAll({{"-", "_"}}, &name);
-  if (!parse(prefix + absl::AsciiStrToUpper(name), &value)) {
-    return absl::InvalidArgumentError(absl::StrCat("--", flag, ": one of ", choices));
-  }
-  return value;
-}
-
 absl::StatusOr<v1::QuantProblem> ProblemFromFlags() {
   const std::string method = absl::GetFlag(FLAGS_method);
-  auto parsed = Named<v1::QuantMethod>("method", "QUANT_METHOD_", method.empty() ? "rtn" : method,
+  auto parsed = EnumFromFlag<v1::QuantMethod>("method", "QUANT_METHOD_", method.empty() ? "rtn" : method,
                                        "rtn, gptq, dmmv, nf4, int8-blockwise, hqq",
                                        v1::QuantMethod_Parse);
   if (!parsed.ok()) return parsed.status();
-  auto format = Named<v1::QuantFormat>("format", "QUANT_FORMAT_", absl::GetFlag(FLAGS_format),
+  auto format = EnumFromFlag<v1::QuantFormat>("format", "QUANT_FORMAT_", absl::GetFlag(FLAGS_format),
                                        "solverd, gptq, gguf", v1::QuantFormat_Parse);
   if (!format.ok()) return format.status();
-  auto gguf_type = Named<v1::QuantGgufType>("gguf-type", "QUANT_GGUF_TYPE_",
+  auto gguf_type = EnumFromFlag<v1::QuantGgufType>("gguf-type", "QUANT_GGUF_TYPE_",
                                             absl::GetFlag(FLAGS_gguf_type),
                                             "from-bits, f16, q4_k, q5_k, q6_k, q4_k_m",
                                             v1::QuantGgufType_Parse);

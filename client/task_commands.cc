@@ -28,9 +28,6 @@ ABSL_DECLARE_FLAG(std::string, type);
 ABSL_DECLARE_FLAG(std::string, out);
 ABSL_DECLARE_FLAG(std::string, tuner);
 ABSL_DECLARE_FLAG(std::string, method);
-ABSL_DECLARE_FLAG(std::string, calibration);
-ABSL_DECLARE_FLAG(std::string, format);
-ABSL_DECLARE_FLAG(int64_t, group_size);
 ABSL_DECLARE_FLAG(double, tolerance);
 ABSL_DECLARE_FLAG(double, omega);
 ABSL_DECLARE_FLAG(int, side);
@@ -129,15 +126,11 @@ absl::StatusOr<std::string> FreshTuner(SolverClient& client) {
   v1::CreateTunerRequest request;
   request.set_name(absl::StrCat("demo-sor-", absl::GetFlag(FLAGS_seed), "-",
                                 absl::ToUnixMicros(absl::Now())));
-  v1::TunerAlgorithm algorithm;
-  if (!v1::TunerAlgorithm_Parse(absl::StrCat("TUNER_ALGORITHM_",
-                                             absl::AsciiStrToUpper(absl::StrReplaceAll(
-                                                 absl::GetFlag(FLAGS_algorithm), {{"-", "_"}}))),
-                                &algorithm)) {
-    return absl::InvalidArgumentError(
-        "--algorithm: one of tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle, fixed");
-  }
-  request.set_algorithm(algorithm);
+  auto algorithm = EnumFromFlag<v1::TunerAlgorithm>(
+      "algorithm", "TUNER_ALGORITHM_", absl::GetFlag(FLAGS_algorithm), kTunerAlgorithms,
+      v1::TunerAlgorithm_Parse);
+  if (!algorithm.ok()) return algorithm.status();
+  request.set_algorithm(*algorithm);
   request.set_seed(absl::GetFlag(FLAGS_seed));
   request.set_context_min(0);
   request.set_context_max(1);

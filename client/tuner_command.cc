@@ -46,14 +46,11 @@ absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& 
   if (verb == "create") {
     v1::CreateTunerRequest req;
     req.set_name(args[1]);
-    v1::TunerAlgorithm algorithm;
-    const std::string name = absl::StrReplaceAll(
-        absl::AsciiStrToUpper(absl::GetFlag(FLAGS_algorithm)), {{"-", "_"}});
-    if (!v1::TunerAlgorithm_Parse("TUNER_ALGORITHM_" + name, &algorithm)) {
-      return absl::InvalidArgumentError(
-          "--algorithm: one of tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle, fixed");
-    }
-    req.set_algorithm(algorithm);
+    auto algorithm = EnumFromFlag<v1::TunerAlgorithm>(
+        "algorithm", "TUNER_ALGORITHM_", absl::GetFlag(FLAGS_algorithm), kTunerAlgorithms,
+        v1::TunerAlgorithm_Parse);
+    if (!algorithm.ok()) return algorithm.status();
+    req.set_algorithm(*algorithm);
     req.set_seed(absl::GetFlag(FLAGS_seed));
     req.set_context_min(absl::GetFlag(FLAGS_context_min));
     req.set_context_max(absl::GetFlag(FLAGS_context_max));
