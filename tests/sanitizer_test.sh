@@ -16,7 +16,7 @@ cmake -S "$src" -B "$build" -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_
   -DSOLVERD_CUDA=OFF -DSOLVERD_SANITIZE=address,undefined -DSOLVERD_FUZZ=ON >/dev/null
 tests=(scheduler_test job_store_test job_journal_test bearer_tokens_test ot_family_test sor_family_test
        family_registry_test blob_store_test
-       loopback_test sor_loopback_test)
+       loopback_test sor_loopback_test solverctl_test)
 cmake --build "$build" --parallel "$(nproc)" \
   --target solverd solverctl "${tests[@]}" job_spec_fuzz matrix_market_fuzz blob_upload_fuzz
 export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
