@@ -60,6 +60,18 @@ class Sor(ServerTestCase):
         self.assertEqual(tuner.state.systems, 5)
         self.assertEqual(tuner.refresh(client=self.client).systems, 5)
 
+    def test_raw_solutions_are_the_values_as_bytes(self):
+        b = self.rng.random(400)
+        system = solverd.sor_pb2.LinearSystem(a=solverd.csr_matrix(self.A.indptr, self.A.indices,
+                                                                   self.A.data),
+                                              b=solverd.tensor(b))
+        results = [self.client.solve(solverd.sor_pb2.SorSequence(
+            systems=[system], omega=1.4, raw_solutions=raw)).solves[0] for raw in (False, True)]
+        self.assertEqual(len(results[0].x_raw), 0)
+        self.assertEqual(len(results[1].x), 0)
+        np.testing.assert_array_equal(np.frombuffer(results[1].x_raw, "<f8"),
+                                      np.asarray(results[0].x))
+
     def test_bad_arguments_say_what(self):
         with self.assertRaisesRegex(ValueError, "A must be square"):
             solverd.sor.solve(sp.random(3, 4, format="csr"), np.ones(3), client=self.client)

@@ -107,6 +107,7 @@ def solve(A, b, *, omega: Optional[float] = None, tuner: Union[Tuner, str, None]
         sequence = sor_pb2.SorSequence(
             systems=[system], method=METHODS[method], tolerance=tol, max_iterations=max_iter,
             omega=omega or 0.0, tuner=tuner.name if isinstance(tuner, Tuner) else (tuner or ""),
+            raw_solutions=True,
             ordering=sor_pb2.SOR_ORDERING_NATURAL if ordering == "natural"
             else sor_pb2.SOR_ORDERING_MULTICOLOR)
         job, result = calls.run(c, sequence, progress=progress, timeout=timeout, device=device,
@@ -120,7 +121,7 @@ def solve(A, b, *, omega: Optional[float] = None, tuner: Union[Tuner, str, None]
         values = [getattr(s, name) for s in solves]
         return values if many else values[0]
 
-    x = np.array([np.asarray(s.x) for s in solves])
+    x = np.array([np.frombuffer(s.x_raw, "<f8") for s in solves])
     return Solution(x=x if many else x[0], omega=figure("omega"),
                     iterations=figure("iterations"),
                     relative_residual=figure("relative_residual"),

@@ -137,6 +137,7 @@ absl::StatusOr<SorWork> ConvertSorSequence(const v1::SorSequence& in,
   work.options = *options;
   work.warm_start = in.warm_start();
   work.omit_solutions = in.omit_solutions();
+  work.raw_solutions = in.raw_solutions();
   if (in.systems().empty()) return Invalid("sor.systems", "is empty");
   int64_t solves = 0;
   for (int i = 0; i < in.systems_size(); ++i) {

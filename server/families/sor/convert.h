@@ -32,6 +32,7 @@ struct SorWork {
   ::solverd::sor::Options options;
   bool warm_start = false;
   bool omit_solutions = false;
+  bool raw_solutions = false;  // x as bytes (x_raw), not repeated values
 };
 
 // Systems in one job at most, and right-hand sides over all of them.

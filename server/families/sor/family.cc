@@ -46,7 +46,7 @@ struct SolveItem {
   int rhs;
 };
 
-void Record(const SolveItem& item, const sor::TunedSolve& solve, bool with_solution,
+void Record(const SolveItem& item, const sor::TunedSolve& solve, const SorWork& work,
             v1::SorSequenceResult* out, JobOutcome* outcome) {
   v1::SorSolveResult* r = out->add_solves();
   r->set_system(item.system);
@@ -57,7 +57,12 @@ void Record(const SolveItem& item, const sor::TunedSolve& solve, bool with_solut
   r->set_converged(solve.result.converged);
   r->set_seconds(solve.result.seconds);
   r->set_work_iterations(solve.work_iterations);
-  if (with_solution) r->mutable_x()->Add(solve.result.x.begin(), solve.result.x.end());
+  const std::vector<double>& x = solve.result.x;
+  if (work.raw_solutions && !work.omit_solutions) {  // little-endian hosts only, as the API's
+    r->set_x_raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(double));
+  } else if (!work.omit_solutions) {
+    r->mutable_x()->Add(x.begin(), x.end());
+  }
   out->set_total_iterations(out->total_iterations() + solve.result.iterations);
   outcome->iterations += solve.work_iterations;
 }
@@ -219,7 +224,7 @@ JobOutcome PreparedSor::Run(const Lane& lane, ::solverd::ProgressSink* sink,
         failed = pos + k;
       }
       if (!status.ok() && solve.result.x.empty()) break;
-      Record(items[pos + k], solve, !work_.omit_solutions, &out, &outcome);
+      Record(items[pos + k], solve, work_, &out, &outcome);
       previous = std::move(solve.result.x);
       if (sink != nullptr) ReportSolve(sink, solve, out, pos + k + 1, total, elapsed());
       if (!status.ok()) break;
