@@ -59,8 +59,10 @@ int main(int argc, char** argv) {
   out.write(reinterpret_cast<const char*>(r.x.data()), r.x.size() * 8);
   out.write(reinterpret_cast<const char*>(r.y.data()), r.y.size() * 8);
   std::printf("{\"seconds\": %.6f, \"iterations\": %ld, \"sinkhorn_iterations\": %ld, "
-              "\"newton_iterations\": %ld, \"marginal_error\": %.6e, \"transport_cost\": %.12g}\n",
+              "\"newton_iterations\": %ld, \"sinkhorn_seconds\": %.6f, \"newton_seconds\": %.6f, "
+              "\"marginal_error\": %.6e, \"transport_cost\": %.12g}\n",
               seconds, static_cast<long>(r.iterations), static_cast<long>(r.sinkhorn_iterations),
-              static_cast<long>(r.newton_iterations), r.marginal_error, r.transport_cost);
+              static_cast<long>(r.newton_iterations), r.sinkhorn_seconds, r.newton_seconds,
+              r.marginal_error, r.transport_cost);
   return 0;
 }

@@ -22,12 +22,35 @@ struct SolveState {
   bool error_current = false;  // `error` is of the current potentials
   int64_t sinkhorn_iterations = 0;
   int64_t newton_iterations = 0;
+  double sinkhorn_seconds = 0;  // wall time in each stage (StageClock)
+  double newton_seconds = 0;
   bool finished = false;    // termination below is final
   Termination termination = Termination::kMaxIterations;
   Status stop;              // kCancelled / kDeadlineExceeded when stopped
 
   int64_t iterations() const { return sinkhorn_iterations + newton_iterations; }
   double seconds() const;
+};
+
+// Adds the wall time of its scope to *seconds, less what a nested stage
+// added to *nested meanwhile (the Sinkhorn windows Newton falls back to), so
+// each stage's time is its own.
+class StageClock {
+ public:
+  explicit StageClock(double* seconds, const double* nested = nullptr)
+      : seconds_(seconds), nested_(nested), nested_before_(nested ? *nested : 0) {}
+  ~StageClock() {
+    const double nested = nested_ != nullptr ? *nested_ - nested_before_ : 0;
+    *seconds_ += std::chrono::duration<double>(Clock::now() - start_).count() - nested;
+  }
+  StageClock(const StageClock&) = delete;
+  StageClock& operator=(const StageClock&) = delete;
+
+ private:
+  double* const seconds_;
+  const double* const nested_;
+  const double nested_before_;
+  const Clock::time_point start_ = Clock::now();
 };
 
 // Reports progress for the current state (stage "sinkhorn" or "newton").
@@ -45,8 +68,10 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
 class SinkhornSteps {
  public:
   // Ends after `max_steps` iterations, when `state` is finished, or (when
-  // stop_on_stall) once the error shrinks by less than half over a check
-  // window. sink and cancel may be null.
+  // stop_on_stall, for auto) once the Newton stage is predicted to finish
+  // sooner: Sinkhorn's rate over the last check window, extrapolated to the
+  // tolerance, needs more iterations than kNewtonStageCost. sink and
+  // cancel may be null.
   SinkhornSteps(const Options& options, int64_t max_steps, bool stop_on_stall,
                 ProgressSink* sink, const CancelToken* cancel, SolveState* state);
 
@@ -67,15 +92,27 @@ class SinkhornSteps {
   ProgressSink* const sink_;
   const CancelToken* const cancel_;
   SolveState* const state_;
+  // Whether Sinkhorn, at `error` now, is predicted to need more iterations
+  // to the tolerance than the Newton stage costs.
+  bool NewtonPredictedSooner(double error) const;
+
   int64_t step_ = 0;
   bool check_ = false;
   double window_start_error_ = -1;
+  int64_t window_start_step_ = 0;
   bool stalled_ = false;
 };
 
+// What auto expects the whole Newton stage to cost, in Sinkhorn iterations
+// of the same problem: a few Newton steps (3-8 on bench/ot's cases), each
+// some 40-100 iterations' time on the CPU (the step's dense passes use exp,
+// a Sinkhorn iteration on the cached Gibbs kernel does not). Measured on
+// bench/ot's cases (solverd-auto against the faster of sinkhorn and sns).
+inline constexpr double kNewtonStageCost = 400;
+
 // Runs Sinkhorn iterations until `state` is finished, `max_steps` more
-// iterations have run, or (when stop_on_stall) the error shrinks by less
-// than half over a check window. Ends with the potentials balanced on the
+// iterations have run, or (when stop_on_stall) SinkhornSteps predicts the
+// Newton stage to finish sooner. Ends with the potentials balanced on the
 // columns and state->error measured at them.
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,

@@ -40,7 +40,7 @@ struct Problem {
 enum class Method {
   kSinkhorn,  // log-domain Sinkhorn
   kSns,       // Sinkhorn-Newton-Sparse: sns_sinkhorn_steps Sinkhorn steps, then Newton
-  kAuto,      // Sinkhorn while it converges fast, Newton once it stalls
+  kAuto,      // Sinkhorn, then Newton once that is predicted to finish sooner
 };
 
 struct Options {
@@ -81,6 +81,10 @@ struct Result {
   int64_t iterations = 0;          // all stages
   int64_t sinkhorn_iterations = 0;
   int64_t newton_iterations = 0;
+  // Wall time in each stage (Newton's own, without the Sinkhorn windows it
+  // falls back to); 0 in a batched solve, which times the batch only.
+  double sinkhorn_seconds = 0;
+  double newton_seconds = 0;
   std::vector<double> x, y;       // dual potentials (x_i = -inf where a_i = 0)
   std::vector<double> plan;       // n*m when Options::want_plan
   SparsePlan sparse_plan;         // when Options::sparse_plan_threshold > 0

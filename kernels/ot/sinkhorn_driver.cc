@@ -107,18 +107,28 @@ bool SinkhornSteps::End(double error, bool updated) {
   }
   ++state_->sinkhorn_iterations;
   if (check_ && stop_on_stall_) {
-    if (window_start_error_ > 0 && error > 0.5 * window_start_error_) {
+    if (window_start_error_ > 0 && NewtonPredictedSooner(error)) {
       stalled_ = true;
       return false;
     }
     window_start_error_ = error;
+    window_start_step_ = step_;
   }
   return true;
+}
+
+bool SinkhornSteps::NewtonPredictedSooner(double error) const {
+  const double steps = static_cast<double>(step_ - window_start_step_);
+  if (!(error > options_.tolerance) || steps <= 0) return false;
+  const double rate = std::pow(error / window_start_error_, 1.0 / steps);  // per iteration
+  if (!(rate < 1)) return true;  // not shrinking at all
+  return std::log(options_.tolerance / error) / std::log(rate) > kNewtonStageCost;
 }
 
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state) {
+  StageClock clock(&state->sinkhorn_seconds);
   SinkhornSteps steps(options, max_steps, stop_on_stall, sink, cancel, state);
   for (;;) {
     bool check = false, updated = false;
@@ -140,6 +150,8 @@ void FillResultFigures(const Problem& problem, const SolveState& state, double t
   result->marginal_error = state.error;
   result->sinkhorn_iterations = state.sinkhorn_iterations;
   result->newton_iterations = state.newton_iterations;
+  result->sinkhorn_seconds = state.sinkhorn_seconds;
+  result->newton_seconds = state.newton_seconds;
   result->iterations = state.iterations();
   result->termination = state.termination;
   result->transport_cost = transport_cost;

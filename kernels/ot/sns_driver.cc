@@ -63,6 +63,7 @@ class NewtonStage {
   }
 
   Status Run(ProgressSink* sink, const CancelToken* cancel, SolveState* state) {
+    StageClock clock(&state->newton_seconds, &state->sinkhorn_seconds);
     SOLVERD_RETURN_IF_ERROR(backend_.CopyPotentials(&point_.x, &point_.y));
     for (int64_t i = 0; i < p_.n; ++i) {
       if (p_.a[i] <= 0) point_.x[i] = -INFINITY;

@@ -1,6 +1,7 @@
 // Tests of Sinkhorn-Newton-Sparse and the auto method: agreement with
 // Sinkhorn, the paper's random-assignment behaviour, adversarial inputs,
 // and CPU/CUDA agreement (CUDA tests skip without a device).
+#include <chrono>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -75,6 +76,23 @@ TEST(Sns, AutoIsTheDefaultAndSwitchesToNewtonWhenSinkhornStalls) {
                     nullptr, &r).ok());
   EXPECT_EQ(r.termination, Termination::kConverged);
   EXPECT_EQ(r.newton_iterations, 0);
+}
+
+TEST(Sns, EachStageReportsItsOwnTime) {
+  Problem p = RandomCost(200, 200, 1200, 2);
+  Result sns, sinkhorn;
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 200), nullptr, nullptr,
+                    &sns).ok());
+  const double wall =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GT(sns.sinkhorn_seconds, 0);
+  EXPECT_GT(sns.newton_seconds, 0);
+  EXPECT_LE(sns.sinkhorn_seconds + sns.newton_seconds, wall);
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSinkhorn, 1e-9, 200), nullptr,
+                    nullptr, &sinkhorn).ok());
+  EXPECT_GT(sinkhorn.sinkhorn_seconds, 0);
+  EXPECT_EQ(sinkhorn.newton_seconds, 0);
 }
 
 TEST(Sns, ReportsNewtonStageInProgress) {

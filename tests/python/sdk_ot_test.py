@@ -55,6 +55,7 @@ class Ot(ServerTestCase):
         self.assertAlmostEqual(by_points.cost, by_costs.cost, delta=1e-9)
         self.assertLess(np.abs(by_points.plan_from(M) - by_costs.plan).max(), 1e-9)
         self.assertEqual(by_costs.termination, "CONVERGED")
+        self.assertGreater(by_costs.sinkhorn_seconds, 0)  # auto's Sinkhorn stage, at least
         self.assertIsInstance(by_costs.iterations, int)
 
     def test_a_batch_is_one_job_with_each_problems_answer(self):
