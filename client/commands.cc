@@ -213,8 +213,8 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
     return absl::OkStatus();
   }
   return Usage(absl::StrCat("unknown command '", command,
-                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner, blob, fir, sor, "
-                            "quantize"));
+                            "'; commands: demo, submit, watch, get, list, cancel, health, tuner, "
+                            "blob, fir, sor, quantize"));
 }
 
 }  // namespace solverd::client

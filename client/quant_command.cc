@@ -64,7 +64,8 @@ absl::StatusOr<std::vector<std::string>> CheckpointFiles(const fs::path& folder)
     }
   }
   if (names.empty() || names[0] != "config.json") {
-    return absl::NotFoundError(absl::StrCat(folder.string(), ": no config.json (not a checkpoint)"));
+    return absl::NotFoundError(
+        absl::StrCat(folder.string(), ": no config.json (not a checkpoint)"));
   }
   return names;
 }
@@ -94,11 +95,19 @@ absl::StatusOr<v1::QuantFile> UploadModel(SolverClient& client, const std::strin
 absl::Status ExtractMembers(const std::string& tar, const std::vector<std::string>& names,
                             const fs::path& folder) {
   std::ifstream in(tar, std::ios::binary);
+  std::error_code error;
+  const uint64_t tar_bytes = fs::file_size(tar, error);
   std::set<std::string> wanted(names.begin(), names.end());
   fs::create_directories(folder);
   for (char header[512]; in.read(header, 512) && header[0] != '\0';) {
-    const std::string name(header, strnlen(header, 100));
+    std::string name(header, strnlen(header, 100));
+    if (header[345] != '\0') {  // ustar: a long name's leading folders
+      name = std::string(header + 345, strnlen(header + 345, 155)) + "/" + name;
+    }
     const uint64_t size = std::strtoull(std::string(header + 124, 12).c_str(), nullptr, 8);
+    if (error || size > tar_bytes) {
+      return absl::DataLossError(absl::StrCat(tar, ": member ", name, " claims ", size, " bytes"));
+    }
     std::string data(size, '\0');
     in.read(data.data(), static_cast<std::streamsize>(size));
     in.ignore(static_cast<std::streamsize>((512 - size % 512) % 512));
@@ -107,7 +116,11 @@ absl::Status ExtractMembers(const std::string& tar, const std::vector<std::strin
     if (name.empty() || name[0] == '/' || absl::StrContains(name, "..") || header[156] != '0') {
       return absl::DataLossError(absl::StrCat(tar, ": unexpected member ", name));
     }
-    std::ofstream(folder / name, std::ios::binary) << data;
+    std::ofstream member(folder / name, std::ios::binary);
+    member << data;
+    if (!member.flush()) {
+      return absl::InternalError(absl::StrCat("cannot write ", (folder / name).string()));
+    }
   }
   if (!wanted.empty()) {
     return absl::DataLossError(absl::StrCat(tar, ": missing ", *wanted.begin()));
@@ -133,17 +146,17 @@ absl::Status SaveOutput(SolverClient& client, const v1::QuantResult& result,
 
 absl::StatusOr<v1::QuantProblem> ProblemFromFlags() {
   const std::string method = absl::GetFlag(FLAGS_method);
-  auto parsed = EnumFromFlag<v1::QuantMethod>("method", "QUANT_METHOD_", method.empty() ? "rtn" : method,
-                                       "rtn, gptq, dmmv, nf4, int8-blockwise, hqq",
-                                       v1::QuantMethod_Parse);
+  auto parsed = EnumFromFlag<v1::QuantMethod>(
+      "method", "QUANT_METHOD_", method.empty() ? "rtn" : method,
+      "rtn, gptq, dmmv, nf4, int8-blockwise, hqq", v1::QuantMethod_Parse);
   if (!parsed.ok()) return parsed.status();
-  auto format = EnumFromFlag<v1::QuantFormat>("format", "QUANT_FORMAT_", absl::GetFlag(FLAGS_format),
-                                       "solverd, gptq, gguf", v1::QuantFormat_Parse);
+  auto format = EnumFromFlag<v1::QuantFormat>("format", "QUANT_FORMAT_",
+                                              absl::GetFlag(FLAGS_format), "solverd, gptq, gguf",
+                                              v1::QuantFormat_Parse);
   if (!format.ok()) return format.status();
-  auto gguf_type = EnumFromFlag<v1::QuantGgufType>("gguf-type", "QUANT_GGUF_TYPE_",
-                                            absl::GetFlag(FLAGS_gguf_type),
-                                            "from-bits, f16, q4_k, q5_k, q6_k, q4_k_m",
-                                            v1::QuantGgufType_Parse);
+  auto gguf_type = EnumFromFlag<v1::QuantGgufType>(
+      "gguf-type", "QUANT_GGUF_TYPE_", absl::GetFlag(FLAGS_gguf_type),
+      "from-bits, f16, q4_k, q5_k, q6_k, q4_k_m", v1::QuantGgufType_Parse);
   if (!gguf_type.ok()) return gguf_type.status();
   v1::QuantProblem problem;
   problem.set_gguf_type(*gguf_type);

@@ -172,7 +172,8 @@ absl::StatusOr<v1::Tensor> RightHandSides(const std::string& path) {
   std::vector<std::vector<double>> rows;
   for (std::string line; std::getline(in, line);) {
     std::vector<double> row;
-    for (absl::string_view word : absl::StrSplit(line, absl::ByAnyChar(" \t,"), absl::SkipEmpty())) {
+    for (absl::string_view word :
+         absl::StrSplit(line, absl::ByAnyChar(" \t,"), absl::SkipEmpty())) {
       double v;
       if (!absl::SimpleAtod(word, &v)) {
         return absl::InvalidArgumentError(absl::StrCat(path, ": not a number: ", word));
