@@ -23,6 +23,10 @@ absl::Status RunCommand(SolverClient& client, const std::string& command,
 // tuner create|get|list|delete (sor tuners).
 absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& args);
 
+// What `tuner create NAME` (and demo sor) asks for: --algorithm, --seed,
+// --context-min, --context-max.
+absl::StatusOr<v1::CreateTunerRequest> TunerRequestFromFlags(const std::string& name);
+
 // fir, sor solve, quantize, and demo sor|dmmv|quant (task_commands.cc).
 absl::Status TaskCommand(SolverClient& client, const std::string& command,
                          const std::vector<std::string>& args);
@@ -30,9 +34,6 @@ absl::Status TaskCommand(SolverClient& client, const std::string& command,
 // quantize MODEL and demo quant (quant_command.cc).
 absl::Status Quantize(SolverClient& client, const std::vector<std::string>& args);
 absl::Status DemoQuant(SolverClient& client);
-
-inline constexpr char kTunerAlgorithms[] =
-    "tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle, fixed";
 
 // The enum value a flag names: `prefix` + `name` upper-cased, '-' as '_'
 // ("tsallis-inf" -> TUNER_ALGORITHM_TSALLIS_INF), by the generated

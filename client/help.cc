@@ -19,7 +19,8 @@ struct CommandHelp {
 const std::vector<CommandHelp>& Commands() {
   static const auto* commands = new std::vector<CommandHelp>{
       {"demo", "demo ot|sor|dmmv|quant   a generated problem, watched to the end",
-       {"n", "m", "dim", "eta", "method", "seed", "side", "systems", "algorithm", "order",
+       {"n", "m", "dim", "eta", "method", "seed", "side", "systems", "algorithm", "context_min",
+        "context_max", "order",
         "bits", "passband", "stopband", "type", "priority", "deadline", "device"}},
       {"submit",
        "submit FILE.json [--watch]   a JobSpec in proto3 JSON; {\"file\": PATH} in place\n"

@@ -74,9 +74,9 @@ ABSL_FLAG(int, side, 32, "demo sor: grid side (n = side^2 unknowns)");
 ABSL_FLAG(int, systems, 24, "demo sor: systems in the sequence");
 ABSL_FLAG(uint64_t, seed, 1, "demo: random seed");
 ABSL_FLAG(std::string, algorithm, "tsallis-inf",
-          "tuner create: tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle or fixed");
-ABSL_FLAG(double, context_min, 0, "tuner create: lower end of the context range");
-ABSL_FLAG(double, context_max, 1, "tuner create: upper end of the context range");
+          "tuner create, demo sor: tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle or fixed");
+ABSL_FLAG(double, context_min, 0, "tuner create, demo sor: lower end of the context range");
+ABSL_FLAG(double, context_max, 1, "tuner create, demo sor: upper end of the context range");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "health: RPC timeout");
 ABSL_FLAG(std::string, service, "", "health: service name (empty: the whole server)");
 

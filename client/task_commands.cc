@@ -123,20 +123,13 @@ absl::Status Fir(SolverClient& client) {
 
 // A tuner named for this run, so that the demo learns from nothing.
 absl::StatusOr<std::string> FreshTuner(SolverClient& client) {
-  v1::CreateTunerRequest request;
-  request.set_name(absl::StrCat("demo-sor-", absl::GetFlag(FLAGS_seed), "-",
-                                absl::ToUnixMicros(absl::Now())));
-  auto algorithm = EnumFromFlag<v1::TunerAlgorithm>(
-      "algorithm", "TUNER_ALGORITHM_", absl::GetFlag(FLAGS_algorithm), kTunerAlgorithms,
-      v1::TunerAlgorithm_Parse);
-  if (!algorithm.ok()) return algorithm.status();
-  request.set_algorithm(*algorithm);
-  request.set_seed(absl::GetFlag(FLAGS_seed));
-  request.set_context_min(0);
-  request.set_context_max(1);
+  // The systems' contexts (their shifts) span [0, 1), the flags' default.
+  auto request = TunerRequestFromFlags(absl::StrCat(
+      "demo-sor-", absl::GetFlag(FLAGS_seed), "-", absl::ToUnixMicros(absl::Now())));
+  if (!request.ok()) return request.status();
   grpc::ClientContext ctx;
   v1::Tuner tuner;
-  grpc::Status s = client.stub().CreateTuner(&ctx, request, &tuner);
+  grpc::Status s = client.stub().CreateTuner(&ctx, *request, &tuner);
   if (!s.ok()) return FromGrpc(s);
   return tuner.name();
 }

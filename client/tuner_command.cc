@@ -30,6 +30,20 @@ absl::Status Print(const google::protobuf::Message& message) {
 
 }  // namespace
 
+absl::StatusOr<v1::CreateTunerRequest> TunerRequestFromFlags(const std::string& name) {
+  auto algorithm = EnumFromFlag<v1::TunerAlgorithm>(
+      "algorithm", "TUNER_ALGORITHM_", absl::GetFlag(FLAGS_algorithm),
+      "tsallis-inf, tsallis-inf-cb, chebcb, grid-oracle, fixed", v1::TunerAlgorithm_Parse);
+  if (!algorithm.ok()) return algorithm.status();
+  v1::CreateTunerRequest request;
+  request.set_name(name);
+  request.set_algorithm(*algorithm);
+  request.set_seed(absl::GetFlag(FLAGS_seed));
+  request.set_context_min(absl::GetFlag(FLAGS_context_min));
+  request.set_context_max(absl::GetFlag(FLAGS_context_max));
+  return request;
+}
+
 absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& args) {
   const std::string usage = "tuner create|get|delete <name>, or tuner list";
   if (args.empty()) return absl::InvalidArgumentError(usage);
@@ -44,17 +58,9 @@ absl::Status TunerCommand(SolverClient& client, const std::vector<std::string>& 
   v1::Tuner tuner;
   grpc::Status s;
   if (verb == "create") {
-    v1::CreateTunerRequest req;
-    req.set_name(args[1]);
-    auto algorithm = EnumFromFlag<v1::TunerAlgorithm>(
-        "algorithm", "TUNER_ALGORITHM_", absl::GetFlag(FLAGS_algorithm), kTunerAlgorithms,
-        v1::TunerAlgorithm_Parse);
-    if (!algorithm.ok()) return algorithm.status();
-    req.set_algorithm(*algorithm);
-    req.set_seed(absl::GetFlag(FLAGS_seed));
-    req.set_context_min(absl::GetFlag(FLAGS_context_min));
-    req.set_context_max(absl::GetFlag(FLAGS_context_max));
-    s = client.stub().CreateTuner(&ctx, req, &tuner);
+    auto req = TunerRequestFromFlags(args[1]);
+    if (!req.ok()) return req.status();
+    s = client.stub().CreateTuner(&ctx, *req, &tuner);
   } else if (verb == "get") {
     v1::GetTunerRequest req;
     req.set_name(args[1]);
