@@ -7,7 +7,7 @@
 // stopping test, progress, cancellation and result, and gets the iterates
 // it would get alone on CUDA. What the batched loop does not do runs alone,
 // through Solve(): SNS, sparse plans, problems of another shape, and `auto`
-// problems whose Sinkhorn stalls (solved again from the start, Newton
+// problems that move on to Newton (solved again from the start, Newton
 // stage included). On the CPU every problem runs through Solve().
 // SolveBatch may run on many threads at once, each with its own items
 // and stream; the items of one call belong to that call alone.

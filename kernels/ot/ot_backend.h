@@ -106,7 +106,7 @@ Status RunSns(OtBackend& backend, const Problem& problem, const Options& options
 #ifdef SOLVERD_HAVE_CUDA
 // Runs the Sinkhorn iterations of `group` (two or more items of one shape,
 // methods sinkhorn or auto, no sparse plan) as batched launches, filling
-// each item's result and status; `auto` items whose Sinkhorn stalls are
+// each item's result and status; `auto` items that move on to Newton are
 // appended to *give_back untouched, for Solve() to run alone.
 Status SinkhornBatchCuda(const Device& device, StreamHandle stream,
                          const std::vector<BatchItem*>& group,
