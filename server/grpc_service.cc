@@ -13,11 +13,11 @@ namespace solverd::server {
 
 namespace {
 
-// What the API says of a stored blob (`size` bytes).
-v1::BlobInfo BlobInfoOf(const BlobStore::Blob& blob, int64_t size) {
+// What the API says of a stored blob.
+v1::BlobInfo BlobInfoOf(const BlobStore::Blob& blob) {
   v1::BlobInfo info;
   info.set_blob_id(blob.id);
-  info.set_size_bytes(size);
+  info.set_size_bytes(blob.size);
   info.set_sha256(blob.sha256);
   *info.mutable_expire_time() = google::protobuf::util::TimeUtil::NanosecondsToTimestamp(
       absl::ToUnixNanos(blob.expire_time));
@@ -226,10 +226,9 @@ grpc::Status SolverServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   if (ctx->IsCancelled()) {
     return grpc::Status(grpc::StatusCode::CANCELLED, "the upload was interrupted; nothing stored");
   }
-  const int64_t size = upload.size();
   auto blob = upload.Finish(absl::Now());
   if (!blob.ok()) return ToGrpc(blob.status());
-  *out = BlobInfoOf(*blob, size);
+  *out = BlobInfoOf(*blob);
   return grpc::Status::OK;
 }
 
@@ -239,7 +238,7 @@ grpc::Status SolverServiceImpl::ListBlobs(grpc::ServerContext* ctx, const v1::Li
   if (!caller.ok()) return ToGrpc(caller.status());
   auto blobs = manager_->blobs().List(*caller, absl::Now());
   if (!blobs.ok()) return ToGrpc(blobs.status());
-  for (const BlobStore::Blob& blob : *blobs) *out->add_blobs() = BlobInfoOf(blob, blob.size);
+  for (const BlobStore::Blob& blob : *blobs) *out->add_blobs() = BlobInfoOf(blob);
   return grpc::Status::OK;
 }
 
