@@ -196,8 +196,7 @@ absl::Status BlobStore::Delete(const std::string& id, const std::string& owner) 
     gone = std::move(it->second);
     blobs_.erase(it);
   }
-  Release(gone.owner, gone.size);
-  if (!gone.file.empty()) std::remove(gone.file.c_str());
+  Forget(gone);
   return absl::OkStatus();
 }
 
@@ -218,11 +217,13 @@ int BlobStore::Sweep(absl::Time now) {
       }
     }
   }
-  for (const Blob& blob : expired) {
-    Release(blob.owner, blob.size);
-    if (!blob.file.empty()) std::remove(blob.file.c_str());
-  }
+  for (const Blob& blob : expired) Forget(blob);
   return static_cast<int>(expired.size());
+}
+
+void BlobStore::Forget(const Blob& blob) {
+  Release(blob.owner, blob.size);
+  if (!blob.file.empty()) std::remove(blob.file.c_str());
 }
 
 int64_t BlobStore::used_bytes() const {

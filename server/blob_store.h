@@ -129,6 +129,8 @@ class BlobStore {
   static absl::Status Mismatch(const std::string& id);
   std::string PathFor(const std::string& dir, const Blob& blob) const;
   const std::string& OutputDir() const;
+  // Gives a blob taken out of blobs_ back to the quotas and removes its file.
+  void Forget(const Blob& blob);
   // Stores a job's output file in the shared store; removes the file.
   absl::StatusOr<Blob> CopyToShared(const std::string& owner, const std::string& path);
   // The blob files in `dir` (warnings for those it had to skip).
