@@ -77,12 +77,17 @@ struct Options {
   uint64_t seed = 1;
   int threads = 1;                     // CPU backend
   int progress_every = 1;              // LNS rounds between progress reports
+  // Minimize the weighted sum of squares ||w .* (X v - b)||^2 alone: t is
+  // reported but no longer comes first. For regularized fits whose rows are
+  // not all constraints (tomography under stated noise, whose smoothness
+  // rows would otherwise decide t).
+  bool least_squares = false;
 };
 
 struct InstanceResult {
   std::vector<int64_t> level_indices;  // M
   std::vector<double> values;          // M, the chosen levels
-  double max_violation = 0;            // t
+  double max_violation = 0;            // t (also with least_squares)
   double l2 = 0;                       // ||w .* (X v - b)||_2
   double start_max_violation = 0;      // t of the starting point
   int64_t moves = 0;                   // improving moves applied

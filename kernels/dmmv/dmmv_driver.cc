@@ -19,12 +19,26 @@ constexpr int kOperators = 2;  // destroy: random, worst-row; repair: random, gr
 constexpr double kReaction = 0.2;
 
 // (t, sum of squares), compared lexicographically; the L2 tie-break keeps
-// the search from wandering along plateaus of t.
+// the search from wandering along plateaus of t. With least_squares t
+// does not count (it is kept only to be reported).
 struct Objective {
   double t = kInf, sum_squares = kInf;
-  bool Better(const Objective& o) const {
-    return t < o.t || (t == o.t && sum_squares < o.sum_squares * (1 - 1e-12));
+};
+
+class Order {
+ public:
+  explicit Order(bool least_squares) : least_squares_(least_squares) {}
+  bool Better(const Objective& a, const Objective& b) const {
+    return Rank(a) < Rank(b) || (Rank(a) == Rank(b) && a.sum_squares < b.sum_squares * (1 - 1e-12));
   }
+  // A strict weak order agreeing with Better, for sorting.
+  std::pair<double, double> Key(const Objective& a) const { return {Rank(a), a.sum_squares}; }
+  // The cutoff above which a move's t may be reported inexactly.
+  double Cutoff(const Objective& current) const { return least_squares_ ? kInf : current.t; }
+
+ private:
+  double Rank(const Objective& a) const { return least_squares_ ? 0.0 : a.t; }
+  bool least_squares_;
 };
 
 struct State {
@@ -64,7 +78,7 @@ class Search {
   Search(DmmvBackend& backend, const Problem& problem, const CscMatrix* columns,
          const Options& options, const CancelToken* cancel)
       : backend_(backend), problem_(problem), columns_(columns), options_(options),
-        cancel_(cancel), start_(Clock::now()) {
+        cancel_(cancel), start_(Clock::now()), order_(options.least_squares) {
     if (columns_ != nullptr) {
       row_stamp_.assign(static_cast<size_t>(problem.rows), 0);
       var_stamp_.assign(static_cast<size_t>(problem.cols), 0);
@@ -82,6 +96,7 @@ class Search {
     return options_.time_limit_seconds > 0 && Seconds() > options_.time_limit_seconds;
   }
   double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  const Order& order() const { return order_; }
 
  private:
   // The exact objective of each listed instance's current residual.
@@ -101,6 +116,7 @@ class Search {
   const Options& options_;
   const CancelToken* cancel_;
   const Clock::time_point start_;
+  const Order order_;
   std::vector<int64_t> row_stamp_, var_stamp_;  // claimed this round when == stamp_
   int64_t stamp_ = 0;
 };
@@ -158,7 +174,7 @@ Status Search::LocalSearch(std::vector<State>& states) {
     std::vector<double> cutoff(states.size(), kInf);
     for (size_t a = 0; a < active.size(); ++a) {
       State& s = states[active[a]];
-      cutoff[active[a]] = s.current.t;
+      cutoff[active[a]] = order_.Cutoff(s.current);
       first[a] = singles.size();
       for (int64_t j = 0; j < m; ++j) {
         const int32_t i = active[a], v = static_cast<int32_t>(j);
@@ -174,8 +190,8 @@ Status Search::LocalSearch(std::vector<State>& states) {
     std::vector<Move> pairs;
     std::vector<size_t> pair_first(active.size() + 1);
     auto by_score = [&](size_t x, size_t y) {
-      return Objective{scores[x].max_violation, scores[x].sum_squares}
-          .Better({scores[y].max_violation, scores[y].sum_squares});
+      return order_.Better({scores[x].max_violation, scores[x].sum_squares},
+                           {scores[y].max_violation, scores[y].sum_squares});
     };
     for (size_t a = 0; a < active.size(); ++a) {
       pair_first[a] = pairs.size();
@@ -231,7 +247,7 @@ void Search::ChooseMoves(State& s, std::vector<Candidate>& candidates, std::vect
   const Candidate* best = nullptr;
   Objective best_objective = s.current;
   for (const Candidate& c : candidates) {
-    if (c.objective().Better(best_objective)) best_objective = c.objective(), best = &c;
+    if (order_.Better(c.objective(), best_objective)) best_objective = c.objective(), best = &c;
   }
   if (best == nullptr) return;
   chosen->push_back(*best->move);
@@ -245,11 +261,10 @@ void Search::ChooseMoves(State& s, std::vector<Candidate>& candidates, std::vect
   Claim(*best->move);
   std::vector<const Candidate*> rest;
   for (const Candidate& c : candidates) {
-    if (&c != best && c.objective().Better(s.current)) rest.push_back(&c);
+    if (&c != best && order_.Better(c.objective(), s.current)) rest.push_back(&c);
   }
-  std::stable_sort(rest.begin(), rest.end(), [](const Candidate* x, const Candidate* y) {
-    return std::pair(x->score->max_violation, x->score->sum_squares) <
-           std::pair(y->score->max_violation, y->score->sum_squares);
+  std::stable_sort(rest.begin(), rest.end(), [&](const Candidate* x, const Candidate* y) {
+    return order_.Key(x->objective()) < order_.Key(y->objective());
   });
   for (const Candidate* c : rest) {
     if (Free(*c->move)) Claim(*c->move), chosen->push_back(*c->move);
@@ -351,8 +366,8 @@ Status Search::GreedyRepair(std::vector<State>& states,
     for (size_t c = 0; c < candidates.size();) {
       size_t best = c, end = c;
       while (end < candidates.size() && candidates[end].instance == candidates[c].instance) {
-        if (Objective{scores[end].max_violation, scores[end].sum_squares}.Better(
-                {scores[best].max_violation, scores[best].sum_squares})) {
+        if (order_.Better({scores[end].max_violation, scores[end].sum_squares},
+                          {scores[best].max_violation, scores[best].sum_squares})) {
           best = end;
         }
         ++end;
@@ -389,7 +404,7 @@ Status Search::Outer(std::vector<State>& states) {
     ++s.outer;
     double reward = 0;
     ++s.rounds_since_better;
-    if (s.current.Better(s.best)) {
+    if (order_.Better(s.current, s.best)) {
       s.best = s.current;
       s.best_q = s.q;
       s.rounds_since_better = 0;
@@ -431,7 +446,7 @@ Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* 
   Status status = search.Init(&states);
   if (status.ok()) status = search.LocalSearch(states);
   for (State& s : states) {
-    if (s.current.Better(s.best)) s.best = s.current, s.best_q = s.q;
+    if (search.order().Better(s.current, s.best)) s.best = s.current, s.best_q = s.q;
   }
   const auto stalled = [&] {
     if (options.stall_rounds <= 0) return false;
@@ -450,11 +465,12 @@ Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* 
       p.iteration = outer + 1;
       p.stage = "lns";
       int64_t moves = 0;
-      for (const State& s : states) {
-        p.objective = std::max(p.objective, s.best.t);
+      for (const State& s : states) {  // the worst instance's
+        p.objective = std::max(p.objective, options.least_squares ? std::sqrt(s.best.sum_squares)
+                                                                  : s.best.t);
+        p.residual = std::max(p.residual, s.best.t);
         moves += s.moves;
       }
-      p.residual = p.objective;
       p.elapsed_seconds = search.Seconds();
       p.fraction = static_cast<double>(outer + 1) / options.max_outer_iterations;
       p.extras = {{"moves", static_cast<double>(moves)}};

@@ -59,6 +59,26 @@ TEST(DmmvCpu, FindsTheExactOptimumOnSmallInstances) {
   }
 }
 
+TEST(DmmvCpu, LeastSquaresFindsTheSmallestL2AndReportsItsT) {
+  int differs = 0;  // instances where min-max and least squares part ways
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Problem p = RandomProblem(/*rows=*/12, /*cols=*/6, 1, /*levels=*/5, seed);
+    Options o;
+    o.max_outer_iterations = 300;
+    o.destroy_size = 3;
+    o.least_squares = true;
+    Result r = SolveCpu(p, o);
+    const Instance& inst = p.instances[0];
+    EXPECT_NEAR(r.instances[0].l2, BruteForce(p, inst, /*least_squares=*/true), 1e-9)
+        << "seed " << seed;
+    const auto [t, l2] = Violation(p, inst, r.instances[0].values);
+    EXPECT_NEAR(r.instances[0].max_violation, t, 1e-9);
+    EXPECT_NEAR(r.instances[0].l2, l2, 1e-9);
+    differs += t > BruteForce(p, inst) + 1e-9;
+  }
+  EXPECT_GT(differs, 0) << "no instance tells the two objectives apart";
+}
+
 TEST(DmmvCpu, ReportsTheTrueObjectiveOfALocalOptimum) {
   Problem p = RandomProblem(40, 16, 1, 9, 7);
   Options o;
@@ -256,11 +276,14 @@ TEST(DmmvCpu, DeadlineOnTheTokenStops) {
   ASSERT_EQ(r.instances.size(), 1u);
 }
 
-TEST(DmmvCuda, MatchesTheCpuObjective) {
+class DmmvCuda : public ::testing::TestWithParam<bool> {};  // least_squares
+
+TEST_P(DmmvCuda, MatchesTheCpuObjective) {
   SOLVERD_REQUIRE_CUDA();
   Problem p = RandomProblem(200, 24, 8, 9, 21);
   Options o;
   o.max_outer_iterations = 20;
+  o.least_squares = GetParam();
   Result cpu = SolveCpu(p, o);
   TestStream stream;
   ASSERT_TRUE(stream.status().ok());
@@ -272,11 +295,19 @@ TEST(DmmvCuda, MatchesTheCpuObjective) {
     // order) may steer the two searches apart, so compare what they reach.
     auto [t, l2] = Violation(p, p.instances[i], gpu.instances[i].values);
     EXPECT_NEAR(gpu.instances[i].max_violation, t, 1e-9);
-    EXPECT_NEAR(gpu.instances[i].max_violation, cpu.instances[i].max_violation,
-                0.05 * cpu.instances[i].max_violation + 1e-9);
+    EXPECT_NEAR(gpu.instances[i].l2, l2, 1e-9 * l2);
+    if (GetParam()) {
+      EXPECT_NEAR(gpu.instances[i].l2, cpu.instances[i].l2, 0.05 * cpu.instances[i].l2);
+    } else {
+      EXPECT_NEAR(gpu.instances[i].max_violation, cpu.instances[i].max_violation,
+                  0.05 * cpu.instances[i].max_violation + 1e-9);
+    }
     EXPECT_EQ(gpu.instances[i].start_max_violation, cpu.instances[i].start_max_violation);
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Objectives, DmmvCuda, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "LeastSquares" : "MinMax"; });
 
 }  // namespace
 }  // namespace solverd::dmmv

@@ -35,8 +35,8 @@ inline std::pair<double, double> Violation(const Problem& p, const Instance& ins
   return {t, std::sqrt(sum)};
 }
 
-// The best t over all assignments.
-inline double BruteForce(const Problem& p, const Instance& inst) {
+// The best t over all assignments, or with `least_squares` the best L2.
+inline double BruteForce(const Problem& p, const Instance& inst, bool least_squares = false) {
   auto levels = [&](int64_t j) -> const Levels& {
     return inst.levels.size() == 1 ? inst.levels[0] : inst.levels[j];
   };
@@ -49,7 +49,8 @@ inline double BruteForce(const Problem& p, const Instance& inst) {
     for (int64_t j = 0; j < p.cols; c /= levels(j).size(), ++j) {
       values[j] = levels(j).Value(c % levels(j).size());
     }
-    best = std::min(best, Violation(p, inst, values).first);
+    const auto [t, l2] = Violation(p, inst, values);
+    best = std::min(best, least_squares ? l2 : t);
   }
   return best;
 }
