@@ -55,6 +55,55 @@ std::vector<Levels> PixelLevels(const std::vector<double>& levels,
   return out;
 }
 
+// Rays weighted 1 / (sigma sqrt 2), sigma = noise_bound / sqrt 3, and one
+// row v_p - v_q (b = 0) per pair of 4-neighbours weighted
+// sqrt(smoothness) / (level range): their weighted sum of squares is the
+// objective of the file comment.
+void AddSmoothness(const Spec& spec, CsrMatrix* x, Instance* inst) {
+  const double ray_weight = std::sqrt(1.5) / spec.noise_bound;
+  inst->weights.assign(inst->b.size(), ray_weight);
+  if (spec.smoothness == 0) return;
+  const double range = spec.levels.back() - spec.levels.front();
+  const double pair_weight = std::sqrt(spec.smoothness) / range;
+  const int n = spec.size;
+  for (int r = 0; r < n; ++r) {
+    for (int c = 0; c < n; ++c) {
+      const int32_t p = r * n + c;
+      for (const int32_t q : {c + 1 < n ? p + 1 : -1, r + 1 < n ? p + n : -1}) {
+        if (q < 0) continue;
+        x->columns.insert(x->columns.end(), {p, q});
+        x->values.insert(x->values.end(), {1.0, -1.0});
+        x->row_offsets.push_back(static_cast<int64_t>(x->columns.size()));
+        inst->b.push_back(0);
+        inst->weights.push_back(pair_weight);
+      }
+    }
+  }
+}
+
+// The objective of a continuous image rounded to the levels, to choose the
+// start: (t, sum of squares), compared as the search will.
+struct StartScore {
+  double t = 0, sum_squares = 0;
+  bool Better(const StartScore& o, bool least_squares) const {
+    if (!least_squares && t != o.t) return t < o.t;
+    return sum_squares < o.sum_squares;
+  }
+};
+
+StartScore ScoreRounded(const Problem& p, const Instance& inst, const Spec& spec,
+                        const std::vector<double>& image) {
+  const std::vector<double> projected = Project(p.x_csr, RoundToLevels(image, spec.levels));
+  StartScore score;
+  for (size_t k = 0; k < projected.size(); ++k) {
+    const double w = inst.weights.empty() ? 1.0 : inst.weights[k];
+    const double v = w * std::fabs(projected[k] - inst.b[k]);
+    score.t = std::max(score.t, v);
+    score.sum_squares += v * v;
+  }
+  return score;
+}
+
 }  // namespace
 
 int DefaultDetectors(int size) {
@@ -95,6 +144,12 @@ Status Validate(const Spec& spec) {
   if (spec.start_iterations < 0) return InvalidArgument("tomography.start_iterations: negative");
   if (!(spec.settled_within >= 0 && spec.settled_within < 0.5)) {
     return InvalidArgument("tomography.settled_within: must be in [0, 0.5)");
+  }
+  if (!(spec.noise_bound >= 0 && std::isfinite(spec.noise_bound))) {
+    return InvalidArgument("tomography.noise_bound: must be finite and non-negative");
+  }
+  if (!(spec.smoothness >= 0 && std::isfinite(spec.smoothness))) {
+    return InvalidArgument("tomography.smoothness: must be finite and non-negative");
   }
   return Status::Ok();
 }
@@ -212,21 +267,55 @@ Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_imag
   const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
   const int64_t pixels = int64_t{spec.size} * spec.size;
   Problem p;
-  p.rows = int64_t{spec.angles} * detectors;
   p.cols = pixels;
   p.x_csr = Projector(spec.size, spec.angles, detectors);
-  const int iterations = spec.start_iterations > 0 ? spec.start_iterations
-                         : spec.start == Method::kSart ? 30
-                                                       : 300;
-  *start_image = Reconstruct(p.x_csr, pixels, spec.angles, spec.sinogram, spec.start, iterations,
-                             spec.levels.front(), spec.levels.back());
+  const auto reconstruct = [&](Method method) {  // from the rays alone
+    const int iterations = spec.start_iterations > 0 ? spec.start_iterations
+                           : method == Method::kSart ? 30
+                                                     : 300;
+    return Reconstruct(p.x_csr, pixels, spec.angles, spec.sinogram, method, iterations,
+                       spec.levels.front(), spec.levels.back());
+  };
+  std::vector<double> sart, sirt;
+  if (spec.start != Method::kSirt) sart = reconstruct(Method::kSart);
+  if (spec.start != Method::kSart) sirt = reconstruct(Method::kSirt);
   Instance inst;
   inst.b = spec.sinogram;
+  if (spec.least_squares()) AddSmoothness(spec, &p.x_csr, &inst);
+  p.rows = static_cast<int64_t>(p.x_csr.row_offsets.size()) - 1;
+  const bool sirt_starts =
+      spec.start == Method::kSirt ||
+      (spec.start == Method::kBest && ScoreRounded(p, inst, spec, sirt)
+                                          .Better(ScoreRounded(p, inst, spec, sart),
+                                                  spec.least_squares()));
+  *start_image = sirt_starts ? std::move(sirt) : std::move(sart);
   inst.levels = PixelLevels(spec.levels, *start_image, spec.settled_within);
   inst.start_values = *start_image;
   p.instances.push_back(std::move(inst));
   *problem = std::move(p);
   return Status::Ok();
+}
+
+std::vector<double> RoundToLevels(const std::vector<double>& image,
+                                  const std::vector<double>& levels) {
+  const Levels grid{0, 1, 0, levels};
+  std::vector<double> rounded(image.size());
+  for (size_t j = 0; j < image.size(); ++j) rounded[j] = grid.Value(grid.Nearest(image[j]));
+  return rounded;
+}
+
+double MaxRayResidual(const Problem& problem, int64_t rays, const std::vector<double>& image) {
+  const CsrMatrix& a = problem.x_csr;
+  const std::vector<double>& b = problem.instances.at(0).b;
+  double worst = 0;
+  for (int64_t k = 0; k < rays; ++k) {
+    double projected = 0;
+    for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
+      projected += a.values[e] * image[a.columns[e]];
+    }
+    worst = std::max(worst, std::fabs(projected - b[k]));
+  }
+  return worst;
 }
 
 }  // namespace solverd::dmmv::tomography

@@ -1,8 +1,19 @@
 // Discrete tomography as a DMMV problem: recover an n x n image whose
 // pixels take a few known grey levels from its parallel-beam projections
-// (a sinogram), so that the largest projection residual is smallest. Under
-// bounded (e.g. uniform) noise that is the natural criterion: the true
-// image's residual never exceeds the noise bound.
+// (a sinogram). Two formulations:
+//  - noise-free (noise_bound 0): the largest projection residual is
+//    smallest, the min-max criterion itself;
+//  - under noise the user states (noise_bound > 0, the largest |noise| of
+//    a ray): a regularized least-squares fit, minimizing
+//      sum_rays r^2 / (2 sigma^2) + smoothness * sum_neighbours ((v_p - v_q) / range)^2
+//    with sigma = noise_bound / sqrt 3 (uniform noise's deviation) and range
+//    the highest level less the lowest (on a binary image the count of
+//    unequal neighbours; on more levels, a small step costs less than the
+//    whole range, the square of its share); one DMMV row per ray and per pair of
+//    4-neighbours, searched with Options::least_squares. Min-max there fits
+//    the noise on the worst rays (bench/results/dmmv.md: more wrong pixels
+//    than SART rounded); so did a bound |r| <= noise_bound, and so does
+//    least squares without the smoothness rows.
 //
 // The projector is pixel-driven: pixel (r, c), centred at x = c - (n-1)/2,
 // y = (n-1)/2 - r in pixel units, projects at angle theta onto the detector
@@ -24,9 +35,13 @@ namespace solverd::dmmv::tomography {
 // Continuous reconstructions, used as the DMMV start (rounded to the
 // levels) and as baselines: SART updates the image one angle at a time,
 // SIRT from all rays at once. Both clip to [lowest, highest level].
-enum class Method { kSart, kSirt };
+// kBest computes both and starts from the one whose rounding has the
+// better objective (neither wins everywhere: of the benchmark's 24 noisy
+// cases SIRT rounded had fewer wrong pixels on 20, SART on one).
+enum class Method { kSart, kSirt, kBest };
 
 inline constexpr double kDefaultSettledWithin = 0.35;
+inline constexpr double kDefaultSmoothness = 2;
 
 struct Spec {
   int size = 0;       // n: the image is n x n, row-major; 1 .. 1024
@@ -41,6 +56,12 @@ struct Spec {
   // choose between the two levels around their start. 0: every pixel may
   // take every level. In [0, 0.5).
   double settled_within = kDefaultSettledWithin;
+  // The largest |noise| of a ray, in sinogram units; 0: noise-free (min-max).
+  double noise_bound = 0;
+  // The weight of the neighbour rows with noise_bound > 0; >= 0.
+  double smoothness = kDefaultSmoothness;
+
+  bool least_squares() const { return noise_bound > 0; }
 };
 
 // Enough detectors for every pixel at every angle: ceil(n sqrt 2) + 1.
@@ -68,8 +89,18 @@ std::vector<double> Phantom(int size, const std::vector<double>& levels, int ell
 
 // A one-instance problem over the spec's levels, started from the
 // continuous reconstruction rounded to them; that reconstruction is
-// returned in `start_image`.
+// returned in `start_image`. Its first angles x detectors rows are the
+// rays; with noise_bound the smoothness rows follow. Solve it with
+// Options::least_squares = spec.least_squares().
 Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image);
+
+// Each pixel at its nearest level.
+std::vector<double> RoundToLevels(const std::vector<double>& image,
+                                  const std::vector<double>& levels);
+
+// max over the rays of |(A image) - sinogram|, unweighted: what the image
+// leaves unexplained, whichever formulation found it. `problem` is Build's.
+double MaxRayResidual(const Problem& problem, int64_t rays, const std::vector<double>& image);
 
 }  // namespace solverd::dmmv::tomography
 

@@ -190,6 +190,14 @@ TEST(Tomography, ValidationNamesTheField) {
   bad.settled_within = 0.5;
   EXPECT_NE(tomography::Validate(bad).message().find("tomography.settled_within"),
             std::string::npos);
+  bad = spec;
+  bad.noise_bound = -1;
+  EXPECT_NE(tomography::Validate(bad).message().find("tomography.noise_bound"), std::string::npos);
+  bad.noise_bound = NAN;
+  EXPECT_NE(tomography::Validate(bad).message().find("tomography.noise_bound"), std::string::npos);
+  bad = spec;
+  bad.smoothness = -0.5;
+  EXPECT_NE(tomography::Validate(bad).message().find("tomography.smoothness"), std::string::npos);
 }
 
 TEST(Tomography, SettledPixelsKeepTheLevelTheStartIsNear) {
@@ -223,13 +231,108 @@ TEST(Tomography, SettledPixelsKeepTheLevelTheStartIsNear) {
   EXPECT_EQ(p.instances[0].levels[0].values, levels);
 }
 
-TEST(DmmvSparseCuda, MatchesTheCpuBitForBit) {
+// A phantom's sinogram with uniform noise of +- `noise` times its largest ray sum.
+tomography::Spec NoisySpec(int size, int angles, const std::vector<double>& levels, double noise,
+                           uint64_t seed, std::vector<double>* truth) {
+  *truth = tomography::Phantom(size, levels, 6, seed);
+  tomography::Spec spec;
+  spec.size = size;
+  spec.angles = angles;
+  spec.levels = levels;
+  spec.sinogram = tomography::Project(
+      tomography::Projector(size, angles, tomography::DefaultDetectors(size)), *truth);
+  const double peak = *std::max_element(spec.sinogram.begin(), spec.sinogram.end());
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> uniform(-noise * peak, noise * peak);
+  for (double& v : spec.sinogram) v += uniform(rng);
+  spec.noise_bound = noise * peak;
+  return spec;
+}
+
+TEST(Tomography, NoiseBoundAddsAWeightedRowPerNeighbourPair) {
+  std::vector<double> truth;
+  tomography::Spec spec = NoisySpec(8, 4, {0, 1, 2}, 0.05, 1, &truth);
+  spec.smoothness = 3;
+  Problem p;
+  std::vector<double> start;
+  ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+  const int64_t rays = int64_t{4} * tomography::DefaultDetectors(8);
+  ASSERT_EQ(p.rows, rays + 2 * 8 * 7);
+  const Instance& inst = p.instances[0];
+  EXPECT_DOUBLE_EQ(inst.weights[0], std::sqrt(1.5) / spec.noise_bound);  // 1 / (sigma sqrt 2)
+  EXPECT_DOUBLE_EQ(inst.weights[rays], std::sqrt(3.0) / 2);  // sqrt(smoothness) / range
+  // The first pair row is pixels 0 and 1: v_0 - v_1, b = 0.
+  const int64_t e = p.x_csr.row_offsets[rays];
+  EXPECT_EQ(p.x_csr.row_offsets[rays + 1] - e, 2);
+  EXPECT_EQ(p.x_csr.columns[e], 0);
+  EXPECT_EQ(p.x_csr.columns[e + 1], 1);
+  EXPECT_EQ(p.x_csr.values[e] + p.x_csr.values[e + 1], 0.0);
+  EXPECT_EQ(inst.b[rays], 0.0);
+  const double truth_residual = tomography::MaxRayResidual(p, rays, truth);
+  EXPECT_LE(truth_residual, spec.noise_bound);  // the noise itself
+  EXPECT_GT(truth_residual, 0.5 * spec.noise_bound);
+  spec.smoothness = 0;
+  ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+  EXPECT_EQ(p.rows, rays);
+}
+
+TEST(Tomography, BestStartIsTheRoundingWithTheSmallerObjective) {
+  std::vector<double> truth;
+  tomography::Spec spec = NoisySpec(24, 12, {0, 1, 2, 3}, 0.03, 2, &truth);
+  Problem p;
+  std::vector<double> start;
+  double l2[2];
+  for (tomography::Method m : {tomography::Method::kSart, tomography::Method::kSirt}) {
+    spec.start = m;
+    ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+    l2[m == tomography::Method::kSirt] =
+        Violation(p, p.instances[0], tomography::RoundToLevels(start, spec.levels)).second;
+  }
+  ASSERT_NE(l2[0], l2[1]);
+  const std::vector<double> sirt = start;
+  spec.start = tomography::Method::kBest;
+  ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+  EXPECT_EQ(start == sirt, l2[1] < l2[0]);
+}
+
+TEST(Tomography, UnderStatedNoiseGetsFewerWrongPixelsThanSartRounded) {
+  const std::vector<double> levels = {0, 1, 2, 3};
+  const Levels grid{0, 1, 0, levels};
+  int64_t wrong = 0, sart_wrong = 0;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    std::vector<double> truth;
+    tomography::Spec spec = NoisySpec(32, 32, levels, 0.03, seed, &truth);
+    const std::vector<double> sart = tomography::RoundToLevels(
+        tomography::Reconstruct(tomography::Projector(32, 32, tomography::DefaultDetectors(32)),
+                                32 * 32, 32, spec.sinogram, tomography::Method::kSart, 30, 0, 3),
+        levels);
+    spec.start = tomography::Method::kBest;
+    Problem p;
+    std::vector<double> start;
+    ASSERT_TRUE(tomography::Build(spec, &p, &start).ok());
+    Options o;
+    o.least_squares = spec.least_squares();
+    o.max_outer_iterations = 100;
+    o.stall_rounds = 20;
+    const Result r = SolveCpu(p, o);
+    for (size_t j = 0; j < truth.size(); ++j) {
+      wrong += r.instances[0].values[j] != truth[j];
+      sart_wrong += sart[j] != truth[j];
+    }
+  }
+  EXPECT_LT(wrong, sart_wrong);
+}
+
+class DmmvSparseCuda : public ::testing::TestWithParam<bool> {};  // least_squares
+
+TEST_P(DmmvSparseCuda, MatchesTheCpuBitForBit) {
   SOLVERD_REQUIRE_CUDA();
   Problem p = RandomSparse(400, 160, 0.05, 9, 11);
   p.instances.push_back(p.instances[0]);
   p.instances[1].start_values.assign(p.cols, 0.0);
   Options o;
   o.max_outer_iterations = 15;
+  o.least_squares = GetParam();
   Result cpu = SolveCpu(p, o);
   TestStream stream;
   ASSERT_TRUE(stream.status().ok());
@@ -242,6 +345,9 @@ TEST(DmmvSparseCuda, MatchesTheCpuBitForBit) {
     EXPECT_EQ(gpu.instances[i].max_violation, cpu.instances[i].max_violation) << i;
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Objectives, DmmvSparseCuda, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "LeastSquares" : "MinMax"; });
 
 }  // namespace
 }  // namespace solverd::dmmv

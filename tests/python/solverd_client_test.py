@@ -299,6 +299,23 @@ class SolverdClient(unittest.TestCase):
         problem.tomography.settled_within = -1  # every pixel free: still exact
         result = self.client.solve(problem)
         np.testing.assert_array_equal(np.array(result.instances[0].values).reshape(n, n), image)
+        for field, bad in (("noise_bound", -1.0), ("noise_bound", float("nan")),
+                           ("start", 7)):
+            wrong = type(problem)()
+            wrong.CopyFrom(problem)
+            setattr(wrong.tomography, field, bad)
+            with self.assertRaises(grpc.RpcError) as raised:
+                self.client.submit(wrong)
+            self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+            self.assertIn("dmmv.tomography." + field, raised.exception.details())
+        # Under a stated noise bound: least squares with the smoothness rows,
+        # whose residual the result reports for the rays alone.
+        problem.tomography.noise_bound = 0.01
+        problem.tomography.start = solverd.dmmv_pb2.TOMOGRAPHY_START_BEST
+        result = self.client.solve(problem)
+        np.testing.assert_array_equal(np.array(result.instances[0].values).reshape(n, n), image)
+        self.assertLess(result.tomography.max_residual, 1e-9)
+        self.assertEqual(result.tomography.detectors, sinogram.shape[1])
 
     def quant_model(self):
         rng = np.random.default_rng(8)

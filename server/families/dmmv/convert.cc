@@ -96,12 +96,23 @@ absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography&
   spec.angles = in.angles();
   spec.detectors = in.detectors();
   spec.levels.assign(in.levels().begin(), in.levels().end());
-  spec.start = in.start() == v1::TOMOGRAPHY_START_SIRT ? dmmv::tomography::Method::kSirt
-                                                       : dmmv::tomography::Method::kSart;
+  switch (in.start()) {
+    case v1::TOMOGRAPHY_START_SART: spec.start = dmmv::tomography::Method::kSart; break;
+    case v1::TOMOGRAPHY_START_SIRT: spec.start = dmmv::tomography::Method::kSirt; break;
+    case v1::TOMOGRAPHY_START_BEST: spec.start = dmmv::tomography::Method::kBest; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("dmmv.tomography.start: unknown value ", in.start()));
+  }
   spec.start_iterations = in.start_iterations();
   // 0 keeps the default; negative settles no pixel; NaN reaches Validate.
   if (const double settled = in.settled_within(); settled != 0) {
     spec.settled_within = settled < 0 ? 0.0 : settled;
+  }
+  spec.noise_bound = in.noise_bound();  // NaN and negatives reach Validate
+  // 0 keeps the default; negative: no smoothness rows.
+  if (const double smoothness = in.smoothness(); smoothness != 0) {
+    spec.smoothness = smoothness < 0 ? 0.0 : smoothness;
   }
   auto sinogram = ToDense(in.sinogram(), 2, "dmmv.tomography.sinogram", blobs);
   if (!sinogram.ok()) return sinogram.status();
@@ -133,6 +144,7 @@ dmmv::fir::Spec FirFromProto(const v1::FirDesign& in) {
 absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const BlobStore& blobs) {
   dmmv::Problem problem;
   DmmvBuilderOutput built;
+  bool least_squares = false;
   switch (in.source_case()) {
     case v1::DmmvProblem::kDirect: {
       auto direct = DirectFromProto(in.direct(), blobs);
@@ -156,9 +168,16 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
         return s;
       }
       v1::TomographyResult& t = built.tomography.emplace();
+      const int32_t detectors = spec->detectors > 0
+                                    ? spec->detectors
+                                    : dmmv::tomography::DefaultDetectors(spec->size);
+      built.rays = int64_t{spec->angles} * detectors;
       t.set_size(spec->size);
-      t.set_detectors(static_cast<int32_t>(problem.rows / spec->angles));
+      t.set_detectors(detectors);
       t.mutable_start_image()->Add(start.begin(), start.end());
+      t.set_start_max_residual(dmmv::tomography::MaxRayResidual(
+          problem, built.rays, dmmv::tomography::RoundToLevels(start, spec->levels)));
+      least_squares = spec->least_squares();
       break;
     }
     default:
@@ -182,12 +201,13 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
   if (in.seed() != 0) options.seed = in.seed();
   if (in.stall_rounds() < 0) return absl::InvalidArgumentError("dmmv.stall_rounds: negative");
   options.stall_rounds = in.stall_rounds();
+  options.least_squares = least_squares;
   return DmmvWork{std::move(problem), options, std::move(built)};
 }
 
 
-v1::DmmvResult DmmvResultToProto(const dmmv::Result& r, const DmmvBuilderOutput& built,
-                                 const std::string& device) {
+v1::DmmvResult DmmvResultToProto(const dmmv::Problem& problem, const dmmv::Result& r,
+                                 const DmmvBuilderOutput& built, const std::string& device) {
   const std::optional<dmmv::fir::Spec>& fir = built.fir;
   v1::DmmvResult out;
   for (const dmmv::InstanceResult& ir : r.instances) {
@@ -210,7 +230,13 @@ v1::DmmvResult DmmvResultToProto(const dmmv::Result& r, const DmmvBuilderOutput&
     f->set_stopband_peak(response.stopband_peak);
     f->set_max_error(response.max_error);
   }
-  if (built.tomography.has_value()) *out.mutable_tomography() = *built.tomography;
+  if (built.tomography.has_value()) {
+    *out.mutable_tomography() = *built.tomography;
+    if (!r.instances.empty()) {
+      out.mutable_tomography()->set_max_residual(
+          dmmv::tomography::MaxRayResidual(problem, built.rays, r.instances[0].values));
+    }
+  }
   out.set_seconds(r.seconds);
   out.set_device(device);
   return out;

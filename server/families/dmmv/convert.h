@@ -21,6 +21,7 @@ namespace solverd::server {
 struct DmmvBuilderOutput {
   std::optional<::solverd::dmmv::fir::Spec> fir;
   std::optional<v1::TomographyResult> tomography;
+  int64_t rays = 0;  // tomography: the problem's first rows
 };
 
 struct DmmvWork {
@@ -31,8 +32,9 @@ struct DmmvWork {
 
 absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const BlobStore& blobs);
 
-// `device` is where it ran ("cuda:0").
-v1::DmmvResult DmmvResultToProto(const ::solverd::dmmv::Result& r, const DmmvBuilderOutput& built,
+// `problem` is the one solved; `device` is where it ran ("cuda:0").
+v1::DmmvResult DmmvResultToProto(const ::solverd::dmmv::Problem& problem,
+                                 const ::solverd::dmmv::Result& r, const DmmvBuilderOutput& built,
                                  const std::string& device);
 
 }  // namespace solverd::server

@@ -38,7 +38,8 @@ class PreparedDmmv final : public PreparedJob {
     outcome.status = FromKernel(s);
     if (!result.instances.empty()) {
       outcome.result.emplace();
-      *outcome.result->mutable_dmmv() = DmmvResultToProto(result, built_, lane.device.ToString());
+      *outcome.result->mutable_dmmv() =
+          DmmvResultToProto(problem_, result, built_, lane.device.ToString());
       for (const dmmv::InstanceResult& ir : result.instances) outcome.iterations += ir.moves;
     }
     return outcome;
