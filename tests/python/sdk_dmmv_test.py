@@ -109,6 +109,31 @@ class Dmmv(ServerTestCase):
         self.assertLessEqual(r.max_violation, r.start_max_violation)
         self.assertGreater(r.max_violation, 0.05)  # the noise leaves a residual to check
 
+    def test_tomography_under_stated_noise_is_the_regularized_fit(self):
+        size, levels, bound, smoothness = 12, [0.0, 1.0, 2.0], 0.3, 1.5
+        rows, cols = np.mgrid[:size, :size]
+        phantom = np.where((rows - 5.5) ** 2 + (cols - 5.5) ** 2 < 25, 1.0, 0.0)
+        phantom[4:7, 3:6] = 2.0
+        sinogram = solverd.dmmv.project(phantom, angles=10)
+        sinogram += self.rng.uniform(-bound, bound, size=sinogram.shape)
+        r = solverd.dmmv.tomography(sinogram, size, levels, noise_bound=bound,
+                                    smoothness=smoothness, seed=3, client=self.client)
+        self.assertTrue(np.isin(r.image, levels).all())
+        residual = solverd.dmmv.project(r.image, 10) - sinogram
+        self.assertAlmostEqual(r.max_violation, np.abs(residual).max(), delta=1e-9)
+        # l2 is the objective's: rays over sigma sqrt 2, jumps over the level range.
+        sigma = bound / np.sqrt(3)
+        jumps = np.concatenate([np.diff(r.image, axis=0).ravel(), np.diff(r.image, axis=1).ravel()])
+        objective = ((residual ** 2).sum() / (2 * sigma ** 2)
+                     + smoothness * ((jumps / 2.0) ** 2).sum())
+        self.assertAlmostEqual(r.l2 ** 2, objective, delta=1e-6 * objective)
+        truth_jumps = np.concatenate([np.diff(phantom, axis=0).ravel(),
+                                      np.diff(phantom, axis=1).ravel()])
+        truth_residual = solverd.dmmv.project(phantom, 10) - sinogram
+        truth_objective = ((truth_residual ** 2).sum() / (2 * sigma ** 2)
+                           + smoothness * ((truth_jumps / 2.0) ** 2).sum())
+        self.assertLessEqual(r.l2 ** 2, truth_objective * (1 + 1e-9))  # the search found as good
+
     def test_bad_arguments_say_what(self):
         X = np.eye(3)
         with self.assertRaises(solverd.InvalidArgument) as caught:

@@ -26,7 +26,8 @@ from solverd.v1 import dmmv_pb2
 
 _FIR_TYPES = {"lowpass": dmmv_pb2.FIR_TYPE_LOW_PASS, "highpass": dmmv_pb2.FIR_TYPE_HIGH_PASS,
               "bandpass": dmmv_pb2.FIR_TYPE_BAND_PASS}
-_STARTS = {"sart": dmmv_pb2.TOMOGRAPHY_START_SART, "sirt": dmmv_pb2.TOMOGRAPHY_START_SIRT}
+_STARTS = {"sart": dmmv_pb2.TOMOGRAPHY_START_SART, "sirt": dmmv_pb2.TOMOGRAPHY_START_SIRT,
+           "best": dmmv_pb2.TOMOGRAPHY_START_BEST}
 
 
 def uniform(lo: float, step: float, count: int) -> dmmv_pb2.DmmvLevels:
@@ -70,9 +71,9 @@ class Reconstruction:
     """A discrete tomography solve: images are [size, size], row-major."""
     image: np.ndarray
     start_image: np.ndarray       # SART / SIRT, continuous; rounded: where the search began
-    max_violation: float          # max |A image - sinogram|
-    start_max_violation: float
-    l2: float
+    max_violation: float          # max |A image - sinogram| over the rays
+    start_max_violation: float    # of the rounded start
+    l2: float                     # of the system searched (weighted, with noise_bound)
     seconds: float
     job_id: str
 
@@ -243,16 +244,23 @@ def project(image, angles: int, detectors: Optional[int] = None) -> np.ndarray:
     return sinogram
 
 
-def tomography(sinogram, size: int, levels: Sequence[float], *, start: str = "sart",
-               start_iterations: int = 0, settled_within: float = 0.0, max_rounds: int = 0,
+def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: float = 0.0,
+               smoothness: float = 0.0, start: str = "best", start_iterations: int = 0,
+               settled_within: float = 0.0, max_rounds: int = 0,
                time_limit: Optional[float] = None, destroy_size: int = 0, seed: int = 0,
                stall_rounds: int = 0, client=None, server: Optional[str] = None,
                progress: calls.Progress = None, timeout: Optional[float] = None,
                device: Optional[str] = None) -> Reconstruction:
     """A size x size image whose pixels take the grey `levels` (increasing,
     at least 2) from its sinogram [angles, detectors] (project()'s
-    geometry), with the smallest largest projection residual. start:
-    "sart" or "sirt", the continuous reconstruction rounded to begin from
+    geometry). noise_bound: the largest |noise| of a ray, as you know it
+    (uniform noise: its half-width; Gaussian: about 3 deviations). With it
+    the image is a regularized least-squares fit (rays weighted by the
+    noise, plus `smoothness` (0: the server's 2; negative: none) times
+    the squared jumps between neighbours over the level range), which
+    does not fit the noise; without it, the smallest largest residual.
+    start: "sart", "sirt" or "best" (both, the better rounding by the
+    objective), the continuous reconstruction rounded to begin from
     (start_iterations sweeps; 0: its default). settled_within: pixels that
     close to a level (a fraction of the gap, below 0.5) keep it; 0: the
     server's 0.35; negative: every pixel may take every level."""
@@ -266,7 +274,7 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, start: str = "sa
             size=size, angles=sinogram.shape[0], detectors=sinogram.shape[1],
             levels=list(np.asarray(levels, np.float64)), sinogram=calls.send(c, sinogram),
             start=_STARTS[start], start_iterations=start_iterations,
-            settled_within=settled_within)
+            settled_within=settled_within, noise_bound=noise_bound, smoothness=smoothness)
         problem = dmmv_pb2.DmmvProblem(tomography=spec)
         _search(problem, max_rounds, time_limit, destroy_size, seed, stall_rounds)
         job, result = calls.run(c, problem, progress=progress, timeout=timeout, device=device,
@@ -275,5 +283,6 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, start: str = "sa
     n = result.tomography.size
     return Reconstruction(image=np.asarray(r.values).reshape(n, n),
                           start_image=np.asarray(result.tomography.start_image).reshape(n, n),
-                          max_violation=r.max_violation, start_max_violation=r.start_max_violation,
-                          l2=r.l2, seconds=result.seconds, job_id=job.id)
+                          max_violation=result.tomography.max_residual,
+                          start_max_violation=result.tomography.start_max_residual, l2=r.l2,
+                          seconds=result.seconds, job_id=job.id)
