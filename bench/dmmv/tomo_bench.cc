@@ -1,11 +1,16 @@
 // tomo_bench: the tomography half of the dmmv benchmark. Draws phantoms
-// (binary and four-level, 64 x 64 and 128 x 128), projects them at 64
-// angles, adds uniform noise, and reconstructs with SART, SIRT, SART
-// rounded to the levels, and solverd's DMMV search started from SART
-// rounded. Prints one JSON record per line (the bench format of DESIGN.md);
-// bench/dmmv/compare.py gathers them.
-//   tomo_bench [--quick] [--cuda] [--seconds=S] [--settled=F]
-// --settled sets tomography::Spec::settled_within (default the builder's).
+// (binary and four-level, 64 x 64 and 128 x 128, three seeds each),
+// projects them at 64 angles, adds uniform noise (2% and 5% of the largest
+// ray sum), and reconstructs with SART, SIRT, both rounded to the levels,
+// and solverd: the DMMV search under the stated noise bound (the
+// regularized least-squares formulation of tomography.h) from the better
+// rounded start, or with --minmax the min-max formulation from SART
+// rounded. Prints one JSON record per line (the bench format of
+// DESIGN.md); bench/dmmv/compare.py gathers them.
+//   tomo_bench [--quick] [--cuda] [--minmax] [--seconds=S] [--settled=F] [--smoothness=B]
+//              [--size=N]
+// The case of seed 0 at 2% noise keeps its old name (tomo_64_binary); the
+// others add _noise<percent>_seed<k>.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,10 +29,12 @@ namespace tomo = solverd::dmmv::tomography;
 using Clock = std::chrono::steady_clock;
 
 constexpr int kAngles = 64;
-constexpr double kNoise = 0.02;  // uniform noise, +- this fraction of the largest ray sum
+constexpr int kStallRounds = 30;  // LNS rounds without a better objective that end a search
 
 std::string backend_name = "cpu";
 double settled_within = tomo::kDefaultSettledWithin;
+double smoothness = tomo::kDefaultSmoothness;
+bool minmax = false;
 
 void Record(const std::string& c, const std::string& system, const char* metric, double value) {
   std::printf("{\"case\": \"%s\", \"system\": \"%s\", \"backend\": \"%s\", \"metric\": \"%s\", "
@@ -57,48 +64,70 @@ void RecordErrors(const std::string& c, const std::string& system,
   Record(c, system, "seconds", seconds);
 }
 
-bool RunCase(int size, bool four_levels, double budget, const solverd::Device& device) {
+struct Case {
+  int size;
+  bool four_levels;
+  double noise;  // +- this fraction of the largest ray sum
+  int seed;
+
+  std::string Name() const {
+    std::string name = "tomo_" + std::to_string(size) + (four_levels ? "_four" : "_binary");
+    if (noise == 0.02 && seed == 0) return name;
+    return name + "_noise" + std::to_string(static_cast<int>(std::lround(noise * 100))) +
+           "_seed" + std::to_string(seed);
+  }
+};
+
+void RunBaselines(const Case& c, const dmmv::CsrMatrix& a, const std::vector<double>& sinogram,
+                  const std::vector<double>& truth, const std::vector<double>& levels) {
+  const int64_t pixels = int64_t{c.size} * c.size;
+  for (tomo::Method method : {tomo::Method::kSart, tomo::Method::kSirt}) {
+    const bool sart = method == tomo::Method::kSart;
+    const auto start = Clock::now();
+    const std::vector<double> image = tomo::Reconstruct(
+        a, pixels, kAngles, sinogram, method, sart ? 30 : 300, levels.front(), levels.back());
+    const double seconds = Seconds(start);
+    RecordErrors(c.Name(), sart ? "sart" : "sirt", image, truth, levels, seconds);
+    RecordErrors(c.Name(), sart ? "sart-rounded" : "sirt-rounded",
+                 tomo::RoundToLevels(image, levels), truth, levels, seconds);
+  }
+}
+
+bool RunCase(const Case& c, double budget, const solverd::Device& device) {
   const std::vector<double> levels =
-      four_levels ? std::vector<double>{0, 1, 2, 3} : std::vector<double>{0, 1};
-  const std::string name =
-      "tomo_" + std::to_string(size) + (four_levels ? "_four" : "_binary");
-  const std::vector<double> truth = tomo::Phantom(size, levels, 8, size + four_levels);
+      c.four_levels ? std::vector<double>{0, 1, 2, 3} : std::vector<double>{0, 1};
+  const std::string name = c.Name();
+  // Seed 0 is the phantom and noise the benchmark always had.
+  const uint64_t phantom_seed = c.size + c.four_levels + 1000 * c.seed;
+  const std::vector<double> truth = tomo::Phantom(c.size, levels, 8, phantom_seed);
+  const dmmv::CsrMatrix a = tomo::Projector(c.size, kAngles, tomo::DefaultDetectors(c.size));
   tomo::Spec spec;
-  spec.size = size;
+  spec.size = c.size;
   spec.angles = kAngles;
   spec.levels = levels;
   spec.settled_within = settled_within;
-  const int detectors = tomo::DefaultDetectors(size);
-  const dmmv::CsrMatrix a = tomo::Projector(size, kAngles, detectors);
   spec.sinogram = tomo::Project(a, truth);
   double peak = 0;
   for (double v : spec.sinogram) peak = std::max(peak, v);
-  std::mt19937_64 rng(7);
-  std::uniform_real_distribution<double> noise(-kNoise * peak, kNoise * peak);
+  const double bound = c.noise * peak;
+  std::mt19937_64 rng(7 + c.seed);
+  std::uniform_real_distribution<double> noise(-bound, bound);
   for (double& v : spec.sinogram) v += noise(rng);
-  const int64_t pixels = int64_t{size} * size;
-
-  for (tomo::Method method : {tomo::Method::kSart, tomo::Method::kSirt}) {
-    const auto start = Clock::now();
-    const std::vector<double> image =
-        tomo::Reconstruct(a, pixels, kAngles, spec.sinogram, method,
-                          method == tomo::Method::kSart ? 30 : 300, levels.front(), levels.back());
-    const double seconds = Seconds(start);
-    const bool sart = method == tomo::Method::kSart;
-    RecordErrors(name, sart ? "sart" : "sirt", image, truth, levels, seconds);
-    if (!sart) continue;
-    std::vector<double> rounded(image.size());
-    const dmmv::Levels grid{0, 1, 0, levels};
-    for (size_t j = 0; j < image.size(); ++j) rounded[j] = grid.Value(grid.Nearest(image[j]));
-    RecordErrors(name, "sart-rounded", rounded, truth, levels, seconds);
-  }
+  RunBaselines(c, a, spec.sinogram, truth, levels);
 
   const auto start = Clock::now();
+  if (!minmax) {
+    spec.noise_bound = bound;
+    spec.smoothness = smoothness;
+    spec.start = tomo::Method::kBest;
+  }
   dmmv::Problem problem;
   std::vector<double> start_image;
   solverd::Status s = tomo::Build(spec, &problem, &start_image);
   dmmv::Options options;
   options.time_limit_seconds = budget;
+  options.stall_rounds = minmax ? 0 : kStallRounds;
+  options.least_squares = spec.least_squares();
   options.threads = 1;
   dmmv::Result result;
   if (s.ok()) s = dmmv::Solve(device, nullptr, problem, options, nullptr, nullptr, &result);
@@ -106,11 +135,20 @@ bool RunCase(int size, bool four_levels, double budget, const solverd::Device& d
     std::fprintf(stderr, "%s: %s\n", name.c_str(), s.message().c_str());
     return false;
   }
-  RecordErrors(name, "solverd", result.instances[0].values, truth, levels, Seconds(start));
-  Record(name, "solverd", "max_violation", result.instances[0].max_violation);
-  Record(name, "solverd", "start_max_violation", result.instances[0].start_max_violation);
-  Record(name, "solverd", "noise_bound", kNoise * peak);
+  const std::vector<double>& image = result.instances[0].values;
+  RecordErrors(name, "solverd", image, truth, levels, Seconds(start));
+  const int64_t rays = int64_t{kAngles} * tomo::DefaultDetectors(c.size);
+  Record(name, "solverd", "max_violation", tomo::MaxRayResidual(problem, rays, image));
+  Record(name, "solverd", "start_max_violation",
+         tomo::MaxRayResidual(problem, rays, tomo::RoundToLevels(start_image, levels)));
+  Record(name, "solverd", "noise_bound", bound);
   return true;
+}
+
+double FlagValue(const char* arg, const char* flag, bool* matched) {
+  const size_t n = std::strlen(flag);
+  *matched = std::strncmp(arg, flag, n) == 0;
+  return *matched ? std::atof(arg + n) : 0;
 }
 
 }  // namespace
@@ -118,27 +156,42 @@ bool RunCase(int size, bool four_levels, double budget, const solverd::Device& d
 int main(int argc, char** argv) {
   bool quick = false;
   double seconds = 0;
+  int only_size = 0;
   solverd::Device device = solverd::Device::Cpu();
   for (int i = 1; i < argc; ++i) {
+    bool matched = false;
     if (std::strcmp(argv[i], "--quick") == 0) {
       quick = true;
     } else if (std::strcmp(argv[i], "--cuda") == 0) {
       device = solverd::Device::Cuda(0);
       backend_name = "cuda";
-    } else if (std::strncmp(argv[i], "--seconds=", 10) == 0) {
-      seconds = std::atof(argv[i] + 10);
-    } else if (std::strncmp(argv[i], "--settled=", 10) == 0) {
-      settled_within = std::atof(argv[i] + 10);
+    } else if (std::strcmp(argv[i], "--minmax") == 0) {
+      minmax = true;
+    } else if (double v = FlagValue(argv[i], "--seconds=", &matched); matched) {
+      seconds = v;
+    } else if (double v = FlagValue(argv[i], "--settled=", &matched); matched) {
+      settled_within = v;
+    } else if (double v = FlagValue(argv[i], "--smoothness=", &matched); matched) {
+      smoothness = v;
+    } else if (double v = FlagValue(argv[i], "--size=", &matched); matched) {
+      only_size = static_cast<int>(v);
     } else {
-      std::fprintf(stderr, "usage: tomo_bench [--quick] [--cuda] [--seconds=S] [--settled=F]\n");
+      std::fprintf(stderr, "usage: tomo_bench [--quick] [--cuda] [--minmax] [--seconds=S] "
+                           "[--settled=F] [--smoothness=B] [--size=N]\n");
       return 2;
     }
   }
   bool ok = true;
-  for (int size : quick ? std::vector<int>{64} : std::vector<int>{64, 128}) {
+  std::vector<int> sizes = quick ? std::vector<int>{64} : std::vector<int>{64, 128};
+  if (only_size > 0) sizes = {only_size};
+  for (int size : sizes) {
     for (bool four : {false, true}) {
-      const double budget = seconds > 0 ? seconds : size == 64 ? 20 : 60;
-      ok = RunCase(size, four, budget, device) && ok;
+      for (double noise : quick ? std::vector<double>{0.02} : std::vector<double>{0.02, 0.05}) {
+        for (int seed = 0; seed < (quick ? 1 : 3); ++seed) {
+          const double budget = seconds > 0 ? seconds : size == 64 ? 20 : 60;
+          ok = RunCase({size, four, noise, seed}, budget, device) && ok;
+        }
+      }
     }
   }
   return ok ? 0 : 1;
