@@ -208,7 +208,9 @@ int64_t MemoryBytes(int64_t rows, int64_t cols, int64_t tokens, const Options& o
   switch (options.method) {
     // H, its factor and X (a Hessian from the file counts as tokens = cols).
     case Method::kGptq: return weights + cols * cols * 8 * 2 + tokens * cols * 8;
-    case Method::kDmmv: return weights + tokens * cols * 8 + rows * tokens * 8 * 2;
+    // GPTQ's first, then X and each row's residual.
+    case Method::kDmmv:
+      return weights + cols * cols * 8 * 2 + tokens * cols * 8 + rows * tokens * 8 * 2;
     default: return weights;
   }
 }

@@ -10,9 +10,10 @@
 //    column-by-column rounding with error feedback through the Cholesky
 //    factor of H^-1, in blocks; optional act-order (with static groups, so
 //    group g always covers columns [g*G, (g+1)*G)).
-//  - kDmmv: per row, each weight takes the grid value below or above it,
-//    chosen by the dmmv family's solver to make max_k |x_k . (w - q)| over
-//    the calibration inputs smallest, starting from round to nearest.
+//  - kDmmv: GPTQ, then per row each weight takes a code between GPTQ's and
+//    the grid values around it, chosen by the dmmv family's solver to make
+//    max_k |x_k . (w - q)| over the calibration inputs smallest, starting
+//    from GPTQ's codes.
 //  - kNf4, kInt8Blockwise: absmax per block of `group_size` consecutive
 //    weights (row-major), each weight the nearest entry of a code book in
 //    [-1, 1] (NF4's 16 normal quantiles; 255 evenly spaced int8 values),
@@ -48,6 +49,10 @@ bool MethodFromName(std::string_view name, Method* method);
 bool IsBlockwise(Method method);
 bool NeedsCalibration(Method method);   // gptq, dmmv
 
+// dmmv's default search budget per layer, in units of GPTQ's time on it:
+// with GPTQ itself, the method then takes about 3x GPTQ's time.
+inline constexpr double kDmmvBudgetOverGptq = 2.0;
+
 struct Options {
   Method method = Method::kRtn;
   int bits = 4;                   // 2..8; nf4 is always 4, int8-blockwise 8
@@ -60,7 +65,9 @@ struct Options {
   int64_t gptq_block = 128;       // gptq: columns per lazy-update block
   bool double_quant = false;      // blockwise: quantize the absmax values
   int64_t dmmv_outer_iterations = 20;  // dmmv: LNS rounds per layer
-  double dmmv_time_limit_seconds = 0;  // dmmv: per layer; 0: none
+  // dmmv: the search's budget per layer (after GPTQ); 0: kDmmvBudgetOverGptq
+  // times GPTQ's time on the layer.
+  double dmmv_time_limit_seconds = 0;
   int64_t hqq_iterations = 20;    // hqq: zero-point rounds per group
   // rtn, gptq: llama.cpp's K-quant grids (kquant_math.h) instead of
   // per-group ones: bits 4, 5, 6 are Q4_K, Q5_K, Q6_K; group_size and

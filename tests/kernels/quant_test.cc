@@ -176,14 +176,20 @@ TEST(QuantGptq, DeadInputsAndCancellation) {
             StatusCode::kCancelled);
 }
 
-TEST(QuantDmmv, LargestViolationAtOrBelowRtn) {
+TEST(QuantDmmv, LowersTheLargestViolationGptqLeaves) {
   for (const int bits : {3, 4}) {
     const Layer l = MakeLayer(12, 32, 64, true, 20 + bits);
     Options o = GridOptions(Method::kDmmv, bits, 0);
-    double dmmv_t = 0, rtn_t = 0;
-    OutputError(l, Quantize(l, o), &dmmv_t);
+    o.dmmv_time_limit_seconds = 60;  // the rounds, not the clock, end it
+    double dmmv_t = 0, gptq_t = 0, rtn_t = 0;
+    const QuantizedLayer dmmv = Quantize(l, o);
+    const QuantizedLayer gptq = Quantize(l, GridOptions(Method::kGptq, bits, 0));
+    OutputError(l, dmmv, &dmmv_t);
+    OutputError(l, gptq, &gptq_t);
     OutputError(l, Quantize(l, GridOptions(Method::kRtn, bits, 0)), &rtn_t);
+    EXPECT_LT(dmmv_t, gptq_t) << bits;
     EXPECT_LT(dmmv_t, rtn_t) << bits;
+    EXPECT_EQ(dmmv.scales, gptq.scales) << "GPTQ's grids";
   }
 }
 
