@@ -51,12 +51,12 @@ double Seconds(Clock::time_point since) {
 void RecordErrors(const std::string& c, const std::string& system,
                   const std::vector<double>& image, const std::vector<double>& truth,
                   const std::vector<double>& levels, double seconds) {
-  const dmmv::Levels grid{0, 1, 0, levels};
+  const std::vector<double> rounded = tomo::RoundToLevels(image, levels);
   double abs_error = 0;
   int64_t wrong = 0;
   for (size_t j = 0; j < truth.size(); ++j) {
     abs_error += std::fabs(image[j] - truth[j]);
-    wrong += grid.Value(grid.Nearest(image[j])) != truth[j];
+    wrong += rounded[j] != truth[j];
   }
   const auto pixels = static_cast<double>(truth.size());
   Record(c, system, "mean_absolute_error", abs_error / pixels);
@@ -137,7 +137,7 @@ bool RunCase(const Case& c, double budget, const solverd::Device& device) {
   }
   const std::vector<double>& image = result.instances[0].values;
   RecordErrors(name, "solverd", image, truth, levels, Seconds(start));
-  const int64_t rays = int64_t{kAngles} * tomo::DefaultDetectors(c.size);
+  const int64_t rays = tomo::Rays(spec);
   Record(name, "solverd", "max_violation", tomo::MaxRayResidual(problem, rays, image));
   Record(name, "solverd", "start_max_violation",
          tomo::MaxRayResidual(problem, rays, tomo::RoundToLevels(start_image, levels)));

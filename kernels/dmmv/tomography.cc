@@ -55,6 +55,15 @@ std::vector<Levels> PixelLevels(const std::vector<double>& levels,
   return out;
 }
 
+// (A image)_k.
+double ProjectRow(const CsrMatrix& a, int64_t k, const std::vector<double>& image) {
+  double y = 0;
+  for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
+    y += a.values[e] * image[a.columns[e]];
+  }
+  return y;
+}
+
 // Rays weighted 1 / (sigma sqrt 2), sigma = noise_bound / sqrt 3, and one
 // row v_p - v_q (b = 0) per pair of 4-neighbours weighted
 // sqrt(smoothness) / (level range): their weighted sum of squares is the
@@ -110,6 +119,12 @@ int DefaultDetectors(int size) {
   return static_cast<int>(std::ceil(size * std::sqrt(2.0))) + 1;
 }
 
+int Detectors(const Spec& spec) {
+  return spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
+}
+
+int64_t Rays(const Spec& spec) { return int64_t{spec.angles} * Detectors(spec); }
+
 Status Validate(const Spec& spec) {
   if (spec.size < 1 || spec.size > 1024) {
     return InvalidArgument("tomography.size: must be 1 .. 1024");
@@ -130,8 +145,7 @@ Status Validate(const Spec& spec) {
                              "]: levels must be finite and strictly increasing");
     }
   }
-  const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
-  const int64_t rays = int64_t{spec.angles} * detectors;
+  const int64_t rays = Rays(spec);
   if (static_cast<int64_t>(spec.sinogram.size()) != rays) {
     return InvalidArgument("tomography.sinogram: has " + std::to_string(spec.sinogram.size()) +
                            " values, angles x detectors is " + std::to_string(rays));
@@ -193,12 +207,8 @@ CsrMatrix Projector(int size, int angles, int detectors) {
 }
 
 std::vector<double> Project(const CsrMatrix& a, const std::vector<double>& image) {
-  std::vector<double> y(a.row_offsets.size() - 1, 0.0);
-  for (size_t k = 0; k + 1 < a.row_offsets.size(); ++k) {
-    for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
-      y[k] += a.values[e] * image[a.columns[e]];
-    }
-  }
+  std::vector<double> y(a.row_offsets.size() - 1);
+  for (size_t k = 0; k < y.size(); ++k) y[k] = ProjectRow(a, static_cast<int64_t>(k), image);
   return y;
 }
 
@@ -264,11 +274,10 @@ std::vector<double> Phantom(int size, const std::vector<double>& levels, int ell
 
 Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image) {
   if (Status s = Validate(spec); !s.ok()) return s;
-  const int detectors = spec.detectors > 0 ? spec.detectors : DefaultDetectors(spec.size);
   const int64_t pixels = int64_t{spec.size} * spec.size;
   Problem p;
   p.cols = pixels;
-  p.x_csr = Projector(spec.size, spec.angles, detectors);
+  p.x_csr = Projector(spec.size, spec.angles, Detectors(spec));
   const auto reconstruct = [&](Method method) {  // from the rays alone
     const int iterations = spec.start_iterations > 0 ? spec.start_iterations
                            : method == Method::kSart ? 30
@@ -309,11 +318,7 @@ double MaxRayResidual(const Problem& problem, int64_t rays, const std::vector<do
   const std::vector<double>& b = problem.instances.at(0).b;
   double worst = 0;
   for (int64_t k = 0; k < rays; ++k) {
-    double projected = 0;
-    for (int64_t e = a.row_offsets[k]; e < a.row_offsets[k + 1]; ++e) {
-      projected += a.values[e] * image[a.columns[e]];
-    }
-    worst = std::max(worst, std::fabs(projected - b[k]));
+    worst = std::max(worst, std::fabs(ProjectRow(a, k, image) - b[k]));
   }
   return worst;
 }

@@ -67,6 +67,11 @@ struct Spec {
 // Enough detectors for every pixel at every angle: ceil(n sqrt 2) + 1.
 int DefaultDetectors(int size);
 
+// The spec's detectors per angle (its own, or DefaultDetectors), and its
+// rays: the problem rows Build puts first.
+int Detectors(const Spec& spec);
+int64_t Rays(const Spec& spec);
+
 // INVALID_ARGUMENT naming the field ("tomography.sinogram", ...).
 Status Validate(const Spec& spec);
 

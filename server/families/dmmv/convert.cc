@@ -118,12 +118,11 @@ absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography&
   if (!sinogram.ok()) return sinogram.status();
   spec.sinogram = std::move(sinogram->values);
   if (absl::Status s = Prefixed(dmmv::tomography::Validate(spec), "dmmv."); !s.ok()) return s;
-  const int64_t detectors =
-      spec.detectors > 0 ? spec.detectors : dmmv::tomography::DefaultDetectors(spec.size);
   if (sinogram->shape[0] != spec.angles) {  // the right count, the wrong shape
     return absl::InvalidArgumentError(absl::StrCat(
         "dmmv.tomography.sinogram: shape [", sinogram->shape[0], ", ", sinogram->shape[1],
-        "], expected [angles, detectors] = [", spec.angles, ", ", detectors, "]"));
+        "], expected [angles, detectors] = [", spec.angles, ", ",
+        dmmv::tomography::Detectors(spec), "]"));
   }
   return spec;
 }
@@ -168,12 +167,9 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
         return s;
       }
       v1::TomographyResult& t = built.tomography.emplace();
-      const int32_t detectors = spec->detectors > 0
-                                    ? spec->detectors
-                                    : dmmv::tomography::DefaultDetectors(spec->size);
-      built.rays = int64_t{spec->angles} * detectors;
+      built.rays = dmmv::tomography::Rays(*spec);
       t.set_size(spec->size);
-      t.set_detectors(detectors);
+      t.set_detectors(dmmv::tomography::Detectors(*spec));
       t.mutable_start_image()->Add(start.begin(), start.end());
       t.set_start_max_residual(dmmv::tomography::MaxRayResidual(
           problem, built.rays, dmmv::tomography::RoundToLevels(start, spec->levels)));
