@@ -20,8 +20,8 @@ const std::vector<CommandHelp>& Commands() {
   static const auto* commands = new std::vector<CommandHelp>{
       {"demo", "demo ot|sor|dmmv|quant   a generated problem, watched to the end",
        {"n", "m", "dim", "eta", "method", "seed", "side", "systems", "algorithm", "context_min",
-        "context_max", "order",
-        "bits", "passband", "stopband", "type", "priority", "deadline", "device"}},
+        "context_max", "order", "bits", "passband", "stopband", "type", "priority", "deadline",
+        "device"}},
       {"submit",
        "submit FILE.json [--watch]   a JobSpec in proto3 JSON; {\"file\": PATH} in place\n"
        "      of a blob id uploads PATH (relative to the JSON) first",

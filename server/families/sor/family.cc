@@ -58,10 +58,12 @@ void Record(const SolveItem& item, const sor::TunedSolve& solve, const SorWork& 
   r->set_seconds(solve.result.seconds);
   r->set_work_iterations(solve.work_iterations);
   const std::vector<double>& x = solve.result.x;
-  if (work.raw_solutions && !work.omit_solutions) {  // little-endian hosts only, as the API's
-    r->set_x_raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(double));
-  } else if (!work.omit_solutions) {
-    r->mutable_x()->Add(x.begin(), x.end());
+  if (!work.omit_solutions) {
+    if (work.raw_solutions) {  // little-endian hosts only, as the API's
+      r->set_x_raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(double));
+    } else {
+      r->mutable_x()->Add(x.begin(), x.end());
+    }
   }
   out->set_total_iterations(out->total_iterations() + solve.result.iterations);
   outcome->iterations += solve.work_iterations;
