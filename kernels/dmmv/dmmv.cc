@@ -150,6 +150,9 @@ Status Solve(const Device& device, StreamHandle stream, const Problem& problem,
   if (Status s = ValidateProblem(problem); !s.ok()) return s;
   if (options.max_outer_iterations < 0) return InvalidArgument("max_outer_iterations: negative");
   if (options.stall_rounds < 0) return InvalidArgument("stall_rounds: negative");
+  if (!(options.violation_cap >= 0 && std::isfinite(options.violation_cap))) {
+    return InvalidArgument("violation_cap: must be finite and non-negative");
+  }
   if (options.pair_candidates < 0) return InvalidArgument("pair_candidates: negative");
   std::unique_ptr<internal::DmmvBackend> backend;
   std::optional<internal::CscMatrix> columns;
@@ -180,7 +183,10 @@ int64_t MemoryBytes(const Problem& problem) {
                         ? 2 * (d + 4) * static_cast<int64_t>(problem.x_csr.values.size()) +
                               8 * (problem.rows + problem.cols + 2)
                         : d * problem.rows * problem.cols;
-  return x + d * 3 * instances * problem.rows;
+  // Dense on the CPU: the Gram matrices, when used, are no larger than X,
+  // and each instance's gradient has M entries.
+  const int64_t gram = problem.sparse() ? 0 : x + d * instances * problem.cols;
+  return x + gram + d * 3 * instances * problem.rows;
 }
 
 }  // namespace solverd::dmmv

@@ -82,6 +82,15 @@ struct Options {
   // not all constraints (tomography under stated noise, whose smoothness
   // rows would otherwise decide t).
   bool least_squares = false;
+  // The objective is the largest t over all instances, not each one's own
+  // (a quantized layer's max violation): only the instances within 2% of
+  // the current largest are searched, so the others keep their start
+  // unless the largest comes down to them.
+  bool max_over_instances = false;
+  // > 0: t counts only above this cap, so among assignments within it the
+  // smallest L2 wins (a polish after a min-max search, with the cap at the
+  // t it reached).
+  double violation_cap = 0;
 };
 
 struct InstanceResult {

@@ -32,8 +32,9 @@ struct MoveScore {
 class DmmvBackend {
  public:
   virtual ~DmmvBackend() = default;
-  // D = X values - b for `instance`.
-  virtual Status SetValues(int instance, const std::vector<double>& values) = 0;
+  // D = X values[i] - b for every instance i, from scratch (values: one
+  // vector of M per instance; a backend may read X once for several).
+  virtual Status SetValues(const std::vector<std::vector<double>>& values) = 0;
   virtual Status Residual(int instance, std::vector<double>* d) = 0;
   // Scores every move against its instance's current D. A move whose
   // max_violation exceeds cutoff[instance] may be reported with any value

@@ -24,13 +24,15 @@ class SparseCpuBackend final : public DmmvBackend {
     }
   }
 
-  Status SetValues(int instance, const std::vector<double>& values) override {
-    PerInstance& p = instances_[instance];
-    for (int64_t k = 0; k < rows_; ++k) {
-      p.d[k] = SparseRowResidual(x_.row_offsets.data(), x_.columns.data(), x_.values.data(), k,
-                                 values.data(), p.b[k]);
+  Status SetValues(const std::vector<std::vector<double>>& values) override {
+    for (size_t i = 0; i < values.size(); ++i) {
+      PerInstance& p = instances_[i];
+      for (int64_t k = 0; k < rows_; ++k) {
+        p.d[k] = SparseRowResidual(x_.row_offsets.data(), x_.columns.data(), x_.values.data(),
+                                   k, values[i].data(), p.b[k]);
+      }
+      p.stale = true;
     }
-    p.stale = true;
     return Status::Ok();
   }
 

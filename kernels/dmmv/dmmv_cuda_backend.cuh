@@ -16,13 +16,16 @@ namespace solverd::dmmv::internal {
 
 class CudaBackendBase : public DmmvBackend {
  public:
-  Status SetValues(int instance, const std::vector<double>& values) final {
-    SOLVERD_RETURN_IF_ERROR(values_.UploadReserved(values.data(), values.size(), stream_));
-    const char* kernel = LaunchResidual(instance * rows_);
-    SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch(kernel, stream_));
-    ResidualChanged(instance);
-    // `values` is the caller's: wait before it can go away.
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+  Status SetValues(const std::vector<std::vector<double>>& values) final {
+    for (size_t i = 0; i < values.size(); ++i) {
+      const int instance = static_cast<int>(i);
+      SOLVERD_RETURN_IF_ERROR(values_.UploadReserved(values[i].data(), values[i].size(), stream_));
+      const char* kernel = LaunchResidual(instance * rows_);
+      SOLVERD_RETURN_IF_ERROR(solverd::internal::CheckLaunch(kernel, stream_));
+      ResidualChanged(instance);
+      // values_ is reused by the next instance: wait for this one's kernel.
+      SOLVERD_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
+    }
     return Status::Ok();
   }
 

@@ -17,6 +17,9 @@ using Clock = std::chrono::steady_clock;
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr int kOperators = 2;  // destroy: random, worst-row; repair: random, greedy
 constexpr double kReaction = 0.2;
+// With Options::max_over_instances, the instances whose t is within this
+// fraction of the largest are searched; the rest wait for it to come down.
+constexpr double kInPlayBand = 0.02;
 
 // (t, sum of squares), compared lexicographically; the L2 tie-break keeps
 // the search from wandering along plateaus of t. With least_squares t
@@ -27,18 +30,23 @@ struct Objective {
 
 class Order {
  public:
-  explicit Order(bool least_squares) : least_squares_(least_squares) {}
+  Order(bool least_squares, double cap) : least_squares_(least_squares), cap_(cap) {}
   bool Better(const Objective& a, const Objective& b) const {
     return Rank(a) < Rank(b) || (Rank(a) == Rank(b) && a.sum_squares < b.sum_squares * (1 - 1e-12));
   }
   // A strict weak order agreeing with Better, for sorting.
   std::pair<double, double> Key(const Objective& a) const { return {Rank(a), a.sum_squares}; }
   // The cutoff above which a move's t may be reported inexactly.
-  double Cutoff(const Objective& current) const { return least_squares_ ? kInf : current.t; }
+  double Cutoff(const Objective& current) const {
+    return least_squares_ ? kInf : std::max(cap_, current.t);
+  }
 
  private:
-  double Rank(const Objective& a) const { return least_squares_ ? 0.0 : a.t; }
+  double Rank(const Objective& a) const {
+    return least_squares_ ? 0.0 : std::max(0.0, a.t - cap_);
+  }
   bool least_squares_;
+  double cap_;  // Options::violation_cap
 };
 
 struct State {
@@ -78,7 +86,8 @@ class Search {
   Search(DmmvBackend& backend, const Problem& problem, const CscMatrix* columns,
          const Options& options, const CancelToken* cancel)
       : backend_(backend), problem_(problem), columns_(columns), options_(options),
-        cancel_(cancel), start_(Clock::now()), order_(options.least_squares) {
+        cancel_(cancel), start_(Clock::now()),
+        order_(options.least_squares, options.violation_cap) {
     if (columns_ != nullptr) {
       row_stamp_.assign(static_cast<size_t>(problem.rows), 0);
       var_stamp_.assign(static_cast<size_t>(problem.cols), 0);
@@ -97,6 +106,10 @@ class Search {
   }
   double Seconds() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
   const Order& order() const { return order_; }
+  // With max_over_instances, the instances whose t (their best's, or
+  // their current one's) is within kInPlayBand of the largest over all
+  // instances; else all of them.
+  std::vector<bool> InPlay(const std::vector<State>& states, bool best) const;
 
  private:
   // The exact objective of each listed instance's current residual.
@@ -125,6 +138,7 @@ Status Search::Init(std::vector<State>* states) {
   const int64_t m = problem_.cols;
   states->resize(problem_.instances.size());
   std::vector<int> all;
+  std::vector<std::vector<double>> values(states->size());
   for (size_t i = 0; i < states->size(); ++i) {
     State& s = (*states)[i];
     s.instance = &problem_.instances[i];
@@ -136,9 +150,10 @@ Status Search::Init(std::vector<State>* states) {
                : !inst.start_values.empty() ? s.LevelsOf(j).Nearest(inst.start_values[j])
                                             : s.LevelsOf(j).Nearest(0.0);
     }
-    if (Status st = backend_.SetValues(static_cast<int>(i), s.Values(s.q)); !st.ok()) return st;
+    values[i] = s.Values(s.q);
     all.push_back(static_cast<int>(i));
   }
+  if (Status st = backend_.SetValues(values); !st.ok()) return st;
   if (Status st = Measure(*states, all); !st.ok()) return st;
   for (State& s : *states) {
     s.start = s.best = s.current;
@@ -161,6 +176,18 @@ Status Search::Measure(std::vector<State>& states, const std::vector<int>& which
   return Status::Ok();
 }
 
+std::vector<bool> Search::InPlay(const std::vector<State>& states, bool best) const {
+  std::vector<bool> in_play(states.size(), true);
+  if (!options_.max_over_instances) return in_play;
+  const auto t = [&](const State& s) { return best ? s.best.t : s.current.t; };
+  double largest = 0;
+  for (const State& s : states) largest = std::max(largest, t(s));
+  for (size_t i = 0; i < states.size(); ++i) {
+    in_play[i] = t(states[i]) >= (1 - kInPlayBand) * largest;
+  }
+  return in_play;
+}
+
 Status Search::LocalSearch(std::vector<State>& states) {
   const int64_t m = problem_.cols;
   std::vector<int> active(states.size());
@@ -169,6 +196,14 @@ Status Search::LocalSearch(std::vector<State>& states) {
   const size_t top = static_cast<size_t>(std::max(0, options_.pair_candidates));
   for (int64_t round = 0; round < max_rounds && !active.empty() && !OutOfTime(); ++round) {
     if (Status st = Stopped(); !st.ok()) return st;
+    std::vector<int> waiting;  // not at a local optimum, but below the band this round
+    if (options_.max_over_instances) {
+      const std::vector<bool> in_play = InPlay(states, /*best=*/false);
+      std::vector<int> playing;
+      for (int i : active) (in_play[i] ? playing : waiting).push_back(i);
+      if (playing.empty()) break;
+      active.swap(playing);
+    }
     std::vector<Move> singles;
     std::vector<size_t> first(active.size() + 1);
     std::vector<double> cutoff(states.size(), kInf);
@@ -238,6 +273,8 @@ Status Search::LocalSearch(std::vector<State>& states) {
     if (columns_ != nullptr) {  // several moves may have been applied: measure afresh
       if (Status st = Measure(states, still_active); !st.ok()) return st;
     }
+    still_active.insert(still_active.end(), waiting.begin(), waiting.end());
+    std::sort(still_active.begin(), still_active.end());
     active.swap(still_active);
   }
   return Status::Ok();
@@ -385,21 +422,25 @@ Status Search::GreedyRepair(std::vector<State>& states,
 }
 
 Status Search::Outer(std::vector<State>& states) {
-  std::vector<int> all(states.size());
-  for (size_t i = 0; i < states.size(); ++i) all[i] = static_cast<int>(i);
+  const std::vector<bool> in_play = InPlay(states, /*best=*/true);
+  std::vector<int> playing;
+  for (size_t i = 0; i < states.size(); ++i) {
+    if (in_play[i]) playing.push_back(static_cast<int>(i));
+  }
   std::vector<std::vector<int64_t>> sets(states.size());
   std::vector<int> destroy_op(states.size()), repair_op(states.size());
-  for (size_t i = 0; i < states.size(); ++i) {
+  for (int i : playing) {
     State& s = states[i];
     destroy_op[i] = s.Roulette(s.destroy_weight);
     repair_op[i] = s.Roulette(s.repair_weight);
-    if (Status st = Destroy(s, static_cast<int>(i), destroy_op[i], &sets[i]); !st.ok()) return st;
+    if (Status st = Destroy(s, i, destroy_op[i], &sets[i]); !st.ok()) return st;
     if (repair_op[i] == 0) sets[i].clear();  // random repair: keep the jumps
   }
   if (Status st = GreedyRepair(states, sets); !st.ok()) return st;
-  if (Status st = Measure(states, all); !st.ok()) return st;
+  if (Status st = Measure(states, playing); !st.ok()) return st;
   if (Status st = LocalSearch(states); !st.ok()) return st;
-  for (size_t i = 0; i < states.size(); ++i) {
+  std::vector<Move> back;
+  for (int i : playing) {
     State& s = states[i];
     ++s.outer;
     double reward = 0;
@@ -409,17 +450,20 @@ Status Search::Outer(std::vector<State>& states) {
       s.best_q = s.q;
       s.rounds_since_better = 0;
       reward = 3;
-    } else {  // hill climbing: go back to the best
+    } else {  // hill climbing: go back to the best, moving only what changed
+      for (int64_t j = 0; j < problem_.cols; ++j) {
+        if (s.q[j] == s.best_q[j]) continue;
+        back.push_back({i, static_cast<int32_t>(j), -1, s.Delta(j, s.best_q[j]), 0});
+      }
       s.q = s.best_q;
       s.current = s.best;
-      if (Status st = backend_.SetValues(static_cast<int>(i), s.Values(s.q)); !st.ok()) return st;
     }
     double& dw = s.destroy_weight[destroy_op[i]];
     double& rw = s.repair_weight[repair_op[i]];
     dw = std::max(0.1, (1 - kReaction) * dw + kReaction * reward);
     rw = std::max(0.1, (1 - kReaction) * rw + kReaction * reward);
   }
-  return Status::Ok();
+  return backend_.Apply(back);
 }
 
 }  // namespace
@@ -448,10 +492,11 @@ Status RunSearch(DmmvBackend& backend, const Problem& problem, const CscMatrix* 
   for (State& s : states) {
     if (search.order().Better(s.current, s.best)) s.best = s.current, s.best_q = s.q;
   }
-  const auto stalled = [&] {
+  const auto stalled = [&] {  // every instance the search would still work on
     if (options.stall_rounds <= 0) return false;
-    for (const State& s : states) {
-      if (s.rounds_since_better < options.stall_rounds) return false;
+    const std::vector<bool> in_play = search.InPlay(states, /*best=*/true);
+    for (size_t i = 0; i < states.size(); ++i) {
+      if (in_play[i] && states[i].rounds_since_better < options.stall_rounds) return false;
     }
     return true;
   };

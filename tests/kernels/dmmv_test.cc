@@ -47,6 +47,7 @@ Problem RandomProblem(int64_t rows, int64_t cols, int instances, int levels, uin
   return p;
 }
 
+// X taller than wide: moves scored from the Gram matrix.
 TEST(DmmvCpu, FindsTheExactOptimumOnSmallInstances) {
   for (uint64_t seed = 1; seed <= 5; ++seed) {
     Problem p = RandomProblem(/*rows=*/12, /*cols=*/6, 1, /*levels=*/5, seed);
@@ -56,7 +57,53 @@ TEST(DmmvCpu, FindsTheExactOptimumOnSmallInstances) {
     Result r = SolveCpu(p, o);
     const double exact = BruteForce(p, p.instances[0]);
     EXPECT_NEAR(r.instances[0].max_violation, exact, 1e-9) << "seed " << seed;
+    const auto [t, l2] = Violation(p, p.instances[0], r.instances[0].values);
+    EXPECT_NEAR(r.instances[0].l2, l2, 1e-9);
   }
+}
+
+TEST(DmmvCpu, ViolationCapFindsTheLeastL2WithinIt) {
+  int lower = 0;  // instances where the polish found a smaller L2 than min-max's
+  for (uint64_t seed = 1; seed <= 5; ++seed) {
+    Problem p = RandomProblem(/*rows=*/12, /*cols=*/6, 1, /*levels=*/5, seed);
+    Options o;
+    o.max_outer_iterations = 300;
+    o.destroy_size = 3;
+    const Result minmax = SolveCpu(p, o);
+    const double cap = 1.2 * minmax.instances[0].max_violation;
+    p.instances[0].start_values.clear();
+    p.instances[0].start_levels = minmax.instances[0].level_indices;
+    o.violation_cap = cap;
+    const Result polished = SolveCpu(p, o);
+    EXPECT_LE(polished.instances[0].max_violation, cap) << "seed " << seed;
+    EXPECT_NEAR(polished.instances[0].l2, BruteForce(p, p.instances[0], true, cap), 1e-9)
+        << "seed " << seed;
+    lower += polished.instances[0].l2 < minmax.instances[0].l2 - 1e-9;
+  }
+  EXPECT_GT(lower, 0) << "the cap never left room for a smaller L2";
+}
+
+TEST(DmmvCpu, MaxOverInstancesSearchesOnlyTheInstancesNearTheLargest) {
+  Problem p = RandomProblem(30, 10, 4, 7, 5);
+  for (double& b : p.instances[0].b) b += 3;  // instance 0 decides the largest t
+  Options o;
+  o.max_outer_iterations = 20;
+  o.max_over_instances = true;
+  const Result r = SolveCpu(p, o);
+  double start_largest = 0, largest = 0;
+  for (const InstanceResult& ir : r.instances) {
+    start_largest = std::max(start_largest, ir.start_max_violation);
+    largest = std::max(largest, ir.max_violation);
+  }
+  EXPECT_LT(largest, start_largest);
+  EXPECT_GT(r.instances[0].moves, 0);
+  for (int i = 1; i < 4; ++i) {
+    ASSERT_LT(r.instances[i].start_max_violation, 0.9 * largest) << i;
+    EXPECT_EQ(r.instances[i].moves, 0) << "instance " << i << " was never near the largest";
+    EXPECT_EQ(r.instances[i].max_violation, r.instances[i].start_max_violation);
+  }
+  o.max_over_instances = false;  // each on its own: they all move
+  EXPECT_GT(SolveCpu(p, o).instances[1].moves, 0);
 }
 
 TEST(DmmvCpu, LeastSquaresFindsTheSmallestL2AndReportsItsT) {
@@ -79,8 +126,11 @@ TEST(DmmvCpu, LeastSquaresFindsTheSmallestL2AndReportsItsT) {
   EXPECT_GT(differs, 0) << "no instance tells the two objectives apart";
 }
 
-TEST(DmmvCpu, ReportsTheTrueObjectiveOfALocalOptimum) {
-  Problem p = RandomProblem(40, 16, 1, 9, 7);
+// Both scorings: from the Gram matrix (X taller than wide), by full passes.
+class DmmvLocalOptimum : public ::testing::TestWithParam<std::pair<int, int>> {};
+
+TEST_P(DmmvLocalOptimum, ReportsTheTrueObjectiveOfALocalOptimum) {
+  Problem p = RandomProblem(GetParam().first, GetParam().second, 1, 9, 7);
   Options o;
   o.max_outer_iterations = 0;  // local search only
   Result r = SolveCpu(p, o);
@@ -101,6 +151,9 @@ TEST(DmmvCpu, ReportsTheTrueObjectiveOfALocalOptimum) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Shapes, DmmvLocalOptimum,
+                         ::testing::Values(std::pair{40, 16}, std::pair{12, 16}));
 
 TEST(DmmvCpu, DeterministicAndBatchedInstancesMatchSingleOnes) {
   Problem batch = RandomProblem(30, 10, 3, 7, 11);

@@ -35,8 +35,10 @@ inline std::pair<double, double> Violation(const Problem& p, const Instance& ins
   return {t, std::sqrt(sum)};
 }
 
-// The best t over all assignments, or with `least_squares` the best L2.
-inline double BruteForce(const Problem& p, const Instance& inst, bool least_squares = false) {
+// The best t over all assignments, or with `least_squares` the best L2 of
+// those whose t is at most `cap`.
+inline double BruteForce(const Problem& p, const Instance& inst, bool least_squares = false,
+                         double cap = INFINITY) {
   auto levels = [&](int64_t j) -> const Levels& {
     return inst.levels.size() == 1 ? inst.levels[0] : inst.levels[j];
   };
@@ -50,7 +52,7 @@ inline double BruteForce(const Problem& p, const Instance& inst, bool least_squa
       values[j] = levels(j).Value(c % levels(j).size());
     }
     const auto [t, l2] = Violation(p, inst, values);
-    best = std::min(best, least_squares ? l2 : t);
+    if (t <= cap) best = std::min(best, least_squares ? l2 : t);
   }
   return best;
 }
