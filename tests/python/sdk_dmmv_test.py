@@ -62,6 +62,24 @@ class Dmmv(ServerTestCase):
             for j in range(3):
                 self.assertIn(s.values[k][j], grids[j])
 
+    def test_largest_over_instances_then_a_polish_within_its_t(self):
+        rng = np.random.default_rng(11)  # the shared stream feeds the tests after this one
+        X = rng.normal(size=(30, 6))
+        W = rng.uniform(-1, 1, size=(3, 6))
+        B = W @ X.T
+        B[0] += 2.0  # instance 0 decides the largest t
+        levels = np.linspace(-1, 1, 9)
+        s = solverd.dmmv.solve(X, B, levels, start=W, largest_over_instances=True,
+                               max_rounds=20, client=self.client)
+        self.assertLess(s.max_violation[0], s.start_max_violation[0])
+        self.assertEqual(list(s.moves[1:]), [0, 0])  # never near the largest
+        cap = s.max_violation[0]
+        p = solverd.dmmv.solve(X, B[0], levels, start=s.values[0], violation_cap=cap,
+                               max_rounds=20, client=self.client)
+        self.assertLessEqual(p.max_violation, cap + 1e-12)
+        self.assertLessEqual(p.l2, s.l2[0])
+        self.assertAlmostEqual(p.max_violation, violation(X, p.values, B[0]), delta=1e-12)
+
     def test_sparse_x_gives_the_dense_answer(self):
         dense = sp.random(40, 25, density=0.2, random_state=3, format="csr")
         b = dense @ self.rng.integers(-3, 4, size=25).astype(float)

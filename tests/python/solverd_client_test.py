@@ -237,6 +237,36 @@ class SolverdClient(unittest.TestCase):
         stalled = self.client.solve(solverd.dmmv_pb2.DmmvProblem(
             direct=direct, max_outer_iterations=500, stall_rounds=2))
         self.assertIn(stalled.instances[0].outer_iterations, range(2, 500))
+        with self.assertRaises(grpc.RpcError) as raised:
+            self.client.submit(solverd.dmmv_pb2.DmmvProblem(direct=direct, violation_cap=-1))
+        self.assertEqual(raised.exception.details(),
+                         "dmmv.violation_cap: must be finite and non-negative")
+
+    def test_dmmv_largest_over_instances_then_polish(self):
+        rng = np.random.default_rng(7)
+        x = rng.normal(size=(40, 8))
+        levels = [solverd.dmmv_pb2.DmmvLevels(lo=-1, step=0.25, count=9)]
+        instances = []
+        for offset in (2.0, 0.0, 0.0):  # instance 0 decides the largest t
+            w = rng.uniform(-1, 1, 8)
+            instances.append(solverd.dmmv_pb2.DmmvInstance(
+                b=solverd.tensor(x @ w + offset), levels=levels, start_values=solverd.tensor(w)))
+        direct = solverd.dmmv_pb2.DmmvDirect(x=solverd.tensor(x), instances=instances)
+        largest = self.client.solve(solverd.dmmv_pb2.DmmvProblem(
+            direct=direct, max_over_instances=True, max_outer_iterations=20))
+        first, *rest = largest.instances
+        self.assertLess(first.max_violation, first.start_max_violation)
+        for r in rest:  # never near the largest: left at their start
+            self.assertEqual(r.moves, 0)
+            self.assertEqual(r.max_violation, r.start_max_violation)
+        # The polish: from the min-max result, the least L2 within its t.
+        direct.instances[0].ClearField("start_values")
+        direct.instances[0].start_levels.extend(first.level_indices)
+        polished = self.client.solve(solverd.dmmv_pb2.DmmvProblem(
+            direct=solverd.dmmv_pb2.DmmvDirect(x=direct.x, instances=[direct.instances[0]]),
+            violation_cap=first.max_violation, max_outer_iterations=20)).instances[0]
+        self.assertLessEqual(polished.max_violation, first.max_violation + 1e-12)
+        self.assertLessEqual(polished.l2, first.l2)
 
     def test_dmmv_sparse_direct_problem(self):
         rng = np.random.default_rng(6)

@@ -128,7 +128,8 @@ def _search(problem: dmmv_pb2.DmmvProblem, max_rounds, time_limit, destroy_size,
 
 def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
           time_limit: Optional[float] = None, destroy_size: int = 0, seed: int = 0,
-          stall_rounds: int = 0, client=None, server: Optional[str] = None,
+          stall_rounds: int = 0, largest_over_instances: bool = False,
+          violation_cap: float = 0.0, client=None, server: Optional[str] = None,
           progress: calls.Progress = None, timeout: Optional[float] = None,
           device: Optional[str] = None) -> Solution:
     """Solves min_v max_k w_k |(X v - b)_k| over the levels (see the
@@ -136,7 +137,11 @@ def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
     start: continuous values [M] or [k, M] rounded to the levels (default:
     the levels nearest 0). max_rounds: large-neighbourhood rounds (0: the
     server's 200; -1: local search only); stall_rounds: stop once no
-    instance improved for this many; time_limit: seconds."""
+    instance improved for this many; time_limit: seconds.
+    largest_over_instances: with b [k, N], minimize the largest t of the k
+    instances instead of each one's (only those near it are searched).
+    violation_cap > 0: t counts only above it, so the least L2 within it
+    wins (a polish: start from a min-max result, cap at its t)."""
     b = np.asarray(b, dtype=np.float64)
     if b.ndim not in (1, 2):
         raise ValueError(f"b must be [N] or [k, N], got shape {b.shape}")
@@ -153,7 +158,8 @@ def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
                 instance.weights.CopyFrom(payload.send(w))
             if v0 is not None:
                 instance.start_values.CopyFrom(payload.send(v0))
-        problem = dmmv_pb2.DmmvProblem(direct=direct)
+        problem = dmmv_pb2.DmmvProblem(direct=direct, max_over_instances=largest_over_instances,
+                                       violation_cap=violation_cap)
         _search(problem, max_rounds, time_limit, destroy_size, seed, stall_rounds)
         job, result = calls.run(c, problem, progress=progress, timeout=timeout, device=device,
                                 description="dmmv")

@@ -1,6 +1,7 @@
 #include "server/families/dmmv/convert.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <utility>
 
@@ -198,6 +199,11 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
   if (in.stall_rounds() < 0) return absl::InvalidArgumentError("dmmv.stall_rounds: negative");
   options.stall_rounds = in.stall_rounds();
   options.least_squares = least_squares;
+  options.max_over_instances = in.max_over_instances();
+  if (!(in.violation_cap() >= 0 && std::isfinite(in.violation_cap()))) {
+    return absl::InvalidArgumentError("dmmv.violation_cap: must be finite and non-negative");
+  }
+  options.violation_cap = in.violation_cap();
   return DmmvWork{std::move(problem), options, std::move(built)};
 }
 
