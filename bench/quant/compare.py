@@ -310,6 +310,18 @@ def run_sections(client, args, records):
     return sections
 
 
+def headed_blocks(lines):
+    """`lines` cut before each "## " heading."""
+    blocks, current = [], []
+    for line in lines:
+        if line.startswith("## ") and current:
+            blocks.append(current)
+            current = []
+        current.append(line)
+    blocks.append(current)
+    return blocks
+
+
 def merged(path, records, sections):
     """The records and sections of a partial run over the previous run's:
     records of the cases run replace theirs, sections replace the ones
@@ -319,16 +331,12 @@ def merged(path, records, sections):
     cases = {r["case"] for r in records}
     old = json.load(open(path + ".json"))["records"]
     records = [r for r in old if r["case"] not in cases] + records
-    new = {part[0]: part for part in sections.values()}
-    kept, lines = [], open(path + ".md").read().split("\n")
-    blocks, current = [], []
-    for line in lines[lines.index("") + 1:] if "" in lines else []:
-        if line.startswith("## ") and current:
-            blocks.append(current)
-            current = []
-        current.append(line)
-    blocks.append(current)
-    for block in blocks:
+    # A part may hold several headings (gnubg's holds the bit allocation
+    # too): each heading's block replaces its namesake.
+    new = {block[0]: block for part in sections.values() for block in headed_blocks(part)}
+    lines = open(path + ".md").read().split("\n")
+    kept = []
+    for block in headed_blocks(lines[lines.index("") + 1:] if "" in lines else []):
         if block and block[0].startswith("## "):
             kept.extend(new.pop(block[0], block))
     for part in new.values():
