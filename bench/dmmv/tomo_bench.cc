@@ -127,10 +127,11 @@ bool RunCase(const Case& c, double budget, const solverd::Device& device) {
   dmmv::Options options;
   options.time_limit_seconds = budget;
   options.stall_rounds = minmax ? 0 : kStallRounds;
-  options.least_squares = spec.least_squares();
   options.threads = 1;
   dmmv::Result result;
-  if (s.ok()) s = dmmv::Solve(device, nullptr, problem, options, nullptr, nullptr, &result);
+  if (s.ok()) {
+    s = tomo::Solve(device, nullptr, spec, &problem, options, nullptr, nullptr, &result);
+  }
   if (!s.ok()) {
     std::fprintf(stderr, "%s: %s\n", name.c_str(), s.message().c_str());
     return false;

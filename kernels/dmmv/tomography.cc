@@ -165,6 +165,9 @@ Status Validate(const Spec& spec) {
   if (!(spec.smoothness >= 0 && std::isfinite(spec.smoothness))) {
     return InvalidArgument("tomography.smoothness: must be finite and non-negative");
   }
+  if (spec.reweight_rounds < 0 || spec.reweight_rounds > 16) {
+    return InvalidArgument("tomography.reweight_rounds: must be 0 .. 16");
+  }
   return Status::Ok();
 }
 
@@ -303,6 +306,44 @@ Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_imag
   p.instances.push_back(std::move(inst));
   *problem = std::move(p);
   return Status::Ok();
+}
+
+void ReweightSmoothness(const Spec& spec, const std::vector<double>& image, Problem* problem) {
+  double gap = spec.levels.back() - spec.levels.front();
+  for (size_t i = 1; i < spec.levels.size(); ++i) {
+    gap = std::min(gap, spec.levels[i] - spec.levels[i - 1]);
+  }
+  const CsrMatrix& x = problem->x_csr;
+  std::vector<double>& weights = problem->instances.at(0).weights;
+  for (int64_t k = Rays(spec); k < problem->rows; ++k) {  // rows v_p - v_q
+    const int64_t e = x.row_offsets[k];
+    const double jump = std::fabs(image[x.columns[e]] - image[x.columns[e + 1]]);
+    weights[k] = std::sqrt(spec.smoothness) / std::max(jump, gap);
+  }
+}
+
+Status Solve(const Device& device, StreamHandle stream, const Spec& spec, Problem* problem,
+             Options options, ProgressSink* sink, const CancelToken* cancel, Result* result) {
+  options.least_squares = spec.least_squares();
+  Status s = dmmv::Solve(device, stream, *problem, options, sink, cancel, result);
+  const bool reweighted = spec.least_squares() && spec.smoothness > 0;
+  for (int round = 0; s.ok() && reweighted && round < spec.reweight_rounds; ++round) {
+    ReweightSmoothness(spec, result->instances[0].values, problem);
+    Instance& inst = problem->instances[0];
+    inst.start_values.clear();
+    inst.start_levels = result->instances[0].level_indices;
+    Result next;
+    s = dmmv::Solve(device, stream, *problem, options, sink, cancel, &next);
+    if (next.instances.empty()) break;  // stopped before it had an image
+    InstanceResult& last = next.instances[0];
+    const InstanceResult& before = result->instances[0];
+    last.start_max_violation = before.start_max_violation;  // the first start's
+    last.moves += before.moves;
+    last.outer_iterations += before.outer_iterations;
+    next.seconds += result->seconds;
+    *result = std::move(next);
+  }
+  return s;
 }
 
 std::vector<double> RoundToLevels(const std::vector<double>& image,

@@ -13,7 +13,9 @@
 //    4-neighbours, searched with Options::least_squares. Min-max there fits
 //    the noise on the worst rays (bench/results/dmmv.md: more wrong pixels
 //    than SART rounded); so did a bound |r| <= noise_bound, and so does
-//    least squares without the smoothness rows.
+//    least squares without the smoothness rows. Solve() then reweights the
+//    neighbour rows from the image found and solves again
+//    (ReweightSmoothness).
 //
 // The projector is pixel-driven: pixel (r, c), centred at x = c - (n-1)/2,
 // y = (n-1)/2 - r in pixel units, projects at angle theta onto the detector
@@ -42,6 +44,9 @@ enum class Method { kSart, kSirt, kBest };
 
 inline constexpr double kDefaultSettledWithin = 0.35;
 inline constexpr double kDefaultSmoothness = 2;
+// Under noise_bound, solves after the first, each with the neighbour rows
+// reweighted from the last image (ReweightSmoothness).
+inline constexpr int kDefaultReweightRounds = 2;
 
 struct Spec {
   int size = 0;       // n: the image is n x n, row-major; 1 .. 1024
@@ -60,6 +65,7 @@ struct Spec {
   double noise_bound = 0;
   // The weight of the neighbour rows with noise_bound > 0; >= 0.
   double smoothness = kDefaultSmoothness;
+  int reweight_rounds = kDefaultReweightRounds;  // >= 0; with noise_bound only
 
   bool least_squares() const { return noise_bound > 0; }
 };
@@ -98,6 +104,21 @@ std::vector<double> Phantom(int size, const std::vector<double>& levels, int ell
 // rays; with noise_bound the smoothness rows follow. Solve it with
 // Options::least_squares = spec.least_squares().
 Status Build(const Spec& spec, Problem* problem, std::vector<double>* start_image);
+
+// Reweights Build's neighbour rows from `image` (iteratively reweighted
+// least squares towards a Potts prior, which counts jumps, not their
+// squares): row (p, q) gets sqrt(smoothness) / max(|v_p - v_q|, the
+// smallest level gap), so a jump already in the image costs about
+// `smoothness` whatever its height, and a new one more the smaller it is.
+// The squared prior alone prefers a staircase to a sharp 0 -> 3 edge.
+void ReweightSmoothness(const Spec& spec, const std::vector<double>& image, Problem* problem);
+
+// Solves Build's problem (with Options::least_squares as the spec says),
+// then under noise_bound spec.reweight_rounds more times, each reweighted
+// from and started at the last result. `result` is the last solve's; its
+// seconds are all the solves'. A cancel or deadline returns the best so far.
+Status Solve(const Device& device, StreamHandle stream, const Spec& spec, Problem* problem,
+             Options options, ProgressSink* sink, const CancelToken* cancel, Result* result);
 
 // Each pixel at its nearest level.
 std::vector<double> RoundToLevels(const std::vector<double>& image,

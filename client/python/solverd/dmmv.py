@@ -251,7 +251,8 @@ def project(image, angles: int, detectors: Optional[int] = None) -> np.ndarray:
 
 
 def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: float = 0.0,
-               smoothness: float = 0.0, start: str = "best", start_iterations: int = 0,
+               smoothness: float = 0.0, reweight_rounds: int = 0, start: str = "best",
+               start_iterations: int = 0,
                settled_within: float = 0.0, max_rounds: int = 0,
                time_limit: Optional[float] = None, destroy_size: int = 0, seed: int = 0,
                stall_rounds: int = 0, client=None, server: Optional[str] = None,
@@ -265,6 +266,9 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: flo
     noise, plus `smoothness` (0: the server's 2; negative: none) times
     the squared jumps between neighbours over the level range), which
     does not fit the noise; without it, the smallest largest residual.
+    reweight_rounds: with noise_bound, solves after the first with each
+    neighbour term reweighted from the last image towards counting jumps
+    (0: the server's 2; negative: none, the squared jumps alone).
     start: "sart", "sirt" or "best" (both, the better rounding by the
     objective), the continuous reconstruction rounded to begin from
     (start_iterations sweeps; 0: its default). settled_within: pixels that
@@ -280,7 +284,8 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: flo
             size=size, angles=sinogram.shape[0], detectors=sinogram.shape[1],
             levels=list(np.asarray(levels, np.float64)), sinogram=calls.send(c, sinogram),
             start=_STARTS[start], start_iterations=start_iterations,
-            settled_within=settled_within, noise_bound=noise_bound, smoothness=smoothness)
+            settled_within=settled_within, noise_bound=noise_bound, smoothness=smoothness,
+            reweight_rounds=reweight_rounds)
         problem = dmmv_pb2.DmmvProblem(tomography=spec)
         _search(problem, max_rounds, time_limit, destroy_size, seed, stall_rounds)
         job, result = calls.run(c, problem, progress=progress, timeout=timeout, device=device,

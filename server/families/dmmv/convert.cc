@@ -115,6 +115,10 @@ absl::StatusOr<dmmv::tomography::Spec> TomographyFromProto(const v1::Tomography&
   if (const double smoothness = in.smoothness(); smoothness != 0) {
     spec.smoothness = smoothness < 0 ? 0.0 : smoothness;
   }
+  // 0 keeps the default; negative: none.
+  if (const int rounds = in.reweight_rounds(); rounds != 0) {
+    spec.reweight_rounds = rounds < 0 ? 0 : rounds;
+  }
   auto sinogram = ToDense(in.sinogram(), 2, "dmmv.tomography.sinogram", blobs);
   if (!sinogram.ok()) return sinogram.status();
   spec.sinogram = std::move(sinogram->values);
@@ -175,6 +179,10 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
       t.set_start_max_residual(dmmv::tomography::MaxRayResidual(
           problem, built.rays, dmmv::tomography::RoundToLevels(start, spec->levels)));
       least_squares = spec->least_squares();
+      if (spec->least_squares() && spec->reweight_rounds > 0) {
+        built.reweighted = std::move(*spec);
+        built.reweighted->sinogram.clear();  // in the problem's b already
+      }
       break;
     }
     default:

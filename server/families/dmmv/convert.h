@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "dmmv/dmmv.h"
 #include "dmmv/fir.h"
+#include "dmmv/tomography.h"
 #include "server/blob_store.h"
 #include "solverd/v1/dmmv.pb.h"
 
@@ -22,6 +23,9 @@ struct DmmvBuilderOutput {
   std::optional<::solverd::dmmv::fir::Spec> fir;
   std::optional<v1::TomographyResult> tomography;
   int64_t rays = 0;  // tomography: the problem's first rows
+  // Tomography under noise_bound: solved by tomography::Solve (rounds of
+  // reweighted neighbour rows), the sinogram dropped.
+  std::optional<::solverd::dmmv::tomography::Spec> reweighted;
 };
 
 struct DmmvWork {

@@ -32,8 +32,7 @@ class PreparedDmmv final : public PreparedJob {
     dmmv::Options options = options_;
     options.threads = lane.cpu_threads;
     dmmv::Result result;
-    const ::solverd::Status s =
-        dmmv::Solve(lane.device, lane.stream, problem_, options, sink, cancel, &result);
+    const ::solverd::Status s = Solve(lane, options, sink, cancel, &result);
     JobOutcome outcome;
     outcome.status = FromKernel(s);
     if (!result.instances.empty()) {
@@ -46,6 +45,17 @@ class PreparedDmmv final : public PreparedJob {
   }
 
  private:
+  ::solverd::Status Solve(const Lane& lane, const dmmv::Options& options,
+                          ::solverd::ProgressSink* sink, const ::solverd::CancelToken* cancel,
+                          dmmv::Result* result) const {
+    if (!built_.reweighted.has_value()) {
+      return dmmv::Solve(lane.device, lane.stream, problem_, options, sink, cancel, result);
+    }
+    dmmv::Problem reweighted = problem_;  // its neighbour rows' weights change
+    return dmmv::tomography::Solve(lane.device, lane.stream, *built_.reweighted, &reweighted,
+                                   options, sink, cancel, result);
+  }
+
   const dmmv::Problem problem_;
   const dmmv::Options options_;
   const DmmvBuilderOutput built_;
