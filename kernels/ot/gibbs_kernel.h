@@ -13,6 +13,16 @@
 // would leave either, it changes nothing and says so, and the caller
 // re-absorbs the scalings into (x0, y0) with Rebuild() (the log-stabilised
 // scaling of Schmitzer, 2019), or takes a log-domain step first.
+//
+// K may be stored in single precision where the tolerance leaves room for
+// its rounding: a pass then streams half the bytes, and at n = 500 each
+// thread's rows of K stay in its L2 cache (the double kernel did not; the
+// pass was bound by L3 bandwidth). Sums stay in double. Every entry is off
+// by at most 2^-24 of itself (scalings are kept within 1e12, so entries
+// that were subnormal in K add under 1e-20 of mass), so a row or column
+// sum of the plan is off by at most 2^-24 of it, and Iterate() reports the
+// measured row error plus RoundingBound() = 2^-23 * mass: what it reports
+// bounds the L1 marginal error of the plan the potentials stand for.
 // Not thread-safe; uses up to `threads` threads inside each call.
 #ifndef SOLVERD_KERNELS_OT_GIBBS_KERNEL_H_
 #define SOLVERD_KERNELS_OT_GIBBS_KERNEL_H_
@@ -27,14 +37,36 @@ namespace solverd::ot::internal {
 inline constexpr double kMinUsableSum = 1e-290;
 inline constexpr double kMaxUsableSum = 1e290;
 
+enum class KernelPrecision { kDouble, kSingle };
+
 class GibbsKernel {
  public:
   // K costs n * m doubles on top of C; larger problems stay log-domain.
+  // (Counted in double precision: Newton steps turn a single one double.)
   static constexpr int64_t kMaxBytes = int64_t{1} << 30;
   static bool Fits(int64_t n, int64_t m) { return n * m <= kMaxBytes / 8; }
+  // Single precision when its rounding bound is at most an eighth of the
+  // tolerance on the L1 marginal error (a plan of total mass `mass`): the
+  // few more iterations it takes to get below the rest cost far less than
+  // the halved passes save. At mass 1 that is a tolerance of 9.6e-7 and up.
+  static KernelPrecision PrecisionFor(double tolerance, double mass) {
+    return tolerance >= 8 * SingleRoundingBound(mass) ? KernelPrecision::kSingle
+                                                      : KernelPrecision::kDouble;
+  }
+  static double SingleRoundingBound(double mass) { return 0x1p-23 * mass; }
 
-  // `cost` (n x m, row-major) must outlive the kernel.
-  GibbsKernel(const double* cost, int64_t n, int64_t m, double eta, int threads);
+  // `cost` (n x m, row-major) must outlive the kernel; `mass` is sum(a).
+  GibbsKernel(const double* cost, int64_t n, int64_t m, double eta, int threads,
+              KernelPrecision precision = KernelPrecision::kDouble, double mass = 1);
+
+  // What Iterate() adds to the error it measures for K's rounding: 0 in
+  // double precision (whose rounding is that of the log-domain sums too).
+  double RoundingBound() const { return rounding_bound_; }
+  bool single_precision() const { return single_; }
+  // From now on K is kept in double precision; it must be rebuilt first
+  // (SetPotentials() fails until then). For Newton steps, whose line
+  // search compares objectives that differ by far less than K's rounding.
+  void UseDoublePrecision();
 
   // Sets (x0, y0) = (x, y) and u = v = 1, recomputing K: one exp pass.
   void Rebuild(const std::vector<double>& x, const std::vector<double>& y);
@@ -55,23 +87,36 @@ class GibbsKernel {
   // r = P1 and c = P^T 1 at the current scalings: one pass over K.
   void Marginals(std::vector<double>* r, std::vector<double>* c);
 
+  // sum_ij P_ij C_ij and sum_ij P_ij log P_ij at the current scalings: one
+  // pass over K and C, no exp (log P_ij = eta (x_i + y_j - C_ij) - 1 at
+  // the potentials the scalings stand for). Each P_ij is K's, so in single
+  // precision both are within 2^-24 of the plan's (relative, term by term).
+  void PlanTotals(double* transport_cost, double* plogp) const;
+
   // The potentials the scalings stand for.
   void Potentials(std::vector<double>* x, std::vector<double>* y) const;
 
  private:
   // How many threads a pass over K is worth (each takes a block of rows).
   int64_t Parts() const;
-  // Calls row(part, i, K_i, columns) for every row i, a block of rows per
-  // thread, each part with its own zeroed column accumulator; leaves their
-  // sum in column_partials_[0].
-  template <typename RowFn>
-  void ColumnPass(const RowFn& row);
+  // Calls block(part, first, count, K_first, columns) for every block of
+  // count <= kRowBlock rows from row `first` (K_first a const double* or
+  // const float* to its first row), a run of blocks per thread, each part
+  // with its own zeroed column accumulator; leaves their sum in
+  // column_partials_[0].
+  template <typename BlockFn>
+  void ColumnPass(const BlockFn& block);
+  template <typename T, typename BlockFn>
+  void ColumnPassOver(const T* kernel, const BlockFn& block);
 
   const double* const cost_;
   const int64_t n_, m_;
   const double eta_;
   const int threads_;
-  std::vector<double> kernel_;  // n x m, row-major
+  bool single_;
+  double max_scaling_, rounding_bound_;
+  std::vector<double> kernel_;  // n x m, row-major, in double precision
+  std::vector<float> kernel_single_;  // or in single
   std::vector<double> x0_, y0_, u_, v_;
   std::vector<double> next_u_;
   std::vector<std::vector<double>> column_partials_;  // one per part

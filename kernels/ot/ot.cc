@@ -123,7 +123,8 @@ int64_t EstimateBytes(const Problem& p, const Options& o) {
   int64_t entries = p.n * p.m;
   int64_t bytes = entries * 8 + (p.n + p.m) * 8 * 4;
   // The CPU backend's cached kernel; counted for every device, since the
-  // scheduler asks before it knows which one the job will get.
+  // scheduler asks before it knows which one the job will get, and in
+  // double precision, which Newton steps may turn a single one into.
   if (internal::GibbsKernel::Fits(p.n, p.m)) bytes += entries * 8;
   if (o.want_plan) bytes += entries * 8;
   if (o.sparse_plan_threshold > 0) bytes += std::min(entries, kMaxSparsePlanEntries) * 24;

@@ -3,6 +3,7 @@
 // vector per thread, merged at the end.
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <optional>
 #include <vector>
 
@@ -86,11 +87,14 @@ std::vector<double> CostFromPoints(const Problem& p, int threads) {
 
 class CpuOtBackend final : public OtBackend {
  public:
-  CpuOtBackend(const Problem& p, int threads)
+  CpuOtBackend(const Problem& p, KernelPrecision precision, int threads)
       : p_(p), threads_(std::max(1, threads)), owned_cost_(CostFromPoints(p, threads_)),
         cost_(p.has_points() ? owned_cost_.data() : p.cost.data()),
         x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {
-    if (GibbsKernel::Fits(p.n, p.m)) kernel_.emplace(cost_, p.n, p.m, p.eta, threads_);
+    if (GibbsKernel::Fits(p.n, p.m)) {
+      kernel_.emplace(cost_, p.n, p.m, p.eta, threads_, precision,
+                      std::accumulate(p.a.begin(), p.a.end(), 0.0));
+    }
   }
 
   // Sinkhorn iterations run in scaling form on the cached kernel where it
@@ -141,7 +145,7 @@ class CpuOtBackend final : public OtBackend {
       });
     }
     if (row_error != nullptr) {
-      double e = 0;
+      double e = kernel_current_ ? kernel_->RoundingBound() : 0;
       for (int64_t i = 0; i < p_.n; ++i) e += std::fabs(row_sums_[i] - p_.a[i]);
       *row_error = e;
     }
@@ -176,6 +180,10 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status PlanTotals(double* transport_cost, double* plogp) override {
+    if (kernel_current_) {  // no exp per entry
+      kernel_->PlanTotals(transport_cost, plogp);
+      return Status::Ok();
+    }
     SyncPotentials();
     std::vector<PlanTerms> rows(p_.n);
     ParallelFor(p_.n, threads_, [&](int64_t begin, int64_t end) {
@@ -235,6 +243,9 @@ class CpuOtBackend final : public OtBackend {
     x_ = x;
     y_ = y;
     potentials_stale_ = false;
+    // Only Newton steps set potentials: they need K in double (see
+    // gibbs_kernel.h); the next Sinkhorn iteration rebuilds it so.
+    if (kernel_) kernel_->UseDoublePrecision();
     // Newton steps move the potentials little; the kernel usually holds.
     kernel_current_ = kernel_ && kernel_->SetPotentials(x, y);
     return Status::Ok();
@@ -388,7 +399,13 @@ class CpuOtBackend final : public OtBackend {
 
 Status SolveCpu(const Problem& problem, const Options& options, ProgressSink* sink,
                 const CancelToken* cancel, Result* result) {
-  CpuOtBackend backend(problem, options.threads);
+  // Single precision for Sinkhorn where the tolerance allows; SNS's
+  // Newton steps would only turn it back to double after its first steps.
+  const double mass = std::accumulate(problem.a.begin(), problem.a.end(), 0.0);
+  const KernelPrecision precision = options.method == Method::kSns
+                                        ? KernelPrecision::kDouble
+                                        : GibbsKernel::PrecisionFor(options.tolerance, mass);
+  CpuOtBackend backend(problem, precision, options.threads);
   return RunMethod(backend, problem, options, sink, cancel, result);
 }
 

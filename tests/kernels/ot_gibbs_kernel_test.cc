@@ -1,6 +1,7 @@
 // Tests of the CPU backend's scaling form: one GibbsKernel iteration is one
 // log-domain Sinkhorn iteration, the measurement before it is the row
-// error, and it refuses (changing nothing) where scalings would not hold.
+// error, and it refuses (changing nothing) where scalings would not hold;
+// in single precision what it reports bounds the plan's true error.
 #include <cmath>
 #include <random>
 #include <vector>
@@ -62,13 +63,40 @@ double RowError(const Case& c, const std::vector<double>& x, const std::vector<d
   return error;
 }
 
-void ExpectPotentialsNear(const std::vector<double>& got, const std::vector<double>& want) {
+double ColumnError(const Case& c, const std::vector<double>& x, const std::vector<double>& y) {
+  double error = 0;
+  for (int64_t j = 0; j < c.m; ++j) {
+    double column = 0;
+    for (int64_t i = 0; i < c.n; ++i) {
+      column += std::exp(LogPlan(c.eta, x[i], y[j], c.cost[i * c.m + j]));
+    }
+    error += std::fabs(column - c.b[j]);
+  }
+  return error;
+}
+
+void ExpectPotentialsNear(const std::vector<double>& got, const std::vector<double>& want,
+                          double tolerance = 1e-12) {
   ASSERT_EQ(got.size(), want.size());
   for (size_t k = 0; k < got.size(); ++k) {
     if (std::isinf(want[k])) {
       EXPECT_EQ(got[k], want[k]) << k;
     } else {
-      EXPECT_NEAR(got[k], want[k], 1e-12) << k;
+      EXPECT_NEAR(got[k], want[k], tolerance) << k;
+    }
+  }
+}
+
+// sum P C and sum P log P of the plan at (x, y), entry by entry.
+void ExactPlanTotals(const Case& c, const std::vector<double>& x, const std::vector<double>& y,
+                     double* cost, double* plogp) {
+  *cost = *plogp = 0;
+  for (int64_t i = 0; i < c.n; ++i) {
+    for (int64_t j = 0; j < c.m; ++j) {
+      const double log_p = LogPlan(c.eta, x[i], y[j], c.cost[i * c.m + j]);
+      const double p = std::exp(log_p);
+      *cost += p * c.cost[i * c.m + j];
+      if (p > 0) *plogp += p * log_p;
     }
   }
 }
@@ -133,6 +161,89 @@ TEST(GibbsKernel, RefusesSumsAndScalingsOutOfRange) {
     ExpectPotentialsNear(x, c.x);
     ExpectPotentialsNear(y, c.y);
   }
+}
+
+TEST(GibbsKernel, SinglePrecisionReportsABoundOnThePlansTrueError) {
+  // The plan the potentials stand for, in double: its L1 error over rows
+  // and columns never exceeds what the single-precision kernel reports
+  // (once the columns have been balanced), and the report is the measured
+  // row error plus 2^-23 of the mass, not more.
+  for (int threads : {1, 3}) {
+    Case c = threads == 1 ? RandomCase(300, 170, 20.0, 7) : RandomCase(800, 2000, 20.0, 7);
+    GibbsKernel single(c.cost.data(), c.n, c.m, c.eta, threads, KernelPrecision::kSingle, 1.0);
+    GibbsKernel exact(c.cost.data(), c.n, c.m, c.eta, threads, KernelPrecision::kDouble, 1.0);
+    single.Rebuild(c.x, c.y);
+    exact.Rebuild(c.x, c.y);
+    EXPECT_EQ(single.RoundingBound(), 0x1p-23);
+    EXPECT_EQ(exact.RoundingBound(), 0.0);
+    std::vector<double> x, y, ex, ey;
+    for (int it = 0; it < 6; ++it) {
+      double reported = -1, exact_error = -1;
+      bool updated = false;
+      single.Potentials(&x, &y);
+      const double rows = RowError(c, x, y);
+      ASSERT_TRUE(single.Iterate(c.a, c.b, -INFINITY, &reported, &updated));
+      ASSERT_TRUE(exact.Iterate(c.a, c.b, -INFINITY, &exact_error, &updated));
+      if (it > 0) {  // the plan's mass is then sum(b) = 1
+        EXPECT_LE(rows + ColumnError(c, x, y), reported) << "iteration " << it;
+        EXPECT_NEAR(reported - single.RoundingBound(), rows, 0x1p-24) << "iteration " << it;
+      }
+      single.Potentials(&x, &y);
+      exact.Potentials(&ex, &ey);
+      // K's relative rounding of 2^-24 moves a potential by about that / eta.
+      ExpectPotentialsNear(x, ex, 1e-8);
+      ExpectPotentialsNear(y, ey, 1e-8);
+    }
+  }
+}
+
+TEST(GibbsKernel, UseDoublePrecisionTakesEffectAtTheNextRebuild) {
+  Case c = RandomCase(60, 50, 10.0, 5);
+  GibbsKernel kernel(c.cost.data(), c.n, c.m, c.eta, 1, KernelPrecision::kSingle, 1.0);
+  kernel.Rebuild(c.x, c.y);
+  ASSERT_TRUE(kernel.single_precision());
+  kernel.UseDoublePrecision();
+  EXPECT_FALSE(kernel.single_precision());
+  EXPECT_EQ(kernel.RoundingBound(), 0.0);
+  EXPECT_FALSE(kernel.SetPotentials(c.x, c.y));  // nothing built to scale
+  kernel.Rebuild(c.x, c.y);
+  std::vector<double> x = c.x, y = c.y, kx, ky;
+  double error = -1;
+  bool updated = false;
+  ASSERT_TRUE(kernel.Iterate(c.a, c.b, -INFINITY, &error, &updated));
+  EXPECT_NEAR(error, RowError(c, x, y), 1e-12);
+  LogDomainIteration(c, &x, &y);
+  kernel.Potentials(&kx, &ky);
+  ExpectPotentialsNear(kx, x);
+  ExpectPotentialsNear(ky, y);
+}
+
+TEST(GibbsKernel, PlanTotalsEqualTheSumsOverThePlansEntries) {
+  for (KernelPrecision precision : {KernelPrecision::kDouble, KernelPrecision::kSingle}) {
+    Case c = RandomCase(90, 70, 15.0, 9);
+    GibbsKernel kernel(c.cost.data(), c.n, c.m, c.eta, 2, precision, 1.0);
+    kernel.Rebuild(c.x, c.y);
+    double error = 0;
+    bool updated = false;
+    for (int it = 0; it < 4; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
+    std::vector<double> x, y;
+    kernel.Potentials(&x, &y);  // -inf at the zero-mass row and column
+    double cost = 0, plogp = 0, want_cost = 0, want_plogp = 0;
+    kernel.PlanTotals(&cost, &plogp);
+    ExactPlanTotals(c, x, y, &want_cost, &want_plogp);
+    // Term by term within K's rounding (2^-24 in single precision).
+    const double relative = precision == KernelPrecision::kSingle ? 1e-7 : 1e-12;
+    EXPECT_NEAR(cost, want_cost, relative * std::fabs(want_cost));
+    EXPECT_NEAR(plogp, want_plogp, relative * std::fabs(want_plogp) + 1e-12);
+  }
+}
+
+TEST(GibbsKernel, SinglePrecisionOnlyWhereTheToleranceLeavesRoom) {
+  EXPECT_EQ(GibbsKernel::PrecisionFor(1e-6, 1.0), KernelPrecision::kSingle);
+  EXPECT_EQ(GibbsKernel::PrecisionFor(1e-7, 1.0), KernelPrecision::kDouble);
+  EXPECT_EQ(GibbsKernel::PrecisionFor(1e-6, 10.0), KernelPrecision::kDouble);
+  EXPECT_EQ(GibbsKernel::PrecisionFor(1e-5, 10.0), KernelPrecision::kSingle);
+  EXPECT_EQ(GibbsKernel::PrecisionFor(0, 1.0), KernelPrecision::kDouble);
 }
 
 }  // namespace
