@@ -113,6 +113,28 @@ class Ot(ServerTestCase):
         self.assertTrue(any(e.HasField("progress") for e in events))
         self.assertEqual(events[-1].state.state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
 
+    def test_a_call_ends_with_the_job_getjob_returns_without_asking(self):
+        # The call folds the job's events into the Job it submitted
+        # (solverd.client.fold_event) instead of a GetJob round trip.
+        _, _, M = problem(40, 30, 7)
+        get = self.client.get
+        self.client.get = lambda job_id: self.fail("GetJob after a finished stream")
+        try:
+            job, result = solverd.calls.run(self.client, solverd.ot_pb2.OtProblem(
+                cost=solverd.tensor(M), reg=0.05, tolerance=1e-9))
+            with self.assertRaises(solverd.JobFailed) as caught:  # over its deadline
+                solverd.calls.run(self.client, solverd.ot_pb2.OtProblem(
+                    cost=solverd.tensor(np.random.default_rng(6).random((400, 400))),
+                    reg=1 / 1200, tolerance=1e-14, max_iterations=10**7,
+                    method=solverd.ot_pb2.OT_METHOD_SINKHORN), deadline=0.2)
+        finally:
+            self.client.get = get
+        self.assertEqual(job, self.client.get(job.id))
+        self.assertEqual(result, job.result.ot)
+        failed = caught.exception.job
+        self.assertEqual(failed.state, solverd.jobs_pb2.JOB_STATE_FAILED)
+        self.assertEqual(failed, self.client.get(failed.id))
+
     def test_bad_arguments_say_what(self):
         a, b, M = problem(5, 6, 5)
         with self.assertRaisesRegex(ValueError, "reg must be > 0"):

@@ -13,7 +13,8 @@ import grpc
 import numpy as np
 
 from solverd.client import (Problem, Result, TERMINAL_STATES, _channel_options, blob_tensor,
-                            job_spec, joined_chunks, little_endian, result_of, upload_chunks)
+                            fold_event, job_spec, joined_chunks, little_endian, result_of,
+                            upload_chunks)
 from solverd.errors import job_error, raises_typed_async, typed_methods
 from solverd.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
@@ -98,7 +99,15 @@ class Client:
     async def solve(self, problem: Problem, *, timeout: Optional[float] = None,
                     **submit_args) -> Result:
         job = await self.submit(problem, **submit_args)
-        return await self.result(job.id, timeout=timeout)
+        final = jobs_pb2.Job()
+        final.CopyFrom(job)
+        async for event in self.watch(job.id, timeout=timeout):
+            fold_event(final, event)
+        if final.state not in TERMINAL_STATES:  # the stream ended early: ask
+            final = await self.get(job.id)
+        if final.state != jobs_pb2.JOB_STATE_SUCCEEDED:
+            raise job_error(final)
+        return result_of(final)
 
     async def jobs(self, state: int = jobs_pb2.JOB_STATE_UNSPECIFIED,
                    family: str = "") -> AsyncIterator[jobs_pb2.Job]:

@@ -16,7 +16,7 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 
-from solverd.client import Client, result_of
+from solverd.client import TERMINAL_STATES, Client, fold_event, result_of
 from solverd.errors import best_answer, job_error
 from solverd.tensors import tensor
 from solverd.v1 import common_pb2, jobs_pb2
@@ -125,8 +125,11 @@ def run(client: Client, problem, *, progress: Progress = None, timeout: Optional
     cancelled) on Ctrl-C."""
     job = client.submit(problem, **submit_args)
     report = _reporter(progress, description)
+    final = jobs_pb2.Job()
+    final.CopyFrom(job)
     try:
         for event in client.watch(job.id, timeout=timeout):
+            fold_event(final, event)
             if report is not None:
                 report(event)
     except KeyboardInterrupt as interrupt:
@@ -139,7 +142,8 @@ def run(client: Client, problem, *, progress: Progress = None, timeout: Optional
     finally:
         if hasattr(report, "close"):
             report.close()
-    final = client.get(job.id)
+    if final.state not in TERMINAL_STATES:  # the stream ended early: ask
+        final = client.get(job.id)
     if final.state != jobs_pb2.JOB_STATE_SUCCEEDED:
         raise job_error(final)
     return final, result_of(final)
