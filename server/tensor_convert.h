@@ -6,6 +6,7 @@
 #define SOLVERD_SERVER_TENSOR_CONVERT_H_
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -28,6 +29,13 @@ bool IsEmptyTensor(const v1::Tensor& tensor);
 // values may leave its shape out. `field` prefixes error messages.
 absl::StatusOr<DenseTensor> ToDense(const v1::Tensor& tensor, int rank,
                                     absl::string_view field, const BlobStore& blobs);
+
+// `values` as the API's raw bytes fields carry them: little-endian, as
+// solverd's hosts are (see tensor_convert.cc), so the bytes as they lie.
+template <typename T>
+std::string RawBytes(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
 
 }  // namespace solverd::server
 

@@ -90,6 +90,20 @@ class Dmmv(ServerTestCase):
         self.assertAlmostEqual(from_sparse.max_violation,
                                violation(dense.toarray(), from_sparse.values, b), delta=1e-12)
         self.assertAlmostEqual(from_sparse.max_violation, from_dense.max_violation, delta=1e-12)
+        # Past the request's room a sparse X goes as a blob of its DmmvCsr.
+        uploads = []
+        upload = self.client.upload_bytes
+        self.client.upload_bytes = lambda data: uploads.append(len(data)) or upload(data)
+        limit, solverd.calls.INLINE_BYTES = solverd.calls.INLINE_BYTES, 1000
+        try:
+            from_blob = solverd.dmmv.solve(dense.tocoo(), b, levels, **args)
+        finally:
+            solverd.calls.INLINE_BYTES = limit
+            del self.client.upload_bytes
+        self.assertEqual(len(uploads), 1)
+        self.assertGreater(uploads[0], 1000)
+        np.testing.assert_array_equal(from_blob.values, from_sparse.values)
+        np.testing.assert_array_equal(from_blob.level_indices, from_sparse.level_indices)
 
     def test_a_fir_filters_response_is_what_it_reports(self):
         f = solverd.dmmv.fir(24, [0.1, 0.3, 0.5, 0.7], bits=10, btype="bandpass", seed=4,

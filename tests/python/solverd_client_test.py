@@ -290,6 +290,30 @@ class SolverdClient(unittest.TestCase):
             self.client.submit(bad)
         self.assertEqual(raised.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
         self.assertIn("x_csr.columns[0]", raised.exception.details())
+        # X as a blob of the serialized DmmvCsr, the results as raw bytes:
+        # the same solve, the same answer.
+        blob = self.client.upload_bytes(csr.SerializeToString()).blob_id
+        by_blob = solverd.dmmv_pb2.DmmvProblem(direct=solverd.dmmv_pb2.DmmvDirect(
+            x_csr_blob_id=blob, instances=[instance]), raw_results=True)
+        raw = self.client.solve(by_blob).instances[0]
+        self.assertEqual((len(raw.values), len(raw.level_indices)), (0, 0))
+        np.testing.assert_array_equal(np.frombuffer(raw.values_raw, "<f8"), r.values)
+        np.testing.assert_array_equal(np.frombuffer(raw.level_indices_raw, "<i8"),
+                                      r.level_indices)
+        self.assertEqual(raw.max_violation, r.max_violation)
+        for mutate, field in ((lambda p: p.direct.x_csr.CopyFrom(csr), "dmmv.direct: set one of"),
+                              (lambda p: setattr(p.direct, "x_csr_blob_id",
+                                                 self.client.upload_bytes(b"\xff\xff").blob_id),
+                               "dmmv.direct.x_csr_blob_id: blob"),
+                              (lambda p: setattr(p.direct, "x_csr_blob_id", "nope"), "nope")):
+            bad = solverd.dmmv_pb2.DmmvProblem()
+            bad.CopyFrom(by_blob)
+            mutate(bad)
+            with self.assertRaises(grpc.RpcError) as raised:
+                self.client.submit(bad)
+            self.assertIn(raised.exception.code(), (grpc.StatusCode.INVALID_ARGUMENT,
+                                                    grpc.StatusCode.NOT_FOUND))
+            self.assertIn(field, raised.exception.details())
 
     def test_dmmv_tomography_recovers_a_binary_image(self):
         # The sinogram by the projector the proto documents, so this also
@@ -314,6 +338,13 @@ class SolverdClient(unittest.TestCase):
         self.assertEqual((result.tomography.size, result.tomography.detectors), (n, detectors))
         self.assertEqual(len(result.tomography.start_image), n * n)
         np.testing.assert_array_equal(np.array(result.instances[0].values).reshape(n, n), image)
+        problem.raw_results = True
+        raw = self.client.solve(problem)
+        np.testing.assert_array_equal(np.frombuffer(raw.tomography.start_image_raw, "<f8"),
+                                      result.tomography.start_image)
+        np.testing.assert_array_equal(np.frombuffer(raw.instances[0].values_raw, "<f8"),
+                                      result.instances[0].values)
+        problem.raw_results = False
         self.assertLess(result.instances[0].max_violation, 1e-9)
         problem.tomography.sinogram.CopyFrom(solverd.tensor(sinogram.T))
         with self.assertRaises(grpc.RpcError) as raised:

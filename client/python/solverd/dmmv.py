@@ -90,14 +90,23 @@ def _levels(levels) -> list:
 
 
 def _matrix(payload: calls.Payload, X, direct: dmmv_pb2.DmmvDirect) -> int:
-    """Puts X into `direct` (dense, or CSR when scipy.sparse); its columns."""
+    """Puts X into `direct` (dense, or CSR when scipy.sparse; a CSR past
+    what the request has room for goes as a blob of its serialized
+    DmmvCsr); its columns."""
     if hasattr(X, "tocsr"):
         csr = X.tocsr()
         csr.sort_indices()
-        direct.x_csr.CopyFrom(dmmv_pb2.DmmvCsr(
+        message = dmmv_pb2.DmmvCsr(
             cols=csr.shape[1], row_offsets=csr.indptr.astype(np.int64).tolist(),
             columns=csr.indices.astype(np.int32).tolist(),
-            values=csr.data.astype(np.float64).tolist()))
+            values=csr.data.astype(np.float64).tolist())
+        size = message.ByteSize()
+        if size > payload.inline_left:
+            direct.x_csr_blob_id = payload.client.upload_bytes(
+                message.SerializeToString()).blob_id
+        else:
+            payload.inline_left -= size
+            direct.x_csr.CopyFrom(message)
         return csr.shape[1]
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2:
@@ -119,6 +128,7 @@ def _rows(values, name: str, k: int):
 
 def _search(problem: dmmv_pb2.DmmvProblem, max_rounds, time_limit, destroy_size, seed,
             stall_rounds) -> None:
+    problem.raw_results = True  # arrays as bytes: no per-value conversion here
     problem.max_outer_iterations = max_rounds
     problem.time_limit_seconds = time_limit or 0.0
     problem.destroy_size = destroy_size
@@ -166,6 +176,20 @@ def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
     return _solution(result, many, job.id)
 
 
+def _raw_or(raw: bytes, dtype: str, repeated) -> np.ndarray:
+    """An array from its raw bytes field (raw_results), else from the
+    repeated one (a server from before raw_results)."""
+    return np.frombuffer(raw, dtype) if raw else np.asarray(repeated, dtype=dtype)
+
+
+def _values(r: dmmv_pb2.DmmvInstanceResult) -> np.ndarray:
+    return _raw_or(r.values_raw, "<f8", r.values)
+
+
+def _level_indices(r: dmmv_pb2.DmmvInstanceResult) -> np.ndarray:
+    return _raw_or(r.level_indices_raw, "<i8", r.level_indices)
+
+
 def _solution(result: dmmv_pb2.DmmvResult, many: bool, job_id: str) -> Solution:
     instances = list(result.instances)
 
@@ -173,8 +197,8 @@ def _solution(result: dmmv_pb2.DmmvResult, many: bool, job_id: str) -> Solution:
         values = [getattr(r, name) for r in instances]
         return values if many else values[0]
 
-    values = np.array([np.asarray(r.values) for r in instances])
-    indices = np.array([np.asarray(r.level_indices, dtype=np.int64) for r in instances])
+    values = np.array([_values(r) for r in instances])
+    indices = np.array([_level_indices(r) for r in instances])
     return Solution(values=values if many else values[0],
                     level_indices=indices if many else indices[0],
                     max_violation=figure("max_violation"), l2=figure("l2"),
@@ -292,8 +316,8 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: flo
                                 description="tomography")
     r = result.instances[0]
     n = result.tomography.size
-    return Reconstruction(image=np.asarray(r.values).reshape(n, n),
-                          start_image=np.asarray(result.tomography.start_image).reshape(n, n),
+    start = _raw_or(result.tomography.start_image_raw, "<f8", result.tomography.start_image)
+    return Reconstruction(image=_values(r).reshape(n, n), start_image=start.reshape(n, n),
                           max_violation=result.tomography.max_residual,
                           start_max_violation=result.tomography.start_max_residual, l2=r.l2,
                           seconds=result.seconds, job_id=job.id)

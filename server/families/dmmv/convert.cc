@@ -62,18 +62,39 @@ dmmv::CsrMatrix CsrFromProto(const v1::DmmvCsr& in) {
   return out;
 }
 
+// X's sparse form from x_csr or x_csr_blob_id (a serialized DmmvCsr).
+absl::Status SparseXFromProto(const v1::DmmvDirect& in, const BlobStore& blobs,
+                              dmmv::Problem* p) {
+  v1::DmmvCsr from_blob;
+  const v1::DmmvCsr* csr = &in.x_csr();
+  std::string field = "dmmv.direct.x_csr";
+  if (!in.x_csr_blob_id().empty()) {
+    field = "dmmv.direct.x_csr_blob_id";
+    auto blob = blobs.Get(in.x_csr_blob_id());
+    if (!blob.ok()) return blob.status();
+    if (!from_blob.ParseFromString(*blob->bytes)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, ": blob ", in.x_csr_blob_id(), " is not a serialized DmmvCsr"));
+    }
+    csr = &from_blob;
+  }
+  if (csr->row_offsets().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ".row_offsets: needs rows + 1 entries"));
+  }
+  p->rows = csr->row_offsets_size() - 1;
+  p->cols = csr->cols();
+  p->x_csr = CsrFromProto(*csr);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<dmmv::Problem> DirectFromProto(const v1::DmmvDirect& in, const BlobStore& blobs) {
   dmmv::Problem p;
-  if (in.has_x_csr()) {
-    if (!IsEmptyTensor(in.x())) {
-      return absl::InvalidArgumentError("dmmv.direct: set x or x_csr, not both");
-    }
-    if (in.x_csr().row_offsets().empty()) {
-      return absl::InvalidArgumentError("dmmv.direct.x_csr.row_offsets: needs rows + 1 entries");
-    }
-    p.rows = in.x_csr().row_offsets_size() - 1;
-    p.cols = in.x_csr().cols();
-    p.x_csr = CsrFromProto(in.x_csr());
+  const int forms = !IsEmptyTensor(in.x()) + in.has_x_csr() + !in.x_csr_blob_id().empty();
+  if (forms > 1) {
+    return absl::InvalidArgumentError("dmmv.direct: set one of x, x_csr, x_csr_blob_id");
+  }
+  if (in.has_x_csr() || !in.x_csr_blob_id().empty()) {
+    if (absl::Status s = SparseXFromProto(in, blobs, &p); !s.ok()) return s;
   } else {
     auto x = ToDense(in.x(), 2, "dmmv.direct.x", blobs);
     if (!x.ok()) return x.status();
@@ -175,7 +196,11 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
       built.rays = dmmv::tomography::Rays(*spec);
       t.set_size(spec->size);
       t.set_detectors(dmmv::tomography::Detectors(*spec));
-      t.mutable_start_image()->Add(start.begin(), start.end());
+      if (in.raw_results()) {
+        t.set_start_image_raw(RawBytes(start));
+      } else {
+        t.mutable_start_image()->Add(start.begin(), start.end());
+      }
       t.set_start_max_residual(dmmv::tomography::MaxRayResidual(
           problem, built.rays, dmmv::tomography::RoundToLevels(start, spec->levels)));
       least_squares = spec->least_squares();
@@ -212,6 +237,7 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
     return absl::InvalidArgumentError("dmmv.violation_cap: must be finite and non-negative");
   }
   options.violation_cap = in.violation_cap();
+  built.raw_results = in.raw_results();
   return DmmvWork{std::move(problem), options, std::move(built)};
 }
 
@@ -222,8 +248,13 @@ v1::DmmvResult DmmvResultToProto(const dmmv::Problem& problem, const dmmv::Resul
   v1::DmmvResult out;
   for (const dmmv::InstanceResult& ir : r.instances) {
     v1::DmmvInstanceResult* o = out.add_instances();
-    o->mutable_level_indices()->Add(ir.level_indices.begin(), ir.level_indices.end());
-    o->mutable_values()->Add(ir.values.begin(), ir.values.end());
+    if (built.raw_results) {
+      o->set_level_indices_raw(RawBytes(ir.level_indices));
+      o->set_values_raw(RawBytes(ir.values));
+    } else {
+      o->mutable_level_indices()->Add(ir.level_indices.begin(), ir.level_indices.end());
+      o->mutable_values()->Add(ir.values.begin(), ir.values.end());
+    }
     o->set_max_violation(ir.max_violation);
     o->set_l2(ir.l2);
     o->set_start_max_violation(ir.start_max_violation);

@@ -18,8 +18,9 @@
 
 namespace solverd::server {
 
-// What a builder adds to the result.
+// What a builder adds to the result, and how the result is sent.
 struct DmmvBuilderOutput {
+  bool raw_results = false;  // DmmvProblem.raw_results
   std::optional<::solverd::dmmv::fir::Spec> fir;
   std::optional<v1::TomographyResult> tomography;
   int64_t rays = 0;  // tomography: the problem's first rows

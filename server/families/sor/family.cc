@@ -10,6 +10,7 @@
 #include "server/families/sor/convert.h"
 #include "server/status_util.h"
 #include "server/families/sor/tuner_registry.h"
+#include "server/tensor_convert.h"
 #include "sor/sequence.h"
 
 ABSL_FLAG(int64_t, max_sor_nonzeros, solverd::server::SorFamily::Info().size_limit.default_max,
@@ -59,8 +60,8 @@ void Record(const SolveItem& item, const sor::TunedSolve& solve, const SorWork& 
   r->set_work_iterations(solve.work_iterations);
   const std::vector<double>& x = solve.result.x;
   if (!work.omit_solutions) {
-    if (work.raw_solutions) {  // little-endian hosts only, as the API's
-      r->set_x_raw(reinterpret_cast<const char*>(x.data()), x.size() * sizeof(double));
+    if (work.raw_solutions) {
+      r->set_x_raw(RawBytes(x));
     } else {
       r->mutable_x()->Add(x.begin(), x.end());
     }
