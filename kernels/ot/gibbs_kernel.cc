@@ -14,9 +14,8 @@ namespace {
 // A scaling past this lets entries of K that underflowed at Rebuild() come
 // back into play (1e-308 * 1e200 is still far below any mass that counts).
 constexpr double kMaxScaling = 1e100;
-// In single precision entries below 2^-126 lose bits (absolute error up to
-// 2^-150): at scalings within 1e12 they move a plan of up to 2^28 entries
-// by under 1e-20, far below the rounding bound.
+// Single-precision entries below 2^-126 lose bits (error up to 2^-150):
+// within 1e12 they move a plan of 2^28 entries by under 1e-20.
 constexpr double kMaxSingleScaling = 1e12;
 
 // A thread costs about as much to start as a pass over this many entries
@@ -57,12 +56,11 @@ bool ScalingBetween(double base, double potential, double eta, double max_scalin
 // multiply-adds' latency: 1.6x slower on the dev VM's EPYC.
 constexpr int64_t kRowBlock = 4;
 
-// The loops below for K in either precision: one body, a clone pair each
-// (the body inlined into each clone, so that it is compiled for its CPU).
-#define SOLVERD_CLONE_BODY inline __attribute__((always_inline))
+// The loops below for K in either precision: one body, a clone pair each.
 // out[k] = K_k . v for the `count` (at most kRowBlock) rows from `rows`.
 template <typename T>
-SOLVERD_CLONE_BODY void BlockDotsOf(const T* rows, int64_t count, int64_t m, const double* v, double* out) {
+SOLVERD_CLONE_BODY void BlockDotsOf(const T* rows, int64_t count, int64_t m, const double* v,
+                                    double* out) {
   if (count < kRowBlock) {
     for (int64_t k = 0; k < count; ++k) {
       const T* row = rows + k * m;
@@ -91,8 +89,8 @@ SOLVERD_CLONE_BODY void BlockDotsOf(const T* rows, int64_t count, int64_t m, con
 
 // into[j] += sum_k scales[k] K_kj over the `count` rows from `rows`.
 template <typename T>
-SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, int64_t count, int64_t m,
-                             double* into) {
+SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, int64_t count,
+                                         int64_t m, double* into) {
   if (count < kRowBlock) {
     for (int64_t k = 0; k < count; ++k) {
       const T* row = rows + k * m;
@@ -112,8 +110,8 @@ SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, in
 }
 
 template <typename T>
-SOLVERD_CLONE_BODY void PlanRowOf(const double* cost_row, const double* y, int64_t m, double eta, double xi,
-                      T* out) {
+SOLVERD_CLONE_BODY void PlanRowOf(const double* cost_row, const double* y, int64_t m, double eta,
+                                  double xi, T* out) {
 #pragma omp simd
   for (int64_t j = 0; j < m; ++j) {
     out[j] = static_cast<T>(VectorExp(LogPlan(eta, xi, y[j], cost_row[j])));
@@ -187,8 +185,7 @@ int64_t GibbsKernel::Parts() const {
 }
 
 void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double>& y) {
-  // Allocated on first use only.
-  if (single_) {
+  if (single_) {  // allocated on first use only
     kernel_single_.resize(n_ * m_);
   } else {
     kernel_.resize(n_ * m_);
@@ -341,14 +338,17 @@ void GibbsKernel::PlanTotals(double* transport_cost, double* plogp) const {
   std::vector<double> x, y;
   Potentials(&x, &y);
   std::vector<double> vy(m_);
-  for (int64_t j = 0; j < m_; ++j) vy[j] = v_[j] > 0 ? v_[j] * y[j] : 0.0;  // y_j = -inf at 0
+  for (int64_t j = 0; j < m_; ++j) {  // 0 where the column has no mass (y_j = -inf)
+    vy[j] = v_[j] > 0 && std::isfinite(y[j]) ? v_[j] * y[j] : 0.0;
+  }
   std::vector<double> row_cost(n_, 0.0), row_plogp(n_, 0.0);
   ParallelFor(n_, Parts(), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (u_[i] == 0) continue;
+      const double* cost_row = &cost_[i * m_];
       const RowTotals t =
-          single_ ? RowTotalsFor(&kernel_single_[i * m_], &cost_[i * m_], v_.data(), vy.data(), m_)
-                  : RowTotalsFor(&kernel_[i * m_], &cost_[i * m_], v_.data(), vy.data(), m_);
+          single_ ? RowTotalsFor(&kernel_single_[i * m_], cost_row, v_.data(), vy.data(), m_)
+                  : RowTotalsFor(&kernel_[i * m_], cost_row, v_.data(), vy.data(), m_);
       // sum_j P_ij log P_ij with log P_ij = eta (x_i + y_j - C_ij) - 1.
       const double mass = u_[i] * t.kv;
       if (mass == 0) continue;  // also a row built at x0_i = -inf
