@@ -185,10 +185,10 @@ int64_t GibbsKernel::Parts() const {
 }
 
 void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double>& y) {
-  if (single_) {  // allocated on first use only
-    kernel_single_.resize(n_ * m_);
-  } else {
-    kernel_.resize(n_ * m_);
+  if (single_ && kernel_single_.empty()) {  // allocated on first use only
+    kernel_single_ = HugePageArray<float>(n_ * m_);
+  } else if (!single_ && kernel_.empty()) {
+    kernel_ = HugePageArray<double>(n_ * m_);
   }
   x0_ = x;
   y0_ = y;
@@ -210,7 +210,7 @@ void GibbsKernel::UseDoublePrecision() {
   single_ = false;
   max_scaling_ = kMaxScaling;
   rounding_bound_ = 0;
-  kernel_single_ = std::vector<float>();
+  kernel_single_ = HugePageArray<float>();
   x0_.clear();
 }
 
@@ -225,8 +225,7 @@ void GibbsKernel::ColumnPass(const BlockFn& block) {
 
 template <typename T, typename BlockFn>
 void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block) {
-  // Whole blocks of rows per part.
-  const int64_t parts = Parts();
+  const int64_t parts = Parts();  // each takes whole blocks of rows
   const int64_t chunk = ((n_ + parts - 1) / parts + kRowBlock - 1) / kRowBlock * kRowBlock;
   column_partials_.resize(parts);
   ParallelFor(

@@ -30,6 +30,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/huge_page_array.h"
+
 namespace solverd::ot::internal {
 
 // Plan sums a scaling may be computed from; outside this range the
@@ -41,8 +43,8 @@ enum class KernelPrecision { kDouble, kSingle };
 
 class GibbsKernel {
  public:
-  // K costs n * m doubles on top of C; larger problems stay log-domain.
-  // (Counted in double precision: Newton steps turn a single one double.)
+  // K costs n * m doubles (single ones may turn double) on top of C; larger
+  // problems stay log-domain.
   static constexpr int64_t kMaxBytes = int64_t{1} << 30;
   static bool Fits(int64_t n, int64_t m) { return n * m <= kMaxBytes / 8; }
   // Single precision when its rounding bound is at most an eighth of the
@@ -63,9 +65,8 @@ class GibbsKernel {
   // double precision (whose rounding is that of the log-domain sums too).
   double RoundingBound() const { return rounding_bound_; }
   bool single_precision() const { return single_; }
-  // From now on K is kept in double precision; it must be rebuilt first
-  // (SetPotentials() fails until then). For Newton steps, whose line
-  // search compares objectives that differ by far less than K's rounding.
+  // K in double from now on, once rebuilt (SetPotentials() fails until then):
+  // Newton's line search compares objectives closer than K's rounding.
   void UseDoublePrecision();
 
   // Sets (x0, y0) = (x, y) and u = v = 1, recomputing K: one exp pass.
@@ -115,8 +116,8 @@ class GibbsKernel {
   const int threads_;
   bool single_;
   double max_scaling_, rounding_bound_;
-  std::vector<double> kernel_;  // n x m, row-major, in double precision
-  std::vector<float> kernel_single_;  // or in single
+  HugePageArray<double> kernel_;  // n x m, row-major, in double precision
+  HugePageArray<float> kernel_single_;  // or in single
   std::vector<double> x0_, y0_, u_, v_;
   std::vector<double> next_u_;
   std::vector<std::vector<double>> column_partials_;  // one per part
