@@ -110,8 +110,8 @@ SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, in
 }
 
 template <typename T>
-SOLVERD_CLONE_BODY void PlanRowOf(const double* cost_row, const double* y, int64_t m, double eta,
-                                  double xi, T* out) {
+SOLVERD_CLONE_BODY void KernelRowOf(const double* cost_row, const double* y, int64_t m,
+                                    double eta, double xi, T* out) {
 #pragma omp simd
   for (int64_t j = 0; j < m; ++j) {
     out[j] = static_cast<T>(VectorExp(LogPlan(eta, xi, y[j], cost_row[j])));
@@ -135,6 +135,14 @@ SOLVERD_CLONE_BODY RowTotals RowTotalsOf(const T* row, const double* cost_row, c
     kvy += k * vy[j];
   }
   return RowTotals{kv, kvc, kvy};
+}
+
+// out[j] = u K_j v_j over one row.
+template <typename T>
+SOLVERD_CLONE_BODY void ScaledRowOf(double u, const T* row, const double* v, int64_t m,
+                                    double* out) {
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) out[j] = u * static_cast<double>(row[j]) * v[j];
 }
 
 SOLVERD_CPU_CLONES void BlockDots(const double* rows, int64_t count, int64_t m, const double* v,
@@ -161,13 +169,21 @@ SOLVERD_CPU_CLONES RowTotals RowTotalsFor(const float* row, const double* cost_r
                                           const double* v, const double* vy, int64_t m) {
   return RowTotalsOf(row, cost_row, v, vy, m);
 }
-SOLVERD_CPU_CLONES void PlanRow(const double* cost_row, const double* y, int64_t m, double eta,
-                                double xi, double* out) {
-  PlanRowOf(cost_row, y, m, eta, xi, out);
+SOLVERD_CPU_CLONES void ScaledRow(double u, const double* row, const double* v, int64_t m,
+                                  double* out) {
+  ScaledRowOf(u, row, v, m, out);
 }
-SOLVERD_CPU_CLONES void PlanRow(const double* cost_row, const double* y, int64_t m, double eta,
-                                double xi, float* out) {
-  PlanRowOf(cost_row, y, m, eta, xi, out);
+SOLVERD_CPU_CLONES void ScaledRow(double u, const float* row, const double* v, int64_t m,
+                                  double* out) {
+  ScaledRowOf(u, row, v, m, out);
+}
+SOLVERD_CPU_CLONES void KernelRow(const double* cost_row, const double* y, int64_t m,
+                                  double eta, double xi, double* out) {
+  KernelRowOf(cost_row, y, m, eta, xi, out);
+}
+SOLVERD_CPU_CLONES void KernelRow(const double* cost_row, const double* y, int64_t m,
+                                  double eta, double xi, float* out) {
+  KernelRowOf(cost_row, y, m, eta, xi, out);
 }
 
 }  // namespace
@@ -197,9 +213,9 @@ void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double
   ParallelFor(n_, Parts(), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
       if (single_) {
-        PlanRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_single_[i * m_]);
+        KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_single_[i * m_]);
       } else {
-        PlanRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_[i * m_]);
+        KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_[i * m_]);
       }
     }
   });
@@ -331,6 +347,14 @@ void GibbsKernel::RowSums(std::vector<double>* r) const {
       }
     }
   }, 1);
+}
+
+void GibbsKernel::PlanRow(int64_t i, double* out) const {
+  if (single_) {
+    ScaledRow(u_[i], &kernel_single_[i * m_], v_.data(), m_, out);
+  } else {
+    ScaledRow(u_[i], &kernel_[i * m_], v_.data(), m_, out);
+  }
 }
 
 void GibbsKernel::PlanTotals(double* transport_cost, double* plogp) const {

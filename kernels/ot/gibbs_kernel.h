@@ -88,6 +88,9 @@ class GibbsKernel {
   // r = P1 and c = P^T 1 at the current scalings: one pass over K.
   void Marginals(std::vector<double>* r, std::vector<double>* c);
 
+  // out[j] = P_ij = u_i K_ij v_j for j < m: row i of the plan, no exp.
+  void PlanRow(int64_t i, double* out) const;
+
   // sum_ij P_ij C_ij and sum_ij P_ij log P_ij at the current scalings: one
   // pass over K and C, no exp (log P_ij = eta (x_i + y_j - C_ij) - 1 at
   // the potentials the scalings stand for). Each P_ij is K's, so in single

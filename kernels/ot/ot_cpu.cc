@@ -252,8 +252,7 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status PlanMarginals(std::vector<double>* r, std::vector<double>* c, double* total) override {
-    SyncPotentials();
-    if (kernel_current_) {
+    if (KernelAtPotentials()) {
       kernel_->Marginals(r, c);
     } else {
       r->assign(p_.n, 0.0);
@@ -266,6 +265,7 @@ class CpuOtBackend final : public OtBackend {
 
   Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
                           std::vector<double>* masses) override {
+    KernelAtPotentials();  // then P comes without an exp per entry
     SyncPotentials();
     const double scale = kHistogramBins / (hi - lo);
     struct Bin {
@@ -279,7 +279,7 @@ class CpuOtBackend final : public OtBackend {
           log_plan.resize(p_.m);
           plan.resize(p_.m);
           LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
-          ExpRow(log_plan.data(), p_.m, plan.data());
+          PlanRowAt(i, log_plan.data(), plan.data());
           for (int64_t j = 0; j < p_.m; ++j) {
             if (log_plan[j] < lo) continue;
             Bin& bin = hist[HistogramBin(log_plan[j], lo, scale, kHistogramBins)];
@@ -301,10 +301,17 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status SparsifyPlan(double log_threshold, int64_t* kept) override {
+    const bool kernel = KernelAtPotentials();
     SyncPotentials();
-    sparse_plan_.Build(p_.n, p_.m, threads_, log_threshold, [&](int64_t i, double* out) {
-      LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], out);
-    });
+    sparse_plan_.Build(
+        p_.n, p_.m, threads_, log_threshold,
+        [&](int64_t i, double* out) {
+          LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], out);
+        },
+        kernel ? SparsePlanMatrix::PlanRowFn([&](int64_t i, double* out) {
+          kernel_->PlanRow(i, out);
+        })
+               : nullptr);
     *kept = sparse_plan_.entries();
     return Status::Ok();
   }
@@ -325,6 +332,29 @@ class CpuOtBackend final : public OtBackend {
   }
 
  private:
+  // True when the kernel stands for the current potentials, after
+  // rebuilding it there if need be (an exp pass, as a log-domain pass
+  // costs; the Newton stage's passes after it need none); false without
+  // a kernel.
+  bool KernelAtPotentials() {
+    if (!kernel_) return false;
+    if (!kernel_current_) {
+      SyncPotentials();
+      kernel_->Rebuild(x_, y_);
+      kernel_current_ = true;
+    }
+    return true;
+  }
+
+  // plan[j] = P_ij from the kernel when it is current, else exp(log_plan[j]).
+  void PlanRowAt(int64_t i, const double* log_plan, double* plan) const {
+    if (kernel_current_) {
+      kernel_->PlanRow(i, plan);
+    } else {
+      ExpRow(log_plan, p_.m, plan);
+    }
+  }
+
   // x_, y_ <- the potentials the kernel's scalings stand for, if behind.
   void SyncPotentials() {
     if (!potentials_stale_) return;

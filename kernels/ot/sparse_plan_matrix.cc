@@ -19,7 +19,7 @@ double Gather(const int64_t* index, const double* values, int64_t begin, int64_t
 }  // namespace
 
 void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_threshold,
-                             const LogPlanRowFn& log_plan_row) {
+                             const PlanRowFn& log_plan_row, const PlanRowFn& plan_row) {
   n_ = n;
   m_ = m;
   threads_ = threads;
@@ -37,14 +37,15 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   row_col_.resize(row_start_[n]);
   row_value_.resize(row_start_[n]);
   ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
-    std::vector<double> row(m);
+    std::vector<double> row(m), plan(plan_row ? m : 0);
     for (int64_t i = begin; i < end; ++i) {
       log_plan_row(i, row.data());
+      if (plan_row) plan_row(i, plan.data());
       int64_t k = row_start_[i];
       for (int64_t j = 0; j < m; ++j) {
         if (row[j] < log_threshold) continue;
         row_col_[k] = j;
-        row_value_[k++] = std::exp(row[j]);
+        row_value_[k++] = plan_row ? plan[j] : std::exp(row[j]);
       }
     }
   });

@@ -15,12 +15,14 @@ namespace solverd::ot::internal {
 class SparsePlanMatrix {
  public:
   // Keeps the entries P_ij with log P_ij >= log_threshold, where
-  // log_plan_row(i, out) writes log P_i. into out[0, m); rows on up to
+  // log_plan_row(i, out) writes log P_i. into out[0, m), and plan_row (if
+  // set) P_i. itself, which is otherwise exp of the log (when P is at hand
+  // without an exp, as the CPU's cached kernel has it); rows on up to
   // `threads` threads. log_plan_row is called twice per row (count, then
   // fill), so it must be pure. The products use the same threads.
-  using LogPlanRowFn = std::function<void(int64_t i, double* out)>;
+  using PlanRowFn = std::function<void(int64_t i, double* out)>;
   void Build(int64_t n, int64_t m, int threads, double log_threshold,
-             const LogPlanRowFn& log_plan_row);
+             const PlanRowFn& log_plan_row, const PlanRowFn& plan_row = nullptr);
 
   int64_t entries() const { return static_cast<int64_t>(row_value_.size()); }
   // out = Ps in (in of size m, out of size n).
