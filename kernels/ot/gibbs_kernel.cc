@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
-#include "common/vector_exp.h"
+#include "ot/gibbs_rows.h"
 #include "ot/sinkhorn_math.h"
 
 namespace solverd::ot::internal {
@@ -47,143 +46,6 @@ bool ScalingBetween(double base, double potential, double eta, double max_scalin
   }
   *scaling = std::exp(eta * (potential - base));
   return *scaling >= 1 / max_scaling && *scaling <= max_scaling;
-}
-
-// Rows of K go kRowBlock at a time: their dot products with v share each
-// load of v and run as independent sums, and their scaled sum goes into
-// the column sums in one pass. A row at a time, the loads and stores of
-// the two passes bounded an iteration, and each dot product waited on its
-// multiply-adds' latency: 1.6x slower on the dev VM's EPYC.
-constexpr int64_t kRowBlock = 4;
-
-// The loops below for K in either precision: one body, a clone pair each.
-// out[k] = K_k . v for the `count` (at most kRowBlock) rows from `rows`.
-template <typename T>
-SOLVERD_CLONE_BODY void BlockDotsOf(const T* rows, int64_t count, int64_t m, const double* v,
-                                    double* out) {
-  if (count < kRowBlock) {
-    for (int64_t k = 0; k < count; ++k) {
-      const T* row = rows + k * m;
-      double sum = 0;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t j = 0; j < m; ++j) sum += static_cast<double>(row[j]) * v[j];
-      out[k] = sum;
-    }
-    return;
-  }
-  const T *r0 = rows, *r1 = rows + m, *r2 = rows + 2 * m, *r3 = rows + 3 * m;
-  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-#pragma omp simd reduction(+ : s0, s1, s2, s3)
-  for (int64_t j = 0; j < m; ++j) {
-    const double vj = v[j];
-    s0 += static_cast<double>(r0[j]) * vj;
-    s1 += static_cast<double>(r1[j]) * vj;
-    s2 += static_cast<double>(r2[j]) * vj;
-    s3 += static_cast<double>(r3[j]) * vj;
-  }
-  out[0] = s0;
-  out[1] = s1;
-  out[2] = s2;
-  out[3] = s3;
-}
-
-// into[j] += sum_k scales[k] K_kj over the `count` rows from `rows`.
-template <typename T>
-SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, int64_t count,
-                                         int64_t m, double* into) {
-  if (count < kRowBlock) {
-    for (int64_t k = 0; k < count; ++k) {
-      const T* row = rows + k * m;
-      const double scale = scales[k];
-#pragma omp simd
-      for (int64_t j = 0; j < m; ++j) into[j] += scale * static_cast<double>(row[j]);
-    }
-    return;
-  }
-  const T *r0 = rows, *r1 = rows + m, *r2 = rows + 2 * m, *r3 = rows + 3 * m;
-  const double c0 = scales[0], c1 = scales[1], c2 = scales[2], c3 = scales[3];
-#pragma omp simd
-  for (int64_t j = 0; j < m; ++j) {
-    into[j] += (c0 * static_cast<double>(r0[j]) + c1 * static_cast<double>(r1[j])) +
-               (c2 * static_cast<double>(r2[j]) + c3 * static_cast<double>(r3[j]));
-  }
-}
-
-template <typename T>
-SOLVERD_CLONE_BODY void KernelRowOf(const double* cost_row, const double* y, int64_t m,
-                                    double eta, double xi, T* out) {
-#pragma omp simd
-  for (int64_t j = 0; j < m; ++j) {
-    out[j] = static_cast<T>(VectorExp(LogPlan(eta, xi, y[j], cost_row[j])));
-  }
-}
-
-// sum_j K_ij v_j, sum_j K_ij v_j C_ij and sum_j K_ij vy_j for one row i.
-struct RowTotals {
-  double kv = 0, kvc = 0, kvy = 0;
-};
-
-template <typename T>
-SOLVERD_CLONE_BODY RowTotals RowTotalsOf(const T* row, const double* cost_row, const double* v,
-                                         const double* vy, int64_t m) {
-  double kv = 0, kvc = 0, kvy = 0;
-#pragma omp simd reduction(+ : kv, kvc, kvy)
-  for (int64_t j = 0; j < m; ++j) {
-    const double k = static_cast<double>(row[j]);
-    kv += k * v[j];
-    kvc += k * v[j] * cost_row[j];
-    kvy += k * vy[j];
-  }
-  return RowTotals{kv, kvc, kvy};
-}
-
-// out[j] = u K_j v_j over one row.
-template <typename T>
-SOLVERD_CLONE_BODY void ScaledRowOf(double u, const T* row, const double* v, int64_t m,
-                                    double* out) {
-#pragma omp simd
-  for (int64_t j = 0; j < m; ++j) out[j] = u * static_cast<double>(row[j]) * v[j];
-}
-
-SOLVERD_CPU_CLONES void BlockDots(const double* rows, int64_t count, int64_t m, const double* v,
-                                  double* out) {
-  BlockDotsOf(rows, count, m, v, out);
-}
-SOLVERD_CPU_CLONES void BlockDots(const float* rows, int64_t count, int64_t m, const double* v,
-                                  double* out) {
-  BlockDotsOf(rows, count, m, v, out);
-}
-SOLVERD_CPU_CLONES void BlockAddScaled(const double* scales, const double* rows, int64_t count,
-                                       int64_t m, double* into) {
-  BlockAddScaledOf(scales, rows, count, m, into);
-}
-SOLVERD_CPU_CLONES void BlockAddScaled(const double* scales, const float* rows, int64_t count,
-                                       int64_t m, double* into) {
-  BlockAddScaledOf(scales, rows, count, m, into);
-}
-SOLVERD_CPU_CLONES RowTotals RowTotalsFor(const double* row, const double* cost_row,
-                                          const double* v, const double* vy, int64_t m) {
-  return RowTotalsOf(row, cost_row, v, vy, m);
-}
-SOLVERD_CPU_CLONES RowTotals RowTotalsFor(const float* row, const double* cost_row,
-                                          const double* v, const double* vy, int64_t m) {
-  return RowTotalsOf(row, cost_row, v, vy, m);
-}
-SOLVERD_CPU_CLONES void ScaledRow(double u, const double* row, const double* v, int64_t m,
-                                  double* out) {
-  ScaledRowOf(u, row, v, m, out);
-}
-SOLVERD_CPU_CLONES void ScaledRow(double u, const float* row, const double* v, int64_t m,
-                                  double* out) {
-  ScaledRowOf(u, row, v, m, out);
-}
-SOLVERD_CPU_CLONES void KernelRow(const double* cost_row, const double* y, int64_t m,
-                                  double eta, double xi, double* out) {
-  KernelRowOf(cost_row, y, m, eta, xi, out);
-}
-SOLVERD_CPU_CLONES void KernelRow(const double* cost_row, const double* y, int64_t m,
-                                  double eta, double xi, float* out) {
-  KernelRowOf(cost_row, y, m, eta, xi, out);
 }
 
 }  // namespace
