@@ -87,14 +87,18 @@ std::vector<double> CostFromPoints(const Problem& p, int threads) {
 
 class CpuOtBackend final : public OtBackend {
  public:
-  CpuOtBackend(const Problem& p, KernelPrecision precision, int threads)
-      : p_(p), threads_(std::max(1, threads)), owned_cost_(CostFromPoints(p, threads_)),
+  CpuOtBackend(const Problem& p, const Options& o)
+      : p_(p), threads_(std::max(1, o.threads)), owned_cost_(CostFromPoints(p, threads_)),
         cost_(p.has_points() ? owned_cost_.data() : p.cost.data()),
         x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {
-    if (GibbsKernel::Fits(p.n, p.m)) {
-      kernel_.emplace(cost_, p.n, p.m, p.eta, threads_, precision,
-                      std::accumulate(p.a.begin(), p.a.end(), 0.0));
-    }
+    if (!GibbsKernel::Fits(p.n, p.m)) return;
+    // Single precision for Sinkhorn where the tolerance allows; SNS's
+    // Newton steps would only turn it back to double after its first steps.
+    const double mass = std::accumulate(p.a.begin(), p.a.end(), 0.0);
+    const KernelPrecision precision = o.method == Method::kSns
+                                          ? KernelPrecision::kDouble
+                                          : GibbsKernel::PrecisionFor(o.tolerance, mass);
+    kernel_.emplace(cost_, p.n, p.m, p.eta, threads_, precision, mass);
   }
 
   // Sinkhorn iterations run in scaling form on the cached kernel where it
@@ -107,11 +111,7 @@ class CpuOtBackend final : public OtBackend {
     if (kernel_ && log_steps_left_ == 0) {
       double error = 0;
       for (bool fresh = !kernel_current_;; fresh = true) {
-        if (fresh) {
-          SyncPotentials();
-          kernel_->Rebuild(x_, y_);
-          kernel_current_ = true;
-        }
+        if (fresh) RebuildKernel();
         if (kernel_->Iterate(p_.a, p_.b, keep_below, &error, updated)) {
           if (row_error != nullptr) *row_error = error;
           potentials_stale_ = potentials_stale_ || *updated;
@@ -338,12 +338,15 @@ class CpuOtBackend final : public OtBackend {
   // a kernel.
   bool KernelAtPotentials() {
     if (!kernel_) return false;
-    if (!kernel_current_) {
-      SyncPotentials();
-      kernel_->Rebuild(x_, y_);
-      kernel_current_ = true;
-    }
+    if (!kernel_current_) RebuildKernel();
     return true;
+  }
+
+  // K rebuilt at the current potentials, scalings 1.
+  void RebuildKernel() {
+    SyncPotentials();
+    kernel_->Rebuild(x_, y_);
+    kernel_current_ = true;
   }
 
   // plan[j] = P_ij from the kernel when it is current, else exp(log_plan[j]).
@@ -429,13 +432,7 @@ class CpuOtBackend final : public OtBackend {
 
 Status SolveCpu(const Problem& problem, const Options& options, ProgressSink* sink,
                 const CancelToken* cancel, Result* result) {
-  // Single precision for Sinkhorn where the tolerance allows; SNS's
-  // Newton steps would only turn it back to double after its first steps.
-  const double mass = std::accumulate(problem.a.begin(), problem.a.end(), 0.0);
-  const KernelPrecision precision = options.method == Method::kSns
-                                        ? KernelPrecision::kDouble
-                                        : GibbsKernel::PrecisionFor(options.tolerance, mass);
-  CpuOtBackend backend(problem, precision, options.threads);
+  CpuOtBackend backend(problem, options);
   return RunMethod(backend, problem, options, sink, cancel, result);
 }
 
