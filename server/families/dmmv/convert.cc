@@ -169,6 +169,7 @@ dmmv::fir::Spec FirFromProto(const v1::FirDesign& in) {
 absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const BlobStore& blobs) {
   dmmv::Problem problem;
   DmmvBuilderOutput built;
+  built.raw_results = in.raw_results();
   bool least_squares = false;
   switch (in.source_case()) {
     case v1::DmmvProblem::kDirect: {
@@ -196,7 +197,7 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
       built.rays = dmmv::tomography::Rays(*spec);
       t.set_size(spec->size);
       t.set_detectors(dmmv::tomography::Detectors(*spec));
-      if (in.raw_results()) {
+      if (built.raw_results) {
         t.set_start_image_raw(RawBytes(start));
       } else {
         t.mutable_start_image()->Add(start.begin(), start.end());
@@ -237,7 +238,6 @@ absl::StatusOr<DmmvWork> ConvertDmmvProblem(const v1::DmmvProblem& in, const Blo
     return absl::InvalidArgumentError("dmmv.violation_cap: must be finite and non-negative");
   }
   options.violation_cap = in.violation_cap();
-  built.raw_results = in.raw_results();
   return DmmvWork{std::move(problem), options, std::move(built)};
 }
 
