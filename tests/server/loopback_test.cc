@@ -2,6 +2,8 @@
 // C++ client (and solverctl) as a user would.
 #include <signal.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -472,7 +474,19 @@ TEST(Shutdown, GracefulStopAndPortConflict) {
   ASSERT_TRUE(running.ok() && queued.ok());
   WaitForProgress(c, running->id());
   std::vector<v1::JobEvent> events;
-  std::thread watcher([&] { events = WatchAll(c, running->id()); });
+  std::atomic<bool> watching{false};
+  std::thread watcher([&] {
+    auto state = c.Watch(running->id(), 0, [&](const v1::JobEvent& e) {
+      events.push_back(e);
+      watching = true;
+    });
+    EXPECT_TRUE(state.ok()) << state.status();
+  });
+  // The stream must be open before the signal: under a loaded CI machine a
+  // watch that had not yet reached the server was refused by the shutdown.
+  for (int i = 0; i < 1000 && !watching; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(server.StopWith(SIGTERM, 10000), 0);  // exits 0 after the grace period
   watcher.join();
   ASSERT_FALSE(events.empty());
