@@ -249,16 +249,33 @@ Status CalibrationTokensFromText(std::string_view text, std::string_view tokeniz
   }
   BpeTokenizer tokenizer;
   SOLVERD_RETURN_IF_ERROR(BpeTokenizer::Parse(tokenizer_json, vocab, &tokenizer));
-  SOLVERD_RETURN_IF_ERROR(tokenizer.Encode(text, ids));
-  const int64_t held = static_cast<int64_t>(ids->size()) / length;
+  // Each run starts as the tokenizer starts a sequence (Llama 2's <s>).
+  const std::vector<int32_t>& start = tokenizer.sequence_start();
+  const int64_t body = length - static_cast<int64_t>(start.size());
+  const std::string after =
+      start.empty() ? ""
+                    : " after the " + std::to_string(start.size()) +
+                          (start.size() == 1 ? " token" : " tokens") +
+                          " the tokenizer starts each sequence with";
+  if (body < 1) {
+    return InvalidArgument("calibration_length " + std::to_string(length) + " leaves no room"
+                           " for text" + after);
+  }
+  std::vector<int32_t> text_ids;
+  SOLVERD_RETURN_IF_ERROR(tokenizer.Encode(text, &text_ids));
+  const int64_t held = static_cast<int64_t>(text_ids.size()) / body;
   if (held == 0 || held < sequences) {
-    return InvalidArgument("the text is " + std::to_string(ids->size()) + " tokens, fewer than " +
-                           std::to_string(std::max<int64_t>(sequences, 1)) + " sequences of " +
-                           std::to_string(length));
+    return InvalidArgument("the text is " + std::to_string(text_ids.size()) + " tokens, fewer "
+                           "than " + std::to_string(std::max<int64_t>(sequences, 1)) +
+                           " sequences of " + std::to_string(body) + after);
   }
   runs->sequences = sequences > 0 ? sequences : std::min(held, kDefaultSequences);
   runs->length = length;
-  ids->resize(static_cast<size_t>(runs->tokens()));
+  ids->clear();
+  for (int64_t r = 0; r < runs->sequences; ++r) {
+    ids->insert(ids->end(), start.begin(), start.end());
+    ids->insert(ids->end(), text_ids.begin() + r * body, text_ids.begin() + (r + 1) * body);
+  }
   return Status::Ok();
 }
 

@@ -39,8 +39,10 @@ Status ReadCalibrationTokens(std::string_view file, int64_t vocab, int64_t max_l
 
 // Token ids from UTF-8 `text` by `tokenizer_json` (bpe_tokenizer.h), cut
 // into `sequences` runs (0: as many as the text holds, at most 128) of
-// `length` consecutive tokens (0: 512, or `max_length` if shorter; a given
-// length must not exceed it). INVALID_ARGUMENT saying what is wrong
+// `length` tokens (0: 512, or `max_length` if shorter; a given length must
+// not exceed it): each the tokens the tokenizer starts a sequence with
+// (Llama 2's <s>; none for most byte-level vocabularies), then the text's
+// next tokens. INVALID_ARGUMENT saying what is wrong
 // (the text too short for what was asked, the tokenizer, the UTF-8).
 Status CalibrationTokensFromText(std::string_view text, std::string_view tokenizer_json,
                                  int64_t vocab, int64_t max_length, int64_t sequences,

@@ -21,101 +21,6 @@ Status TokenizerError(const std::string& what) {
   return InvalidArgument("tokenizer.json: " + what);
 }
 
-bool IsSpace(uint32_t c) {
-  return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-         c == 0x205F || c == 0x3000;
-}
-bool IsDigit(uint32_t c) { return c >= '0' && c <= '9'; }
-bool IsLetter(uint32_t c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= 0x80 && !IsSpace(c));
-}
-bool IsOther(uint32_t c) { return !IsSpace(c) && !IsLetter(c) && !IsDigit(c); }
-bool IsNewline(uint32_t c) { return c == '\r' || c == '\n'; }
-
-// The code points of UTF-8 `text` and the byte offset of each (and of the end).
-Status Decode(std::string_view text, std::vector<uint32_t>* cps, std::vector<size_t>* at) {
-  for (size_t i = 0; i < text.size();) {
-    const auto b = static_cast<unsigned char>(text[i]);
-    const int n = b < 0x80 ? 1 : (b >> 5) == 6 ? 2 : (b >> 4) == 14 ? 3 : (b >> 3) == 30 ? 4 : 0;
-    uint32_t c = n == 1 ? b : n == 2 ? b & 0x1F : n == 3 ? b & 0x0F : b & 0x07;
-    bool valid = n > 0 && i + n <= text.size();
-    for (int k = 1; valid && k < n; ++k) {
-      const auto next = static_cast<unsigned char>(text[i + k]);
-      valid = (next >> 6) == 2;
-      c = (c << 6) | (next & 0x3F);
-    }
-    if (!valid) return InvalidArgument("invalid UTF-8 at byte " + std::to_string(i));
-    at->push_back(i);
-    cps->push_back(c);
-    i += static_cast<size_t>(n);
-  }
-  at->push_back(text.size());
-  return Status::Ok();
-}
-
-class Splitter {
- public:
-  explicit Splitter(const std::vector<uint32_t>& cps) : c_(cps) {}
-
-  // The length in code points of the word at `i` (at least 1).
-  size_t Gpt2At(size_t i) const {
-    if (const size_t n = Contraction(i, false)) return n;
-    const size_t j = i + (c_[i] == ' ' && i + 1 < c_.size() ? 1 : 0);
-    if (IsLetter(c_[j])) return Run(j, IsLetter) - i;
-    if (IsDigit(c_[j])) return Run(j, IsDigit) - i;
-    if (IsOther(c_[j])) return Run(j, IsOther) - i;
-    return WhitespaceAt(i);
-  }
-
-  // Llama 3's (max_digits 3) and Qwen2's (1).
-  size_t Llama3At(size_t i, size_t max_digits) const {
-    if (const size_t n = Contraction(i, true)) return n;
-    if (IsLetter(c_[i])) return Run(i, IsLetter) - i;
-    if (!IsNewline(c_[i]) && !IsDigit(c_[i]) && i + 1 < c_.size() && IsLetter(c_[i + 1])) {
-      return Run(i + 1, IsLetter) - i;
-    }
-    if (IsDigit(c_[i])) return std::min(Run(i, IsDigit) - i, max_digits);
-    const size_t j = i + (c_[i] == ' ' && i + 1 < c_.size() ? 1 : 0);
-    if (IsOther(c_[j])) return Run(Run(j, IsOther), IsNewline) - i;
-    const size_t end = Run(i, IsSpace);  // \s*[\r\n]+: through the run's last newline
-    for (size_t k = end; k > i; --k) {
-      if (IsNewline(c_[k - 1])) return k - i;
-    }
-    return WhitespaceAt(i);
-  }
-
- private:
-  size_t Run(size_t i, bool (*in)(uint32_t)) const {
-    while (i < c_.size() && in(c_[i])) ++i;
-    return i;
-  }
-  // 's 't 're 've 'm 'll 'd, in any case with `any_case`.
-  size_t Contraction(size_t i, bool any_case) const {
-    if (c_[i] != '\'') return 0;
-    for (const std::string_view suffix : {"s", "t", "re", "ve", "m", "ll", "d"}) {
-      if (i + 1 + suffix.size() > c_.size()) continue;
-      bool same = true;
-      for (size_t k = 0; same && k < suffix.size(); ++k) {
-        uint32_t c = c_[i + 1 + k];
-        if (any_case && c >= 'A' && c <= 'Z') c += 'a' - 'A';
-        same = c == static_cast<uint32_t>(suffix[k]);
-      }
-      if (same) return 1 + suffix.size();
-    }
-    return 0;
-  }
-  // \s+(?!\S)|\s+ : a run of white space before a word leaves it its
-  // last character (unless that is all the run is).
-  size_t WhitespaceAt(size_t i) const {
-    const size_t end = Run(i, IsSpace);
-    if (end == c_.size() || end - i <= 1) return std::max<size_t>(end - i, 1);
-    return end - i - 1;
-  }
-
-  const std::vector<uint32_t>& c_;
-};
-
 // GPT-2's characters for the 256 bytes: printable Latin-1 stands for
 // itself, every other byte for U+0100 on, in byte order; as UTF-8.
 const std::vector<std::string>& ByteCharacters() {
@@ -174,109 +79,273 @@ Status ReadPreTokenizer(const JsonValue& pre, WordSplit* split, bool* prefix_spa
                         "calibration_tokens instead");
 }
 
-}  // namespace
-
-Status SplitWords(std::string_view text, WordSplit split,
-                  std::vector<std::pair<size_t, size_t>>* words) {
-  std::vector<uint32_t> cps;
-  std::vector<size_t> at;
-  SOLVERD_RETURN_IF_ERROR(Decode(text, &cps, &at));
-  if (split == WordSplit::kNone) {
-    if (!text.empty()) words->emplace_back(0, text.size());
-    return Status::Ok();
-  }
-  const Splitter splitter(cps);
-  for (size_t i = 0; i < cps.size();) {
-    const size_t n = split == WordSplit::kGpt2     ? splitter.Gpt2At(i)
-                     : split == WordSplit::kLlama3 ? splitter.Llama3At(i, 3)
-                                                   : splitter.Llama3At(i, 1);
-    words->emplace_back(at[i], at[i + n]);
-    i += n;
+// The normalizer's steps: NFC (not applied, see the header), Prepend, and
+// Replace of a string, alone or in a Sequence.
+Status ReadNormalizer(const JsonValue* normalizer,
+                      std::vector<std::pair<std::string, std::string>>* edits) {
+  if (normalizer == nullptr || normalizer->kind == JsonValue::Kind::kNull) return Status::Ok();
+  const JsonValue* steps = JsonFind(*normalizer, "normalizers");
+  const bool sequence = TypeOf(*normalizer) == "Sequence" && steps != nullptr;
+  const size_t count = sequence ? steps->array.size() : 1;
+  for (size_t k = 0; k < count; ++k) {
+    const JsonValue& step = sequence ? steps->array[k] : *normalizer;
+    const std::string type = TypeOf(step);
+    const JsonValue* prepend = JsonFind(step, "prepend");
+    const JsonValue* pattern = JsonFind(step, "pattern");
+    const JsonValue* from = pattern == nullptr ? nullptr : JsonFind(*pattern, "String");
+    const JsonValue* to = JsonFind(step, "content");
+    if (type == "NFC") continue;
+    if (type == "Prepend" && prepend != nullptr && prepend->kind == JsonValue::Kind::kString) {
+      edits->emplace_back("", prepend->string);
+    } else if (type == "Replace" && from != nullptr && from->kind == JsonValue::Kind::kString &&
+               !from->string.empty() && to != nullptr &&
+               to->kind == JsonValue::Kind::kString) {
+      edits->emplace_back(from->string, to->string);
+    } else {
+      return TokenizerError("normalizer " + JsonQuote(type) + " is not applied by the server "
+                            "(NFC, Prepend, Replace of a string): send calibration_tokens "
+                            "instead");
+    }
   }
   return Status::Ok();
 }
 
+// model.merges as pairs, "a b" or ["a", "b"].
+Status ReadMerges(const JsonValue& model, std::vector<std::pair<std::string, std::string>>* out) {
+  const JsonValue* merges = JsonFind(model, "merges");
+  if (merges == nullptr) return Status::Ok();
+  for (const JsonValue& m : merges->array) {
+    const size_t space = m.string.find(' ');
+    if (m.kind == JsonValue::Kind::kString && space != std::string::npos &&
+        m.string.find(' ', space + 1) == std::string::npos) {
+      out->emplace_back(m.string.substr(0, space), m.string.substr(space + 1));
+    } else if (m.kind == JsonValue::Kind::kArray && m.array.size() == 2) {
+      out->emplace_back(m.array[0].string, m.array[1].string);
+    } else {
+      return TokenizerError("model.merges: each must be \"a b\" or [\"a\", \"b\"]");
+    }
+  }
+  return Status::Ok();
+}
+
+// The ids of the special tokens a TemplateProcessing post_processor (alone
+// or in a Sequence) puts before a single sequence.
+Status ReadSequenceStart(const JsonValue* post, int64_t vocab_size, std::vector<int32_t>* ids) {
+  if (post == nullptr || post->kind == JsonValue::Kind::kNull) return Status::Ok();
+  if (const JsonValue* steps = JsonFind(*post, "processors")) {
+    for (const JsonValue& step : steps->array) {
+      SOLVERD_RETURN_IF_ERROR(ReadSequenceStart(&step, vocab_size, ids));
+    }
+    return Status::Ok();
+  }
+  const JsonValue* single = JsonFind(*post, "single");
+  const JsonValue* specials = JsonFind(*post, "special_tokens");
+  if (TypeOf(*post) != "TemplateProcessing" || single == nullptr || specials == nullptr) {
+    return Status::Ok();
+  }
+  for (const JsonValue& piece : single->array) {
+    const JsonValue* special = JsonFind(piece, "SpecialToken");
+    if (special == nullptr) break;  // the sequence itself: what follows ends it
+    const JsonValue* name = JsonFind(*special, "id");
+    const JsonValue* entry = name == nullptr ? nullptr : JsonFind(*specials, name->string);
+    const JsonValue* entry_ids = entry == nullptr ? nullptr : JsonFind(*entry, "ids");
+    if (entry_ids == nullptr) {
+      return TokenizerError("post_processor: special token " +
+                            JsonQuote(name == nullptr ? "" : name->string) + " has no ids");
+    }
+    for (const JsonValue& id : entry_ids->array) {
+      if (id.kind != JsonValue::Kind::kInteger || id.integer < 0 || id.integer >= vocab_size) {
+        return TokenizerError("post_processor: special token " + JsonQuote(name->string) +
+                              " has an id outside the vocabulary [0, " +
+                              std::to_string(vocab_size) + ")");
+      }
+      ids->push_back(static_cast<int32_t>(id.integer));
+    }
+  }
+  return Status::Ok();
+}
+
+std::string ByteTokenName(int b) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  return std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
+}
+
+}  // namespace
+
 Status BpeTokenizer::Parse(std::string_view tokenizer_json, int64_t vocab_size,
                            BpeTokenizer* out) {
+  *out = BpeTokenizer();
   internal::GgufVocab vocab;
   SOLVERD_RETURN_IF_ERROR(internal::VocabFromTokenizerJson(tokenizer_json, vocab_size, &vocab));
-  if (vocab.model != "gpt2") {
-    return TokenizerError("a SentencePiece-style vocabulary (byte_fallback) is not applied by "
-                          "the server: send calibration_tokens instead");
-  }
   JsonValue root;
   SOLVERD_RETURN_IF_ERROR(ParseJson(tokenizer_json, &root));
-  const JsonValue* normalizer = JsonFind(root, "normalizer");
-  if (normalizer != nullptr && normalizer->kind != JsonValue::Kind::kNull &&
-      TypeOf(*normalizer) != "NFC") {
-    return TokenizerError("normalizer " + JsonQuote(TypeOf(*normalizer)) + " is not applied "
-                          "by the server: send calibration_tokens instead");
+  const JsonValue& model = *JsonFind(root, "model");  // VocabFromTokenizerJson checked it
+  for (const JsonMember& m : JsonFind(model, "vocab")->object) {
+    out->vocab_.emplace(m.name, static_cast<int32_t>(m.value.integer));
   }
+  std::vector<std::pair<std::string, std::string>> merges;
+  SOLVERD_RETURN_IF_ERROR(ReadMerges(model, &merges));
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const auto& [left, right] = merges[rank];
+    const int32_t ids[] = {out->Find(left), out->Find(right), out->Find(left + right)};
+    if (ids[0] < 0 || ids[1] < 0 || ids[2] < 0) {
+      return TokenizerError("model.merges[" + std::to_string(rank) + "]: " +
+                            JsonQuote(left + " " + right) + " names or makes a token that is "
+                            "not in the vocabulary");
+    }
+    out->merges_.Add(ids[0], ids[1], ids[2]);
+  }
+  SOLVERD_RETURN_IF_ERROR(ReadNormalizer(JsonFind(root, "normalizer"), &out->normalizer_));
+  SOLVERD_RETURN_IF_ERROR(
+      ReadSequenceStart(JsonFind(root, "post_processor"), vocab_size, &out->sequence_start_));
+  out->sentence_piece_ = vocab.model == "llama";
+  if (out->sentence_piece_) return out->ParseSentencePiece(root, model);
+  for (int b = 0; b < 256; ++b) out->byte_ids_[b] = out->Find(ByteCharacters()[b]);
   const JsonValue* pre = JsonFind(root, "pre_tokenizer");
   if (pre == nullptr || pre->kind == JsonValue::Kind::kNull) {
     return TokenizerError("a byte-level vocabulary needs a ByteLevel pre_tokenizer");
   }
   SOLVERD_RETURN_IF_ERROR(ReadPreTokenizer(*pre, &out->split_, &out->add_prefix_space_));
-  out->ignore_merges_ = Flag(*JsonFind(root, "model"), "ignore_merges", false);
-  for (size_t id = 0; id < vocab.tokens.size(); ++id) {
-    out->vocab_.emplace(vocab.tokens[id], static_cast<int32_t>(id));
+  out->ignore_merges_ = Flag(model, "ignore_merges", false);
+  return Status::Ok();
+}
+
+Status BpeTokenizer::ParseSentencePiece(const JsonValue& root, const JsonValue& model) {
+  for (int b = 0; b < 256; ++b) byte_ids_[b] = Find(ByteTokenName(b));
+  const JsonValue* unknown = JsonFind(model, "unk_token");
+  if (unknown != nullptr && unknown->kind == JsonValue::Kind::kString) {
+    unknown_ = Find(unknown->string);
   }
-  for (size_t rank = 0; rank < vocab.merges.size(); ++rank) {
-    out->ranks_.emplace(vocab.merges[rank], static_cast<int64_t>(rank));
+  fuse_unknown_ = Flag(model, "fuse_unk", false);
+  const JsonValue* pre = JsonFind(root, "pre_tokenizer");
+  if (pre == nullptr || pre->kind == JsonValue::Kind::kNull) return Status::Ok();
+  const JsonValue* replacement = JsonFind(*pre, "replacement");
+  const JsonValue* scheme = JsonFind(*pre, "prepend_scheme");
+  if (TypeOf(*pre) != "Metaspace" || (replacement != nullptr && replacement->string.empty())) {
+    return TokenizerError("pre_tokenizer " + JsonQuote(TypeOf(*pre)) + " is not one the server "
+                          "applies to a SentencePiece-style vocabulary (none, or Metaspace): "
+                          "send calibration_tokens instead");
+  }
+  metaspace_ = replacement != nullptr ? replacement->string : "\u2581";
+  // "first" prepends to the text's first piece: the whole text here.
+  metaspace_prepend_ = scheme != nullptr ? scheme->string != "never"
+                                         : Flag(*pre, "add_prefix_space", true);
+  metaspace_split_ = Flag(*pre, "split", true);
+  return Status::Ok();
+}
+
+std::string BpeTokenizer::Normalize(std::string_view text) const {
+  std::string s(text);
+  for (const auto& [from, to] : normalizer_) {
+    if (from.empty()) {
+      if (!s.empty()) s.insert(0, to);
+      continue;
+    }
+    std::string replaced;
+    for (size_t at = 0;;) {
+      const size_t found = s.find(from, at);
+      replaced.append(s, at, found == std::string::npos ? std::string::npos : found - at);
+      if (found == std::string::npos) break;
+      replaced += to;
+      at = found + from.size();
+    }
+    s = std::move(replaced);
+  }
+  return s;
+}
+
+Status BpeTokenizer::SentencePieceSymbols(std::string_view word,
+                                          std::vector<int32_t>* ids) const {
+  std::vector<uint32_t> code_points;
+  std::vector<size_t> at;
+  SOLVERD_RETURN_IF_ERROR(DecodeUtf8(word, &code_points, &at));
+  for (size_t k = 0; k + 1 < at.size(); ++k) {
+    const std::string_view c = word.substr(at[k], at[k + 1] - at[k]);
+    if (const int32_t id = Find(std::string(c)); id >= 0) {
+      ids->push_back(id);
+      continue;
+    }
+    bool bytes = true;
+    for (const char b : c) bytes = bytes && byte_ids_[static_cast<unsigned char>(b)] >= 0;
+    if (bytes) {
+      for (const char b : c) ids->push_back(byte_ids_[static_cast<unsigned char>(b)]);
+    } else if (unknown_ >= 0) {
+      if (!fuse_unknown_ || ids->empty() || ids->back() != unknown_) ids->push_back(unknown_);
+    } else {
+      return TokenizerError("the vocabulary has no token for " + JsonQuote(c) +
+                            ", no <0xNN> tokens for its bytes and no unk_token");
+    }
   }
   return Status::Ok();
 }
 
 Status BpeTokenizer::EncodeWord(std::string_view word, std::vector<int32_t>* ids) const {
-  std::vector<std::string> symbols;
-  for (const char b : word) symbols.push_back(ByteCharacters()[static_cast<unsigned char>(b)]);
-  std::string whole;
-  for (const std::string& s : symbols) whole += s;
-  if (ignore_merges_ && vocab_.count(whole) > 0) symbols = {whole};
-  while (symbols.size() > 1) {
-    int64_t best = std::numeric_limits<int64_t>::max();
-    std::string pair;
-    for (size_t k = 0; k + 1 < symbols.size(); ++k) {
-      const auto rank = ranks_.find(symbols[k] + " " + symbols[k + 1]);
-      if (rank != ranks_.end() && rank->second < best) {
-        best = rank->second;
-        pair = rank->first;
+  std::vector<int32_t> symbols;
+  if (sentence_piece_) {
+    SOLVERD_RETURN_IF_ERROR(SentencePieceSymbols(word, &symbols));
+  } else {
+    std::string whole;
+    for (const char b : word) whole += ByteCharacters()[static_cast<unsigned char>(b)];
+    if (const int32_t id = ignore_merges_ ? Find(whole) : -1; id >= 0) {
+      ids->push_back(id);
+      return Status::Ok();
+    }
+    for (const char b : word) {
+      const int32_t id = byte_ids_[static_cast<unsigned char>(b)];
+      if (id < 0) {
+        return TokenizerError("the vocabulary has no token " +
+                              JsonQuote(ByteCharacters()[static_cast<unsigned char>(b)]) +
+                              " for a byte of the word " + JsonQuote(word));
       }
+      symbols.push_back(id);
     }
-    if (pair.empty()) break;
-    std::vector<std::string> merged;
-    for (size_t k = 0; k < symbols.size(); ++k) {
-      if (k + 1 < symbols.size() && symbols[k] + " " + symbols[k + 1] == pair) {
-        merged.push_back(symbols[k] + symbols[k + 1]);
-        ++k;
-      } else {
-        merged.push_back(symbols[k]);
-      }
-    }
-    symbols = std::move(merged);
   }
-  for (const std::string& s : symbols) {
-    const auto id = vocab_.find(s);
-    if (id == vocab_.end()) {
-      return TokenizerError("the vocabulary has no token " + JsonQuote(s) + ", which the merges "
-                            "leave of the word " + JsonQuote(word));
-    }
-    ids->push_back(id->second);
-  }
+  merges_.Apply(&symbols);
+  ids->insert(ids->end(), symbols.begin(), symbols.end());
   return Status::Ok();
 }
 
-Status BpeTokenizer::Encode(std::string_view text, std::vector<int32_t>* ids) const {
-  std::string prefixed;
-  if (add_prefix_space_ && !text.empty() && text[0] != ' ') {
-    prefixed = " " + std::string(text);
-    text = prefixed;
+std::string BpeTokenizer::Metaspace(std::string text) const {
+  std::string replaced;
+  for (const char c : text) {
+    if (c == ' ') {
+      replaced += metaspace_;
+    } else {
+      replaced.push_back(c);
+    }
   }
+  if (metaspace_prepend_ && !replaced.empty() && replaced.compare(0, metaspace_.size(), metaspace_) != 0) {
+    replaced.insert(0, metaspace_);
+  }
+  return replaced;
+}
+
+Status BpeTokenizer::Encode(std::string_view text, std::vector<int32_t>* ids) const {
+  {  // invalid UTF-8 named at its offset in the text as given
+    std::vector<uint32_t> code_points;
+    std::vector<size_t> at;
+    SOLVERD_RETURN_IF_ERROR(DecodeUtf8(text, &code_points, &at));
+  }
+  std::string prepared = Normalize(text);
+  if (!metaspace_.empty()) prepared = Metaspace(std::move(prepared));
+  if (add_prefix_space_ && !prepared.empty() && prepared[0] != ' ') prepared.insert(0, " ");
   std::vector<std::pair<size_t, size_t>> words;
-  SOLVERD_RETURN_IF_ERROR(SplitWords(text, split_, &words));
+  if (!sentence_piece_) {
+    SOLVERD_RETURN_IF_ERROR(SplitWords(prepared, split_, &words));
+  } else if (metaspace_split_ && !metaspace_.empty()) {  // each word from a "▁" on
+    size_t begin = 0;
+    for (size_t at = prepared.find(metaspace_, 1); at != std::string::npos;
+         at = prepared.find(metaspace_, at + 1)) {
+      words.emplace_back(begin, at);
+      begin = at;
+    }
+    if (begin < prepared.size()) words.emplace_back(begin, prepared.size());
+  } else if (!prepared.empty()) {
+    words.emplace_back(0, prepared.size());
+  }
   std::unordered_map<std::string_view, std::vector<int32_t>> seen;  // words repeat
   for (const auto& [begin, end] : words) {
-    const std::string_view word = text.substr(begin, end - begin);
+    const std::string_view word = std::string_view(prepared).substr(begin, end - begin);
     auto found = seen.find(word);
     if (found == seen.end()) {
       std::vector<int32_t> word_ids;
