@@ -6,6 +6,7 @@ GGUF files with score.mjs.
     reason = install(work)           # None, or why llama.cpp is unavailable
     logits = logits_after(work, "m.gguf", tokens)             # [len, n_vocab]
     nll, count = negative_log_likelihood(work, "m.gguf", windows)
+    ids = tokenize(work, "m.gguf", "some text")                # llama.cpp's token ids
     tokenizer = byte_level_tokenizer(bos_id, eos_id)  # tokenizer.json for test models
 """
 import json
@@ -64,6 +65,11 @@ def negative_log_likelihood(work, gguf, windows):
     each window evaluated from an empty context."""
     scored = _score(work, gguf, {"windows": [[int(t) for t in w] for w in windows]})
     return scored["nll"], scored["count"]
+
+
+def tokenize(work, gguf, text):
+    """llama.cpp's token ids of `text` by the file's vocabulary (no BOS)."""
+    return _score(work, gguf, {"tokenize": text})["tokens"]
 
 
 def byte_level_tokenizer(bos_id, eos_id):

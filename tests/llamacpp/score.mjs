@@ -4,16 +4,26 @@
 //    {"n_vocab": V, "vocabulary": "bpe", "logits": [[...], ...]};
 //  - {"windows": [[...], ...]}: each window evaluated from an empty
 //    context, prints {"n_vocab": V, "nll": N, "count": C}, N the summed
-//    -log p(token i + 1 | tokens 0..i) over every window and position.
+//    -log p(token i + 1 | tokens 0..i) over every window and position;
+//  - {"tokenize": TEXT}: prints {"tokens": [...]}, TEXT as llama.cpp's
+//    tokenizer reads it (no BOS, special tokens as plain text), loading
+//    only the file's vocabulary.
 //   node score.mjs MODEL.gguf TOKENS.json
 import {readFileSync} from "node:fs";
 import {getLlama} from "node-llama-cpp";
 
 const [modelPath, tokensPath] = process.argv.slice(2);
 const input = JSON.parse(readFileSync(tokensPath, "utf8"));
+const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
+if (typeof input.tokenize === "string") {
+  const vocabulary = await llama.loadModel({modelPath, vocabOnly: true});
+  process.stdout.write(JSON.stringify({tokens: Array.from(vocabulary.tokenize(input.tokenize))}));
+  await vocabulary.dispose();
+  await llama.dispose();
+  process.exit(0);
+}
 const windows = Array.isArray(input) ? [input] : input.windows;
 const longest = Math.max(...windows.map((w) => w.length));
-const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 const model = await llama.loadModel({modelPath});
 const context = await model.createContext({contextSize: Math.max(64, longest + 8),
                                            batchSize: longest, threads: 2});
