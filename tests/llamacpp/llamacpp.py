@@ -72,16 +72,23 @@ def tokenize(work, gguf, text):
     return _score(work, gguf, {"tokenize": text})["tokens"]
 
 
+def byte_characters():
+    """GPT-2's character for each byte: printable Latin-1 stands for
+    itself, the other bytes for U+0100 on, in byte order."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
+                 list(range(ord("®"), ord("ÿ") + 1)))
+    chars, extra = [], 0
+    for b in range(256):
+        chars.append(chr(b) if b in printable else chr(256 + extra))
+        extra += b not in printable
+    return chars
+
+
 def byte_level_tokenizer(bos_id, eos_id):
     """A tokenizer.json llama.cpp loads, for models over bytes: GPT-2's
     byte-to-character map as a BPE vocabulary without merges (token b is
     byte b), then <s> and </s> as special tokens with the given ids."""
-    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) +
-                 list(range(ord("®"), ord("ÿ") + 1)))
-    chars, extra = {}, 0
-    for b in range(256):
-        chars[b] = chr(b) if b in printable else chr(256 + extra)
-        extra += b not in printable
+    chars = byte_characters()
     return {"version": "1.0",
             "added_tokens": [{"id": bos_id, "content": "<s>", "special": True},
                              {"id": eos_id, "content": "</s>", "special": True}],

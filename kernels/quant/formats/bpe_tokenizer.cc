@@ -9,14 +9,6 @@
 namespace solverd::quant {
 namespace {
 
-// The Split regexes of Llama 3's and Qwen2's tokenizer.json.
-constexpr std::string_view kLlama3Regex =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-constexpr std::string_view kQwen2Regex =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
 Status TokenizerError(const std::string& what) {
   return InvalidArgument("tokenizer.json: " + what);
 }
@@ -43,53 +35,17 @@ const std::vector<std::string>& ByteCharacters() {
   return *kTable;
 }
 
-bool Flag(const JsonValue& object, std::string_view name, bool fallback) {
-  const JsonValue* v = JsonFind(object, name);
-  return v != nullptr && v->kind == JsonValue::Kind::kBool ? v->boolean : fallback;
-}
-
-std::string TypeOf(const JsonValue& object) {
-  const JsonValue* type = JsonFind(object, "type");
-  return type != nullptr && type->kind == JsonValue::Kind::kString ? type->string : "";
-}
-
-// The word split and prefix space `pre` (the pre_tokenizer object) asks for.
-Status ReadPreTokenizer(const JsonValue& pre, WordSplit* split, bool* prefix_space) {
-  const std::string type = TypeOf(pre);
-  if (type == "ByteLevel") {
-    *split = Flag(pre, "use_regex", true) ? WordSplit::kGpt2 : WordSplit::kNone;
-    *prefix_space = Flag(pre, "add_prefix_space", false);
-    return Status::Ok();
-  }
-  const JsonValue* steps = JsonFind(pre, "pretokenizers");
-  if (type == "Sequence" && steps != nullptr && steps->array.size() == 2 &&
-      TypeOf(steps->array[0]) == "Split" && TypeOf(steps->array[1]) == "ByteLevel" &&
-      !Flag(steps->array[1], "use_regex", true)) {
-    const JsonValue* pattern = JsonFind(steps->array[0], "pattern");
-    const JsonValue* regex = pattern == nullptr ? nullptr : JsonFind(*pattern, "Regex");
-    const std::string_view r = regex != nullptr ? std::string_view(regex->string) : "";
-    if (r == kLlama3Regex || r == kQwen2Regex) {
-      *split = r == kLlama3Regex ? WordSplit::kLlama3 : WordSplit::kQwen2;
-      *prefix_space = Flag(steps->array[1], "add_prefix_space", false);
-      return Status::Ok();
-    }
-  }
-  return TokenizerError("pre_tokenizer " + JsonQuote(type) + " is not one the server applies "
-                        "(ByteLevel, or Llama 3's or Qwen2's Split then ByteLevel): send "
-                        "calibration_tokens instead");
-}
-
 // The normalizer's steps: NFC (not applied, see the header), Prepend, and
 // Replace of a string, alone or in a Sequence.
 Status ReadNormalizer(const JsonValue* normalizer,
                       std::vector<std::pair<std::string, std::string>>* edits) {
   if (normalizer == nullptr || normalizer->kind == JsonValue::Kind::kNull) return Status::Ok();
   const JsonValue* steps = JsonFind(*normalizer, "normalizers");
-  const bool sequence = TypeOf(*normalizer) == "Sequence" && steps != nullptr;
+  const bool sequence = JsonStringOr(*normalizer, "type") == "Sequence" && steps != nullptr;
   const size_t count = sequence ? steps->array.size() : 1;
   for (size_t k = 0; k < count; ++k) {
     const JsonValue& step = sequence ? steps->array[k] : *normalizer;
-    const std::string type = TypeOf(step);
+    const std::string type = JsonStringOr(step, "type");
     const JsonValue* prepend = JsonFind(step, "prepend");
     const JsonValue* pattern = JsonFind(step, "pattern");
     const JsonValue* from = pattern == nullptr ? nullptr : JsonFind(*pattern, "String");
@@ -140,7 +96,8 @@ Status ReadSequenceStart(const JsonValue* post, int64_t vocab_size, std::vector<
   }
   const JsonValue* single = JsonFind(*post, "single");
   const JsonValue* specials = JsonFind(*post, "special_tokens");
-  if (TypeOf(*post) != "TemplateProcessing" || single == nullptr || specials == nullptr) {
+  if (JsonStringOr(*post, "type") != "TemplateProcessing" || single == nullptr ||
+      specials == nullptr) {
     return Status::Ok();
   }
   for (const JsonValue& piece : single->array) {
@@ -205,8 +162,8 @@ Status BpeTokenizer::Parse(std::string_view tokenizer_json, int64_t vocab_size,
   if (pre == nullptr || pre->kind == JsonValue::Kind::kNull) {
     return TokenizerError("a byte-level vocabulary needs a ByteLevel pre_tokenizer");
   }
-  SOLVERD_RETURN_IF_ERROR(ReadPreTokenizer(*pre, &out->split_, &out->add_prefix_space_));
-  out->ignore_merges_ = Flag(model, "ignore_merges", false);
+  SOLVERD_RETURN_IF_ERROR(ReadWordSplit(*pre, &out->split_, &out->add_prefix_space_));
+  out->ignore_merges_ = JsonBoolOr(model, "ignore_merges", false);
   return Status::Ok();
 }
 
@@ -216,21 +173,22 @@ Status BpeTokenizer::ParseSentencePiece(const JsonValue& root, const JsonValue& 
   if (unknown != nullptr && unknown->kind == JsonValue::Kind::kString) {
     unknown_ = Find(unknown->string);
   }
-  fuse_unknown_ = Flag(model, "fuse_unk", false);
+  fuse_unknown_ = JsonBoolOr(model, "fuse_unk", false);
   const JsonValue* pre = JsonFind(root, "pre_tokenizer");
   if (pre == nullptr || pre->kind == JsonValue::Kind::kNull) return Status::Ok();
   const JsonValue* replacement = JsonFind(*pre, "replacement");
   const JsonValue* scheme = JsonFind(*pre, "prepend_scheme");
-  if (TypeOf(*pre) != "Metaspace" || (replacement != nullptr && replacement->string.empty())) {
-    return TokenizerError("pre_tokenizer " + JsonQuote(TypeOf(*pre)) + " is not one the server "
+  const std::string type = JsonStringOr(*pre, "type");
+  if (type != "Metaspace" || (replacement != nullptr && replacement->string.empty())) {
+    return TokenizerError("pre_tokenizer " + JsonQuote(type) + " is not one the server "
                           "applies to a SentencePiece-style vocabulary (none, or Metaspace): "
                           "send calibration_tokens instead");
   }
   metaspace_ = replacement != nullptr ? replacement->string : "\u2581";
   // "first" prepends to the text's first piece: the whole text here.
   metaspace_prepend_ = scheme != nullptr ? scheme->string != "never"
-                                         : Flag(*pre, "add_prefix_space", true);
-  metaspace_split_ = Flag(*pre, "split", true);
+                                         : JsonBoolOr(*pre, "add_prefix_space", true);
+  metaspace_split_ = JsonBoolOr(*pre, "split", true);
   return Status::Ok();
 }
 
@@ -314,7 +272,8 @@ std::string BpeTokenizer::Metaspace(std::string text) const {
       replaced.push_back(c);
     }
   }
-  if (metaspace_prepend_ && !replaced.empty() && replaced.compare(0, metaspace_.size(), metaspace_) != 0) {
+  if (metaspace_prepend_ && !replaced.empty() &&
+      replaced.compare(0, metaspace_.size(), metaspace_) != 0) {
     replaced.insert(0, metaspace_);
   }
   return replaced;

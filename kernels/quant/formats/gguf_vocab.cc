@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "quant/formats/json.h"
+#include "quant/formats/word_split.h"
 
 namespace solverd::quant::internal {
 namespace {
@@ -47,6 +48,22 @@ Status ReadMerges(const JsonValue& merges, GgufVocab* out) {
     }
   }
   return Status::Ok();
+}
+
+// llama.cpp's name for the word split of `pre` (a pre_tokenizer object):
+// its llama-bpe also takes a whole word in the vocabulary as one token,
+// as Llama 3's tokenizer.json says with ignore_merges.
+std::string LlamaCppPreTokenizer(const JsonValue* pre) {
+  WordSplit split = WordSplit::kNone;
+  bool prefix_space = false;
+  if (pre == nullptr || !ReadWordSplit(*pre, &split, &prefix_space).ok()) return "default";
+  switch (split) {
+    case WordSplit::kGpt2: return "gpt-2";
+    case WordSplit::kLlama3: return "llama-bpe";
+    case WordSplit::kQwen2: return "qwen2";
+    case WordSplit::kNone: break;
+  }
+  return "default";
 }
 
 }  // namespace
@@ -103,6 +120,7 @@ Status VocabFromTokenizerJson(std::string_view json, int64_t vocab_size, GgufVoc
     if (const JsonValue* merges = JsonFind(*model, "merges")) {
       SOLVERD_RETURN_IF_ERROR(ReadMerges(*merges, out));
     }
+    out->pre = LlamaCppPreTokenizer(JsonFind(root, "pre_tokenizer"));
   }
   for (size_t k = 0; k < out->tokens.size(); ++k) {
     if (out->types[k] == kUnused) out->tokens[k] = "[PAD" + std::to_string(k) + "]";
@@ -112,7 +130,7 @@ Status VocabFromTokenizerJson(std::string_view json, int64_t vocab_size, GgufVoc
 
 void AddVocabMetadata(const GgufVocab& vocab, int64_t bos, int64_t eos, GgufMetadata* kv) {
   kv->String("tokenizer.ggml.model", vocab.model);
-  if (vocab.model == "gpt2") kv->String("tokenizer.ggml.pre", "default");
+  if (vocab.model == "gpt2") kv->String("tokenizer.ggml.pre", vocab.pre);
   kv->StringArray("tokenizer.ggml.tokens", vocab.tokens);
   kv->Float32Array("tokenizer.ggml.scores", vocab.scores);
   kv->Int32Array("tokenizer.ggml.token_type", vocab.types);

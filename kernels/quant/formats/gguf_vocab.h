@@ -4,7 +4,9 @@
 //    Mistral ship): llama.cpp's "llama" vocabulary, bytes as <0xNN> tokens
 //    of type BYTE, scores falling with the token id (earlier merges win);
 //  - byte-level BPE (GPT-2, Llama 3, Qwen2): llama.cpp's "gpt2"
-//    vocabulary with the merges in their order.
+//    vocabulary with the merges in their order, and the pre-tokenizer
+//    llama.cpp must split words with: "gpt-2", "llama-bpe" or "qwen2" for
+//    the regexes word_split.h knows, else "default".
 // Added tokens keep their ids; special ones are CONTROL, the others
 // USER_DEFINED. The list is padded with unused [PADn] tokens up to the
 // model's vocab_size (the embedding's rows). Internal to kernels/quant.
@@ -28,6 +30,7 @@ struct GgufVocab {
   std::vector<float> scores;
   std::vector<int32_t> types;  // llama.cpp's token types
   std::vector<std::string> merges;  // "a b", gpt2 only
+  std::string pre = "default";       // tokenizer.ggml.pre, gpt2 only
   int64_t unknown = -1;
 };
 

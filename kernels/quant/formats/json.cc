@@ -225,6 +225,16 @@ const JsonValue* JsonFind(const JsonValue& value, std::string_view name) {
   return nullptr;
 }
 
+bool JsonBoolOr(const JsonValue& value, std::string_view name, bool fallback) {
+  const JsonValue* v = JsonFind(value, name);
+  return v != nullptr && v->kind == JsonValue::Kind::kBool ? v->boolean : fallback;
+}
+
+std::string JsonStringOr(const JsonValue& value, std::string_view name) {
+  const JsonValue* v = JsonFind(value, name);
+  return v != nullptr && v->kind == JsonValue::Kind::kString ? v->string : "";
+}
+
 std::string JsonQuote(std::string_view s) {
   static const char kHex[] = "0123456789abcdef";
   std::string out = "\"";

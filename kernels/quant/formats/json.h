@@ -44,6 +44,12 @@ Status ParseJson(std::string_view text, JsonValue* out);
 // is not an object).
 const JsonValue* JsonFind(const JsonValue& value, std::string_view name);
 
+// The boolean member `name` of `value`, or `fallback` when it has none.
+bool JsonBoolOr(const JsonValue& value, std::string_view name, bool fallback);
+
+// The string member `name` of `value`, or "" when it has none.
+std::string JsonStringOr(const JsonValue& value, std::string_view name);
+
 // `s` as a quoted JSON string.
 std::string JsonQuote(std::string_view s);
 

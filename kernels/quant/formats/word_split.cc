@@ -1,9 +1,20 @@
 #include "quant/formats/word_split.h"
 
 #include <algorithm>
+#include <string>
+
+#include "quant/formats/json.h"
 
 namespace solverd::quant {
 namespace {
+
+// The Split regexes of Llama 3's and Qwen2's tokenizer.json.
+constexpr std::string_view kLlama3Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+constexpr std::string_view kQwen2Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
 bool IsSpace(uint32_t c) {
   return c == ' ' || (c >= 9 && c <= 13) || c == 0x85 || c == 0xA0 || c == 0x1680 ||
@@ -119,6 +130,32 @@ Status SplitWords(std::string_view text, WordSplit split,
     i += n;
   }
   return Status::Ok();
+}
+
+Status ReadWordSplit(const JsonValue& pre, WordSplit* split, bool* prefix_space) {
+  const std::string type = JsonStringOr(pre, "type");
+  if (type == "ByteLevel") {
+    *split = JsonBoolOr(pre, "use_regex", true) ? WordSplit::kGpt2 : WordSplit::kNone;
+    *prefix_space = JsonBoolOr(pre, "add_prefix_space", false);
+    return Status::Ok();
+  }
+  const JsonValue* steps = JsonFind(pre, "pretokenizers");
+  if (type == "Sequence" && steps != nullptr && steps->array.size() == 2 &&
+      JsonStringOr(steps->array[0], "type") == "Split" &&
+      JsonStringOr(steps->array[1], "type") == "ByteLevel" &&
+      !JsonBoolOr(steps->array[1], "use_regex", true)) {
+    const JsonValue* pattern = JsonFind(steps->array[0], "pattern");
+    const JsonValue* regex = pattern == nullptr ? nullptr : JsonFind(*pattern, "Regex");
+    const std::string_view r = regex != nullptr ? std::string_view(regex->string) : "";
+    if (r == kLlama3Regex || r == kQwen2Regex) {
+      *split = r == kLlama3Regex ? WordSplit::kLlama3 : WordSplit::kQwen2;
+      *prefix_space = JsonBoolOr(steps->array[1], "add_prefix_space", false);
+      return Status::Ok();
+    }
+  }
+  return InvalidArgument("tokenizer.json: pre_tokenizer " + JsonQuote(type) +
+                         " is not one the server applies (ByteLevel, or Llama 3's or Qwen2's "
+                         "Split then ByteLevel): send calibration_tokens instead");
 }
 
 }  // namespace solverd::quant

@@ -26,6 +26,14 @@ enum class WordSplit {
   kQwen2,   // the same with \p{N} one digit at a time
 };
 
+struct JsonValue;
+
+// The split and prefix space a tokenizer.json's `pre_tokenizer` object
+// asks for: ByteLevel (GPT-2's regex with use_regex, else none), or Llama
+// 3's or Qwen2's Split regex then ByteLevel without one. INVALID_ARGUMENT
+// naming it otherwise.
+Status ReadWordSplit(const JsonValue& pre_tokenizer, WordSplit* split, bool* prefix_space);
+
 // The code points of UTF-8 `text` and the byte offset of each, then of the
 // end (so `at` has one more entry); INVALID_ARGUMENT naming the byte offset
 // of invalid UTF-8.
