@@ -1,7 +1,6 @@
 #include "quant/formats/bpe_tokenizer.h"
 
-#include <algorithm>
-#include <limits>
+#include <string>
 
 #include "quant/formats/gguf_vocab.h"
 #include "quant/formats/json.h"
