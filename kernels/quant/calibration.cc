@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "quant/formats/json.h"
+#include "quant/gptq_hessian.h"
 #include "quant/model.h"
 
 namespace solverd::quant {
@@ -80,7 +81,10 @@ CalibrationEntries FindCalibration(const SafetensorsFile& file, std::string_view
   std::string base;
   out.inputs = FindEntry(file, layer, ".inputs", &base);
   out.hessian = FindEntry(file, layer, ".hessian", &base);
-  if (out.hessian != nullptr) out.tokens = file.Find(base + ".tokens");
+  if (out.hessian != nullptr) {
+    out.tokens = file.Find(base + ".tokens");
+    out.drift = file.Find(base + ".drift");
+  }
   return out;
 }
 
@@ -110,6 +114,14 @@ Status CheckCalibration(const CalibrationEntries& entries, const TensorEntry& we
                         JsonQuote(h->name) + " sums over");
     }
   }
+  if (const TensorEntry* d = entries.drift) {
+    if ((d->dtype != DType::kF32 && d->dtype != DType::kF64) || d->shape.size() != 2 ||
+        d->shape[0] != in || d->shape[1] != in) {
+      return Bad(*d, "must be an F32 or F64 [" + std::to_string(in) + ", " +
+                         std::to_string(in) + "] matrix, the sum of x (r - x)^T beside " +
+                         JsonQuote(entries.hessian->name));
+    }
+  }
   if (method == Method::kDmmv && entries.inputs == nullptr) {
     return InvalidArgument("calibration: method dmmv needs rows of inputs, tensor " +
                            JsonQuote(layer + ".inputs") + " for " + JsonQuote(weight.name) +
@@ -123,8 +135,28 @@ Status CheckCalibration(const CalibrationEntries& entries, const TensorEntry& we
   return Status::Ok();
 }
 
+namespace {
+
+// An F32 or F64 entry's values as doubles.
+void ReadDoubles(const SafetensorsFile& file, const TensorEntry& t, std::vector<double>* out) {
+  const std::string_view bytes = file.Bytes(t);
+  const size_t n = static_cast<size_t>(t.elements());
+  out->resize(n);
+  if (t.dtype == DType::kF64) {
+    std::memcpy(out->data(), bytes.data(), n * sizeof(double));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    float v;
+    std::memcpy(&v, bytes.data() + 4 * i, 4);
+    (*out)[i] = v;
+  }
+}
+
+}  // namespace
+
 Status LoadCalibration(const SafetensorsFile& file, const CalibrationEntries& entries,
-                       Layer* layer) {
+                       const Options& options, Layer* layer) {
   layer->tokens = 0;
   layer->inputs.clear();
   layer->hessian.clear();
@@ -134,21 +166,18 @@ Status LoadCalibration(const SafetensorsFile& file, const CalibrationEntries& en
     SOLVERD_RETURN_IF_ERROR(ReadFloats(file, *entries.inputs, &layer->inputs));
   }
   if (entries.hessian == nullptr) return Status::Ok();
-  const TensorEntry& h = *entries.hessian;
-  const std::string_view bytes = file.Bytes(h);
-  const size_t n = static_cast<size_t>(h.elements());
-  layer->hessian.resize(n);
-  if (h.dtype == DType::kF64) {
-    std::memcpy(layer->hessian.data(), bytes.data(), n * sizeof(double));
-  } else {
-    for (size_t i = 0; i < n; ++i) {
-      float v;
-      std::memcpy(&v, bytes.data() + 4 * i, 4);
-      layer->hessian[i] = v;
-    }
-  }
+  ReadDoubles(file, *entries.hessian, &layer->hessian);
   layer->hessian_tokens = ReadCount(file, *entries.tokens);
-  return Status::Ok();
+  Status s = ValidateHessian(*layer);
+  if (s.ok() && entries.drift != nullptr && options.method == Method::kGptq) {
+    std::vector<double> drift;
+    ReadDoubles(file, *entries.drift, &drift);
+    s = internal::TowardReferenceOutputs(layer->hessian, drift, options.damp, layer->rows,
+                                         layer->cols, options.threads, &layer->weights);
+  }
+  if (s.ok()) return s;
+  return InvalidArgument("calibration: tensor " + JsonQuote(entries.hessian->name) + ": " +
+                         s.message());
 }
 
 }  // namespace solverd::quant

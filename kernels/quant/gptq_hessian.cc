@@ -16,13 +16,23 @@ double HessianScale(int64_t tokens) {
   return 2.0 / static_cast<double>(std::max<int64_t>(tokens, 1));
 }
 
+namespace {
+
+// The columns of a (tokens x cols) as rows, in double.
+std::vector<double> Columns(const float* a, int64_t tokens, int64_t cols) {
+  std::vector<double> at(static_cast<size_t>(cols * tokens));
+  for (int64_t t = 0; t < tokens; ++t) {
+    for (int64_t c = 0; c < cols; ++c) at[c * tokens + t] = a[t * cols + c];
+  }
+  return at;
+}
+
+}  // namespace
+
 std::vector<double> SumOfOuterProducts(const float* inputs, int64_t tokens, int64_t cols,
                                        int threads) {
   // Column-major copy so each entry is a dot product of contiguous rows.
-  std::vector<double> xt(static_cast<size_t>(cols * tokens));
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t c = 0; c < cols; ++c) xt[c * tokens + t] = inputs[t * cols + c];
-  }
+  const std::vector<double> xt = Columns(inputs, tokens, cols);
   std::vector<double> h(static_cast<size_t>(cols * cols));
   ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
     for (int64_t a = begin; a < end; ++a) {
@@ -143,6 +153,20 @@ bool CholeskyLower(int64_t n, int threads, std::vector<double>* a) {
   return true;
 }
 
+std::vector<double> SumOfCrossProducts(const float* a, const float* b, int64_t tokens,
+                                       int64_t cols, int threads) {
+  const std::vector<double> at = Columns(a, tokens, cols), bt = Columns(b, tokens, cols);
+  std::vector<double> out(static_cast<size_t>(cols * cols));
+  ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      for (int64_t j = 0; j < cols; ++j) {
+        out[i * cols + j] = HessianDot(&at[i * tokens], &bt[j * tokens], tokens, 1);
+      }
+    }
+  }, 1);
+  return out;
+}
+
 namespace {
 
 // LAPACK's Fortran interface (string lengths passed at the end), found at
@@ -214,6 +238,33 @@ Status InverseLowerFactorLapack(const Lapack& lapack, int64_t n, std::vector<dou
 }  // namespace
 
 bool HaveLapack() { return HostLapack() != nullptr; }
+
+Status TowardReferenceOutputs(std::vector<double> h, const std::vector<double>& drift,
+                              double damp, int64_t rows, int64_t cols, int threads,
+                              std::vector<float>* weights) {
+  std::vector<uint8_t> dead;
+  DampHessian(damp, cols, &h, &dead);
+  const Lapack* lapack = HostLapack();  // h becomes M = L^-1, H = L L^T
+  SOLVERD_RETURN_IF_ERROR(lapack != nullptr ? InverseLowerFactorLapack(*lapack, cols, &h)
+                                            : InverseLowerFactorHandRolled(cols, threads, &h));
+  // Row by row: w += z^T, z = H^-1 drift w^T = M^T M (drift w^T).
+  ParallelFor(rows, threads, [&](int64_t begin, int64_t end) {
+    std::vector<double> w(static_cast<size_t>(cols)), g(w.size()), z(w.size());
+    for (int64_t r = begin; r < end; ++r) {
+      float* row = weights->data() + r * cols;
+      std::copy(row, row + cols, w.begin());
+      for (int64_t i = 0; i < cols; ++i) g[i] = Dot(&drift[i * cols], w.data(), cols);
+      std::fill(z.begin(), z.end(), 0.0);
+      for (int64_t i = 0; i < cols; ++i) {
+        const double u = Dot(&h[i * cols], g.data(), i + 1);  // (M g)_i
+        for (int64_t k = 0; k <= i; ++k) z[k] += u * h[i * cols + k];
+      }
+      for (int64_t k = 0; k < cols; ++k) row[k] = static_cast<float>(w[k] + z[k]);
+    }
+  }, 1);
+  return Status::Ok();
+}
+
 
 // With H = R R^T for an upper triangular R, H^-1 = R^-T R^-1, and R^-1 is
 // upper triangular with a positive diagonal: it is U. R is the lower

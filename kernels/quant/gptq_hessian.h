@@ -22,6 +22,24 @@ double HessianScale(int64_t tokens);
 std::vector<double> SumOfOuterProducts(const float* inputs, int64_t tokens, int64_t cols,
                                        int threads);
 
+// sum_k a_k b_k^T (cols x cols, row-major, not symmetric) over the rows of
+// a and b (tokens x cols each), each entry summed in token order by
+// HessianDot() as SumOfOuterProducts() sums.
+std::vector<double> SumOfCrossProducts(const float* a, const float* b, int64_t tokens,
+                                       int64_t cols, int threads);
+
+// Moves W (rows x cols) to the weights whose outputs on the inputs x' that
+// `h` = sum x' x'^T sums come closest, in least squares, to W's outputs on
+// reference inputs x, given `drift` = sum x' (x - x')^T over the same
+// tokens: W += W drift^T (H + damp mean(diag H) I)^-1 (H damped as GPTQ
+// damps it). GPTQ from H then rounds toward the reference outputs: in
+// sequential calibration x' is what the quantized layers before produce and
+// x what the unquantized model does (GPTAQ's asymmetric calibration).
+// INVALID_ARGUMENT when the damped H is not positive definite.
+Status TowardReferenceOutputs(std::vector<double> h, const std::vector<double>& drift,
+                              double damp, int64_t rows, int64_t cols, int threads,
+                              std::vector<float>* weights);
+
 // H (cols x cols, row-major) from inputs (tokens x cols):
 // ScaledHessian(SumOfOuterProducts(...)).
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads);

@@ -193,6 +193,17 @@ class CpuLlamaForward final : public LlamaForward {
                                       threads_);
     return Status::Ok();
   }
+  Status SumOfDriftProducts(Slot in, LlamaForward* reference,
+                            std::vector<double>* drift) override {
+    auto* other = dynamic_cast<CpuLlamaForward*>(reference);
+    if (other == nullptr) return Internal("SumOfDriftProducts: the reference is not a CPU pass");
+    const std::vector<float>& x = At(in);
+    std::vector<float> apart(x.size());
+    for (size_t k = 0; k < x.size(); ++k) apart[k] = other->At(in)[k] - x[k];
+    *drift = internal::SumOfCrossProducts(x.data(), apart.data(), runs_.tokens(),
+                                          SlotWidth(shape_, in), threads_);
+    return Status::Ok();
+  }
   Status Read(Slot slot, std::vector<float>* out) override {
     *out = At(slot);
     return Status::Ok();

@@ -57,6 +57,12 @@ class LlamaForward {
   virtual Status AddToResidual() = 0;
   // The sum over tokens of x x^T for the rows x of `in`, F64 [width, width].
   virtual Status SumOfOuterProducts(Slot in, std::vector<double>* h) = 0;
+  // The sum over tokens of x (r - x)^T, x this pass's rows of `in` and r
+  // `reference`'s (a pass of the same backend over the same tokens), F64
+  // [width, width], not symmetric: the drift TowardReferenceOutputs()
+  // (gptq_hessian.h) corrects for.
+  virtual Status SumOfDriftProducts(Slot in, LlamaForward* reference,
+                                    std::vector<double>* drift) = 0;
   // The slot's values on the host (for tests).
   virtual Status Read(Slot slot, std::vector<float>* out) = 0;
 };

@@ -143,6 +143,11 @@ __global__ void AddKernel(const float* y, int64_t n, float* x) {
   if (e < n) x[e] += y[e];
 }
 
+__global__ void DifferenceKernel(const float* a, const float* b, int64_t n, float* out) {
+  const int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (e < n) out[e] = a[e] - b[e];
+}
+
 class CudaLlamaForward final : public LlamaForward {
  public:
   CudaLlamaForward(const LlamaShape& shape, const TokenRuns& runs, cudaStream_t stream)
@@ -244,6 +249,19 @@ class CudaLlamaForward final : public LlamaForward {
 
   Status SumOfOuterProducts(Slot in, std::vector<double>* h) override {
     return DeviceSumOfOuterProducts(At(in), tokens_, Width(in), 1.0, stream_, h);
+  }
+
+  Status SumOfDriftProducts(Slot in, LlamaForward* reference,
+                            std::vector<double>* drift) override {
+    auto* other = dynamic_cast<CudaLlamaForward*>(reference);
+    if (other == nullptr) return Internal("SumOfDriftProducts: the reference is not a CUDA pass");
+    const int64_t n = tokens_ * Width(in);
+    DeviceBuffer<float> apart;
+    SOLVERD_RETURN_IF_ERROR(apart.Allocate(static_cast<size_t>(n)));
+    DifferenceKernel<<<BlocksFor(n, kThreads), kThreads, 0, stream_>>>(other->At(in), At(in), n,
+                                                                       apart.data());
+    SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("DifferenceKernel", stream_));
+    return DeviceSumOfCrossProducts(At(in), apart.data(), tokens_, Width(in), stream_, drift);
   }
 
   Status Read(Slot slot, std::vector<float>* out) override {

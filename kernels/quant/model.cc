@@ -29,18 +29,14 @@ Status Prefixed(const char* prefix, const Status& s) {
 }
 
 // Reads tensor `t`'s weights and its calibration into `layer`.
-Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, Layer* layer) {
+Status LoadLayer(const ModelPlan& plan, const TensorEntry& t, const Options& options,
+                 Layer* layer) {
   layer->rows = t.shape[0];
   layer->cols = t.shape[1];
   SOLVERD_RETURN_IF_ERROR(Prefixed("model: ", ReadFloats(plan.model, t, &layer->weights)));
   if (plan.release_source) plan.release_source(plan.model.Bytes(t));
   const CalibrationEntries entries = FindCalibration(plan.calibration, LayerName(t.name));
-  SOLVERD_RETURN_IF_ERROR(LoadCalibration(plan.calibration, entries, layer));
-  if (entries.hessian == nullptr) return Status::Ok();
-  const Status valid = ValidateHessian(*layer);
-  if (valid.ok()) return valid;
-  return InvalidArgument("calibration: tensor " + JsonQuote(entries.hessian->name) + ": " +
-                         valid.message());
+  return LoadCalibration(plan.calibration, entries, options, layer);
 }
 
 // Progress over the whole job: while allocating, every layer is quantized
@@ -107,7 +103,8 @@ Status QuantizeBatch(const Device& device, StreamHandle stream, const ModelPlan&
   queue->summaries.assign(length, LayerSummary());
   queue->next = 0;
   for (size_t i = 0; i < length; ++i) {
-    SOLVERD_RETURN_IF_ERROR(LoadLayer(plan, plan.selected[first + i], &queue->layers[i]));
+    SOLVERD_RETURN_IF_ERROR(
+        LoadLayer(plan, plan.selected[first + i], options, &queue->layers[i]));
   }
   if (length == 1) {
     return QuantizeTensor(device, stream, plan.selected[first], queue->layers[0], options,
@@ -144,7 +141,7 @@ Status ChooseBits(const Device& device, StreamHandle stream, const ModelPlan& pl
   Layer layer;  // both reused across layers (see QuantizedLayer::Reset)
   QuantizedLayer q;
   for (const TensorEntry& t : plan.selected) {
-    SOLVERD_RETURN_IF_ERROR(LoadLayer(plan, t, &layer));
+    SOLVERD_RETURN_IF_ERROR(LoadLayer(plan, t, options.layer, &layer));
     std::vector<BitsCandidate>& layer_candidates = candidates->emplace_back();
     for (const int b : options.allocation_bits) {
       Options o = options.layer;

@@ -98,6 +98,10 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
 // same H; waits for it on `stream`.
 Status DeviceSumOfOuterProducts(const float* device_inputs, int64_t tokens, int64_t cols,
                                 double scale, StreamHandle stream, std::vector<double>* h);
+// sum_k x_k y_k^T of `tokens` rows of `cols` floats each in device memory,
+// summed as SumOfCrossProducts() (gptq_hessian.h) sums; waits on `stream`.
+Status DeviceSumOfCrossProducts(const float* device_x, const float* device_y, int64_t tokens,
+                                int64_t cols, StreamHandle stream, std::vector<double>* out);
 Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
                const Options& options, QuantizedLayer* out);
 Status HqqCuda(const Device& device, StreamHandle stream, const Layer& layer,

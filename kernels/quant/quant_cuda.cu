@@ -26,21 +26,41 @@ Status DownloadInto(const DeviceBuffer<T>& buffer, std::vector<T>* out, cudaStre
   return buffer.Download(out->data(), stream);
 }
 
+// A cols x cols matrix of sums that `launch` (given the grid and the
+// device matrix) has a kernel fill, one thread per entry and a block row
+// per row, brought to the host.
+template <typename Launch>
+Status MatrixOfSums(int64_t cols, cudaStream_t stream, const char* kernel,
+                    std::vector<double>* out, const Launch& launch) {
+  DeviceBuffer<double> sums;
+  SOLVERD_RETURN_IF_ERROR(sums.Allocate(static_cast<size_t>(cols * cols)));
+  launch(dim3(BlocksFor(cols, kQuantThreads), static_cast<unsigned>(cols)), sums.data());
+  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch(kernel, stream));
+  return DownloadInto(sums, out, stream);
+}
+
 }  // namespace
 
 Status DeviceSumOfOuterProducts(const float* device_inputs, int64_t tokens, int64_t cols,
                                 double scale, StreamHandle stream_handle,
                                 std::vector<double>* h) {
   auto stream = static_cast<cudaStream_t>(stream_handle);
-  DeviceBuffer<double> hd;
-  SOLVERD_RETURN_IF_ERROR(hd.Allocate(static_cast<size_t>(cols * cols)));
-  const dim3 grid(BlocksFor(cols, kQuantThreads), static_cast<unsigned>(cols));
-  HessianKernel<<<grid, kQuantThreads, 0, stream>>>(device_inputs, tokens, cols, scale,
-                                                     hd.data());
-  SOLVERD_RETURN_IF_ERROR(::solverd::internal::CheckLaunch("HessianKernel", stream));
-  SOLVERD_RETURN_IF_ERROR(DownloadInto(hd, h, stream));
+  const auto launch = [&](dim3 grid, double* sums) {
+    HessianKernel<<<grid, kQuantThreads, 0, stream>>>(device_inputs, tokens, cols, scale, sums);
+  };
+  SOLVERD_RETURN_IF_ERROR(MatrixOfSums(cols, stream, "HessianKernel", h, launch));
   MirrorLower(cols, h);  // the kernel fills the lower triangle
   return Status::Ok();
+}
+
+Status DeviceSumOfCrossProducts(const float* device_x, const float* device_y, int64_t tokens,
+                                int64_t cols, StreamHandle stream_handle,
+                                std::vector<double>* out) {
+  auto stream = static_cast<cudaStream_t>(stream_handle);
+  return MatrixOfSums(cols, stream, "CrossProductKernel", out, [&](dim3 grid, double* sums) {
+    CrossProductKernel<<<grid, kQuantThreads, 0, stream>>>(device_x, device_y, tokens, cols,
+                                                           sums);
+  });
 }
 
 namespace {

@@ -141,6 +141,16 @@ __global__ void HessianKernel(const float* x, int64_t tokens, int64_t cols, doub
   h[a * cols + b] = HessianDot(x + a, x + b, tokens, cols) * scale;
 }
 
+// One thread per entry (a, b) of sum_k x_k y_k^T (both row-major, tokens x
+// cols), summed as SumOfCrossProducts() sums.
+__global__ void CrossProductKernel(const float* x, const float* y, int64_t tokens,
+                                   int64_t cols, double* out) {
+  const int64_t a = blockIdx.y;
+  const int64_t b = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+  if (b >= cols) return;
+  out[a * cols + b] = HessianDot(x + a, y + b, tokens, cols);
+}
+
 // One block per row: the row's weights (`work`, in processing order) are
 // rounded column by column, each error fed back into the later columns by
 // all threads of the block. order[j] is the column at position j. With

@@ -47,15 +47,20 @@ class Pass {
     return false;
   }
 
-  // The forward pass on the plan's device: its activations are allocated now.
+  // The forward passes on the plan's device: their activations are
+  // allocated now. GPTQ's has a reference pass of the unquantized model
+  // beside the quantized one, whose outputs each layer rounds toward.
   Status Start() {
-    return MakeLlamaForward(device_, stream_, shape_, runs_, options_.layer.threads, &forward_);
+    const int threads = options_.layer.threads;
+    SOLVERD_RETURN_IF_ERROR(MakeLlamaForward(device_, stream_, shape_, runs_, threads, &forward_));
+    if (options_.layer.method != Method::kGptq) return Status::Ok();
+    return MakeLlamaForward(device_, stream_, shape_, runs_, threads, &reference_);
   }
   Status Block(int64_t b);
   Status Embedding(const std::vector<int32_t>& ids) {
     std::vector<float> table;
     SOLVERD_RETURN_IF_ERROR(Floats("model.embed_tokens.weight", &table));
-    return forward_->Embed(table, ids);
+    return OnBoth([&](LlamaForward& f) { return f.Embed(table, ids); });
   }
   // The file into `path` (or *file when there is none).
   Status Finish(const std::string& path, std::string* file);
@@ -73,11 +78,38 @@ class Pass {
     if (t == nullptr || !ReadFloats(plan_.model, *t, out).ok()) return nullptr;
     return out;
   }
+  // `step` on the quantized pass, then on the reference pass if any.
+  template <typename Step>
+  Status OnBoth(const Step& step) {
+    SOLVERD_RETURN_IF_ERROR(step(*forward_));
+    return reference_ != nullptr ? step(*reference_) : Status::Ok();
+  }
+  Status Norm(const std::string& name) {
+    std::vector<float> weight;
+    SOLVERD_RETURN_IF_ERROR(Floats(name, &weight));
+    return OnBoth([&](LlamaForward& f) { return f.Norm(weight); });
+  }
   // Quantizes the layers `prefix + member + ".weight"` that read `input`
-  // from its Hessian, records the entry, and gives each layer's weights as
-  // the model will hold them (dequantized when quantized).
-  Status Group(const std::string& prefix, const std::vector<std::string>& members, Slot input,
-               std::vector<std::vector<float>>* weights);
+  // from its Hessian (and drift from the reference), records the entries,
+  // and keeps each layer's weights as the model will hold them (dequantized
+  // when quantized) in weights_, the checkpoint's in originals_.
+  Status Group(const std::string& prefix, const std::vector<std::string>& members, Slot input);
+  // Layer `member` of the last group applied: out = in W^T on both passes.
+  Status Apply(const std::string& prefix, const std::string& member, size_t index, Slot in,
+               Slot out) {
+    std::vector<float> bias;
+    const std::vector<float>* b = Bias(prefix + member + ".bias", &bias);
+    SOLVERD_RETURN_IF_ERROR(forward_->Linear(in, weights_[index], b, out));
+    return reference_ != nullptr ? reference_->Linear(in, originals_[index], b, out)
+                                 : Status::Ok();
+  }
+  // The layer's weights moved toward the reference outputs (GPTQ only).
+  Status Retarget(const std::vector<double>& h, const std::vector<double>& drift, Layer* layer) {
+    if (drift.empty()) return Status::Ok();
+    return internal::TowardReferenceOutputs(h, drift, options_.layer.damp, layer->rows,
+                                            layer->cols, options_.layer.threads,
+                                            &layer->weights);
+  }
   void Report(const LayerSummary& layer) const {
     if (sink_ == nullptr) return;
     Progress p;
@@ -90,12 +122,6 @@ class Pass {
                 {"layer_seconds", layer.report.seconds}};
     sink_->Report(p);
   }
-  // out = in W^T for layer `prefix + member`, with its bias if any.
-  Status Apply(const std::string& prefix, const std::string& member, Slot in,
-               const std::vector<float>& w, Slot out) {
-    std::vector<float> bias;
-    return forward_->Linear(in, w, Bias(prefix + member + ".bias", &bias), out);
-  }
 
   const Device& device_;
   StreamHandle stream_;
@@ -106,7 +132,8 @@ class Pass {
   const CancelToken* const cancel_;
   std::map<std::string, DoneLayer>* const done_layers_;
   LlamaShape shape_;
-  std::unique_ptr<LlamaForward> forward_;
+  std::unique_ptr<LlamaForward> forward_, reference_;
+  std::vector<std::vector<float>> weights_, originals_;  // the last group's
   std::map<std::string, size_t> selected_;
   SafetensorsWriter writer_;
   const std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
@@ -123,10 +150,13 @@ Status Pass::Finish(const std::string& path, std::string* file) {
 }
 
 Status Pass::Group(const std::string& prefix, const std::vector<std::string>& members,
-                   Slot input, std::vector<std::vector<float>>* weights) {
+                   Slot input) {
   const int64_t tokens = runs_.tokens(), width = SlotWidth(shape_, input);
-  std::vector<double> h;
+  std::vector<double> h, drift;
   SOLVERD_RETURN_IF_ERROR(forward_->SumOfOuterProducts(input, &h));
+  if (reference_ != nullptr) {
+    SOLVERD_RETURN_IF_ERROR(forward_->SumOfDriftProducts(input, reference_.get(), &drift));
+  }
   std::string base = prefix + members[0];
   if (members.size() > 1) {
     base = prefix + "{";
@@ -136,10 +166,16 @@ Status Pass::Group(const std::string& prefix, const std::vector<std::string>& me
   writer_.Add(base + ".hessian", DType::kF64, {width, width},
               AsBytes(h.data(), h.size() * sizeof(double)));
   writer_.Add(base + ".tokens", DType::kI64, {}, AsBytes(&tokens, sizeof(tokens)));
-  weights->resize(members.size());
+  if (!drift.empty()) {
+    writer_.Add(base + ".drift", DType::kF64, {width, width},
+                AsBytes(drift.data(), drift.size() * sizeof(double)));
+  }
+  weights_.resize(members.size());
+  originals_.resize(members.size());
   for (size_t m = 0; m < members.size(); ++m) {
     const std::string name = prefix + members[m] + ".weight";
-    SOLVERD_RETURN_IF_ERROR(Floats(name, &(*weights)[m]));
+    SOLVERD_RETURN_IF_ERROR(Floats(name, &originals_[m]));
+    weights_[m] = originals_[m];
     const auto found = selected_.find(name);
     if (found == selected_.end()) continue;  // not quantized: runs as it is
     SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel_));
@@ -147,19 +183,20 @@ Status Pass::Group(const std::string& prefix, const std::vector<std::string>& me
     Layer layer;
     layer.rows = t.shape[0];
     layer.cols = t.shape[1];
-    layer.weights = std::move((*weights)[m]);
+    layer.weights = std::move(weights_[m]);
     layer.hessian = h;
     layer.hessian_tokens = tokens;
     Options o = options_.layer;
     o.bits = plan_.bits[found->second];
     const auto begin = std::chrono::steady_clock::now();
     DoneLayer done;
-    const Status s = QuantizeLayer(device_, stream_, layer, o, cancel_, &done.layer);
+    Status s = Retarget(h, drift, &layer);
+    if (s.ok()) s = QuantizeLayer(device_, stream_, layer, o, cancel_, &done.layer);
     if (!s.ok()) {
       return Status(s.code(), "calibration: layer " + JsonQuote(name) + ": " + s.message());
     }
     internal::Summarize(t, layer, done.layer, o.threads, SecondsSince(begin), &done.summary);
-    (*weights)[m] = std::move(done.layer.dequantized);
+    weights_[m] = std::move(done.layer.dequantized);
     done.layer.dequantized = {};
     Report(done.summary);
     done_layers_->emplace(name, std::move(done));
@@ -170,29 +207,28 @@ Status Pass::Group(const std::string& prefix, const std::vector<std::string>& me
 Status Pass::Block(int64_t b) {
   const std::string block = "model.layers." + std::to_string(b) + ".";
   const std::string attn = block + "self_attn.", mlp = block + "mlp.";
-  std::vector<float> norm;
-  std::vector<std::vector<float>> w;
+  const auto attend = [](LlamaForward& f) { return f.Attend(); };
+  const auto gate = [](LlamaForward& f) { return f.Gate(); };
+  const auto add = [](LlamaForward& f) { return f.AddToResidual(); };
 
-  SOLVERD_RETURN_IF_ERROR(Floats(block + "input_layernorm.weight", &norm));
-  SOLVERD_RETURN_IF_ERROR(forward_->Norm(norm));
-  SOLVERD_RETURN_IF_ERROR(Group(attn, {"q_proj", "k_proj", "v_proj"}, Slot::kNormed, &w));
-  SOLVERD_RETURN_IF_ERROR(Apply(attn, "q_proj", Slot::kNormed, w[0], Slot::kQuery));
-  SOLVERD_RETURN_IF_ERROR(Apply(attn, "k_proj", Slot::kNormed, w[1], Slot::kKey));
-  SOLVERD_RETURN_IF_ERROR(Apply(attn, "v_proj", Slot::kNormed, w[2], Slot::kValue));
-  SOLVERD_RETURN_IF_ERROR(forward_->Attend());
-  SOLVERD_RETURN_IF_ERROR(Group(attn, {"o_proj"}, Slot::kMixed, &w));
-  SOLVERD_RETURN_IF_ERROR(Apply(attn, "o_proj", Slot::kMixed, w[0], Slot::kNormed));
-  SOLVERD_RETURN_IF_ERROR(forward_->AddToResidual());
+  SOLVERD_RETURN_IF_ERROR(Norm(block + "input_layernorm.weight"));
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"q_proj", "k_proj", "v_proj"}, Slot::kNormed));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "q_proj", 0, Slot::kNormed, Slot::kQuery));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "k_proj", 1, Slot::kNormed, Slot::kKey));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "v_proj", 2, Slot::kNormed, Slot::kValue));
+  SOLVERD_RETURN_IF_ERROR(OnBoth(attend));
+  SOLVERD_RETURN_IF_ERROR(Group(attn, {"o_proj"}, Slot::kMixed));
+  SOLVERD_RETURN_IF_ERROR(Apply(attn, "o_proj", 0, Slot::kMixed, Slot::kNormed));
+  SOLVERD_RETURN_IF_ERROR(OnBoth(add));
 
-  SOLVERD_RETURN_IF_ERROR(Floats(block + "post_attention_layernorm.weight", &norm));
-  SOLVERD_RETURN_IF_ERROR(forward_->Norm(norm));
-  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"gate_proj", "up_proj"}, Slot::kNormed, &w));
-  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "gate_proj", Slot::kNormed, w[0], Slot::kGate));
-  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "up_proj", Slot::kNormed, w[1], Slot::kUp));
-  SOLVERD_RETURN_IF_ERROR(forward_->Gate());
-  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"down_proj"}, Slot::kGate, &w));
-  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "down_proj", Slot::kGate, w[0], Slot::kNormed));
-  return forward_->AddToResidual();
+  SOLVERD_RETURN_IF_ERROR(Norm(block + "post_attention_layernorm.weight"));
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"gate_proj", "up_proj"}, Slot::kNormed));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "gate_proj", 0, Slot::kNormed, Slot::kGate));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "up_proj", 1, Slot::kNormed, Slot::kUp));
+  SOLVERD_RETURN_IF_ERROR(OnBoth(gate));
+  SOLVERD_RETURN_IF_ERROR(Group(mlp, {"down_proj"}, Slot::kGate));
+  SOLVERD_RETURN_IF_ERROR(Apply(mlp, "down_proj", 0, Slot::kGate, Slot::kNormed));
+  return OnBoth(add);
 }
 
 }  // namespace
@@ -295,8 +331,9 @@ bool CalibratedBySequentialPass(std::string_view name) {
   return false;
 }
 
-int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs,
+int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs, Method method,
                               bool file_in_memory) {
+  const int64_t passes = method == Method::kGptq ? 2 : 1;
   const ModelConfig& c = plan.config;
   const int64_t per_token = 6 * c.hidden_size + 3 * c.intermediate_size;
   const int64_t widest = std::max(c.hidden_size, c.intermediate_size);
@@ -306,8 +343,9 @@ int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs,
   const int64_t per_block =
       2 * c.hidden_size * c.hidden_size + q_width * q_width +
       c.intermediate_size * c.intermediate_size;
-  return runs.tokens() * per_token * 4 + widest * widest * 8 * 2 +
-         plan.selected_weights + (file_in_memory ? c.num_hidden_layers * per_block * 8 : 0);
+  return passes * (runs.tokens() * per_token * 4 + widest * widest * 8 * 2) +
+         plan.selected_weights +
+         (file_in_memory ? passes * c.num_hidden_layers * per_block * 8 : 0);
 }
 
 Status SequentialCalibration(const Device& device, StreamHandle stream, ModelPlan* plan,

@@ -7,11 +7,20 @@
 // see the rounding of blocks 0..k-1 (and of the layers before them in
 // block k), which the fp32 model's activations do not.
 //
+// GPTQ rounds toward the unquantized model's outputs, not the layer's own
+// on the quantized inputs (GPTAQ's asymmetric calibration, Li et al. 2025):
+// a reference pass of the unquantized model runs beside the quantized one,
+// and each layer's weights are first moved to the least-squares fit of the
+// reference outputs from the quantized inputs (TowardReferenceOutputs,
+// gptq_hessian.h). Without it, calibrating on the quantized blocks' outputs
+// did worse than on the fp32 model's at 4 bits on the test model.
+//
 // The result is a calibration file (calibration.h) of those Hessians, F64
-// with their token count, one entry per input: quantizing the model from it
-// gives exactly the codes the pass chose, and the client can keep it to
-// quantize again (another format, another width) without a second pass.
-// One block's weights and the activations of all tokens are held at a time.
+// with their token count (and GPTQ's drifts), one entry per input:
+// quantizing the model from it gives exactly the codes the pass chose, and
+// the client can keep it to quantize again (another format, another width)
+// without a second pass. One block's weights and the activations of all
+// tokens (twice, for GPTQ) are held at a time.
 // Stateless functions, safe from any thread (the pass runs on the threads
 // the layer options give it).
 #ifndef SOLVERD_KERNELS_QUANT_SEQUENTIAL_CALIBRATION_H_
@@ -53,11 +62,13 @@ Status CalibrationTokensFromText(std::string_view text, std::string_view tokeniz
 bool CalibratedBySequentialPass(std::string_view name);
 
 // Bytes the pass holds beyond the plan's largest layer: the activations
-// (on the device that runs it) and the widest Hessian being factored, the
-// codes of the layers it has quantized (a byte per weight), and with
-// `file_in_memory` the file of Hessians it returns (44 GB in F64 for a 7B
-// Llama).
-int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs, bool file_in_memory);
+// (on the device that runs it; twice for GPTQ, whose reference pass runs
+// beside), the widest Hessian being factored, the codes of the layers it
+// has quantized (a byte per weight), and with `file_in_memory` the file of
+// Hessians (and GPTQ's drifts) it returns (44 GB of Hessians in F64 for a
+// 7B Llama).
+int64_t SequentialMemoryBytes(const ModelPlan& plan, const TokenRuns& runs, Method method,
+                              bool file_in_memory);
 
 // The pass over `plan` (a Llama-family checkpoint; bits per layer as the
 // plan gives them) with `options.layer`; reports a progress event per layer

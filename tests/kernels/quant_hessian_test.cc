@@ -270,6 +270,69 @@ TEST(QuantHessian, TheLibraryFactorIsTheLoops) {
   for (int64_t i = 1; i < n; ++i) EXPECT_EQ(library[i * n], 0.0) << "zero below the diagonal";
 }
 
+TEST(QuantHessian, SumOfCrossProductsSumsEachPairOfColumns) {
+  const int64_t tokens = 23, cols = 7;
+  const std::vector<float> a = Random(tokens * cols, 3, 1.0f), b = Random(tokens * cols, 4, 1.0f);
+  const std::vector<double> sums =
+      internal::SumOfCrossProducts(a.data(), b.data(), tokens, cols, 2);
+  for (int64_t i = 0; i < cols; ++i) {
+    for (int64_t j = 0; j < cols; ++j) {
+      EXPECT_EQ(sums[i * cols + j], internal::HessianDot(&a[i], &b[j], tokens, cols));
+    }
+  }
+}
+
+// W' = TowardReferenceOutputs(W) fits the reference outputs W x from the
+// inputs x': the residual W' x' - W x is orthogonal to every column of X'
+// (the normal equations), and no drift leaves W as it is.
+TEST(QuantHessian, TowardReferenceOutputsIsTheLeastSquaresFit) {
+  const int64_t rows = 5, cols = 12, tokens = 60;
+  const std::vector<float> w = Random(rows * cols, 1, 1.0f);
+  const std::vector<float> x_quantized = Random(tokens * cols, 2, 1.0f);
+  std::vector<float> x = x_quantized, apart(x.size());
+  const std::vector<float> noise = Random(tokens * cols, 3, 0.1f);
+  for (size_t k = 0; k < x.size(); ++k) {
+    x[k] += noise[k];
+    apart[k] = x[k] - x_quantized[k];
+  }
+  const std::vector<double> h =
+      internal::SumOfOuterProducts(x_quantized.data(), tokens, cols, 1);
+  const std::vector<double> drift =
+      internal::SumOfCrossProducts(x_quantized.data(), apart.data(), tokens, cols, 1);
+  std::vector<float> fitted = w;
+  ASSERT_TRUE(internal::TowardReferenceOutputs(h, drift, 1e-12, rows, cols, 2, &fitted).ok());
+  const auto dot = [](const float* a, const float* b, int64_t n) {
+    double s = 0;
+    for (int64_t k = 0; k < n; ++k) s += static_cast<double>(a[k]) * b[k];
+    return s;
+  };
+  double moved = 0, worst = 0, scale = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) moved += std::fabs(fitted[r * cols + c] - w[r * cols + c]);
+    std::vector<double> residual(static_cast<size_t>(tokens));
+    for (int64_t t = 0; t < tokens; ++t) {
+      residual[t] = dot(&fitted[r * cols], &x_quantized[t * cols], cols) -
+                    dot(&w[r * cols], &x[t * cols], cols);
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+      double along = 0, size = 0;
+      for (int64_t t = 0; t < tokens; ++t) {
+        along += residual[t] * x_quantized[t * cols + c];
+        size += std::fabs(dot(&w[r * cols], &x[t * cols], cols) * x_quantized[t * cols + c]);
+      }
+      worst = std::max(worst, std::fabs(along));
+      scale = std::max(scale, size);
+    }
+  }
+  EXPECT_GT(moved, 0.01);
+  EXPECT_LT(worst, 1e-5 * scale);
+  std::vector<float> same = w;
+  ASSERT_TRUE(internal::TowardReferenceOutputs(h, std::vector<double>(drift.size(), 0.0), 0.01,
+                                               rows, cols, 2, &same)
+                  .ok());
+  EXPECT_EQ(same, w);
+}
+
 TEST(QuantHessianCuda, MatchesTheCpu) {
   SOLVERD_REQUIRE_CUDA();
   TestStream stream;

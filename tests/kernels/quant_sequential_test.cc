@@ -213,6 +213,34 @@ TEST(LlamaForwardCuda, MatchesTheCpuStepByStep) {
   }
 }
 
+// The drift between two passes (sum of x (r - x)^T) as the CPU sums it,
+// here from two embeddings of the same tokens.
+TEST(LlamaForwardCuda, DriftMatchesTheCpu) {
+  SOLVERD_REQUIRE_CUDA();
+  TestStream stream;
+  ASSERT_TRUE(stream.status().ok());
+  const LlamaShape shape = SmallShape();
+  const TokenRuns runs{3, 37};
+  std::vector<int32_t> ids(static_cast<size_t>(runs.tokens()));
+  for (size_t t = 0; t < ids.size(); ++t) ids[t] = static_cast<int32_t>(t * 7 % 10);
+  const std::vector<float> quantized = Random(10 * shape.hidden, 5, 0.5f);
+  std::vector<float> reference = quantized;
+  for (size_t k = 0; k < reference.size(); k += 3) reference[k] += 0.01f * (k % 7);
+  std::vector<double> drift[2];
+  for (int cuda = 0; cuda < 2; ++cuda) {
+    const Device device = cuda ? Device::Cuda(0) : Device::Cpu();
+    std::unique_ptr<LlamaForward> x, r;
+    ASSERT_TRUE(MakeLlamaForward(device, stream.get(), shape, runs, 2, &x).ok());
+    ASSERT_TRUE(MakeLlamaForward(device, stream.get(), shape, runs, 2, &r).ok());
+    ASSERT_TRUE(x->Embed(quantized, ids).ok());
+    ASSERT_TRUE(r->Embed(reference, ids).ok());
+    const Status s = x->SumOfDriftProducts(Slot::kResidual, r.get(), &drift[cuda]);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+  }
+  ASSERT_EQ(drift[0].size(), static_cast<size_t>(shape.hidden * shape.hidden));
+  EXPECT_EQ(drift[0], drift[1]);  // the same differences, summed in the same order
+}
+
 std::string Bytes(const std::vector<float>& v) {
   return std::string(reinterpret_cast<const char*>(v.data()), v.size() * sizeof(float));
 }

@@ -179,13 +179,13 @@ class Sequential(WithServer):
         return cls.client.solve(quant.QuantProblem(
             model=cls.model, method=quant.QUANT_METHOD_GPTQ, bits=3, group_size=64, **fields))
 
-    def entries(self):
-        """{layer: the server's Hessian of its input}."""
+    def entries(self, suffix=".hessian"):
+        """{layer: the server's Hessian (or drift) of its input}."""
         out = {}
         for name, h in self.hessians.items():
-            if not name.endswith(".hessian"):
+            if not name.endswith(suffix):
                 continue
-            base = name[:-len(".hessian")]
+            base = name[:-len(suffix)]
             if "{" in base:
                 parent, members = base[:-1].split(".{")
                 out.update({f"{parent}.{m}": h for m in members.split(",")})
@@ -208,6 +208,43 @@ class Sequential(WithServer):
                 self.assertLess(off_fp32, 1e-4)  # nothing quantized before it
             else:  # taken from the fp32 model it would be far off
                 self.assertGreater(off_fp32, 1000 * off_quantized, layer)
+
+    def test_each_drift_is_the_fp32_models_inputs_apart_from_the_quantized_ones(self):
+        quantized = lm.linear_inputs(llama_lm.load(solverd.safetensors.dequantize(self.output)),
+                                     torch.from_numpy(self.tokens).long())
+        fp32 = lm.linear_inputs(llama_lm.load(self.weights), torch.from_numpy(self.tokens).long())
+        drifts = self.entries(".drift")
+        self.assertEqual(len(drifts), 4 * 7)
+        for layer, drift in drifts.items():
+            x = quantized[layer + ".inputs"].astype(np.float64)
+            expected = x.T @ (fp32[layer + ".inputs"].astype(np.float64) - x)
+            if layer.startswith("model.layers.0.self_attn.") and layer[-6] in "qkv":
+                self.assertEqual(np.abs(drift).max(), 0)  # nothing quantized before it
+                continue
+            scale = np.abs(expected).max()
+            self.assertGreater(scale, 0, layer)
+            self.assertLess(np.abs(drift - expected).max() / scale, 1e-3, layer)
+
+    def test_gptq_rounds_toward_the_fp32_models_outputs(self):
+        """Each layer's codes reproduce the fp32 model's outputs from the
+        quantized model's inputs better than the codes GPTQ picks from the
+        same Hessians without the drifts."""
+        plain = solverd.safetensors.save({n: v for n, v in self.hessians.items()
+                                          if not n.endswith(".drift")})
+        without = solverd.safetensors.dequantize(self.client.download_bytes(
+            self.solve(calibration=self.upload(plain)).output_blob_id))
+        with_drift = solverd.safetensors.dequantize(self.output)
+        tokens = torch.from_numpy(self.tokens).long()
+        quantized = lm.linear_inputs(llama_lm.load(with_drift), tokens)
+        fp32 = lm.linear_inputs(llama_lm.load(self.weights), tokens)
+        errors = {"with": 0.0, "without": 0.0}
+        for name, x in quantized.items():
+            layer = name[:-len(".inputs")] + ".weight"
+            target = fp32[name].astype(np.float64) @ self.weights[layer].astype(np.float64).T
+            for kind, weights in (("with", with_drift), ("without", without)):
+                out = x.astype(np.float64) @ weights[layer].astype(np.float64).T
+                errors[kind] += ((out - target) ** 2).sum()
+        self.assertLess(errors["with"], 0.9 * errors["without"], errors)
 
     def test_the_returned_calibration_reproduces_the_codes(self):
         again = self.solve(calibration=quant.QuantFile(blob_id=self.result.calibration_blob_id))

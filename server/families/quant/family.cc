@@ -79,7 +79,7 @@ class PreparedQuant final : public PreparedJob {
   // the kernel, so they are not counted.
   int64_t MemoryBytes() const override {
     const int64_t pass = tokens_.given() ? quant::SequentialMemoryBytes(
-                                               plan_, tokens_.runs,
+                                               plan_, tokens_.runs, options_.layer.method,
                                                !outputs_->WritesOutputsToDisk())
                                          : 0;
     return plan_.largest_layer_bytes + pass +
