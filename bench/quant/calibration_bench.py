@@ -4,8 +4,9 @@ gptq from the fp32 model's activations (the inputs file: every linear
 layer's inputs, as lm.linear_inputs captures them), by gptq from the
 Hessians solverd.quant.capture_calibration writes from the same windows,
 and by gptq calibrated sequentially by the server from the windows' token
-ids, at 4 and 3 bits, group 128; each output read back by the Python package and
-scored by PyTorch on held-out text. calibration_bytes is the size of the
+ids (toward the fp32 model's outputs), at 4 and 3 bits, group 128; each
+output read back by the Python package and scored by PyTorch on held-out
+text. calibration_bytes is the size of the
 calibration file the client uploads. Every calibrated system runs on
 CALIBRATION_SETS sets of windows (the same windows shifted along the text):
 on a model this small the order of float sums alone moves a 3-bit
@@ -108,7 +109,9 @@ def section(rows):
             "solverd.quant.capture_calibration writes (solverd-gptq-hessian: one F32 entry per "
             "input, shared by q/k/v and by gate/up); solverd-gptq-sequential sends the windows' "
             "token ids and the server runs the model block by block, each layer calibrated on "
-            "the outputs of the layers already quantized. Each calibrated system runs on "
+            "the outputs of the layers already quantized and rounded toward the fp32 model's "
+            "outputs (a reference pass beside; GPTAQ's asymmetric calibration). Each "
+            "calibrated system runs on "
             f"{CALIBRATION_SETS} sets of windows (shifted along the text): perplexity is the "
             "mean over the sets and spread its max - min (the order of float sums alone moves "
             "a 3-bit perplexity of this small model by 0.2%, so one set cannot rank methods). "
