@@ -7,6 +7,7 @@
 #include <numeric>
 #include <string>
 
+#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
 #include "quant/gptq_math.h"
 
@@ -18,31 +19,82 @@ double HessianScale(int64_t tokens) {
 
 namespace {
 
-// The columns of a (tokens x cols) as rows, in double.
-std::vector<double> Columns(const float* a, int64_t tokens, int64_t cols) {
-  std::vector<double> at(static_cast<size_t>(cols * tokens));
-  for (int64_t t = 0; t < tokens; ++t) {
-    for (int64_t c = 0; c < cols; ++c) at[c * tokens + t] = a[t * cols + c];
+// Sums over tokens are taken a tile of entries at a time over a block of
+// tokens: each entry still adds its products in token order, exactly as
+// HessianDot() (and the CUDA kernels) do, but 32 independent sums hide the
+// latency of each addition, and a block's rows stay in cache.
+constexpr int64_t kTileRows = 4, kTileCols = 8, kTokenBlock = 128;
+
+// out[a][b] += sum over tokens [t0, t1) of x[t][a] y[t][b], for the 4 x 8
+// entries from (a0, b0); x and y row-major with `cols` columns.
+SOLVERD_CPU_CLONES void AddTile(const float* x, const float* y, int64_t cols, int64_t t0,
+                                int64_t t1, int64_t a0, int64_t b0, double* out) {
+  double acc[kTileRows][kTileCols];
+  for (int i = 0; i < kTileRows; ++i) {
+    for (int k = 0; k < kTileCols; ++k) acc[i][k] = out[(a0 + i) * cols + b0 + k];
   }
-  return at;
+  for (int64_t t = t0; t < t1; ++t) {
+    const float* xr = x + t * cols + a0;
+    const float* yr = y + t * cols + b0;
+    for (int i = 0; i < kTileRows; ++i) {
+      const double xa = xr[i];
+      for (int k = 0; k < kTileCols; ++k) acc[i][k] = acc[i][k] + xa * static_cast<double>(yr[k]);
+    }
+  }
+  for (int i = 0; i < kTileRows; ++i) {
+    for (int k = 0; k < kTileCols; ++k) out[(a0 + i) * cols + b0 + k] = acc[i][k];
+  }
+}
+
+// out[a][b] = sum_t x[t][a] y[t][b] (cols x cols) for every b (or, with
+// `lower`, b <= a; the tiles along the diagonal also fill some b > a).
+std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t tokens, int64_t cols,
+                                   bool lower, int threads) {
+  std::vector<double> out(static_cast<size_t>(cols * cols), 0.0);
+  const int64_t row_tiles = cols / kTileRows;
+  for (int64_t t0 = 0; t0 < tokens; t0 += kTokenBlock) {
+    const int64_t t1 = std::min(tokens, t0 + kTokenBlock);
+    ParallelFor(row_tiles, threads, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        // Short and long rows of the triangle alternate, so that each
+        // thread's contiguous share holds about as many entries.
+        const int64_t tile = lower ? (i % 2 == 0 ? i / 2 : row_tiles - 1 - i / 2) : i;
+        const int64_t a0 = tile * kTileRows;
+        const int64_t b_end = lower ? a0 + kTileRows : cols;
+        for (int64_t b0 = 0; b0 + kTileCols <= b_end; b0 += kTileCols) {
+          AddTile(x, y, cols, t0, t1, a0, b0, out.data());
+        }
+      }
+    }, 1);
+  }
+  // What the tiles left, summed whole: the last rows, and each row's end.
+  ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
+    for (int64_t a = begin; a < end; ++a) {
+      const int64_t tiled_rows = row_tiles * kTileRows;
+      const int64_t covered =
+          a >= tiled_rows ? 0
+                          : ((lower ? (a / kTileRows + 1) * kTileRows : cols) / kTileCols) *
+                                kTileCols;
+      for (int64_t b = covered; b < (lower ? a + 1 : cols); ++b) {
+        out[a * cols + b] = HessianDot(x + a, y + b, tokens, cols);
+      }
+    }
+  }, 1);
+  return out;
 }
 
 }  // namespace
 
 std::vector<double> SumOfOuterProducts(const float* inputs, int64_t tokens, int64_t cols,
                                        int threads) {
-  // Column-major copy so each entry is a dot product of contiguous rows.
-  const std::vector<double> xt = Columns(inputs, tokens, cols);
-  std::vector<double> h(static_cast<size_t>(cols * cols));
-  ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t a = begin; a < end; ++a) {
-      for (int64_t b = 0; b <= a; ++b) {
-        h[a * cols + b] = HessianDot(&xt[a * tokens], &xt[b * tokens], tokens, 1);
-      }
-    }
-  }, 1);
+  std::vector<double> h = SumsOverTokens(inputs, inputs, tokens, cols, true, threads);
   MirrorLower(cols, &h);
   return h;
+}
+
+std::vector<double> SumOfCrossProducts(const float* a, const float* b, int64_t tokens,
+                                       int64_t cols, int threads) {
+  return SumsOverTokens(a, b, tokens, cols, false, threads);
 }
 
 std::vector<double> Hessian(const float* inputs, int64_t tokens, int64_t cols, int threads) {
@@ -151,20 +203,6 @@ bool CholeskyLower(int64_t n, int threads, std::vector<double>* a) {
     }, kRowsPerThread);
   }
   return true;
-}
-
-std::vector<double> SumOfCrossProducts(const float* a, const float* b, int64_t tokens,
-                                       int64_t cols, int threads) {
-  const std::vector<double> at = Columns(a, tokens, cols), bt = Columns(b, tokens, cols);
-  std::vector<double> out(static_cast<size_t>(cols * cols));
-  ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      for (int64_t j = 0; j < cols; ++j) {
-        out[i * cols + j] = HessianDot(&at[i * tokens], &bt[j * tokens], tokens, 1);
-      }
-    }
-  }, 1);
-  return out;
 }
 
 namespace {

@@ -270,14 +270,26 @@ TEST(QuantHessian, TheLibraryFactorIsTheLoops) {
   for (int64_t i = 1; i < n; ++i) EXPECT_EQ(library[i * n], 0.0) << "zero below the diagonal";
 }
 
-TEST(QuantHessian, SumOfCrossProductsSumsEachPairOfColumns) {
-  const int64_t tokens = 23, cols = 7;
-  const std::vector<float> a = Random(tokens * cols, 3, 1.0f), b = Random(tokens * cols, 4, 1.0f);
-  const std::vector<double> sums =
-      internal::SumOfCrossProducts(a.data(), b.data(), tokens, cols, 2);
-  for (int64_t i = 0; i < cols; ++i) {
-    for (int64_t j = 0; j < cols; ++j) {
-      EXPECT_EQ(sums[i * cols + j], internal::HessianDot(&a[i], &b[j], tokens, cols));
+// The tiled sums (4 x 8 entries over blocks of 128 tokens, the rest one by
+// one) add each entry's products in token order, as HessianDot() and the
+// CUDA kernels do: equal bit for bit, at widths and token counts that
+// leave partial tiles and blocks.
+TEST(QuantHessian, SumsOverTokensAreHessianDotsBitForBit) {
+  for (const int64_t tokens : {23, 300}) {
+    for (const int64_t cols : {7, 37}) {
+      const std::vector<float> a = Random(tokens * cols, 3, 1.0f);
+      const std::vector<float> b = Random(tokens * cols, 4, 1.0f);
+      const std::vector<double> cross =
+          internal::SumOfCrossProducts(a.data(), b.data(), tokens, cols, 3);
+      const std::vector<double> outer = internal::SumOfOuterProducts(a.data(), tokens, cols, 3);
+      for (int64_t i = 0; i < cols; ++i) {
+        for (int64_t j = 0; j < cols; ++j) {
+          ASSERT_EQ(cross[i * cols + j], internal::HessianDot(&a[i], &b[j], tokens, cols))
+              << tokens << " x " << cols << ": " << i << ", " << j;
+          ASSERT_EQ(outer[i * cols + j],
+                    internal::HessianDot(&a[std::max(i, j)], &a[std::min(i, j)], tokens, cols));
+        }
+      }
     }
   }
 }
