@@ -121,6 +121,18 @@ Status ReadSequenceStart(const JsonValue* post, int64_t vocab_size, std::vector<
   return Status::Ok();
 }
 
+// `s` with every `from` (not empty) replaced by `to`.
+std::string ReplaceAll(std::string_view s, std::string_view from, std::string_view to) {
+  std::string replaced;
+  for (size_t at = 0;;) {
+    const size_t found = s.find(from, at);
+    replaced.append(s.substr(at, found == std::string_view::npos ? found : found - at));
+    if (found == std::string_view::npos) return replaced;
+    replaced.append(to);
+    at = found + from.size();
+  }
+}
+
 std::string ByteTokenName(int b) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   return std::string("<0x") + kHex[b >> 4] + kHex[b & 15] + ">";
@@ -131,10 +143,10 @@ std::string ByteTokenName(int b) {
 Status BpeTokenizer::Parse(std::string_view tokenizer_json, int64_t vocab_size,
                            BpeTokenizer* out) {
   *out = BpeTokenizer();
-  internal::GgufVocab vocab;
-  SOLVERD_RETURN_IF_ERROR(internal::VocabFromTokenizerJson(tokenizer_json, vocab_size, &vocab));
   JsonValue root;
-  SOLVERD_RETURN_IF_ERROR(ParseJson(tokenizer_json, &root));
+  if (Status s = ParseJson(tokenizer_json, &root); !s.ok()) return TokenizerError(s.message());
+  internal::GgufVocab vocab;
+  SOLVERD_RETURN_IF_ERROR(internal::VocabFromTokenizerJson(root, vocab_size, &vocab));
   const JsonValue& model = *JsonFind(root, "model");  // VocabFromTokenizerJson checked it
   for (const JsonMember& m : JsonFind(model, "vocab")->object) {
     out->vocab_.emplace(m.name, static_cast<int32_t>(m.value.integer));
@@ -196,17 +208,9 @@ std::string BpeTokenizer::Normalize(std::string_view text) const {
   for (const auto& [from, to] : normalizer_) {
     if (from.empty()) {
       if (!s.empty()) s.insert(0, to);
-      continue;
+    } else {
+      s = ReplaceAll(s, from, to);
     }
-    std::string replaced;
-    for (size_t at = 0;;) {
-      const size_t found = s.find(from, at);
-      replaced.append(s, at, found == std::string::npos ? std::string::npos : found - at);
-      if (found == std::string::npos) break;
-      replaced += to;
-      at = found + from.size();
-    }
-    s = std::move(replaced);
   }
   return s;
 }
@@ -262,15 +266,8 @@ Status BpeTokenizer::EncodeWord(std::string_view word, std::vector<int32_t>* ids
   return Status::Ok();
 }
 
-std::string BpeTokenizer::Metaspace(std::string text) const {
-  std::string replaced;
-  for (const char c : text) {
-    if (c == ' ') {
-      replaced += metaspace_;
-    } else {
-      replaced.push_back(c);
-    }
-  }
+std::string BpeTokenizer::Metaspace(std::string_view text) const {
+  std::string replaced = ReplaceAll(text, " ", metaspace_);
   if (metaspace_prepend_ && !replaced.empty() &&
       replaced.compare(0, metaspace_.size(), metaspace_) != 0) {
     replaced.insert(0, metaspace_);
@@ -285,7 +282,7 @@ Status BpeTokenizer::Encode(std::string_view text, std::vector<int32_t>* ids) co
     SOLVERD_RETURN_IF_ERROR(DecodeUtf8(text, &code_points, &at));
   }
   std::string prepared = Normalize(text);
-  if (!metaspace_.empty()) prepared = Metaspace(std::move(prepared));
+  if (!metaspace_.empty()) prepared = Metaspace(prepared);
   if (add_prefix_space_ && !prepared.empty() && prepared[0] != ' ') prepared.insert(0, " ");
   std::vector<std::pair<size_t, size_t>> words;
   if (!sentence_piece_) {

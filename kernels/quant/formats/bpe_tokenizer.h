@@ -52,7 +52,7 @@ class BpeTokenizer {
   Status ParseSentencePiece(const JsonValue& root, const JsonValue& model);
   std::string Normalize(std::string_view text) const;
   // Spaces as the Metaspace replacement, one prepended if asked.
-  std::string Metaspace(std::string text) const;
+  std::string Metaspace(std::string_view text) const;
   // One word's ids: its bytes' characters (byte-level) or its characters
   // (SentencePiece-style), merged.
   Status EncodeWord(std::string_view word, std::vector<int32_t>* ids) const;

@@ -69,9 +69,13 @@ std::string LlamaCppPreTokenizer(const JsonValue* pre) {
 }  // namespace
 
 Status VocabFromTokenizerJson(std::string_view json, int64_t vocab_size, GgufVocab* out) {
-  *out = GgufVocab();
   JsonValue root;
   if (Status s = ParseJson(json, &root); !s.ok()) return VocabError(s.message());
+  return VocabFromTokenizerJson(root, vocab_size, out);
+}
+
+Status VocabFromTokenizerJson(const JsonValue& root, int64_t vocab_size, GgufVocab* out) {
+  *out = GgufVocab();
   const JsonValue* model = JsonFind(root, "model");
   const JsonValue* type = model == nullptr ? nullptr : JsonFind(*model, "type");
   const JsonValue* vocab = model == nullptr ? nullptr : JsonFind(*model, "vocab");

@@ -21,6 +21,7 @@
 
 #include "common/status.h"
 #include "quant/formats/gguf.h"
+#include "quant/formats/json.h"
 
 namespace solverd::quant::internal {
 
@@ -38,6 +39,8 @@ struct GgufVocab {
 // written (another model type, ids with holes, more tokens than
 // `vocab_size`).
 Status VocabFromTokenizerJson(std::string_view json, int64_t vocab_size, GgufVocab* out);
+// The same from tokenizer.json already parsed.
+Status VocabFromTokenizerJson(const JsonValue& root, int64_t vocab_size, GgufVocab* out);
 
 // The vocabulary's keys, with the special token ids that are >= 0.
 void AddVocabMetadata(const GgufVocab& vocab, int64_t bos, int64_t eos, GgufMetadata* kv);
