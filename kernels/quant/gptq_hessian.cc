@@ -52,6 +52,10 @@ std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t token
                                    bool lower, int threads) {
   std::vector<double> out(static_cast<size_t>(cols * cols), 0.0);
   const int64_t row_tiles = cols / kTileRows;
+  // The columns [0, end) the tiles of the rows from a0 fill.
+  const auto tiled_end = [&](int64_t a0) {
+    return (lower ? a0 + kTileRows : cols) / kTileCols * kTileCols;
+  };
   for (int64_t t0 = 0; t0 < tokens; t0 += kTokenBlock) {
     const int64_t t1 = std::min(tokens, t0 + kTokenBlock);
     ParallelFor(row_tiles, threads, [&](int64_t begin, int64_t end) {
@@ -60,8 +64,7 @@ std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t token
         // thread's contiguous share holds about as many entries.
         const int64_t tile = lower ? (i % 2 == 0 ? i / 2 : row_tiles - 1 - i / 2) : i;
         const int64_t a0 = tile * kTileRows;
-        const int64_t b_end = lower ? a0 + kTileRows : cols;
-        for (int64_t b0 = 0; b0 + kTileCols <= b_end; b0 += kTileCols) {
+        for (int64_t b0 = 0; b0 < tiled_end(a0); b0 += kTileCols) {
           AddTile(x, y, cols, t0, t1, a0, b0, out.data());
         }
       }
@@ -70,11 +73,7 @@ std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t token
   // What the tiles left, summed whole: the last rows, and each row's end.
   ParallelFor(cols, threads, [&](int64_t begin, int64_t end) {
     for (int64_t a = begin; a < end; ++a) {
-      const int64_t tiled_rows = row_tiles * kTileRows;
-      const int64_t covered =
-          a >= tiled_rows ? 0
-                          : ((lower ? (a / kTileRows + 1) * kTileRows : cols) / kTileCols) *
-                                kTileCols;
+      const int64_t covered = a < row_tiles * kTileRows ? tiled_end(a - a % kTileRows) : 0;
       for (int64_t b = covered; b < (lower ? a + 1 : cols); ++b) {
         out[a * cols + b] = HessianDot(x + a, y + b, tokens, cols);
       }
@@ -302,7 +301,6 @@ Status TowardReferenceOutputs(std::vector<double> h, const std::vector<double>& 
   }, 1);
   return Status::Ok();
 }
-
 
 // With H = R R^T for an upper triangular R, H^-1 = R^-T R^-1, and R^-1 is
 // upper triangular with a positive diagonal: it is U. R is the lower
