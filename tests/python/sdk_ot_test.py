@@ -145,7 +145,8 @@ class Ot(ServerTestCase):
 
     def test_ctrl_c_cancels_the_job_and_keeps_the_best_answer(self):
         child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-            import json, sys, numpy as np, solverd, solverd.ot
+            import faulthandler, json, sys, numpy as np, solverd, solverd.ot
+            faulthandler.dump_traceback_later(60, exit=True)  # a hang fails, with its stack
             M = np.random.default_rng(6).random((400, 400))
             started = []
             def progress(event):

@@ -11,7 +11,9 @@ KeyboardInterrupt with the job (`.job`) and the best answer so far
 import contextlib
 import ctypes
 import os
+import queue
 import sys
+import threading
 from typing import Callable, Optional, Union
 
 import numpy as np
@@ -117,6 +119,44 @@ def _reporter(progress: Progress, description: str):
     return None
 
 
+class _EventReader:
+    """A job's events, read from its watch stream by a thread of its own.
+
+    Ctrl-C raises KeyboardInterrupt in the main thread wherever it is. In
+    gRPC's streaming iterator that is inside its own locking (it polls a
+    Condition), and an interrupt between a lock's acquire and the `with`
+    that releases it leaves the lock held: the channel hangs for good (1
+    run in 9 of sdk_ot_test's Ctrl-C test). So only this thread touches the
+    stream, and the main thread waits on a SimpleQueue, whose get() is C
+    code that an interrupt leaves consistent; it can go on reading the
+    same queue after cancelling the job."""
+
+    _END = object()
+
+    def __init__(self, client: Client, job_id: str, timeout: Optional[float]):
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._read, args=(client, job_id, timeout),
+                                        name=f"solverd-watch-{job_id}", daemon=True)
+        self._thread.start()
+
+    def _read(self, client: Client, job_id: str, timeout: Optional[float]) -> None:
+        try:
+            for event in client.watch(job_id, timeout=timeout):
+                self._queue.put(event)
+            self._queue.put(self._END)
+        except BaseException as error:  # raised again in the thread reading the queue
+            self._queue.put(error)
+
+    def __iter__(self):
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
 def run(client: Client, problem, *, progress: Progress = None, timeout: Optional[float] = None,
         description: str = "solverd", **submit_args):
     """Submits `problem`, reports each event to `progress` (True: a tqdm
@@ -127,14 +167,15 @@ def run(client: Client, problem, *, progress: Progress = None, timeout: Optional
     report = _reporter(progress, description)
     final = jobs_pb2.Job()
     final.CopyFrom(job)
+    events = _EventReader(client, job.id, timeout)
     try:
-        for event in client.watch(job.id, timeout=timeout):
+        for event in events:
             fold_event(final, event)
             if report is not None:
                 report(event)
     except KeyboardInterrupt as interrupt:
         client.cancel(job.id)
-        for _ in client.watch(job.id):  # until it has stopped, with its best answer
+        for _ in events:  # until it has stopped, with its best answer
             pass
         interrupt.job = client.get(job.id)
         interrupt.best = best_answer(interrupt.job)
