@@ -13,19 +13,25 @@ namespace {
 
 std::string At(const std::string& field, size_t i) { return field + "[" + std::to_string(i) + "]"; }
 
-Status CheckLevels(const Levels& levels, const std::string& field) {
+// field() names the levels: formed only for an error, since this runs for
+// every variable of every instance (quantization's searches: 10-25 ms of
+// names per solve on a 1024-column layer).
+template <typename FieldName>
+Status CheckLevels(const Levels& levels, const FieldName& field) {
   if (levels.values.empty()) {
-    if (levels.count < 1) return InvalidArgument(field + ".count: must be at least 1");
+    if (levels.count < 1) return InvalidArgument(field() + ".count: must be at least 1");
     if (!std::isfinite(levels.lo) || !(levels.step > 0) || !std::isfinite(levels.step) ||
         !std::isfinite(levels.lo + levels.step * static_cast<double>(levels.count - 1))) {
-      return InvalidArgument(field + ": lo must be finite and step positive and finite");
+      return InvalidArgument(field() + ": lo must be finite and step positive and finite");
     }
     return Status::Ok();
   }
   for (size_t i = 0; i < levels.values.size(); ++i) {
-    if (!std::isfinite(levels.values[i])) return InvalidArgument(At(field + ".values", i) + ": not finite");
+    if (!std::isfinite(levels.values[i])) {
+      return InvalidArgument(At(field() + ".values", i) + ": not finite");
+    }
     if (i > 0 && !(levels.values[i] > levels.values[i - 1])) {
-      return InvalidArgument(At(field + ".values", i) + ": levels must be strictly increasing");
+      return InvalidArgument(At(field() + ".values", i) + ": levels must be strictly increasing");
     }
   }
   return Status::Ok();
@@ -53,7 +59,8 @@ Status CheckInstance(const Problem& p, const Instance& inst, const std::string& 
                            "variable (" + std::to_string(m) + ")");
   }
   for (size_t j = 0; j < inst.levels.size(); ++j) {
-    if (Status s = CheckLevels(inst.levels[j], At(field + ".levels", j)); !s.ok()) return s;
+    const auto name = [&] { return At(field + ".levels", j); };
+    if (Status s = CheckLevels(inst.levels[j], name); !s.ok()) return s;
   }
   const bool shared = inst.levels.size() == 1;
   if (!inst.start_levels.empty()) {

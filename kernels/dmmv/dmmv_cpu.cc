@@ -20,6 +20,7 @@
 #include <map>
 #include <numeric>
 
+#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
 #include "dmmv/dmmv_backend.h"
 #include "dmmv/dmmv_math.h"
@@ -27,9 +28,15 @@
 namespace solverd::dmmv::internal {
 namespace {
 
-// Instances scored together in SetValues, so X is read once for them all.
+// Instances whose residuals SetValues forms together, so that each tile of
+// X's rows is read from memory once for them all; within a block, passes
+// of 4 instances x 8 rows keep their 32 running sums in registers (each
+// row's sum still over the columns in order). Summing in memory, a
+// load and a store per product, SetValues took longer than the search
+// after it on quantization's layers.
 constexpr int64_t kInstancesPerBlock = 8;
-constexpr int64_t kRowsPerTile = 128;
+constexpr int64_t kInstancesPerPass = 4;
+constexpr int64_t kRowsPerPass = 8;
 
 // The instances that share one weight vector, and what scoring by Gram
 // matrix needs of it.
@@ -60,14 +67,47 @@ double WeightedDot(const double* a, const double* b, const double* w, int64_t n)
   return s;
 }
 
+// Rows [k, k + kRowsPerPass) of X v_i for kInstancesPerPass instances (some
+// pointers may repeat; only the first `count` are written), X by columns
+// of `rows` entries: d_i[k] = sum_j x_kj v_ij over j in order, rounded as
+// MulAdd, like the CUDA kernel.
+SOLVERD_CPU_CLONES void ResidualPass(const double* columns, int64_t rows, int64_t cols,
+                                     const double* const* v, int64_t count, int64_t k,
+                                     double* const* d) {
+  double sums[kInstancesPerPass][kRowsPerPass] = {};
+  for (int64_t j = 0; j < cols; ++j) {
+    const double* x = columns + j * rows + k;
+    for (int64_t i = 0; i < kInstancesPerPass; ++i) {
+      const double vij = v[i][j];
+      for (int64_t t = 0; t < kRowsPerPass; ++t) sums[i][t] = MulAdd(x[t], vij, sums[i][t]);
+    }
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    for (int64_t t = 0; t < kRowsPerPass; ++t) d[i][k + t] = sums[i][t];
+  }
+}
+
+// out (cols x rows) = in (rows x cols), row-major, a square tile at a time:
+// element by element, every write of a row of `in` landed in another page
+// (2048 x 1024 took 0.1 s, longer than the search after it).
+void TransposeByTiles(const double* in, int64_t rows, int64_t cols, double* out) {
+  constexpr int64_t kTile = 32;
+  for (int64_t k0 = 0; k0 < rows; k0 += kTile) {
+    for (int64_t j0 = 0; j0 < cols; j0 += kTile) {
+      const int64_t k1 = std::min(rows, k0 + kTile), j1 = std::min(cols, j0 + kTile);
+      for (int64_t j = j0; j < j1; ++j) {
+        for (int64_t k = k0; k < k1; ++k) out[j * rows + k] = in[k * cols + j];
+      }
+    }
+  }
+}
+
 class CpuBackend final : public DmmvBackend {
  public:
   CpuBackend(const Problem& problem, int threads)
       : rows_(problem.rows), cols_(problem.cols), threads_(std::max(1, threads)),
         columns_(static_cast<size_t>(rows_ * cols_)) {
-    for (int64_t k = 0; k < rows_; ++k) {
-      for (int64_t j = 0; j < cols_; ++j) columns_[j * rows_ + k] = problem.x[k * cols_ + j];
-    }
+    TransposeByTiles(problem.x.data(), rows_, cols_, columns_.data());
     GroupByWeights(problem);
     for (const Instance& inst : problem.instances) {
       PerInstance p;
@@ -187,27 +227,34 @@ class CpuBackend final : public DmmvBackend {
     return Abs(m.delta1) * g.reach[m.var1] + (m.var2 >= 0 ? Abs(m.delta2) * g.reach[m.var2] : 0);
   }
 
-  // D of instances [first, last), a tile of rows at a time (each row
-  // summing its columns in order, as the CUDA kernel does).
+  // D of instances [first, last), by ResidualPass over kRowsPerPass rows
+  // of X at a time (the rest of the rows one at a time).
   void SetBlock(const std::vector<std::vector<double>>& values, int64_t first, int64_t last) {
-    for (int64_t k0 = 0; k0 < rows_; k0 += kRowsPerTile) {
-      const int64_t k1 = std::min(rows_, k0 + kRowsPerTile);
-      for (int64_t i = first; i < last; ++i) {
-        std::fill(instances_[i].d.begin() + k0, instances_[i].d.begin() + k1, 0.0);
-      }
-      for (int64_t j = 0; j < cols_; ++j) {
-        const double* x = Column(j);
-        for (int64_t i = first; i < last; ++i) {
-          double* d = instances_[i].d.data();
-          const double v = values[i][j];
-          for (int64_t k = k0; k < k1; ++k) d[k] = MulAdd(x[k], v, d[k]);
+    int64_t k = 0;
+    for (; k + kRowsPerPass <= rows_; k += kRowsPerPass) {
+      for (int64_t i0 = first; i0 < last; i0 += kInstancesPerPass) {
+        const int64_t count = std::min(kInstancesPerPass, last - i0);
+        const double* v[kInstancesPerPass];
+        double* d[kInstancesPerPass];
+        for (int64_t i = 0; i < kInstancesPerPass; ++i) {
+          const int64_t at = i0 + std::min(i, count - 1);
+          v[i] = values[at].data();
+          d[i] = instances_[at].d.data();
         }
+        ResidualPass(columns_.data(), rows_, cols_, v, count, k, d);
       }
+    }
+    for (; k < rows_; ++k) {
       for (int64_t i = first; i < last; ++i) {
-        PerInstance& p = instances_[i];
-        for (int64_t k = k0; k < k1; ++k) p.d[k] -= p.b[k];
-        p.stale = true;
+        double sum = 0;
+        for (int64_t j = 0; j < cols_; ++j) sum = MulAdd(Column(j)[k], values[i][j], sum);
+        instances_[i].d[k] = sum;
       }
+    }
+    for (int64_t i = first; i < last; ++i) {
+      PerInstance& p = instances_[i];
+      for (int64_t r = 0; r < rows_; ++r) p.d[r] -= p.b[r];
+      p.stale = true;
     }
     for (int64_t i = first; i < last; ++i) {
       PerInstance& p = instances_[i];

@@ -155,6 +155,36 @@ TEST_P(DmmvLocalOptimum, ReportsTheTrueObjectiveOfALocalOptimum) {
 INSTANTIATE_TEST_SUITE_P(Shapes, DmmvLocalOptimum,
                          ::testing::Values(std::pair{40, 16}, std::pair{12, 16}));
 
+// The residuals are formed in register tiles of 4 instances x 8 rows; each
+// must still be the sum over the columns in order (the CUDA kernel's), for
+// row and instance counts that leave partial tiles.
+TEST(DmmvCpu, StartResidualsAreColumnOrderSumsBitForBit) {
+  const Problem p = RandomProblem(/*rows=*/21, /*cols=*/10, /*instances=*/7, /*levels=*/9, 3);
+  Options o;
+  o.max_outer_iterations = 0;
+  for (const int threads : {1, 2}) {
+    o.threads = threads;
+    const Result r = SolveCpu(p, o);
+    for (size_t i = 0; i < p.instances.size(); ++i) {
+      const Instance& inst = p.instances[i];
+      std::vector<double> start(p.cols);
+      for (int64_t j = 0; j < p.cols; ++j) {
+        start[j] = inst.levels[0].Value(inst.levels[0].Nearest(inst.start_values[j]));
+      }
+      double t = 0;
+      for (int64_t k = 0; k < p.rows; ++k) {
+        double sum = 0;
+        for (int64_t j = 0; j < p.cols; ++j) {
+          const double product = p.x[k * p.cols + j] * start[j];
+          sum = product + sum;
+        }
+        t = std::max(t, std::fabs(sum - inst.b[k]));
+      }
+      EXPECT_EQ(r.instances[i].start_max_violation, t) << "instance " << i << ", " << threads;
+    }
+  }
+}
+
 TEST(DmmvCpu, DeterministicAndBatchedInstancesMatchSingleOnes) {
   Problem batch = RandomProblem(30, 10, 3, 7, 11);
   Options o;
