@@ -6,17 +6,19 @@
 // GPTQ's codes, so it can only lower the largest violation GPTQ leaves.
 // Only the rows whose violation is near the layer's largest are searched
 // (dmmv::Options::max_over_instances), and only those at or above
-// kSearchedShare of it are handed to the solver at all: on the test LM a
-// search lowered a layer's largest by at most 37%, and the rows below 60%
-// of it (most of them in the wider layers) cost the solver's setup time
-// for nothing. The others keep GPTQ's codes, and their output error with
-// them. A polish then gives each changed row the least output error within
-// the largest violation reached (dmmv::Options::violation_cap): without
-// it the searched rows' output error grew 2-5% and perplexity with it.
+// kSearchedShare of it are handed to the solver at all, the share lowered
+// step by step while the search gets below it: each row handed over costs
+// the solver's setup a pass over the inputs, and on the test LM the rows
+// at 60% and above were most of some layers. The others keep GPTQ's codes,
+// and their output error with them. A polish then gives each changed row
+// the least output error within the largest violation reached
+// (dmmv::Options::violation_cap): without it the searched rows' output
+// error grew 2-5% and perplexity with it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
+#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
 #include "dmmv/dmmv.h"
 #include "quant/quant_backend.h"
@@ -27,16 +29,20 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 // Rows at or above this share of the layer's largest violation are searched
-// first; below it, the largest stays out of their reach. Should the search
-// bring it lower (never so far), the share halves and the search goes on.
-// (At 0.5 the wider layers' setup took the whole budget on some layers.)
-constexpr double kSearchedShare = 0.6;
+// first; below it, the largest stays out of their reach. Each time the
+// search brings it below the share, the share is multiplied by itself and
+// the search goes on with the rows above it, within the budget. (At 0.6,
+// the rows' setup took the whole budget of the 1024-column layers of the
+// test LM; at 0.8, a round that succeeded stopped just under 0.8.)
+constexpr double kSearchedShare = 0.75;
 // The min-max search's part of the budget; the polish gets the rest.
-constexpr double kMinMaxShareOfBudget = 0.6;
-// RowViolations' tiles: rows of the layer and tokens whose inputs and
-// errors stay in cache together.
+constexpr double kMinMaxShareOfBudget = 0.7;
+// RowViolations' tiles: rows of the layer whose errors stay in L2 while
+// every token passes by, in passes of 2 rows x 4 tokens (8 running sums of
+// 8 floats each: with the 6 loads they fill the 16 AVX2 registers).
 constexpr int64_t kRowsPerTile = 32;
-constexpr int64_t kTokensPerTile = 32;
+constexpr int64_t kRowsPerPass = 2;
+constexpr int64_t kTokensPerPass = 4;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
@@ -63,30 +69,63 @@ std::vector<double> RoundingErrors(const Layer& layer, const QuantizedLayer& q,
   return e;
 }
 
-double Dot(const double* x, const double* e, int64_t n) {
-  double s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t c = 0; c < n; ++c) s += x[c] * e[c];
-  return s;
+// max over tokens k of |x_k . e_r| for rows r and r + 1 (`e` holds both,
+// then `pair` of 1 or 2) over the tokens, x the inputs (tokens x cols).
+SOLVERD_CPU_CLONES void PairViolations(const float* x, const float* e, int64_t pair,
+                                       int64_t tokens, int64_t cols, double* out) {
+  const float* e1 = e + (pair - 1) * cols;  // the first row again when alone
+  float largest0 = 0, largest1 = 0;
+  int64_t k = 0;
+  for (; k + kTokensPerPass <= tokens; k += kTokensPerPass) {
+    const float *x0 = x + k * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
+    float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
+#pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
+    for (int64_t c = 0; c < cols; ++c) {
+      s00 += e[c] * x0[c];
+      s01 += e[c] * x1[c];
+      s02 += e[c] * x2[c];
+      s03 += e[c] * x3[c];
+      s10 += e1[c] * x0[c];
+      s11 += e1[c] * x1[c];
+      s12 += e1[c] * x2[c];
+      s13 += e1[c] * x3[c];
+    }
+    largest0 = std::max({largest0, std::fabs(s00), std::fabs(s01), std::fabs(s02),
+                         std::fabs(s03)});
+    largest1 = std::max({largest1, std::fabs(s10), std::fabs(s11), std::fabs(s12),
+                         std::fabs(s13)});
+  }
+  for (; k < tokens; ++k) {
+    float s0 = 0, s1 = 0;
+#pragma omp simd reduction(+ : s0, s1)
+    for (int64_t c = 0; c < cols; ++c) {
+      s0 += e[c] * x[k * cols + c];
+      s1 += e1[c] * x[k * cols + c];
+    }
+    largest0 = std::max(largest0, std::fabs(s0));
+    largest1 = std::max(largest1, std::fabs(s1));
+  }
+  out[0] = largest0;
+  if (pair == 2) out[1] = largest1;
 }
 
-// max_k |x_k . e_r| for every row r, x the inputs (tokens x cols), to
-// choose the rows to search (in any summation order), by tiles.
-std::vector<double> RowViolations(const Layer& layer, const std::vector<double>& inputs,
-                                  const std::vector<double>& e, int threads) {
+// max_k |x_k . e_r| for every row r, to choose the rows to search: in
+// float, whose relative 1e-6 cannot matter to that choice, and by tiles
+// (5x faster than a double dot product per row and token, which took as
+// long as GPTQ itself on the test LM's layers).
+std::vector<double> RowViolations(const Layer& layer, const std::vector<double>& e,
+                                  int threads) {
   const int64_t rows = layer.rows, cols = layer.cols;
   std::vector<double> t(static_cast<size_t>(rows), 0.0);
   const int64_t tiles = (rows + kRowsPerTile - 1) / kRowsPerTile;
   ParallelFor(tiles, threads, [&](int64_t begin, int64_t end) {
+    std::vector<float> errors(static_cast<size_t>(kRowsPerTile * cols));
     for (int64_t tile = begin; tile < end; ++tile) {
       const int64_t first = tile * kRowsPerTile, last = std::min(rows, first + kRowsPerTile);
-      for (int64_t k0 = 0; k0 < layer.tokens; k0 += kTokensPerTile) {
-        const int64_t k1 = std::min(layer.tokens, k0 + kTokensPerTile);
-        for (int64_t r = first; r < last; ++r) {
-          for (int64_t k = k0; k < k1; ++k) {
-            t[r] = std::max(t[r], std::fabs(Dot(&inputs[k * cols], &e[r * cols], cols)));
-          }
-        }
+      std::copy(e.begin() + first * cols, e.begin() + last * cols, errors.begin());
+      for (int64_t r = first; r < last; r += kRowsPerPass) {
+        PairViolations(layer.inputs.data(), &errors[(r - first) * cols],
+                       std::min(kRowsPerPass, last - r), layer.tokens, cols, &t[r]);
       }
     }
   }, 1);
@@ -135,11 +174,11 @@ dmmv::Problem BuildProblem(const Layer& layer, const QuantizedLayer& gptq,
 }
 
 // Searches the listed rows from out's codes and stores what it finds there
-// and their violations; adds its time to *seconds.
+// and their violations.
 Status SearchRows(const Device& device, StreamHandle stream, const Layer& layer,
                   const QuantizedLayer& gptq, const std::vector<int64_t>& rows,
                   const dmmv::Options& options, const CancelToken* cancel,
-                  std::vector<double>* inputs, std::vector<double>* violation, double* seconds,
+                  std::vector<double>* inputs, std::vector<double>* violation,
                   QuantizedLayer* out) {
   const int64_t cols = layer.cols;
   std::vector<int> lowest_codes;
@@ -148,7 +187,6 @@ Status SearchRows(const Device& device, StreamHandle stream, const Layer& layer,
   const Status s = dmmv::Solve(device, stream, problem, options, nullptr, cancel, &result);
   *inputs = std::move(problem.x);  // for the next search
   SOLVERD_RETURN_IF_ERROR(s);
-  *seconds += result.seconds;
   for (size_t i = 0; i < rows.size(); ++i) {
     const int64_t r = rows[i];
     const std::vector<int64_t>& chosen = result.instances[i].level_indices;
@@ -166,33 +204,41 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
                     const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
   Options gptq_options = options;
   gptq_options.method = Method::kGptq;
-  const Clock::time_point start = Clock::now();
   SOLVERD_RETURN_IF_ERROR(QuantizeLayer(device, stream, layer, gptq_options, cancel, out));
+  // The budget is wall time after GPTQ, setup included, in units of the
+  // pass below over the layer's products X (Q - W)^T: the searches' work is
+  // linear in the rows, tokens and columns, where GPTQ's time grows with
+  // the square of the columns (a budget in GPTQ's time left the 256-column
+  // layers of the test LM 10-20 ms and no lower violation).
+  const Clock::time_point after_gptq = Clock::now();
+  const QuantizedLayer gptq = *out;
+  std::vector<double> violation =
+      RowViolations(layer, RoundingErrors(layer, gptq, gptq.codes), options.threads);
   const double budget = options.dmmv_time_limit_seconds > 0
                             ? options.dmmv_time_limit_seconds
-                            : kDmmvBudgetOverGptq * Seconds(start);
-  const QuantizedLayer gptq = *out;
+                            : kDmmvBudgetInPasses * Seconds(after_gptq);
+  const auto left_of = [&](double share) {
+    return std::max(1e-3, share * budget - Seconds(after_gptq));
+  };
   std::vector<double> inputs(layer.inputs.begin(), layer.inputs.end());
-  std::vector<double> violation =
-      RowViolations(layer, inputs, RoundingErrors(layer, gptq, gptq.codes), options.threads);
   const double largest = *std::max_element(violation.begin(), violation.end());
-  double seconds = 0;  // the budget's: the searches', not their setup
   dmmv::Options search;
   search.max_outer_iterations = options.dmmv_outer_iterations;
   search.threads = options.threads;
   search.max_over_instances = true;
-  for (double share = kSearchedShare;; share /= 2) {
+  for (double share = kSearchedShare;; share *= kSearchedShare) {
     std::vector<int64_t> rows;
     for (int64_t r = 0; r < layer.rows; ++r) {
       if (violation[r] >= share * largest) rows.push_back(r);
     }
-    search.time_limit_seconds = std::max(1e-3, kMinMaxShareOfBudget * budget - seconds);
+    if (rows.empty()) break;  // every row is below the share already
+    search.time_limit_seconds = left_of(kMinMaxShareOfBudget);
     SOLVERD_RETURN_IF_ERROR(SearchRows(device, stream, layer, gptq, rows, search, cancel, &inputs,
-                                       &violation, &seconds, out));
+                                       &violation, out));
     double searched_largest = 0;
     for (int64_t r : rows) searched_largest = std::max(searched_largest, violation[r]);
     if (searched_largest >= share * largest || rows.size() == static_cast<size_t>(layer.rows) ||
-        seconds >= kMinMaxShareOfBudget * budget) {
+        Seconds(after_gptq) >= kMinMaxShareOfBudget * budget) {
       break;
     }
   }
@@ -211,9 +257,9 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
     polish.max_over_instances = false;
     polish.violation_cap = *std::max_element(violation.begin(), violation.end());
     polish.max_outer_iterations = 0;
-    polish.time_limit_seconds = std::max(1e-3, budget - seconds);
+    polish.time_limit_seconds = left_of(1.0);
     SOLVERD_RETURN_IF_ERROR(SearchRows(device, stream, layer, gptq, changed, polish, cancel,
-                                       &inputs, &violation, &seconds, out));
+                                       &inputs, &violation, out));
   }
   DequantizeGrid(layer.rows, layer.cols, options.threads, out);
   return Status::Ok();

@@ -49,10 +49,10 @@ bool MethodFromName(std::string_view name, Method* method);
 bool IsBlockwise(Method method);
 bool NeedsCalibration(Method method);   // gptq, dmmv
 
-// dmmv's default search budget per layer, in units of GPTQ's time on it
-// (the searches proper, not their setup): with GPTQ itself and the setup,
-// the method takes 2.75-2.9x GPTQ's time on the test LM (bench/quant).
-inline constexpr double kDmmvBudgetOverGptq = 1.1;
+// dmmv's default budget per layer after GPTQ (setup, searches and polish),
+// in units of one pass over the layer's products X (Q - W)^T on the
+// calibration inputs, which the method times on each layer.
+inline constexpr double kDmmvBudgetInPasses = 6;
 
 struct Options {
   Method method = Method::kRtn;
@@ -66,8 +66,8 @@ struct Options {
   int64_t gptq_block = 128;       // gptq: columns per lazy-update block
   bool double_quant = false;      // blockwise: quantize the absmax values
   int64_t dmmv_outer_iterations = 20;  // dmmv: LNS rounds per layer
-  // dmmv: the searches' budget per layer (after GPTQ, not counting their
-  // setup); 0: kDmmvBudgetOverGptq times GPTQ's time on the layer.
+  // dmmv: the wall time per layer after GPTQ (setup, searches, polish;
+  // the last search round may run past it); 0: kDmmvBudgetInPasses.
   double dmmv_time_limit_seconds = 0;
   int64_t hqq_iterations = 20;    // hqq: zero-point rounds per group
   // rtn, gptq: llama.cpp's K-quant grids (kquant_math.h) instead of

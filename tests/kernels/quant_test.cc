@@ -226,7 +226,9 @@ TEST(QuantDmmv, SearchesOnlyTheRowsNearTheLayersLargestViolation) {
     const bool same = std::equal(dmmv.codes.begin() + r * l.cols,
                                  dmmv.codes.begin() + (r + 1) * l.cols,
                                  gptq.codes.begin() + r * l.cols);
-    if (gptq_rows[r] < 0.45 * largest) {  // out of reach: GPTQ's codes
+    // Out of reach: the share goes 0.75, 0.56, 0.42, 0.32 only while the
+    // search gets every searched row below the last one.
+    if (gptq_rows[r] < 0.4 * largest) {
       EXPECT_TRUE(same) << "row " << r;
       ++kept;
     }
