@@ -255,9 +255,6 @@ class CpuBackend final : public DmmvBackend {
       PerInstance& p = instances_[i];
       for (int64_t r = 0; r < rows_; ++r) p.d[r] -= p.b[r];
       p.stale = true;
-    }
-    for (int64_t i = first; i < last; ++i) {
-      PerInstance& p = instances_[i];
       if (p.group->reach.empty()) continue;
       p.sum_squares = SumSquares(p);
       p.gradient.clear();  // formed afresh when a move is next scored

@@ -70,14 +70,15 @@ std::vector<double> RoundingErrors(const Layer& layer, const QuantizedLayer& q,
 }
 
 // max over tokens k of |x_k . e_r| for rows r and r + 1 (`e` holds both,
-// then `pair` of 1 or 2) over the tokens, x the inputs (tokens x cols).
+// then `pair` of 1 or 2), x the inputs (tokens x cols).
 SOLVERD_CPU_CLONES void PairViolations(const float* x, const float* e, int64_t pair,
                                        int64_t tokens, int64_t cols, double* out) {
   const float* e1 = e + (pair - 1) * cols;  // the first row again when alone
+  const auto token = [&](int64_t k) { return x + std::min(k, tokens - 1) * cols; };
   float largest0 = 0, largest1 = 0;
-  int64_t k = 0;
-  for (; k + kTokensPerPass <= tokens; k += kTokensPerPass) {
-    const float *x0 = x + k * cols, *x1 = x0 + cols, *x2 = x1 + cols, *x3 = x2 + cols;
+  for (int64_t k = 0; k < tokens; k += kTokensPerPass) {
+    // Past the last token, the last again: it cannot change a maximum.
+    const float *x0 = token(k), *x1 = token(k + 1), *x2 = token(k + 2), *x3 = token(k + 3);
     float s00 = 0, s01 = 0, s02 = 0, s03 = 0, s10 = 0, s11 = 0, s12 = 0, s13 = 0;
 #pragma omp simd reduction(+ : s00, s01, s02, s03, s10, s11, s12, s13)
     for (int64_t c = 0; c < cols; ++c) {
@@ -94,16 +95,6 @@ SOLVERD_CPU_CLONES void PairViolations(const float* x, const float* e, int64_t p
                          std::fabs(s03)});
     largest1 = std::max({largest1, std::fabs(s10), std::fabs(s11), std::fabs(s12),
                          std::fabs(s13)});
-  }
-  for (; k < tokens; ++k) {
-    float s0 = 0, s1 = 0;
-#pragma omp simd reduction(+ : s0, s1)
-    for (int64_t c = 0; c < cols; ++c) {
-      s0 += e[c] * x[k * cols + c];
-      s1 += e1[c] * x[k * cols + c];
-    }
-    largest0 = std::max(largest0, std::fabs(s0));
-    largest1 = std::max(largest1, std::fabs(s1));
   }
   out[0] = largest0;
   if (pair == 2) out[1] = largest1;

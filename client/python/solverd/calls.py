@@ -135,9 +135,8 @@ class _EventReader:
 
     def __init__(self, client: Client, job_id: str, timeout: Optional[float]):
         self._queue = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._read, args=(client, job_id, timeout),
-                                        name=f"solverd-watch-{job_id}", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._read, args=(client, job_id, timeout),
+                         name=f"solverd-watch-{job_id}", daemon=True).start()
 
     def _read(self, client: Client, job_id: str, timeout: Optional[float]) -> None:
         try:
