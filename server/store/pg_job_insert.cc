@@ -4,6 +4,7 @@
 // wait, since the first submit goes at once.
 #include <algorithm>
 #include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -29,10 +30,15 @@ constexpr int kGroupsInFlight = 2;
 constexpr absl::Duration kCountAge = absl::Seconds(5);
 constexpr int64_t kSpare = 2000;
 
+// A statement that loses a deadlock has written nothing; it goes again
+// this many times before its submits fail.
+constexpr int kDeadlockRetries = 3;
+
 // The group's rows land in submission order while the cluster's queue has
 // room for each (the count is taken once, before the statement), except
 // those whose owner already has a job under their idempotency key (the
-// statement then waits for that job's transaction and skips the row).
+// statement then waits for that job's transaction and skips the row; see
+// OrderKeyedRows for why those waits cannot form a cycle).
 // Their first events go in with them, and a job that no replica leases
 // wakes the claimers.
 constexpr const char* kInsertGroup = R"sql(
@@ -70,6 +76,7 @@ absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, boo
     pending_inserts_.erase(pending_inserts_.begin(), pending_inserts_.begin() + n);
     ++inserts_in_flight_;
     insert_mu_.Unlock();
+    OrderKeyedRows(&group);
     InsertGroup(group);
     insert_mu_.Lock();
     --inserts_in_flight_;
@@ -92,6 +99,29 @@ absl::StatusOr<v1::Job> PgJobStore::Insert(const NewJob& job, uint64_t* seq, boo
   }
   return absl::ResourceExhaustedError(absl::StrCat(
       "queue is full: the cluster has ", job.max_queue, " queued jobs (--max_queue)"));
+}
+
+// A keyed row that meets another statement's uncommitted row of the same
+// key waits for that statement; two statements each holding a key the
+// other wants would deadlock (two replicas, or two groups in flight here,
+// taking keys "a", "b" in opposite orders). Every statement therefore
+// takes its keys in one order, (owner, key): the keyed rows trade places
+// among themselves, the unkeyed ones keep theirs, and the submits of one
+// group, which arrived together, may be queued in another order.
+void PgJobStore::OrderKeyedRows(std::vector<PendingInsert*>* group) {
+  std::vector<size_t> slots;
+  std::vector<PendingInsert*> keyed;
+  for (size_t k = 0; k < group->size(); ++k) {
+    if ((*group)[k]->job->view.idempotency_key().empty()) continue;
+    slots.push_back(k);
+    keyed.push_back((*group)[k]);
+  }
+  std::stable_sort(keyed.begin(), keyed.end(), [](PendingInsert* a, PendingInsert* b) {
+    const v1::Job& x = a->job->view;
+    const v1::Job& y = b->job->view;
+    return std::tie(x.owner(), x.idempotency_key()) < std::tie(y.owner(), y.idempotency_key());
+  });
+  for (size_t k = 0; k < slots.size(); ++k) (*group)[slots[k]] = keyed[k];
 }
 
 void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
@@ -127,8 +157,13 @@ void PgJobStore::InsertGroup(const std::vector<PendingInsert*>& group) {
   const char* room = FarBelowQueueLimit(static_cast<int64_t>(group.size()), max_queue)
                          ? "$2::bigint > 0"
                          : "(SELECT count(*) FROM jobs WHERE state = 1) + place <= $2::bigint";
-  auto inserted =
-      Query().Exec(absl::StrFormat(kInsertGroup, rows, room, first_events), params);
+  const std::string statement = absl::StrFormat(kInsertGroup, rows, room, first_events);
+  auto inserted = Query().Exec(statement, params);
+  // Keys in one order rule out deadlocks between inserts; this covers any
+  // other statement that might join a cycle with one.
+  for (int retry = 0; retry < kDeadlockRetries && absl::IsAborted(inserted.status()); ++retry) {
+    inserted = Query().Exec(statement, params);
+  }
   std::map<std::string, uint64_t> seqs;
   if (inserted.ok()) {
     for (int r = 0; r < inserted->size(); ++r) {

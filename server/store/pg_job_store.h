@@ -171,6 +171,8 @@ class PgJobStore {
     bool added = false;
     uint64_t seq = 0;
   };
+  // Puts the group's keyed submits in (owner, key) order in their slots.
+  static void OrderKeyedRows(std::vector<PendingInsert*>* group);
   // Inserts `group` in one statement and fills in each one's outcome.
   void InsertGroup(const std::vector<PendingInsert*>& group);
   void ListenLoop();

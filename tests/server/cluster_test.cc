@@ -17,6 +17,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "client/demo_problems.h"
 #include "client/solver_client.h"
 #include "pg_test_server.h"
@@ -44,6 +45,12 @@ v1::JobSpec OtSpec(int n, uint64_t seed = 1) {
 }
 
 // Runs `iterations` Sinkhorn steps (never converging first).
+v1::JobSpec KeyedSpec(int round, int key) {
+  v1::JobSpec spec = OtSpec(150, 1000 + key);
+  spec.set_idempotency_key(absl::StrCat("order-", round, "-", key));
+  return spec;
+}
+
 v1::JobSpec LongOtSpec(int64_t iterations) {
   v1::JobSpec spec = OtSpec(200);
   spec.mutable_ot()->set_tolerance(1e-300);  // never reached: 0 would mean the default
@@ -294,6 +301,29 @@ TEST_F(Cluster, SubmitsAtOnceGetTheirOwnJobsOrTheirKeysJob) {
     ExpectNumberedFromZero(events);
     EXPECT_EQ(TerminalEvents(events), 1) << id;
     EXPECT_EQ(events.back().state().state(), v1::JOB_STATE_SUCCEEDED) << id;
+  }
+}
+
+// Two replicas given the same keys in opposite orders: each replica's
+// group statement would hold some keys while waiting for the other's.
+// Every submit still succeeds with its key's one job, no deadlock error.
+TEST_F(Cluster, KeysSubmittedInOppositeOrdersAtTwoReplicasGiveOneJobEach) {
+  constexpr int kKeys = 16;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<absl::StatusOr<v1::Job>> at_a(kKeys), at_b(kKeys);
+    std::vector<std::thread> threads;
+    for (int k = 0; k < kKeys; ++k) {
+      const int reversed = kKeys - 1 - k;
+      threads.emplace_back([&, k] { at_a[k] = A().Submit(KeyedSpec(round, k)); });
+      threads.emplace_back(
+          [&, reversed] { at_b[reversed] = B().Submit(KeyedSpec(round, reversed)); });
+    }
+    for (std::thread& t : threads) t.join();
+    for (int k = 0; k < kKeys; ++k) {
+      ASSERT_TRUE(at_a[k].ok()) << "round " << round << " key " << k << ": " << at_a[k].status();
+      ASSERT_TRUE(at_b[k].ok()) << "round " << round << " key " << k << ": " << at_b[k].status();
+      EXPECT_EQ(at_a[k]->id(), at_b[k]->id()) << "round " << round << " key " << k;
+    }
   }
 }
 
