@@ -9,7 +9,7 @@ namespace solverd::ot::internal {
 namespace {
 
 // sum_k values[k] * x[index[k]] over [begin, end).
-double Gather(const int64_t* index, const double* values, int64_t begin, int64_t end,
+double Gather(const int32_t* index, const double* values, int64_t begin, int64_t end,
               const double* x) {
   double sum = 0;
   for (int64_t k = begin; k < end; ++k) sum += values[k] * x[index[k]];
@@ -28,39 +28,49 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
     std::vector<double> row(m);
     for (int64_t i = begin; i < end; ++i) {
       log_plan_row(i, row.data());
-      counts[i] = std::count_if(row.begin(), row.end(),
-                                [&](double lp) { return lp >= log_threshold; });
+      int64_t count = 0;
+      for (int64_t j = 0; j < m; ++j) count += row[j] >= log_threshold;
+      counts[i] = count;
     }
   });
   row_start_.assign(n + 1, 0);
   for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
-  row_col_.resize(row_start_[n]);
-  row_value_.resize(row_start_[n]);
+  entries_ = row_start_[n];
+  int32_t* row_col = row_col_.Hold(entries_);
+  double* row_value = row_value_.Hold(entries_);
   ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
-    std::vector<double> row(m), plan(plan_row ? m : 0);
+    std::vector<double> row(m), plan(m);
+    std::vector<int32_t> kept(m);
     for (int64_t i = begin; i < end; ++i) {
       log_plan_row(i, row.data());
       if (plan_row) plan_row(i, plan.data());
-      int64_t k = row_start_[i];
+      // Compacted without a branch: about a third of a point cloud's
+      // entries are kept, in no pattern a predictor could learn.
+      int64_t count = 0;
       for (int64_t j = 0; j < m; ++j) {
-        if (row[j] < log_threshold) continue;
-        row_col_[k] = j;
-        row_value_[k++] = plan_row ? plan[j] : std::exp(row[j]);
+        kept[count] = static_cast<int32_t>(j);
+        count += row[j] >= log_threshold;
+      }
+      const int64_t first = row_start_[i];
+      for (int64_t k = 0; k < count; ++k) {
+        const int32_t j = kept[k];
+        row_col[first + k] = j;
+        row_value[first + k] = plan_row ? plan[j] : std::exp(row[j]);
       }
     }
   });
   // The transpose, by counting sort on the column.
   col_start_.assign(m + 1, 0);
-  for (int64_t j : row_col_) ++col_start_[j + 1];
+  for (int64_t k = 0; k < entries_; ++k) ++col_start_[row_col[k] + 1];
   for (int64_t j = 0; j < m; ++j) col_start_[j + 1] += col_start_[j];
-  col_row_.resize(row_col_.size());
-  col_value_.resize(row_col_.size());
+  int32_t* col_row = col_row_.Hold(entries_);
+  double* col_value = col_value_.Hold(entries_);
   std::vector<int64_t> next(col_start_.begin(), col_start_.end() - 1);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
-      const int64_t slot = next[row_col_[k]]++;
-      col_row_[slot] = i;
-      col_value_[slot] = row_value_[k];
+      const int64_t slot = next[row_col[k]]++;
+      col_row[slot] = static_cast<int32_t>(i);
+      col_value[slot] = row_value[k];
     }
   }
 }
@@ -74,36 +84,37 @@ void SparsePlanMatrix::ForOutputs(int64_t count,
   ParallelFor(count, threads_, body, std::max<int64_t>(1, kMinEntriesPerPart / per_output));
 }
 
-void SparsePlanMatrix::GatherAll(const std::vector<int64_t>& start,
-                                 const std::vector<int64_t>& index,
-                                 const std::vector<double>& values,
-                                 const std::vector<double>& in, std::vector<double>* out) const {
+void SparsePlanMatrix::GatherAll(const std::vector<int64_t>& start, const int32_t* index,
+                                 const double* values, const std::vector<double>& in,
+                                 std::vector<double>* out) const {
   const int64_t count = static_cast<int64_t>(start.size()) - 1;
   out->resize(count);
   ForOutputs(count, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      (*out)[k] = Gather(index.data(), values.data(), start[k], start[k + 1], in.data());
+      (*out)[k] = Gather(index, values, start[k], start[k + 1], in.data());
     }
   });
 }
 
 void SparsePlanMatrix::Multiply(const std::vector<double>& in, std::vector<double>* out) const {
-  GatherAll(row_start_, row_col_, row_value_, in, out);
+  GatherAll(row_start_, row_col_.array.data(), row_value_.array.data(), in, out);
 }
 
 void SparsePlanMatrix::MultiplyTransposed(const std::vector<double>& in,
                                           std::vector<double>* out) const {
-  GatherAll(col_start_, col_row_, col_value_, in, out);
+  GatherAll(col_start_, col_row_.array.data(), col_value_.array.data(), in, out);
 }
 
 void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,
                                      std::vector<double>* out) const {
+  const int32_t* col_row = col_row_.array.data();
+  const double* col_value = col_value_.array.data();
   out->resize(m_);
   ForOutputs(m_, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       double sum = 0;
       for (int64_t k = col_start_[j]; k < col_start_[j + 1]; ++k) {
-        sum += col_value_[k] * col_value_[k] * w[col_row_[k]];
+        sum += col_value[k] * col_value[k] * w[col_row[k]];
       }
       (*out)[j] = sum;
     }

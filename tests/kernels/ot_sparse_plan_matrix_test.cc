@@ -1,0 +1,101 @@
+// Tests of the CPU backend's sparsified plan: its products equal the dense
+// products over the kept entries, from rows given as log P (an exp per
+// kept entry) or as P itself, and a rebuild with more or fewer entries
+// (growing or reusing its buffers) leaves nothing of the last plan behind.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "ot/sparse_plan_matrix.h"
+
+namespace solverd::ot::internal {
+namespace {
+
+constexpr int64_t kRows = 37, kCols = 53;
+
+// log P in [-6, 0), row-major.
+std::vector<double> RandomLogPlan(unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-6.0, 0.0);
+  std::vector<double> log_plan(kRows * kCols);
+  for (double& v : log_plan) v = u(rng);
+  return log_plan;
+}
+
+std::vector<double> RandomVector(int64_t size, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> v(size);
+  for (double& e : v) e = u(rng);
+  return v;
+}
+
+// Checks Multiply, MultiplyTransposed and ColumnSquares against the dense
+// products over the entries with log P >= threshold.
+void ExpectDenseProducts(const SparsePlanMatrix& sparse, const std::vector<double>& log_plan,
+                         double threshold) {
+  std::vector<double> kept(kRows * kCols, 0.0);
+  int64_t count = 0;
+  for (int64_t k = 0; k < kRows * kCols; ++k) {
+    if (log_plan[k] >= threshold) {
+      kept[k] = std::exp(log_plan[k]);
+      ++count;
+    }
+  }
+  ASSERT_EQ(sparse.entries(), count);
+  const std::vector<double> v = RandomVector(kCols, 1), u = RandomVector(kRows, 2);
+  std::vector<double> pv, ptu, squares;
+  sparse.Multiply(v, &pv);
+  sparse.MultiplyTransposed(u, &ptu);
+  sparse.ColumnSquares(u, &squares);
+  for (int64_t i = 0; i < kRows; ++i) {
+    double want = 0;
+    for (int64_t j = 0; j < kCols; ++j) want += kept[i * kCols + j] * v[j];
+    EXPECT_NEAR(pv[i], want, 1e-14) << "row " << i;
+  }
+  for (int64_t j = 0; j < kCols; ++j) {
+    double want = 0, want_squares = 0;
+    for (int64_t i = 0; i < kRows; ++i) {
+      want += kept[i * kCols + j] * u[i];
+      want_squares += kept[i * kCols + j] * kept[i * kCols + j] * u[i];
+    }
+    EXPECT_NEAR(ptu[j], want, 1e-14) << "column " << j;
+    EXPECT_NEAR(squares[j], want_squares, 1e-14) << "column " << j;
+  }
+}
+
+TEST(SparsePlanMatrix, ProductsAreTheDenseOnesOverTheKeptEntries) {
+  const std::vector<double> log_plan = RandomLogPlan(7);
+  auto log_row = [&](int64_t i, double* out) {
+    for (int64_t j = 0; j < kCols; ++j) out[j] = log_plan[i * kCols + j];
+  };
+  auto plan_row = [&](int64_t i, double* out) {
+    for (int64_t j = 0; j < kCols; ++j) out[j] = std::exp(log_plan[i * kCols + j]);
+  };
+  SparsePlanMatrix sparse;
+  // A third of the entries, then nearly all (the buffers grow), then a
+  // tenth (they are reused), each with and without the plan's rows.
+  for (double threshold : {-2.0, -5.9, -0.6}) {
+    for (bool given_plan : {false, true}) {
+      SCOPED_TRACE(testing::Message() << "threshold " << threshold << ", plan rows "
+                                      << given_plan);
+      sparse.Build(kRows, kCols, /*threads=*/2, threshold, log_row,
+                   given_plan ? SparsePlanMatrix::PlanRowFn(plan_row) : nullptr);
+      ExpectDenseProducts(sparse, log_plan, threshold);
+    }
+  }
+}
+
+TEST(SparsePlanMatrix, NoEntryKeptGivesZeroProducts) {
+  const std::vector<double> log_plan = RandomLogPlan(8);
+  SparsePlanMatrix sparse;
+  sparse.Build(kRows, kCols, 2, 1.0, [&](int64_t i, double* out) {
+    for (int64_t j = 0; j < kCols; ++j) out[j] = log_plan[i * kCols + j];
+  });
+  ExpectDenseProducts(sparse, log_plan, 1.0);
+}
+
+}  // namespace
+}  // namespace solverd::ot::internal
