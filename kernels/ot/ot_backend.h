@@ -76,6 +76,10 @@ class OtBackend {
   // Keeps the entries with log P_ij >= log_threshold as the sparse plan
   // Ps used by SparseMultiply(); returns how many were kept.
   virtual Status SparsifyPlan(double log_threshold, int64_t* kept) = 0;
+  // Recomputes the sparse plan's entries at the current potentials, the
+  // same entries kept; *kept_mass = their sum. O(kept) work, no pass over
+  // C. REQUIRES: SparsifyPlan() before.
+  virtual Status RefreshSparsePlan(double* kept_mass) = 0;
   // out = Ps in (in of size m, out of size n), or Ps^T in when transpose
   // (in of size n, out of size m).
   virtual Status SparseMultiply(bool transpose, const std::vector<double>& in,

@@ -57,6 +57,16 @@ SOLVERD_CPU_CLONES void ExpRow(const double* log_plan, int64_t m, double* plan) 
   for (int64_t j = 0; j < m; ++j) plan[j] = VectorExp(log_plan[j]);
 }
 
+// out[k] = P_ij for j = columns[k], k < count, in row i with potential xi.
+SOLVERD_CPU_CLONES void PlanAtColumns(const double* cost_row, const double* y, double eta,
+                                      double xi, const int32_t* columns, int64_t count,
+                                      double* out) {
+#pragma omp simd
+  for (int64_t k = 0; k < count; ++k) {
+    out[k] = VectorExp(LogPlan(eta, xi, y[columns[k]], cost_row[columns[k]]));
+  }
+}
+
 // PlanTerms of one row from its log P and P (P = 0 where log P < -708:
 // those entries add nothing at double precision).
 SOLVERD_CPU_CLONES PlanTerms RowPlanTerms(const double* cost_row, const double* log_plan,
@@ -313,6 +323,17 @@ class CpuOtBackend final : public OtBackend {
         })
                : nullptr);
     *kept = sparse_plan_.entries();
+    return Status::Ok();
+  }
+
+  Status RefreshSparsePlan(double* kept_mass) override {
+    // An exp per kept entry: rebuilding K at moved potentials would take
+    // one per entry of the plan.
+    SyncPotentials();
+    *kept_mass = sparse_plan_.Refresh(
+        [&](int64_t i, const int32_t* columns, int64_t count, double* out) {
+          PlanAtColumns(&cost_[i * p_.m], y_.data(), p_.eta, x_[i], columns, count, out);
+        });
     return Status::Ok();
   }
 

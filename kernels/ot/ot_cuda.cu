@@ -194,6 +194,20 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
+  Status RefreshSparsePlan(double* kept_mass) override {
+    DeviceBuffer<double> sum;
+    SOLVERD_RETURN_IF_ERROR(sum.Allocate(1));
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(sum.data(), 0, sizeof(double), stream_));
+    if (nnz_ > 0) {
+      RefreshSparseKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
+                            Tuning::kElementwiseThreads, 0, stream_>>>(
+          cost_.data(), x_.data(), y_.data(), p_.m, p_.eta, sparse_rows_.data(),
+          sparse_cols_.data(), nnz_, sparse_vals_.data(), sum.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("RefreshSparseKernel", stream_));
+    }
+    return sum.Download(kept_mass, stream_);
+  }
+
   Status SparseMultiply(bool transpose, const std::vector<double>& in,
                         std::vector<double>* out) override {
     const long out_size = transpose ? p_.m : p_.n;

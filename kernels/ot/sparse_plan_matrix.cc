@@ -44,12 +44,19 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
     for (int64_t i = begin; i < end; ++i) {
       log_plan_row(i, row.data());
       if (plan_row) plan_row(i, plan.data());
-      // Compacted without a branch: about a third of a point cloud's
-      // entries are kept, in no pattern a predictor could learn.
+      // Compacted by a branch where few entries are kept (a predictor
+      // learns it), without one where many are: a third of a point
+      // cloud's entries are kept, in no pattern.
       int64_t count = 0;
-      for (int64_t j = 0; j < m; ++j) {
-        kept[count] = static_cast<int32_t>(j);
-        count += row[j] >= log_threshold;
+      if (counts[i] * 4 < m) {
+        for (int64_t j = 0; j < m; ++j) {
+          if (row[j] >= log_threshold) kept[count++] = static_cast<int32_t>(j);
+        }
+      } else {
+        for (int64_t j = 0; j < m; ++j) {
+          kept[count] = static_cast<int32_t>(j);
+          count += row[j] >= log_threshold;
+        }
       }
       const int64_t first = row_start_[i];
       for (int64_t k = 0; k < count; ++k) {
@@ -65,14 +72,42 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   for (int64_t j = 0; j < m; ++j) col_start_[j + 1] += col_start_[j];
   int32_t* col_row = col_row_.Hold(entries_);
   double* col_value = col_value_.Hold(entries_);
+  int64_t* col_entry = col_entry_.Hold(entries_);
   std::vector<int64_t> next(col_start_.begin(), col_start_.end() - 1);
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
       const int64_t slot = next[row_col[k]]++;
       col_row[slot] = static_cast<int32_t>(i);
       col_value[slot] = row_value[k];
+      col_entry[slot] = k;
     }
   }
+}
+
+double SparsePlanMatrix::Refresh(const RowValuesFn& row_values) {
+  const int32_t* row_col = row_col_.array.data();
+  double* row_value = row_value_.array.data();
+  std::vector<double> row_mass(n_, 0.0);
+  ForOutputs(n_, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t first = row_start_[i], count = row_start_[i + 1] - first;
+      if (count == 0) continue;
+      row_values(i, row_col + first, count, row_value + first);
+      double mass = 0;
+      for (int64_t k = first; k < first + count; ++k) mass += row_value[k];
+      row_mass[i] = mass;
+    }
+  });
+  const int64_t* col_entry = col_entry_.array.data();
+  double* col_value = col_value_.array.data();
+  ForOutputs(m_, [&](int64_t begin, int64_t end) {
+    for (int64_t slot = col_start_[begin]; slot < col_start_[end]; ++slot) {
+      col_value[slot] = row_value[col_entry[slot]];
+    }
+  });
+  double total = 0;
+  for (double mass : row_mass) total += mass;
+  return total;
 }
 
 // Splits `count` outputs over threads when each part gets at least about

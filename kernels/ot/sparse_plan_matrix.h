@@ -26,6 +26,13 @@ class SparsePlanMatrix {
   void Build(int64_t n, int64_t m, int threads, double log_threshold,
              const PlanRowFn& log_plan_row, const PlanRowFn& plan_row = nullptr);
 
+  // Recomputes the kept entries' values, the same entries kept:
+  // row_values(i, columns, count, out) writes P_ij for row i's `count`
+  // kept columns. Returns the values' sum.
+  using RowValuesFn =
+      std::function<void(int64_t i, const int32_t* columns, int64_t count, double* out)>;
+  double Refresh(const RowValuesFn& row_values);
+
   int64_t entries() const { return entries_; }
   // out = Ps in (in of size m, out of size n).
   void Multiply(const std::vector<double>& in, std::vector<double>* out) const;
@@ -60,6 +67,7 @@ class SparsePlanMatrix {
   // are far below 2^31) to stream fewer bytes per product.
   std::vector<int64_t> row_start_, col_start_;
   Reused<int32_t> row_col_, col_row_;
+  Reused<int64_t> col_entry_;  // the by-rows index of each by-columns entry
   Reused<double> row_value_, col_value_;
 };
 

@@ -1,7 +1,8 @@
 // Tests of the CPU backend's sparsified plan: its products equal the dense
 // products over the kept entries, from rows given as log P (an exp per
 // kept entry) or as P itself, and a rebuild with more or fewer entries
-// (growing or reusing its buffers) leaves nothing of the last plan behind.
+// (growing or reusing its buffers) leaves nothing of the last plan behind;
+// a refresh keeps the entries and takes new values for them.
 #include <cmath>
 #include <random>
 #include <vector>
@@ -86,6 +87,31 @@ TEST(SparsePlanMatrix, ProductsAreTheDenseOnesOverTheKeptEntries) {
       ExpectDenseProducts(sparse, log_plan, threshold);
     }
   }
+}
+
+// Refresh keeps the entries chosen at the first plan and takes their
+// values from the second.
+TEST(SparsePlanMatrix, RefreshKeepsTheEntriesAndTakesTheNewValues) {
+  const std::vector<double> first = RandomLogPlan(9), second = RandomLogPlan(10);
+  SparsePlanMatrix sparse;
+  sparse.Build(kRows, kCols, 2, -2.0, [&](int64_t i, double* out) {
+    for (int64_t j = 0; j < kCols; ++j) out[j] = first[i * kCols + j];
+  });
+  double want_mass = 0;
+  std::vector<double> refreshed(kRows * kCols, -INFINITY);  // log P on the first's entries
+  for (int64_t k = 0; k < kRows * kCols; ++k) {
+    if (first[k] < -2.0) continue;
+    refreshed[k] = second[k];
+    want_mass += std::exp(second[k]);
+  }
+  const double mass = sparse.Refresh(
+      [&](int64_t i, const int32_t* columns, int64_t count, double* out) {
+        for (int64_t k = 0; k < count; ++k) out[k] = std::exp(second[i * kCols + columns[k]]);
+      });
+  EXPECT_NEAR(mass, want_mass, 1e-12);
+  // The products over the first's entries with the second's values: the
+  // dense reference keeps exactly those (log P = -inf elsewhere).
+  ExpectDenseProducts(sparse, refreshed, -1e300);
 }
 
 TEST(SparsePlanMatrix, NoEntryKeptGivesZeroProducts) {
