@@ -9,10 +9,10 @@ namespace solverd::ot::internal {
 namespace {
 
 // sum_k values[k] * x[index[k]] over [begin, end).
-double Gather(const int32_t* index, const double* values, int64_t begin, int64_t end,
+double Gather(const int32_t* index, const float* values, int64_t begin, int64_t end,
               const double* x) {
   double sum = 0;
-  for (int64_t k = begin; k < end; ++k) sum += values[k] * x[index[k]];
+  for (int64_t k = begin; k < end; ++k) sum += static_cast<double>(values[k]) * x[index[k]];
   return sum;
 }
 
@@ -37,7 +37,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
   entries_ = row_start_[n];
   int32_t* row_col = row_col_.Hold(entries_);
-  double* row_value = row_value_.Hold(entries_);
+  float* row_value = row_value_.Hold(entries_);
   ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
     std::vector<double> row(m), plan(m);
     std::vector<int32_t> kept(m);
@@ -62,7 +62,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
       for (int64_t k = 0; k < count; ++k) {
         const int32_t j = kept[k];
         row_col[first + k] = j;
-        row_value[first + k] = plan_row ? plan[j] : std::exp(row[j]);
+        row_value[first + k] = static_cast<float>(plan_row ? plan[j] : std::exp(row[j]));
       }
     }
   });
@@ -71,7 +71,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   for (int64_t k = 0; k < entries_; ++k) ++col_start_[row_col[k] + 1];
   for (int64_t j = 0; j < m; ++j) col_start_[j + 1] += col_start_[j];
   int32_t* col_row = col_row_.Hold(entries_);
-  double* col_value = col_value_.Hold(entries_);
+  float* col_value = col_value_.Hold(entries_);
   int64_t* col_entry = col_entry_.Hold(entries_);
   std::vector<int64_t> next(col_start_.begin(), col_start_.end() - 1);
   for (int64_t i = 0; i < n; ++i) {
@@ -86,20 +86,25 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
 
 double SparsePlanMatrix::Refresh(const RowValuesFn& row_values) {
   const int32_t* row_col = row_col_.array.data();
-  double* row_value = row_value_.array.data();
+  float* row_value = row_value_.array.data();
   std::vector<double> row_mass(n_, 0.0);
   ForOutputs(n_, [&](int64_t begin, int64_t end) {
+    std::vector<double> values;
     for (int64_t i = begin; i < end; ++i) {
       const int64_t first = row_start_[i], count = row_start_[i + 1] - first;
       if (count == 0) continue;
-      row_values(i, row_col + first, count, row_value + first);
+      values.resize(count);
+      row_values(i, row_col + first, count, values.data());
       double mass = 0;
-      for (int64_t k = first; k < first + count; ++k) mass += row_value[k];
+      for (int64_t k = 0; k < count; ++k) {
+        mass += values[k];
+        row_value[first + k] = static_cast<float>(values[k]);
+      }
       row_mass[i] = mass;
     }
   });
   const int64_t* col_entry = col_entry_.array.data();
-  double* col_value = col_value_.array.data();
+  float* col_value = col_value_.array.data();
   ForOutputs(m_, [&](int64_t begin, int64_t end) {
     for (int64_t slot = col_start_[begin]; slot < col_start_[end]; ++slot) {
       col_value[slot] = row_value[col_entry[slot]];
@@ -120,7 +125,7 @@ void SparsePlanMatrix::ForOutputs(int64_t count,
 }
 
 void SparsePlanMatrix::GatherAll(const std::vector<int64_t>& start, const int32_t* index,
-                                 const double* values, const std::vector<double>& in,
+                                 const float* values, const std::vector<double>& in,
                                  std::vector<double>* out) const {
   const int64_t count = static_cast<int64_t>(start.size()) - 1;
   out->resize(count);
@@ -143,13 +148,14 @@ void SparsePlanMatrix::MultiplyTransposed(const std::vector<double>& in,
 void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,
                                      std::vector<double>* out) const {
   const int32_t* col_row = col_row_.array.data();
-  const double* col_value = col_value_.array.data();
+  const float* col_value = col_value_.array.data();
   out->resize(m_);
   ForOutputs(m_, [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       double sum = 0;
       for (int64_t k = col_start_[j]; k < col_start_[j + 1]; ++k) {
-        sum += col_value[k] * col_value[k] * w[col_row[k]];
+        const double value = col_value[k];
+        sum += value * value * w[col_row[k]];
       }
       (*out)[j] = sum;
     }

@@ -51,19 +51,29 @@ void ExpectDenseProducts(const SparsePlanMatrix& sparse, const std::vector<doubl
   sparse.Multiply(v, &pv);
   sparse.MultiplyTransposed(u, &ptu);
   sparse.ColumnSquares(u, &squares);
+  // Values are kept in single precision: each product is within 2^-24 of
+  // the sum of its terms' magnitudes.
+  constexpr double kRelative = 0x1p-23;
   for (int64_t i = 0; i < kRows; ++i) {
-    double want = 0;
-    for (int64_t j = 0; j < kCols; ++j) want += kept[i * kCols + j] * v[j];
-    EXPECT_NEAR(pv[i], want, 1e-14) << "row " << i;
+    double want = 0, scale = 0;
+    for (int64_t j = 0; j < kCols; ++j) {
+      want += kept[i * kCols + j] * v[j];
+      scale += std::fabs(kept[i * kCols + j] * v[j]);
+    }
+    EXPECT_NEAR(pv[i], want, kRelative * scale + 1e-300) << "row " << i;
   }
   for (int64_t j = 0; j < kCols; ++j) {
-    double want = 0, want_squares = 0;
+    double want = 0, scale = 0, want_squares = 0, squares_scale = 0;
     for (int64_t i = 0; i < kRows; ++i) {
-      want += kept[i * kCols + j] * u[i];
-      want_squares += kept[i * kCols + j] * kept[i * kCols + j] * u[i];
+      const double p = kept[i * kCols + j];
+      want += p * u[i];
+      scale += std::fabs(p * u[i]);
+      want_squares += p * p * u[i];
+      squares_scale += std::fabs(p * p * u[i]);
     }
-    EXPECT_NEAR(ptu[j], want, 1e-14) << "column " << j;
-    EXPECT_NEAR(squares[j], want_squares, 1e-14) << "column " << j;
+    EXPECT_NEAR(ptu[j], want, kRelative * scale + 1e-300) << "column " << j;
+    EXPECT_NEAR(squares[j], want_squares, 2 * kRelative * squares_scale + 1e-300)
+        << "column " << j;
   }
 }
 
