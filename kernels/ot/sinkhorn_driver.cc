@@ -117,12 +117,17 @@ bool SinkhornSteps::End(double error, bool updated) {
   return true;
 }
 
-bool SinkhornSteps::NewtonPredictedSooner(double error) const {
+bool SinkhornSteps::NewtonPredictedSooner(double error) {
   const double steps = static_cast<double>(step_ - window_start_step_);
   if (!(error > options_.tolerance) || steps <= 0) return false;
   const double rate = std::pow(error / window_start_error_, 1.0 / steps);  // per iteration
   if (!(rate < 1)) return true;  // not shrinking at all
-  return std::log(options_.tolerance / error) / std::log(rate) > kNewtonStageCost;
+  const double remaining = std::log(options_.tolerance / error) / std::log(rate);
+  windows_slowing_ = remaining > kSlowingGrowth * last_remaining_ ? windows_slowing_ + 1 : 0;
+  last_remaining_ = remaining;
+  if (remaining > kNewtonStageCost) return true;
+  // A rate that keeps getting worse makes every prediction too low.
+  return windows_slowing_ >= kSlowingWindows && remaining > kNewtonStageCost / 4;
 }
 
 Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
