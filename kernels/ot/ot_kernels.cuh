@@ -159,20 +159,16 @@ CollectSparseKernel(const double* cost, const double* x, const double* y, long n
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
 RefreshSparseKernel(const double* cost, const double* x, const double* y, long m, double eta,
                     const int* rows, const int* cols, long nnz, double* vals, double* sum) {
-  __shared__ double block_sum[Tuning::kElementwiseThreads];
+  using Reduce = cub::BlockReduce<double, Tuning::kElementwiseThreads>;
+  __shared__ typename Reduce::TempStorage storage;
   const long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   double value = 0;
   if (k < nnz) {
     value = exp(LogPlan(eta, x[rows[k]], y[cols[k]], cost[rows[k] * m + cols[k]]));
     vals[k] = value;
   }
-  block_sum[threadIdx.x] = value;
-  __syncthreads();
-  for (int half = blockDim.x / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) block_sum[threadIdx.x] += block_sum[threadIdx.x + half];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) atomicAdd(sum, block_sum[0]);
+  const double block_sum = Reduce(storage).Sum(value);
+  if (threadIdx.x == 0) atomicAdd(sum, block_sum);
 }
 
 // out += Ps in, or Ps^T in when transpose; `out` zeroed by the caller.

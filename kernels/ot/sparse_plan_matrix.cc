@@ -39,7 +39,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   int32_t* row_col = row_col_.Hold(entries_);
   float* row_value = row_value_.Hold(entries_);
   ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
-    std::vector<double> row(m), plan(m);
+    std::vector<double> row(m), plan(plan_row ? m : 0);
     std::vector<int32_t> kept(m);
     for (int64_t i = begin; i < end; ++i) {
       log_plan_row(i, row.data());
