@@ -46,6 +46,22 @@ SOLVERD_CPU_CLONES void AddTile(const float* x, const float* y, int64_t cols, in
   }
 }
 
+// out[a][b] += x[t][a] y[t][b] for the 4 x 8 entries from (a0, b0) at the
+// one token t, as AddTile adds each: AddTile's AVX2 clone (GCC 12) loads a
+// token's four x values together with the next token's, so at the last
+// token of x it read past its end (and the server died where that was the
+// end of a mapping).
+void AddToken(const float* x, const float* y, int64_t cols, int64_t t, int64_t a0, int64_t b0,
+              double* out) {
+  for (int i = 0; i < kTileRows; ++i) {
+    const double xa = x[t * cols + a0 + i];
+    for (int k = 0; k < kTileCols; ++k) {
+      double& sum = out[(a0 + i) * cols + b0 + k];
+      sum = sum + xa * static_cast<double>(y[t * cols + b0 + k]);
+    }
+  }
+}
+
 // out[a][b] = sum_t x[t][a] y[t][b] (cols x cols) for every b (or, with
 // `lower`, b <= a; the tiles along the diagonal also fill some b > a).
 std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t tokens, int64_t cols,
@@ -65,7 +81,8 @@ std::vector<double> SumsOverTokens(const float* x, const float* y, int64_t token
         const int64_t tile = lower ? (i % 2 == 0 ? i / 2 : row_tiles - 1 - i / 2) : i;
         const int64_t a0 = tile * kTileRows;
         for (int64_t b0 = 0; b0 < tiled_end(a0); b0 += kTileCols) {
-          AddTile(x, y, cols, t0, t1, a0, b0, out.data());
+          AddTile(x, y, cols, t0, std::min(t1, tokens - 1), a0, b0, out.data());
+          if (t1 == tokens) AddToken(x, y, cols, tokens - 1, a0, b0, out.data());
         }
       }
     }, 1);
