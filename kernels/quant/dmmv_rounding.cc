@@ -1,5 +1,5 @@
-// The dmmv method: GPTQ first (its grids and codes); then every weight may
-// take any code from GPTQ's to the two grid values around the float
+// The dmmv method: GPTQ first (its grids, codes and H); then every weight
+// may take any code from GPTQ's to the two grid values around the float
 // weight, and the dmmv family's solver chooses among them to minimise the
 // layer's largest violation max_{r,k} |x_k . (w_r - q_r)| over the
 // calibration inputs (ties by the L2 of those violations), starting from
@@ -9,18 +9,19 @@
 // kSearchedShare of it are handed to the solver at all, the share lowered
 // step by step while the search gets below it: each row handed over costs
 // the solver's setup a pass over the inputs, and on the test LM the rows
-// at 60% and above were most of some layers. The others keep GPTQ's codes,
-// and their output error with them. A polish then gives each changed row
-// the least output error within the largest violation reached
-// (dmmv::Options::violation_cap): without it the searched rows' output
-// error grew 2-5% and perplexity with it.
+// at 60% and above were most of some layers. Last, every row's output
+// error is polished within the largest violation reached
+// (output_error_polish.h): the searched rows' error had grown 2-5%, and
+// GPTQ's own rows leave moves that lower it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "common/cpu_clones.h"
+#include "common/huge_page_array.h"
 #include "common/parallel_for.h"
 #include "dmmv/dmmv.h"
+#include "quant/output_error_polish.h"
 #include "quant/quant_backend.h"
 
 namespace solverd::quant::internal {
@@ -35,9 +36,7 @@ using Clock = std::chrono::steady_clock;
 // the rows' setup took the whole budget of the 1024-column layers of the
 // test LM; at 0.8, a round that succeeded stopped just under 0.8.)
 constexpr double kSearchedShare = 0.75;
-// The min-max search's part of the budget; the polish gets the rest.
-constexpr double kMinMaxShareOfBudget = 0.7;
-// RowViolations' tiles: rows of the layer whose errors stay in L2 while
+// RowResiduals' tiles: rows of the layer whose errors stay in L2 while
 // every token passes by, in passes of 2 rows x 4 tokens (8 running sums of
 // 8 floats each: with the 6 loads they fill the 16 AVX2 registers).
 constexpr int64_t kRowsPerTile = 32;
@@ -46,12 +45,6 @@ constexpr int64_t kTokensPerPass = 4;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-// The lower of the two grid codes around w (for a w beyond the grid, the
-// code at its end).
-int FloorCode(float w, const Grid& g) {
-  return static_cast<int>(Clamp(floorf(w / g.scale) + g.zero, 0, static_cast<float>(g.maxq)));
 }
 
 // q - w for every weight of the layer, from `codes` on q's grids.
@@ -69,10 +62,12 @@ std::vector<double> RoundingErrors(const Layer& layer, const QuantizedLayer& q,
   return e;
 }
 
-// max over tokens k of |x_k . e_r| for rows r and r + 1 (`e` holds both,
-// then `pair` of 1 or 2), x the inputs (tokens x cols).
-SOLVERD_CPU_CLONES void PairViolations(const float* x, const float* e, int64_t pair,
-                                       int64_t tokens, int64_t cols, double* out) {
+// x_k . e_r for every token k of rows r and r + 1 (`e` holds both, then
+// `pair` of 1 or 2; x the inputs, tokens x cols), into residuals[0] and
+// [1] (tokens each), and the largest |x_k . e_r| of each into largest.
+SOLVERD_CPU_CLONES void PairResiduals(const float* x, const float* e, int64_t pair,
+                                      int64_t tokens, int64_t cols, float* const residuals[2],
+                                      double* largest) {
   const float* e1 = e + (pair - 1) * cols;  // the first row again when alone
   const auto token = [&](int64_t k) { return x + std::min(k, tokens - 1) * cols; };
   float largest0 = 0, largest1 = 0;
@@ -91,23 +86,37 @@ SOLVERD_CPU_CLONES void PairViolations(const float* x, const float* e, int64_t p
       s12 += e1[c] * x2[c];
       s13 += e1[c] * x3[c];
     }
+    const float sums[2][kTokensPerPass] = {{s00, s01, s02, s03}, {s10, s11, s12, s13}};
+    for (int64_t i = 0; i < pair; ++i) {
+      for (int64_t j = 0; j < std::min(kTokensPerPass, tokens - k); ++j) {
+        residuals[i][k + j] = sums[i][j];
+      }
+    }
     largest0 = std::max({largest0, std::fabs(s00), std::fabs(s01), std::fabs(s02),
                          std::fabs(s03)});
     largest1 = std::max({largest1, std::fabs(s10), std::fabs(s11), std::fabs(s12),
                          std::fabs(s13)});
   }
-  out[0] = largest0;
-  if (pair == 2) out[1] = largest1;
+  largest[0] = largest0;
+  if (pair == 2) largest[1] = largest1;
 }
 
-// max_k |x_k . e_r| for every row r, to choose the rows to search: in
-// float, whose relative 1e-6 cannot matter to that choice, and by tiles
-// (6.6x faster than a double dot product per row and token, which took as
-// long as GPTQ itself on the test LM's layers).
-std::vector<double> RowViolations(const Layer& layer, const std::vector<double>& e,
-                                  int threads) {
-  const int64_t rows = layer.rows, cols = layer.cols;
-  std::vector<double> t(static_cast<size_t>(rows), 0.0);
+// x_k . e_r for every row r and token k, and max_k |x_k . e_r|, to choose
+// the rows to search and to start the polish's bounds: in float, whose
+// relative 1e-6 cannot matter to that choice (the polish checks exactly
+// near its cap), and by tiles (6.6x faster than a double dot product per
+// row and token, which took as long as GPTQ itself on the test LM's
+// layers).
+struct Residuals {
+  std::vector<double> largest;    // per row
+  HugePageArray<float> by_row;    // rows x tokens
+};
+
+Residuals RowResiduals(const Layer& layer, const std::vector<double>& e, int threads) {
+  const int64_t rows = layer.rows, cols = layer.cols, tokens = layer.tokens;
+  Residuals out;
+  out.largest.assign(static_cast<size_t>(rows), 0.0);
+  out.by_row = HugePageArray<float>(rows * tokens);
   const int64_t tiles = (rows + kRowsPerTile - 1) / kRowsPerTile;
   ParallelFor(tiles, threads, [&](int64_t begin, int64_t end) {
     std::vector<float> errors(static_cast<size_t>(kRowsPerTile * cols));
@@ -115,12 +124,15 @@ std::vector<double> RowViolations(const Layer& layer, const std::vector<double>&
       const int64_t first = tile * kRowsPerTile, last = std::min(rows, first + kRowsPerTile);
       std::copy(e.begin() + first * cols, e.begin() + last * cols, errors.begin());
       for (int64_t r = first; r < last; r += kRowsPerPass) {
-        PairViolations(layer.inputs.data(), &errors[(r - first) * cols],
-                       std::min(kRowsPerPass, last - r), layer.tokens, cols, &t[r]);
+        const int64_t pair = std::min(kRowsPerPass, last - r);
+        float* const residuals[2] = {&out.by_row[r * tokens],
+                                     &out.by_row[(r + pair - 1) * tokens]};
+        PairResiduals(layer.inputs.data(), &errors[(r - first) * cols], pair, tokens, cols,
+                      residuals, &out.largest[r]);
       }
     }
   }, 1);
-  return t;
+  return out;
 }
 
 // One dmmv instance per listed row over the codes GPTQ's allow (see the
@@ -149,9 +161,8 @@ dmmv::Problem BuildProblem(const Layer& layer, const QuantizedLayer& gptq,
     inst.start_levels.resize(static_cast<size_t>(cols));
     for (int64_t c = 0; c < cols; ++c) {
       const Grid g = GridAt(gptq, r * groups + c / gptq.group_size, gptq.bits);
-      const int floor_code = FloorCode(w[c], g), gptq_code = gptq.codes[r * cols + c];
-      const int lo = std::min(floor_code, gptq_code);
-      const int hi = std::max(std::min(floor_code + 1, g.maxq), gptq_code);
+      const CodeRange range = DmmvCodeRange(w[c], g, gptq.codes[r * cols + c]);
+      const int lo = range.lowest, hi = range.highest;
       (*lowest_codes)[r * cols + c] = lo;
       // Codes come back from level indices (lo + index), never from values.
       dmmv::Levels& levels = inst.levels[c];
@@ -189,30 +200,15 @@ Status SearchRows(const Device& device, StreamHandle stream, const Layer& layer,
   return Status::Ok();
 }
 
-}  // namespace
-
-Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& layer,
-                    const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
-  Options gptq_options = options;
-  gptq_options.method = Method::kGptq;
-  SOLVERD_RETURN_IF_ERROR(QuantizeLayer(device, stream, layer, gptq_options, cancel, out));
-  // The budget is wall time after GPTQ, setup included, in units of the
-  // pass below over the layer's products X (Q - W)^T: the searches' work is
-  // linear in the rows, tokens and columns, where GPTQ's time grows with
-  // the square of the columns (a budget in GPTQ's time left the 256-column
-  // layers of the test LM 10-20 ms and no lower violation).
-  const Clock::time_point after_gptq = Clock::now();
-  const QuantizedLayer gptq = *out;
-  std::vector<double> violation =
-      RowViolations(layer, RoundingErrors(layer, gptq, gptq.codes), options.threads);
-  const double budget = options.dmmv_time_limit_seconds > 0
-                            ? options.dmmv_time_limit_seconds
-                            : kDmmvBudgetInPasses * Seconds(after_gptq);
-  const auto left_of = [&](double share) {
-    return std::max(1e-3, share * budget - Seconds(after_gptq));
-  };
+// The min-max search: rows from kSearchedShare of the layer's largest
+// violation up, the share lowered while the search gets below it, until
+// `deadline`. Leaves out's codes and `violation` at what it reached.
+Status SearchLargest(const Device& device, StreamHandle stream, const Layer& layer,
+                     const QuantizedLayer& gptq, const Options& options,
+                     Clock::time_point deadline, const CancelToken* cancel,
+                     std::vector<double>* violation, QuantizedLayer* out) {
   std::vector<double> inputs(layer.inputs.begin(), layer.inputs.end());
-  const double largest = *std::max_element(violation.begin(), violation.end());
+  const double largest = *std::max_element(violation->begin(), violation->end());
   dmmv::Options search;
   search.max_outer_iterations = options.dmmv_outer_iterations;
   search.threads = options.threads;
@@ -220,38 +216,56 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
   for (double share = kSearchedShare;; share *= kSearchedShare) {
     std::vector<int64_t> rows;
     for (int64_t r = 0; r < layer.rows; ++r) {
-      if (violation[r] >= share * largest) rows.push_back(r);
+      if ((*violation)[r] >= share * largest) rows.push_back(r);
     }
-    if (rows.empty()) break;  // every row is below the share already
-    search.time_limit_seconds = left_of(kMinMaxShareOfBudget);
+    if (rows.empty()) return Status::Ok();  // every row is below the share already
+    search.time_limit_seconds =
+        std::max(1e-3, std::chrono::duration<double>(deadline - Clock::now()).count());
     SOLVERD_RETURN_IF_ERROR(SearchRows(device, stream, layer, gptq, rows, search, cancel, &inputs,
-                                       &violation, out));
+                                       violation, out));
     double searched_largest = 0;
-    for (int64_t r : rows) searched_largest = std::max(searched_largest, violation[r]);
+    for (int64_t r : rows) searched_largest = std::max(searched_largest, (*violation)[r]);
     if (searched_largest >= share * largest || rows.size() == static_cast<size_t>(layer.rows) ||
-        Seconds(after_gptq) >= kMinMaxShareOfBudget * budget) {
-      break;
+        Clock::now() >= deadline) {
+      return Status::Ok();
     }
   }
-  // The polish: the rows the search changed, at the least L2 within the
-  // layer's largest violation it reached (polishing every searched row as
-  // well cost 25% more time for no better perplexity on the test LM).
-  std::vector<int64_t> changed;
-  for (int64_t r = 0; r < layer.rows; ++r) {
-    const auto first = out->codes.begin() + r * layer.cols;
-    if (!std::equal(first, first + layer.cols, gptq.codes.begin() + r * layer.cols)) {
-      changed.push_back(r);
-    }
-  }
-  if (!changed.empty()) {
-    dmmv::Options polish = search;
-    polish.max_over_instances = false;
-    polish.violation_cap = *std::max_element(violation.begin(), violation.end());
-    polish.max_outer_iterations = 0;
-    polish.time_limit_seconds = left_of(1.0);
-    SOLVERD_RETURN_IF_ERROR(SearchRows(device, stream, layer, gptq, changed, polish, cancel,
-                                       &inputs, &violation, out));
-  }
+}
+
+}  // namespace
+
+Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& layer,
+                    const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
+  Options gptq_options = options;
+  gptq_options.method = Method::kGptq;
+  std::vector<double> h;
+  SOLVERD_RETURN_IF_ERROR(Gptq(device, stream, layer, gptq_options, cancel, out, &h));
+  // The budget is wall time after GPTQ, setup included, in units of the
+  // pass below over the layer's products X (Q - W)^T: the searches' work is
+  // linear in the rows, tokens and columns, where GPTQ's time grows with
+  // the square of the columns (a budget in GPTQ's time left the 256-column
+  // layers of the test LM 10-20 ms and no lower violation).
+  const Clock::time_point after_gptq = Clock::now();
+  const QuantizedLayer gptq = *out;
+  Residuals residuals =
+      RowResiduals(layer, RoundingErrors(layer, gptq, gptq.codes), options.threads);
+  std::vector<double>& violation = residuals.largest;
+  const double budget = options.dmmv_time_limit_seconds > 0
+                            ? options.dmmv_time_limit_seconds
+                            : kDmmvBudgetInPasses * Seconds(after_gptq);
+  const auto deadline = after_gptq + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(budget));
+  SOLVERD_RETURN_IF_ERROR(SearchLargest(device, stream, layer, gptq, options, deadline, cancel,
+                                        &violation, out));
+  PolishInputs polish;
+  polish.layer = &layer;
+  polish.h = &h;
+  polish.gptq = &gptq;
+  polish.gptq_residuals = residuals.by_row.data();
+  polish.cap = *std::max_element(violation.begin(), violation.end());
+  polish.threads = options.threads;
+  polish.cancel = cancel;
+  SOLVERD_RETURN_IF_ERROR(PolishOutputError(polish, out));
   DequantizeGrid(layer.rows, layer.cols, options.threads, out);
   return Status::Ok();
 }

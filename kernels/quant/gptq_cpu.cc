@@ -73,12 +73,13 @@ Status PrepareGptq(const Layer& layer, const Options& options, std::vector<doubl
 }
 
 Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* cancel,
-               QuantizedLayer* out) {
+               QuantizedLayer* out, std::vector<double>* hessian) {
   const int64_t rows = layer.rows, cols = layer.cols;
   GptqSetup setup;
   std::vector<double> h = layer.hessian.empty()
                               ? Hessian(layer.inputs.data(), layer.tokens, cols, options.threads)
                               : ScaledHessian(layer.hessian, layer.hessian_tokens);
+  if (hessian != nullptr) *hessian = h;
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(InverseCholeskyUpper(cols, options.threads, &setup.h));
   const std::vector<float> u(setup.h.begin(), setup.h.end());

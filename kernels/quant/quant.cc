@@ -31,6 +31,19 @@ Status QuantizeCuda(const Device& device, StreamHandle stream, const Layer& laye
 
 }  // namespace
 
+namespace internal {
+
+Status Gptq(const Device& device, StreamHandle stream, const Layer& layer, const Options& options,
+            const CancelToken* cancel, QuantizedLayer* out, std::vector<double>* hessian) {
+#ifdef SOLVERD_HAVE_CUDA
+  if (device.is_cuda()) return GptqCuda(device, stream, layer, options, cancel, out, hessian);
+#endif
+  (void)device, (void)stream;
+  return GptqCpu(layer, options, cancel, out, hessian);
+}
+
+}  // namespace internal
+
 const char* MethodName(Method method) {
   switch (method) {
     case Method::kRtn: return "rtn";
@@ -165,9 +178,9 @@ Status ValidateLayer(const Layer& layer, const Options& options) {
     return InvalidArgument("weights: K-quant super-blocks are 256 weights of a row, and the "
                            "rows have " + std::to_string(layer.cols));
   }
-  if (options.method == Method::kGptq && layer.cols > kMaxGptqColumns) {
-    return InvalidArgument("weights: gptq handles at most " + std::to_string(kMaxGptqColumns) +
-                           " columns");
+  if (NeedsCalibration(options.method) && layer.cols > kMaxGptqColumns) {  // dmmv runs gptq
+    return InvalidArgument(std::string("weights: ") + MethodName(options.method) +
+                           " handles at most " + std::to_string(kMaxGptqColumns) + " columns");
   }
   return Status::Ok();
 }
@@ -208,9 +221,11 @@ int64_t MemoryBytes(int64_t rows, int64_t cols, int64_t tokens, const Options& o
   switch (options.method) {
     // H, its factor and X (a Hessian from the file counts as tokens = cols).
     case Method::kGptq: return weights + cols * cols * 8 * 2 + tokens * cols * 8;
-    // GPTQ's first, then X and each row's residual.
+    // GPTQ's and a copy of its H, X in double, each row's residual, and
+    // for the polish the residuals in float and X by columns.
     case Method::kDmmv:
-      return weights + cols * cols * 8 * 2 + tokens * cols * 8 + rows * tokens * 8 * 2;
+      return weights + cols * cols * 8 * 3 + tokens * cols * (8 + 4) +
+             rows * tokens * (8 * 2 + 4);
     default: return weights;
   }
 }

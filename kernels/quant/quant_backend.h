@@ -85,9 +85,14 @@ Status PrepareGptq(const Layer& layer, const Options& options, std::vector<doubl
 
 Status RtnCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
 Status HqqCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
+// `hessian`, when given, receives the H GPTQ rounds with, before damping
+// (cols x cols, the columns in their own order), here and in GptqCuda.
 Status GptqCpu(const Layer& layer, const Options& options, const CancelToken* cancel,
-               QuantizedLayer* out);
+               QuantizedLayer* out, std::vector<double>* hessian = nullptr);
 Status BlockwiseCpu(const Layer& layer, const Options& options, QuantizedLayer* out);
+// GPTQ on `device`'s backend (GptqCpu or GptqCuda).
+Status Gptq(const Device& device, StreamHandle stream, const Layer& layer, const Options& options,
+            const CancelToken* cancel, QuantizedLayer* out, std::vector<double>* hessian);
 // The dmmv method on either device (the dmmv family picks the backend).
 Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& layer,
                     const Options& options, const CancelToken* cancel, QuantizedLayer* out);
@@ -107,7 +112,8 @@ Status RtnCuda(const Device& device, StreamHandle stream, const Layer& layer,
 Status HqqCuda(const Device& device, StreamHandle stream, const Layer& layer,
                const Options& options, QuantizedLayer* out);
 Status GptqCuda(const Device& device, StreamHandle stream, const Layer& layer,
-                const Options& options, const CancelToken* cancel, QuantizedLayer* out);
+                const Options& options, const CancelToken* cancel, QuantizedLayer* out,
+                std::vector<double>* hessian = nullptr);
 Status BlockwiseCuda(const Device& device, StreamHandle stream, const Layer& layer,
                      const Options& options, QuantizedLayer* out);
 #endif

@@ -216,7 +216,8 @@ Status BlockwiseCuda(const Device& device, StreamHandle stream_handle, const Lay
 }
 
 Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& layer,
-                const Options& options, const CancelToken* cancel, QuantizedLayer* out) {
+                const Options& options, const CancelToken* cancel, QuantizedLayer* out,
+                std::vector<double>* hessian) {
   SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
   auto stream = static_cast<cudaStream_t>(stream_handle);
   const int64_t rows = layer.rows, cols = layer.cols;
@@ -226,6 +227,7 @@ Status GptqCuda(const Device& device, StreamHandle stream_handle, const Layer& l
   } else {  // the file's: scaled as the CPU scales it
     h = ScaledHessian(layer.hessian, layer.hessian_tokens);
   }
+  if (hessian != nullptr) *hessian = h;
   GptqSetup setup;
   SOLVERD_RETURN_IF_ERROR(PrepareGptq(layer, options, std::move(h), &setup, out));
   SOLVERD_RETURN_IF_ERROR(CheckCancel(cancel));
