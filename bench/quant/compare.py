@@ -267,9 +267,9 @@ def lm_section(rows):
         "by the Python reader and run in PyTorch.", "",
         "Against gptq (same bits): the largest violation max_k |x_k . (w - q)| per layer, "
         "as a ratio to gptq's averaged over the layers, and the total time. dmmv runs with its "
-        "default budget (wall time after GPTQ: six passes over each layer's products; issue "
-        "#26's targets: violation at most 0.8x gptq's, time at most 3x, perplexity at most "
-        "gptq's).", "",
+        "default budget (the min-max search's wall time after GPTQ: 4.5 passes over each "
+        "layer's products; then the output error polish; issue #26's targets: violation at "
+        "most 0.8x gptq's, time at most 3x, perplexity at most gptq's).", "",
         "| case | system | rel. output error | seconds | avg bits | perplexity | / fp32 | "
         "max violation / gptq | seconds / gptq | bits per layer |",
         "|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
