@@ -3,6 +3,8 @@
 // themselves, the output error is the same figure, bad Hessians are named
 // with the reason, and layers that read one input share one entry.
 #include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -291,6 +293,43 @@ TEST(QuantHessian, SumsOverTokensAreHessianDotsBitForBit) {
         }
       }
     }
+  }
+}
+
+// Inputs that end where an unreadable page begins: a read past the last
+// token faults (GCC 12's AVX2 clone of the tile sums loaded the next
+// token's row with each token's, and the server died of it).
+class InputsBeforeAGuardPage {
+ public:
+  explicit InputsBeforeAGuardPage(const std::vector<float>& values) {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    const size_t bytes = values.size() * sizeof(float), pages = (bytes + page - 1) / page;
+    size_ = (pages + 1) * page;
+    region_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    EXPECT_NE(region_, MAP_FAILED);
+    EXPECT_EQ(mprotect(static_cast<char*>(region_) + pages * page, page, PROT_NONE), 0);
+    data_ = reinterpret_cast<float*>(static_cast<char*>(region_) + pages * page - bytes);
+    std::copy(values.begin(), values.end(), data_);
+  }
+  ~InputsBeforeAGuardPage() { munmap(region_, size_); }
+  const float* data() const { return data_; }
+
+ private:
+  void* region_ = nullptr;
+  size_t size_ = 0;
+  float* data_ = nullptr;
+};
+
+TEST(QuantHessian, SumsReadNothingPastTheLastToken) {
+  for (const int64_t cols : {32, 37, 1024}) {
+    const int64_t tokens = 64;
+    const std::vector<float> a = Random(tokens * cols, 5, 1.0f);
+    const InputsBeforeAGuardPage x(a), y(Random(tokens * cols, 6, 1.0f));
+    const std::vector<double> outer = internal::SumOfOuterProducts(x.data(), tokens, cols, 2);
+    const std::vector<double> cross =
+        internal::SumOfCrossProducts(x.data(), y.data(), tokens, cols, 2);
+    EXPECT_EQ(outer, internal::SumOfOuterProducts(a.data(), tokens, cols, 1)) << cols;
+    EXPECT_EQ(cross[cols - 1], internal::HessianDot(x.data(), y.data() + cols - 1, tokens, cols));
   }
 }
 
