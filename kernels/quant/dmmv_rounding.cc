@@ -47,21 +47,6 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-// q - w for every weight of the layer, from `codes` on q's grids.
-std::vector<double> RoundingErrors(const Layer& layer, const QuantizedLayer& q,
-                                   const std::vector<uint8_t>& codes) {
-  const int64_t cols = layer.cols, groups = GroupCount(cols, q.group_size);
-  std::vector<double> e(static_cast<size_t>(layer.rows * cols));
-  for (int64_t r = 0; r < layer.rows; ++r) {
-    for (int64_t c = 0; c < cols; ++c) {
-      const Grid g = GridAt(q, r * groups + c / q.group_size, q.bits);
-      const int64_t at = r * cols + c;
-      e[at] = static_cast<double>(Dequantize(codes[at], g)) - layer.weights[at];
-    }
-  }
-  return e;
-}
-
 // x_k . e_r for every token k of rows r and r + 1 (`e` holds both, then
 // `pair` of 1 or 2; x the inputs, tokens x cols), into residuals[0] and
 // [1] (tokens each), and the largest |x_k . e_r| of each into largest.
@@ -247,8 +232,9 @@ Status DmmvRounding(const Device& device, StreamHandle stream, const Layer& laye
   // layers of the test LM 10-20 ms and no lower violation).
   const Clock::time_point after_gptq = Clock::now();
   const QuantizedLayer gptq = *out;
-  Residuals residuals =
-      RowResiduals(layer, RoundingErrors(layer, gptq, gptq.codes), options.threads);
+  std::vector<double> errors(static_cast<size_t>(layer.rows * layer.cols));
+  RoundingErrors(layer, gptq, 0, layer.rows, errors.data());
+  Residuals residuals = RowResiduals(layer, errors, options.threads);
   std::vector<double>& violation = residuals.largest;
   const double budget = options.dmmv_time_limit_seconds > 0
                             ? options.dmmv_time_limit_seconds

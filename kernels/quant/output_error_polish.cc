@@ -158,12 +158,12 @@ class RowPolish {
     start_errors_.assign(e, e + cols);
     moved_.assign(static_cast<size_t>(tokens), 0.0);
     start_residual_.assign(static_cast<size_t>(tokens), kUnknown);
-    for (int64_t c0 = 0, cell = r * groups_; c0 < cols; c0 += group, ++cell) {
-      grids_[cell - r * groups_] = GridAt(*out, cell, in_.gptq->bits);
-      for (int64_t c = c0; c < std::min(cols, c0 + group); ++c) {
-        ranges_[c] = DmmvCodeRange(layer_.weights[r * cols + c], grids_[cell - r * groups_],
-                                   in_.gptq->codes[r * cols + c]);
-      }
+    for (int64_t group_index = 0; group_index < groups_; ++group_index) {
+      grids_[group_index] = GridAt(*out, r * groups_ + group_index, in_.gptq->bits);
+    }
+    for (int64_t c = 0; c < cols; ++c) {
+      ranges_[c] = DmmvCodeRange(layer_.weights[r * cols + c], grids_[c / group],
+                                 in_.gptq->codes[r * cols + c]);
     }
     StartResiduals(r, codes);
     for (int sweep = 0; sweep < kPolishSweeps; ++sweep) {
@@ -274,7 +274,6 @@ CodeRange DmmvCodeRange(float w, const Grid& grid, int gptq_code) {
 Status PolishOutputError(const PolishInputs& in, QuantizedLayer* out) {
   const Layer& layer = *in.layer;
   const int64_t rows = layer.rows, cols = layer.cols;
-  const int64_t groups = GroupCount(cols, in.gptq->group_size);
   const ColumnInputs x = ByColumns(layer, in.threads);
   std::vector<double> diagonal(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) diagonal[c] = (*in.h)[c * cols + c];
@@ -284,12 +283,7 @@ Status PolishOutputError(const PolishInputs& in, QuantizedLayer* out) {
     RowPolish polish(in, x, diagonal);
     for (int64_t tile = begin; tile < end && CheckCancel(in.cancel).ok(); ++tile) {
       const int64_t first = tile * kRowsPerTile, n = std::min(kRowsPerTile, rows - first);
-      for (int64_t i = 0; i < n * cols; ++i) {
-        const int64_t at = first * cols + i, r = at / cols;
-        const Grid grid = GridAt(*out, r * groups + (i % cols) / in.gptq->group_size,
-                                 in.gptq->bits);
-        e[i] = static_cast<double>(Dequantize(out->codes[at], grid)) - layer.weights[at];
-      }
+      RoundingErrors(layer, *out, first, n, e.data());
       TileGradients(in.h->data(), cols, e.data(), n, g.data());
       for (int64_t i = 0; i < n; ++i) polish.Run(first + i, &e[i * cols], &g[i * cols], out);
     }

@@ -46,6 +46,20 @@ inline Grid GridAt(const QuantizedLayer& q, int64_t index, int bits) {
   return g;
 }
 
+// q - w for rows [first, first + count) of the layer into e (count x cols),
+// from q's codes on q's grids.
+inline void RoundingErrors(const Layer& layer, const QuantizedLayer& q, int64_t first,
+                           int64_t count, double* e) {
+  const int64_t cols = layer.cols, groups = GroupCount(cols, q.group_size);
+  for (int64_t r = first; r < first + count; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const Grid g = GridAt(q, r * groups + c / q.group_size, q.bits);
+      const int64_t at = r * cols + c;
+      e[at - first * cols] = static_cast<double>(Dequantize(q.codes[at], g)) - layer.weights[at];
+    }
+  }
+}
+
 // Stores the grids of the super-block starting at column `col` of row `r`
 // (ChooseKSuperBlock's outputs) in `out`.
 inline void StoreKSuperBlock(int64_t r, int64_t cols, int64_t col, const Grid* grids, float d,
