@@ -8,12 +8,24 @@
 namespace solverd::ot::internal {
 namespace {
 
-// sum_k values[k] * x[index[k]] over [begin, end).
+// sum_k values[k] * x[index[k]] over [begin, end), in four running sums:
+// one waited on each add's latency, about 3 cycles an entry. SNS on
+// bench/ot's cases (fastest of 5-9 runs): pot_n2000 0.15 -> 0.10 s, random
+// assignment 5.7 -> 5.0 ms. Vector gathers (omp simd) did as well on long
+// rows and worse on short ones (random assignment keeps 10-20 entries a
+// row: 6.6 ms). The sums' order differs from the entries' by rounding only.
 double Gather(const int32_t* index, const float* values, int64_t begin, int64_t end,
               const double* x) {
-  double sum = 0;
-  for (int64_t k = begin; k < end; ++k) sum += static_cast<double>(values[k]) * x[index[k]];
-  return sum;
+  double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  int64_t k = begin;
+  for (; k + 4 <= end; k += 4) {
+    s0 += static_cast<double>(values[k]) * x[index[k]];
+    s1 += static_cast<double>(values[k + 1]) * x[index[k + 1]];
+    s2 += static_cast<double>(values[k + 2]) * x[index[k + 2]];
+    s3 += static_cast<double>(values[k + 3]) * x[index[k + 3]];
+  }
+  for (; k < end; ++k) s0 += static_cast<double>(values[k]) * x[index[k]];
+  return (s0 + s1) + (s2 + s3);
 }
 
 }  // namespace
