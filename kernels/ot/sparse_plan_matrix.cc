@@ -35,49 +35,42 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   n_ = n;
   m_ = m;
   threads_ = threads;
+  // One pass over the plan: each thread keeps its rows' entries in its own
+  // buffer, then they are copied into place. Counting the rows in a pass
+  // of their own first computed every log P twice (on random assignment,
+  // n = 500, the build took 0.35 ms, more than ten Sinkhorn steps).
+  const int64_t part_count =
+      std::clamp<int64_t>(threads, 1, std::max<int64_t>(1, n / kMinItemsPerThread));
+  const int64_t rows_per_part = (n + part_count - 1) / part_count;
+  if (static_cast<int64_t>(parts_.size()) < part_count) parts_.resize(part_count);
   std::vector<int64_t> counts(n, 0);
-  ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
-    std::vector<double> row(m);
-    for (int64_t i = begin; i < end; ++i) {
-      log_plan_row(i, row.data());
-      int64_t count = 0;
-      for (int64_t j = 0; j < m; ++j) count += row[j] >= log_threshold;
-      counts[i] = count;
+  const auto part_rows = [&](int64_t part, int64_t* begin, int64_t* end) {
+    *begin = std::min(n, part * rows_per_part);
+    *end = std::min(n, *begin + rows_per_part);
+  };
+  ParallelFor(part_count, part_count, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; ++part) {
+      int64_t begin, end;
+      part_rows(part, &begin, &end);
+      KeepRows(begin, end, log_threshold, log_plan_row, plan_row, counts.data(), &parts_[part]);
     }
-  });
+  }, /*min_items_per_thread=*/1);
   row_start_.assign(n + 1, 0);
   for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
   entries_ = row_start_[n];
   int32_t* row_col = row_col_.Hold(entries_);
   float* row_value = row_value_.Hold(entries_);
-  ParallelFor(n, threads, [&](int64_t begin, int64_t end) {
-    std::vector<double> row(m), plan(plan_row ? m : 0);
-    std::vector<int32_t> kept(m);
-    for (int64_t i = begin; i < end; ++i) {
-      log_plan_row(i, row.data());
-      if (plan_row) plan_row(i, plan.data());
-      // Compacted by a branch where few entries are kept (a predictor
-      // learns it), without one where many are: a third of a point
-      // cloud's entries are kept, in no pattern.
-      int64_t count = 0;
-      if (counts[i] * 4 < m) {
-        for (int64_t j = 0; j < m; ++j) {
-          if (row[j] >= log_threshold) kept[count++] = static_cast<int32_t>(j);
-        }
-      } else {
-        for (int64_t j = 0; j < m; ++j) {
-          kept[count] = static_cast<int32_t>(j);
-          count += row[j] >= log_threshold;
-        }
-      }
-      const int64_t first = row_start_[i];
-      for (int64_t k = 0; k < count; ++k) {
-        const int32_t j = kept[k];
-        row_col[first + k] = j;
-        row_value[first + k] = static_cast<float>(plan_row ? plan[j] : std::exp(row[j]));
-      }
+  ParallelFor(part_count, part_count, [&](int64_t first, int64_t last) {
+    for (int64_t part = first; part < last; ++part) {
+      int64_t begin, end;
+      part_rows(part, &begin, &end);
+      const PartRows& rows = parts_[part];
+      std::copy(rows.cols.array.data(), rows.cols.array.data() + rows.entries,
+                row_col + row_start_[begin]);
+      std::copy(rows.values.array.data(), rows.values.array.data() + rows.entries,
+                row_value + row_start_[begin]);
     }
-  });
+  }, /*min_items_per_thread=*/1);
   // The transpose, by counting sort on the column.
   col_start_.assign(m + 1, 0);
   for (int64_t k = 0; k < entries_; ++k) ++col_start_[row_col[k] + 1];
@@ -94,6 +87,45 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
       col_entry[slot] = k;
     }
   }
+}
+
+void SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold,
+                                const PlanRowFn& log_plan_row, const PlanRowFn& plan_row,
+                                int64_t* counts, PartRows* part) const {
+  std::vector<double> row(m_), plan(plan_row ? m_ : 0);
+  int64_t used = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    log_plan_row(i, row.data());
+    int64_t count = 0;
+    for (int64_t j = 0; j < m_; ++j) count += row[j] >= log_threshold;
+    counts[i] = count;
+    if (count == 0) continue;
+    if (plan_row) plan_row(i, plan.data());
+    // Room for a whole row: the compaction without a branch writes one
+    // column per entry, kept or not.
+    int32_t* cols = part->cols.Grow(used, used + m_) + used;
+    float* values = part->values.Grow(used, used + count) + used;
+    // Compacted by a branch where few entries are kept (a predictor
+    // learns it), without one where many are: a third of a point
+    // cloud's entries are kept, in no pattern.
+    int64_t kept = 0;
+    if (count * 4 < m_) {
+      for (int64_t j = 0; j < m_; ++j) {
+        if (row[j] >= log_threshold) cols[kept++] = static_cast<int32_t>(j);
+      }
+    } else {
+      for (int64_t j = 0; j < m_; ++j) {
+        cols[kept] = static_cast<int32_t>(j);
+        kept += row[j] >= log_threshold;
+      }
+    }
+    for (int64_t k = 0; k < count; ++k) {
+      const int32_t j = cols[k];
+      values[k] = static_cast<float>(plan_row ? plan[j] : std::exp(row[j]));
+    }
+    used += count;
+  }
+  part->entries = used;
 }
 
 double SparsePlanMatrix::Refresh(const RowValuesFn& row_values) {

@@ -11,6 +11,7 @@
 #ifndef SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
 #define SOLVERD_KERNELS_OT_SPARSE_PLAN_MATRIX_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -25,8 +26,8 @@ class SparsePlanMatrix {
   // log_plan_row(i, out) writes log P_i. into out[0, m), and plan_row (if
   // set) P_i. itself, which is otherwise exp of the log (when P is at hand
   // without an exp, as the CPU's cached kernel has it); rows on up to
-  // `threads` threads. log_plan_row is called twice per row (count, then
-  // fill), so it must be pure. The products use the same threads.
+  // `threads` threads, each row's functions called once. The products use
+  // the same threads.
   using PlanRowFn = std::function<void(int64_t i, double* out)>;
   void Build(int64_t n, int64_t m, int threads, double log_threshold,
              const PlanRowFn& log_plan_row, const PlanRowFn& plan_row = nullptr);
@@ -58,7 +59,27 @@ class SparsePlanMatrix {
       if (array.size() < size) array = HugePageArray<T>(size + size / 4);
       return array.data();
     }
+    // Room for `size` entries, the first `keep` of them kept.
+    T* Grow(int64_t keep, int64_t size) {
+      if (array.size() < size) {
+        HugePageArray<T> larger(size + size / 2);
+        std::copy(array.data(), array.data() + keep, larger.data());
+        array = std::move(larger);
+      }
+      return array.data();
+    }
   };
+
+  // The rows of one thread's part of Build(), kept entries in row order.
+  struct PartRows {
+    Reused<int32_t> cols;
+    Reused<float> values;
+    int64_t entries = 0;
+  };
+  // Fills *part with the kept entries of rows [begin, end) and counts[i]
+  // with row i's number of them.
+  void KeepRows(int64_t begin, int64_t end, double log_threshold, const PlanRowFn& log_plan_row,
+                const PlanRowFn& plan_row, int64_t* counts, PartRows* part) const;
 
   // Runs body over [0, count) outputs, on threads when there is enough work.
   void ForOutputs(int64_t count, const std::function<void(int64_t, int64_t)>& body) const;
@@ -75,6 +96,7 @@ class SparsePlanMatrix {
   Reused<int32_t> row_col_, col_row_;
   Reused<int64_t> col_entry_;  // the by-rows index of each by-columns entry
   Reused<float> row_value_, col_value_;
+  std::vector<PartRows> parts_;  // Build()'s, kept for the next
 };
 
 }  // namespace solverd::ot::internal

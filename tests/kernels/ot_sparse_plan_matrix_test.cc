@@ -14,7 +14,9 @@
 namespace solverd::ot::internal {
 namespace {
 
-constexpr int64_t kRows = 37, kCols = 53;
+// Rows enough for Build() to split them between two threads (64 a thread at
+// least), in parts of unequal size.
+constexpr int64_t kRows = 131, kCols = 53;
 
 // log P in [-6, 0), row-major.
 std::vector<double> RandomLogPlan(unsigned seed) {
