@@ -284,14 +284,25 @@ class CpuOtBackend final : public OtBackend {
     };
     std::vector<Bin> bins = ReduceRowBlocks<Bin>(
         kHistogramBins, [&](int64_t i, std::vector<Bin>& hist) {
-          // log P and P for the row first, in vector loops; then the scatter.
+          // log P and P for the row first, in vector loops; then the
+          // columns at or above lo listed without a branch, and the scatter
+          // over those alone. A branch per entry, taken in no pattern (5%
+          // of random assignment's entries are above lo), made the pass
+          // cost ten Sinkhorn steps.
           thread_local std::vector<double> log_plan, plan;
+          thread_local std::vector<int32_t> above;
           log_plan.resize(p_.m);
           plan.resize(p_.m);
+          above.resize(p_.m);
           LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
           PlanRowAt(i, log_plan.data(), plan.data());
+          int64_t count = 0;
           for (int64_t j = 0; j < p_.m; ++j) {
-            if (log_plan[j] < lo) continue;
+            above[count] = static_cast<int32_t>(j);
+            count += log_plan[j] >= lo;
+          }
+          for (int64_t k = 0; k < count; ++k) {
+            const int32_t j = above[k];
             Bin& bin = hist[HistogramBin(log_plan[j], lo, scale, kHistogramBins)];
             ++bin.count;
             bin.mass += plan[j];
