@@ -35,15 +35,22 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   n_ = n;
   m_ = m;
   threads_ = threads;
-  // One pass over the plan: each thread keeps its rows' entries in its own
-  // buffer, then they are copied into place. Counting the rows in a pass
-  // of their own first computed every log P twice (on random assignment,
-  // n = 500, the build took 0.35 ms, more than ten Sinkhorn steps).
+  // One pass over the plan: the first part of the rows keeps its entries
+  // in place, each other part in a buffer of its own, copied into place
+  // after. Counting the rows in a pass of their own first computed every
+  // log P twice (on random assignment, n = 500, the build took 0.35 ms,
+  // more than ten Sinkhorn steps).
   const int64_t part_count =
       std::clamp<int64_t>(threads, 1, std::max<int64_t>(1, n / kMinItemsPerThread));
   const int64_t rows_per_part = (n + part_count - 1) / part_count;
-  if (static_cast<int64_t>(parts_.size()) < part_count) parts_.resize(part_count);
-  std::vector<int64_t> counts(n, 0);
+  if (static_cast<int64_t>(part_buffers_.size()) < part_count - 1) {
+    part_buffers_.resize(part_count - 1);
+  }
+  const auto part_buffers = [&](int64_t part) {
+    if (part == 0) return PartRows{&row_col_, &row_value_};
+    return PartRows{&part_buffers_[part - 1].first, &part_buffers_[part - 1].second};
+  };
+  std::vector<int64_t> counts(n, 0), part_entries(part_count, 0);
   const auto part_rows = [&](int64_t part, int64_t* begin, int64_t* end) {
     *begin = std::min(n, part * rows_per_part);
     *end = std::min(n, *begin + rows_per_part);
@@ -52,22 +59,23 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
     for (int64_t part = first; part < last; ++part) {
       int64_t begin, end;
       part_rows(part, &begin, &end);
-      KeepRows(begin, end, log_threshold, log_plan_row, plan_row, counts.data(), &parts_[part]);
+      part_entries[part] = KeepRows(begin, end, log_threshold, log_plan_row, plan_row,
+                                    counts.data(), part_buffers(part));
     }
   }, /*min_items_per_thread=*/1);
   row_start_.assign(n + 1, 0);
   for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
   entries_ = row_start_[n];
-  int32_t* row_col = row_col_.Hold(entries_);
-  float* row_value = row_value_.Hold(entries_);
-  ParallelFor(part_count, part_count, [&](int64_t first, int64_t last) {
-    for (int64_t part = first; part < last; ++part) {
+  int32_t* row_col = row_col_.Grow(part_entries[0], entries_);
+  float* row_value = row_value_.Grow(part_entries[0], entries_);
+  ParallelFor(part_count - 1, part_count - 1, [&](int64_t first, int64_t last) {
+    for (int64_t part = first + 1; part < last + 1; ++part) {
       int64_t begin, end;
       part_rows(part, &begin, &end);
-      const PartRows& rows = parts_[part];
-      std::copy(rows.cols.array.data(), rows.cols.array.data() + rows.entries,
+      const PartRows rows = part_buffers(part);
+      std::copy(rows.cols->array.data(), rows.cols->array.data() + part_entries[part],
                 row_col + row_start_[begin]);
-      std::copy(rows.values.array.data(), rows.values.array.data() + rows.entries,
+      std::copy(rows.values->array.data(), rows.values->array.data() + part_entries[part],
                 row_value + row_start_[begin]);
     }
   }, /*min_items_per_thread=*/1);
@@ -89,9 +97,9 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   }
 }
 
-void SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold,
-                                const PlanRowFn& log_plan_row, const PlanRowFn& plan_row,
-                                int64_t* counts, PartRows* part) const {
+int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold,
+                                   const PlanRowFn& log_plan_row, const PlanRowFn& plan_row,
+                                   int64_t* counts, PartRows part) const {
   std::vector<double> row(m_), plan(plan_row ? m_ : 0);
   int64_t used = 0;
   for (int64_t i = begin; i < end; ++i) {
@@ -103,8 +111,8 @@ void SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold
     if (plan_row) plan_row(i, plan.data());
     // Room for a whole row: the compaction without a branch writes one
     // column per entry, kept or not.
-    int32_t* cols = part->cols.Grow(used, used + m_) + used;
-    float* values = part->values.Grow(used, used + count) + used;
+    int32_t* cols = part.cols->Grow(used, used + m_) + used;
+    float* values = part.values->Grow(used, used + count) + used;
     // Compacted by a branch where few entries are kept (a predictor
     // learns it), without one where many are: a third of a point
     // cloud's entries are kept, in no pattern.
@@ -125,7 +133,7 @@ void SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold
     }
     used += count;
   }
-  part->entries = used;
+  return used;
 }
 
 double SparsePlanMatrix::Refresh(const RowValuesFn& row_values) {

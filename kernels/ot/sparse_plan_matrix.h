@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "common/huge_page_array.h"
@@ -70,16 +71,16 @@ class SparsePlanMatrix {
     }
   };
 
-  // The rows of one thread's part of Build(), kept entries in row order.
+  // Where one thread's part of Build() keeps its entries, in row order.
   struct PartRows {
-    Reused<int32_t> cols;
-    Reused<float> values;
-    int64_t entries = 0;
+    Reused<int32_t>* cols;
+    Reused<float>* values;
   };
-  // Fills *part with the kept entries of rows [begin, end) and counts[i]
-  // with row i's number of them.
-  void KeepRows(int64_t begin, int64_t end, double log_threshold, const PlanRowFn& log_plan_row,
-                const PlanRowFn& plan_row, int64_t* counts, PartRows* part) const;
+  // Fills `part` with the kept entries of rows [begin, end) and counts[i]
+  // with row i's number of them; returns how many it kept.
+  int64_t KeepRows(int64_t begin, int64_t end, double log_threshold,
+                   const PlanRowFn& log_plan_row, const PlanRowFn& plan_row, int64_t* counts,
+                   PartRows part) const;
 
   // Runs body over [0, count) outputs, on threads when there is enough work.
   void ForOutputs(int64_t count, const std::function<void(int64_t, int64_t)>& body) const;
@@ -96,7 +97,8 @@ class SparsePlanMatrix {
   Reused<int32_t> row_col_, col_row_;
   Reused<int64_t> col_entry_;  // the by-rows index of each by-columns entry
   Reused<float> row_value_, col_value_;
-  std::vector<PartRows> parts_;  // Build()'s, kept for the next
+  // Build()'s buffers for its parts after the first, kept for the next.
+  std::vector<std::pair<Reused<int32_t>, Reused<float>>> part_buffers_;
 };
 
 }  // namespace solverd::ot::internal
