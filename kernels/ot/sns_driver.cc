@@ -48,13 +48,14 @@ constexpr double kDroppedMass = 1e-6;
 // case), so it is not tried there.
 constexpr double kReusedDroppedMass = 1e-5;
 // Sinkhorn steps per pass of a damped Newton step over the plan (an
-// evaluation, one of the sparsification's three, or products over as many
-// sparse entries), for the window after it. On the CPU such a pass costs
-// several Sinkhorn steps: it computes P (an exp per entry once the line
-// search leaves the cached kernel's range) where a Sinkhorn step streams
-// the kernel, and a sparse entry costs several dense ones. Measured on
-// bench/ot's 28 x 28 densities (SNS, ms, W1 + W2): 1 step per pass
-// 90 + 33, 2: 81 + 42, 4: 91 + 38, 8: 75 + 38, 16: 92 + 36.
+// evaluation, one of the sparsification's three passes' work, or products
+// over as many sparse entries), for the window after it. On the CPU such
+// a pass costs several Sinkhorn steps: it computes P (an exp per entry
+// once the line search leaves the cached kernel's range) where a Sinkhorn
+// step streams the kernel, and a sparse entry costs several dense ones.
+// Measured on bench/ot's 28 x 28 densities (SNS, ms, W1 + W2, fastest of
+// 9): 1 step per pass 90 + 33, 2: 81 + 42, 4: 91 + 38, 8: 75 + 38,
+// 16: 92 + 36.
 constexpr double kSinkhornStepsPerPass = 8;
 
 double Dot(const std::vector<double>& a, const std::vector<double>& b) {
@@ -208,7 +209,9 @@ class NewtonStage {
       mass += masses[bin];
       if (kept >= keep && mass >= (1 - kDroppedMass) * total) break;
     }
-    work_.plan_passes += 3;  // the histogram, then the rows counted and filled
+    // The histogram, then the build: one pass, but computing log P and P
+    // for every row, about two passes' work.
+    work_.plan_passes += 3;
     return backend_.SparsifyPlan(lo + (hi - lo) * bin / bins, &kept_);
   }
 
