@@ -120,4 +120,23 @@ void ParallelFor(int64_t n, int threads,
   while (batch->done.load(std::memory_order_acquire) < parts) std::this_thread::yield();
 }
 
+int64_t PartCount(int64_t n, int threads, int64_t min_items_per_thread) {
+  return std::clamp<int64_t>(threads, 1,
+                             std::max<int64_t>(1, n / std::max<int64_t>(1, min_items_per_thread)));
+}
+
+void ParallelForParts(int64_t n, int64_t parts,
+                      const std::function<void(int64_t, int64_t, int64_t)>& body) {
+  const int64_t chunk = (n + parts - 1) / std::max<int64_t>(1, parts);
+  ParallelFor(
+      parts, static_cast<int>(parts),
+      [&](int64_t first, int64_t last) {
+        for (int64_t part = first; part < last; ++part) {
+          const int64_t begin = std::min(n, part * chunk);
+          body(part, begin, std::min(n, begin + chunk));
+        }
+      },
+      /*min_items_per_thread=*/1);
+}
+
 }  // namespace solverd

@@ -23,6 +23,18 @@ void ParallelFor(int64_t n, int threads,
                  const std::function<void(int64_t begin, int64_t end)>& body,
                  int64_t min_items_per_thread = kMinItemsPerThread);
 
+// How many parts ParallelForParts() splits n items into on up to `threads`
+// threads, each part at least min_items_per_thread items (at least one
+// part).
+int64_t PartCount(int64_t n, int threads, int64_t min_items_per_thread = kMinItemsPerThread);
+
+// Runs body(part, begin, end) for part in [0, parts), each on a thread of
+// its own, over contiguous ranges of [0, n) of equal size but the last,
+// in order of part: for loops that keep state per part (accumulators,
+// buffers) to combine in that order afterwards.
+void ParallelForParts(int64_t n, int64_t parts,
+                      const std::function<void(int64_t part, int64_t begin, int64_t end)>& body);
+
 }  // namespace solverd
 
 #endif  // SOLVERD_KERNELS_COMMON_PARALLEL_FOR_H_

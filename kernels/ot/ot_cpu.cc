@@ -425,17 +425,11 @@ class CpuOtBackend final : public OtBackend {
   // the vectors are merged element-wise with `merge` at the end.
   template <typename T, typename RowFn, typename MergeFn>
   std::vector<T> ReduceRowBlocks(int64_t width, const RowFn& row, const MergeFn& merge) {
-    const int64_t parts = std::clamp<int64_t>(threads_, 1,
-                                              std::max<int64_t>(1, p_.n / kMinItemsPerThread));
+    const int64_t parts = PartCount(p_.n, threads_);
     // Padded past the end so that no two parts write one cache line.
     std::vector<std::vector<T>> partial(parts, std::vector<T>(width + 64 / sizeof(T) + 1, T()));
-    const int64_t chunk = (p_.n + parts - 1) / parts;
-    ParallelFor(parts, parts, [&](int64_t pb, int64_t pe) {
-      for (int64_t part = pb; part < pe; ++part) {
-        for (int64_t i = part * chunk; i < std::min(p_.n, (part + 1) * chunk); ++i) {
-          row(i, partial[part]);
-        }
-      }
+    ParallelForParts(p_.n, parts, [&](int64_t part, int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) row(i, partial[part]);
     });
     for (int64_t part = 1; part < parts; ++part) {
       for (int64_t k = 0; k < width; ++k) merge(partial[0][k], partial[part][k]);

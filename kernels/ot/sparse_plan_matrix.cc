@@ -40,9 +40,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   // after. Counting the rows in a pass of their own first computed every
   // log P twice (on random assignment, n = 500, the build took 0.35 ms,
   // more than ten Sinkhorn steps).
-  const int64_t part_count =
-      std::clamp<int64_t>(threads, 1, std::max<int64_t>(1, n / kMinItemsPerThread));
-  const int64_t rows_per_part = (n + part_count - 1) / part_count;
+  const int64_t part_count = PartCount(n, threads);
   if (static_cast<int64_t>(part_buffers_.size()) < part_count - 1) {
     part_buffers_.resize(part_count - 1);
   }
@@ -51,34 +49,23 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
     return PartRows{&part_buffers_[part - 1].first, &part_buffers_[part - 1].second};
   };
   std::vector<int64_t> counts(n, 0), part_entries(part_count, 0);
-  const auto part_rows = [&](int64_t part, int64_t* begin, int64_t* end) {
-    *begin = std::min(n, part * rows_per_part);
-    *end = std::min(n, *begin + rows_per_part);
-  };
-  ParallelFor(part_count, part_count, [&](int64_t first, int64_t last) {
-    for (int64_t part = first; part < last; ++part) {
-      int64_t begin, end;
-      part_rows(part, &begin, &end);
-      part_entries[part] = KeepRows(begin, end, log_threshold, log_plan_row, plan_row,
-                                    counts.data(), part_buffers(part));
-    }
-  }, /*min_items_per_thread=*/1);
+  ParallelForParts(n, part_count, [&](int64_t part, int64_t begin, int64_t end) {
+    part_entries[part] = KeepRows(begin, end, log_threshold, log_plan_row, plan_row,
+                                  counts.data(), part_buffers(part));
+  });
   row_start_.assign(n + 1, 0);
   for (int64_t i = 0; i < n; ++i) row_start_[i + 1] = row_start_[i] + counts[i];
   entries_ = row_start_[n];
   int32_t* row_col = row_col_.Grow(part_entries[0], entries_);
   float* row_value = row_value_.Grow(part_entries[0], entries_);
-  ParallelFor(part_count - 1, part_count - 1, [&](int64_t first, int64_t last) {
-    for (int64_t part = first + 1; part < last + 1; ++part) {
-      int64_t begin, end;
-      part_rows(part, &begin, &end);
-      const PartRows rows = part_buffers(part);
-      std::copy(rows.cols->array.data(), rows.cols->array.data() + part_entries[part],
-                row_col + row_start_[begin]);
-      std::copy(rows.values->array.data(), rows.values->array.data() + part_entries[part],
-                row_value + row_start_[begin]);
-    }
-  }, /*min_items_per_thread=*/1);
+  ParallelForParts(n, part_count, [&](int64_t part, int64_t begin, int64_t) {
+    if (part == 0) return;  // in place already
+    const PartRows rows = part_buffers(part);
+    std::copy(rows.cols->array.data(), rows.cols->array.data() + part_entries[part],
+              row_col + row_start_[begin]);
+    std::copy(rows.values->array.data(), rows.values->array.data() + part_entries[part],
+              row_value + row_start_[begin]);
+  });
   // The transpose, by counting sort on the column.
   col_start_.assign(m + 1, 0);
   for (int64_t k = 0; k < entries_; ++k) ++col_start_[row_col[k] + 1];
