@@ -296,11 +296,7 @@ class CpuOtBackend final : public OtBackend {
           above.resize(p_.m);
           LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
           PlanRowAt(i, log_plan.data(), plan.data());
-          int64_t count = 0;
-          for (int64_t j = 0; j < p_.m; ++j) {
-            above[count] = static_cast<int32_t>(j);
-            count += log_plan[j] >= lo;
-          }
+          const int64_t count = ColumnsAtLeast(log_plan.data(), p_.m, lo, above.data());
           for (int64_t k = 0; k < count; ++k) {
             const int32_t j = above[k];
             Bin& bin = hist[HistogramBin(log_plan[j], lo, scale, kHistogramBins)];

@@ -103,16 +103,12 @@ int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_thresh
     // Compacted by a branch where few entries are kept (a predictor
     // learns it), without one where many are: a third of a point
     // cloud's entries are kept, in no pattern.
-    int64_t kept = 0;
     if (count * 4 < m_) {
-      for (int64_t j = 0; j < m_; ++j) {
+      for (int64_t j = 0, kept = 0; j < m_; ++j) {
         if (row[j] >= log_threshold) cols[kept++] = static_cast<int32_t>(j);
       }
     } else {
-      for (int64_t j = 0; j < m_; ++j) {
-        cols[kept] = static_cast<int32_t>(j);
-        kept += row[j] >= log_threshold;
-      }
+      ColumnsAtLeast(row.data(), m_, log_threshold, cols);
     }
     for (int64_t k = 0; k < count; ++k) {
       const int32_t j = cols[k];

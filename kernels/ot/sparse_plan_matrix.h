@@ -21,6 +21,20 @@
 
 namespace solverd::ot::internal {
 
+// Writes to columns[] the j < m with values[j] >= threshold, in order, and
+// returns how many: without a branch, one store per j (columns needs room
+// for m), for rows where the kept entries follow no pattern a predictor
+// could learn.
+inline int64_t ColumnsAtLeast(const double* values, int64_t m, double threshold,
+                              int32_t* columns) {
+  int64_t count = 0;
+  for (int64_t j = 0; j < m; ++j) {
+    columns[count] = static_cast<int32_t>(j);
+    count += values[j] >= threshold;
+  }
+  return count;
+}
+
 class SparsePlanMatrix {
  public:
   // Keeps the entries P_ij with log P_ij >= log_threshold, where
