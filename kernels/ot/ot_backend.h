@@ -1,10 +1,12 @@
 // OtBackend: the device-specific passes of the ot solvers.
 //
 // The iteration logic (convergence checks, progress, cancellation, limits,
-// the Newton system and its conjugate gradient) lives once in the drivers,
-// RunSinkhorn() and RunSns(); each backend implements only the passes over
-// its own copy of C and the potentials: O(n m) work, or O(nnz) for the
-// sparse plan. Vectors of size n or m cross the interface as host vectors.
+// the Newton system) lives once in the drivers, RunSinkhorn() and RunSns();
+// each backend implements only the passes over its own copy of C and the
+// potentials: O(n m) work, or O(nnz) for the sparse plan. Vectors of size n
+// or m cross the interface as host vectors; the one loop a backend may run
+// itself is the Newton system's conjugate gradient (SolveSchur), whose
+// steps are each too small to pay for a round trip to a device.
 // Not thread-safe: one solve owns one backend.
 #ifndef SOLVERD_KERNELS_OT_OT_BACKEND_H_
 #define SOLVERD_KERNELS_OT_OT_BACKEND_H_
@@ -23,6 +25,20 @@ struct BatchItem;  // batch.h
 }  // namespace solverd::ot
 
 namespace solverd::ot::internal {
+
+// S dy = rhs for S = diag(dc) - Ps^T diag(inv_dr) Ps on the active
+// columns, Ps the backend's sparse plan: SNS's Newton system with the row
+// unknowns eliminated (sns_driver.cc). Entries of rhs, inv_diag and dy are 0
+// on inactive columns.
+struct SchurSystem {
+  std::vector<double> inv_dr;    // n: 1 / (P1 + shift), 0 on zero-mass rows
+  std::vector<double> dc;        // m: P^T 1 + shift
+  std::vector<double> active;    // m: 1 on the columns solved for, else 0
+  std::vector<double> rhs;       // m
+  std::vector<double> inv_diag;  // m: 1 / diag(S), the preconditioner
+  double target = 0;             // stop once ||rhs - S dy||_2 <= target
+  int64_t max_iterations = 0;
+};
 
 class OtBackend {
  public:
@@ -86,6 +102,13 @@ class OtBackend {
                                 std::vector<double>* out) = 0;
   // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
   virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
+  // Solves the Newton system's Schur complement (see SchurSystem) by
+  // Jacobi-preconditioned conjugate gradient from dy = 0; *iterations =
+  // the CG iterations run, two sparse products each. This version runs
+  // the loop here over SparseMultiply() (schur_cg.cc); a device backend
+  // overrides it to keep the loop's vectors on the device.
+  virtual Status SolveSchur(const SchurSystem& system, std::vector<double>* dy,
+                            int64_t* iterations);
 };
 
 // Runs Sinkhorn iterations on `backend` until converged, out of iterations

@@ -14,6 +14,7 @@
 #include "common/device_buffer.cuh"
 #include "ot/ot_backend.h"
 #include "ot/ot_kernels.cuh"
+#include "ot/schur_cg_kernels.cuh"
 
 namespace solverd::ot::internal {
 namespace {
@@ -243,7 +244,83 @@ class CudaOtBackend final : public OtBackend {
     return dout.Download(out->data(), stream_);
   }
 
+  // CG with every vector and scalar on the device: the host queues
+  // kCgStepsPerCheck iterations at a time and then reads whether the solve
+  // is done (kernels after that return at once), so a solve of k steps
+  // waits on the device about k / kCgStepsPerCheck times, not 2k.
+  Status SolveSchur(const SchurSystem& system, std::vector<double>* dy,
+                    int64_t* iterations) override {
+    CgVectors& v = cg_;
+    SOLVERD_RETURN_IF_ERROR(v.inv_dr.UploadReserved(system.inv_dr.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.dc.UploadReserved(system.dc.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.active.UploadReserved(system.active.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.rhs.UploadReserved(system.rhs.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.inv_diag.UploadReserved(system.inv_diag.data(), p_.m, stream_));
+    for (DeviceBuffer<double>* b : {&v.x, &v.res, &v.z, &v.dir, &v.schur_dir, &v.back}) {
+      SOLVERD_RETURN_IF_ERROR(b->Reserve(p_.m));
+    }
+    SOLVERD_RETURN_IF_ERROR(v.rows.Reserve(p_.n));
+    SOLVERD_RETURN_IF_ERROR(v.scalars.Reserve(1));
+    CgScalars* s = v.scalars.data();
+    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(s, 0, sizeof(CgScalars), stream_));
+    const unsigned column_blocks = Blocks(p_.m, kCgThreads);
+    CgStartKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
+        v.rhs.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(), v.z.data(),
+        v.dir.data(), s);
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgStartKernel", stream_));
+    CgCheckStartKernel<<<1, 1, 0, stream_>>>(system.target, system.max_iterations, s);
+    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgCheckStartKernel", stream_));
+    CgScalars host;
+    do {
+      for (int k = 0; k < kCgStepsPerCheck; ++k) {
+        SOLVERD_RETURN_IF_ERROR(QueueCgStep(system, column_blocks));
+      }
+      SOLVERD_RETURN_IF_ERROR(v.scalars.DownloadRange(0, 1, &host, stream_));
+    } while (!host.done);
+    *iterations = host.iterations;
+    dy->resize(p_.m);
+    return v.x.DownloadRange(0, p_.m, dy->data(), stream_);
+  }
+
  private:
+  static constexpr int kCgStepsPerCheck = 8;
+
+  // The device side of SolveSchur(), kept from one Newton step to the next.
+  struct CgVectors {
+    DeviceBuffer<double> inv_dr, dc, active, rhs, inv_diag;  // the system
+    DeviceBuffer<double> x, res, z, dir, schur_dir, back, rows;
+    DeviceBuffer<CgScalars> scalars;
+  };
+
+  // One CG iteration's launches (schur_cg_kernels.cuh), no-ops once done.
+  Status QueueCgStep(const SchurSystem& system, unsigned column_blocks) {
+    CgVectors& v = cg_;
+    CgScalars* s = v.scalars.data();
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(v.rows.data(), 0, p_.n * sizeof(double), stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(v.back.data(), 0, p_.m * sizeof(double), stream_));
+    if (nnz_ > 0) {
+      const unsigned entry_blocks = Blocks(nnz_, kCgThreads);
+      CgRowsKernel<<<entry_blocks, kCgThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, v.dir.data(), s,
+          v.rows.data());
+      CgBackKernel<<<entry_blocks, kCgThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, v.inv_dr.data(),
+          v.rows.data(), s, v.back.data());
+    }
+    CgApplyKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
+        v.active.data(), v.dc.data(), v.dir.data(), v.back.data(), p_.m, v.schur_dir.data(), s);
+    CgStepLengthKernel<<<1, 1, 0, stream_>>>(s);
+    CgStepKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
+        v.dir.data(), v.schur_dir.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(),
+        v.z.data(), s);
+    CgNextKernel<<<1, 1, 0, stream_>>>(system.target, system.max_iterations, s);
+    CgDirectionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(v.z.data(), p_.m, s,
+                                                                  v.dir.data());
+    return CheckLaunch("CG step kernels", stream_);
+  }
+
   // Gathers the entries with log P >= log_threshold into (rows, cols, vals)
   // on the device: one pass counts, the second fills. RESOURCE_EXHAUSTED
   // when there are more than `limit`.
@@ -287,6 +364,7 @@ class CudaOtBackend final : public OtBackend {
   DeviceBuffer<int> sparse_rows_, sparse_cols_;  // the sparse plan, COO
   DeviceBuffer<double> sparse_vals_;
   long nnz_ = 0;
+  CgVectors cg_;
 };
 
 }  // namespace

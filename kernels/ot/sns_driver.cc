@@ -228,101 +228,62 @@ class NewtonStage {
     return backend_.SparseMultiply(/*transpose=*/true, u, ptu);
   }
 
-  // out = S v for the Schur complement S = Dc - Ps^T Dr^-1 Ps of the
-  // approximate Hessian M = [[Dr, Ps], [Ps^T, Dc]] (D* with the shift), on
-  // the active columns.
-  Status ApplySchur(const std::vector<double>& v, std::vector<double>* out) {
-    SOLVERD_RETURN_IF_ERROR(PlanTimes(v, &schur_rows_));
-    for (int64_t i = 0; i < p_.n; ++i) schur_rows_[i] *= inv_dr_[i];
-    SOLVERD_RETURN_IF_ERROR(PlanTransposeTimes(schur_rows_, &schur_back_));
-    out->resize(p_.m);
-    for (int64_t j = 0; j < p_.m; ++j) {
-      (*out)[j] = ColumnActive(j) ? dc_[j] * v[j] - schur_back_[j] : 0.0;
-    }
-    return Status::Ok();
-  }
-
-  // Solves M (dx, dy) = (gx, gy) / eta. Eliminating dx leaves S dy = rhs,
-  // solved by CG preconditioned with diag(S): when P is close to a
-  // permutation, M itself is very ill-conditioned (every matched pair is a
-  // near-null direction) but diag(S)^-1 S stays close to the identity.
+  // Solves M (dx, dy) = (gx, gy) / eta for the approximate Hessian
+  // M = [[Dr, Ps], [Ps^T, Dc]] (D* with the shift). Eliminating dx leaves
+  // S dy = rhs with S = Dc - Ps^T Dr^-1 Ps on the active columns, solved by
+  // CG preconditioned with diag(S): when P is close to a permutation, M
+  // itself is very ill-conditioned (every matched pair is a near-null
+  // direction) but diag(S)^-1 S stays close to the identity.
   Status SolveNewtonSystem(const std::vector<double>& gx, const std::vector<double>& gy,
                            std::vector<double>* dx, std::vector<double>* dy) {
     double max_diag = 0;
     for (double v : point_.r) max_diag = std::max(max_diag, v);
     for (double v : point_.c) max_diag = std::max(max_diag, v);
     const double shift = kRelativeShift * max_diag;
-    dr_.resize(p_.n);
-    inv_dr_.resize(p_.n);
-    dc_.resize(p_.m);
+    SchurSystem& s = schur_;
+    s.inv_dr.resize(p_.n);
     for (int64_t i = 0; i < p_.n; ++i) {
-      dr_[i] = point_.r[i] + shift;
-      inv_dr_[i] = RowActive(i) ? 1.0 / dr_[i] : 0.0;
+      s.inv_dr[i] = RowActive(i) ? 1.0 / (point_.r[i] + shift) : 0.0;
     }
-    for (int64_t j = 0; j < p_.m; ++j) dc_[j] = point_.c[j] + shift;
-    std::vector<double> bx(p_.n), scaled(p_.n), back, squares, inv_diag(p_.m), rhs(p_.m);
+    std::vector<double> bx(p_.n), scaled(p_.n), back, squares;
     for (int64_t i = 0; i < p_.n; ++i) {
       bx[i] = RowActive(i) ? gx[i] / p_.eta : 0.0;
-      scaled[i] = RowActive(i) ? bx[i] / dr_[i] : 0.0;
+      scaled[i] = bx[i] * s.inv_dr[i];
     }
     SOLVERD_RETURN_IF_ERROR(PlanTransposeTimes(scaled, &back));
-    for (int64_t i = 0; i < p_.n; ++i) scaled[i] = RowActive(i) ? 1.0 / dr_[i] : 0.0;
     ++work_.sparse_products;
-    SOLVERD_RETURN_IF_ERROR(backend_.SparseColumnSquares(scaled, &squares));
+    SOLVERD_RETURN_IF_ERROR(backend_.SparseColumnSquares(s.inv_dr, &squares));
+    s.dc.resize(p_.m);
+    s.active.resize(p_.m);
+    s.rhs.resize(p_.m);
+    s.inv_diag.resize(p_.m);
     for (int64_t j = 0; j < p_.m; ++j) {
-      rhs[j] = ColumnActive(j) ? gy[j] / p_.eta - back[j] : 0.0;
-      const double diag = dc_[j] - squares[j];
-      inv_diag[j] = ColumnActive(j) && diag > 0 ? 1.0 / diag : 0.0;
+      const bool active = ColumnActive(j);
+      s.dc[j] = point_.c[j] + shift;
+      s.active[j] = active ? 1.0 : 0.0;
+      s.rhs[j] = active ? gy[j] / p_.eta - back[j] : 0.0;
+      const double diag = s.dc[j] - squares[j];
+      s.inv_diag[j] = active && diag > 0 ? 1.0 / diag : 0.0;
     }
-    SOLVERD_RETURN_IF_ERROR(ConjugateGradient(rhs, inv_diag, dy));
+    // To a relative residual of min(0.1, sqrt(error)) (Eisenstat and
+    // Walker's forcing term for superlinear convergence): far from the
+    // optimum a rough direction does, near it the solve tightens as the
+    // error falls. Against a fixed 1e-6 it takes a few more Newton steps
+    // (W1 18 -> 22, W2 12 -> 15, point clouds one more, random assignment
+    // the same 8) of far fewer CG steps; SNS on bench/ot's cases: random
+    // assignment 6.9 -> 5.7 ms, W1 150 -> 116 ms, W2 41 -> 37 ms, pot_n500
+    // 17 -> 15 ms, pot_n2000 the same. (The error itself, up to 1e-2, did
+    // worse on W2: 44 ms.)
+    const double forcing = std::min(0.1, std::sqrt(point_.error));
+    s.target = std::max(1e-12, forcing) * std::sqrt(Dot(s.rhs, s.rhs));
+    s.max_iterations = o_.cg_max_iterations;
+    int64_t cg_iterations = 0;
+    SOLVERD_RETURN_IF_ERROR(backend_.SolveSchur(s, dy, &cg_iterations));
+    work_.sparse_products += 2 * cg_iterations;
     std::vector<double> pdy;
     SOLVERD_RETURN_IF_ERROR(PlanTimes(*dy, &pdy));
     dx->resize(p_.n);
-    for (int64_t i = 0; i < p_.n; ++i) (*dx)[i] = RowActive(i) ? (bx[i] - pdy[i]) / dr_[i] : 0.0;
-    return Status::Ok();
-  }
-
-  // Preconditioned CG on S x = b, from x = 0, to a relative residual of
-  // min(0.1, sqrt(error)) (Eisenstat and Walker's forcing term for
-  // superlinear convergence): far from the optimum a rough direction does,
-  // near it the solve tightens as the error falls. Against a fixed 1e-6 it
-  // takes a few more Newton steps (W1 18 -> 22, W2 12 -> 15, point clouds
-  // one more, random assignment the same 8) of far fewer CG steps; SNS on
-  // bench/ot's cases: random assignment 6.9 -> 5.7 ms, W1 150 -> 116 ms,
-  // W2 41 -> 37 ms, pot_n500 17 -> 15 ms, pot_n2000 the same. (The error
-  // itself, up to 1e-2, did worse on W2: 44 ms.)
-  Status ConjugateGradient(const std::vector<double>& b, const std::vector<double>& inv_diag,
-                           std::vector<double>* x) {
-    const int64_t size = static_cast<int64_t>(b.size());
-    std::vector<double> res = b, z(size), dir, ad;
-    x->assign(size, 0.0);
-    for (int64_t k = 0; k < size; ++k) z[k] = inv_diag[k] * res[k];
-    dir = z;
-    double rz = Dot(res, z);
-    const double forcing = std::min(0.1, std::sqrt(point_.error));
-    const double target = std::max(1e-12, forcing) * std::sqrt(Dot(b, b));
-    // The vector updates and the two dot products after them in one loop:
-    // on random assignment (n = 500, 10 entries a row) the vector loops
-    // cost about as much as the products.
-    double rr = Dot(res, res);
-    for (int it = 0; it < o_.cg_max_iterations && std::sqrt(rr) > target; ++it) {
-      SOLVERD_RETURN_IF_ERROR(ApplySchur(dir, &ad));
-      const double curvature = Dot(dir, ad);
-      if (!(curvature > 0)) break;
-      const double alpha = rz / curvature;
-      double rz_next = 0;
-      rr = 0;
-      for (int64_t k = 0; k < size; ++k) {
-        (*x)[k] += alpha * dir[k];
-        res[k] -= alpha * ad[k];
-        z[k] = inv_diag[k] * res[k];
-        rz_next += res[k] * z[k];
-        rr += res[k] * res[k];
-      }
-      const double beta = rz_next / rz;
-      rz = rz_next;
-      for (int64_t k = 0; k < size; ++k) dir[k] = z[k] + beta * dir[k];
-    }
+    for (int64_t i = 0; i < p_.n; ++i) (*dx)[i] = (bx[i] - pdy[i]) * s.inv_dr[i];
     return Status::Ok();
   }
 
@@ -372,9 +333,7 @@ class NewtonStage {
   bool sparsified_ = false;      // the backend holds a sparse plan
   bool last_step_full_ = false;  // the last Newton step had length 1
   DualPoint point_;
-  std::vector<double> dr_, dc_;  // diagonal blocks of M, shift included
-  std::vector<double> inv_dr_;   // 1 / dr_, 0 on inactive rows
-  std::vector<double> schur_rows_, schur_back_;  // ApplySchur's intermediates
+  SchurSystem schur_;  // of the Newton step under way
   int64_t kept_ = 0;               // entries in the backend's sparse plan
   StepWork work_;                  // of the Newton step under way
 };

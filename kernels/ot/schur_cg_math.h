@@ -1,0 +1,68 @@
+// The steps of SNS's conjugate gradient on the Newton system's Schur
+// complement S = diag(dc) - Ps^T diag(inv_dr) Ps (see sns_driver.cc),
+// shared by the host loop (schur_cg.cc) and the device loop (ot_cuda.cu)
+// so that both take the same steps and stop at the same point.
+// Pure functions and a plain struct, safe from any thread and any kernel.
+#ifndef SOLVERD_KERNELS_OT_SCHUR_CG_MATH_H_
+#define SOLVERD_KERNELS_OT_SCHUR_CG_MATH_H_
+
+#include <cmath>
+
+#include "common/host_device.h"
+
+namespace solverd::ot::internal {
+
+// The scalars of one solve. The device keeps them in device memory, where
+// every kernel of an iteration reads `done` first: the host can queue many
+// iterations and look at the state only now and then.
+struct CgScalars {
+  double rz = 0;         // r . z of the current residual r and z = M^-1 r
+  double rr = 0;         // r . r
+  double curvature = 0;  // d . S d for this iteration's direction d
+  double alpha = 0;      // the step along d
+  double rz_next = 0;    // r . z and r . r after the step
+  double rr_next = 0;
+  double beta = 0;       // the last direction's weight in the next one
+  long long iterations = 0;
+  int done = 0;
+};
+
+// (S v)_j from v_j and back_j = (Ps^T diag(inv_dr) Ps v)_j: 0 on the
+// columns left out of the system (zero mass, the fixed one).
+SOLVERD_HD inline double SchurEntry(double active, double dc, double v, double back) {
+  return active != 0 ? dc * v - back : 0.0;
+}
+
+// Whether the solve goes on: its residual still above target.
+SOLVERD_HD inline bool CgContinues(const CgScalars& s, double target, long long max_iterations) {
+  return s.iterations < max_iterations && sqrt(s.rr) > target;
+}
+
+// The step length from rz and the curvature; false when S is not positive
+// along the direction (rounding at a nearly singular S), which ends the
+// solve where it is.
+SOLVERD_HD inline bool CgStepLength(CgScalars* s) {
+  if (!(s->curvature > 0)) return false;
+  s->alpha = s->rz / s->curvature;
+  return true;
+}
+
+// One entry's share of the step: x += alpha d, r -= alpha S d, z = M^-1 r.
+SOLVERD_HD inline void CgStepEntry(double alpha, double dir, double schur_dir, double inv_diag,
+                                   double* x, double* res, double* z) {
+  *x += alpha * dir;
+  *res -= alpha * schur_dir;
+  *z = inv_diag * *res;
+}
+
+// After the step: the next direction's weight, and the step counted.
+SOLVERD_HD inline void CgFinishStep(CgScalars* s) {
+  s->beta = s->rz_next / s->rz;
+  s->rz = s->rz_next;
+  s->rr = s->rr_next;
+  ++s->iterations;
+}
+
+}  // namespace solverd::ot::internal
+
+#endif  // SOLVERD_KERNELS_OT_SCHUR_CG_MATH_H_
