@@ -17,6 +17,7 @@
 #include "ot/driver_util.h"
 #include "ot/ot_batch_kernels.cuh"
 #include "ot/ot_kernels.cuh"
+#include "ot/point_cost_cuda.h"
 
 namespace solverd::ot::internal {
 namespace {
@@ -142,13 +143,7 @@ class CudaSinkhornBatch {
   Status CostFromPoints(int64_t k) {
     const Problem& p = *tracks_[k].item->problem;
     if (!p.has_points()) return Status::Ok();
-    DeviceBuffer<double> xs, ys;
-    SOLVERD_RETURN_IF_ERROR(xs.Upload(p.x_points.data(), p.x_points.size(), stream_));
-    SOLVERD_RETURN_IF_ERROR(ys.Upload(p.y_points.data(), p.y_points.size(), stream_));
-    CostFromPointsKernel<<<BlocksFor(n_ * m_, Tuning::kElementwiseThreads),
-                           Tuning::kElementwiseThreads, 0, stream_>>>(
-        xs.data(), ys.data(), n_, m_, p.dim, p.cost_power, cost_.data() + k * n_ * m_);
-    return CheckLaunch("CostFromPointsKernel", stream_);
+    return CostFromPointsCuda(p, stream_, cost_.data() + k * n_ * m_);
   }
 
   // Makes `mask` the problems the kernels work on (uploaded when changed).

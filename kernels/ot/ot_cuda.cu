@@ -14,6 +14,7 @@
 #include "common/device_buffer.cuh"
 #include "ot/ot_backend.h"
 #include "ot/ot_kernels.cuh"
+#include "ot/point_cost_cuda.h"
 #include "ot/schur_cg_kernels.cuh"
 
 namespace solverd::ot::internal {
@@ -48,16 +49,8 @@ class CudaOtBackend final : public OtBackend {
     SOLVERD_RETURN_IF_ERROR(column_sums_.Allocate(chunks_ * p_.m));
     SOLVERD_RETURN_IF_ERROR(row_m_.Allocate(p_.m));
     if (!p_.has_points()) return cost_.Upload(p_.cost.data(), p_.n * p_.m, stream_);
-    DeviceBuffer<double> xs, ys;
-    SOLVERD_RETURN_IF_ERROR(xs.Upload(p_.x_points.data(), p_.x_points.size(), stream_));
-    SOLVERD_RETURN_IF_ERROR(ys.Upload(p_.y_points.data(), p_.y_points.size(), stream_));
     SOLVERD_RETURN_IF_ERROR(cost_.Allocate(p_.n * p_.m));
-    CostFromPointsKernel<<<Blocks(p_.n * p_.m, Tuning::kElementwiseThreads),
-                           Tuning::kElementwiseThreads, 0, stream_>>>(
-        xs.data(), ys.data(), p_.n, p_.m, p_.dim, p_.cost_power, cost_.data());
-    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CostFromPointsKernel", stream_));
-    // xs/ys are freed on return; cudaFree waits for the kernel using them.
-    return Status::Ok();
+    return CostFromPointsCuda(p_, stream_, cost_.data());
   }
 
   Status RowPass(double* row_error) override {

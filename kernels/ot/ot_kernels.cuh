@@ -14,15 +14,6 @@ namespace {
 
 using Tuning = SinkhornTuning;
 
-__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
-CostFromPointsKernel(const double* xs, const double* ys, long n, long m, long dim,
-                     int p, double* cost) {
-  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-  if (k >= n * m) return;
-  long i = k / m, j = k % m;
-  cost[k] = PointCost(xs + i * dim, ys + j * dim, dim, p);
-}
-
 __global__ void __launch_bounds__(Tuning::kRowBlockThreads)
 RowPassKernel(const double* cost, const double* x, const double* y, const double* a,
               long m, double eta, double* lse, double* row_error) {

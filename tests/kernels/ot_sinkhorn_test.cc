@@ -317,6 +317,19 @@ TEST(SinkhornCuda, MatchesCpuOnPointClouds) {
   ExpectSameSolve(RandomPointClouds(300, 170, 30.0, 10), o);
 }
 
+// 32 dimensions: the device computes C by a GEMM and the norms
+// (point_cost_cuda.h), the CPU entry by entry; the points sit far from the
+// origin, where the GEMM's route would round worst without its centring.
+TEST(SinkhornCuda, MatchesCpuOnHighDimensionalPoints) {
+  SOLVERD_REQUIRE_CUDA();
+  Problem p = RandomPointClouds(200, 150, 2.0, 14, /*dim=*/32);
+  for (double& v : p.x_points) v += 1e4;
+  for (double& v : p.y_points) v += 1e4;
+  Options o = Tight();
+  o.tolerance = 1e-9;
+  ExpectSameSolve(p, o);
+}
+
 TEST(SinkhornCuda, MatchesCpuOnDenseCostWithZeroMass) {
   SOLVERD_REQUIRE_CUDA();
   Problem p = WithDenseCost(RandomPointClouds(65, 129, 10.0, 11));

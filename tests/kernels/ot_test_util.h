@@ -26,15 +26,15 @@ inline Problem RandomCost(int n, int m, double eta, unsigned seed) {
 
 // Two clouds of n and m points uniform in the unit square, squared
 // Euclidean cost.
-inline Problem RandomPointClouds(int n, int m, double eta, unsigned seed) {
+inline Problem RandomPointClouds(int n, int m, double eta, unsigned seed, int dim = 2) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   Problem p;
   p.n = n;
   p.m = m;
-  p.dim = 2;
-  for (int i = 0; i < n * 2; ++i) p.x_points.push_back(u(rng));
-  for (int j = 0; j < m * 2; ++j) p.y_points.push_back(u(rng));
+  p.dim = dim;
+  for (int i = 0; i < n * dim; ++i) p.x_points.push_back(u(rng));
+  for (int j = 0; j < m * dim; ++j) p.y_points.push_back(u(rng));
   p.a.assign(n, 1.0 / n);
   p.b.assign(m, 1.0 / m);
   p.eta = eta;
