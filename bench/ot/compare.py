@@ -178,9 +178,12 @@ def first_solve_section(firsts):
 def newton_section(steps):
     out = ("\n## newton_step_in_sinkhorn_iterations\n\nsolverd-sns: one Newton step's time "
            "(its own stage time over its steps) in Sinkhorn iterations (the Sinkhorn stage's "
-           "time over its iterations) of the same run (target on pot_*: at most 6).\n\n"
-           "| case | Newton step / Sinkhorn iteration |\n|---|---|\n")
-    return out + "".join(f"| {case} | {step:.1f} |\n" for case, step in steps)
+           "time over its iterations) of the same run (target on pot_*: at most 6), and the "
+           "share of the Newton stage's time spent in conjugate gradient (cg_seconds).\n\n"
+           "| case | Newton step / Sinkhorn iteration | CG share of Newton time |\n"
+           "|---|---|---|\n")
+    return out + "".join(f"| {case} | {step:.1f} | {share:.2f} |\n"
+                         for case, step, share in steps)
 
 
 def main():
@@ -200,12 +203,13 @@ def main():
         if fig is not None:
             metrics += [("sinkhorn_seconds", fig["sinkhorn_seconds"]),
                         ("newton_seconds", fig["newton_seconds"]),
+                        ("cg_seconds", fig["cg_seconds"]),
                         ("first_seconds", fig["first_seconds"])]
             firsts.append((case, system, fig["first_seconds"], seconds))
             step = newton_step_in_sinkhorn_iterations(fig)
             if system == "solverd-sns" and step is not None:
                 metrics.append(("newton_step_in_sinkhorn_iterations", step))
-                newton_steps.append((case, step))
+                newton_steps.append((case, step, fig["cg_seconds"] / fig["newton_seconds"]))
         for metric, value in metrics:
             records.append({"case": case, "system": system, "backend": "cpu",
                             "metric": metric, "value": value})

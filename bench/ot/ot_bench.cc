@@ -94,10 +94,10 @@ int main(int argc, char** argv) {
   std::printf("{\"seconds\": %.6f, \"first_seconds\": %.6f, \"iterations\": %ld, "
               "\"sinkhorn_iterations\": %ld, "
               "\"newton_iterations\": %ld, \"sinkhorn_seconds\": %.6f, \"newton_seconds\": %.6f, "
-              "\"marginal_error\": %.6e, \"transport_cost\": %.12g}\n",
+              "\"cg_seconds\": %.6f, \"marginal_error\": %.6e, \"transport_cost\": %.12g}\n",
               seconds, first_seconds, static_cast<long>(r.iterations),
               static_cast<long>(r.sinkhorn_iterations), static_cast<long>(r.newton_iterations),
-              r.sinkhorn_seconds, r.newton_seconds,
+              r.sinkhorn_seconds, r.newton_seconds, r.cg_seconds,
               r.marginal_error, r.transport_cost);
   return 0;
 }

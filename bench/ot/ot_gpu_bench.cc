@@ -5,6 +5,11 @@
 //    against the device's device-to-device copy bandwidth;
 //  - Sinkhorn and SNS on CUDA against the CPU backend on random assignment
 //    (n = 500, eta = 1200) and random point clouds (n = 5000, eta = 100);
+//    SNS against the CUDA Sinkhorn on random assignment at n = 5000 and
+//    10000, with the share of SNS's Newton time spent in CG (cg_share);
+//  - the cost from 8192 x 8192 points in 2, 16 and 64 dimensions by the
+//    per-entry kernel and by the GEMM route (point_cost_cuda.h), for
+//    kGemmMinDim;
 //  - 1,000 problems of n = 64 (point clouds, eta = 20, default options, as
 //    bench/service's load generator sends them): problems per second solved
 //    by SolveBatch on CUDA, one by one on CUDA, and one by one on the CPU.
@@ -17,8 +22,10 @@
 #include <vector>
 
 #include "../common/gpu_bench_util.h"
+#include "common/device_buffer.cuh"
 #include "ot/batch.h"
 #include "ot/ot.h"
+#include "ot/point_cost_cuda.h"
 
 namespace {
 
@@ -67,7 +74,8 @@ double Timed(const Device& device, const ot::Problem& p, const ot::Options& o, o
   return s.ok() ? seconds : -1;
 }
 
-void Compare(const std::string& name, const ot::Problem& p, double tolerance, bool with_cpu) {
+void Compare(const std::string& name, const ot::Problem& p, double tolerance, bool with_cpu,
+             double time_limit = 0) {
   for (auto [method, system] : {std::pair{ot::Method::kSinkhorn, "solverd-sinkhorn"},
                                 std::pair{ot::Method::kSns, "solverd-sns"}}) {
     ot::Options o;
@@ -75,6 +83,7 @@ void Compare(const std::string& name, const ot::Problem& p, double tolerance, bo
     o.tolerance = tolerance;
     o.max_iterations = 1000000;
     o.threads = 16;
+    o.time_limit_seconds = time_limit;
     for (bool cuda : {true, false}) {
       if (!cuda && !with_cpu) continue;
       ot::Result r;
@@ -84,6 +93,9 @@ void Compare(const std::string& name, const ot::Problem& p, double tolerance, bo
       Record(name, system, backend, "iterations", static_cast<double>(r.iterations));
       Record(name, system, backend, "marginal_error", r.marginal_error);
       Record(name, system, backend, "cost", r.transport_cost);
+      if (r.newton_seconds > 0) {
+        Record(name, system, backend, "cg_share", r.cg_seconds / r.newton_seconds);
+      }
     }
   }
 }
@@ -128,6 +140,40 @@ void Batched(int count, int n) {
   solverd::DestroyStream(stream);
 }
 
+// Seconds for the cost of `n` x `n` points in `dim` dimensions by each
+// route, the fastest of three after a warm-up.
+void PointCost(int n, int dim) {
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> u(0, 1);
+  ot::Problem p;
+  p.n = p.m = n;
+  p.dim = dim;
+  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.x_points.push_back(u(rng));
+  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.y_points.push_back(u(rng));
+  solverd::DeviceBuffer<double> cost;
+  if (!cost.Allocate(static_cast<size_t>(n) * n).ok()) return;
+  const std::string name = "point_cost_n" + std::to_string(n) + "_d" + std::to_string(dim);
+  for (auto [route, system] : {std::pair{ot::internal::PointCostRoute::kPerEntry, "per-entry"},
+                               std::pair{ot::internal::PointCostRoute::kGemm, "gemm"}}) {
+    double best = -1;
+    for (int run = 0; run < 4; ++run) {
+      const auto start = std::chrono::steady_clock::now();
+      solverd::Status s = ot::internal::CostFromPointsCuda(p, nullptr, cost.data(), route);
+      if (s.ok() && cudaDeviceSynchronize() != cudaSuccess) {
+        s = solverd::Internal("cudaDeviceSynchronize failed");
+      }
+      const double seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (!s.ok()) {
+        std::fprintf(stderr, "%s\n", s.ToString().c_str());
+        return;
+      }
+      if (run > 0 && (best < 0 || seconds < best)) best = seconds;
+    }
+    Record(name, system, "cuda", "seconds", best);
+  }
+}
+
 }  // namespace
 
 int main() {
@@ -163,6 +209,9 @@ int main() {
 
   Compare("random_assignment_n500", RandomAssignment(500, 1200), 1e-9, true);
   Compare("pot_n5000", PointClouds(5000, 100), 1e-6, true);
+  Compare("random_assignment_n5000", RandomAssignment(5000, 1200), 1e-6, false, 30);
+  Compare("random_assignment_n10000", RandomAssignment(10000, 1200), 1e-6, false, 30);
+  for (int dim : {2, 16, 64}) PointCost(8192, dim);
   Batched(1000, 64);
   records.Print("ot", solverd::CudaDeviceName(0));
   return 0;

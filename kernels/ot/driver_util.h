@@ -24,6 +24,7 @@ struct SolveState {
   int64_t newton_iterations = 0;
   double sinkhorn_seconds = 0;  // wall time in each stage (StageClock)
   double newton_seconds = 0;
+  double cg_seconds = 0;        // within newton_seconds, in OtBackend::SolveSchur
   bool finished = false;    // termination below is final
   Termination termination = Termination::kMaxIterations;
   Status stop;              // kCancelled / kDeadlineExceeded when stopped

@@ -85,6 +85,7 @@ struct Result {
   // falls back to); 0 in a batched solve, which times the batch only.
   double sinkhorn_seconds = 0;
   double newton_seconds = 0;
+  double cg_seconds = 0;  // the part of newton_seconds spent solving Newton systems
   std::vector<double> x, y;       // dual potentials (x_i = -inf where a_i = 0)
   std::vector<double> plan;       // n*m when Options::want_plan
   SparsePlan sparse_plan;         // when Options::sparse_plan_threshold > 0

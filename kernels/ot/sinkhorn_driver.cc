@@ -157,6 +157,7 @@ void FillResultFigures(const Problem& problem, const SolveState& state, double t
   result->newton_iterations = state.newton_iterations;
   result->sinkhorn_seconds = state.sinkhorn_seconds;
   result->newton_seconds = state.newton_seconds;
+  result->cg_seconds = state.cg_seconds;
   result->iterations = state.iterations();
   result->termination = state.termination;
   result->transport_cost = transport_cost;

@@ -85,6 +85,7 @@ class NewtonStage {
 
   Status Run(ProgressSink* sink, const CancelToken* cancel, SolveState* state) {
     StageClock clock(&state->newton_seconds, &state->sinkhorn_seconds);
+    cg_seconds_ = &state->cg_seconds;
     SOLVERD_RETURN_IF_ERROR(backend_.CopyPotentials(&point_.x, &point_.y));
     for (int64_t i = 0; i < p_.n; ++i) {
       if (p_.a[i] <= 0) point_.x[i] = -INFINITY;
@@ -278,7 +279,10 @@ class NewtonStage {
     s.target = std::max(1e-12, forcing) * std::sqrt(Dot(s.rhs, s.rhs));
     s.max_iterations = o_.cg_max_iterations;
     int64_t cg_iterations = 0;
-    SOLVERD_RETURN_IF_ERROR(backend_.SolveSchur(s, dy, &cg_iterations));
+    {
+      StageClock clock(cg_seconds_);
+      SOLVERD_RETURN_IF_ERROR(backend_.SolveSchur(s, dy, &cg_iterations));
+    }
     work_.sparse_products += 2 * cg_iterations;
     std::vector<double> pdy;
     SOLVERD_RETURN_IF_ERROR(PlanTimes(*dy, &pdy));
@@ -334,6 +338,7 @@ class NewtonStage {
   bool last_step_full_ = false;  // the last Newton step had length 1
   DualPoint point_;
   SchurSystem schur_;  // of the Newton step under way
+  double* cg_seconds_ = nullptr;  // SolveState::cg_seconds of the solve
   int64_t kept_ = 0;               // entries in the backend's sparse plan
   StepWork work_;                  // of the Newton step under way
 };
