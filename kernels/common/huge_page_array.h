@@ -4,8 +4,11 @@
 // pages. A fresh buffer first touched 4 KiB at a time takes a page fault
 // per page: 512 per 2 MiB, about 3 ms on the 2-core dev VM, which was more
 // than a whole n = 500 Sinkhorn solve's iterations. With huge pages it is
-// one fault per 2 MiB. Not zeroed: the owner writes every entry first.
-// Move-only; not thread-safe (as std::vector).
+// one fault per 2 MiB. Freed arrays of 64 KiB and more are kept, up to
+// 512 MiB in all, for later arrays of about their size, which then take no
+// fault at all (huge_page_array.cc). Not zeroed: the owner writes every entry
+// first. Move-only; not thread-safe (as std::vector); arrays on different
+// threads may come and go at once.
 #ifndef SOLVERD_KERNELS_COMMON_HUGE_PAGE_ARRAY_H_
 #define SOLVERD_KERNELS_COMMON_HUGE_PAGE_ARRAY_H_
 
@@ -19,8 +22,9 @@
 namespace solverd {
 
 // `bytes` rounded up to whole 2 MiB pages, 2 MiB-aligned, advised for huge
-// pages (under 1 MiB: plain malloc); nullptr when out of memory or for 0
-// bytes. Free with FreeHugePageBytes.
+// pages (under 1 MiB: to 64 KiB, under 64 KiB: plain malloc); nullptr when
+// out of memory or for 0 bytes. Free with FreeHugePageBytes, which may keep
+// the block for a later call. Thread-safe.
 void* AllocateHugePageBytes(size_t bytes);
 void FreeHugePageBytes(void* p);
 

@@ -1,6 +1,7 @@
 // Tests of HugePageArray: large arrays start on a 2 MiB boundary (so the
 // OS can back them with huge pages), small ones come from malloc, every
-// entry is usable, and moves hand the memory over.
+// entry is usable, moves hand the memory over, and freed blocks serve later
+// arrays of about their size.
 #include "common/huge_page_array.h"
 
 #include <cstdint>
@@ -44,6 +45,34 @@ TEST(HugePageArray, MovesHandTheMemoryOver) {
   a = std::move(b);
   EXPECT_TRUE(b.empty());
   EXPECT_EQ(a.data(), memory);
+}
+
+TEST(HugePageArray, AFreedArrayServesTheNextOfAboutItsSize) {
+  const int64_t size = (int64_t{5} << 20) / 8;  // 5 MiB: three huge pages
+  const double* memory = nullptr;
+  {
+    HugePageArray<double> a(size);
+    memory = a.data();
+    a[size - 1] = 1.0;
+  }
+  HugePageArray<double> same(size - 1000);  // rounds to the same three pages
+  EXPECT_EQ(same.data(), memory);
+  HugePageArray<double> other(size);  // the kept block is taken: a fresh one
+  EXPECT_NE(other.data(), memory);
+  for (int64_t i = 0; i < size; ++i) other[i] = 2.0;  // whole and writable
+  EXPECT_EQ(other[size - 1], 2.0);
+}
+
+TEST(HugePageArray, AKeptBlockTooLargeForTheRequestIsLeft) {
+  const double* memory = nullptr;
+  {
+    HugePageArray<double> large((int64_t{16} << 20) / 8);
+    memory = large.data();
+  }
+  HugePageArray<double> small((int64_t{2} << 20) / 8);  // 2 MiB: not half of 16
+  EXPECT_NE(small.data(), memory);
+  HugePageArray<double> again((int64_t{16} << 20) / 8);
+  EXPECT_EQ(again.data(), memory);
 }
 
 }  // namespace
