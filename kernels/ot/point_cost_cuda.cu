@@ -1,7 +1,8 @@
 // CostFromPointsCuda: entry by entry, or a GEMM and the squared norms.
 #include "ot/point_cost_cuda.h"
 
-#include <cublas_v2.h>
+#include <cublas_api.h>
+#include <dlfcn.h>
 
 #include <string>
 #include <vector>
@@ -55,19 +56,64 @@ Status CublasStatus(cublasStatus_t status, const char* what) {
   return status == CUBLAS_STATUS_ALLOC_FAILED ? ResourceExhausted(message) : Internal(message);
 }
 
+// The few cuBLAS calls used here, found at run time. Linked in, cuBLAS's
+// thread-local storage is carved out of every thread's stack at start-up
+// and overflows the 100 KiB stacks the metrics server gives its threads
+// (pthread_create fails, and with it the server's start); loaded with
+// dlopen, it lives in dynamic TLS instead (as LAPACK in gptq_hessian.cc).
+struct Cublas {
+  cublasStatus_t (*create)(cublasHandle_t*) = nullptr;
+  cublasStatus_t (*destroy)(cublasHandle_t) = nullptr;
+  cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;
+  cublasStatus_t (*dgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                          const double*, const double*, int, const double*, int, const double*,
+                          double*, int) = nullptr;
+};
+
+template <typename Fn>
+bool Find(void* library, const char* name, Fn* fn) {
+  *fn = reinterpret_cast<Fn>(dlsym(library, name));
+  return *fn != nullptr;
+}
+
+// The cuBLAS of the CUDA major version built against, or null.
+const Cublas* LoadedCublas() {
+  static const Cublas* const kCublas = []() -> const Cublas* {
+    const std::string versioned = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+    for (const char* name : {versioned.c_str(), "libcublas.so"}) {
+      void* library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+      if (library == nullptr) continue;
+      Cublas found;
+      if (Find(library, "cublasCreate_v2", &found.create) &&
+          Find(library, "cublasDestroy_v2", &found.destroy) &&
+          Find(library, "cublasSetStream_v2", &found.set_stream) &&
+          Find(library, "cublasDgemm_v2", &found.dgemm)) {
+        return new Cublas(found);
+      }
+      dlclose(library);
+    }
+    return nullptr;
+  }();
+  return kCublas;
+}
+
 // A cuBLAS handle for one call, on `stream`.
 class CublasHandle {
  public:
+  explicit CublasHandle(const Cublas& cublas) : cublas_(cublas) {}
   ~CublasHandle() {
-    if (handle_ != nullptr) cublasDestroy(handle_);
+    if (handle_ != nullptr) cublas_.destroy(handle_);
   }
+  CublasHandle(const CublasHandle&) = delete;
+  CublasHandle& operator=(const CublasHandle&) = delete;
   Status Open(cudaStream_t stream) {
-    SOLVERD_RETURN_IF_ERROR(CublasStatus(cublasCreate(&handle_), "cublasCreate"));
-    return CublasStatus(cublasSetStream(handle_, stream), "cublasSetStream");
+    SOLVERD_RETURN_IF_ERROR(CublasStatus(cublas_.create(&handle_), "cublasCreate"));
+    return CublasStatus(cublas_.set_stream(handle_, stream), "cublasSetStream");
   }
   cublasHandle_t get() const { return handle_; }
 
  private:
+  const Cublas& cublas_;
   cublasHandle_t handle_ = nullptr;
 };
 
@@ -84,21 +130,21 @@ void CenterClouds(const Problem& p, std::vector<double>* xs, std::vector<double>
   for (int64_t k = 0; k < p.m * p.dim; ++k) (*ys)[k] = p.y_points[k] - mean[k % p.dim];
 }
 
-Status SquaredDistancesByGemm(const Problem& p, cudaStream_t stream, const double* xs,
-                              const double* ys, double* cost) {
+Status SquaredDistancesByGemm(const Cublas& cublas, const Problem& p, cudaStream_t stream,
+                              const double* xs, const double* ys, double* cost) {
   DeviceBuffer<double> x_norms, y_norms;
   SOLVERD_RETURN_IF_ERROR(x_norms.Allocate(p.n));
   SOLVERD_RETURN_IF_ERROR(y_norms.Allocate(p.m));
   SquaredNormsKernel<<<Blocks(p.n), kThreads, 0, stream>>>(xs, p.n, p.dim, x_norms.data());
   SquaredNormsKernel<<<Blocks(p.m), kThreads, 0, stream>>>(ys, p.m, p.dim, y_norms.data());
   SOLVERD_RETURN_IF_ERROR(CheckLaunch("SquaredNormsKernel", stream));
-  CublasHandle handle;
+  CublasHandle handle(cublas);
   SOLVERD_RETURN_IF_ERROR(handle.Open(stream));
   // Row-major C (n x m) is column-major C^T (m x n) = Y X^T, with the
   // row-major point arrays read as column-major dim x m (dim x n) matrices.
   const double minus_two = -2, zero = 0;
   SOLVERD_RETURN_IF_ERROR(CublasStatus(
-      cublasDgemm(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.m),
+      cublas.dgemm(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.m),
                   static_cast<int>(p.n), static_cast<int>(p.dim), &minus_two, ys,
                   static_cast<int>(p.dim), xs, static_cast<int>(p.dim), &zero, cost,
                   static_cast<int>(p.m)),
@@ -112,9 +158,16 @@ Status SquaredDistancesByGemm(const Problem& p, cudaStream_t stream, const doubl
 
 Status CostFromPointsCuda(const Problem& problem, cudaStream_t stream, double* cost,
                           PointCostRoute route) {
-  const bool gemm = problem.cost_power == 2 &&
-                    (route == PointCostRoute::kGemm ||
-                     (route == PointCostRoute::kAuto && problem.dim >= kGemmMinDim));
+  const Cublas* cublas = problem.cost_power == 2 && route != PointCostRoute::kPerEntry
+                             ? LoadedCublas()
+                             : nullptr;
+  if (route == PointCostRoute::kGemm && cublas == nullptr) {
+    return FailedPrecondition("the GEMM route needs p = 2 and cuBLAS (libcublas.so." +
+                              std::to_string(CUBLAS_VER_MAJOR) + "), which did not load");
+  }
+  // Without cuBLAS, entry by entry: the same C.
+  const bool gemm = cublas != nullptr &&
+                    (route == PointCostRoute::kGemm || problem.dim >= kGemmMinDim);
   std::vector<double> centered_x, centered_y;
   if (gemm) CenterClouds(problem, &centered_x, &centered_y);
   const std::vector<double>& host_x = gemm ? centered_x : problem.x_points;
@@ -122,7 +175,7 @@ Status CostFromPointsCuda(const Problem& problem, cudaStream_t stream, double* c
   DeviceBuffer<double> xs, ys;
   SOLVERD_RETURN_IF_ERROR(xs.Upload(host_x.data(), host_x.size(), stream));
   SOLVERD_RETURN_IF_ERROR(ys.Upload(host_y.data(), host_y.size(), stream));
-  if (gemm) return SquaredDistancesByGemm(problem, stream, xs.data(), ys.data(), cost);
+  if (gemm) return SquaredDistancesByGemm(*cublas, problem, stream, xs.data(), ys.data(), cost);
   PointCostKernel<<<Blocks(problem.n * problem.m), kThreads, 0, stream>>>(
       xs.data(), ys.data(), problem.n, problem.m, problem.dim, problem.cost_power, cost);
   // xs/ys are freed on return; cudaFree waits for the kernel using them.

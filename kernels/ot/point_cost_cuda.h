@@ -26,8 +26,9 @@ enum class PointCostRoute { kAuto, kPerEntry, kGemm };
 // kGemmMinDim (or route kGemm) by ||x_i||^2 + ||y_j||^2 - 2 x_i . y_j,
 // the products by one cuBLAS GEMM, after both clouds are shifted by their
 // common mean (distances do not change; the norms, and so the rounding of
-// the difference, get as small as they can), and clamped at 0; otherwise
-// entry by entry as the CPU backend computes it.
+// the difference, get as small as they can), and clamped at 0; otherwise,
+// or where cuBLAS does not load, entry by entry as the CPU backend
+// computes it. FAILED_PRECONDITION for route kGemm without cuBLAS or p = 2.
 Status CostFromPointsCuda(const Problem& problem, cudaStream_t stream, double* cost,
                           PointCostRoute route = PointCostRoute::kAuto);
 
