@@ -109,11 +109,15 @@ class SinkhornSteps {
 };
 
 // What auto expects the whole Newton stage to cost, in Sinkhorn iterations
-// of the same problem: a few Newton steps (3-8 on bench/ot's cases), each
-// some 40-100 iterations' time on the CPU (the step's dense passes use exp,
-// a Sinkhorn iteration on the cached Gibbs kernel does not). Measured on
-// bench/ot's cases (solverd-auto against the faster of sinkhorn and sns).
-inline constexpr double kNewtonStageCost = 400;
+// of the same problem: a few Newton steps (4-8 on bench/ot's cases), each
+// 4-30 iterations' time on the CPU (pot_n500 4 x 21, pot_n2000 4 x 28,
+// random assignment 8 x 4: newton_step_in_sinkhorn_iterations). It was 400
+// when a step cost 40-100 iterations; at 400, auto kept Sinkhorn on point
+// clouds where SNS was now up to 1.8x faster (pot_n200: Sinkhorn 0.0023 s,
+// SNS 0.0013 s) and moved on late on random assignment (48 iterations to
+// SNS's 28). At 120 it moves on at iteration 21 on all four, whose
+// predictions there are 193, 183, 203 and 144 iterations to go.
+inline constexpr double kNewtonStageCost = 120;
 // Sinkhorn on random assignment slows down window after window (predicted
 // iterations to go 25, 144, 187, 229, ... 419 at iteration 81, against the
 // 21,300 it takes: each window 20-30% more), so the prediction alone moved
