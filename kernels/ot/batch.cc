@@ -8,16 +8,14 @@ namespace solverd::ot {
 namespace {
 
 #ifdef SOLVERD_HAVE_CUDA
-// Whether the batched Sinkhorn loop can run this item to its end (an
-// `auto` item may still leave it, on a stall).
+// Whether the batched Sinkhorn loop can run this item's Sinkhorn stage
+// (and SinkhornBatchCuda the rest).
 bool Batchable(const BatchItem& item) {
-  const Method method = item.options.method;
-  return (method == Method::kSinkhorn || method == Method::kAuto) &&
-         item.options.sparse_plan_threshold == 0 && ValidateOptions(item.options).ok();
+  return item.options.sparse_plan_threshold == 0 && ValidateOptions(item.options).ok();
 }
 
 // Runs the batchable items of the first batchable one's shape together,
-// leaving in *alone the others and those the batched loop gave back.
+// leaving in *alone the others.
 Status BatchOnCuda(const Device& device, StreamHandle stream, std::vector<BatchItem*>* alone) {
   std::vector<BatchItem*> group, rest;
   for (BatchItem* item : *alone) {
@@ -33,7 +31,7 @@ Status BatchOnCuda(const Device& device, StreamHandle stream, std::vector<BatchI
   for (size_t first = 0; first < group.size(); first += kMaxProblemsPerLaunch) {
     const size_t end = std::min(group.size(), first + kMaxProblemsPerLaunch);
     const std::vector<BatchItem*> part(group.begin() + first, group.begin() + end);
-    SOLVERD_RETURN_IF_ERROR(internal::SinkhornBatchCuda(device, stream, part, alone));
+    SOLVERD_RETURN_IF_ERROR(internal::SinkhornBatchCuda(device, stream, part));
   }
   return Status::Ok();
 }

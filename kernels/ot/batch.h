@@ -5,10 +5,11 @@
 // what makes problems of a few thousand entries worth a GPU: alone, each
 // pass is a handful of tiny launches. Each problem keeps its own options,
 // stopping test, progress, cancellation and result, and gets the iterates
-// it would get alone on CUDA. What the batched loop does not do runs alone,
-// through Solve(): SNS, sparse plans, problems of another shape, and `auto`
-// problems that move on to Newton (solved again from the start, Newton
-// stage included). On the CPU every problem runs through Solve().
+// it would get alone on CUDA. SNS problems, and `auto` ones that move on to
+// Newton, run their Sinkhorn stage in the batch and their Newton stage
+// alone from the potentials it reached. Sparse plans and problems of
+// another shape run alone, through Solve(). On the CPU every problem runs
+// through Solve().
 // SolveBatch may run on many threads at once, each with its own items
 // and stream; the items of one call belong to that call alone.
 #ifndef SOLVERD_KERNELS_OT_BATCH_H_

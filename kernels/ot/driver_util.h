@@ -135,6 +135,34 @@ Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_ste
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state);
 
+// How many Sinkhorn iterations the Sinkhorn stage of options.method runs
+// at most: sns_sinkhorn_steps for SNS, all of them otherwise (auto leaves
+// earlier, on a stall).
+inline int64_t SinkhornStageSteps(const Options& options) {
+  return options.method == Method::kSns ? options.sns_sinkhorn_steps : options.max_iterations;
+}
+
+// After the Sinkhorn stage of an SNS or auto solve (`state` as it left it,
+// the backend at its potentials): the Newton stage unless `state` is
+// finished, then FinishSolve().
+Status FinishSns(OtBackend& backend, const Problem& problem, const Options& options,
+                 ProgressSink* sink, const CancelToken* cancel, SolveState* state,
+                 Result* result);
+
+// FinishSns() on a backend of its own, set to potentials (x, y): for
+// problems whose Sinkhorn stage ran elsewhere (the batched CUDA loop). Each
+// backend's, so a problem goes on as it would have alone.
+Status ContinueSnsCpu(const Problem& problem, const Options& options,
+                      const std::vector<double>& x, const std::vector<double>& y,
+                      ProgressSink* sink, const CancelToken* cancel, SolveState* state,
+                      Result* result);
+#ifdef SOLVERD_HAVE_CUDA
+Status ContinueSnsCuda(const Device& device, StreamHandle stream, const Problem& problem,
+                       const Options& options, const std::vector<double>& x,
+                       const std::vector<double>& y, ProgressSink* sink,
+                       const CancelToken* cancel, SolveState* state, Result* result);
+#endif
+
 // Puts the figures of `state` and the plan totals in *result (potentials
 // and plans are the caller's).
 void FillResultFigures(const Problem& problem, const SolveState& state, double transport_cost,

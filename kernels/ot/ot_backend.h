@@ -131,13 +131,12 @@ Status RunSns(OtBackend& backend, const Problem& problem, const Options& options
 
 // Runs options.method on a backend of the given device.
 #ifdef SOLVERD_HAVE_CUDA
-// Runs the Sinkhorn iterations of `group` (two or more items of one shape,
-// methods sinkhorn or auto, no sparse plan) as batched launches, filling
-// each item's result and status; `auto` items that move on to Newton are
-// appended to *give_back untouched, for Solve() to run alone.
+// Runs the Sinkhorn stages of `group` (two or more items of one shape, no
+// sparse plan) as batched launches, then the Newton stage of each item
+// that has one (SNS, `auto` on a stall) alone from there; fills each
+// item's result and status.
 Status SinkhornBatchCuda(const Device& device, StreamHandle stream,
-                         const std::vector<BatchItem*>& group,
-                         std::vector<BatchItem*>* give_back);
+                         const std::vector<BatchItem*>& group);
 Status SolveCuda(const Device& device, StreamHandle stream, const Problem& problem,
                  const Options& options, ProgressSink* sink, const CancelToken* cancel,
                  Result* result);

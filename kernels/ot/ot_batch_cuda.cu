@@ -3,7 +3,9 @@
 // running, and the host reads one error per problem, only at check steps.
 // Each problem runs the SinkhornSteps that SinkhornStage() runs (the same
 // measurement, stopping test, progress and limits), so a problem ends where
-// it would end alone.
+// it would end alone. SNS problems, and `auto` ones that stall, then go on
+// to their Newton stage one by one from the potentials reached here, as
+// they would have alone.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -29,9 +31,14 @@ using ::solverd::internal::CheckLaunch;
 struct Track {
   explicit Track(BatchItem* batch_item)
       : item(batch_item),
-        steps(item->options, item->options.max_iterations,
+        steps(item->options, SinkhornStageSteps(item->options),
               /*stop_on_stall=*/item->options.method == Method::kAuto, item->sink, item->cancel,
               &state) {}
+
+  // Whether the problem goes on to a Newton stage after the batch.
+  bool Continues() const {
+    return steps.stalled() || (item->options.method == Method::kSns && !state.finished);
+  }
   Track(const Track&) = delete;
   Track& operator=(const Track&) = delete;
 
@@ -45,8 +52,9 @@ struct Track {
 
 class CudaSinkhornBatch {
  public:
-  CudaSinkhornBatch(const std::vector<BatchItem*>& group, cudaStream_t stream)
-      : n_(group[0]->problem->n), m_(group[0]->problem->m),
+  CudaSinkhornBatch(const Device& device, const std::vector<BatchItem*>& group,
+                    cudaStream_t stream)
+      : device_(device), n_(group[0]->problem->n), m_(group[0]->problem->m),
         count_(static_cast<int64_t>(group.size())),
         chunks_((n_ + Tuning::kColumnRowsPerChunk - 1) / Tuning::kColumnRowsPerChunk),
         stream_(stream) {
@@ -107,11 +115,11 @@ class CudaSinkhornBatch {
     return Status::Ok();
   }
 
-  // Fills the results of the problems that finished here; appends the
-  // stalled ones to *give_back.
-  Status Finish(std::vector<BatchItem*>* give_back) {
+  // Fills the results of the problems that finished here, and runs the
+  // Newton stage of the others (ContinueSnsCuda), one by one.
+  Status Finish() {
     std::vector<uint8_t> finished(count_);
-    for (int64_t k = 0; k < count_; ++k) finished[k] = tracks_[k].steps.stalled() ? 0 : 1;
+    for (int64_t k = 0; k < count_; ++k) finished[k] = tracks_[k].Continues() ? 0 : 1;
     SOLVERD_RETURN_IF_ERROR(UploadActive(finished));
     std::vector<double> costs(count_), plogps(count_), x(count_ * n_), y(count_ * m_);
     SOLVERD_RETURN_IF_ERROR(PlanTotals(&costs, &plogps));
@@ -119,8 +127,13 @@ class CudaSinkhornBatch {
     SOLVERD_RETURN_IF_ERROR(y_.Download(y.data(), stream_));
     for (int64_t k = 0; k < count_; ++k) {
       Track& t = tracks_[k];
-      if (t.steps.stalled()) {
-        give_back->push_back(t.item);
+      t.item->batched = true;
+      if (t.Continues()) {
+        const std::vector<double> xk(&x[k * n_], &x[(k + 1) * n_]);
+        const std::vector<double> yk(&y[k * m_], &y[(k + 1) * m_]);
+        t.item->status = ContinueSnsCuda(device_, stream_, *t.item->problem, t.item->options, xk,
+                                         yk, t.item->sink, t.item->cancel, &t.state,
+                                         &t.item->result);
         continue;
       }
       Result& r = t.item->result;
@@ -130,7 +143,6 @@ class CudaSinkhornBatch {
       r.y.assign(&y[k * m_], &y[(k + 1) * m_]);
       if (t.item->options.want_plan) SOLVERD_RETURN_IF_ERROR(CopyPlan(k, &r.plan));
       t.item->status = t.state.stop;
-      t.item->batched = true;
     }
     return Status::Ok();
   }
@@ -209,6 +221,7 @@ class CudaSinkhornBatch {
     return dense.Download(plan->data(), stream_);
   }
 
+  const Device device_;
   const int64_t n_, m_, count_, chunks_;
   cudaStream_t stream_;
   std::deque<Track> tracks_;
@@ -221,13 +234,12 @@ class CudaSinkhornBatch {
 }  // namespace
 
 Status SinkhornBatchCuda(const Device& device, StreamHandle stream,
-                         const std::vector<BatchItem*>& group,
-                         std::vector<BatchItem*>* give_back) {
+                         const std::vector<BatchItem*>& group) {
   SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
-  CudaSinkhornBatch batch(group, static_cast<cudaStream_t>(stream));
+  CudaSinkhornBatch batch(device, group, static_cast<cudaStream_t>(stream));
   SOLVERD_RETURN_IF_ERROR(batch.Init());
   SOLVERD_RETURN_IF_ERROR(batch.Run());
-  return batch.Finish(give_back);
+  return batch.Finish();
 }
 
 }  // namespace solverd::ot::internal

@@ -10,6 +10,7 @@
 #include "common/cpu_clones.h"
 #include "common/parallel_for.h"
 #include "common/vector_exp.h"
+#include "ot/driver_util.h"
 #include "ot/gibbs_kernel.h"
 #include "ot/ot_backend.h"
 #include "ot/sparse_plan_matrix.h"
@@ -456,6 +457,15 @@ Status SolveCpu(const Problem& problem, const Options& options, ProgressSink* si
                 const CancelToken* cancel, Result* result) {
   CpuOtBackend backend(problem, options);
   return RunMethod(backend, problem, options, sink, cancel, result);
+}
+
+Status ContinueSnsCpu(const Problem& problem, const Options& options,
+                      const std::vector<double>& x, const std::vector<double>& y,
+                      ProgressSink* sink, const CancelToken* cancel, SolveState* state,
+                      Result* result) {
+  CpuOtBackend backend(problem, options);
+  SOLVERD_RETURN_IF_ERROR(backend.SetPotentials(x, y));
+  return FinishSns(backend, problem, options, sink, cancel, state, result);
 }
 
 }  // namespace solverd::ot::internal

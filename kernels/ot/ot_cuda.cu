@@ -12,6 +12,7 @@
 
 #include "common/cuda_check.h"
 #include "common/device_buffer.cuh"
+#include "ot/driver_util.h"
 #include "ot/ot_backend.h"
 #include "ot/ot_kernels.cuh"
 #include "ot/point_cost_cuda.h"
@@ -369,6 +370,17 @@ Status SolveCuda(const Device& device, StreamHandle stream, const Problem& probl
   CudaOtBackend backend(problem, static_cast<cudaStream_t>(stream));
   SOLVERD_RETURN_IF_ERROR(backend.Init());
   return RunMethod(backend, problem, options, sink, cancel, result);
+}
+
+Status ContinueSnsCuda(const Device& device, StreamHandle stream, const Problem& problem,
+                       const Options& options, const std::vector<double>& x,
+                       const std::vector<double>& y, ProgressSink* sink,
+                       const CancelToken* cancel, SolveState* state, Result* result) {
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaSetDevice(device.index));
+  CudaOtBackend backend(problem, static_cast<cudaStream_t>(stream));
+  SOLVERD_RETURN_IF_ERROR(backend.Init());
+  SOLVERD_RETURN_IF_ERROR(backend.SetPotentials(x, y));
+  return FinishSns(backend, problem, options, sink, cancel, state, result);
 }
 
 }  // namespace solverd::ot::internal

@@ -345,18 +345,23 @@ class NewtonStage {
 
 }  // namespace
 
+Status FinishSns(OtBackend& backend, const Problem& problem, const Options& options,
+                 ProgressSink* sink, const CancelToken* cancel, SolveState* state,
+                 Result* result) {
+  if (!state->finished) {
+    NewtonStage newton(backend, problem, options);
+    SOLVERD_RETURN_IF_ERROR(newton.Run(sink, cancel, state));
+  }
+  return FinishSolve(backend, problem, options, *state, result);
+}
+
 Status RunSns(OtBackend& backend, const Problem& problem, const Options& options,
               ProgressSink* sink, const CancelToken* cancel, Result* result) {
   SolveState state;
   const bool auto_switch = options.method == Method::kAuto;
-  const int64_t first_steps = auto_switch ? options.max_iterations : options.sns_sinkhorn_steps;
-  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, options, first_steps, auto_switch, sink,
-                                        cancel, &state));
-  if (!state.finished) {
-    NewtonStage newton(backend, problem, options);
-    SOLVERD_RETURN_IF_ERROR(newton.Run(sink, cancel, &state));
-  }
-  return FinishSolve(backend, problem, options, state, result);
+  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, options, SinkhornStageSteps(options),
+                                        auto_switch, sink, cancel, &state));
+  return FinishSns(backend, problem, options, sink, cancel, &state, result);
 }
 
 }  // namespace solverd::ot::internal

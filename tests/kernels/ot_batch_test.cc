@@ -1,7 +1,8 @@
 // Tests of SolveBatch: on the CPU it is Solve() per problem; on CUDA the
 // batched Sinkhorn loop gives each problem exactly what Solve() gives it
-// alone (same kernels' math, same stopping test), hands SNS, sparse plans
-// and other shapes to Solve(), and keeps cancellation per problem.
+// alone (same kernels' math, same stopping test), runs the Newton stage of
+// SNS and stalled `auto` problems from where it left them, hands sparse
+// plans and other shapes to Solve(), and keeps cancellation per problem.
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -23,8 +24,8 @@ Options Sinkhorn(double tolerance, int check_every) {
 }
 
 // A mixed batch: varied eta, tolerances and check intervals, zero marginal
-// entries, point clouds, a dense plan, an iteration cap, `auto`, and items
-// the batched loop must hand on (SNS, a sparse plan, another shape).
+// entries, point clouds, a dense plan, an iteration cap, `auto`, SNS, and
+// items the batched loop must hand on (a sparse plan, another shape).
 std::vector<Problem> MixedProblems() {
   std::vector<Problem> problems;
   for (unsigned k = 0; k < 6; ++k) problems.push_back(RandomCost(40, 56, 10.0 * (k + 1), k));
@@ -98,12 +99,14 @@ TEST(OtBatchCuda, EachProblemGetsWhatItGetsAlone) {
   ASSERT_TRUE(SolveBatch(Device::Cuda(0), stream.get(), &items).ok());
   for (size_t k = 0; k < items.size(); ++k) {
     SCOPED_TRACE(k);
-    // 7 (`auto`, stalls) is given back; 8, 9 and 10 never join.
-    EXPECT_EQ(items[k].batched, k < 7) << k;
+    // 7 (`auto`, stalls) and 8 (SNS) go on to Newton from the batch's
+    // potentials; 9 and 10 never join.
+    EXPECT_EQ(items[k].batched, k < 9) << k;
     ExpectSameAsAlone(Device::Cuda(0), stream.get(), items[k]);
   }
   EXPECT_EQ(items[4].result.termination, Termination::kMaxIterations);
   EXPECT_GT(items[7].result.newton_iterations, 0);
+  EXPECT_GT(items[8].result.newton_iterations, 0);
 }
 
 TEST(OtBatchCuda, CancellingOneProblemLeavesTheOthers) {

@@ -10,6 +10,7 @@
 
 #include "cuda_test_util.h"
 #include "ot_test_util.h"
+#include "ot/driver_util.h"
 #include "ot/ot.h"
 
 namespace solverd::ot {
@@ -113,6 +114,35 @@ TEST(Sns, AutoMovesOnWhenSinkhornHasFarToGoAndStaysWhenItIsNearlyDone) {
         EXPECT_EQ(r.newton_iterations, 0) << "n = " << n;
         EXPECT_EQ(r.sinkhorn_iterations, alone.iterations) << "n = " << n;
       }
+    }
+  }
+}
+
+// The batched CUDA loop runs an SNS problem's Sinkhorn stage and hands its
+// potentials on (ContinueSnsCuda); on the CPU twin, the Newton stage from
+// the potentials of 20 Sinkhorn iterations ends where SNS whole does.
+TEST(Sns, NewtonStageFromHandedOverPotentialsEndsAsWholeSns) {
+  for (const Problem& p : {RandomCost(120, 90, 1200, 3), RandomPointClouds(150, 150, 100, 4)}) {
+    const Options sns = With(Method::kSns, 1e-9, 1000);
+    Result whole, sinkhorn, continued;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, sns, nullptr, nullptr, &whole).ok());
+    Options first = With(Method::kSinkhorn, 1e-9, sns.sns_sinkhorn_steps);
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, first, nullptr, nullptr, &sinkhorn).ok());
+    ASSERT_EQ(sinkhorn.termination, Termination::kMaxIterations);
+    internal::SolveState state;  // as the batch leaves it
+    state.sinkhorn_iterations = sinkhorn.sinkhorn_iterations;
+    state.first_error = state.error = sinkhorn.marginal_error;
+    state.error_current = true;
+    ASSERT_TRUE(internal::ContinueSnsCpu(p, sns, sinkhorn.x, sinkhorn.y, nullptr, nullptr,
+                                         &state, &continued).ok());
+    EXPECT_EQ(continued.termination, Termination::kConverged);
+    EXPECT_LE(continued.marginal_error, 1e-9);
+    EXPECT_EQ(continued.sinkhorn_iterations, whole.sinkhorn_iterations);
+    EXPECT_NEAR(continued.newton_iterations, whole.newton_iterations, 1);
+    EXPECT_NEAR(continued.transport_cost, whole.transport_cost, 1e-9 * whole.transport_cost);
+    ASSERT_EQ(continued.plan.size(), whole.plan.size());
+    for (size_t e = 0; e < whole.plan.size(); ++e) {
+      ASSERT_NEAR(continued.plan[e], whole.plan[e], 1e-8) << e;
     }
   }
 }
