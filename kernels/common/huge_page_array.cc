@@ -26,7 +26,10 @@ constexpr size_t kSmallBlockBytes = size_t{64} << 10;
 // touch, and when it has no free 2 MiB pages at hand, 4 KiB at a time:
 // SNS at n = 2000 on the dev VM spent 35 ms of 0.16 s so (clear_page in
 // perf, its double kernel and sparse plan of 32 + 15 MiB), and a server
-// solving a stream of like-sized problems paid that for every one.
+// solving a stream of like-sized problems paid that for every one. (The
+// server also has malloc keep freed blocks under 32 MiB in its heap,
+// server/main.cc; this cache holds larger ones too, and serves the kernels
+// wherever they run.)
 constexpr size_t kMaxKeptBytes = size_t{512} << 20;
 
 // The blocks of huge pages: sizes of those in use, and the freed ones kept.
