@@ -120,8 +120,10 @@ class SinkhornSteps {
 inline constexpr double kNewtonStageCost = 120;
 // Sinkhorn on random assignment slows down window after window (predicted
 // iterations to go 25, 144, 187, 229, ... 419 at iteration 81, against the
-// 21,300 it takes: each window 20-30% more), so the prediction alone moved
-// to Newton late. On point clouds the prediction stops growing by a tenth
+// 21,300 it takes: each window 20-30% more), so the prediction alone, at
+// kNewtonStageCost 400, moved to Newton late; this rule still catches a
+// Sinkhorn that starts fast and then slows. On point clouds the
+// prediction stops growing by a tenth
 // after at most two windows (7, 133, 181, 171 at n = 2000; 10, 173, 179,
 // 179 at n = 500) as the rate settles.
 inline constexpr int kSlowingWindows = 3;
