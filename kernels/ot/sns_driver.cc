@@ -237,19 +237,37 @@ class NewtonStage {
   // direction) but diag(S)^-1 S stays close to the identity.
   Status SolveNewtonSystem(const std::vector<double>& gx, const std::vector<double>& gy,
                            std::vector<double>* dx, std::vector<double>* dy) {
+    std::vector<double> bx;
+    SOLVERD_RETURN_IF_ERROR(SetUpSchurSystem(gx, gy, &bx));
+    int64_t cg_iterations = 0;
+    {
+      StageClock clock(cg_seconds_);
+      SOLVERD_RETURN_IF_ERROR(backend_.SolveSchur(schur_, dy, &cg_iterations));
+    }
+    work_.sparse_products += 2 * cg_iterations;
+    std::vector<double> pdy;
+    SOLVERD_RETURN_IF_ERROR(PlanTimes(*dy, &pdy));
+    dx->resize(p_.n);
+    for (int64_t i = 0; i < p_.n; ++i) (*dx)[i] = (bx[i] - pdy[i]) * schur_.inv_dr[i];
+    return Status::Ok();
+  }
+
+  // schur_ for the system of SolveNewtonSystem(), and bx = gx / eta on the
+  // active rows.
+  Status SetUpSchurSystem(const std::vector<double>& gx, const std::vector<double>& gy,
+                          std::vector<double>* bx) {
     double max_diag = 0;
     for (double v : point_.r) max_diag = std::max(max_diag, v);
     for (double v : point_.c) max_diag = std::max(max_diag, v);
     const double shift = kRelativeShift * max_diag;
     SchurSystem& s = schur_;
     s.inv_dr.resize(p_.n);
+    bx->resize(p_.n);
+    std::vector<double> scaled(p_.n), back, squares;
     for (int64_t i = 0; i < p_.n; ++i) {
       s.inv_dr[i] = RowActive(i) ? 1.0 / (point_.r[i] + shift) : 0.0;
-    }
-    std::vector<double> bx(p_.n), scaled(p_.n), back, squares;
-    for (int64_t i = 0; i < p_.n; ++i) {
-      bx[i] = RowActive(i) ? gx[i] / p_.eta : 0.0;
-      scaled[i] = bx[i] * s.inv_dr[i];
+      (*bx)[i] = RowActive(i) ? gx[i] / p_.eta : 0.0;
+      scaled[i] = (*bx)[i] * s.inv_dr[i];
     }
     SOLVERD_RETURN_IF_ERROR(PlanTransposeTimes(scaled, &back));
     ++work_.sparse_products;
@@ -278,16 +296,6 @@ class NewtonStage {
     const double forcing = std::min(0.1, std::sqrt(point_.error));
     s.target = std::max(1e-12, forcing) * std::sqrt(Dot(s.rhs, s.rhs));
     s.max_iterations = o_.cg_max_iterations;
-    int64_t cg_iterations = 0;
-    {
-      StageClock clock(cg_seconds_);
-      SOLVERD_RETURN_IF_ERROR(backend_.SolveSchur(s, dy, &cg_iterations));
-    }
-    work_.sparse_products += 2 * cg_iterations;
-    std::vector<double> pdy;
-    SOLVERD_RETURN_IF_ERROR(PlanTimes(*dy, &pdy));
-    dx->resize(p_.n);
-    for (int64_t i = 0; i < p_.n; ++i) (*dx)[i] = (bx[i] - pdy[i]) * s.inv_dr[i];
     return Status::Ok();
   }
 
