@@ -17,10 +17,10 @@ void MoreLine(int total, int shown, std::string* out) {
 std::string Ot(const v1::OtResult& ot) {
   return absl::StrFormat(
       "result: transport_cost %.10g  entropic_objective %.10g  marginal_error %.3e"
-      "  iterations %d (sinkhorn %d in %.3fs, newton %d in %.3fs)  %s\n",
+      "  iterations %d (sinkhorn %d in %.3fs, newton %d in %.3fs, cg %.3fs)  %s\n",
       ot.transport_cost(), ot.entropic_objective(), ot.marginal_error(), ot.iterations(),
       ot.sinkhorn_iterations(), ot.sinkhorn_seconds(), ot.newton_iterations(),
-      ot.newton_seconds(), v1::OtTermination_Name(ot.termination()));
+      ot.newton_seconds(), ot.cg_seconds(), v1::OtTermination_Name(ot.termination()));
 }
 
 std::string OtBatch(const v1::OtBatchResult& batch) {

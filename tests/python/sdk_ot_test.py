@@ -56,6 +56,9 @@ class Ot(ServerTestCase):
         self.assertLess(np.abs(by_points.plan_from(M) - by_costs.plan).max(), 1e-9)
         self.assertEqual(by_costs.termination, "CONVERGED")
         self.assertGreater(by_costs.sinkhorn_seconds, 0)  # auto's Sinkhorn stage, at least
+        by_sns = solverd.ot.solve(M=M, reg=0.05, tol=1e-11, method="sns", client=self.client)
+        self.assertGreater(by_sns.cg_seconds, 0)  # the Newton systems' share
+        self.assertLessEqual(by_sns.cg_seconds, by_sns.newton_seconds)
         self.assertIsInstance(by_costs.iterations, int)
 
     def test_a_batch_is_one_job_with_each_problems_answer(self):

@@ -64,6 +64,10 @@ TEST_F(OtFamilyTest, EveryMethodSolvesAndCountsItsStages) {
     // SNS: 20 Sinkhorn steps first, and one after each damped Newton step.
     if (method == v1::OT_METHOD_SNS) EXPECT_GE(r.sinkhorn_iterations(), 20);
     if (method == v1::OT_METHOD_SNS) EXPECT_GT(r.newton_iterations(), 0);
+    // CG is part of the Newton stage's time.
+    EXPECT_LE(r.cg_seconds(), r.newton_seconds());
+    if (method == v1::OT_METHOD_SINKHORN) EXPECT_EQ(r.cg_seconds(), 0);
+    if (method == v1::OT_METHOD_SNS) EXPECT_GT(r.cg_seconds(), 0);
   }
 }
 

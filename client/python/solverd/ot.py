@@ -55,6 +55,7 @@ class Transport:
     plan: Optional[np.ndarray] = None  # [n, m]
     sinkhorn_seconds: float = 0.0      # time in each method (auto runs both; 0 in a batch)
     newton_seconds: float = 0.0
+    cg_seconds: float = 0.0            # of newton_seconds, solving the Newton systems
 
     def plan_from(self, M: np.ndarray) -> np.ndarray:
         """The plan for costs M ([n, m]) from the potentials."""
@@ -105,7 +106,7 @@ def _transport(result: ot_pb2.OtResult, reg: float, job_id: str) -> Transport:
                      marginal_error=result.marginal_error, iterations=result.iterations,
                      termination=termination[len("OT_TERMINATION_"):], device=result.device,
                      job_id=job_id, sinkhorn_seconds=result.sinkhorn_seconds,
-                     newton_seconds=result.newton_seconds)
+                     newton_seconds=result.newton_seconds, cg_seconds=result.cg_seconds)
 
 
 def solve(a=None, b=None, M=None, reg: float = 0.0, *, X=None, Y=None, p: int = 2,

@@ -119,6 +119,7 @@ v1::OtResult OtResultToProto(const ot::Result& r, const ot::Problem& p,
   out.set_newton_iterations(r.newton_iterations);
   out.set_sinkhorn_seconds(r.sinkhorn_seconds);
   out.set_newton_seconds(r.newton_seconds);
+  out.set_cg_seconds(r.cg_seconds);
   switch (r.termination) {
     case ot::Termination::kConverged: out.set_termination(v1::OT_TERMINATION_CONVERGED); break;
     case ot::Termination::kMaxIterations:
