@@ -147,6 +147,16 @@ TEST(Sns, NewtonStageFromHandedOverPotentialsEndsAsWholeSns) {
   }
 }
 
+// Admission control counts the Newton stage's sparse plan, which may keep
+// every entry of the plan, for the methods that can reach it.
+TEST(Sns, MemoryEstimateCountsTheSparsePlan) {
+  const Problem p = RandomPointClouds(300, 200, 100, 5);
+  const int64_t sinkhorn = EstimateBytes(p, With(Method::kSinkhorn, 1e-6, 100));
+  for (Method method : {Method::kSns, Method::kAuto}) {
+    EXPECT_GE(EstimateBytes(p, With(method, 1e-6, 100)), sinkhorn + 300 * 200 * 24);
+  }
+}
+
 TEST(Sns, EachStageReportsItsOwnTime) {
   Problem p = RandomCost(200, 200, 1200, 2);
   Result sns, sinkhorn;
