@@ -4,8 +4,8 @@
 // solve's `done` flag and returns when it is set, so the host queues
 // iterations in runs and reads the flag once a run instead of once a step.
 // The math of each step is schur_cg_math.h's, as in the host loop.
-// Included by ot_cuda.cu alone. Internal. Kernels only: a solve's launches
-// share its vectors and CgScalars, so one solve's steps stay on one stream.
+// Included by ot_cuda.cu alone. Internal. A solve's launches share its
+// vectors and CgScalars: one host thread queues them, on one stream.
 #ifndef SOLVERD_KERNELS_OT_SCHUR_CG_KERNELS_CUH_
 #define SOLVERD_KERNELS_OT_SCHUR_CG_KERNELS_CUH_
 
