@@ -36,7 +36,7 @@ struct SchurSystem {
   std::vector<double> active;    // m: 1 on the columns solved for, else 0
   std::vector<double> rhs;       // m
   std::vector<double> inv_diag;  // m: 1 / diag(S), the preconditioner
-  double target = 0;             // stop once ||rhs - S dy||_2 <= target
+  double relative_target = 0;    // stop once ||rhs - S dy||_2 <= this * ||rhs||_2
   int64_t max_iterations = 0;
 };
 

@@ -262,7 +262,8 @@ class CudaOtBackend final : public OtBackend {
         v.rhs.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(), v.z.data(),
         v.dir.data(), s);
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgStartKernel", stream_));
-    CgCheckStartKernel<<<1, 1, 0, stream_>>>(system.target, system.max_iterations, s);
+    CgCheckStartKernel<<<1, 1, 0, stream_>>>(system.relative_target, system.max_iterations,
+                                              s);
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgCheckStartKernel", stream_));
     CgScalars host;
     do {
@@ -309,7 +310,7 @@ class CudaOtBackend final : public OtBackend {
     CgStepKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
         v.dir.data(), v.schur_dir.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(),
         v.z.data(), s);
-    CgNextKernel<<<1, 1, 0, stream_>>>(system.target, system.max_iterations, s);
+    CgNextKernel<<<1, 1, 0, stream_>>>(system.max_iterations, s);
     CgDirectionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(v.z.data(), p_.m, s,
                                                                   v.dir.data());
     return CheckLaunch("CG step kernels", stream_);

@@ -29,7 +29,8 @@ class HostSchurSolve {
     CgScalars cg;
     cg.rz = Dot(res, z);
     cg.rr = Dot(res, res);
-    while (CgContinues(cg, s_.target, s_.max_iterations)) {
+    CgSetTarget(s_.relative_target, &cg);
+    while (CgContinues(cg, s_.max_iterations)) {
       SOLVERD_RETURN_IF_ERROR(ApplySchur(dir, &schur_dir));
       cg.curvature = Dot(dir, schur_dir);
       if (!CgStepLength(&cg)) break;

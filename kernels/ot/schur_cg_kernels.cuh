@@ -46,9 +46,12 @@ CgStartKernel(const double* rhs, const double* inv_diag, long m, double* x, doub
   AddBlockSum(rr, &s->rr);
 }
 
-// Whether the solve is over before its first step.
-__global__ void CgCheckStartKernel(double target, long long max_iterations, CgScalars* s) {
-  s->done = !CgContinues(*s, target, max_iterations);
+// The target from the first residual, and whether the solve is over
+// before its first step.
+__global__ void CgCheckStartKernel(double relative_target, long long max_iterations,
+                                   CgScalars* s) {
+  CgSetTarget(relative_target, s);
+  s->done = !CgContinues(*s, max_iterations);
 }
 
 // rows += Ps d over the kept entries (rows zeroed by the caller).
@@ -108,11 +111,11 @@ CgStepKernel(const double* dir, const double* schur_dir, const double* inv_diag,
 
 // Counts the step, keeps beta for CgDirectionKernel, and decides whether
 // another step follows.
-__global__ void CgNextKernel(double target, long long max_iterations, CgScalars* s) {
+__global__ void CgNextKernel(long long max_iterations, CgScalars* s) {
   if (s->done) return;
   CgFinishStep(s);
   s->curvature = 0;
-  s->done = !CgContinues(*s, target, max_iterations);
+  s->done = !CgContinues(*s, max_iterations);
 }
 
 // d = z + beta d.

@@ -23,6 +23,7 @@ struct CgScalars {
   double rz_next = 0;    // r . z and r . r after the step
   double rr_next = 0;
   double beta = 0;       // the last direction's weight in the next one
+  double target = 0;     // the residual norm to reach: a share of the first
   long long iterations = 0;
   int done = 0;
 };
@@ -33,9 +34,14 @@ SOLVERD_HD inline double SchurEntry(double active, double dc, double v, double b
   return active != 0 ? dc * v - back : 0.0;
 }
 
+// Sets the target from the first residual (rr of the right-hand side).
+SOLVERD_HD inline void CgSetTarget(double relative_target, CgScalars* s) {
+  s->target = relative_target * sqrt(s->rr);
+}
+
 // Whether the solve goes on: its residual still above target.
-SOLVERD_HD inline bool CgContinues(const CgScalars& s, double target, long long max_iterations) {
-  return s.iterations < max_iterations && sqrt(s.rr) > target;
+SOLVERD_HD inline bool CgContinues(const CgScalars& s, long long max_iterations) {
+  return s.iterations < max_iterations && sqrt(s.rr) > s.target;
 }
 
 // The step length from rz and the curvature; false when S is not positive
