@@ -131,9 +131,10 @@ class CudaSinkhornBatch {
       if (t.Continues()) {
         const std::vector<double> xk(&x[k * n_], &x[(k + 1) * n_]);
         const std::vector<double> yk(&y[k * m_], &y[(k + 1) * m_]);
-        t.item->status = ContinueSnsCuda(device_, stream_, *t.item->problem, t.item->options, xk,
-                                         yk, t.item->sink, t.item->cancel, &t.state,
-                                         &t.item->result);
+        const Status continued =
+            ContinueSnsCuda(device_, stream_, *t.item->problem, t.item->options, xk, yk,
+                            t.item->sink, t.item->cancel, &t.state, &t.item->result);
+        t.item->status = continued;
         continue;
       }
       Result& r = t.item->result;
