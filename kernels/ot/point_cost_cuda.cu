@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/cuda_check.h"
@@ -63,7 +64,6 @@ Status CublasStatus(cublasStatus_t status, const char* what) {
 // dlopen, it lives in dynamic TLS instead (as LAPACK in gptq_hessian.cc).
 struct Cublas {
   cublasStatus_t (*create)(cublasHandle_t*) = nullptr;
-  cublasStatus_t (*destroy)(cublasHandle_t) = nullptr;
   cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t) = nullptr;
   cublasStatus_t (*dgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
                           const double*, const double*, int, const double*, int, const double*,
@@ -85,7 +85,6 @@ const Cublas* LoadedCublas() {
       if (library == nullptr) continue;
       Cublas found;
       if (Find(library, "cublasCreate_v2", &found.create) &&
-          Find(library, "cublasDestroy_v2", &found.destroy) &&
           Find(library, "cublasSetStream_v2", &found.set_stream) &&
           Find(library, "cublasDgemm_v2", &found.dgemm)) {
         return new Cublas(found);
@@ -97,25 +96,26 @@ const Cublas* LoadedCublas() {
   return kCublas;
 }
 
-// A cuBLAS handle for one call, on `stream`.
-class CublasHandle {
- public:
-  explicit CublasHandle(const Cublas& cublas) : cublas_(cublas) {}
-  ~CublasHandle() {
-    if (handle_ != nullptr) cublas_.destroy(handle_);
+// The calling thread's cuBLAS handle for the current device, on `stream`.
+// Created once per thread and device and never destroyed (the lanes'
+// threads live as long as the server): cublasCreate sets up a context and
+// workspace on the device, which a batch of small high-dimensional
+// problems would otherwise pay once a problem.
+Status ThreadHandle(const Cublas& cublas, cudaStream_t stream, cublasHandle_t* handle) {
+  thread_local std::unordered_map<int, cublasHandle_t> handles;
+  int device = 0;
+  SOLVERD_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  cublasHandle_t& h = handles[device];
+  if (h == nullptr) {
+    const Status created = CublasStatus(cublas.create(&h), "cublasCreate");
+    if (!created.ok()) {
+      handles.erase(device);
+      return created;
+    }
   }
-  CublasHandle(const CublasHandle&) = delete;
-  CublasHandle& operator=(const CublasHandle&) = delete;
-  Status Open(cudaStream_t stream) {
-    SOLVERD_RETURN_IF_ERROR(CublasStatus(cublas_.create(&handle_), "cublasCreate"));
-    return CublasStatus(cublas_.set_stream(handle_, stream), "cublasSetStream");
-  }
-  cublasHandle_t get() const { return handle_; }
-
- private:
-  const Cublas& cublas_;
-  cublasHandle_t handle_ = nullptr;
-};
+  *handle = h;
+  return CublasStatus(cublas.set_stream(h, stream), "cublasSetStream");
+}
 
 // Both clouds less their common mean, for a smaller ||x||^2 + ||y||^2
 // against which -2 x . y rounds.
@@ -138,13 +138,13 @@ Status SquaredDistancesByGemm(const Cublas& cublas, const Problem& p, cudaStream
   SquaredNormsKernel<<<Blocks(p.n), kThreads, 0, stream>>>(xs, p.n, p.dim, x_norms.data());
   SquaredNormsKernel<<<Blocks(p.m), kThreads, 0, stream>>>(ys, p.m, p.dim, y_norms.data());
   SOLVERD_RETURN_IF_ERROR(CheckLaunch("SquaredNormsKernel", stream));
-  CublasHandle handle(cublas);
-  SOLVERD_RETURN_IF_ERROR(handle.Open(stream));
+  cublasHandle_t handle = nullptr;
+  SOLVERD_RETURN_IF_ERROR(ThreadHandle(cublas, stream, &handle));
   // Row-major C (n x m) is column-major C^T (m x n) = Y X^T, with the
   // row-major point arrays read as column-major dim x m (dim x n) matrices.
   const double minus_two = -2, zero = 0;
   SOLVERD_RETURN_IF_ERROR(CublasStatus(
-      cublas.dgemm(handle.get(), CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.m),
+      cublas.dgemm(handle, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(p.m),
                   static_cast<int>(p.n), static_cast<int>(p.dim), &minus_two, ys,
                   static_cast<int>(p.dim), xs, static_cast<int>(p.dim), &zero, cost,
                   static_cast<int>(p.m)),

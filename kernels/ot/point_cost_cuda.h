@@ -1,7 +1,8 @@
 // The cost matrix from point clouds on the device, for the CUDA ot
 // backends (single solves and batches). For .cu files only. Internal.
-// Thread-safe: each call works on its own buffers and stream (cuBLAS is
-// loaded once, under a function-local static).
+// Thread-safe: each call works on its own buffers and stream, with its
+// thread's cuBLAS handle (cuBLAS is loaded once, under a function-local
+// static).
 #ifndef SOLVERD_KERNELS_OT_POINT_COST_CUDA_H_
 #define SOLVERD_KERNELS_OT_POINT_COST_CUDA_H_
 
