@@ -51,14 +51,14 @@ ot::Problem RandomAssignment(int n, double eta) {
   return p;
 }
 
-ot::Problem PointClouds(int n, double eta, unsigned seed = 2) {
+ot::Problem PointClouds(int n, double eta, unsigned seed = 2, int dim = 2) {
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(0, 1);
   ot::Problem p;
   p.n = p.m = n;
-  p.dim = 2;
-  for (int k = 0; k < 2 * n; ++k) p.x_points.push_back(u(rng));
-  for (int k = 0; k < 2 * n; ++k) p.y_points.push_back(u(rng));
+  p.dim = dim;
+  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.x_points.push_back(u(rng));
+  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.y_points.push_back(u(rng));
   p.a.assign(n, 1.0 / n);
   p.b.assign(n, 1.0 / n);
   p.eta = eta;
@@ -143,13 +143,7 @@ void Batched(int count, int n) {
 // Seconds for the cost of `n` x `n` points in `dim` dimensions by each
 // route, the fastest of three after a warm-up.
 void PointCost(int n, int dim) {
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<double> u(0, 1);
-  ot::Problem p;
-  p.n = p.m = n;
-  p.dim = dim;
-  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.x_points.push_back(u(rng));
-  for (long k = 0; k < static_cast<long>(n) * dim; ++k) p.y_points.push_back(u(rng));
+  const ot::Problem p = PointClouds(n, /*eta=*/1, /*seed=*/3, dim);
   solverd::DeviceBuffer<double> cost;
   if (!cost.Allocate(static_cast<size_t>(n) * n).ok()) return;
   const std::string name = "point_cost_n" + std::to_string(n) + "_d" + std::to_string(dim);
