@@ -192,7 +192,13 @@ absl::StatusOr<v1::JobState> SolverClient::Watch(
       return absl::UnavailableError("watch ended before the job finished");
     }
     if (next > resumed_at) attempt = 0;  // the stream made progress: failures in a row
-    if (s.error_code() != grpc::StatusCode::UNAVAILABLE || attempt >= max_reconnects) {
+    // This call never cancels its own context, so CANCELLED comes from the
+    // far end: a replica whose gRPC server shut down under the stream.
+    // Another replica (or this one, restarted) can carry on, as on
+    // UNAVAILABLE.
+    const bool retry = s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                       s.error_code() == grpc::StatusCode::CANCELLED;
+    if (!retry || attempt >= max_reconnects) {
       return FromGrpc(s);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(200 << std::min(attempt, 4)));
