@@ -6,9 +6,9 @@
 // -eta [[diag(P1), P], [P^T, diag(P^T 1)]]. The Hessian keeps its exact
 // diagonal but only the largest entries of P off it (a global threshold
 // keeping about sparsity * n * m of them, kept for later steps while they
-// still hold nearly all the mass); one dual variable is fixed to
-// remove the null direction (1, -1); the system, with a small diagonal
-// shift, is solved by eliminating x and running Jacobi-preconditioned
+// still hold nearly all the mass); the dual variable of the heaviest
+// column is fixed to remove the null direction (1, -1); the system, with a
+// small diagonal shift, is solved by eliminating x and running Jacobi-preconditioned
 // conjugate gradient on the Schur complement in y; the step
 // length comes from a backtracking Armijo search on f. When no step length
 // increases f, a window of Sinkhorn steps runs instead; after a damped
@@ -71,9 +71,14 @@ class NewtonStage {
   NewtonStage(OtBackend& backend, const Problem& p, const Options& o)
       : backend_(backend), p_(p), o_(o) {
     // Zero-mass rows and columns stay at -inf and out of the system; the
-    // last active column is fixed to remove the null direction (1, -1).
+    // heaviest column (the last of them, as before when all weigh the same)
+    // is fixed to remove the null direction (1, -1). Fixing a light one
+    // leaves the system nearly singular along that direction: with the last
+    // column (mass 1.6e-5 where the largest is 7e-3) the 28 x 28 W2 density
+    // case converged linearly, 3x a step from an error of 1e-4, in 16
+    // Newton steps; fixing the heaviest, 10.
     for (int64_t j = 0; j < p.m; ++j) {
-      if (p.b[j] > 0) fixed_column_ = j;
+      if (p.b[j] > 0 && (fixed_column_ < 0 || p.b[j] >= p.b[fixed_column_])) fixed_column_ = j;
     }
   }
 
