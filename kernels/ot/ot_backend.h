@@ -40,6 +40,15 @@ struct SchurSystem {
   int64_t max_iterations = 0;
 };
 
+// How SNS's sparsification ranks the entries of P: by EntryRank(log P_ij,
+// row[i], col[j]) (sinkhorn_math.h), highest kept. sns_driver.cc sets the
+// weights to half the log of each row's and column's sum, ranking entries as
+// those of diag(P1)^-1/2 P diag(P^T 1)^-1/2; all zero ranks by P itself.
+struct PlanRanking {
+  std::vector<double> row;  // n
+  std::vector<double> col;  // m
+};
+
 class OtBackend {
  public:
   virtual ~OtBackend() = default;
@@ -83,15 +92,15 @@ class OtBackend {
   // potentials, in one pass over C.
   virtual Status PlanMarginals(std::vector<double>* r, std::vector<double>* c,
                                double* total) = 0;
-  // counts[k] = number of entries with log P_ij in bin k of [lo, hi), and
-  // masses[k] their sum of P_ij (bins equal width; entries below lo are
-  // not counted, above hi go in the last bin), for choosing the
-  // sparsification threshold.
-  virtual Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
-                                  std::vector<double>* masses) = 0;
-  // Keeps the entries with log P_ij >= log_threshold as the sparse plan
-  // Ps used by SparseMultiply(); returns how many were kept.
-  virtual Status SparsifyPlan(double log_threshold, int64_t* kept) = 0;
+  // counts[k] = number of entries whose rank (see PlanRanking) is in bin k
+  // of [lo, hi), and masses[k] their sum of P_ij (bins equal width; entries
+  // below lo are not counted, above hi go in the last bin), for choosing
+  // the sparsification threshold.
+  virtual Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
+                                  std::vector<int64_t>* counts, std::vector<double>* masses) = 0;
+  // Keeps the entries ranked at or above `threshold` as the sparse plan Ps
+  // used by SparseMultiply(); returns how many were kept.
+  virtual Status SparsifyPlan(const PlanRanking& ranking, double threshold, int64_t* kept) = 0;
   // Recomputes the sparse plan's entries at the current potentials, the
   // same entries kept; *kept_mass = their sum. O(kept) work, no pass over
   // C. REQUIRES: SparsifyPlan() before.

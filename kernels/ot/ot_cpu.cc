@@ -274,8 +274,8 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
-                          std::vector<double>* masses) override {
+  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
+                          std::vector<int64_t>* counts, std::vector<double>* masses) override {
     KernelAtPotentials();  // then P comes without an exp per entry
     SyncPotentials();
     const double scale = kHistogramBins / (hi - lo);
@@ -290,17 +290,19 @@ class CpuOtBackend final : public OtBackend {
           // over those alone. A branch per entry, taken in no pattern (5%
           // of random assignment's entries are above lo), made the pass
           // cost ten Sinkhorn steps.
-          thread_local std::vector<double> log_plan, plan;
+          thread_local std::vector<double> log_plan, plan, rank;
           thread_local std::vector<int32_t> above;
           log_plan.resize(p_.m);
           plan.resize(p_.m);
+          rank.resize(p_.m);
           above.resize(p_.m);
           LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], log_plan.data());
           PlanRowAt(i, log_plan.data(), plan.data());
-          const int64_t count = ColumnsAtLeast(log_plan.data(), p_.m, lo, above.data());
+          RankRow(log_plan.data(), ranking.row[i], ranking.col.data(), p_.m, rank.data());
+          const int64_t count = ColumnsAtLeast(rank.data(), p_.m, lo, above.data());
           for (int64_t k = 0; k < count; ++k) {
             const int32_t j = above[k];
-            Bin& bin = hist[HistogramBin(log_plan[j], lo, scale, kHistogramBins)];
+            Bin& bin = hist[HistogramBin(rank[j], lo, scale, kHistogramBins)];
             ++bin.count;
             bin.mass += plan[j];
           }
@@ -318,11 +320,11 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status SparsifyPlan(double log_threshold, int64_t* kept) override {
+  Status SparsifyPlan(const PlanRanking& ranking, double threshold, int64_t* kept) override {
     const bool kernel = KernelAtPotentials();
     SyncPotentials();
     sparse_plan_.Build(
-        p_.n, p_.m, threads_, log_threshold,
+        p_.n, p_.m, threads_, KeepRule{threshold, ranking.row.data(), ranking.col.data()},
         [&](int64_t i, double* out) {
           LogPlanRow(&cost_[i * p_.m], y_.data(), p_.m, p_.eta, x_[i], out);
         },

@@ -118,8 +118,8 @@ class CudaOtBackend final : public OtBackend {
     DeviceBuffer<int> rows, cols;
     DeviceBuffer<double> vals;
     unsigned long long nnz = 0;
-    SOLVERD_RETURN_IF_ERROR(CollectEntries(std::log(threshold), kMaxSparsePlanEntries, &rows,
-                                           &cols, &vals, &nnz));
+    SOLVERD_RETURN_IF_ERROR(CollectEntries(std::log(threshold), /*ranked=*/false,
+                                           kMaxSparsePlanEntries, &rows, &cols, &vals, &nnz));
     std::vector<int> host_rows(nnz), host_cols(nnz);
     plan->values.resize(nnz);
     if (nnz > 0) {
@@ -159,8 +159,9 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(double lo, double hi, std::vector<int64_t>* counts,
-                          std::vector<double>* masses) override {
+  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
+                          std::vector<int64_t>* counts, std::vector<double>* masses) override {
+    SOLVERD_RETURN_IF_ERROR(UploadRanking(ranking));
     DeviceBuffer<unsigned long long> bins;
     DeviceBuffer<double> bin_masses;
     SOLVERD_RETURN_IF_ERROR(bins.Allocate(Tuning::kHistogramBins));
@@ -170,8 +171,8 @@ class CudaOtBackend final : public OtBackend {
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(
         bin_masses.data(), 0, Tuning::kHistogramBins * sizeof(double), stream_));
     LogPlanHistogramKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
-        cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, lo,
-        Tuning::kHistogramBins / (hi - lo), bins.data(), bin_masses.data());
+        cost_.data(), x_.data(), y_.data(), row_weight_.data(), col_weight_.data(), p_.n, p_.m,
+        p_.eta, lo, Tuning::kHistogramBins / (hi - lo), bins.data(), bin_masses.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("LogPlanHistogramKernel", stream_));
     std::vector<unsigned long long> host(Tuning::kHistogramBins);
     SOLVERD_RETURN_IF_ERROR(bins.Download(host.data(), stream_));
@@ -180,9 +181,10 @@ class CudaOtBackend final : public OtBackend {
     return bin_masses.Download(masses->data(), stream_);
   }
 
-  Status SparsifyPlan(double log_threshold, int64_t* kept) override {
+  Status SparsifyPlan(const PlanRanking& ranking, double threshold, int64_t* kept) override {
+    SOLVERD_RETURN_IF_ERROR(UploadRanking(ranking));
     unsigned long long nnz = 0;
-    SOLVERD_RETURN_IF_ERROR(CollectEntries(log_threshold, INT64_MAX, &sparse_rows_,
+    SOLVERD_RETURN_IF_ERROR(CollectEntries(threshold, /*ranked=*/true, INT64_MAX, &sparse_rows_,
                                            &sparse_cols_, &sparse_vals_, &nnz));
     nnz_ = static_cast<long>(nnz);
     *kept = nnz_;
@@ -319,7 +321,9 @@ class CudaOtBackend final : public OtBackend {
   // Gathers the entries with log P >= log_threshold into (rows, cols, vals)
   // on the device: one pass counts, the second fills. RESOURCE_EXHAUSTED
   // when there are more than `limit`.
-  Status CollectEntries(double log_threshold, int64_t limit, DeviceBuffer<int>* rows,
+  // The entries ranked at or above threshold by the uploaded ranking
+  // (UploadRanking()) when `ranked`, else those with log P >= threshold.
+  Status CollectEntries(double threshold, bool ranked, int64_t limit, DeviceBuffer<int>* rows,
                         DeviceBuffer<int>* cols, DeviceBuffer<double>* vals,
                         unsigned long long* nnz) {
     DeviceBuffer<unsigned long long> count;
@@ -328,18 +332,25 @@ class CudaOtBackend final : public OtBackend {
       SOLVERD_CUDA_RETURN_IF_ERROR(
           cudaMemsetAsync(count.data(), 0, sizeof(unsigned long long), stream_));
       CollectSparseKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
-          cost_.data(), x_.data(), y_.data(), p_.n, p_.m, p_.eta, log_threshold, count.data(),
+          cost_.data(), x_.data(), y_.data(), ranked ? row_weight_.data() : nullptr,
+          ranked ? col_weight_.data() : nullptr, p_.n, p_.m, p_.eta, threshold, count.data(),
           fill ? rows->data() : nullptr, fill ? cols->data() : nullptr,
           fill ? vals->data() : nullptr);
       SOLVERD_RETURN_IF_ERROR(CheckLaunch("CollectSparseKernel", stream_));
       if (fill) break;
       SOLVERD_RETURN_IF_ERROR(count.Download(nnz, stream_));
-      if (static_cast<int64_t>(*nnz) > limit) return TooManyEntries(std::exp(log_threshold));
+      if (static_cast<int64_t>(*nnz) > limit) return TooManyEntries(std::exp(threshold));
       SOLVERD_RETURN_IF_ERROR(rows->Allocate(*nnz));
       SOLVERD_RETURN_IF_ERROR(cols->Allocate(*nnz));
       SOLVERD_RETURN_IF_ERROR(vals->Allocate(*nnz));
     }
     return Status::Ok();
+  }
+
+  // The ranking's weights to row_weight_, col_weight_.
+  Status UploadRanking(const PlanRanking& ranking) {
+    SOLVERD_RETURN_IF_ERROR(row_weight_.UploadReserved(ranking.row.data(), p_.n, stream_));
+    return col_weight_.UploadReserved(ranking.col.data(), p_.m, stream_);
   }
 
   // Grid for the grid-stride loops over all n*m entries.
@@ -358,6 +369,7 @@ class CudaOtBackend final : public OtBackend {
   DeviceBuffer<double> row_m_;          // per-column scratch: column sums
   DeviceBuffer<int> sparse_rows_, sparse_cols_;  // the sparse plan, COO
   DeviceBuffer<double> sparse_vals_;
+  DeviceBuffer<double> row_weight_, col_weight_;  // the last PlanRanking
   long nnz_ = 0;
   CgVectors cg_;
 };

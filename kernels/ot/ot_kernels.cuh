@@ -98,9 +98,12 @@ ColumnSumsKernel(const double* partial, long m, long chunks, double* c) {
   c[j] = sum;
 }
 
-// Block-local histogram in shared memory, merged into `counts` at the end.
+// Histogram of the entries' ranks (EntryRank by the log weights row_weight,
+// col_weight) with their mass, block-local in shared memory, merged into
+// `counts` and `masses` at the end.
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
-LogPlanHistogramKernel(const double* cost, const double* x, const double* y, long n, long m,
+LogPlanHistogramKernel(const double* cost, const double* x, const double* y,
+                       const double* row_weight, const double* col_weight, long n, long m,
                        double eta, double lo, double scale, unsigned long long* counts,
                        double* masses) {
   __shared__ unsigned int local[Tuning::kHistogramBins];
@@ -112,9 +115,11 @@ LogPlanHistogramKernel(const double* cost, const double* x, const double* y, lon
   __syncthreads();
   for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
        k += static_cast<long>(gridDim.x) * blockDim.x) {
-    double lp = LogPlan(eta, x[k / m], y[k % m], cost[k]);
-    if (lp < lo) continue;
-    int bin = HistogramBin(lp, lo, scale, Tuning::kHistogramBins);
+    const long i = k / m, j = k % m;
+    const double lp = LogPlan(eta, x[i], y[j], cost[k]);
+    const double rank = EntryRank(lp, row_weight[i], col_weight[j]);
+    if (rank < lo) continue;
+    int bin = HistogramBin(rank, lo, scale, Tuning::kHistogramBins);
     atomicAdd(&local[bin], 1u);
     atomicAdd(&local_mass[bin], exp(lp));
   }
@@ -126,20 +131,24 @@ LogPlanHistogramKernel(const double* cost, const double* x, const double* y, lon
   }
 }
 
-// Appends the entries with log P >= threshold to (rows, cols, vals); when
-// `rows` is null only counts them.
+// Appends the entries ranked at or above threshold (EntryRank by the log
+// weights row_weight, col_weight; by log P itself where they are null) to
+// (rows, cols, vals); when `rows` is null only counts them.
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
-CollectSparseKernel(const double* cost, const double* x, const double* y, long n, long m,
-                    double eta, double log_threshold, unsigned long long* count, int* rows,
+CollectSparseKernel(const double* cost, const double* x, const double* y,
+                    const double* row_weight, const double* col_weight, long n, long m,
+                    double eta, double threshold, unsigned long long* count, int* rows,
                     int* cols, double* vals) {
   for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
        k += static_cast<long>(gridDim.x) * blockDim.x) {
-    double lp = LogPlan(eta, x[k / m], y[k % m], cost[k]);
-    if (lp < log_threshold) continue;
+    const long i = k / m, j = k % m;
+    const double lp = LogPlan(eta, x[i], y[j], cost[k]);
+    const double rank = row_weight ? EntryRank(lp, row_weight[i], col_weight[j]) : lp;
+    if (rank < threshold) continue;
     unsigned long long slot = atomicAdd(count, 1ull);
     if (rows != nullptr) {
-      rows[slot] = static_cast<int>(k / m);
-      cols[slot] = static_cast<int>(k % m);
+      rows[slot] = static_cast<int>(i);
+      cols[slot] = static_cast<int>(j);
       vals[slot] = exp(lp);
     }
   }

@@ -82,6 +82,13 @@ SOLVERD_HD inline int HistogramBin(double lp, double lo, double scale, int bins)
   return b >= bins - 1 ? bins - 1 : static_cast<int>(b);
 }
 
+// The value by which the Newton stage ranks plan entry ij for its sparse
+// Hessian (ot_backend.h's PlanRanking): log P_ij less its row's and its
+// column's log weight.
+SOLVERD_HD inline double EntryRank(double log_plan, double row_weight, double col_weight) {
+  return log_plan - row_weight - col_weight;
+}
+
 // Contributions of one entry to <C,P> and to sum P log P.
 struct PlanTerms {
   double cost = 0;

@@ -4,11 +4,12 @@
 //   f(x, y) = -(1/eta) sum_ij P_ij + a.x + b.y,   P_ij = exp(eta (x_i + y_j - C_ij) - 1)
 // by Newton steps: grad f = (a - P1, b - P^T 1), Hessian
 // -eta [[diag(P1), P], [P^T, diag(P^T 1)]]. The Hessian keeps its exact
-// diagonal but only the largest entries of P off it (a global threshold
-// keeping about sparsity * n * m of them, kept for later steps while they
-// still hold nearly all the mass); the dual variable of the heaviest
-// column is fixed to remove the null direction (1, -1); the system, with a
-// small diagonal shift, is solved by eliminating x and running Jacobi-preconditioned
+// diagonal but only the highest-ranked entries of P off it (ranked by
+// P_ij / sqrt(r_i c_j), a global threshold keeping about sparsity * n * m
+// of them, kept for later steps while they still hold nearly all the
+// mass); the dual variable of the heaviest column is fixed to
+// remove the null direction (1, -1); the system, with a small diagonal
+// shift, is solved by eliminating x and running Jacobi-preconditioned
 // conjugate gradient on the Schur complement in y; the step
 // length comes from a backtracking Armijo search on f. When no step length
 // increases f, a window of Sinkhorn steps runs instead; after a damped
@@ -179,18 +180,15 @@ class NewtonStage {
     return Status::Ok();
   }
 
-  // Keeps the largest entries of P: at least sparsity * n * m of them, and
-  // enough that the dropped ones carry at most kDroppedMass of P's mass;
-  // or, after a full step, the last step's entries while they drop at most
-  // kReusedDroppedMass.
+  // Keeps the highest-ranked entries of P (RankEntries()): at least
+  // sparsity * n * m of them, and enough that the dropped ones carry at
+  // most kDroppedMass of P's mass; or, after a full step, the last step's
+  // entries while they drop at most kReusedDroppedMass.
   Status Sparsify() {
     const double lambda = o_.sparsity > 0 ? o_.sparsity : kDefaultEntriesPerRow / p_.n;
     const double keep = std::max<double>(p_.n + p_.m, lambda * p_.n * p_.m);
-    double max_marginal = 0, total = 0;
-    for (double v : point_.r) {
-      max_marginal = std::max(max_marginal, v);
-      total += v;
-    }
+    double total = 0;
+    for (double v : point_.r) total += v;
     if (sparsified_ && last_step_full_) {
       double kept_mass = 0;
       ++work_.sparse_products;
@@ -198,10 +196,12 @@ class NewtonStage {
       if (total - kept_mass <= kReusedDroppedMass * total) return Status::Ok();
     }
     sparsified_ = true;
-    const double hi = std::log(max_marginal) + 1e-12, lo = hi - kHistogramSpan;
+    const PlanRanking ranking = RankEntries();
+    // Ranks are at most 0 (P_ij <= min(r_i, c_j)) but for rounding.
+    const double hi = 1e-9, lo = hi - kHistogramSpan;
     std::vector<int64_t> counts;
     std::vector<double> masses;
-    SOLVERD_RETURN_IF_ERROR(backend_.LogPlanHistogram(lo, hi, &counts, &masses));
+    SOLVERD_RETURN_IF_ERROR(backend_.LogPlanHistogram(ranking, lo, hi, &counts, &masses));
     const int bins = static_cast<int>(counts.size());
     int bin = bins - 1;
     for (double kept = 0, mass = 0; bin > 0; --bin) {
@@ -212,7 +212,28 @@ class NewtonStage {
     // The histogram, then the build: one pass, but computing log P and P
     // for every row, about two passes' work.
     work_.plan_passes += 3;
-    return backend_.SparsifyPlan(lo + (hi - lo) * bin / bins, &kept_);
+    return backend_.SparsifyPlan(ranking, lo + (hi - lo) * bin / bins, &kept_);
+  }
+
+  // Ranks P's entries as those of diag(r)^-1/2 P diag(c)^-1/2, the Hessian
+  // scaled to a unit diagonal, where an entry's weight in the Newton step
+  // shows: ranked by P_ij alone, a threshold drops nearly every entry of
+  // light rows and columns (the densities' tails, 1e-10 of the heaviest's
+  // mass), whose part of the step is then far off. On the 28 x 28 density
+  // cases, with the heaviest column fixed: W2 6 Newton steps instead of 10
+  // (converging quadratically where it had converged linearly from 1e-7),
+  // W1 8 instead of 14; the same steps on random assignment and point
+  // clouds.
+  PlanRanking RankEntries() const {
+    const auto half_log = [](double sum) {
+      return sum > 0 && std::isfinite(sum) ? 0.5 * std::log(sum) : 0.0;
+    };
+    PlanRanking ranking;
+    ranking.row.resize(p_.n);
+    ranking.col.resize(p_.m);
+    std::transform(point_.r.begin(), point_.r.end(), ranking.row.begin(), half_log);
+    std::transform(point_.c.begin(), point_.c.end(), ranking.col.begin(), half_log);
+    return ranking;
   }
 
   bool RowActive(int64_t i) const { return p_.a[i] > 0; }

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
+#include "ot/sinkhorn_math.h"
 
 namespace solverd::ot::internal {
 namespace {
@@ -30,7 +32,13 @@ double Gather(const int32_t* index, const float* values, int64_t begin, int64_t 
 
 }  // namespace
 
-void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_threshold,
+SOLVERD_CPU_CLONES void RankRow(const double* log_plan, double row_weight,
+                                const double* col_weight, int64_t m, double* rank) {
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) rank[j] = EntryRank(log_plan[j], row_weight, col_weight[j]);
+}
+
+void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, const KeepRule& rule,
                              const PlanRowFn& log_plan_row, const PlanRowFn& plan_row) {
   n_ = n;
   m_ = m;
@@ -50,7 +58,7 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   };
   std::vector<int64_t> counts(n, 0), part_entries(part_count, 0);
   ParallelForParts(n, part_count, [&](int64_t part, int64_t begin, int64_t end) {
-    part_entries[part] = KeepRows(begin, end, log_threshold, log_plan_row, plan_row,
+    part_entries[part] = KeepRows(begin, end, rule, log_plan_row, plan_row,
                                   counts.data(), part_buffers(part));
   });
   row_start_.assign(n + 1, 0);
@@ -84,15 +92,16 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, double log_thres
   }
 }
 
-int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_threshold,
+int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, const KeepRule& rule,
                                    const PlanRowFn& log_plan_row, const PlanRowFn& plan_row,
                                    int64_t* counts, PartRows part) const {
-  std::vector<double> row(m_), plan(plan_row ? m_ : 0);
+  std::vector<double> row(m_), rank(m_), plan(plan_row ? m_ : 0);
   int64_t used = 0;
   for (int64_t i = begin; i < end; ++i) {
     log_plan_row(i, row.data());
+    RankRow(row.data(), rule.row_weight[i], rule.col_weight, m_, rank.data());
     int64_t count = 0;
-    for (int64_t j = 0; j < m_; ++j) count += row[j] >= log_threshold;
+    for (int64_t j = 0; j < m_; ++j) count += rank[j] >= rule.threshold;
     counts[i] = count;
     if (count == 0) continue;
     if (plan_row) plan_row(i, plan.data());
@@ -105,10 +114,10 @@ int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, double log_thresh
     // cloud's entries are kept, in no pattern.
     if (count * 4 < m_) {
       for (int64_t j = 0, kept = 0; j < m_; ++j) {
-        if (row[j] >= log_threshold) cols[kept++] = static_cast<int32_t>(j);
+        if (rank[j] >= rule.threshold) cols[kept++] = static_cast<int32_t>(j);
       }
     } else {
-      ColumnsAtLeast(row.data(), m_, log_threshold, cols);
+      ColumnsAtLeast(rank.data(), m_, rule.threshold, cols);
     }
     for (int64_t k = 0; k < count; ++k) {
       const int32_t j = cols[k];

@@ -35,16 +35,28 @@ inline int64_t ColumnsAtLeast(const double* values, int64_t m, double threshold,
   return count;
 }
 
+// rank[j] = EntryRank(log_plan[j], row_weight, col_weight[j]) for j < m.
+void RankRow(const double* log_plan, double row_weight, const double* col_weight, int64_t m,
+             double* rank);
+
+// Which entries SparsePlanMatrix::Build() keeps: those whose EntryRank from
+// the log weights row_weight[i] and col_weight[j] (sizes n and m) is at
+// least threshold.
+struct KeepRule {
+  double threshold = 0;
+  const double* row_weight = nullptr;
+  const double* col_weight = nullptr;
+};
+
 class SparsePlanMatrix {
  public:
-  // Keeps the entries P_ij with log P_ij >= log_threshold, where
-  // log_plan_row(i, out) writes log P_i. into out[0, m), and plan_row (if
-  // set) P_i. itself, which is otherwise exp of the log (when P is at hand
-  // without an exp, as the CPU's cached kernel has it); rows on up to
-  // `threads` threads, each row's functions called once. The products use
-  // the same threads.
+  // Keeps the entries `rule` keeps, where log_plan_row(i, out) writes
+  // log P_i. into out[0, m), and plan_row (if set) P_i. itself, which is
+  // otherwise exp of the log (when P is at hand without an exp, as the
+  // CPU's cached kernel has it); rows on up to `threads` threads, each
+  // row's functions called once. The products use the same threads.
   using PlanRowFn = std::function<void(int64_t i, double* out)>;
-  void Build(int64_t n, int64_t m, int threads, double log_threshold,
+  void Build(int64_t n, int64_t m, int threads, const KeepRule& rule,
              const PlanRowFn& log_plan_row, const PlanRowFn& plan_row = nullptr);
 
   // Recomputes the kept entries' values, the same entries kept:
@@ -92,7 +104,7 @@ class SparsePlanMatrix {
   };
   // Fills `part` with the kept entries of rows [begin, end) and counts[i]
   // with row i's number of them; returns how many it kept.
-  int64_t KeepRows(int64_t begin, int64_t end, double log_threshold,
+  int64_t KeepRows(int64_t begin, int64_t end, const KeepRule& rule,
                    const PlanRowFn& log_plan_row, const PlanRowFn& plan_row, int64_t* counts,
                    PartRows part) const;
 

@@ -1,6 +1,7 @@
 // Tests of the CPU backend's sparsified plan: its products equal the dense
 // products over the kept entries, from rows given as log P (an exp per
-// kept entry) or as P itself, and a rebuild with more or fewer entries
+// kept entry) or as P itself, with entries ranked by log P alone or less
+// row and column weights, and a rebuild with more or fewer entries
 // (growing or reusing its buffers) leaves nothing of the last plan behind;
 // a refresh keeps the entries and takes new values for them.
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "ot/sinkhorn_math.h"
 #include "ot/sparse_plan_matrix.h"
 
 namespace solverd::ot::internal {
@@ -35,14 +37,22 @@ std::vector<double> RandomVector(int64_t size, unsigned seed) {
   return v;
 }
 
+// Ranks by log P alone.
+const std::vector<double> kNoRowWeights(kRows, 0.0), kNoColWeights(kCols, 0.0);
+KeepRule RankByPlan(double threshold) {
+  return KeepRule{threshold, kNoRowWeights.data(), kNoColWeights.data()};
+}
+
 // Checks Multiply, MultiplyTransposed and ColumnSquares against the dense
-// products over the entries with log P >= threshold.
+// products over the entries `rule` keeps.
 void ExpectDenseProducts(const SparsePlanMatrix& sparse, const std::vector<double>& log_plan,
-                         double threshold) {
+                         const KeepRule& rule) {
   std::vector<double> kept(kRows * kCols, 0.0);
   int64_t count = 0;
   for (int64_t k = 0; k < kRows * kCols; ++k) {
-    if (log_plan[k] >= threshold) {
+    const double rank = EntryRank(log_plan[k], rule.row_weight[k / kCols],
+                                  rule.col_weight[k % kCols]);
+    if (rank >= rule.threshold) {
       kept[k] = std::exp(log_plan[k]);
       ++count;
     }
@@ -94,11 +104,36 @@ TEST(SparsePlanMatrix, ProductsAreTheDenseOnesOverTheKeptEntries) {
     for (bool given_plan : {false, true}) {
       SCOPED_TRACE(testing::Message() << "threshold " << threshold << ", plan rows "
                                       << given_plan);
-      sparse.Build(kRows, kCols, /*threads=*/2, threshold, log_row,
+      sparse.Build(kRows, kCols, /*threads=*/2, RankByPlan(threshold), log_row,
                    given_plan ? SparsePlanMatrix::PlanRowFn(plan_row) : nullptr);
-      ExpectDenseProducts(sparse, log_plan, threshold);
+      ExpectDenseProducts(sparse, log_plan, RankByPlan(threshold));
     }
   }
+}
+
+// With weights, an entry is kept by its rank, not its value: rows and
+// columns of high weight keep fewer entries.
+TEST(SparsePlanMatrix, KeepsTheEntriesRankedAtOrAboveTheThreshold) {
+  const std::vector<double> log_plan = RandomLogPlan(11);
+  const std::vector<double> row_weight = RandomVector(kRows, 3),
+                            col_weight = RandomVector(kCols, 4);
+  const KeepRule rule{-2.5, row_weight.data(), col_weight.data()};
+  SparsePlanMatrix sparse;
+  for (bool given_plan : {false, true}) {
+    sparse.Build(kRows, kCols, 2, rule,
+                 [&](int64_t i, double* out) {
+                   for (int64_t j = 0; j < kCols; ++j) out[j] = log_plan[i * kCols + j];
+                 },
+                 given_plan ? SparsePlanMatrix::PlanRowFn([&](int64_t i, double* out) {
+                   for (int64_t j = 0; j < kCols; ++j) out[j] = std::exp(log_plan[i * kCols + j]);
+                 })
+                            : nullptr);
+    ExpectDenseProducts(sparse, log_plan, rule);
+  }
+  // Not the entries ranked by log P alone at that threshold.
+  int64_t by_plan = 0;
+  for (double v : log_plan) by_plan += v >= -2.5;
+  EXPECT_NE(sparse.entries(), by_plan);
 }
 
 // Refresh keeps the entries chosen at the first plan and takes their
@@ -106,7 +141,7 @@ TEST(SparsePlanMatrix, ProductsAreTheDenseOnesOverTheKeptEntries) {
 TEST(SparsePlanMatrix, RefreshKeepsTheEntriesAndTakesTheNewValues) {
   const std::vector<double> first = RandomLogPlan(9), second = RandomLogPlan(10);
   SparsePlanMatrix sparse;
-  sparse.Build(kRows, kCols, 2, -2.0, [&](int64_t i, double* out) {
+  sparse.Build(kRows, kCols, 2, RankByPlan(-2.0), [&](int64_t i, double* out) {
     for (int64_t j = 0; j < kCols; ++j) out[j] = first[i * kCols + j];
   });
   double want_mass = 0;
@@ -123,16 +158,16 @@ TEST(SparsePlanMatrix, RefreshKeepsTheEntriesAndTakesTheNewValues) {
   EXPECT_NEAR(mass, want_mass, 1e-12);
   // The products over the first's entries with the second's values: the
   // dense reference keeps exactly those (log P = -inf elsewhere).
-  ExpectDenseProducts(sparse, refreshed, -1e300);
+  ExpectDenseProducts(sparse, refreshed, RankByPlan(-1e300));
 }
 
 TEST(SparsePlanMatrix, NoEntryKeptGivesZeroProducts) {
   const std::vector<double> log_plan = RandomLogPlan(8);
   SparsePlanMatrix sparse;
-  sparse.Build(kRows, kCols, 2, 1.0, [&](int64_t i, double* out) {
+  sparse.Build(kRows, kCols, 2, RankByPlan(1.0), [&](int64_t i, double* out) {
     for (int64_t j = 0; j < kCols; ++j) out[j] = log_plan[i * kCols + j];
   });
-  ExpectDenseProducts(sparse, log_plan, 1.0);
+  ExpectDenseProducts(sparse, log_plan, RankByPlan(1.0));
 }
 
 }  // namespace
