@@ -74,22 +74,46 @@ void SparsePlanMatrix::Build(int64_t n, int64_t m, int threads, const KeepRule& 
     std::copy(rows.values->array.data(), rows.values->array.data() + part_entries[part],
               row_value + row_start_[begin]);
   });
-  // The transpose, by counting sort on the column.
-  col_start_.assign(m + 1, 0);
-  for (int64_t k = 0; k < entries_; ++k) ++col_start_[row_col[k] + 1];
-  for (int64_t j = 0; j < m; ++j) col_start_[j + 1] += col_start_[j];
+  Transpose(part_count);
+}
+
+// By counting sort on the column, on the parts of Build(): each part counts
+// its rows' entries per column, then writes them from its own offset in
+// each column, after those of the parts before it, so every column lists
+// its rows in order, as one pass over all rows would. On one thread the
+// transpose took half of Build() at n = 2000 (1.2M entries of a point
+// cloud's plan: 7.7 of 15 ms).
+void SparsePlanMatrix::Transpose(int64_t part_count) {
+  const int32_t* row_col = row_col_.array.data();
+  const float* row_value = row_value_.array.data();
+  std::vector<std::vector<int64_t>> next(part_count, std::vector<int64_t>(m_, 0));
+  ParallelForParts(n_, part_count, [&](int64_t part, int64_t begin, int64_t end) {
+    for (int64_t k = row_start_[begin]; k < row_start_[end]; ++k) ++next[part][row_col[k]];
+  });
+  col_start_.assign(m_ + 1, 0);
+  for (int64_t j = 0; j < m_; ++j) {
+    int64_t slot = col_start_[j];
+    for (std::vector<int64_t>& part_next : next) {
+      const int64_t count = part_next[j];
+      part_next[j] = slot;
+      slot += count;
+    }
+    col_start_[j + 1] = slot;
+  }
   int32_t* col_row = col_row_.Hold(entries_);
   float* col_value = col_value_.Hold(entries_);
   int64_t* col_entry = col_entry_.Hold(entries_);
-  std::vector<int64_t> next(col_start_.begin(), col_start_.end() - 1);
-  for (int64_t i = 0; i < n; ++i) {
-    for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
-      const int64_t slot = next[row_col[k]]++;
-      col_row[slot] = static_cast<int32_t>(i);
-      col_value[slot] = row_value[k];
-      col_entry[slot] = k;
+  ParallelForParts(n_, part_count, [&](int64_t part, int64_t begin, int64_t end) {
+    std::vector<int64_t>& part_next = next[part];
+    for (int64_t i = begin; i < end; ++i) {
+      for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
+        const int64_t slot = part_next[row_col[k]]++;
+        col_row[slot] = static_cast<int32_t>(i);
+        col_value[slot] = row_value[k];
+        col_entry[slot] = k;
+      }
     }
-  }
+  });
 }
 
 int64_t SparsePlanMatrix::KeepRows(int64_t begin, int64_t end, const KeepRule& rule,

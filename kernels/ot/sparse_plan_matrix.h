@@ -108,6 +108,9 @@ class SparsePlanMatrix {
                    const PlanRowFn& log_plan_row, const PlanRowFn& plan_row, int64_t* counts,
                    PartRows part) const;
 
+  // The by-columns copy of the by-rows entries, on Build()'s parts.
+  void Transpose(int64_t part_count);
+
   // Runs body over [0, count) outputs, on threads when there is enough work.
   void ForOutputs(int64_t count, const std::function<void(int64_t, int64_t)>& body) const;
   // out_k = sum of values[e] * in[index[e]] over e in [start[k], start[k+1]).
