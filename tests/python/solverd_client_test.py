@@ -628,6 +628,39 @@ class Replicas(unittest.TestCase):
                         server.stop()
                 database.stop()
 
+    def test_a_watch_resumes_on_another_replica_when_its_own_shuts_down(self):
+        # A replica shut down gracefully ends its watch streams UNAVAILABLE,
+        # or CANCELLED when its gRPC server closes one first: either way
+        # the watch carries on from the other replica.
+        with tempfile.TemporaryDirectory() as tmp:
+            database = Postgres(tmp)
+            servers = []
+            try:
+                for k in range(2):
+                    os.makedirs(os.path.join(tmp, str(k)))
+                    servers.append(Server(os.environ["SOLVERD_BINARY"], os.path.join(tmp, str(k)),
+                                          *database.store_flags, "--lease-seconds=2"))
+                target = "ipv4:" + ",".join(s.address for s in servers)
+                with solverd.Client(target) as client:
+                    job = client.submit(ot.OtProblem(
+                        cost=solverd.tensor(random_cost(200, 200, 10)), eta=20,
+                        tolerance=1e-300, max_iterations=6000, check_every=1,
+                        method=ot.OT_METHOD_SINKHORN))
+                    watches = [client.watch(job.id) for _ in range(2)]
+                    seen = [[next(w)] for w in watches]
+                    servers[0].stop()
+                    for events, w in zip(seen, watches):
+                        events.extend(w)
+                        self.assertEqual([e.number for e in events], list(range(len(events))))
+                        self.assertEqual(events[-1].state.state,
+                                         solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+                    self.assertEqual(client.get(job.id).state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
+            finally:
+                for server in servers:
+                    if server.process.poll() is None:
+                        server.stop()
+                database.stop()
+
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()

@@ -12,9 +12,9 @@ from typing import AsyncIterator, Optional
 import grpc
 import numpy as np
 
-from solverd.client import (Problem, Result, TERMINAL_STATES, _channel_options, blob_tensor,
-                            fold_event, job_spec, joined_chunks, little_endian, result_of,
-                            upload_chunks)
+from solverd.client import (Problem, Result, TERMINAL_STATES, _WATCH_DROPPED, _channel_options,
+                            blob_tensor, fold_event, job_spec, joined_chunks, little_endian,
+                            result_of, upload_chunks)
 from solverd.errors import job_error, raises_typed_async, typed_methods
 from solverd.v1 import common_pb2, jobs_pb2, jobs_pb2_grpc
 
@@ -60,7 +60,8 @@ class Client:
     async def watch(self, job_id: str, from_event: int = 0,
                     timeout: Optional[float] = None) -> AsyncIterator[jobs_pb2.JobEvent]:
         """The job's events until its terminal state, reconnecting from the
-        next number when the stream drops (UNAVAILABLE)."""
+        next number when the stream drops (UNAVAILABLE or CANCELLED, as
+        solverd.Client.watch)."""
         next_event, failures = from_event, 0
         while True:
             request = jobs_pb2.WatchJobRequest(job_id=job_id, from_event=next_event)
@@ -74,7 +75,7 @@ class Client:
                 return
             except grpc.RpcError as e:
                 failures += 1
-                if e.code() != grpc.StatusCode.UNAVAILABLE or failures > _RECONNECTS:
+                if e.code() not in _WATCH_DROPPED or failures > _RECONNECTS:
                     raise
                 await asyncio.sleep(0.1 * 2 ** failures)
 

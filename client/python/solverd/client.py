@@ -31,6 +31,8 @@ TERMINAL_STATES = frozenset(
 
 # Reconnections of a dropped WatchJob stream without an event in between.
 _RECONNECTS = 5
+# How a watch stream that a replica dropped ends (see Client.watch).
+_WATCH_DROPPED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 # Blob chunks stay well under gRPC's 4 MiB message limit.
 _CHUNK_BYTES = files.CHUNK_BYTES
@@ -194,9 +196,10 @@ class Client:
               timeout: Optional[float] = None) -> Iterator[jobs_pb2.JobEvent]:
         """Yields the job's events from number `from_event` until its
         terminal state. If the stream drops (UNAVAILABLE: the replica died
-        or shut down) it reconnects from the next event number, on another
-        replica when the target names several, up to _RECONNECTS times in
-        a row."""
+        or shut down; CANCELLED: its gRPC server shut down under the
+        stream, which this call never cancels itself) it reconnects from
+        the next event number, on another replica when the target names
+        several, up to _RECONNECTS times in a row."""
         next_event, failures = from_event, 0
         while True:
             request = jobs_pb2.WatchJobRequest(job_id=job_id, from_event=next_event)
@@ -209,7 +212,7 @@ class Client:
                 return
             except grpc.RpcError as e:
                 failures += 1
-                if e.code() != grpc.StatusCode.UNAVAILABLE or failures > _RECONNECTS:
+                if e.code() not in _WATCH_DROPPED or failures > _RECONNECTS:
                     raise
                 time.sleep(0.1 * 2 ** failures)
 
