@@ -29,6 +29,23 @@ step() {  # step NAME COMMAND...: runs, logs to $OUT/NAME.log, remembers failure
   [[ $rc -eq 0 ]] || { echo "== $name FAILED (rc=$rc)"; status=1; }
   return $rc
 }
+# bench NAME FILE COMMAND...: as step, but the command's standard output
+# (its JSON) goes to $OUT/FILE and only its standard error to the log, so a
+# benchmark's messages about a failed case never land inside the JSON; on
+# failure the output is kept as $OUT/FILE.partial instead.
+bench() {
+  local name=$1 file=$2; shift 2
+  echo "== $name: $*"
+  "$@" > "$OUT/$file" 2> "$OUT/$name.log"
+  local rc=$?
+  tail -n 25 "$OUT/$name.log"
+  if [[ $rc -ne 0 ]]; then
+    mv "$OUT/$file" "$OUT/$file.partial"
+    echo "== $name FAILED (rc=$rc)"
+    status=1
+  fi
+  return $rc
+}
 nvidia-smi > "$OUT/nvidia-smi.log" 2>&1 || true
 GEN=(); command -v ninja >/dev/null && GEN=(-G Ninja)
 step configure cmake -S kernels -B build-gpu "${GEN[@]}" -DSOLVERD_CUDA=ON \
@@ -52,19 +69,17 @@ for test in ${SANITIZE_TESTS:-$ALL_SANITIZED}; do
 done
 # GPU benchmark figures, named for the device, for bench/results/.
 if [[ -x build-gpu/ot_gpu_bench ]]; then
-  step bench-ot-gpu build-gpu/ot_gpu_bench && cp "$OUT/bench-ot-gpu.log" "$OUT/ot_gpu.json"
+  bench bench-ot-gpu ot_gpu.json build-gpu/ot_gpu_bench
 fi
 if [[ -x build-gpu/sor_gpu_bench ]]; then
-  step bench-sor-gpu build-gpu/sor_gpu_bench && cp "$OUT/bench-sor-gpu.log" "$OUT/sor_gpu.json"
+  bench bench-sor-gpu sor_gpu.json build-gpu/sor_gpu_bench
 fi
 if [[ -x build-gpu/quant_gpu_bench ]]; then
-  step bench-quant-gpu build-gpu/quant_gpu_bench && \
-    cp "$OUT/bench-quant-gpu.log" "$OUT/quant_gpu.json"
+  bench bench-quant-gpu quant_gpu.json build-gpu/quant_gpu_bench
 fi
 if [[ -x build-gpu/tomo_bench ]]; then  # JSON lines, backend "cuda"
   TOMO_ARGS=(--cuda)
   [[ $QUICK == 1 ]] && TOMO_ARGS+=(--quick --seconds=5)
-  step bench-tomo-gpu build-gpu/tomo_bench "${TOMO_ARGS[@]}" && \
-    cp "$OUT/bench-tomo-gpu.log" "$OUT/dmmv_tomo_gpu.jsonl"
+  bench bench-tomo-gpu dmmv_tomo_gpu.jsonl build-gpu/tomo_bench "${TOMO_ARGS[@]}"
 fi
 exit $status
