@@ -593,7 +593,10 @@ class QuantBatching(unittest.TestCase):
 class Replicas(unittest.TestCase):
     """Two replicas on one PostgreSQL behind one client target."""
 
-    def test_a_watch_resumes_on_another_replica_when_its_own_dies(self):
+    def watches_resume_after(self, end_first_replica, seed):
+        """Two watches of one job, one on each replica (round-robin); after
+        end_first_replica(server) ends the first replica, both see every
+        event once, in order, and the job's success."""
         with tempfile.TemporaryDirectory() as tmp:
             database = Postgres(tmp)
             servers = []
@@ -605,14 +608,12 @@ class Replicas(unittest.TestCase):
                 target = "ipv4:" + ",".join(s.address for s in servers)
                 with solverd.Client(target) as client:
                     job = client.submit(ot.OtProblem(
-                        cost=solverd.tensor(random_cost(200, 200, 9)), eta=20,
+                        cost=solverd.tensor(random_cost(200, 200, seed)), eta=20,
                         tolerance=1e-300, max_iterations=6000, check_every=1,
                         method=ot.OT_METHOD_SINKHORN))
-                    # Round-robin: of two watches, one is on each replica.
                     watches = [client.watch(job.id) for _ in range(2)]
                     seen = [[next(w)] for w in watches]
-                    servers[0].process.kill()
-                    servers[0].process.wait()
+                    end_first_replica(servers[0])
                     for events, w in zip(seen, watches):
                         events.extend(w)
                         self.assertEqual([e.number for e in events], list(range(len(events))))
@@ -628,38 +629,17 @@ class Replicas(unittest.TestCase):
                         server.stop()
                 database.stop()
 
+    def test_a_watch_resumes_on_another_replica_when_its_own_dies(self):
+        def kill(server):
+            server.process.kill()
+            server.process.wait()
+        self.watches_resume_after(kill, seed=9)
+
     def test_a_watch_resumes_on_another_replica_when_its_own_shuts_down(self):
         # A replica shut down gracefully ends its watch streams UNAVAILABLE,
         # or CANCELLED when its gRPC server closes one first: either way
         # the watch carries on from the other replica.
-        with tempfile.TemporaryDirectory() as tmp:
-            database = Postgres(tmp)
-            servers = []
-            try:
-                for k in range(2):
-                    os.makedirs(os.path.join(tmp, str(k)))
-                    servers.append(Server(os.environ["SOLVERD_BINARY"], os.path.join(tmp, str(k)),
-                                          *database.store_flags, "--lease-seconds=2"))
-                target = "ipv4:" + ",".join(s.address for s in servers)
-                with solverd.Client(target) as client:
-                    job = client.submit(ot.OtProblem(
-                        cost=solverd.tensor(random_cost(200, 200, 10)), eta=20,
-                        tolerance=1e-300, max_iterations=6000, check_every=1,
-                        method=ot.OT_METHOD_SINKHORN))
-                    watches = [client.watch(job.id) for _ in range(2)]
-                    seen = [[next(w)] for w in watches]
-                    servers[0].stop()
-                    for events, w in zip(seen, watches):
-                        events.extend(w)
-                        self.assertEqual([e.number for e in events], list(range(len(events))))
-                        self.assertEqual(events[-1].state.state,
-                                         solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
-                    self.assertEqual(client.get(job.id).state, solverd.jobs_pb2.JOB_STATE_SUCCEEDED)
-            finally:
-                for server in servers:
-                    if server.process.poll() is None:
-                        server.stop()
-                database.stop()
+        self.watches_resume_after(lambda server: server.stop(), seed=10)
 
 
 if __name__ == "__main__":
