@@ -215,6 +215,10 @@ TEST(Model, QuantizesSelectedLayersAndCopiesTheRest) {
     options.layer.bits = method == Method::kInt8Blockwise ? 8 : 4;
     options.layer.group_size = IsBlockwise(method) ? 16 : 4;
     options.layer.double_quant = method == Method::kNf4;
+    // DMMV's default budget is wall time (a few passes' worth), so under
+    // load the search could stop at another round in the model than alone:
+    // the rounds, not the clock, end it here, as in quant_test.
+    options.layer.dmmv_time_limit_seconds = 60;
     options.exclude = DefaultExcludes();
     ModelPlan plan;
     ASSERT_TRUE(PlanModel(m.model, m.calibration, options, &plan).ok()) << MethodName(method);
