@@ -30,12 +30,22 @@ namespace solverd::ot::internal {
 // columns, Ps the backend's sparse plan: SNS's Newton system with the row
 // unknowns eliminated (sns_driver.cc). Entries of rhs, inv_diag and dy are 0
 // on inactive columns.
+// The coarse level of the two-level preconditioner of SchurSystem
+// (coarse_space.h): the columns in `size` disjoint aggregates, and the
+// inverse of S restricted to them.
+struct CoarseSpace {
+  std::vector<int32_t> aggregate;  // m: a column's aggregate, -1 for none
+  int size = 0;                    // aggregates; 0 for Jacobi alone
+  std::vector<double> inverse;     // size x size, row-major: (R S R^T)^-1
+};
+
 struct SchurSystem {
   std::vector<double> inv_dr;    // n: 1 / (P1 + shift), 0 on zero-mass rows
   std::vector<double> dc;        // m: P^T 1 + shift
   std::vector<double> active;    // m: 1 on the columns solved for, else 0
   std::vector<double> rhs;       // m
-  std::vector<double> inv_diag;  // m: 1 / diag(S), the preconditioner
+  std::vector<double> inv_diag;  // m: 1 / diag(S), the preconditioner's first level
+  CoarseSpace coarse;            // its second: z = inv_diag r + R^T inverse R r
   double relative_target = 0;    // stop once ||rhs - S dy||_2 <= this * ||rhs||_2
   int64_t max_iterations = 0;
 };
@@ -111,8 +121,17 @@ class OtBackend {
                                 std::vector<double>* out) = 0;
   // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
   virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
+  // For each column j, the row i with weight[i] > 0 whose kept entry
+  // maximises Ps_ij * weight[i] (of equal ones the last row), or -1 when
+  // no such row keeps an entry in column j (weight of size n, rows of m).
+  virtual Status SparseHeaviestWeightedRows(const std::vector<double>& weight,
+                                            std::vector<int32_t>* rows) = 0;
+  // q[i * size + t] = sum of Ps_ij over the kept entries of row i whose
+  // column's group[j] is t (group of size m, -1 in no group; q of n * size).
+  virtual Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
+                                    std::vector<double>* q) = 0;
   // Solves the Newton system's Schur complement (see SchurSystem) by
-  // Jacobi-preconditioned conjugate gradient from dy = 0; *iterations =
+  // preconditioned conjugate gradient from dy = 0; *iterations =
   // the CG iterations run, two sparse products each. This version runs
   // the loop here over SparseMultiply() (schur_cg.cc); a device backend
   // overrides it to keep the loop's vectors on the device.

@@ -362,6 +362,18 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
+  Status SparseHeaviestWeightedRows(const std::vector<double>& weight,
+                                    std::vector<int32_t>* rows) override {
+    sparse_plan_.HeaviestWeightedRows(weight, rows);
+    return Status::Ok();
+  }
+
+  Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
+                            std::vector<double>* q) override {
+    sparse_plan_.GroupRowSums(group, size, q);
+    return Status::Ok();
+  }
+
  private:
   // True when the kernel stands for the current potentials, after
   // rebuilding it there if need be (an exp pass, as a log-domain pass

@@ -240,6 +240,54 @@ class CudaOtBackend final : public OtBackend {
     return dout.Download(out->data(), stream_);
   }
 
+  Status SparseHeaviestWeightedRows(const std::vector<double>& weight,
+                                    std::vector<int32_t>* rows) override {
+    DeviceBuffer<double> dweight;
+    DeviceBuffer<unsigned long long> best;
+    DeviceBuffer<int> heaviest;
+    SOLVERD_RETURN_IF_ERROR(dweight.Upload(weight.data(), p_.n, stream_));
+    SOLVERD_RETURN_IF_ERROR(best.Allocate(p_.m));
+    SOLVERD_RETURN_IF_ERROR(heaviest.Allocate(p_.m));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(best.data(), 0, p_.m * sizeof(unsigned long long), stream_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(heaviest.data(), 0xff, p_.m * sizeof(int), stream_));  // -1
+    if (nnz_ > 0) {
+      const unsigned blocks = Blocks(nnz_, Tuning::kElementwiseThreads);
+      ColumnBestKeyKernel<<<blocks, Tuning::kElementwiseThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, dweight.data(),
+          best.data());
+      ColumnBestRowKernel<<<blocks, Tuning::kElementwiseThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, dweight.data(),
+          best.data(), heaviest.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("ColumnBest*Kernel", stream_));
+    }
+    std::vector<int> host(p_.m);
+    SOLVERD_RETURN_IF_ERROR(heaviest.Download(host.data(), stream_));
+    rows->assign(host.begin(), host.end());
+    return Status::Ok();
+  }
+
+  Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
+                            std::vector<double>* q) override {
+    const std::vector<int> host_group(group.begin(), group.end());
+    DeviceBuffer<int> dgroup;
+    DeviceBuffer<double> dq;
+    SOLVERD_RETURN_IF_ERROR(dgroup.Upload(host_group.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(dq.Allocate(p_.n * size));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(dq.data(), 0, p_.n * size * sizeof(double), stream_));
+    if (nnz_ > 0) {
+      GroupRowSumsKernel<<<Blocks(nnz_, Tuning::kElementwiseThreads),
+                           Tuning::kElementwiseThreads, 0, stream_>>>(
+          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, dgroup.data(),
+          size, dq.data());
+      SOLVERD_RETURN_IF_ERROR(CheckLaunch("GroupRowSumsKernel", stream_));
+    }
+    q->resize(p_.n * size);
+    return dq.Download(q->data(), stream_);
+  }
+
   // CG with every vector and scalar on the device: the host queues
   // kCgStepsPerCheck iterations at a time and then reads whether the solve
   // is done (kernels after that return at once), so a solve of k steps
@@ -259,11 +307,14 @@ class CudaOtBackend final : public OtBackend {
     SOLVERD_RETURN_IF_ERROR(v.scalars.Reserve(1));
     CgScalars* s = v.scalars.data();
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(s, 0, sizeof(CgScalars), stream_));
+    SOLVERD_RETURN_IF_ERROR(UploadCoarseSpace(system.coarse));
     const unsigned column_blocks = Blocks(p_.m, kCgThreads);
+    SOLVERD_RETURN_IF_ERROR(ZeroCoarseResidual());
     CgStartKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.rhs.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(), v.z.data(),
-        v.dir.data(), s);
+        v.rhs.data(), CoarseAggregates(), p_.m, v.x.data(), v.res.data(), v.coarse_res.data(),
+        s);
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgStartKernel", stream_));
+    QueuePrecondition(column_blocks, /*start=*/true, &s->rz);
     CgCheckStartKernel<<<1, 1, 0, stream_>>>(system.relative_target, system.max_iterations,
                                               s);
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgCheckStartKernel", stream_));
@@ -287,7 +338,46 @@ class CudaOtBackend final : public OtBackend {
     DeviceBuffer<double> inv_dr, dc, active, rhs, inv_diag;  // the system
     DeviceBuffer<double> x, res, z, dir, schur_dir, back, rows;
     DeviceBuffer<CgScalars> scalars;
+    // The coarse level (coarse_size 0: none): R r, then inverse R r.
+    int coarse_size = 0;
+    DeviceBuffer<int> aggregate;
+    DeviceBuffer<double> coarse_inverse, coarse_res, coarse_z;
   };
+
+  Status UploadCoarseSpace(const CoarseSpace& coarse) {
+    CgVectors& v = cg_;
+    v.coarse_size = coarse.size;
+    if (coarse.size == 0) return Status::Ok();
+    const std::vector<int> aggregate(coarse.aggregate.begin(), coarse.aggregate.end());
+    SOLVERD_RETURN_IF_ERROR(v.aggregate.UploadReserved(aggregate.data(), p_.m, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.coarse_inverse.UploadReserved(
+        coarse.inverse.data(), static_cast<size_t>(coarse.size) * coarse.size, stream_));
+    SOLVERD_RETURN_IF_ERROR(v.coarse_res.Reserve(coarse.size));
+    return v.coarse_z.Reserve(coarse.size);
+  }
+  // The aggregates for the kernels; null without a coarse level.
+  const int* CoarseAggregates() const {
+    return cg_.coarse_size > 0 ? cg_.aggregate.data() : nullptr;
+  }
+  Status ZeroCoarseResidual() {
+    if (cg_.coarse_size == 0) return Status::Ok();
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(cg_.coarse_res.data(), 0, cg_.coarse_size * sizeof(double), stream_));
+    return Status::Ok();
+  }
+
+  // z = M^-1 r from r and R r, *rz += r . z; d = z too when `start`.
+  void QueuePrecondition(unsigned column_blocks, bool start, double* rz) {
+    CgVectors& v = cg_;
+    if (v.coarse_size > 0) {
+      CgCoarseKernel<<<1, kCgThreads, 0, stream_>>>(v.coarse_inverse.data(),
+                                                     v.coarse_res.data(), v.coarse_size,
+                                                     v.scalars.data(), v.coarse_z.data());
+    }
+    CgPreconditionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
+        v.inv_diag.data(), CoarseAggregates(), v.coarse_z.data(), v.res.data(), p_.m, start,
+        v.z.data(), v.dir.data(), v.scalars.data(), rz);
+  }
 
   // One CG iteration's launches (schur_cg_kernels.cuh), no-ops once done.
   Status QueueCgStep(const SchurSystem& system, unsigned column_blocks) {
@@ -309,9 +399,11 @@ class CudaOtBackend final : public OtBackend {
     CgApplyKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
         v.active.data(), v.dc.data(), v.dir.data(), v.back.data(), p_.m, v.schur_dir.data(), s);
     CgStepLengthKernel<<<1, 1, 0, stream_>>>(s);
+    SOLVERD_RETURN_IF_ERROR(ZeroCoarseResidual());
     CgStepKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.dir.data(), v.schur_dir.data(), v.inv_diag.data(), p_.m, v.x.data(), v.res.data(),
-        v.z.data(), s);
+        v.dir.data(), v.schur_dir.data(), CoarseAggregates(), p_.m, v.x.data(), v.res.data(),
+        v.coarse_res.data(), s);
+    QueuePrecondition(column_blocks, /*start=*/false, &s->rz_next);
     CgNextKernel<<<1, 1, 0, stream_>>>(system.max_iterations, s);
     CgDirectionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(v.z.data(), p_.m, s,
                                                                   v.dir.data());

@@ -188,6 +188,46 @@ SparseColumnSquaresKernel(const int* rows, const int* cols, const double* vals, 
   if (k < nnz) atomicAdd(&out[cols[k]], vals[k] * vals[k] * w[rows[k]]);
 }
 
+// Ps_ij weight[i] of entry k as ordered bits (positive doubles order as
+// their bit patterns), 0 where the row's weight is not positive.
+__device__ unsigned long long WeightedEntryKey(const int* rows, const double* vals,
+                                               const double* weight, long k) {
+  const double key = weight[rows[k]] > 0 ? vals[k] * weight[rows[k]] : 0.0;
+  return key > 0 ? static_cast<unsigned long long>(__double_as_longlong(key)) : 0ull;
+}
+
+// best[j] = the largest WeightedEntryKey in column j (best zeroed by the
+// caller).
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+ColumnBestKeyKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                    const double* weight, unsigned long long* best) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k >= nnz) return;
+  const unsigned long long key = WeightedEntryKey(rows, vals, weight, k);
+  if (key > 0) atomicMax(&best[cols[k]], key);
+}
+
+// heaviest[j] = the last row whose entry holds column j's best key
+// (heaviest set to -1 by the caller).
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+ColumnBestRowKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                    const double* weight, const unsigned long long* best, int* heaviest) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k >= nnz) return;
+  const unsigned long long key = WeightedEntryKey(rows, vals, weight, k);
+  if (key > 0 && key == best[cols[k]]) atomicMax(&heaviest[cols[k]], rows[k]);
+}
+
+// q[i * size + group[j]] += Ps_ij (q zeroed by the caller).
+__global__ void __launch_bounds__(Tuning::kElementwiseThreads)
+GroupRowSumsKernel(const int* rows, const int* cols, const double* vals, long nnz,
+                   const int* group, int size, double* q) {
+  long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  if (k >= nnz) return;
+  const int t = group[cols[k]];
+  if (t >= 0) atomicAdd(&q[static_cast<long>(rows[k]) * size + t], vals[k]);
+}
+
 }  // namespace
 }  // namespace solverd::ot::internal
 

@@ -22,27 +22,26 @@ class HostSchurSolve {
 
   Status Run(std::vector<double>* x, int64_t* iterations) {
     const size_t size = s_.rhs.size();
-    std::vector<double> res = s_.rhs, z(size), dir, schur_dir;
+    std::vector<double> res = s_.rhs, z, dir, schur_dir;
     x->assign(size, 0.0);
-    for (size_t k = 0; k < size; ++k) z[k] = s_.inv_diag[k] * res[k];
-    dir = z;
     CgScalars cg;
-    cg.rz = Dot(res, z);
+    cg.rz = Precondition(res, &z);
+    dir = z;
     cg.rr = Dot(res, res);
     CgSetTarget(s_.relative_target, &cg);
     while (CgContinues(cg, s_.max_iterations)) {
       SOLVERD_RETURN_IF_ERROR(ApplySchur(dir, &schur_dir));
       cg.curvature = Dot(dir, schur_dir);
       if (!CgStepLength(&cg)) break;
-      // The vector updates and the two dot products after them in one
-      // loop: on random assignment (n = 500, 10 entries a row) the vector
-      // loops cost about as much as the products.
-      cg.rz_next = cg.rr_next = 0;
+      // The vector update and r . r in one loop: on random assignment
+      // (n = 500, 10 entries a row) the vector loops cost about as much
+      // as the products.
+      cg.rr_next = 0;
       for (size_t k = 0; k < size; ++k) {
-        CgStepEntry(cg.alpha, dir[k], schur_dir[k], s_.inv_diag[k], &(*x)[k], &res[k], &z[k]);
-        cg.rz_next += res[k] * z[k];
+        CgStepEntry(cg.alpha, dir[k], schur_dir[k], &(*x)[k], &res[k]);
         cg.rr_next += res[k] * res[k];
       }
+      cg.rz_next = Precondition(res, &z);
       CgFinishStep(&cg);
       for (size_t k = 0; k < size; ++k) dir[k] = z[k] + cg.beta * dir[k];
     }
@@ -51,6 +50,28 @@ class HostSchurSolve {
   }
 
  private:
+  // z = M^-1 res (PreconditionEntry()); returns res . z.
+  double Precondition(const std::vector<double>& res, std::vector<double>* z) {
+    const CoarseSpace& coarse = s_.coarse;
+    coarse_res_.assign(coarse.size, 0.0);
+    for (size_t j = 0; j < res.size() && coarse.size > 0; ++j) {
+      if (coarse.aggregate[j] >= 0) coarse_res_[coarse.aggregate[j]] += res[j];
+    }
+    coarse_z_.assign(coarse.size, 0.0);
+    for (int t = 0; t < coarse.size; ++t) {
+      const double* row = &coarse.inverse[static_cast<size_t>(t) * coarse.size];
+      for (int u = 0; u < coarse.size; ++u) coarse_z_[t] += row[u] * coarse_res_[u];
+    }
+    z->resize(res.size());
+    double rz = 0;
+    for (size_t j = 0; j < res.size(); ++j) {
+      const int aggregate = coarse.size > 0 ? coarse.aggregate[j] : -1;
+      (*z)[j] = PreconditionEntry(s_.inv_diag[j], res[j], aggregate, coarse_z_.data());
+      rz += res[j] * (*z)[j];
+    }
+    return rz;
+  }
+
   // out = S v.
   Status ApplySchur(const std::vector<double>& v, std::vector<double>* out) {
     SOLVERD_RETURN_IF_ERROR(backend_.SparseMultiply(/*transpose=*/false, v, &rows_));
@@ -66,6 +87,7 @@ class HostSchurSolve {
   OtBackend& backend_;
   const SchurSystem& s_;
   std::vector<double> rows_, back_;  // Ps v scaled, then Ps^T of it
+  std::vector<double> coarse_res_, coarse_z_;  // R r, inverse R r
 };
 
 }  // namespace

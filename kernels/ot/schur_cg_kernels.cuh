@@ -28,22 +28,56 @@ __device__ void AddBlockSum(double value, double* total) {
   __syncthreads();  // before the storage serves another sum
 }
 
-// x = 0, r = rhs, z = M^-1 r, d = z; s->rz and s->rr accumulated (s zeroed
-// by the caller).
+// Adds res_j to coarse_res[aggregate_j] (R r), where there is a coarse
+// level and column j is in an aggregate.
+__device__ void RestrictEntry(const int* aggregate, double res, long j, double* coarse_res) {
+  if (aggregate != nullptr && aggregate[j] >= 0) atomicAdd(&coarse_res[aggregate[j]], res);
+}
+
+// x = 0, r = rhs, s->rr, and R r (coarse_res zeroed by the caller, null
+// without a coarse level); CgPreconditionKernel then sets z and d.
 __global__ void __launch_bounds__(kCgThreads)
-CgStartKernel(const double* rhs, const double* inv_diag, long m, double* x, double* res,
-              double* z, double* dir, CgScalars* s) {
+CgStartKernel(const double* rhs, const int* aggregate, long m, double* x, double* res,
+              double* coarse_res, CgScalars* s) {
   const long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-  double rz = 0, rr = 0;
+  double rr = 0;
   if (j < m) {
     x[j] = 0;
     res[j] = rhs[j];
-    z[j] = dir[j] = inv_diag[j] * rhs[j];
-    rz = res[j] * z[j];
     rr = res[j] * res[j];
+    RestrictEntry(aggregate, res[j], j, coarse_res);
   }
-  AddBlockSum(rz, &s->rz);
   AddBlockSum(rr, &s->rr);
+}
+
+// coarse_z = inverse coarse_res on the `size` aggregates, one block.
+__global__ void __launch_bounds__(kCgThreads)
+CgCoarseKernel(const double* inverse, const double* coarse_res, int size, const CgScalars* s,
+               double* coarse_z) {
+  if (s->done) return;
+  for (int t = threadIdx.x; t < size; t += blockDim.x) {
+    double sum = 0;
+    for (int u = 0; u < size; ++u) sum += inverse[static_cast<long>(t) * size + u] * coarse_res[u];
+    coarse_z[t] = sum;
+  }
+}
+
+// z = M^-1 r (PreconditionEntry()) and *rz += r . z; also d = z when
+// `start` (the first direction).
+__global__ void __launch_bounds__(kCgThreads)
+CgPreconditionKernel(const double* inv_diag, const int* aggregate, const double* coarse_z,
+                     const double* res, long m, bool start, double* z, double* dir,
+                     CgScalars* s, double* rz) {
+  if (s->done) return;
+  const long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
+  double product = 0;
+  if (j < m) {
+    z[j] = PreconditionEntry(inv_diag[j], res[j], aggregate != nullptr ? aggregate[j] : -1,
+                             coarse_z);
+    if (start) dir[j] = z[j];
+    product = res[j] * z[j];
+  }
+  AddBlockSum(product, rz);
 }
 
 // The target from the first residual, and whether the solve is over
@@ -93,19 +127,18 @@ __global__ void CgStepLengthKernel(CgScalars* s) {
   if (!CgStepLength(s)) s->done = 1;
 }
 
-// The step, entry by entry, and the next r . z and r . r.
+// The step, entry by entry, the next r . r, and R r (as CgStartKernel).
 __global__ void __launch_bounds__(kCgThreads)
-CgStepKernel(const double* dir, const double* schur_dir, const double* inv_diag, long m,
-             double* x, double* res, double* z, CgScalars* s) {
+CgStepKernel(const double* dir, const double* schur_dir, const int* aggregate, long m,
+             double* x, double* res, double* coarse_res, CgScalars* s) {
   if (s->done) return;
   const long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-  double rz = 0, rr = 0;
+  double rr = 0;
   if (j < m) {
-    CgStepEntry(s->alpha, dir[j], schur_dir[j], inv_diag[j], &x[j], &res[j], &z[j]);
-    rz = res[j] * z[j];
+    CgStepEntry(s->alpha, dir[j], schur_dir[j], &x[j], &res[j]);
     rr = res[j] * res[j];
+    RestrictEntry(aggregate, res[j], j, coarse_res);
   }
-  AddBlockSum(rz, &s->rz_next);
   AddBlockSum(rr, &s->rr_next);
 }
 

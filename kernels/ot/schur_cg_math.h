@@ -53,12 +53,18 @@ SOLVERD_HD inline bool CgStepLength(CgScalars* s) {
   return true;
 }
 
-// One entry's share of the step: x += alpha d, r -= alpha S d, z = M^-1 r.
-SOLVERD_HD inline void CgStepEntry(double alpha, double dir, double schur_dir, double inv_diag,
-                                   double* x, double* res, double* z) {
+// One entry's share of the step: x += alpha d, r -= alpha S d.
+SOLVERD_HD inline void CgStepEntry(double alpha, double dir, double schur_dir, double* x,
+                                   double* res) {
   *x += alpha * dir;
   *res -= alpha * schur_dir;
-  *z = inv_diag * *res;
+}
+
+// z_j = (M^-1 r)_j for the two-level preconditioner: the Jacobi term and
+// the coarse correction e[aggregate_j] (0 outside every aggregate).
+SOLVERD_HD inline double PreconditionEntry(double inv_diag, double res, int aggregate,
+                                           const double* coarse) {
+  return inv_diag * res + (aggregate >= 0 ? coarse[aggregate] : 0.0);
 }
 
 // After the step: the next direction's weight, and the step counted.

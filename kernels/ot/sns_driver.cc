@@ -9,8 +9,9 @@
 // of them, kept for later steps while they still hold nearly all the
 // mass); the dual variable of the heaviest column is fixed to
 // remove the null direction (1, -1); the system, with a small diagonal
-// shift, is solved by eliminating x and running Jacobi-preconditioned
-// conjugate gradient on the Schur complement in y; the step
+// shift, is solved by eliminating x and running conjugate gradient on the
+// Schur complement in y, preconditioned by Jacobi and a coarse level on
+// aggregates of columns (coarse_space.h); the step
 // length comes from a backtracking Armijo search on f. When no step length
 // increases f, a window of Sinkhorn steps runs instead; after a damped
 // step (length < 1), Sinkhorn steps run for about as long as that step
@@ -19,6 +20,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "ot/coarse_space.h"
 #include "ot/driver_util.h"
 
 namespace solverd::ot::internal {
@@ -254,7 +256,10 @@ class NewtonStage {
   // S dy = rhs with S = Dc - Ps^T Dr^-1 Ps on the active columns, solved by
   // CG preconditioned with diag(S): when P is close to a permutation, M
   // itself is very ill-conditioned (every matched pair is a near-null
-  // direction) but diag(S)^-1 S stays close to the identity.
+  // direction) but diag(S)^-1 S stays close to the identity. Where P is
+  // spread (point clouds at moderate eta), S is Laplacian-like and a
+  // coarse level on aggregates of columns takes its smooth modes
+  // (coarse_space.h).
   Status SolveNewtonSystem(const std::vector<double>& gx, const std::vector<double>& gy,
                            std::vector<double>* dx, std::vector<double>* dy) {
     std::vector<double> bx;
@@ -316,6 +321,8 @@ class NewtonStage {
     const double forcing = std::min(0.1, std::sqrt(point_.error));
     s.relative_target = std::max(1e-12, forcing);
     s.max_iterations = o_.cg_max_iterations;
+    SOLVERD_RETURN_IF_ERROR(BuildCoarseSpace(backend_, kept_, &s));
+    if (s.coarse.size > 0) work_.sparse_products += 2;  // the seeds' pass, the aggregates' sums
     return Status::Ok();
   }
 

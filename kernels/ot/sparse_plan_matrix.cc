@@ -230,4 +230,39 @@ void SparsePlanMatrix::ColumnSquares(const std::vector<double>& w,
   });
 }
 
+// Over the rows of positive weight alone (the coarse level's few seeds).
+void SparsePlanMatrix::HeaviestWeightedRows(const std::vector<double>& weight,
+                                            std::vector<int32_t>* rows) const {
+  const int32_t* row_col = row_col_.array.data();
+  const float* row_value = row_value_.array.data();
+  rows->assign(m_, -1);
+  std::vector<double> best(m_, 0.0);
+  for (int64_t i = 0; i < n_; ++i) {
+    if (!(weight[i] > 0)) continue;
+    for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
+      const double key = static_cast<double>(row_value[k]) * weight[i];
+      if (key > 0 && key >= best[row_col[k]]) {
+        best[row_col[k]] = key;
+        (*rows)[row_col[k]] = static_cast<int32_t>(i);
+      }
+    }
+  }
+}
+
+void SparsePlanMatrix::GroupRowSums(const std::vector<int32_t>& group, int size,
+                                    std::vector<double>* q) const {
+  const int32_t* row_col = row_col_.array.data();
+  const float* row_value = row_value_.array.data();
+  q->assign(n_ * size, 0.0);
+  ForOutputs(n_, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      double* out = &(*q)[i * size];
+      for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
+        const int32_t t = group[row_col[k]];
+        if (t >= 0) out[t] += static_cast<double>(row_value[k]);
+      }
+    }
+  });
+}
+
 }  // namespace solverd::ot::internal

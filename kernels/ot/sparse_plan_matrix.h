@@ -73,6 +73,10 @@ class SparsePlanMatrix {
   void MultiplyTransposed(const std::vector<double>& in, std::vector<double>* out) const;
   // out_j = sum_i Ps_ij^2 w_i.
   void ColumnSquares(const std::vector<double>& w, std::vector<double>* out) const;
+  // See OtBackend::SparseHeaviestWeightedRows() and SparseGroupRowSums().
+  void HeaviestWeightedRows(const std::vector<double>& weight,
+                            std::vector<int32_t>* rows) const;
+  void GroupRowSums(const std::vector<int32_t>& group, int size, std::vector<double>* q) const;
 
  private:
   // A buffer kept from step to step: a Newton step keeps about as many

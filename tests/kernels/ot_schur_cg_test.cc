@@ -2,13 +2,16 @@
 // (OtBackend::SolveSchur, the CPU backend's and the reference the CUDA
 // backend's device loop follows step for step): it reaches the residual it
 // is asked for, leaves inactive columns at 0, and stops at its iteration
-// limit. SnsCuda.MatchesCpu checks the device loop against it end to end.
+// limit, with or without the coarse level of its preconditioner, which
+// BuildCoarseSpace() sets up. SnsCuda.MatchesCpu checks the device loop
+// against it end to end.
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include "ot/coarse_space.h"
 #include "ot/ot_backend.h"
 
 namespace solverd::ot::internal {
@@ -16,22 +19,26 @@ namespace {
 
 constexpr int64_t kRows = 40, kCols = 30;
 
-// A backend whose sparse plan is a dense random matrix; the passes over C
-// that SolveSchur never calls fail.
+// A backend whose sparse plan is a dense matrix (zeros not kept), by
+// default random; the passes over C that SolveSchur never calls fail.
 class DensePlanBackend final : public OtBackend {
  public:
-  explicit DensePlanBackend(unsigned seed) : plan_(kRows * kCols) {
+  explicit DensePlanBackend(unsigned seed, int64_t rows = kRows, int64_t cols = kCols)
+      : rows_(rows), cols_(cols), plan_(rows * cols) {
     std::mt19937 rng(seed);
     std::uniform_real_distribution<double> u(0.0, 1.0);
-    for (double& v : plan_) v = u(rng) * u(rng) / (kRows * kCols);
+    for (double& v : plan_) v = u(rng) * u(rng) / (rows_ * cols_);
   }
-  double At(int64_t i, int64_t j) const { return plan_[i * kCols + j]; }
+  int64_t rows() const { return rows_; }
+  int64_t cols() const { return cols_; }
+  double At(int64_t i, int64_t j) const { return plan_[i * cols_ + j]; }
+  double& At(int64_t i, int64_t j) { return plan_[i * cols_ + j]; }
 
   Status SparseMultiply(bool transpose, const std::vector<double>& in,
                         std::vector<double>* out) override {
-    out->assign(transpose ? kCols : kRows, 0.0);
-    for (int64_t i = 0; i < kRows; ++i) {
-      for (int64_t j = 0; j < kCols; ++j) {
+    out->assign(transpose ? cols_ : rows_, 0.0);
+    for (int64_t i = 0; i < rows_; ++i) {
+      for (int64_t j = 0; j < cols_; ++j) {
         if (transpose) {
           (*out)[j] += At(i, j) * in[i];
         } else {
@@ -64,9 +71,35 @@ class DensePlanBackend final : public OtBackend {
   Status SparseColumnSquares(const std::vector<double>&, std::vector<double>*) override {
     return Unused();
   }
+  Status SparseHeaviestWeightedRows(const std::vector<double>& weight,
+                                    std::vector<int32_t>* rows) override {
+    rows->assign(cols_, -1);
+    std::vector<double> best(cols_, 0.0);
+    for (int64_t i = 0; i < rows_; ++i) {
+      for (int64_t j = 0; j < cols_; ++j) {
+        const double key = At(i, j) * weight[i];
+        if (key > 0 && key >= best[j]) {
+          best[j] = key;
+          (*rows)[j] = static_cast<int32_t>(i);
+        }
+      }
+    }
+    return Status::Ok();
+  }
+  Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
+                            std::vector<double>* q) override {
+    q->assign(rows_ * size, 0.0);
+    for (int64_t i = 0; i < rows_; ++i) {
+      for (int64_t j = 0; j < cols_; ++j) {
+        if (group[j] >= 0) (*q)[i * size + group[j]] += At(i, j);
+      }
+    }
+    return Status::Ok();
+  }
 
  private:
   static Status Unused() { return Internal("not part of SolveSchur"); }
+  int64_t rows_, cols_;
   std::vector<double> plan_;
 };
 
@@ -74,10 +107,10 @@ class DensePlanBackend final : public OtBackend {
 // up: column `inactive` left out (the fixed one), a tiny shift.
 SchurSystem SystemFor(const DensePlanBackend& backend, int64_t inactive, unsigned seed) {
   SchurSystem s;
-  s.inv_dr.assign(kRows, 0.0);
-  s.dc.assign(kCols, 0.0);
-  for (int64_t i = 0; i < kRows; ++i) {
-    for (int64_t j = 0; j < kCols; ++j) {
+  s.inv_dr.assign(backend.rows(), 0.0);
+  s.dc.assign(backend.cols(), 0.0);
+  for (int64_t i = 0; i < backend.rows(); ++i) {
+    for (int64_t j = 0; j < backend.cols(); ++j) {
       s.inv_dr[i] += backend.At(i, j);
       s.dc[j] += backend.At(i, j);
     }
@@ -85,13 +118,15 @@ SchurSystem SystemFor(const DensePlanBackend& backend, int64_t inactive, unsigne
   for (double& r : s.inv_dr) r = 1.0 / (r + 1e-12);
   std::mt19937 rng(seed);
   std::uniform_real_distribution<double> u(-1.0, 1.0);
-  s.active.assign(kCols, 1.0);
+  s.active.assign(backend.cols(), 1.0);
   s.active[inactive] = 0;
-  s.rhs.resize(kCols);
-  s.inv_diag.resize(kCols);
-  for (int64_t j = 0; j < kCols; ++j) {
+  s.rhs.resize(backend.cols());
+  s.inv_diag.resize(backend.cols());
+  for (int64_t j = 0; j < backend.cols(); ++j) {
     double diag = s.dc[j];
-    for (int64_t i = 0; i < kRows; ++i) diag -= backend.At(i, j) * backend.At(i, j) * s.inv_dr[i];
+    for (int64_t i = 0; i < backend.rows(); ++i) {
+      diag -= backend.At(i, j) * backend.At(i, j) * s.inv_dr[i];
+    }
     s.rhs[j] = s.active[j] * u(rng) * 1e-3;
     s.inv_diag[j] = s.active[j] / diag;
   }
@@ -102,14 +137,14 @@ SchurSystem SystemFor(const DensePlanBackend& backend, int64_t inactive, unsigne
 // ||rhs - S dy||_2, S applied densely.
 double ResidualNorm(const DensePlanBackend& backend, const SchurSystem& s,
                     const std::vector<double>& dy) {
-  std::vector<double> rows(kRows, 0.0);
-  for (int64_t i = 0; i < kRows; ++i) {
-    for (int64_t j = 0; j < kCols; ++j) rows[i] += backend.At(i, j) * dy[j];
+  std::vector<double> rows(backend.rows(), 0.0);
+  for (int64_t i = 0; i < backend.rows(); ++i) {
+    for (int64_t j = 0; j < backend.cols(); ++j) rows[i] += backend.At(i, j) * dy[j];
   }
   double norm = 0;
-  for (int64_t j = 0; j < kCols; ++j) {
+  for (int64_t j = 0; j < backend.cols(); ++j) {
     double back = 0;
-    for (int64_t i = 0; i < kRows; ++i) back += backend.At(i, j) * s.inv_dr[i] * rows[i];
+    for (int64_t i = 0; i < backend.rows(); ++i) back += backend.At(i, j) * s.inv_dr[i] * rows[i];
     const double residual = s.active[j] * (s.rhs[j] - (s.dc[j] * dy[j] - back));
     norm += residual * residual;
   }
@@ -122,19 +157,96 @@ double Norm(const std::vector<double>& v) {
   return std::sqrt(s);
 }
 
+// Solves s, with the coarse level when `coarse`; checks the residual and
+// the inactive column and returns the CG steps taken.
+int64_t ExpectSolved(DensePlanBackend& backend, SchurSystem s, int64_t inactive, bool coarse) {
+  if (coarse) {
+    EXPECT_TRUE(BuildCoarseSpace(backend, backend.rows() * backend.cols(), &s).ok());
+    EXPECT_GT(s.coarse.size, 1);
+  }
+  std::vector<double> dy;
+  int64_t iterations = 0;
+  EXPECT_TRUE(backend.SolveSchur(s, &dy, &iterations).ok());
+  EXPECT_EQ(static_cast<int64_t>(dy.size()), backend.cols());
+  EXPECT_LE(ResidualNorm(backend, s, dy), s.relative_target * Norm(s.rhs))
+      << s.relative_target << (coarse ? " with" : " without") << " the coarse level";
+  EXPECT_GT(iterations, 0);
+  EXPECT_LT(iterations, s.max_iterations);
+  EXPECT_EQ(dy[inactive], 0.0);
+  return iterations;
+}
+
 TEST(SchurCg, ReachesTheResidualAskedFor) {
   for (double relative : {1e-2, 1e-6, 1e-10}) {
-    DensePlanBackend backend(7);
-    SchurSystem s = SystemFor(backend, /*inactive=*/kCols - 1, 8);
-    s.relative_target = relative;
-    std::vector<double> dy;
-    int64_t iterations = 0;
-    ASSERT_TRUE(backend.SolveSchur(s, &dy, &iterations).ok());
-    ASSERT_EQ(static_cast<int64_t>(dy.size()), kCols);
-    EXPECT_LE(ResidualNorm(backend, s, dy), relative * Norm(s.rhs)) << relative;
-    EXPECT_GT(iterations, 0);
-    EXPECT_LT(iterations, s.max_iterations);
-    EXPECT_EQ(dy[kCols - 1], 0.0);
+    for (bool coarse : {false, true}) {
+      DensePlanBackend backend(7);
+      SchurSystem s = SystemFor(backend, /*inactive=*/kCols - 1, 8);
+      s.relative_target = relative;
+      ExpectSolved(backend, s, kCols - 1, coarse);
+    }
+  }
+}
+
+// A plan that is a blurred monotone map (a 1-D point cloud's at moderate
+// eta): S is close to a path graph's Laplacian, whose smooth modes Jacobi
+// leaves to many CG steps and the aggregates catch.
+TEST(SchurCg, TheCoarseLevelTakesFewerStepsOnABlurredMap) {
+  constexpr int64_t kSide = 16;  // a 16 x 16 grid mapped onto a shifted one
+  DensePlanBackend backend(0, kSide * kSide, kSide * kSide);
+  for (int64_t i = 0; i < backend.rows(); ++i) {
+    for (int64_t j = 0; j < backend.cols(); ++j) {
+      const double dx = (i % kSide - j % kSide + 0.5) / kSide;
+      const double dy = static_cast<double>(i / kSide - j / kSide) / kSide;
+      backend.At(i, j) = std::exp(-100 * (dx * dx + dy * dy)) / (kSide * kSide);
+    }
+  }
+  SchurSystem s = SystemFor(backend, /*inactive=*/0, 3);
+  s.relative_target = 1e-3;
+  // 21 steps and 11 when written.
+  const int64_t jacobi = ExpectSolved(backend, s, 0, false);
+  const int64_t two_level = ExpectSolved(backend, s, 0, true);
+  EXPECT_LT(two_level * 3, jacobi * 2) << jacobi << " Jacobi, " << two_level << " two-level";
+}
+
+// The coarse level's parts: every active column in an aggregate (each
+// has a seed row among its entries here), the fixed one in none, and the
+// inverse that of R S R^T.
+TEST(CoarseSpace, InvertsTheSchurComplementOnItsAggregates) {
+  DensePlanBackend backend(21);
+  SchurSystem s = SystemFor(backend, /*inactive=*/5, 22);
+  ASSERT_TRUE(BuildCoarseSpace(backend, kRows * kCols, &s).ok());
+  const CoarseSpace& c = s.coarse;
+  ASSERT_EQ(c.size, 7);  // a quarter of the 29 active columns
+  ASSERT_EQ(static_cast<int64_t>(c.aggregate.size()), kCols);
+  for (int64_t j = 0; j < kCols; ++j) {
+    if (j == 5) {
+      EXPECT_EQ(c.aggregate[j], -1);
+    } else {
+      EXPECT_GE(c.aggregate[j], 0);
+      EXPECT_LT(c.aggregate[j], c.size);
+    }
+  }
+  // R S R^T from S's columns applied densely.
+  std::vector<double> coarse(c.size * c.size, 0.0);
+  for (int64_t j = 0; j < kCols; ++j) {
+    if (c.aggregate[j] < 0) continue;
+    for (int64_t k = 0; k < kCols; ++k) {
+      if (c.aggregate[k] < 0) continue;
+      double entry = j == k ? s.dc[j] : 0.0;
+      for (int64_t i = 0; i < kRows; ++i) {
+        entry -= backend.At(i, j) * s.inv_dr[i] * backend.At(i, k);
+      }
+      coarse[c.aggregate[j] * c.size + c.aggregate[k]] += entry;
+    }
+  }
+  for (int t = 0; t < c.size; ++t) {
+    for (int u = 0; u < c.size; ++u) {
+      double product = 0;
+      for (int v = 0; v < c.size; ++v) {
+        product += coarse[t * c.size + v] * c.inverse[v * c.size + u];
+      }
+      EXPECT_NEAR(product, t == u ? 1.0 : 0.0, 1e-9) << t << ", " << u;
+    }
   }
 }
 

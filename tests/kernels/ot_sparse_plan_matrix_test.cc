@@ -161,6 +161,53 @@ TEST(SparsePlanMatrix, RefreshKeepsTheEntriesAndTakesTheNewValues) {
   ExpectDenseProducts(sparse, refreshed, RankByPlan(-1e300));
 }
 
+// The coarse level's two passes (coarse_space.h) against dense loops over
+// the kept entries: each column's heaviest weighted seed row, and each
+// row's sums over groups of columns.
+TEST(SparsePlanMatrix, HeaviestWeightedRowsAndGroupRowSumsCoverTheKeptEntries) {
+  const std::vector<double> log_plan = RandomLogPlan(12);
+  SparsePlanMatrix sparse;
+  sparse.Build(kRows, kCols, 2, RankByPlan(-2.0), [&](int64_t i, double* out) {
+    for (int64_t j = 0; j < kCols; ++j) out[j] = log_plan[i * kCols + j];
+  });
+  const auto kept = [&](int64_t i, int64_t j) {
+    const double p = log_plan[i * kCols + j] >= -2.0 ? std::exp(log_plan[i * kCols + j]) : 0.0;
+    return static_cast<double>(static_cast<float>(p));  // as stored
+  };
+  std::vector<double> weight(kRows, 0.0);
+  for (int64_t i = 0; i < kRows; i += 9) weight[i] = 1.0 + i % 4;  // seeds
+  std::vector<int32_t> heaviest;
+  sparse.HeaviestWeightedRows(weight, &heaviest);
+  ASSERT_EQ(static_cast<int64_t>(heaviest.size()), kCols);
+  int64_t covered = 0;
+  for (int64_t j = 0; j < kCols; ++j) {
+    int32_t want = -1;
+    double best = 0;
+    for (int64_t i = 0; i < kRows; ++i) {
+      const double key = kept(i, j) * weight[i];
+      if (key > 0 && key >= best) {
+        best = key;
+        want = static_cast<int32_t>(i);
+      }
+    }
+    EXPECT_EQ(heaviest[j], want) << "column " << j;
+    covered += want >= 0;
+  }
+  EXPECT_GT(covered, kCols / 2);
+  std::vector<int32_t> group(kCols);
+  for (int64_t j = 0; j < kCols; ++j) group[j] = j % 5 == 0 ? -1 : static_cast<int32_t>(j % 3);
+  std::vector<double> sums;
+  sparse.GroupRowSums(group, 3, &sums);
+  ASSERT_EQ(static_cast<int64_t>(sums.size()), kRows * 3);
+  for (int64_t i = 0; i < kRows; ++i) {
+    double want[3] = {0, 0, 0};
+    for (int64_t j = 0; j < kCols; ++j) {
+      if (group[j] >= 0) want[group[j]] += kept(i, j);
+    }
+    for (int t = 0; t < 3; ++t) EXPECT_NEAR(sums[i * 3 + t], want[t], 1e-12) << i << ", " << t;
+  }
+}
+
 TEST(SparsePlanMatrix, NoEntryKeptGivesZeroProducts) {
   const std::vector<double> log_plan = RandomLogPlan(8);
   SparsePlanMatrix sparse;

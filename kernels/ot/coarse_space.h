@@ -1,0 +1,32 @@
+// The coarse level of SNS's two-level preconditioner for the Schur system
+// S = diag(dc) - Ps^T diag(inv_dr) Ps (ot_backend.h). Jacobi alone leaves
+// the smooth errors: on a point cloud's plan S is close to a graph
+// Laplacian whose low modes vary slowly over many columns, and CG took
+// about 20 steps to a residual of 1e-2 whatever the forcing term. The
+// coarse level corrects those on aggregates of columns: z = diag(S)^-1 r +
+// R^T (R S R^T)^-1 R r, R the aggregates' 0/1 indicator rows.
+//
+// Aggregates come from the plan alone, so that any cost (not only points)
+// gets them: kCoarseSeeds rows spread over the row indices are seeds, and
+// a column joins the seed whose entry in it ranks highest (P_sj /
+// sqrt(r_s)), the seed nearest it where the plan is a blurred map. Seeds
+// chosen by farthest point (an argmin over the columns per seed) took
+// about the same CG steps in a numpy model on bench/ot's cases and would
+// need single rows of the device's plan.
+#ifndef SOLVERD_KERNELS_OT_COARSE_SPACE_H_
+#define SOLVERD_KERNELS_OT_COARSE_SPACE_H_
+
+#include "common/status.h"
+#include "ot/ot_backend.h"
+
+namespace solverd::ot::internal {
+
+// Sets system->coarse for the backend's sparse plan of `kept` entries and
+// the system's inv_dr, dc and active; leaves it empty (Jacobi alone)
+// where the plan is too sparse or the system too small to gain from it,
+// or R S R^T is not numerically positive definite.
+Status BuildCoarseSpace(OtBackend& backend, int64_t kept, SchurSystem* system);
+
+}  // namespace solverd::ot::internal
+
+#endif  // SOLVERD_KERNELS_OT_COARSE_SPACE_H_
