@@ -219,6 +219,14 @@ void GibbsKernel::PlanRow(int64_t i, double* out) const {
   }
 }
 
+void GibbsKernel::PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const {
+  for (int64_t k = 0; k < count; ++k) {
+    const double kernel = single_ ? static_cast<double>(kernel_single_[i * m_ + columns[k]])
+                                  : kernel_[i * m_ + columns[k]];
+    out[k] = u_[i] * kernel * v_[columns[k]];
+  }
+}
+
 void GibbsKernel::PlanTotals(double* transport_cost, double* plogp) const {
   std::vector<double> x, y;
   Potentials(&x, &y);

@@ -90,6 +90,8 @@ class GibbsKernel {
 
   // out[j] = P_ij = u_i K_ij v_j for j < m: row i of the plan, no exp.
   void PlanRow(int64_t i, double* out) const;
+  // out[k] = P_ij for j = columns[k], k < count: kept entries of row i.
+  void PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const;
 
   // sum_ij P_ij C_ij and sum_ij P_ij log P_ij at the current scalings: one
   // pass over K and C, no exp (log P_ij = eta (x_i + y_j - C_ij) - 1 at
