@@ -77,7 +77,7 @@ std::vector<double> CoarseMatrix(const SchurSystem& s, const std::vector<double>
 }
 
 // The inverse of the symmetric a (size x size) by Cholesky; false when a
-// pivot is not positive.
+// pivot is not positive or an entry of the inverse not finite.
 bool InvertPositiveDefinite(std::vector<double> a, int size, std::vector<double>* inverse) {
   const auto at = [size](std::vector<double>& v, int r, int c) -> double& {
     return v[static_cast<size_t>(r) * size + c];
@@ -104,7 +104,10 @@ bool InvertPositiveDefinite(std::vector<double> a, int size, std::vector<double>
       for (int k = r + 1; k < size; ++k) v -= at(a, k, r) * col[k];
       col[r] = v / at(a, r, r);
     }
-    for (int r = 0; r < size; ++r) at(*inverse, r, e) = col[r];
+    for (int r = 0; r < size; ++r) {
+      if (!std::isfinite(col[r])) return false;
+      at(*inverse, r, e) = col[r];
+    }
   }
   return true;
 }

@@ -250,6 +250,20 @@ TEST(CoarseSpace, InvertsTheSchurComplementOnItsAggregates) {
   }
 }
 
+// Jacobi alone where the coarse level would not help or cannot be built:
+// a plan with fewer than 32 entries a column, and an R S R^T that is not
+// positive definite (here S with its diagonal's plan part taken away).
+TEST(CoarseSpace, LeavesJacobiAloneWhereItCannotHelp) {
+  DensePlanBackend backend(23);
+  SchurSystem s = SystemFor(backend, /*inactive=*/0, 24);
+  ASSERT_TRUE(BuildCoarseSpace(backend, /*kept=*/31 * kCols, &s).ok());
+  EXPECT_EQ(s.coarse.size, 0);
+  s.dc.assign(kCols, 0.0);
+  ASSERT_TRUE(BuildCoarseSpace(backend, kRows * kCols, &s).ok());
+  EXPECT_EQ(s.coarse.size, 0);
+  EXPECT_TRUE(s.coarse.aggregate.empty());
+}
+
 TEST(SchurCg, TighterTargetsTakeMoreSteps) {
   DensePlanBackend backend(11);
   SchurSystem s = SystemFor(backend, /*inactive=*/3, 12);
