@@ -13,6 +13,8 @@
 // chosen by farthest point (an argmin over the columns per seed) took
 // about the same CG steps in a numpy model on bench/ot's cases and would
 // need single rows of the device's plan.
+// Thread-safe: BuildCoarseSpace() keeps no state; the backend it is given
+// is the caller's, not shared.
 #ifndef SOLVERD_KERNELS_OT_COARSE_SPACE_H_
 #define SOLVERD_KERNELS_OT_COARSE_SPACE_H_
 

@@ -188,11 +188,90 @@ void GibbsKernel::Marginals(std::vector<double>* r, std::vector<double>* c) {
     }
     BlockAddScaled(&u_[first], rows, count, m_, columns);
   });
-  c->resize(m_);
-  for (int64_t j = 0; j < m_; ++j) (*c)[j] = v_[j] * column_partials_[0][j];
+  ScaledColumns(v_.data(), c);
 }
 
-void GibbsKernel::RowSums(std::vector<double>* r) const {
+void GibbsKernel::PlanTimes(const std::vector<double>& v, std::vector<double>* out) {
+  std::vector<double> scaled(m_);
+  for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
+  RowDots(scaled.data(), out);
+}
+
+void GibbsKernel::PlanTransposeTimes(const std::vector<double>& w, std::vector<double>* out) {
+  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+    double scales[kRowBlock];
+    for (int64_t k = 0; k < count; ++k) scales[k] = u_[first + k] * w[first + k];
+    BlockAddScaled(scales, rows, count, m_, columns);
+  });
+  ScaledColumns(v_.data(), out);
+}
+
+void GibbsKernel::PlanColumnSquares(const std::vector<double>& w, std::vector<double>* out) {
+  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+    double scales[kRowBlock];
+    for (int64_t k = 0; k < count; ++k) {
+      scales[k] = u_[first + k] * u_[first + k] * w[first + k];
+    }
+    BlockAddScaledSquares(scales, rows, count, m_, columns);
+  });
+  std::vector<double> squares(m_);
+  for (int64_t j = 0; j < m_; ++j) squares[j] = v_[j] * v_[j];
+  ScaledColumns(squares.data(), out);
+}
+
+void GibbsKernel::PlanGramTimes(const std::vector<double>& w, const std::vector<double>& v,
+                                std::vector<double>* out) {
+  std::vector<double> scaled(m_);
+  for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
+  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+    double sums[kRowBlock], scales[kRowBlock];
+    BlockDots(rows, count, m_, scaled.data(), sums);
+    for (int64_t k = 0; k < count; ++k) {
+      const double u = u_[first + k];
+      scales[k] = u * w[first + k] * u * sums[k];
+    }
+    BlockAddScaled(scales, rows, count, m_, columns);
+  });
+  ScaledColumns(v_.data(), out);
+}
+
+void GibbsKernel::PlanGroupRowSums(const std::vector<int32_t>& group, int size,
+                                   std::vector<double>* q) const {
+  // Columns in no group add into a slot past the groups, dropped after:
+  // no branch per entry.
+  const int64_t stride = size + 1;
+  std::vector<int32_t> slot(m_);
+  for (int64_t j = 0; j < m_; ++j) slot[j] = group[j] >= 0 ? group[j] : size;
+  q->assign(n_ * size, 0.0);
+  ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
+    std::vector<double> sums(kRowBlock * stride);
+    for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
+         first += kRowBlock) {
+      const int64_t count = std::min(kRowBlock, n_ - first);
+      std::fill(sums.begin(), sums.end(), 0.0);
+      if (single_) {
+        BlockSlotSums(&kernel_single_[first * m_], count, m_, v_.data(), slot.data(), stride,
+                      sums.data());
+      } else {
+        BlockSlotSums(&kernel_[first * m_], count, m_, v_.data(), slot.data(), stride,
+                      sums.data());
+      }
+      for (int64_t k = 0; k < count; ++k) {
+        double* out = &(*q)[(first + k) * size];
+        for (int t = 0; t < size; ++t) out[t] = u_[first + k] * sums[k * stride + t];
+      }
+    }
+  }, 1);
+}
+
+void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out) const {
+  out->resize(m_);
+  for (int64_t j = 0; j < m_; ++j) (*out)[j] = scale[j] * column_partials_[0][j];
+}
+
+void GibbsKernel::RowSums(std::vector<double>* r) const { RowDots(v_.data(), r); }
+
+void GibbsKernel::RowDots(const double* v, std::vector<double>* r) const {
   r->resize(n_);
   ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
     for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
@@ -200,9 +279,9 @@ void GibbsKernel::RowSums(std::vector<double>* r) const {
       const int64_t count = std::min(kRowBlock, n_ - first);
       double sums[kRowBlock];
       if (single_) {
-        BlockDots(&kernel_single_[first * m_], count, m_, v_.data(), sums);
+        BlockDots(&kernel_single_[first * m_], count, m_, v, sums);
       } else {
-        BlockDots(&kernel_[first * m_], count, m_, v_.data(), sums);
+        BlockDots(&kernel_[first * m_], count, m_, v, sums);
       }
       for (int64_t k = 0; k < count; ++k) {
         (*r)[first + k] = u_[first + k] == 0 ? 0 : u_[first + k] * sums[k];

@@ -90,6 +90,19 @@ class GibbsKernel {
 
   // out[j] = P_ij = u_i K_ij v_j for j < m: row i of the plan, no exp.
   void PlanRow(int64_t i, double* out) const;
+  // Products with the plan at the current scalings, one pass over K each
+  // (SNS's Newton systems where it keeps the whole plan): out = P v (size
+  // n), out = P^T w (size m), out_j = sum_i P_ij^2 w_i, and out = P^T
+  // diag(w) P v, whose row dots and column sums share the pass.
+  void PlanTimes(const std::vector<double>& v, std::vector<double>* out);
+  void PlanTransposeTimes(const std::vector<double>& w, std::vector<double>* out);
+  void PlanColumnSquares(const std::vector<double>& w, std::vector<double>* out);
+  void PlanGramTimes(const std::vector<double>& w, const std::vector<double>& v,
+                     std::vector<double>* out);
+  // q[i * size + group[j]] = sum of P_ij over the columns j of each group
+  // (group of size m, in [0, size) or -1 for none; q of n * size).
+  void PlanGroupRowSums(const std::vector<int32_t>& group, int size,
+                        std::vector<double>* q) const;
   // out[k] = P_ij for j = columns[k], k < count: kept entries of row i.
   void PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const;
 
@@ -105,6 +118,10 @@ class GibbsKernel {
  private:
   // How many threads a pass over K is worth (each takes a block of rows).
   int64_t Parts() const;
+  // r_i = u_i (K v)_i for the given v (size m): a pass over K.
+  void RowDots(const double* v, std::vector<double>* r) const;
+  // out_j = scale[j] times ColumnPass()'s sum for column j.
+  void ScaledColumns(const double* scale, std::vector<double>* out) const;
   // Calls block(part, first, count, K_first, columns) for every block of
   // count <= kRowBlock rows from row `first` (K_first a const double* or
   // const float* to its first row), a run of blocks per thread, each part

@@ -61,6 +61,46 @@ SOLVERD_CLONE_BODY void BlockAddScaledOf(const double* scales, const T* rows, in
 }
 
 template <typename T>
+SOLVERD_CLONE_BODY void BlockAddScaledSquaresOf(const double* scales, const T* rows,
+                                                int64_t count, int64_t m, double* into) {
+  for (int64_t k = 0; k < count; ++k) {
+    const T* row = rows + k * m;
+    const double scale = scales[k];
+#pragma omp simd
+    for (int64_t j = 0; j < m; ++j) {
+      const double entry = static_cast<double>(row[j]);
+      into[j] += scale * entry * entry;
+    }
+  }
+}
+
+// The rows in one loop over the columns, each slot and v_j loaded once
+// for all of them.
+template <typename T>
+SOLVERD_CLONE_BODY void BlockSlotSumsOf(const T* rows, int64_t count, int64_t m,
+                                        const double* v, const int32_t* slot, int64_t stride,
+                                        double* sums) {
+  if (count < kRowBlock) {
+    for (int64_t k = 0; k < count; ++k) {
+      for (int64_t j = 0; j < m; ++j) {
+        sums[k * stride + slot[j]] += static_cast<double>(rows[k * m + j]) * v[j];
+      }
+    }
+    return;
+  }
+  const T *r0 = rows, *r1 = rows + m, *r2 = rows + 2 * m, *r3 = rows + 3 * m;
+  double *s0 = sums, *s1 = sums + stride, *s2 = sums + 2 * stride, *s3 = sums + 3 * stride;
+  for (int64_t j = 0; j < m; ++j) {
+    const int32_t t = slot[j];
+    const double vj = v[j];
+    s0[t] += static_cast<double>(r0[j]) * vj;
+    s1[t] += static_cast<double>(r1[j]) * vj;
+    s2[t] += static_cast<double>(r2[j]) * vj;
+    s3[t] += static_cast<double>(r3[j]) * vj;
+  }
+}
+
+template <typename T>
 SOLVERD_CLONE_BODY void KernelRowOf(const double* cost_row, const double* y, int64_t m,
                                     double eta, double xi, T* out) {
 #pragma omp simd
@@ -109,6 +149,24 @@ SOLVERD_CPU_CLONES void BlockAddScaled(const double* scales, const double* rows,
 SOLVERD_CPU_CLONES void BlockAddScaled(const double* scales, const float* rows, int64_t count,
                                        int64_t m, double* into) {
   BlockAddScaledOf(scales, rows, count, m, into);
+}
+SOLVERD_CPU_CLONES void BlockAddScaledSquares(const double* scales, const double* rows,
+                                              int64_t count, int64_t m, double* into) {
+  BlockAddScaledSquaresOf(scales, rows, count, m, into);
+}
+SOLVERD_CPU_CLONES void BlockAddScaledSquares(const double* scales, const float* rows,
+                                              int64_t count, int64_t m, double* into) {
+  BlockAddScaledSquaresOf(scales, rows, count, m, into);
+}
+SOLVERD_CPU_CLONES void BlockSlotSums(const double* rows, int64_t count, int64_t m,
+                                      const double* v, const int32_t* slot, int64_t stride,
+                                      double* sums) {
+  BlockSlotSumsOf(rows, count, m, v, slot, stride, sums);
+}
+SOLVERD_CPU_CLONES void BlockSlotSums(const float* rows, int64_t count, int64_t m,
+                                      const double* v, const int32_t* slot, int64_t stride,
+                                      double* sums) {
+  BlockSlotSumsOf(rows, count, m, v, slot, stride, sums);
 }
 SOLVERD_CPU_CLONES RowTotals RowTotalsFor(const double* row, const double* cost_row,
                                           const double* v, const double* vy, int64_t m) {

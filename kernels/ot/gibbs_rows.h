@@ -28,6 +28,17 @@ void BlockAddScaled(const double* scales, const double* rows, int64_t count, int
                     double* into);
 void BlockAddScaled(const double* scales, const float* rows, int64_t count, int64_t m,
                     double* into);
+// into[j] += sum_k scales[k] K_kj^2 over the `count` rows from `rows`.
+void BlockAddScaledSquares(const double* scales, const double* rows, int64_t count, int64_t m,
+                           double* into);
+void BlockAddScaledSquares(const double* scales, const float* rows, int64_t count, int64_t m,
+                           double* into);
+// sums[k * stride + slot[j]] += K_kj v_j over the `count` rows from
+// `rows`: each row's entries summed by the slots of their columns.
+void BlockSlotSums(const double* rows, int64_t count, int64_t m, const double* v,
+                   const int32_t* slot, int64_t stride, double* sums);
+void BlockSlotSums(const float* rows, int64_t count, int64_t m, const double* v,
+                   const int32_t* slot, int64_t stride, double* sums);
 // The RowTotals of one row of K with its costs, v and vy.
 RowTotals RowTotalsFor(const double* row, const double* cost_row, const double* v,
                        const double* vy, int64_t m);

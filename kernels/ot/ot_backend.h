@@ -105,15 +105,22 @@ class OtBackend {
   // counts[k] = number of entries whose rank (see PlanRanking) is in bin k
   // of [lo, hi), and masses[k] their sum of P_ij (bins equal width; entries
   // below lo are not counted, above hi go in the last bin), for choosing
-  // the sparsification threshold.
+  // the sparsification threshold; over the rows i with i % row_stride == 0
+  // alone (a sample, when row_stride > 1).
   virtual Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
-                                  std::vector<int64_t>* counts, std::vector<double>* masses) = 0;
+                                  int64_t row_stride, std::vector<int64_t>* counts,
+                                  std::vector<double>* masses) = 0;
   // Keeps the entries ranked at or above `threshold` as the sparse plan Ps
   // used by SparseMultiply(); returns how many were kept.
   virtual Status SparsifyPlan(const PlanRanking& ranking, double threshold, int64_t* kept) = 0;
+  // Makes the sparse plan Ps all of P at the current potentials, its
+  // products then exact, where this backend can do that at about the cost
+  // of a sparse plan of the same entries (*used; unchanged otherwise).
+  virtual Status UseWholePlan(bool* used) = 0;
   // Recomputes the sparse plan's entries at the current potentials, the
-  // same entries kept; *kept_mass = their sum. O(kept) work, no pass over
-  // C. REQUIRES: SparsifyPlan() before.
+  // same entries kept; *kept_mass = their sum, unless kept_mass is null.
+  // O(kept) work, no pass over C. REQUIRES: SparsifyPlan() or
+  // UseWholePlan() before.
   virtual Status RefreshSparsePlan(double* kept_mass) = 0;
   // out = Ps in (in of size m, out of size n), or Ps^T in when transpose
   // (in of size n, out of size m).
@@ -121,6 +128,10 @@ class OtBackend {
                                 std::vector<double>* out) = 0;
   // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
   virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
+  // out = Ps^T diag(w) Ps v (w of size n, v and out of m): by default the
+  // two products; a backend that can fuse them overrides it.
+  virtual Status SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
+                                 std::vector<double>* out);
   // For each column j, the row i with weight[i] > 0 whose kept entry
   // maximises Ps_ij * weight[i] (of equal ones the last row), or -1 when
   // no such row keeps an entry in column j (weight of size n, rows of m).

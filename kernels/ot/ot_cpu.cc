@@ -7,11 +7,10 @@
 #include <optional>
 #include <vector>
 
-#include "common/cpu_clones.h"
 #include "common/parallel_for.h"
-#include "common/vector_exp.h"
 #include "ot/driver_util.h"
 #include "ot/gibbs_kernel.h"
+#include "ot/log_plan_rows.h"
 #include "ot/ot_backend.h"
 #include "ot/sparse_plan_matrix.h"
 #include "ot/sinkhorn_math.h"
@@ -22,64 +21,6 @@ namespace {
 constexpr int kHistogramBins = 2048;  // resolution of the sparsification threshold
 // Log-domain steps in a row, at most, before the kernel is tried again.
 constexpr int64_t kMaxLogBackoff = 64;
-
-// sum_j P_ij for row i with potential xi: P_ij = exp(LogPlan(...)).
-SOLVERD_CPU_CLONES double RowPlanSum(const double* cost_row, const double* y, int64_t m,
-                                     double eta, double xi) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < m; ++j) sum += VectorExp(LogPlan(eta, xi, y[j], cost_row[j]));
-  return sum;
-}
-
-// As RowPlanSum, also adding each P_ij to col[j].
-SOLVERD_CPU_CLONES double RowPlanAccumulate(const double* cost_row, const double* y, int64_t m,
-                                            double eta, double xi, double* col) {
-  double sum = 0;
-#pragma omp simd reduction(+ : sum)
-  for (int64_t j = 0; j < m; ++j) {
-    const double p = VectorExp(LogPlan(eta, xi, y[j], cost_row[j]));
-    col[j] += p;
-    sum += p;
-  }
-  return sum;
-}
-
-// out_j = log P_ij for row i with potential xi.
-SOLVERD_CPU_CLONES void LogPlanRow(const double* cost_row, const double* y, int64_t m,
-                                   double eta, double xi, double* out) {
-#pragma omp simd
-  for (int64_t j = 0; j < m; ++j) out[j] = LogPlan(eta, xi, y[j], cost_row[j]);
-}
-
-// plan[j] = exp(log_plan[j]).
-SOLVERD_CPU_CLONES void ExpRow(const double* log_plan, int64_t m, double* plan) {
-#pragma omp simd
-  for (int64_t j = 0; j < m; ++j) plan[j] = VectorExp(log_plan[j]);
-}
-
-// out[k] = P_ij for j = columns[k], k < count, in row i with potential xi.
-SOLVERD_CPU_CLONES void PlanAtColumns(const double* cost_row, const double* y, double eta,
-                                      double xi, const int32_t* columns, int64_t count,
-                                      double* out) {
-#pragma omp simd
-  for (int64_t k = 0; k < count; ++k) {
-    out[k] = VectorExp(LogPlan(eta, xi, y[columns[k]], cost_row[columns[k]]));
-  }
-}
-
-// PlanTerms of one row from its log P and P (P = 0 where log P < -708:
-// those entries add nothing at double precision).
-SOLVERD_CPU_CLONES PlanTerms RowPlanTerms(const double* cost_row, const double* log_plan,
-                                          const double* plan, int64_t m) {
-  double cost = 0, plogp = 0;
-#pragma omp simd reduction(+ : cost, plogp)
-  for (int64_t j = 0; j < m; ++j) {
-    cost += plan[j] * cost_row[j];
-    plogp += plan[j] > 0 ? plan[j] * log_plan[j] : 0.0;
-  }
-  return PlanTerms{cost, plogp};
-}
 
 // The cost matrix built from point clouds; empty when the problem has one.
 std::vector<double> CostFromPoints(const Problem& p, int threads) {
@@ -274,7 +215,7 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
+  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi, int64_t row_stride,
                           std::vector<int64_t>* counts, std::vector<double>* masses) override {
     KernelAtPotentials();  // then P comes without an exp per entry
     SyncPotentials();
@@ -285,6 +226,7 @@ class CpuOtBackend final : public OtBackend {
     };
     std::vector<Bin> bins = ReduceRowBlocks<Bin>(
         kHistogramBins, [&](int64_t i, std::vector<Bin>& hist) {
+          if (i % row_stride != 0) return;
           // log P and P for the row first, in vector loops; then the
           // columns at or above lo listed without a branch, and the scatter
           // over those alone. A branch per entry, taken in no pattern (5%
@@ -321,6 +263,7 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status SparsifyPlan(const PlanRanking& ranking, double threshold, int64_t* kept) override {
+    whole_plan_ = false;
     const bool kernel = KernelAtPotentials();
     SyncPotentials();
     sparse_plan_.Build(
@@ -336,29 +279,49 @@ class CpuOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
+  // The whole plan's products go over the cached kernel at the current
+  // potentials, one pass each; without a kernel (too large to cache) an
+  // exp per entry and product would cost several Sinkhorn steps.
+  Status UseWholePlan(bool* used) override {
+    *used = whole_plan_ = KernelAtPotentials();
+    return Status::Ok();
+  }
+
   Status RefreshSparsePlan(double* kept_mass) override {
+    if (whole_plan_) {
+      KernelAtPotentials();
+      if (kept_mass == nullptr) return Status::Ok();
+      std::vector<double> rows;
+      kernel_->RowSums(&rows);
+      *kept_mass = std::accumulate(rows.begin(), rows.end(), 0.0);
+      return Status::Ok();
+    }
     // From the kernel where it stands for the potentials (a product per
     // kept entry), else an exp each; rebuilding K at moved potentials
     // would take an exp per entry of the plan. On pot_n2000 (1.2M kept
     // entries) 3.2 ms by exp, 2.5 ms from the kernel.
-    if (kernel_current_) {
-      *kept_mass = sparse_plan_.Refresh(
-          [&](int64_t i, const int32_t* columns, int64_t count, double* out) {
-            kernel_->PlanAt(i, columns, count, out);
-          });
-      return Status::Ok();
-    }
     SyncPotentials();
-    *kept_mass = sparse_plan_.Refresh(
+    const double mass = sparse_plan_.Refresh(
         [&](int64_t i, const int32_t* columns, int64_t count, double* out) {
-          PlanAtColumns(&cost_[i * p_.m], y_.data(), p_.eta, x_[i], columns, count, out);
+          if (kernel_current_) {
+            kernel_->PlanAt(i, columns, count, out);
+          } else {
+            PlanAtColumns(&cost_[i * p_.m], y_.data(), p_.eta, x_[i], columns, count, out);
+          }
         });
+    if (kept_mass != nullptr) *kept_mass = mass;
     return Status::Ok();
   }
 
   Status SparseMultiply(bool transpose, const std::vector<double>& in,
                         std::vector<double>* out) override {
-    if (transpose) {
+    if (WholePlanAtPotentials()) {
+      if (transpose) {
+        kernel_->PlanTransposeTimes(in, out);
+      } else {
+        kernel_->PlanTimes(in, out);
+      }
+    } else if (transpose) {
       sparse_plan_.MultiplyTransposed(in, out);
     } else {
       sparse_plan_.Multiply(in, out);
@@ -367,19 +330,50 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) override {
-    sparse_plan_.ColumnSquares(w, out);
+    if (WholePlanAtPotentials()) {
+      kernel_->PlanColumnSquares(w, out);
+    } else {
+      sparse_plan_.ColumnSquares(w, out);
+    }
+    return Status::Ok();
+  }
+
+  Status SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
+                         std::vector<double>* out) override {
+    if (!WholePlanAtPotentials()) return OtBackend::SparseGramTimes(w, v, out);
+    kernel_->PlanGramTimes(w, v, out);
     return Status::Ok();
   }
 
   Status SparseHeaviestWeightedRows(const std::vector<double>& weight,
                                     std::vector<int32_t>* rows) override {
-    sparse_plan_.HeaviestWeightedRows(weight, rows);
+    if (!WholePlanAtPotentials()) {
+      sparse_plan_.HeaviestWeightedRows(weight, rows);
+      return Status::Ok();
+    }
+    rows->assign(p_.m, -1);
+    std::vector<double> best(p_.m, 0.0), plan(p_.m);
+    for (int64_t i = 0; i < p_.n; ++i) {
+      if (!(weight[i] > 0)) continue;
+      kernel_->PlanRow(i, plan.data());
+      for (int64_t j = 0; j < p_.m; ++j) {
+        const double key = plan[j] * weight[i];
+        if (key > 0 && key >= best[j]) {
+          best[j] = key;
+          (*rows)[j] = static_cast<int32_t>(i);
+        }
+      }
+    }
     return Status::Ok();
   }
 
   Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
                             std::vector<double>* q) override {
-    sparse_plan_.GroupRowSums(group, size, q);
+    if (!WholePlanAtPotentials()) {
+      sparse_plan_.GroupRowSums(group, size, q);
+      return Status::Ok();
+    }
+    kernel_->PlanGroupRowSums(group, size, q);
     return Status::Ok();
   }
 
@@ -393,6 +387,10 @@ class CpuOtBackend final : public OtBackend {
     if (!kernel_current_) RebuildKernel();
     return true;
   }
+
+  // Whether the sparse plan is the whole plan (UseWholePlan()), with the
+  // kernel made current for its products.
+  bool WholePlanAtPotentials() { return whole_plan_ && KernelAtPotentials(); }
 
   // K rebuilt at the current potentials, scalings 1.
   void RebuildKernel() {
@@ -472,6 +470,7 @@ class CpuOtBackend final : public OtBackend {
   bool potentials_stale_ = false;
   int64_t log_steps_left_ = 0, log_backoff_ = 1;
   SparsePlanMatrix sparse_plan_;  // of the Newton stage
+  bool whole_plan_ = false;       // the Newton stage's plan is all of P: no sparse_plan_
 };
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include "ot/ot_backend.h"
 #include "ot/ot_kernels.cuh"
 #include "ot/point_cost_cuda.h"
-#include "ot/schur_cg_kernels.cuh"
+#include "ot/schur_cg_device.cuh"
 
 namespace solverd::ot::internal {
 namespace {
@@ -159,7 +159,7 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
-  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi,
+  Status LogPlanHistogram(const PlanRanking& ranking, double lo, double hi, int64_t row_stride,
                           std::vector<int64_t>* counts, std::vector<double>* masses) override {
     SOLVERD_RETURN_IF_ERROR(UploadRanking(ranking));
     DeviceBuffer<unsigned long long> bins;
@@ -172,7 +172,8 @@ class CudaOtBackend final : public OtBackend {
         bin_masses.data(), 0, Tuning::kHistogramBins * sizeof(double), stream_));
     LogPlanHistogramKernel<<<EntryBlocks(), Tuning::kElementwiseThreads, 0, stream_>>>(
         cost_.data(), x_.data(), y_.data(), row_weight_.data(), col_weight_.data(), p_.n, p_.m,
-        p_.eta, lo, Tuning::kHistogramBins / (hi - lo), bins.data(), bin_masses.data());
+        row_stride, p_.eta, lo, Tuning::kHistogramBins / (hi - lo), bins.data(),
+        bin_masses.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("LogPlanHistogramKernel", stream_));
     std::vector<unsigned long long> host(Tuning::kHistogramBins);
     SOLVERD_RETURN_IF_ERROR(bins.Download(host.data(), stream_));
@@ -191,6 +192,20 @@ class CudaOtBackend final : public OtBackend {
     return Status::Ok();
   }
 
+  // Every entry gathered as the sparse plan's COO (16 bytes each), up to
+  // kMaxWholePlanBytes: the sparse products and the device CG then serve
+  // unchanged.
+  Status UseWholePlan(bool* used) override {
+    *used = false;
+    if (p_.n * p_.m * 16 > kMaxWholePlanBytes) return Status::Ok();
+    unsigned long long nnz = 0;
+    SOLVERD_RETURN_IF_ERROR(CollectEntries(-INFINITY, /*ranked=*/false, INT64_MAX, &sparse_rows_,
+                                           &sparse_cols_, &sparse_vals_, &nnz));
+    nnz_ = static_cast<long>(nnz);
+    *used = true;
+    return Status::Ok();
+  }
+
   Status RefreshSparsePlan(double* kept_mass) override {
     DeviceBuffer<double> sum;
     SOLVERD_RETURN_IF_ERROR(sum.Allocate(1));
@@ -202,7 +217,10 @@ class CudaOtBackend final : public OtBackend {
           sparse_cols_.data(), nnz_, sparse_vals_.data(), sum.data());
       SOLVERD_RETURN_IF_ERROR(CheckLaunch("RefreshSparseKernel", stream_));
     }
-    return sum.Download(kept_mass, stream_);
+    double mass = 0;
+    SOLVERD_RETURN_IF_ERROR(sum.Download(&mass, stream_));
+    if (kept_mass != nullptr) *kept_mass = mass;
+    return Status::Ok();
   }
 
   Status SparseMultiply(bool transpose, const std::vector<double>& in,
@@ -288,127 +306,15 @@ class CudaOtBackend final : public OtBackend {
     return dq.Download(q->data(), stream_);
   }
 
-  // CG with every vector and scalar on the device: the host queues
-  // kCgStepsPerCheck iterations at a time and then reads whether the solve
-  // is done (kernels after that return at once), so a solve of k steps
-  // waits on the device about k / kCgStepsPerCheck times, not 2k.
   Status SolveSchur(const SchurSystem& system, std::vector<double>* dy,
                     int64_t* iterations) override {
-    CgVectors& v = cg_;
-    SOLVERD_RETURN_IF_ERROR(v.inv_dr.UploadReserved(system.inv_dr.data(), p_.n, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.dc.UploadReserved(system.dc.data(), p_.m, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.active.UploadReserved(system.active.data(), p_.m, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.rhs.UploadReserved(system.rhs.data(), p_.m, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.inv_diag.UploadReserved(system.inv_diag.data(), p_.m, stream_));
-    for (DeviceBuffer<double>* b : {&v.x, &v.res, &v.z, &v.dir, &v.schur_dir, &v.back}) {
-      SOLVERD_RETURN_IF_ERROR(b->Reserve(p_.m));
-    }
-    SOLVERD_RETURN_IF_ERROR(v.rows.Reserve(p_.n));
-    SOLVERD_RETURN_IF_ERROR(v.scalars.Reserve(1));
-    CgScalars* s = v.scalars.data();
-    SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(s, 0, sizeof(CgScalars), stream_));
-    SOLVERD_RETURN_IF_ERROR(UploadCoarseSpace(system.coarse));
-    const unsigned column_blocks = Blocks(p_.m, kCgThreads);
-    SOLVERD_RETURN_IF_ERROR(ZeroCoarseResidual());
-    CgStartKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.rhs.data(), CoarseAggregates(), p_.m, v.x.data(), v.res.data(), v.coarse_res.data(),
-        s);
-    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgStartKernel", stream_));
-    QueuePrecondition(column_blocks, /*start=*/true, &s->rz);
-    CgCheckStartKernel<<<1, 1, 0, stream_>>>(system.relative_target, system.max_iterations,
-                                              s);
-    SOLVERD_RETURN_IF_ERROR(CheckLaunch("CgCheckStartKernel", stream_));
-    CgScalars host;
-    do {
-      for (int k = 0; k < kCgStepsPerCheck; ++k) {
-        SOLVERD_RETURN_IF_ERROR(QueueCgStep(system, column_blocks));
-      }
-      SOLVERD_RETURN_IF_ERROR(v.scalars.DownloadRange(0, 1, &host, stream_));
-    } while (!host.done);
-    *iterations = host.iterations;
-    dy->resize(p_.m);
-    return v.x.DownloadRange(0, p_.m, dy->data(), stream_);
+    const DeviceSparsePlan plan{sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(),
+                                nnz_};
+    return cg_.Solve(system, plan, p_.n, p_.m, stream_, dy, iterations);
   }
 
  private:
-  static constexpr int kCgStepsPerCheck = 8;
-
-  // The device side of SolveSchur(), kept from one Newton step to the next.
-  struct CgVectors {
-    DeviceBuffer<double> inv_dr, dc, active, rhs, inv_diag;  // the system
-    DeviceBuffer<double> x, res, z, dir, schur_dir, back, rows;
-    DeviceBuffer<CgScalars> scalars;
-    // The coarse level (coarse_size 0: none): R r, then inverse R r.
-    int coarse_size = 0;
-    DeviceBuffer<int> aggregate;
-    DeviceBuffer<double> coarse_inverse, coarse_res, coarse_z;
-  };
-
-  Status UploadCoarseSpace(const CoarseSpace& coarse) {
-    CgVectors& v = cg_;
-    v.coarse_size = coarse.size;
-    if (coarse.size == 0) return Status::Ok();
-    const std::vector<int> aggregate(coarse.aggregate.begin(), coarse.aggregate.end());
-    SOLVERD_RETURN_IF_ERROR(v.aggregate.UploadReserved(aggregate.data(), p_.m, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.coarse_inverse.UploadReserved(
-        coarse.inverse.data(), static_cast<size_t>(coarse.size) * coarse.size, stream_));
-    SOLVERD_RETURN_IF_ERROR(v.coarse_res.Reserve(coarse.size));
-    return v.coarse_z.Reserve(coarse.size);
-  }
-  // The aggregates for the kernels; null without a coarse level.
-  const int* CoarseAggregates() const {
-    return cg_.coarse_size > 0 ? cg_.aggregate.data() : nullptr;
-  }
-  Status ZeroCoarseResidual() {
-    if (cg_.coarse_size == 0) return Status::Ok();
-    SOLVERD_CUDA_RETURN_IF_ERROR(
-        cudaMemsetAsync(cg_.coarse_res.data(), 0, cg_.coarse_size * sizeof(double), stream_));
-    return Status::Ok();
-  }
-
-  // z = M^-1 r from r and R r, *rz += r . z; d = z too when `start`.
-  void QueuePrecondition(unsigned column_blocks, bool start, double* rz) {
-    CgVectors& v = cg_;
-    if (v.coarse_size > 0) {
-      CgCoarseKernel<<<1, kCgThreads, 0, stream_>>>(v.coarse_inverse.data(),
-                                                     v.coarse_res.data(), v.coarse_size,
-                                                     v.scalars.data(), v.coarse_z.data());
-    }
-    CgPreconditionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.inv_diag.data(), CoarseAggregates(), v.coarse_z.data(), v.res.data(), p_.m, start,
-        v.z.data(), v.dir.data(), v.scalars.data(), rz);
-  }
-
-  // One CG iteration's launches (schur_cg_kernels.cuh), no-ops once done.
-  Status QueueCgStep(const SchurSystem& system, unsigned column_blocks) {
-    CgVectors& v = cg_;
-    CgScalars* s = v.scalars.data();
-    SOLVERD_CUDA_RETURN_IF_ERROR(
-        cudaMemsetAsync(v.rows.data(), 0, p_.n * sizeof(double), stream_));
-    SOLVERD_CUDA_RETURN_IF_ERROR(
-        cudaMemsetAsync(v.back.data(), 0, p_.m * sizeof(double), stream_));
-    if (nnz_ > 0) {
-      const unsigned entry_blocks = Blocks(nnz_, kCgThreads);
-      CgRowsKernel<<<entry_blocks, kCgThreads, 0, stream_>>>(
-          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, v.dir.data(), s,
-          v.rows.data());
-      CgBackKernel<<<entry_blocks, kCgThreads, 0, stream_>>>(
-          sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(), nnz_, v.inv_dr.data(),
-          v.rows.data(), s, v.back.data());
-    }
-    CgApplyKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.active.data(), v.dc.data(), v.dir.data(), v.back.data(), p_.m, v.schur_dir.data(), s);
-    CgStepLengthKernel<<<1, 1, 0, stream_>>>(s);
-    SOLVERD_RETURN_IF_ERROR(ZeroCoarseResidual());
-    CgStepKernel<<<column_blocks, kCgThreads, 0, stream_>>>(
-        v.dir.data(), v.schur_dir.data(), CoarseAggregates(), p_.m, v.x.data(), v.res.data(),
-        v.coarse_res.data(), s);
-    QueuePrecondition(column_blocks, /*start=*/false, &s->rz_next);
-    CgNextKernel<<<1, 1, 0, stream_>>>(system.max_iterations, s);
-    CgDirectionKernel<<<column_blocks, kCgThreads, 0, stream_>>>(v.z.data(), p_.m, s,
-                                                                  v.dir.data());
-    return CheckLaunch("CG step kernels", stream_);
-  }
+  static constexpr int64_t kMaxWholePlanBytes = int64_t{4} << 30;
 
   // Gathers the entries with log P >= log_threshold into (rows, cols, vals)
   // on the device: one pass counts, the second fills. RESOURCE_EXHAUSTED
@@ -463,7 +369,7 @@ class CudaOtBackend final : public OtBackend {
   DeviceBuffer<double> sparse_vals_;
   DeviceBuffer<double> row_weight_, col_weight_;  // the last PlanRanking
   long nnz_ = 0;
-  CgVectors cg_;
+  DeviceSchurCg cg_;  // SolveSchur()'s, kept from step to step
 };
 
 }  // namespace

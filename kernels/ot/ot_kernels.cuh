@@ -104,8 +104,8 @@ ColumnSumsKernel(const double* partial, long m, long chunks, double* c) {
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
 LogPlanHistogramKernel(const double* cost, const double* x, const double* y,
                        const double* row_weight, const double* col_weight, long n, long m,
-                       double eta, double lo, double scale, unsigned long long* counts,
-                       double* masses) {
+                       long row_stride, double eta, double lo, double scale,
+                       unsigned long long* counts, double* masses) {
   __shared__ unsigned int local[Tuning::kHistogramBins];
   __shared__ double local_mass[Tuning::kHistogramBins];
   for (int b = threadIdx.x; b < Tuning::kHistogramBins; b += blockDim.x) {
@@ -116,6 +116,7 @@ LogPlanHistogramKernel(const double* cost, const double* x, const double* y,
   for (long k = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x; k < n * m;
        k += static_cast<long>(gridDim.x) * blockDim.x) {
     const long i = k / m, j = k % m;
+    if (i % row_stride != 0) continue;
     const double lp = LogPlan(eta, x[i], y[j], cost[k]);
     const double rank = EntryRank(lp, row_weight[i], col_weight[j]);
     if (rank < lo) continue;

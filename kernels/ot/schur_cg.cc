@@ -74,9 +74,7 @@ class HostSchurSolve {
 
   // out = S v.
   Status ApplySchur(const std::vector<double>& v, std::vector<double>* out) {
-    SOLVERD_RETURN_IF_ERROR(backend_.SparseMultiply(/*transpose=*/false, v, &rows_));
-    for (size_t i = 0; i < rows_.size(); ++i) rows_[i] *= s_.inv_dr[i];
-    SOLVERD_RETURN_IF_ERROR(backend_.SparseMultiply(/*transpose=*/true, rows_, &back_));
+    SOLVERD_RETURN_IF_ERROR(backend_.SparseGramTimes(s_.inv_dr, v, &back_));
     out->resize(v.size());
     for (size_t j = 0; j < v.size(); ++j) {
       (*out)[j] = SchurEntry(s_.active[j], s_.dc[j], v[j], back_[j]);
@@ -86,11 +84,19 @@ class HostSchurSolve {
 
   OtBackend& backend_;
   const SchurSystem& s_;
-  std::vector<double> rows_, back_;  // Ps v scaled, then Ps^T of it
+  std::vector<double> back_;  // Ps^T diag(inv_dr) Ps v
   std::vector<double> coarse_res_, coarse_z_;  // R r, inverse R r
 };
 
 }  // namespace
+
+Status OtBackend::SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
+                                  std::vector<double>* out) {
+  std::vector<double> rows;
+  SOLVERD_RETURN_IF_ERROR(SparseMultiply(/*transpose=*/false, v, &rows));
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] *= w[i];
+  return SparseMultiply(/*transpose=*/true, rows, out);
+}
 
 Status OtBackend::SolveSchur(const SchurSystem& system, std::vector<double>* dy,
                              int64_t* iterations) {

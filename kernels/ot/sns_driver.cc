@@ -7,7 +7,8 @@
 // diagonal but only the highest-ranked entries of P off it (ranked by
 // P_ij / sqrt(r_i c_j), a global threshold keeping about sparsity * n * m
 // of them, kept for later steps while they still hold nearly all the
-// mass); the dual variable of the heaviest column is fixed to
+// mass; or all of P where that would keep a quarter of it or more); the
+// dual variable of the heaviest column is fixed to
 // remove the null direction (1, -1); the system, with a small diagonal
 // shift, is solved by eliminating x and running conjugate gradient on the
 // Schur complement in y, preconditioned by Jacobi and a coarse level on
@@ -50,6 +51,17 @@ constexpr double kDroppedMass = 1e-6;
 // After damped steps the check failed (9 times in 9 on the W1 density
 // case), so it is not tried there.
 constexpr double kReusedDroppedMass = 1e-5;
+// Where the rules above would keep this share of P's entries or more, the
+// Newton systems take the whole plan instead (OtBackend::UseWholePlan()):
+// on the CPU its products are passes over the cached kernel, about the
+// cost of the sparse ones at this density (a kept entry costs about three
+// of the kernel's), with no sparse matrix to build, transpose or refresh.
+// Point clouds at moderate eta keep 30% (pot_n2000: the first
+// sparsification took 16 ms, a refresh 2.5 ms, a Sinkhorn step 0.7 ms).
+constexpr double kWholePlanShare = 0.25;
+// Rows of P sampled to decide that: their share is within a few hundredths
+// of the whole plan's.
+constexpr int64_t kSampleRows = 128;
 // Sinkhorn steps per pass of a damped Newton step over the plan (an
 // evaluation, one of the sparsification's three passes' work, or products
 // over as many sparse entries), for the window after it. On the CPU such
@@ -60,6 +72,42 @@ constexpr double kReusedDroppedMass = 1e-5;
 // 9): 1 step per pass 90 + 33, 2: 81 + 42, 4: 91 + 38, 8: 75 + 38,
 // 16: 92 + 36.
 constexpr double kSinkhornStepsPerPass = 8;
+
+// The sparsification's histogram of ranks (OtBackend::LogPlanHistogram()),
+// over every row or a sample of them.
+class Histogram {
+ public:
+  Status Measure(OtBackend& backend, const PlanRanking& ranking, int64_t row_stride) {
+    return backend.LogPlanHistogram(ranking, kLo, kHi, row_stride, &counts_, &masses_);
+  }
+  double Mass() const { return std::accumulate(masses_.begin(), masses_.end(), 0.0); }
+  // The rank threshold that keeps at least `keep` entries and all but
+  // kDroppedMass of `total`, at a bin's edge.
+  double Threshold(double keep, double total) const {
+    const int bins = static_cast<int>(counts_.size());
+    int bin = bins - 1;
+    for (double kept = 0, mass = 0; bin > 0; --bin) {
+      kept += counts_[bin];
+      mass += masses_[bin];
+      if (kept >= keep && mass >= (1 - kDroppedMass) * total) break;
+    }
+    return kLo + (kHi - kLo) * bin / bins;
+  }
+  // How many entries rank at or above `threshold` (a bin's edge).
+  int64_t KeptAbove(double threshold) const {
+    const int bins = static_cast<int>(counts_.size());
+    const int first = static_cast<int>(std::lround((threshold - kLo) / (kHi - kLo) * bins));
+    int64_t kept = 0;
+    for (int k = std::max(0, first); k < bins; ++k) kept += counts_[k];
+    return kept;
+  }
+
+ private:
+  // Ranks are at most 0 (P_ij <= min(r_i, c_j)) but for rounding.
+  static constexpr double kHi = 1e-9, kLo = kHi - kHistogramSpan;
+  std::vector<int64_t> counts_;
+  std::vector<double> masses_;
+};
 
 // A point of the dual and what the backend measured there.
 struct DualPoint {
@@ -191,6 +239,10 @@ class NewtonStage {
     const double keep = std::max<double>(p_.n + p_.m, lambda * p_.n * p_.m);
     double total = 0;
     for (double v : point_.r) total += v;
+    if (whole_plan_) {
+      ++work_.plan_passes;  // on the CPU at most a kernel rebuild
+      return backend_.RefreshSparsePlan(nullptr);
+    }
     if (sparsified_ && last_step_full_) {
       double kept_mass = 0;
       ++work_.sparse_products;
@@ -199,22 +251,28 @@ class NewtonStage {
     }
     sparsified_ = true;
     const PlanRanking ranking = RankEntries();
-    // Ranks are at most 0 (P_ij <= min(r_i, c_j)) but for rounding.
-    const double hi = 1e-9, lo = hi - kHistogramSpan;
-    std::vector<int64_t> counts;
-    std::vector<double> masses;
-    SOLVERD_RETURN_IF_ERROR(backend_.LogPlanHistogram(ranking, lo, hi, &counts, &masses));
-    const int bins = static_cast<int>(counts.size());
-    int bin = bins - 1;
-    for (double kept = 0, mass = 0; bin > 0; --bin) {
-      kept += counts[bin];
-      mass += masses[bin];
-      if (kept >= keep && mass >= (1 - kDroppedMass) * total) break;
+    // A sample of rows first: where the rule would keep kWholePlanShare of
+    // the entries or more, the whole plan serves and no full pass is due.
+    const int64_t stride = std::max<int64_t>(1, p_.n / kSampleRows);
+    const int64_t sampled_rows = (p_.n + stride - 1) / stride;
+    Histogram sample;
+    SOLVERD_RETURN_IF_ERROR(sample.Measure(backend_, ranking, stride));
+    const int64_t sample_kept = sample.KeptAbove(sample.Threshold(
+        keep * sampled_rows / p_.n, sample.Mass()));
+    if (sample_kept >= kWholePlanShare * sampled_rows * p_.m) {
+      SOLVERD_RETURN_IF_ERROR(backend_.UseWholePlan(&whole_plan_));
+      if (whole_plan_) {
+        kept_ = p_.n * p_.m;
+        return Status::Ok();
+      }
     }
+    Histogram full;
+    if (stride > 1) SOLVERD_RETURN_IF_ERROR(full.Measure(backend_, ranking, 1));
+    const Histogram& histogram = stride > 1 ? full : sample;
     // The histogram, then the build: one pass, but computing log P and P
     // for every row, about two passes' work.
     work_.plan_passes += 3;
-    return backend_.SparsifyPlan(ranking, lo + (hi - lo) * bin / bins, &kept_);
+    return backend_.SparsifyPlan(ranking, histogram.Threshold(keep, total), &kept_);
   }
 
   // Ranks P's entries as those of diag(r)^-1/2 P diag(c)^-1/2, the Hessian
@@ -370,6 +428,7 @@ class NewtonStage {
   const Options& o_;
   int64_t fixed_column_ = -1;
   bool sparsified_ = false;      // the backend holds a sparse plan
+  bool whole_plan_ = false;      // which is all of P (UseWholePlan())
   bool last_step_full_ = false;  // the last Newton step had length 1
   DualPoint point_;
   SchurSystem schur_;  // of the Newton step under way

@@ -239,6 +239,72 @@ TEST(GibbsKernel, PlanTotalsEqualTheSumsOverThePlansEntries) {
   }
 }
 
+// The whole plan's products (SNS's Newton systems) against sums over the
+// plan's entries, each from its potentials: at scalings away from 1 (after
+// iterations), with a zero-mass row and column, on two threads' parts.
+TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
+  Case c = RandomCase(420, 330, 15.0, 13);  // 2^17 entries and more: two parts
+  GibbsKernel kernel(c.cost.data(), c.n, c.m, c.eta, 2);
+  kernel.Rebuild(c.x, c.y);
+  double error = 0;
+  bool updated = false;
+  for (int it = 0; it < 3; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
+  std::vector<double> x, y;
+  kernel.Potentials(&x, &y);
+  std::vector<double> plan(c.n * c.m);
+  for (int64_t e = 0; e < c.n * c.m; ++e) {
+    plan[e] = std::exp(LogPlan(c.eta, x[e / c.m], y[e % c.m], c.cost[e]));
+  }
+  std::mt19937 rng(14);
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::vector<double> v(c.m), w(c.n);
+  for (double& e : v) e = u(rng);
+  for (double& e : w) e = u(rng);
+  std::vector<double> pv, ptw, squares, gram;
+  kernel.PlanTimes(v, &pv);
+  kernel.PlanTransposeTimes(w, &ptw);
+  kernel.PlanColumnSquares(w, &squares);
+  kernel.PlanGramTimes(w, v, &gram);
+  std::vector<double> want_pv(c.n, 0.0), want_ptw(c.m, 0.0), want_squares(c.m, 0.0),
+      want_gram(c.m, 0.0);
+  for (int64_t i = 0; i < c.n; ++i) {
+    for (int64_t j = 0; j < c.m; ++j) want_pv[i] += plan[i * c.m + j] * v[j];
+  }
+  for (int64_t i = 0; i < c.n; ++i) {
+    for (int64_t j = 0; j < c.m; ++j) {
+      const double p = plan[i * c.m + j];
+      want_ptw[j] += p * w[i];
+      want_squares[j] += p * p * w[i];
+      want_gram[j] += p * w[i] * want_pv[i];
+    }
+  }
+  const auto expect_near = [](const std::vector<double>& got, const std::vector<double>& want,
+                              const char* what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    double scale = 0;
+    for (double e : want) scale = std::max(scale, std::fabs(e));
+    for (size_t k = 0; k < want.size(); ++k) {
+      EXPECT_NEAR(got[k], want[k], 1e-12 * scale) << what << " " << k;
+    }
+  };
+  expect_near(pv, want_pv, "P v");
+  expect_near(ptw, want_ptw, "P^T w");
+  expect_near(squares, want_squares, "column squares");
+  expect_near(gram, want_gram, "P^T diag(w) P v");
+  std::vector<int32_t> group(c.m);
+  for (int64_t j = 0; j < c.m; ++j) group[j] = j % 7 == 3 ? -1 : static_cast<int32_t>(j % 5);
+  std::vector<double> group_sums, want_group_sums(c.n * 5, 0.0);
+  kernel.PlanGroupRowSums(group, 5, &group_sums);
+  for (int64_t i = 0; i < c.n; ++i) {
+    for (int64_t j = 0; j < c.m; ++j) {
+      if (group[j] >= 0) want_group_sums[i * 5 + group[j]] += plan[i * c.m + j];
+    }
+  }
+  expect_near(group_sums, want_group_sums, "group row sums");
+  EXPECT_EQ(pv[1], 0.0);  // the zero-mass row
+  EXPECT_EQ(ptw[2], 0.0);  // and column
+}
+
 TEST(GibbsKernel, SinglePrecisionOnlyWhereTheToleranceLeavesRoom) {
   EXPECT_EQ(GibbsKernel::PrecisionFor(1e-6, 1.0), KernelPrecision::kSingle);
   EXPECT_EQ(GibbsKernel::PrecisionFor(1e-7, 1.0), KernelPrecision::kDouble);

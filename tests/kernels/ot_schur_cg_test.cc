@@ -62,11 +62,12 @@ class DensePlanBackend final : public OtBackend {
   Status PlanMarginals(std::vector<double>*, std::vector<double>*, double*) override {
     return Unused();
   }
-  Status LogPlanHistogram(const PlanRanking&, double, double, std::vector<int64_t>*,
+  Status LogPlanHistogram(const PlanRanking&, double, double, int64_t, std::vector<int64_t>*,
                           std::vector<double>*) override {
     return Unused();
   }
   Status SparsifyPlan(const PlanRanking&, double, int64_t*) override { return Unused(); }
+  Status UseWholePlan(bool*) override { return Unused(); }
   Status RefreshSparsePlan(double*) override { return Unused(); }
   Status SparseColumnSquares(const std::vector<double>&, std::vector<double>*) override {
     return Unused();
