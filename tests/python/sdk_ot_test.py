@@ -105,6 +105,15 @@ class Ot(ServerTestCase):
             del self.client.upload
         self.assertEqual(uploads, [(20, 20), (20, 20)])
         self.assertEqual([t.cost for t in spilled], [t.cost for t in inline])
+        # The call deletes its blobs once its job has ended, or was refused.
+        self.assertEqual(self.client.list_blobs(), [])
+        solverd.calls.INLINE_BYTES = 4000
+        try:
+            with self.assertRaisesRegex(solverd.InvalidArgument, "problems.1..cost"):
+                solverd.ot.solve(M=Ms * [[[1]], [[np.nan]], [[1]]], reg=0.05, client=self.client)
+        finally:
+            solverd.calls.INLINE_BYTES = limit
+        self.assertEqual(self.client.list_blobs(), [])
 
     def test_progress_events_come_in_order_to_the_end(self):
         a, b, M = problem(60, 60, 4)

@@ -157,8 +157,8 @@ def solve(X, b, levels, *, weights=None, start=None, max_rounds: int = 0,
         raise ValueError(f"b must be [N] or [k, N], got shape {b.shape}")
     many = b.ndim == 2
     bs = list(b) if many else [b]
-    with calls.connection(client, server) as c:
-        payload, direct = calls.Payload(c), dmmv_pb2.DmmvDirect()
+    with calls.connection(client, server) as c, calls.Payload(c) as payload:
+        direct = dmmv_pb2.DmmvDirect()
         _matrix(payload, X, direct)
         shared_levels = _levels(levels)
         for row, w, v0 in zip(bs, _rows(weights, "weights", len(bs)),
@@ -303,10 +303,10 @@ def tomography(sinogram, size: int, levels: Sequence[float], *, noise_bound: flo
     sinogram = np.asarray(sinogram, dtype=np.float64)
     if sinogram.ndim != 2:
         raise ValueError(f"sinogram must be [angles, detectors], got shape {sinogram.shape}")
-    with calls.connection(client, server) as c:
+    with calls.connection(client, server) as c, calls.Payload(c) as payload:
         spec = dmmv_pb2.Tomography(
             size=size, angles=sinogram.shape[0], detectors=sinogram.shape[1],
-            levels=list(np.asarray(levels, np.float64)), sinogram=calls.send(c, sinogram),
+            levels=list(np.asarray(levels, np.float64)), sinogram=payload.send(sinogram),
             start=_STARTS[start], start_iterations=start_iterations,
             settled_within=settled_within, noise_bound=noise_bound, smoothness=smoothness,
             reweight_rounds=reweight_rounds)

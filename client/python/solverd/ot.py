@@ -134,8 +134,7 @@ def solve(a=None, b=None, M=None, reg: float = 0.0, *, X=None, Y=None, p: int = 
     costs = list(M) if batched and M is not None else [M] * k
     xs, ys = (list(X), list(Y)) if batched and M is None else ([X] * k, [Y] * k)
     settings = dict(reg=reg, method=METHODS[method], tolerance=tol, max_iterations=max_iter)
-    with calls.connection(client, server) as c:
-        payload = calls.Payload(c)
+    with calls.connection(client, server) as c, calls.Payload(c) as payload:
         problems = [_problem(payload, ak, bk, Mk, Xk, Yk, p, **settings) for ak, bk, Mk, Xk, Yk
                     in zip(_per_problem(a, k, "a"), _per_problem(b, k, "b"), costs, xs, ys)]
         request = ot_pb2.OtBatch(problems=problems) if batched else problems[0]

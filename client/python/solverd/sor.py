@@ -67,7 +67,7 @@ class Tuner:
         return self.state
 
 
-def _matrix(client, A, system: sor_pb2.LinearSystem) -> None:
+def _matrix(payload: calls.Payload, A, system: sor_pb2.LinearSystem) -> None:
     """Puts A into `system`: inline, or as a Matrix Market blob when large."""
     if isinstance(A, tuple):
         row_ptr, col_idx, values = (np.asarray(v) for v in A)
@@ -82,7 +82,7 @@ def _matrix(client, A, system: sor_pb2.LinearSystem) -> None:
         import scipy.sparse
         text = io.BytesIO()
         scipy.io.mmwrite(text, scipy.sparse.csr_matrix((values, col_idx, row_ptr), shape=(n, n)))
-        system.a_blob_id = client.upload_bytes(text.getvalue()).blob_id
+        system.a_blob_id = payload.upload_bytes(text.getvalue())
         return
     system.a.CopyFrom(csr_matrix(row_ptr, col_idx, values))
 
@@ -98,12 +98,12 @@ def solve(A, b, *, omega: Optional[float] = None, tuner: Union[Tuner, str, None]
     if omega is not None and tuner is not None:
         raise ValueError("give omega or tuner, not both")
     b = np.asarray(b, dtype=np.float64)
-    with calls.connection(client, server) as c:
+    with calls.connection(client, server) as c, calls.Payload(c) as payload:
         system = sor_pb2.LinearSystem(context=context)
-        _matrix(c, A, system)
-        system.b.CopyFrom(calls.send(c, b))
+        _matrix(payload, A, system)
+        system.b.CopyFrom(payload.send(b))
         if x0 is not None:
-            system.x0.CopyFrom(calls.send(c, x0))
+            system.x0.CopyFrom(payload.send(x0))
         sequence = sor_pb2.SorSequence(
             systems=[system], method=METHODS[method], tolerance=tol, max_iterations=max_iter,
             omega=omega or 0.0, tuner=tuner.name if isinstance(tuner, Tuner) else (tuner or ""),
