@@ -276,6 +276,21 @@ TEST(SnsCuda, MatchesCpu) {
     EXPECT_NEAR(gpu.transport_cost, cpu.transport_cost, 1e-9);
     for (size_t e = 0; e < cpu.plan.size(); ++e) ASSERT_NEAR(gpu.plan[e], cpu.plan[e], 1e-9);
   }
+  // Point clouds: at eta = 100 the Newton systems take the whole plan (the
+  // device's COO of every entry), at 300 a sparse one of about 12%; both
+  // with the coarse level (its seeds, aggregate sums and device kernels).
+  for (double eta : {100.0, 300.0}) {
+    Problem p = RandomPointClouds(300, 300, eta, 12);
+    Result cpu, gpu;
+    Options o = With(Method::kSns, 1e-9, 500);
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &cpu).ok());
+    Status s = SolveOnCuda(p, o, &gpu);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(gpu.termination, Termination::kConverged) << eta;
+    EXPECT_LE(gpu.marginal_error, 1e-9) << eta;
+    EXPECT_NEAR(gpu.newton_iterations, cpu.newton_iterations, 1) << eta;
+    EXPECT_NEAR(gpu.transport_cost, cpu.transport_cost, 1e-9) << eta;
+  }
   Problem p = RandomCost(100, 100, 300, 14);
   Options o = With(Method::kSinkhorn, 1e-9, 100000);
   o.sparse_plan_threshold = 1e-5;
