@@ -116,6 +116,9 @@ class OtBackend {
   // Makes the sparse plan Ps all of P at the current potentials, its
   // products then exact, where this backend can do that at about the cost
   // of a sparse plan of the same entries (*used; unchanged otherwise).
+  // As with a sparse plan, products are those of the plan at the potentials
+  // of this call or the last RefreshSparsePlan(): callers set no others
+  // in between.
   virtual Status UseWholePlan(bool* used) = 0;
   // Recomputes the sparse plan's entries at the current potentials, the
   // same entries kept; *kept_mass = their sum, unless kept_mass is null.
