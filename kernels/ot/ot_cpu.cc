@@ -357,11 +357,7 @@ class CpuOtBackend final : public OtBackend {
       if (!(weight[i] > 0)) continue;
       kernel_->PlanRow(i, plan.data());
       for (int64_t j = 0; j < p_.m; ++j) {
-        const double key = plan[j] * weight[i];
-        if (key > 0 && key >= best[j]) {
-          best[j] = key;
-          (*rows)[j] = static_cast<int32_t>(i);
-        }
+        TakeIfHeavier(plan[j] * weight[i], i, &best[j], &(*rows)[j]);
       }
     }
     return Status::Ok();

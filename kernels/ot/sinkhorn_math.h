@@ -101,6 +101,17 @@ struct PlanTerms {
   }
 };
 
+// OtBackend::SparseHeaviestWeightedRows()'s rule for one entry: row i,
+// of weighted entry `key` in a column whose best so far is *best, becomes
+// its heaviest row if key is positive and at least that (of equal keys
+// the last row, rows taken in order).
+inline void TakeIfHeavier(double key, int64_t i, double* best, int32_t* heaviest) {
+  if (key > 0 && key >= *best) {
+    *best = key;
+    *heaviest = static_cast<int32_t>(i);
+  }
+}
+
 }  // namespace solverd::ot
 
 #endif  // SOLVERD_KERNELS_OT_SINKHORN_MATH_H_

@@ -241,10 +241,7 @@ void SparsePlanMatrix::HeaviestWeightedRows(const std::vector<double>& weight,
     if (!(weight[i] > 0)) continue;
     for (int64_t k = row_start_[i]; k < row_start_[i + 1]; ++k) {
       const double key = static_cast<double>(row_value[k]) * weight[i];
-      if (key > 0 && key >= best[row_col[k]]) {
-        best[row_col[k]] = key;
-        (*rows)[row_col[k]] = static_cast<int32_t>(i);
-      }
+      TakeIfHeavier(key, i, &best[row_col[k]], &(*rows)[row_col[k]]);
     }
   }
 }

@@ -13,6 +13,7 @@
 
 #include "ot/coarse_space.h"
 #include "ot/ot_backend.h"
+#include "ot/sinkhorn_math.h"
 
 namespace solverd::ot::internal {
 namespace {
@@ -78,11 +79,7 @@ class DensePlanBackend final : public OtBackend {
     std::vector<double> best(cols_, 0.0);
     for (int64_t i = 0; i < rows_; ++i) {
       for (int64_t j = 0; j < cols_; ++j) {
-        const double key = At(i, j) * weight[i];
-        if (key > 0 && key >= best[j]) {
-          best[j] = key;
-          (*rows)[j] = static_cast<int32_t>(i);
-        }
+        TakeIfHeavier(At(i, j) * weight[i], i, &best[j], &(*rows)[j]);
       }
     }
     return Status::Ok();
