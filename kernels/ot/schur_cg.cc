@@ -57,10 +57,9 @@ class HostSchurSolve {
     for (size_t j = 0; j < res.size() && coarse.size > 0; ++j) {
       if (coarse.aggregate[j] >= 0) coarse_res_[coarse.aggregate[j]] += res[j];
     }
-    coarse_z_.assign(coarse.size, 0.0);
+    coarse_z_.resize(coarse.size);
     for (int t = 0; t < coarse.size; ++t) {
-      const double* row = &coarse.inverse[static_cast<size_t>(t) * coarse.size];
-      for (int u = 0; u < coarse.size; ++u) coarse_z_[t] += row[u] * coarse_res_[u];
+      coarse_z_[t] = CoarseEntry(coarse.inverse.data(), coarse_res_.data(), coarse.size, t);
     }
     z->resize(res.size());
     double rz = 0;

@@ -56,9 +56,7 @@ CgCoarseKernel(const double* inverse, const double* coarse_res, int size, const 
                double* coarse_z) {
   if (s->done) return;
   for (int t = threadIdx.x; t < size; t += blockDim.x) {
-    double sum = 0;
-    for (int u = 0; u < size; ++u) sum += inverse[static_cast<long>(t) * size + u] * coarse_res[u];
-    coarse_z[t] = sum;
+    coarse_z[t] = CoarseEntry(inverse, coarse_res, size, t);
   }
 }
 

@@ -60,6 +60,16 @@ SOLVERD_HD inline void CgStepEntry(double alpha, double dir, double schur_dir, d
   *res -= alpha * schur_dir;
 }
 
+// Entry t of the coarse correction inverse R r (inverse size x size,
+// row-major; coarse_res = R r).
+SOLVERD_HD inline double CoarseEntry(const double* inverse, const double* coarse_res, int size,
+                                     int t) {
+  const double* row = inverse + static_cast<long>(t) * size;
+  double sum = 0;
+  for (int u = 0; u < size; ++u) sum += row[u] * coarse_res[u];
+  return sum;
+}
+
 // z_j = (M^-1 r)_j for the two-level preconditioner: the Jacobi term and
 // the coarse correction e[aggregate_j] (0 outside every aggregate).
 SOLVERD_HD inline double PreconditionEntry(double inv_diag, double res, int aggregate,
