@@ -235,14 +235,14 @@ class NewtonStage {
   // most kDroppedMass of P's mass; or, after a full step, the last step's
   // entries while they drop at most kReusedDroppedMass.
   Status Sparsify() {
-    const double lambda = o_.sparsity > 0 ? o_.sparsity : kDefaultEntriesPerRow / p_.n;
-    const double keep = std::max<double>(p_.n + p_.m, lambda * p_.n * p_.m);
-    double total = 0;
-    for (double v : point_.r) total += v;
     if (whole_plan_) {
       ++work_.plan_passes;  // on the CPU at most a kernel rebuild
       return backend_.RefreshSparsePlan(nullptr);
     }
+    const double lambda = o_.sparsity > 0 ? o_.sparsity : kDefaultEntriesPerRow / p_.n;
+    const double keep = std::max<double>(p_.n + p_.m, lambda * p_.n * p_.m);
+    double total = 0;
+    for (double v : point_.r) total += v;
     if (sparsified_ && last_step_full_) {
       double kept_mass = 0;
       ++work_.sparse_products;
