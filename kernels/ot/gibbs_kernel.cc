@@ -237,31 +237,48 @@ void GibbsKernel::PlanGramTimes(const std::vector<double>& w, const std::vector<
 
 void GibbsKernel::PlanGroupRowSums(const std::vector<int32_t>& group, int size,
                                    std::vector<double>* q) const {
-  // Columns in no group add into a slot past the groups, dropped after:
-  // no branch per entry.
-  const int64_t stride = size + 1;
-  std::vector<int32_t> slot(m_);
-  for (int64_t j = 0; j < m_; ++j) slot[j] = group[j] >= 0 ? group[j] : size;
-  q->assign(n_ * size, 0.0);
+  // The grouped columns ordered by group (a counting sort), each weighing
+  // its v_j: a row's group sums are then runs of its entries.
+  std::vector<int64_t> run_begin(size + 1, 0);
+  for (int32_t g : group) {
+    if (g >= 0) ++run_begin[g + 1];
+  }
+  for (int t = 0; t < size; ++t) run_begin[t + 1] += run_begin[t];
+  std::vector<int32_t> order(run_begin[size]);
+  std::vector<double> weight(run_begin[size]);
+  std::vector<int64_t> next(run_begin.begin(), run_begin.end() - 1);
+  for (int64_t j = 0; j < m_; ++j) {
+    if (group[j] < 0) continue;
+    const int64_t p = next[group[j]]++;
+    order[p] = static_cast<int32_t>(j);
+    weight[p] = v_[j];
+  }
+  const ColumnRuns runs{order.data(), weight.data(), run_begin.data(), size};
+  q->resize(n_ * size);
   ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
-    std::vector<double> sums(kRowBlock * stride);
     for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
          first += kRowBlock) {
       const int64_t count = std::min(kRowBlock, n_ - first);
-      std::fill(sums.begin(), sums.end(), 0.0);
+      double* out = &(*q)[first * size];
+      PrefetchRows(first + count, std::min(kRowBlock, n_ - first - count));
       if (single_) {
-        BlockSlotSums(&kernel_single_[first * m_], count, m_, v_.data(), slot.data(), stride,
-                      sums.data());
+        BlockRunSums(&kernel_single_[first * m_], count, m_, runs, out);
       } else {
-        BlockSlotSums(&kernel_[first * m_], count, m_, v_.data(), slot.data(), stride,
-                      sums.data());
+        BlockRunSums(&kernel_[first * m_], count, m_, runs, out);
       }
       for (int64_t k = 0; k < count; ++k) {
-        double* out = &(*q)[(first + k) * size];
-        for (int t = 0; t < size; ++t) out[t] = u_[first + k] * sums[k * stride + t];
+        for (int t = 0; t < size; ++t) out[k * size + t] *= u_[first + k];
       }
     }
   }, 1);
+}
+
+void GibbsKernel::PrefetchRows(int64_t first, int64_t count) const {
+  if (count <= 0) return;
+  const char* begin = single_ ? reinterpret_cast<const char*>(&kernel_single_[first * m_])
+                              : reinterpret_cast<const char*>(&kernel_[first * m_]);
+  const int64_t bytes = count * m_ * (single_ ? sizeof(float) : sizeof(double));
+  for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(begin + offset);
 }
 
 void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out) const {

@@ -74,29 +74,44 @@ SOLVERD_CLONE_BODY void BlockAddScaledSquaresOf(const double* scales, const T* r
   }
 }
 
-// The rows in one loop over the columns, each slot and v_j loaded once
-// for all of them.
+// Each run a gathered sum with no store inside it: summed by scattering
+// each entry into its column's slot, store-to-load forwarding bounded the
+// pass (3.1 ms on a 2000 x 2000 plan where a product takes 0.5 ms).
 template <typename T>
-SOLVERD_CLONE_BODY void BlockSlotSumsOf(const T* rows, int64_t count, int64_t m,
-                                        const double* v, const int32_t* slot, int64_t stride,
-                                        double* sums) {
+SOLVERD_CLONE_BODY void BlockRunSumsOf(const T* rows, int64_t count, int64_t m,
+                                       const ColumnRuns& runs, double* sums) {
+  const int32_t* order = runs.order;
+  const double* weight = runs.weight;
   if (count < kRowBlock) {
     for (int64_t k = 0; k < count; ++k) {
-      for (int64_t j = 0; j < m; ++j) {
-        sums[k * stride + slot[j]] += static_cast<double>(rows[k * m + j]) * v[j];
+      const T* row = rows + k * m;
+      for (int t = 0; t < runs.runs; ++t) {
+        double sum = 0;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t p = runs.begin[t]; p < runs.begin[t + 1]; ++p) {
+          sum += static_cast<double>(row[order[p]]) * weight[p];
+        }
+        sums[k * runs.runs + t] = sum;
       }
     }
     return;
   }
   const T *r0 = rows, *r1 = rows + m, *r2 = rows + 2 * m, *r3 = rows + 3 * m;
-  double *s0 = sums, *s1 = sums + stride, *s2 = sums + 2 * stride, *s3 = sums + 3 * stride;
-  for (int64_t j = 0; j < m; ++j) {
-    const int32_t t = slot[j];
-    const double vj = v[j];
-    s0[t] += static_cast<double>(r0[j]) * vj;
-    s1[t] += static_cast<double>(r1[j]) * vj;
-    s2[t] += static_cast<double>(r2[j]) * vj;
-    s3[t] += static_cast<double>(r3[j]) * vj;
+  for (int t = 0; t < runs.runs; ++t) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#pragma omp simd reduction(+ : s0, s1, s2, s3)
+    for (int64_t p = runs.begin[t]; p < runs.begin[t + 1]; ++p) {
+      const int32_t j = order[p];
+      const double w = weight[p];
+      s0 += static_cast<double>(r0[j]) * w;
+      s1 += static_cast<double>(r1[j]) * w;
+      s2 += static_cast<double>(r2[j]) * w;
+      s3 += static_cast<double>(r3[j]) * w;
+    }
+    sums[t] = s0;
+    sums[runs.runs + t] = s1;
+    sums[2 * runs.runs + t] = s2;
+    sums[3 * runs.runs + t] = s3;
   }
 }
 
@@ -158,15 +173,13 @@ SOLVERD_CPU_CLONES void BlockAddScaledSquares(const double* scales, const float*
                                               int64_t count, int64_t m, double* into) {
   BlockAddScaledSquaresOf(scales, rows, count, m, into);
 }
-SOLVERD_CPU_CLONES void BlockSlotSums(const double* rows, int64_t count, int64_t m,
-                                      const double* v, const int32_t* slot, int64_t stride,
-                                      double* sums) {
-  BlockSlotSumsOf(rows, count, m, v, slot, stride, sums);
+SOLVERD_CPU_CLONES void BlockRunSums(const double* rows, int64_t count, int64_t m,
+                                     const ColumnRuns& runs, double* sums) {
+  BlockRunSumsOf(rows, count, m, runs, sums);
 }
-SOLVERD_CPU_CLONES void BlockSlotSums(const float* rows, int64_t count, int64_t m,
-                                      const double* v, const int32_t* slot, int64_t stride,
-                                      double* sums) {
-  BlockSlotSumsOf(rows, count, m, v, slot, stride, sums);
+SOLVERD_CPU_CLONES void BlockRunSums(const float* rows, int64_t count, int64_t m,
+                                     const ColumnRuns& runs, double* sums) {
+  BlockRunSumsOf(rows, count, m, runs, sums);
 }
 SOLVERD_CPU_CLONES RowTotals RowTotalsFor(const double* row, const double* cost_row,
                                           const double* v, const double* vy, int64_t m) {

@@ -33,12 +33,21 @@ void BlockAddScaledSquares(const double* scales, const double* rows, int64_t cou
                            double* into);
 void BlockAddScaledSquares(const double* scales, const float* rows, int64_t count, int64_t m,
                            double* into);
-// sums[k * stride + slot[j]] += K_kj v_j over the `count` rows from
-// `rows`: each row's entries summed by the slots of their columns.
-void BlockSlotSums(const double* rows, int64_t count, int64_t m, const double* v,
-                   const int32_t* slot, int64_t stride, double* sums);
-void BlockSlotSums(const float* rows, int64_t count, int64_t m, const double* v,
-                   const int32_t* slot, int64_t stride, double* sums);
+// The columns of a row taken in runs: columns order[p] for p in
+// [begin[t], begin[t + 1]) make run t of `runs`, entry p weighing
+// weight[p].
+struct ColumnRuns {
+  const int32_t* order;
+  const double* weight;
+  const int64_t* begin;
+  int runs;
+};
+// sums[k * runs + t] = sum over run t of K_k,order[p] weight[p] for the
+// `count` rows from `rows`.
+void BlockRunSums(const double* rows, int64_t count, int64_t m, const ColumnRuns& runs,
+                  double* sums);
+void BlockRunSums(const float* rows, int64_t count, int64_t m, const ColumnRuns& runs,
+                  double* sums);
 // The RowTotals of one row of K with its costs, v and vy.
 RowTotals RowTotalsFor(const double* row, const double* cost_row, const double* v,
                        const double* vy, int64_t m);

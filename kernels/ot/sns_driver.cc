@@ -379,7 +379,7 @@ class NewtonStage {
     const double forcing = std::min(0.1, std::sqrt(point_.error));
     s.relative_target = std::max(1e-12, forcing);
     s.max_iterations = o_.cg_max_iterations;
-    SOLVERD_RETURN_IF_ERROR(BuildCoarseSpace(backend_, kept_, &s));
+    SOLVERD_RETURN_IF_ERROR(coarse_builder_.Build(backend_, kept_, &s));
     if (s.coarse.size > 0) work_.sparse_products += 2;  // the seeds' pass, the aggregates' sums
     return Status::Ok();
   }
@@ -432,6 +432,7 @@ class NewtonStage {
   bool last_step_full_ = false;  // the last Newton step had length 1
   DualPoint point_;
   SchurSystem schur_;  // of the Newton step under way
+  CoarseSpaceBuilder coarse_builder_;
   double* cg_seconds_ = nullptr;  // SolveState::cg_seconds of the solve
   int64_t kept_ = 0;               // entries in the backend's sparse plan
   StepWork work_;                  // of the Newton step under way

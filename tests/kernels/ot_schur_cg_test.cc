@@ -3,7 +3,7 @@
 // backend's device loop follows step for step): it reaches the residual it
 // is asked for, leaves inactive columns at 0, and stops at its iteration
 // limit, with or without the coarse level of its preconditioner, which
-// BuildCoarseSpace() sets up. SnsCuda.MatchesCpu checks the device loop
+// CoarseSpaceBuilder sets up. SnsCuda.MatchesCpu checks the device loop
 // against it end to end.
 #include <cmath>
 #include <random>
@@ -159,7 +159,7 @@ double Norm(const std::vector<double>& v) {
 // the inactive column and returns the CG steps taken.
 int64_t ExpectSolved(DensePlanBackend& backend, SchurSystem s, int64_t inactive, bool coarse) {
   if (coarse) {
-    EXPECT_TRUE(BuildCoarseSpace(backend, backend.rows() * backend.cols(), &s).ok());
+    EXPECT_TRUE(CoarseSpaceBuilder().Build(backend, backend.rows() * backend.cols(), &s).ok());
     EXPECT_GT(s.coarse.size, 1);
   }
   std::vector<double> dy;
@@ -212,7 +212,7 @@ TEST(SchurCg, TheCoarseLevelTakesFewerStepsOnABlurredMap) {
 TEST(CoarseSpace, InvertsTheSchurComplementOnItsAggregates) {
   DensePlanBackend backend(21);
   SchurSystem s = SystemFor(backend, /*inactive=*/5, 22);
-  ASSERT_TRUE(BuildCoarseSpace(backend, kRows * kCols, &s).ok());
+  ASSERT_TRUE(CoarseSpaceBuilder().Build(backend, kRows * kCols, &s).ok());
   const CoarseSpace& c = s.coarse;
   ASSERT_EQ(c.size, 7);  // a quarter of the 29 active columns
   ASSERT_EQ(static_cast<int64_t>(c.aggregate.size()), kCols);
@@ -254,10 +254,10 @@ TEST(CoarseSpace, InvertsTheSchurComplementOnItsAggregates) {
 TEST(CoarseSpace, LeavesJacobiAloneWhereItCannotHelp) {
   DensePlanBackend backend(23);
   SchurSystem s = SystemFor(backend, /*inactive=*/0, 24);
-  ASSERT_TRUE(BuildCoarseSpace(backend, /*kept=*/31 * kCols, &s).ok());
+  ASSERT_TRUE(CoarseSpaceBuilder().Build(backend, /*kept=*/31 * kCols, &s).ok());
   EXPECT_EQ(s.coarse.size, 0);
   s.dc.assign(kCols, 0.0);
-  ASSERT_TRUE(BuildCoarseSpace(backend, kRows * kCols, &s).ok());
+  ASSERT_TRUE(CoarseSpaceBuilder().Build(backend, kRows * kCols, &s).ok());
   EXPECT_EQ(s.coarse.size, 0);
   EXPECT_TRUE(s.coarse.aggregate.empty());
 }
