@@ -68,6 +68,9 @@ void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double
   } else if (!single_ && kernel_.empty()) {
     kernel_ = HugePageArray<double>(n_ * m_);
   }
+  if (!single_ && product_copy_.empty() && n_ * m_ * 12 <= kMaxBytes) {
+    product_copy_ = HugePageArray<float>(n_ * m_);
+  }
   x0_ = x;
   y0_ = y;
   std::fill(u_.begin(), u_.end(), 1.0);
@@ -78,6 +81,9 @@ void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double
         KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_single_[i * m_]);
       } else {
         KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_[i * m_]);
+        if (!product_copy_.empty()) {
+          std::copy(&kernel_[i * m_], &kernel_[i * m_] + m_, &product_copy_[i * m_]);
+        }
       }
     }
   });
@@ -99,6 +105,28 @@ void GibbsKernel::ColumnPass(const BlockFn& block) {
   } else {
     ColumnPassOver(kernel_.data(), block);
   }
+}
+
+template <typename Fn>
+void GibbsKernel::WithProductKernel(const Fn& fn) const {
+  const auto in_single_range = [](double scaling) {
+    return scaling == 0 ||
+           (scaling >= 1 / kMaxSingleScaling && scaling <= kMaxSingleScaling);
+  };
+  if (!single_ && !product_copy_.empty() && !x0_.empty() &&
+      std::all_of(u_.begin(), u_.end(), in_single_range) &&
+      std::all_of(v_.begin(), v_.end(), in_single_range)) {
+    fn(product_copy_.data());
+  } else if (single_) {
+    fn(kernel_single_.data());
+  } else {
+    fn(kernel_.data());
+  }
+}
+
+template <typename BlockFn>
+void GibbsKernel::ProductPass(const BlockFn& block) {
+  WithProductKernel([&](const auto* kernel) { ColumnPassOver(kernel, block); });
 }
 
 template <typename T, typename BlockFn>
@@ -194,11 +222,11 @@ void GibbsKernel::Marginals(std::vector<double>* r, std::vector<double>* c) {
 void GibbsKernel::PlanTimes(const std::vector<double>& v, std::vector<double>* out) {
   std::vector<double> scaled(m_);
   for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
-  RowDots(scaled.data(), out);
+  WithProductKernel([&](const auto* kernel) { RowDotsOver(kernel, scaled.data(), out); });
 }
 
 void GibbsKernel::PlanTransposeTimes(const std::vector<double>& w, std::vector<double>* out) {
-  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
     double scales[kRowBlock];
     for (int64_t k = 0; k < count; ++k) scales[k] = u_[first + k] * w[first + k];
     BlockAddScaled(scales, rows, count, m_, columns);
@@ -207,7 +235,7 @@ void GibbsKernel::PlanTransposeTimes(const std::vector<double>& w, std::vector<d
 }
 
 void GibbsKernel::PlanColumnSquares(const std::vector<double>& w, std::vector<double>* out) {
-  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
     double scales[kRowBlock];
     for (int64_t k = 0; k < count; ++k) {
       scales[k] = u_[first + k] * u_[first + k] * w[first + k];
@@ -223,7 +251,7 @@ void GibbsKernel::PlanGramTimes(const std::vector<double>& w, const std::vector<
                                 std::vector<double>* out) {
   std::vector<double> scaled(m_);
   for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
-  ColumnPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
+  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
     double sums[kRowBlock], scales[kRowBlock];
     BlockDots(rows, count, m_, scaled.data(), sums);
     for (int64_t k = 0; k < count; ++k) {
@@ -255,29 +283,27 @@ void GibbsKernel::PlanGroupRowSums(const std::vector<int32_t>& group, int size,
   }
   const ColumnRuns runs{order.data(), weight.data(), run_begin.data(), size};
   q->resize(n_ * size);
-  ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
-    for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
-         first += kRowBlock) {
-      const int64_t count = std::min(kRowBlock, n_ - first);
-      double* out = &(*q)[first * size];
-      PrefetchRows(first + count, std::min(kRowBlock, n_ - first - count));
-      if (single_) {
-        BlockRunSums(&kernel_single_[first * m_], count, m_, runs, out);
-      } else {
-        BlockRunSums(&kernel_[first * m_], count, m_, runs, out);
+  WithProductKernel([&](const auto* kernel) {
+    ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
+      for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
+           first += kRowBlock) {
+        const int64_t count = std::min(kRowBlock, n_ - first);
+        double* out = &(*q)[first * size];
+        PrefetchRows(kernel, first + count, std::min(kRowBlock, n_ - first - count));
+        BlockRunSums(&kernel[first * m_], count, m_, runs, out);
+        for (int64_t k = 0; k < count; ++k) {
+          for (int t = 0; t < size; ++t) out[k * size + t] *= u_[first + k];
+        }
       }
-      for (int64_t k = 0; k < count; ++k) {
-        for (int t = 0; t < size; ++t) out[k * size + t] *= u_[first + k];
-      }
-    }
-  }, 1);
+    }, 1);
+  });
 }
 
-void GibbsKernel::PrefetchRows(int64_t first, int64_t count) const {
+template <typename T>
+void GibbsKernel::PrefetchRows(const T* kernel, int64_t first, int64_t count) const {
   if (count <= 0) return;
-  const char* begin = single_ ? reinterpret_cast<const char*>(&kernel_single_[first * m_])
-                              : reinterpret_cast<const char*>(&kernel_[first * m_]);
-  const int64_t bytes = count * m_ * (single_ ? sizeof(float) : sizeof(double));
+  const char* begin = reinterpret_cast<const char*>(kernel + first * m_);
+  const int64_t bytes = count * m_ * static_cast<int64_t>(sizeof(T));
   for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(begin + offset);
 }
 
@@ -289,17 +315,22 @@ void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out) c
 void GibbsKernel::RowSums(std::vector<double>* r) const { RowDots(v_.data(), r); }
 
 void GibbsKernel::RowDots(const double* v, std::vector<double>* r) const {
+  if (single_) {
+    RowDotsOver(kernel_single_.data(), v, r);
+  } else {
+    RowDotsOver(kernel_.data(), v, r);
+  }
+}
+
+template <typename T>
+void GibbsKernel::RowDotsOver(const T* kernel, const double* v, std::vector<double>* r) const {
   r->resize(n_);
   ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
     for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
          first += kRowBlock) {
       const int64_t count = std::min(kRowBlock, n_ - first);
       double sums[kRowBlock];
-      if (single_) {
-        BlockDots(&kernel_single_[first * m_], count, m_, v, sums);
-      } else {
-        BlockDots(&kernel_[first * m_], count, m_, v, sums);
-      }
+      BlockDots(&kernel[first * m_], count, m_, v, sums);
       for (int64_t k = 0; k < count; ++k) {
         (*r)[first + k] = u_[first + k] == 0 ? 0 : u_[first + k] * sums[k];
       }

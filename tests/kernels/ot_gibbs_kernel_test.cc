@@ -239,18 +239,12 @@ TEST(GibbsKernel, PlanTotalsEqualTheSumsOverThePlansEntries) {
   }
 }
 
-// The whole plan's products (SNS's Newton systems) against sums over the
-// plan's entries, each from its potentials: at scalings away from 1 (after
-// iterations), with a zero-mass row and column, on two threads' parts.
-TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
-  Case c = RandomCase(420, 330, 15.0, 13);  // 2^17 entries and more: two parts
-  GibbsKernel kernel(c.cost.data(), c.n, c.m, c.eta, 2);
-  kernel.Rebuild(c.x, c.y);
-  double error = 0;
-  bool updated = false;
-  for (int it = 0; it < 3; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
-  std::vector<double> x, y;
-  kernel.Potentials(&x, &y);
+// The whole plan's products (SNS's Newton systems) and marginals against
+// sums over the plan's entries, each from the potentials x, y: the
+// products within `relative` of the sum of their terms' magnitudes, the
+// marginals (which the line search compares) within 1e-12 of them.
+void ExpectPlanSums(const Case& c, GibbsKernel& kernel, const std::vector<double>& x,
+                    const std::vector<double>& y, double relative) {
   std::vector<double> plan(c.n * c.m);
   for (int64_t e = 0; e < c.n * c.m; ++e) {
     plan[e] = std::exp(LogPlan(c.eta, x[e / c.m], y[e % c.m], c.cost[e]));
@@ -260,49 +254,84 @@ TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
   std::vector<double> v(c.m), w(c.n);
   for (double& e : v) e = u(rng);
   for (double& e : w) e = u(rng);
-  std::vector<double> pv, ptw, squares, gram;
+  std::vector<double> pv, ptw, squares, gram, r, col;
   kernel.PlanTimes(v, &pv);
   kernel.PlanTransposeTimes(w, &ptw);
   kernel.PlanColumnSquares(w, &squares);
   kernel.PlanGramTimes(w, v, &gram);
-  std::vector<double> want_pv(c.n, 0.0), want_ptw(c.m, 0.0), want_squares(c.m, 0.0),
-      want_gram(c.m, 0.0);
+  kernel.Marginals(&r, &col);
+  // Each sum and the sum of its terms' magnitudes.
+  struct Sums {
+    std::vector<double> want, magnitude;
+    Sums(int64_t size) : want(size, 0.0), magnitude(size, 0.0) {}
+    void Add(int64_t k, double term) {
+      want[k] += term;
+      magnitude[k] += std::fabs(term);
+    }
+  };
+  Sums want_pv(c.n), want_ptw(c.m), want_squares(c.m), want_gram(c.m), want_r(c.n), want_c(c.m);
   for (int64_t i = 0; i < c.n; ++i) {
-    for (int64_t j = 0; j < c.m; ++j) want_pv[i] += plan[i * c.m + j] * v[j];
+    for (int64_t j = 0; j < c.m; ++j) want_pv.Add(i, plan[i * c.m + j] * v[j]);
   }
   for (int64_t i = 0; i < c.n; ++i) {
     for (int64_t j = 0; j < c.m; ++j) {
       const double p = plan[i * c.m + j];
-      want_ptw[j] += p * w[i];
-      want_squares[j] += p * p * w[i];
-      want_gram[j] += p * w[i] * want_pv[i];
+      want_ptw.Add(j, p * w[i]);
+      want_squares.Add(j, p * p * w[i]);
+      want_gram.Add(j, p * w[i] * want_pv.want[i]);
+      want_r.Add(i, p);
+      want_c.Add(j, p);
     }
   }
-  const auto expect_near = [](const std::vector<double>& got, const std::vector<double>& want,
-                              const char* what) {
-    ASSERT_EQ(got.size(), want.size()) << what;
+  const auto expect_near = [](const std::vector<double>& got, const Sums& sums,
+                              double relative, const char* what) {
+    ASSERT_EQ(got.size(), sums.want.size()) << what;
     double scale = 0;
-    for (double e : want) scale = std::max(scale, std::fabs(e));
-    for (size_t k = 0; k < want.size(); ++k) {
-      EXPECT_NEAR(got[k], want[k], 1e-12 * scale) << what << " " << k;
+    for (double e : sums.want) scale = std::max(scale, std::fabs(e));
+    for (size_t k = 0; k < got.size(); ++k) {
+      EXPECT_NEAR(got[k], sums.want[k], relative * sums.magnitude[k] + 1e-12 * scale)
+          << what << " " << k;
     }
   };
-  expect_near(pv, want_pv, "P v");
-  expect_near(ptw, want_ptw, "P^T w");
-  expect_near(squares, want_squares, "column squares");
-  expect_near(gram, want_gram, "P^T diag(w) P v");
+  expect_near(pv, want_pv, relative, "P v");
+  expect_near(ptw, want_ptw, relative, "P^T w");
+  expect_near(squares, want_squares, 2 * relative, "column squares");
+  expect_near(gram, want_gram, 3 * relative, "P^T diag(w) P v");
+  expect_near(r, want_r, 0, "P 1");
+  expect_near(col, want_c, 0, "P^T 1");
   std::vector<int32_t> group(c.m);
   for (int64_t j = 0; j < c.m; ++j) group[j] = j % 7 == 3 ? -1 : static_cast<int32_t>(j % 5);
-  std::vector<double> group_sums, want_group_sums(c.n * 5, 0.0);
+  std::vector<double> group_sums;
+  Sums want_group_sums(c.n * 5);
   kernel.PlanGroupRowSums(group, 5, &group_sums);
   for (int64_t i = 0; i < c.n; ++i) {
     for (int64_t j = 0; j < c.m; ++j) {
-      if (group[j] >= 0) want_group_sums[i * 5 + group[j]] += plan[i * c.m + j];
+      if (group[j] >= 0) want_group_sums.Add(i * 5 + group[j], plan[i * c.m + j]);
     }
   }
-  expect_near(group_sums, want_group_sums, "group row sums");
+  expect_near(group_sums, want_group_sums, relative, "group row sums");
   EXPECT_EQ(pv[1], 0.0);  // the zero-mass row
   EXPECT_EQ(ptw[2], 0.0);  // and column
+}
+
+// At scalings away from 1 (after iterations), with a zero-mass row and
+// column, on two threads' parts: the products read K's single copy (each
+// term within 2^-24), until a scaling leaves its range and K itself serves.
+TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
+  Case c = RandomCase(420, 330, 15.0, 13);  // 2^17 entries and more: two parts
+  GibbsKernel kernel(c.cost.data(), c.n, c.m, c.eta, 2);
+  kernel.Rebuild(c.x, c.y);
+  double error = 0;
+  bool updated = false;
+  for (int it = 0; it < 3; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
+  std::vector<double> x, y;
+  kernel.Potentials(&x, &y);
+  ExpectPlanSums(c, kernel, x, y, 0x1p-24);
+  // Row 0's scaling e^60 = 1.1e26 times what it was: past the single
+  // copy's range (1e12).
+  x[0] += 60 / c.eta;
+  ASSERT_TRUE(kernel.SetPotentials(x, y));
+  ExpectPlanSums(c, kernel, x, y, 0);
 }
 
 TEST(GibbsKernel, SinglePrecisionOnlyWhereTheToleranceLeavesRoom) {
