@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "common/parallel_for.h"
+#include "ot/gibbs_kernel_passes.h"
 #include "ot/gibbs_rows.h"
 #include "ot/sinkhorn_math.h"
 
@@ -13,16 +14,10 @@ namespace {
 // A scaling past this lets entries of K that underflowed at Rebuild() come
 // back into play (1e-308 * 1e200 is still far below any mass that counts).
 constexpr double kMaxScaling = 1e100;
-// Single-precision entries below 2^-126 lose bits (error up to 2^-150):
-// within 1e12 they move a plan of 2^28 entries by under 1e-20.
-constexpr double kMaxSingleScaling = 1e12;
-
 // A thread costs about as much to start as a pass over this many entries
 // of K takes (measured on the 2-core dev VM: 0.14 ms per spawn and join):
 // smaller passes run on the calling thread alone.
 constexpr int64_t kMinEntriesPerPart = int64_t{1} << 16;
-
-constexpr int64_t kCacheLineDoubles = 8;
 
 // The scaling that brings a row (column) summing to `sum` to `mass`: 0 for
 // no mass; false when it is out of range.
@@ -68,9 +63,6 @@ void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double
   } else if (!single_ && kernel_.empty()) {
     kernel_ = HugePageArray<double>(n_ * m_);
   }
-  if (!single_ && product_copy_.empty() && n_ * m_ * 12 <= kMaxBytes) {
-    product_copy_ = HugePageArray<float>(n_ * m_);
-  }
   x0_ = x;
   y0_ = y;
   std::fill(u_.begin(), u_.end(), 1.0);
@@ -81,12 +73,10 @@ void GibbsKernel::Rebuild(const std::vector<double>& x, const std::vector<double
         KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_single_[i * m_]);
       } else {
         KernelRow(&cost_[i * m_], y0_.data(), m_, eta_, x0_[i], &kernel_[i * m_]);
-        if (!product_copy_.empty()) {
-          std::copy(&kernel_[i * m_], &kernel_[i * m_] + m_, &product_copy_[i * m_]);
-        }
       }
     }
   });
+  product_copy_current_ = false;
 }
 
 void GibbsKernel::UseDoublePrecision() {
@@ -96,62 +86,6 @@ void GibbsKernel::UseDoublePrecision() {
   rounding_bound_ = 0;
   kernel_single_ = HugePageArray<float>();
   x0_.clear();
-}
-
-template <typename BlockFn>
-void GibbsKernel::ColumnPass(const BlockFn& block) {
-  if (single_) {
-    ColumnPassOver(kernel_single_.data(), block);
-  } else {
-    ColumnPassOver(kernel_.data(), block);
-  }
-}
-
-template <typename Fn>
-void GibbsKernel::WithProductKernel(const Fn& fn) const {
-  const auto in_single_range = [](double scaling) {
-    return scaling == 0 ||
-           (scaling >= 1 / kMaxSingleScaling && scaling <= kMaxSingleScaling);
-  };
-  if (!single_ && !product_copy_.empty() && !x0_.empty() &&
-      std::all_of(u_.begin(), u_.end(), in_single_range) &&
-      std::all_of(v_.begin(), v_.end(), in_single_range)) {
-    fn(product_copy_.data());
-  } else if (single_) {
-    fn(kernel_single_.data());
-  } else {
-    fn(kernel_.data());
-  }
-}
-
-template <typename BlockFn>
-void GibbsKernel::ProductPass(const BlockFn& block) {
-  WithProductKernel([&](const auto* kernel) { ColumnPassOver(kernel, block); });
-}
-
-template <typename T, typename BlockFn>
-void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block) {
-  const int64_t parts = Parts();  // each takes whole blocks of rows
-  const int64_t chunk = ((n_ + parts - 1) / parts + kRowBlock - 1) / kRowBlock * kRowBlock;
-  column_partials_.resize(parts);
-  ParallelFor(
-      parts, parts,
-      [&](int64_t first, int64_t last) {
-        for (int64_t part = first; part < last; ++part) {
-          std::vector<double>& columns = column_partials_[part];
-          // The padding keeps two parts' accumulators off a shared cache
-          // line (each is allocated by the thread that first runs it).
-          columns.assign(m_ + kCacheLineDoubles, 0.0);
-          const int64_t last = std::min(n_, (part + 1) * chunk);
-          for (int64_t i = part * chunk; i < last; i += kRowBlock) {
-            block(part, i, std::min(kRowBlock, last - i), &kernel[i * m_], columns.data());
-          }
-        }
-      },
-      /*min_items_per_thread=*/1);
-  for (int64_t part = 1; part < parts; ++part) {
-    for (int64_t j = 0; j < m_; ++j) column_partials_[0][j] += column_partials_[part][j];
-  }
 }
 
 bool GibbsKernel::Iterate(const std::vector<double>& a, const std::vector<double>& b,
@@ -219,94 +153,6 @@ void GibbsKernel::Marginals(std::vector<double>* r, std::vector<double>* c) {
   ScaledColumns(v_.data(), c);
 }
 
-void GibbsKernel::PlanTimes(const std::vector<double>& v, std::vector<double>* out) {
-  std::vector<double> scaled(m_);
-  for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
-  WithProductKernel([&](const auto* kernel) { RowDotsOver(kernel, scaled.data(), out); });
-}
-
-void GibbsKernel::PlanTransposeTimes(const std::vector<double>& w, std::vector<double>* out) {
-  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
-    double scales[kRowBlock];
-    for (int64_t k = 0; k < count; ++k) scales[k] = u_[first + k] * w[first + k];
-    BlockAddScaled(scales, rows, count, m_, columns);
-  });
-  ScaledColumns(v_.data(), out);
-}
-
-void GibbsKernel::PlanColumnSquares(const std::vector<double>& w, std::vector<double>* out) {
-  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
-    double scales[kRowBlock];
-    for (int64_t k = 0; k < count; ++k) {
-      scales[k] = u_[first + k] * u_[first + k] * w[first + k];
-    }
-    BlockAddScaledSquares(scales, rows, count, m_, columns);
-  });
-  std::vector<double> squares(m_);
-  for (int64_t j = 0; j < m_; ++j) squares[j] = v_[j] * v_[j];
-  ScaledColumns(squares.data(), out);
-}
-
-void GibbsKernel::PlanGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                                std::vector<double>* out) {
-  std::vector<double> scaled(m_);
-  for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
-  ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
-    double sums[kRowBlock], scales[kRowBlock];
-    BlockDots(rows, count, m_, scaled.data(), sums);
-    for (int64_t k = 0; k < count; ++k) {
-      const double u = u_[first + k];
-      scales[k] = u * w[first + k] * u * sums[k];
-    }
-    BlockAddScaled(scales, rows, count, m_, columns);
-  });
-  ScaledColumns(v_.data(), out);
-}
-
-void GibbsKernel::PlanGroupRowSums(const std::vector<int32_t>& group, int size,
-                                   std::vector<double>* q) const {
-  // The grouped columns ordered by group (a counting sort), each weighing
-  // its v_j: a row's group sums are then runs of its entries.
-  std::vector<int64_t> run_begin(size + 1, 0);
-  for (int32_t g : group) {
-    if (g >= 0) ++run_begin[g + 1];
-  }
-  for (int t = 0; t < size; ++t) run_begin[t + 1] += run_begin[t];
-  std::vector<int32_t> order(run_begin[size]);
-  std::vector<double> weight(run_begin[size]);
-  std::vector<int64_t> next(run_begin.begin(), run_begin.end() - 1);
-  for (int64_t j = 0; j < m_; ++j) {
-    if (group[j] < 0) continue;
-    const int64_t p = next[group[j]]++;
-    order[p] = static_cast<int32_t>(j);
-    weight[p] = v_[j];
-  }
-  const ColumnRuns runs{order.data(), weight.data(), run_begin.data(), size};
-  q->resize(n_ * size);
-  WithProductKernel([&](const auto* kernel) {
-    ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
-      for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
-           first += kRowBlock) {
-        const int64_t count = std::min(kRowBlock, n_ - first);
-        double* out = &(*q)[first * size];
-        PrefetchRows(kernel, first + count, std::min(kRowBlock, n_ - first - count));
-        BlockRunSums(&kernel[first * m_], count, m_, runs, out);
-        for (int64_t k = 0; k < count; ++k) {
-          for (int t = 0; t < size; ++t) out[k * size + t] *= u_[first + k];
-        }
-      }
-    }, 1);
-  });
-}
-
-template <typename T>
-void GibbsKernel::PrefetchRows(const T* kernel, int64_t first, int64_t count) const {
-  if (count <= 0) return;
-  const char* begin = reinterpret_cast<const char*>(kernel + first * m_);
-  const int64_t bytes = count * m_ * static_cast<int64_t>(sizeof(T));
-  for (int64_t offset = 0; offset < bytes; offset += 64) __builtin_prefetch(begin + offset);
-}
-
 void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out) const {
   out->resize(m_);
   for (int64_t j = 0; j < m_; ++j) (*out)[j] = scale[j] * column_partials_[0][j];
@@ -319,38 +165,6 @@ void GibbsKernel::RowDots(const double* v, std::vector<double>* r) const {
     RowDotsOver(kernel_single_.data(), v, r);
   } else {
     RowDotsOver(kernel_.data(), v, r);
-  }
-}
-
-template <typename T>
-void GibbsKernel::RowDotsOver(const T* kernel, const double* v, std::vector<double>* r) const {
-  r->resize(n_);
-  ParallelFor((n_ + kRowBlock - 1) / kRowBlock, Parts(), [&](int64_t begin, int64_t end) {
-    for (int64_t first = begin * kRowBlock; first < std::min(n_, end * kRowBlock);
-         first += kRowBlock) {
-      const int64_t count = std::min(kRowBlock, n_ - first);
-      double sums[kRowBlock];
-      BlockDots(&kernel[first * m_], count, m_, v, sums);
-      for (int64_t k = 0; k < count; ++k) {
-        (*r)[first + k] = u_[first + k] == 0 ? 0 : u_[first + k] * sums[k];
-      }
-    }
-  }, 1);
-}
-
-void GibbsKernel::PlanRow(int64_t i, double* out) const {
-  if (single_) {
-    ScaledRow(u_[i], &kernel_single_[i * m_], v_.data(), m_, out);
-  } else {
-    ScaledRow(u_[i], &kernel_[i * m_], v_.data(), m_, out);
-  }
-}
-
-void GibbsKernel::PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const {
-  for (int64_t k = 0; k < count; ++k) {
-    const double kernel = single_ ? static_cast<double>(kernel_single_[i * m_ + columns[k]])
-                                  : kernel_[i * m_ + columns[k]];
-    out[k] = u_[i] * kernel * v_[columns[k]];
   }
 }
 

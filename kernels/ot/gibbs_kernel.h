@@ -24,11 +24,12 @@
 // measured row error plus RoundingBound() = 2^-23 * mass: what it reports
 // bounds the L1 marginal error of the plan the potentials stand for.
 //
-// In double precision K also keeps a single-precision copy for the
-// products of the Newton system (PlanTimes() and the like): they only
-// shape a Newton direction, whose steps the line search judges by the
-// exact marginals. On a 2000 x 2000 plan a product then takes 0.23 ms
-// instead of 0.41, CG's product 0.40 instead of 0.68.
+// In double precision K also keeps a single-precision copy, made on the
+// first product after a Rebuild(), for the products of the Newton system
+// (PlanTimes() and the like): they only shape a Newton direction, whose
+// steps the line search judges by the exact marginals. On a 2000 x 2000
+// plan a product then takes 0.23 ms instead of 0.41, CG's product 0.40
+// instead of 0.68.
 // Not thread-safe; uses up to `threads` threads inside each call.
 #ifndef SOLVERD_KERNELS_OT_GIBBS_KERNEL_H_
 #define SOLVERD_KERNELS_OT_GIBBS_KERNEL_H_
@@ -147,6 +148,9 @@ class GibbsKernel {
   // else K itself.
   template <typename Fn>
   void WithProductKernel(const Fn& fn) const;
+  // Makes product_copy_ current (a pass over K) unless it is; false where
+  // it and K would not fit in kMaxBytes together.
+  bool MakeProductCopy() const;
   // Asks the cache for `count` rows of K from row `first` on, for passes
   // that read rows out of order (PlanGroupRowSums: 1.2 -> 0.9 ms at n =
   // 2000), which the hardware prefetcher does not follow.
@@ -163,7 +167,11 @@ class GibbsKernel {
   double max_scaling_, rounding_bound_;
   HugePageArray<double> kernel_;  // n x m, row-major, in double precision
   HugePageArray<float> kernel_single_;  // or in single
-  HugePageArray<float> product_copy_;   // K in single beside K in double
+  // K in single beside K in double, made on the first product after a
+  // Rebuild(): solves that never ask for one (Sinkhorn, SNS on a sparse
+  // plan) pay neither its pass nor its memory.
+  mutable HugePageArray<float> product_copy_;
+  mutable bool product_copy_current_ = false;
   std::vector<double> x0_, y0_, u_, v_;
   std::vector<double> next_u_;
   std::vector<std::vector<double>> column_partials_;  // one per part

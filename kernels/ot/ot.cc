@@ -130,7 +130,8 @@ int64_t EstimateBytes(const Problem& p, const Options& o) {
   // mass rule may keep every entry of a smooth plan (30% on bench/ot's
   // point clouds, n = 5000: 210 MB). The CPU backend holds each kept entry
   // by rows and by columns, 24 bytes, in buffers grown with up to half
-  // again as headroom; CUDA's is 16 bytes an entry.
+  // again as headroom; CUDA's is 16 bytes an entry. Where the whole plan
+  // serves instead, the CPU keeps a single copy of the kernel, 4 bytes.
   if (o.method != Method::kSinkhorn) bytes += entries * 40;
   if (o.want_plan) bytes += entries * 8;
   if (o.sparse_plan_threshold > 0) bytes += std::min(entries, kMaxSparsePlanEntries) * 24;
