@@ -14,6 +14,11 @@ namespace {
 // A scaling past this lets entries of K that underflowed at Rebuild() come
 // back into play (1e-308 * 1e200 is still far below any mass that counts).
 constexpr double kMaxScaling = 1e100;
+// Plans of total mass outside [this, 1 / this] keep no single copy of a
+// double K: its entries could leave single precision's range (1e-38 to
+// 3e38), where a tolerance of 1e-6 of the mass still counts.
+constexpr double kMinCopiedMass = 1e-20;
+
 // A thread costs about as much to start as a pass over this many entries
 // of K takes (measured on the 2-core dev VM: 0.14 ms per spawn and join):
 // smaller passes run on the calling thread alone.
@@ -51,6 +56,9 @@ GibbsKernel::GibbsKernel(const double* cost, int64_t n, int64_t m, double eta, i
       single_(precision == KernelPrecision::kSingle),
       max_scaling_(single_ ? kMaxSingleScaling : kMaxScaling),
       rounding_bound_(single_ ? SingleRoundingBound(mass) : 0),
+      product_copy_fits_(n * m * static_cast<int64_t>(sizeof(double) + sizeof(float)) <=
+                             kMaxBytes &&
+                         mass >= kMinCopiedMass && mass <= 1 / kMinCopiedMass),
       u_(n, 1.0), v_(m, 1.0), next_u_(n, 0.0) {}
 
 int64_t GibbsKernel::Parts() const {

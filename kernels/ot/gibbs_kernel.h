@@ -148,8 +148,8 @@ class GibbsKernel {
   // else K itself.
   template <typename Fn>
   void WithProductKernel(const Fn& fn) const;
-  // Makes product_copy_ current (a pass over K) unless it is; false where
-  // it and K would not fit in kMaxBytes together.
+  // Makes product_copy_ current (a pass over K) unless it is; false
+  // without product_copy_fits_.
   bool MakeProductCopy() const;
   // Asks the cache for `count` rows of K from row `first` on, for passes
   // that read rows out of order (PlanGroupRowSums: 1.2 -> 0.9 ms at n =
@@ -172,6 +172,10 @@ class GibbsKernel {
   // plan) pay neither its pass nor its memory.
   mutable HugePageArray<float> product_copy_;
   mutable bool product_copy_current_ = false;
+  // Whether K may have the copy: it fits in kMaxBytes beside K, and the
+  // plan's mass leaves K's entries far inside single precision's range
+  // (they are the plan's at the last Rebuild()).
+  const bool product_copy_fits_;
   std::vector<double> x0_, y0_, u_, v_;
   std::vector<double> next_u_;
   std::vector<std::vector<double>> column_partials_;  // one per part

@@ -13,7 +13,7 @@ namespace solverd::ot::internal {
 
 bool GibbsKernel::MakeProductCopy() const {
   if (product_copy_current_) return true;
-  if (n_ * m_ * (sizeof(double) + sizeof(float)) > kMaxBytes) return false;
+  if (!product_copy_fits_) return false;
   if (product_copy_.empty()) product_copy_ = HugePageArray<float>(n_ * m_);
   ParallelFor(n_, Parts(), [&](int64_t begin, int64_t end) {
     std::copy(kernel_.data() + begin * m_, kernel_.data() + end * m_,
