@@ -159,9 +159,20 @@ bool InvertPositiveDefinite(std::vector<double> a, int size, std::vector<double>
 }  // namespace
 
 Status CoarseSpaceBuilder::Build(OtBackend& backend, int64_t kept, SchurSystem* system) {
+  int size = 0;
+  SOLVERD_RETURN_IF_ERROR(Aggregate(backend, kept, system, &size));
+  if (size == 0) return Status::Ok();
+  SOLVERD_RETURN_IF_ERROR(backend.SparseGroupRowSums(system->coarse.aggregate, size, &q_));
+  Finish(size, system);
+  return Status::Ok();
+}
+
+Status CoarseSpaceBuilder::Aggregate(OtBackend& backend, int64_t kept, SchurSystem* system,
+                                     int* size) {
   CoarseSpace& coarse = system->coarse;
   coarse = CoarseSpace();
-  if (kept < kMinEntriesPerColumn * static_cast<int64_t>(system->dc.size())) {
+  *size = 0;
+  if (kept < kMinEntriesPerColumn * static_cast<int64_t>(system->active.size())) {
     return Status::Ok();
   }
   int64_t active = 0;
@@ -172,15 +183,19 @@ Status CoarseSpaceBuilder::Build(OtBackend& backend, int64_t kept, SchurSystem* 
   std::vector<int32_t> seed_rows;
   SOLVERD_RETURN_IF_ERROR(
       backend.SparseHeaviestWeightedRows(SeedWeights(system->inv_dr, seeds), &seed_rows));
-  const int size = NumberAggregates(seed_rows, system->active, n, &coarse.aggregate);
-  if (size < 2) return Status::Ok();
-  SOLVERD_RETURN_IF_ERROR(backend.SparseGroupRowSums(coarse.aggregate, size, &q_));
-  if (InvertPositiveDefinite(CoarseMatrix(*system, q_, size), size, &coarse.inverse)) {
+  const int groups = NumberAggregates(seed_rows, system->active, n, &coarse.aggregate);
+  if (groups >= 2) *size = groups;
+  return Status::Ok();
+}
+
+void CoarseSpaceBuilder::Finish(int size, SchurSystem* system) {
+  CoarseSpace& coarse = system->coarse;
+  if (size > 0 &&
+      InvertPositiveDefinite(CoarseMatrix(*system, q_, size), size, &coarse.inverse)) {
     coarse.size = size;
   } else {
     coarse = CoarseSpace();
   }
-  return Status::Ok();
 }
 
 }  // namespace solverd::ot::internal

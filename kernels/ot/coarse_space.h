@@ -32,6 +32,16 @@ class CoarseSpaceBuilder {
   // from it, or R S R^T is not numerically positive definite.
   Status Build(OtBackend& backend, int64_t kept, SchurSystem* system);
 
+  // Build() in two halves, for callers that get the group sums Ps R^T in
+  // a pass of their own (OtBackend::SparseSchurSetup()). The first sets
+  // system->coarse's aggregates from inv_dr and active (a pass over the
+  // seed rows) and *size to their number, 0 where no coarse level is due;
+  // the second, once row_sums() holds the group sums over them and dc is
+  // set, the coarse matrix's inverse.
+  Status Aggregate(OtBackend& backend, int64_t kept, SchurSystem* system, int* size);
+  std::vector<double>* row_sums() { return &q_; }
+  void Finish(int size, SchurSystem* system);
+
  private:
   // Q = Ps R^T, kept from step to step: allocated afresh, its pages cost
   // a fault each on first touch (on the dev VM 1.4 ms a Newton step at

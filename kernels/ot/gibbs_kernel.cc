@@ -161,9 +161,10 @@ void GibbsKernel::Marginals(std::vector<double>* r, std::vector<double>* c) {
   ScaledColumns(v_.data(), c);
 }
 
-void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out) const {
+void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out, int which) const {
   out->resize(m_);
-  for (int64_t j = 0; j < m_; ++j) (*out)[j] = scale[j] * column_partials_[0][j];
+  const double* sums = &column_partials_[0][which * m_];
+  for (int64_t j = 0; j < m_; ++j) (*out)[j] = scale[j] * sums[j];
 }
 
 void GibbsKernel::RowSums(std::vector<double>* r) const { RowDots(v_.data(), r); }

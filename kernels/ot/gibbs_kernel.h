@@ -111,6 +111,17 @@ class GibbsKernel {
   // (group of size m, in [0, size) or -1 for none; q of n * size).
   void PlanGroupRowSums(const std::vector<int32_t>& group, int size,
                         std::vector<double>* q) const;
+  // PlanTransposeTimes(w), PlanColumnSquares(square_weights) and, unless
+  // size is 0, PlanGroupRowSums(group, size) in one pass: the group sums
+  // gather from rows the column sums have just read.
+  void PlanSchurSetup(const std::vector<double>& w, const std::vector<double>& square_weights,
+                      const std::vector<int32_t>& group, int size, std::vector<double>* back,
+                      std::vector<double>* squares, std::vector<double>* q);
+  // For each column j, the row i with weight[i] > 0 maximising P_ij
+  // weight[i] (TakeIfHeavier()), -1 where none has weight: rows of P
+  // computed for the weighted rows alone.
+  void PlanHeaviestWeightedRows(const std::vector<double>& weight,
+                                std::vector<int32_t>* rows) const;
   // out[k] = P_ij for j = columns[k], k < count: kept entries of row i.
   void PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const;
 
@@ -128,20 +139,21 @@ class GibbsKernel {
   int64_t Parts() const;
   // r_i = u_i (K v)_i for the given v (size m): a pass over K.
   void RowDots(const double* v, std::vector<double>* r) const;
-  // out_j = scale[j] times ColumnPass()'s sum for column j.
-  void ScaledColumns(const double* scale, std::vector<double>* out) const;
+  // out_j = scale[j] times ColumnPass()'s sum for column j (in its
+  // accumulator `which`).
+  void ScaledColumns(const double* scale, std::vector<double>* out, int which = 0) const;
   // Calls block(part, first, count, K_first, columns) for every block of
   // count <= kRowBlock rows from row `first` (K_first a const double* or
   // const float* to its first row), a run of blocks per thread, each part
-  // with its own zeroed column accumulator; leaves their sum in
-  // column_partials_[0].
+  // with its own zeroed column accumulators (`accumulators` of m, one
+  // after another); leaves their sums in column_partials_[0].
   template <typename BlockFn>
   void ColumnPass(const BlockFn& block);
   template <typename T, typename BlockFn>
-  void ColumnPassOver(const T* kernel, const BlockFn& block);
+  void ColumnPassOver(const T* kernel, const BlockFn& block, int accumulators = 1);
   // ColumnPass() over the storage WithProductKernel() picks.
   template <typename BlockFn>
-  void ProductPass(const BlockFn& block);
+  void ProductPass(const BlockFn& block, int accumulators = 1);
   // Calls fn(K) with K the storage the Newton system's products read
   // (const float* or const double*): the single copy while it stands for
   // the plan within its rounding (scalings within kMaxSingleScaling),

@@ -47,12 +47,12 @@ void GibbsKernel::WithProductKernel(const Fn& fn) const {
 }
 
 template <typename BlockFn>
-void GibbsKernel::ProductPass(const BlockFn& block) {
-  WithProductKernel([&](const auto* kernel) { ColumnPassOver(kernel, block); });
+void GibbsKernel::ProductPass(const BlockFn& block, int accumulators) {
+  WithProductKernel([&](const auto* kernel) { ColumnPassOver(kernel, block, accumulators); });
 }
 
 template <typename T, typename BlockFn>
-void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block) {
+void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block, int accumulators) {
   const int64_t parts = Parts();  // each takes whole blocks of rows
   const int64_t chunk = ((n_ + parts - 1) / parts + kRowBlock - 1) / kRowBlock * kRowBlock;
   column_partials_.resize(parts);
@@ -63,7 +63,7 @@ void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block) {
           std::vector<double>& columns = column_partials_[part];
           // The padding keeps two parts' accumulators off a shared cache
           // line (each is allocated by the thread that first runs it).
-          columns.assign(m_ + kCacheLineDoubles, 0.0);
+          columns.assign(accumulators * m_ + kCacheLineDoubles, 0.0);
           const int64_t last = std::min(n_, (part + 1) * chunk);
           for (int64_t i = part * chunk; i < last; i += kRowBlock) {
             block(part, i, std::min(kRowBlock, last - i), &kernel[i * m_], columns.data());
@@ -72,7 +72,9 @@ void GibbsKernel::ColumnPassOver(const T* kernel, const BlockFn& block) {
       },
       /*min_items_per_thread=*/1);
   for (int64_t part = 1; part < parts; ++part) {
-    for (int64_t j = 0; j < m_; ++j) column_partials_[0][j] += column_partials_[part][j];
+    for (int64_t j = 0; j < accumulators * m_; ++j) {
+      column_partials_[0][j] += column_partials_[part][j];
+    }
   }
 }
 

@@ -144,6 +144,15 @@ class OtBackend {
   // column's group[j] is t (group of size m, -1 in no group; q of n * size).
   virtual Status SparseGroupRowSums(const std::vector<int32_t>& group, int size,
                                     std::vector<double>* q) = 0;
+  // The Newton system's setup: back = Ps^T w, squares = SparseColumnSquares
+  // (square_weights) and, unless size is 0, q = SparseGroupRowSums(group,
+  // size). By default the three calls; a backend that can share one pass
+  // over the plan among them overrides it.
+  virtual Status SparseSchurSetup(const std::vector<double>& w,
+                                  const std::vector<double>& square_weights,
+                                  const std::vector<int32_t>& group, int size,
+                                  std::vector<double>* back, std::vector<double>* squares,
+                                  std::vector<double>* q);
   // Solves the Newton system's Schur complement (see SchurSystem) by
   // preconditioned conjugate gradient from dy = 0; *iterations =
   // the CG iterations run, two sparse products each. This version runs

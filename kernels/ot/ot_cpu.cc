@@ -351,15 +351,7 @@ class CpuOtBackend final : public OtBackend {
       sparse_plan_.HeaviestWeightedRows(weight, rows);
       return Status::Ok();
     }
-    rows->assign(p_.m, -1);
-    std::vector<double> best(p_.m, 0.0), plan(p_.m);
-    for (int64_t i = 0; i < p_.n; ++i) {
-      if (!(weight[i] > 0)) continue;
-      kernel_->PlanRow(i, plan.data());
-      for (int64_t j = 0; j < p_.m; ++j) {
-        TakeIfHeavier(plan[j] * weight[i], i, &best[j], &(*rows)[j]);
-      }
-    }
+    kernel_->PlanHeaviestWeightedRows(weight, rows);
     return Status::Ok();
   }
 
@@ -370,6 +362,16 @@ class CpuOtBackend final : public OtBackend {
       return Status::Ok();
     }
     kernel_->PlanGroupRowSums(group, size, q);
+    return Status::Ok();
+  }
+
+  Status SparseSchurSetup(const std::vector<double>& w, const std::vector<double>& square_weights,
+                          const std::vector<int32_t>& group, int size, std::vector<double>* back,
+                          std::vector<double>* squares, std::vector<double>* q) override {
+    if (!WholePlanAtPotentials()) {
+      return OtBackend::SparseSchurSetup(w, square_weights, group, size, back, squares, q);
+    }
+    kernel_->PlanSchurSetup(w, square_weights, group, size, back, squares, q);
     return Status::Ok();
   }
 

@@ -1,5 +1,7 @@
 // OtBackend::SolveSchur on the host: conjugate gradient over the backend's
-// sparse products, each step's scalars by schur_cg_math.h as on the device.
+// sparse products, each step's scalars by schur_cg_math.h as on the device;
+// and the backend's composite products' defaults (SparseGramTimes,
+// SparseSchurSetup).
 #include <cmath>
 
 #include "ot/ot_backend.h"
@@ -95,6 +97,16 @@ Status OtBackend::SparseGramTimes(const std::vector<double>& w, const std::vecto
   SOLVERD_RETURN_IF_ERROR(SparseMultiply(/*transpose=*/false, v, &rows));
   for (size_t i = 0; i < rows.size(); ++i) rows[i] *= w[i];
   return SparseMultiply(/*transpose=*/true, rows, out);
+}
+
+Status OtBackend::SparseSchurSetup(const std::vector<double>& w,
+                                   const std::vector<double>& square_weights,
+                                   const std::vector<int32_t>& group, int size,
+                                   std::vector<double>* back, std::vector<double>* squares,
+                                   std::vector<double>* q) {
+  SOLVERD_RETURN_IF_ERROR(SparseMultiply(/*transpose=*/true, w, back));
+  SOLVERD_RETURN_IF_ERROR(SparseColumnSquares(square_weights, squares));
+  return size > 0 ? SparseGroupRowSums(group, size, q) : Status::Ok();
 }
 
 Status OtBackend::SolveSchur(const SchurSystem& system, std::vector<double>* dy,

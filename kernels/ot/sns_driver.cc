@@ -352,17 +352,26 @@ class NewtonStage {
       (*bx)[i] = RowActive(i) ? gx[i] / p_.eta : 0.0;
       scaled[i] = (*bx)[i] * s.inv_dr[i];
     }
-    SOLVERD_RETURN_IF_ERROR(PlanTransposeTimes(scaled, &back));
-    ++work_.sparse_products;
-    SOLVERD_RETURN_IF_ERROR(backend_.SparseColumnSquares(s.inv_dr, &squares));
-    s.dc.resize(p_.m);
     s.active.resize(p_.m);
+    for (int64_t j = 0; j < p_.m; ++j) s.active[j] = ColumnActive(j) ? 1.0 : 0.0;
+    // The coarse level's aggregates, then one call for Ps^T of the scaled
+    // right-hand side, diag(S)'s sums and the aggregates' sums: on the
+    // CPU's whole plan one pass over the kernel, whose rows the group sums
+    // gather from while the column sums have them in cache.
+    int groups = 0;
+    SOLVERD_RETURN_IF_ERROR(coarse_builder_.Aggregate(backend_, kept_, &s, &groups));
+    SOLVERD_RETURN_IF_ERROR(backend_.SparseSchurSetup(scaled, s.inv_dr, s.coarse.aggregate,
+                                                      groups, &back, &squares,
+                                                      coarse_builder_.row_sums()));
+    // Counted as the products apart: the seeds' pass, Ps^T w, the column
+    // squares, the aggregates' sums.
+    work_.sparse_products += groups > 0 ? 4 : 2;
+    s.dc.resize(p_.m);
     s.rhs.resize(p_.m);
     s.inv_diag.resize(p_.m);
     for (int64_t j = 0; j < p_.m; ++j) {
-      const bool active = ColumnActive(j);
+      const bool active = s.active[j] != 0;
       s.dc[j] = point_.c[j] + shift;
-      s.active[j] = active ? 1.0 : 0.0;
       s.rhs[j] = active ? gy[j] / p_.eta - back[j] : 0.0;
       const double diag = s.dc[j] - squares[j];
       s.inv_diag[j] = active && diag > 0 ? 1.0 / diag : 0.0;
@@ -379,8 +388,7 @@ class NewtonStage {
     const double forcing = std::min(0.1, std::sqrt(point_.error));
     s.relative_target = std::max(1e-12, forcing);
     s.max_iterations = o_.cg_max_iterations;
-    SOLVERD_RETURN_IF_ERROR(coarse_builder_.Build(backend_, kept_, &s));
-    if (s.coarse.size > 0) work_.sparse_products += 2;  // the seeds' pass, the aggregates' sums
+    coarse_builder_.Finish(groups, &s);
     return Status::Ok();
   }
 

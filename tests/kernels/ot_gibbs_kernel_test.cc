@@ -310,6 +310,12 @@ void ExpectPlanSums(const Case& c, GibbsKernel& kernel, const std::vector<double
     }
   }
   expect_near(group_sums, want_group_sums, relative, "group row sums");
+  // The same three in SNS's one setup pass.
+  std::vector<double> setup_ptw, setup_squares, setup_group_sums;
+  kernel.PlanSchurSetup(w, w, group, 5, &setup_ptw, &setup_squares, &setup_group_sums);
+  expect_near(setup_ptw, want_ptw, relative, "setup's P^T w");
+  expect_near(setup_squares, want_squares, 2 * relative, "setup's column squares");
+  expect_near(setup_group_sums, want_group_sums, relative, "setup's group row sums");
   EXPECT_EQ(pv[1], 0.0);  // the zero-mass row
   EXPECT_EQ(ptw[2], 0.0);  // and column
 }
