@@ -106,7 +106,7 @@ class GibbsKernel {
   void PlanTransposeTimes(const std::vector<double>& w, std::vector<double>* out);
   void PlanColumnSquares(const std::vector<double>& w, std::vector<double>* out);
   void PlanGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                     std::vector<double>* out);
+                     std::vector<double>* out, std::vector<double>* plan_v = nullptr);
   // q[i * size + group[j]] = sum of P_ij over the columns j of each group
   // (group of size m, in [0, size) or -1 for none; q of n * size).
   void PlanGroupRowSums(const std::vector<int32_t>& group, int size,

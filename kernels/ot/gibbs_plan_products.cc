@@ -98,15 +98,18 @@ void GibbsKernel::PlanColumnSquares(const std::vector<double>& w, std::vector<do
 }
 
 void GibbsKernel::PlanGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                                std::vector<double>* out) {
+                                std::vector<double>* out, std::vector<double>* plan_v) {
   std::vector<double> scaled(m_);
   for (int64_t j = 0; j < m_; ++j) scaled[j] = v_[j] * v[j];
+  if (plan_v != nullptr) plan_v->resize(n_);
   ProductPass([&](int64_t, int64_t first, int64_t count, const auto* rows, double* columns) {
     double sums[kRowBlock], scales[kRowBlock];
     BlockDots(rows, count, m_, scaled.data(), sums);
     for (int64_t k = 0; k < count; ++k) {
       const double u = u_[first + k];
-      scales[k] = u * w[first + k] * u * sums[k];
+      const double row = u == 0 ? 0 : u * sums[k];  // (P v)_i
+      if (plan_v != nullptr) (*plan_v)[first + k] = row;
+      scales[k] = u * w[first + k] * row;
     }
     BlockAddScaled(scales, rows, count, m_, columns);
   });

@@ -131,10 +131,12 @@ class OtBackend {
                                 std::vector<double>* out) = 0;
   // out_j = sum_i Ps_ij^2 w_i (size m): the diagonal of Ps^T diag(w) Ps.
   virtual Status SparseColumnSquares(const std::vector<double>& w, std::vector<double>* out) = 0;
-  // out = Ps^T diag(w) Ps v (w of size n, v and out of m): by default the
+  // out = Ps^T diag(w) Ps v (w of size n, v and out of m), and Ps v, the
+  // product's halfway point, into *plan_v unless it is null: by default the
   // two products; a backend that can fuse them overrides it.
   virtual Status SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                                 std::vector<double>* out);
+                                 std::vector<double>* out,
+                                 std::vector<double>* plan_v = nullptr);
   // For each column j, the row i with weight[i] > 0 whose kept entry
   // maximises Ps_ij * weight[i] (of equal ones the last row), or -1 when
   // no such row keeps an entry in column j (weight of size n, rows of m).
@@ -155,11 +157,13 @@ class OtBackend {
                                   std::vector<double>* q);
   // Solves the Newton system's Schur complement (see SchurSystem) by
   // preconditioned conjugate gradient from dy = 0; *iterations =
-  // the CG iterations run, two sparse products each. This version runs
-  // the loop here over SparseMultiply() (schur_cg.cc); a device backend
+  // the CG iterations run, two sparse products each. Where the solver
+  // tracks Ps dy along the way (sum of each step's Ps d), it leaves that
+  // in *plan_dy, else empties it. This version runs the loop here over
+  // SparseGramTimes() and tracks it (schur_cg.cc); a device backend
   // overrides it to keep the loop's vectors on the device.
   virtual Status SolveSchur(const SchurSystem& system, std::vector<double>* dy,
-                            int64_t* iterations);
+                            int64_t* iterations, std::vector<double>* plan_dy);
 };
 
 // Runs Sinkhorn iterations on `backend` until converged, out of iterations

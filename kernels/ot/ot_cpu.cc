@@ -339,9 +339,9 @@ class CpuOtBackend final : public OtBackend {
   }
 
   Status SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                         std::vector<double>* out) override {
-    if (!WholePlanAtPotentials()) return OtBackend::SparseGramTimes(w, v, out);
-    kernel_->PlanGramTimes(w, v, out);
+                         std::vector<double>* out, std::vector<double>* plan_v) override {
+    if (!WholePlanAtPotentials()) return OtBackend::SparseGramTimes(w, v, out, plan_v);
+    kernel_->PlanGramTimes(w, v, out, plan_v);
     return Status::Ok();
   }
 

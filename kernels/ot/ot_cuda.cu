@@ -306,8 +306,9 @@ class CudaOtBackend final : public OtBackend {
     return dq.Download(q->data(), stream_);
   }
 
-  Status SolveSchur(const SchurSystem& system, std::vector<double>* dy,
-                    int64_t* iterations) override {
+  Status SolveSchur(const SchurSystem& system, std::vector<double>* dy, int64_t* iterations,
+                    std::vector<double>* plan_dy) override {
+    plan_dy->clear();  // not tracked: the driver's product after the solve
     const DeviceSparsePlan plan{sparse_rows_.data(), sparse_cols_.data(), sparse_vals_.data(),
                                 nnz_};
     return cg_.Solve(system, plan, p_.n, p_.m, stream_, dy, iterations);

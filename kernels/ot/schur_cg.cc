@@ -22,10 +22,12 @@ class HostSchurSolve {
   HostSchurSolve(OtBackend& backend, const SchurSystem& system)
       : backend_(backend), s_(system) {}
 
-  Status Run(std::vector<double>* x, int64_t* iterations) {
+  // Also Ps x into *plan_x, as the sum of each step's Ps d.
+  Status Run(std::vector<double>* x, int64_t* iterations, std::vector<double>* plan_x) {
     const size_t size = s_.rhs.size();
     std::vector<double> res = s_.rhs, z, dir, schur_dir;
     x->assign(size, 0.0);
+    plan_x->assign(s_.inv_dr.size(), 0.0);
     CgScalars cg;
     cg.rz = Precondition(res, &z);
     dir = z;
@@ -43,6 +45,7 @@ class HostSchurSolve {
         CgStepEntry(cg.alpha, dir[k], schur_dir[k], &(*x)[k], &res[k]);
         cg.rr_next += res[k] * res[k];
       }
+      for (size_t i = 0; i < plan_x->size(); ++i) (*plan_x)[i] += cg.alpha * plan_dir_[i];
       cg.rz_next = Precondition(res, &z);
       CgFinishStep(&cg);
       for (size_t k = 0; k < size; ++k) dir[k] = z[k] + cg.beta * dir[k];
@@ -73,9 +76,9 @@ class HostSchurSolve {
     return rz;
   }
 
-  // out = S v.
+  // out = S v, and plan_dir_ = Ps v.
   Status ApplySchur(const std::vector<double>& v, std::vector<double>* out) {
-    SOLVERD_RETURN_IF_ERROR(backend_.SparseGramTimes(s_.inv_dr, v, &back_));
+    SOLVERD_RETURN_IF_ERROR(backend_.SparseGramTimes(s_.inv_dr, v, &back_, &plan_dir_));
     out->resize(v.size());
     for (size_t j = 0; j < v.size(); ++j) {
       (*out)[j] = SchurEntry(s_.active[j], s_.dc[j], v[j], back_[j]);
@@ -86,15 +89,17 @@ class HostSchurSolve {
   OtBackend& backend_;
   const SchurSystem& s_;
   std::vector<double> back_;  // Ps^T diag(inv_dr) Ps v
+  std::vector<double> plan_dir_;  // Ps v
   std::vector<double> coarse_res_, coarse_z_;  // R r, inverse R r
 };
 
 }  // namespace
 
 Status OtBackend::SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                                  std::vector<double>* out) {
+                                  std::vector<double>* out, std::vector<double>* plan_v) {
   std::vector<double> rows;
   SOLVERD_RETURN_IF_ERROR(SparseMultiply(/*transpose=*/false, v, &rows));
+  if (plan_v != nullptr) *plan_v = rows;
   for (size_t i = 0; i < rows.size(); ++i) rows[i] *= w[i];
   return SparseMultiply(/*transpose=*/true, rows, out);
 }
@@ -110,8 +115,8 @@ Status OtBackend::SparseSchurSetup(const std::vector<double>& w,
 }
 
 Status OtBackend::SolveSchur(const SchurSystem& system, std::vector<double>* dy,
-                             int64_t* iterations) {
-  return HostSchurSolve(*this, system).Run(dy, iterations);
+                             int64_t* iterations, std::vector<double>* plan_dy) {
+  return HostSchurSolve(*this, system).Run(dy, iterations, plan_dy);
 }
 
 }  // namespace solverd::ot::internal

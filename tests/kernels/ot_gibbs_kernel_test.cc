@@ -258,7 +258,8 @@ void ExpectPlanSums(const Case& c, GibbsKernel& kernel, const std::vector<double
   kernel.PlanTimes(v, &pv);
   kernel.PlanTransposeTimes(w, &ptw);
   kernel.PlanColumnSquares(w, &squares);
-  kernel.PlanGramTimes(w, v, &gram);
+  std::vector<double> gram_pv;
+  kernel.PlanGramTimes(w, v, &gram, &gram_pv);
   kernel.Marginals(&r, &col);
   // Each sum and the sum of its terms' magnitudes.
   struct Sums {
@@ -297,6 +298,7 @@ void ExpectPlanSums(const Case& c, GibbsKernel& kernel, const std::vector<double
   expect_near(ptw, want_ptw, relative, "P^T w");
   expect_near(squares, want_squares, 2 * relative, "column squares");
   expect_near(gram, want_gram, 3 * relative, "P^T diag(w) P v");
+  expect_near(gram_pv, want_pv, relative, "P v on the Gram product's way");
   expect_near(r, want_r, 0, "P 1");
   expect_near(col, want_c, 0, "P^T 1");
   std::vector<int32_t> group(c.m);

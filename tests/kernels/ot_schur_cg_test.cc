@@ -162,10 +162,16 @@ int64_t ExpectSolved(DensePlanBackend& backend, SchurSystem s, int64_t inactive,
     EXPECT_TRUE(CoarseSpaceBuilder().Build(backend, backend.rows() * backend.cols(), &s).ok());
     EXPECT_GT(s.coarse.size, 1);
   }
-  std::vector<double> dy;
+  std::vector<double> dy, plan_dy, want_plan_dy;
   int64_t iterations = 0;
-  EXPECT_TRUE(backend.SolveSchur(s, &dy, &iterations).ok());
+  EXPECT_TRUE(backend.SolveSchur(s, &dy, &iterations, &plan_dy).ok());
   EXPECT_EQ(static_cast<int64_t>(dy.size()), backend.cols());
+  // Ps dy as the CG tracked it, step by step, against the product.
+  EXPECT_TRUE(backend.SparseMultiply(/*transpose=*/false, dy, &want_plan_dy).ok());
+  EXPECT_EQ(plan_dy.size(), want_plan_dy.size());
+  for (size_t i = 0; i < plan_dy.size() && i < want_plan_dy.size(); ++i) {
+    EXPECT_NEAR(plan_dy[i], want_plan_dy[i], 1e-12 * (1 + std::fabs(want_plan_dy[i]))) << i;
+  }
   EXPECT_LE(ResidualNorm(backend, s, dy), s.relative_target * Norm(s.rhs))
       << s.relative_target << (coarse ? " with" : " without") << " the coarse level";
   EXPECT_GT(iterations, 0);
@@ -266,11 +272,11 @@ TEST(SchurCg, TighterTargetsTakeMoreSteps) {
   DensePlanBackend backend(11);
   SchurSystem s = SystemFor(backend, /*inactive=*/3, 12);
   int64_t loose = 0, tight = 0;
-  std::vector<double> dy;
+  std::vector<double> dy, plan_dy;
   s.relative_target = 1e-2;
-  ASSERT_TRUE(backend.SolveSchur(s, &dy, &loose).ok());
+  ASSERT_TRUE(backend.SolveSchur(s, &dy, &loose, &plan_dy).ok());
   s.relative_target = 1e-10;
-  ASSERT_TRUE(backend.SolveSchur(s, &dy, &tight).ok());
+  ASSERT_TRUE(backend.SolveSchur(s, &dy, &tight, &plan_dy).ok());
   EXPECT_LT(loose, tight);
   EXPECT_EQ(dy[3], 0.0);
 }
@@ -280,9 +286,9 @@ TEST(SchurCg, StopsAtItsIterationLimit) {
   SchurSystem s = SystemFor(backend, /*inactive=*/0, 14);
   s.relative_target = 0;
   s.max_iterations = 3;
-  std::vector<double> dy;
+  std::vector<double> dy, plan_dy;
   int64_t iterations = 0;
-  ASSERT_TRUE(backend.SolveSchur(s, &dy, &iterations).ok());
+  ASSERT_TRUE(backend.SolveSchur(s, &dy, &iterations, &plan_dy).ok());
   EXPECT_EQ(iterations, 3);
   EXPECT_LT(ResidualNorm(backend, s, dy), Norm(s.rhs));  // three steps did reduce it
 }
@@ -292,9 +298,9 @@ TEST(SchurCg, ZeroRightHandSideTakesNoStep) {
   SchurSystem s = SystemFor(backend, /*inactive=*/0, 16);
   s.rhs.assign(kCols, 0.0);
   s.relative_target = 0;
-  std::vector<double> dy;
+  std::vector<double> dy, plan_dy;
   int64_t iterations = -1;
-  ASSERT_TRUE(backend.SolveSchur(s, &dy, &iterations).ok());
+  ASSERT_TRUE(backend.SolveSchur(s, &dy, &iterations, &plan_dy).ok());
   EXPECT_EQ(iterations, 0);
   EXPECT_EQ(dy, std::vector<double>(kCols, 0.0));
 }
