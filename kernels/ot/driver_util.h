@@ -109,15 +109,21 @@ class SinkhornSteps {
 };
 
 // What auto expects the whole Newton stage to cost, in Sinkhorn iterations
-// of the same problem: a few Newton steps (4-8 on bench/ot's cases), each
-// 4-30 iterations' time on the CPU (pot_n500 4 x 21, pot_n2000 4 x 28,
-// random assignment 8 x 4: newton_step_in_sinkhorn_iterations). It was 400
-// when a step cost 40-100 iterations; at 400, auto kept Sinkhorn on point
-// clouds where SNS was now up to 1.8x faster (pot_n200: Sinkhorn 0.0023 s,
-// SNS 0.0013 s) and moved on late on random assignment (48 iterations to
-// SNS's 28). At 120 it moves on at iteration 21 on all four, whose
-// predictions there are 193, 183, 203 and 144 iterations to go.
-inline constexpr double kNewtonStageCost = 120;
+// of the same problem: a few Newton steps (2-4 on point clouds, 8 on random
+// assignment), each 7-19 iterations' time on the CPU (pot_n2000 3 x 7,
+// pot_n500 4 x 12, random assignment 8 x 6-8:
+// newton_step_in_sinkhorn_iterations), plus, for auto, rebuilding in double
+// the kernel its Sinkhorn kept in single precision. It was 400 when a step
+// cost 40-100 iterations, then 120 at 20-30; at 120, once steps had got
+// cheaper, auto kept Sinkhorn where SNS was 1.3-1.6x faster (point clouds
+// at eta = 50, 90 iterations to go at iteration 21: n = 500 Sinkhorn
+// 0.0035 s, SNS 0.0021-0.0024 s, auto after moving on 0.0022-0.0027 s;
+// n = 2000 0.046 s, 0.029 s, 0.029 s). At 40 it keeps Sinkhorn at eta = 20
+// (24 to go, where Sinkhorn is the faster at n = 200 and 500) and moves on
+// at eta = 30 (46 to go; n = 2000 Sinkhorn 0.028-0.031 s, SNS 0.024 s,
+// auto 0.025 s; at n = 500 the three within 0.0021-0.0026 s) and on all
+// of bench/ot's cases at iteration 21 (predictions 144-203 there).
+inline constexpr double kNewtonStageCost = 40;
 // Sinkhorn on random assignment slows down window after window (predicted
 // iterations to go 25, 144, 187, 229, ... 419 at iteration 81, against the
 // 21,300 it takes: each window 20-30% more), so the prediction alone, at

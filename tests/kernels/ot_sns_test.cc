@@ -84,10 +84,10 @@ TEST(Sns, AutoIsTheDefaultAndSwitchesToNewtonWhenSinkhornStalls) {
 
 // Auto moves on to Newton once Sinkhorn's rate predicts more iterations
 // to go than the Newton stage costs (kNewtonStageCost): on random
-// assignment and on point clouds at eta = 100 that is at the first
-// prediction (iteration 21; Sinkhorn alone takes 21,300 and about 230),
-// on point clouds at a small eta, where Sinkhorn is nearly done by then,
-// never.
+// assignment and on point clouds at eta = 100 and 50 that is at the first
+// prediction (iteration 21; Sinkhorn alone takes 21,300, about 230 and
+// 120), on point clouds at a small eta, where Sinkhorn is nearly done by
+// then, never.
 TEST(Sns, AutoMovesOnWhenSinkhornHasFarToGoAndStaysWhenItIsNearlyDone) {
   for (unsigned seed : {2u, 5u}) {
     Problem assignment = RandomCost(500, 500, 1200, seed);
@@ -98,7 +98,7 @@ TEST(Sns, AutoMovesOnWhenSinkhornHasFarToGoAndStaysWhenItIsNearlyDone) {
     EXPECT_GT(r.newton_iterations, 0);
     EXPECT_LE(r.sinkhorn_iterations, 30) << "seed " << seed;
   }
-  for (double eta : {100.0, 20.0}) {
+  for (double eta : {100.0, 50.0, 20.0}) {
     for (int n : {200, 500}) {
       Problem clouds = RandomPointClouds(n, n, eta, 7);
       Result r, alone;
@@ -107,9 +107,9 @@ TEST(Sns, AutoMovesOnWhenSinkhornHasFarToGoAndStaysWhenItIsNearlyDone) {
       ASSERT_TRUE(Solve(Device::Cpu(), nullptr, clouds, With(Method::kSinkhorn, 1e-6, 2000),
                         nullptr, nullptr, &alone).ok());
       EXPECT_EQ(r.termination, Termination::kConverged);
-      if (eta == 100) {  // Sinkhorn alone: 220 and 230 iterations
-        EXPECT_GT(r.newton_iterations, 0) << "n = " << n;
-        EXPECT_LE(r.sinkhorn_iterations, 30) << "n = " << n;
+      if (eta > 20) {  // Sinkhorn alone: 220-230 and 120 iterations
+        EXPECT_GT(r.newton_iterations, 0) << "n = " << n << ", eta = " << eta;
+        EXPECT_LE(r.sinkhorn_iterations, 30) << "n = " << n << ", eta = " << eta;
       } else {  // Sinkhorn alone: 50
         EXPECT_EQ(r.newton_iterations, 0) << "n = " << n;
         EXPECT_EQ(r.sinkhorn_iterations, alone.iterations) << "n = " << n;
