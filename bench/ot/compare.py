@@ -24,6 +24,10 @@
    densities_w{1,2}_28x28 (two Gaussian mixtures on a 28 x 28 grid).
    Every solverd-sns run also reports newton_step_in_sinkhorn_iterations:
    a Newton step's time in Sinkhorn iterations of the same run.
+4. pot_n2000_eta{20,30,50}: solverd's three methods on the point clouds
+   of pot_n2000 at a smaller eta, to error 1e-6, where Sinkhorn needs 50,
+   70 and 120 iterations: around the point where auto should move on to
+   Newton (it should keep Sinkhorn at eta = 20).
 
 Every plan is checked here the same way: the L1 marginal error and the cost
 <C,P> are recomputed from what each solver returned. POT stops on the L2
@@ -236,13 +240,20 @@ def main():
                 record(case, system, sec, iters, P, C, a, a, ref, *fig)
 
         cases = [("random_assignment_n500", np.random.default_rng(1).random((500, 500)),
-                  np.full(500, 1 / 500), np.full(500, 1 / 500), 1200.0)]
+                  np.full(500, 1 / 500), np.full(500, 1 / 500), 1200.0, 1e-9)]
         X, da, db = grid_densities(28, 2)
         diff = X[:, None, :] - X[None, :, :]
-        cases.append(("densities_w1_28x28", np.abs(diff).sum(2), da, db, 200.0))
-        cases.append(("densities_w2_28x28", (diff ** 2).sum(2), da, db, 500.0))
-        for case, C, a, b, eta in cases:
-            results = [(f"solverd-{method}",) + bench.solve(C, eta, 1e-9, method, a, b)
+        cases.append(("densities_w1_28x28", np.abs(diff).sum(2), da, db, 200.0, 1e-9))
+        cases.append(("densities_w2_28x28", (diff ** 2).sum(2), da, db, 500.0, 1e-9))
+        clouds = np.random.default_rng(0)
+        for n in (200, 500):  # pot_n2000's points: the generator's third draw
+            clouds.random((n, 2)), clouds.random((n, 2))
+        X, Y = clouds.random((2000, 2)), clouds.random((2000, 2))
+        uniform = np.full(2000, 1 / 2000)
+        for eta in (20.0, 30.0, 50.0):
+            cases.append((f"pot_n2000_eta{eta:.0f}", ot.dist(X, Y), uniform, uniform, eta, 1e-6))
+        for case, C, a, b, eta, tol in cases:
+            results = [(f"solverd-{method}",) + bench.solve(C, eta, tol, method, a, b)
                        for method in SOLVERD_METHODS]
             ref = results[0][1]
             for system, sec, iters, P, fig in results:
