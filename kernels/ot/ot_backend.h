@@ -135,8 +135,7 @@ class OtBackend {
   // product's halfway point, into *plan_v unless it is null: by default the
   // two products; a backend that can fuse them overrides it.
   virtual Status SparseGramTimes(const std::vector<double>& w, const std::vector<double>& v,
-                                 std::vector<double>* out,
-                                 std::vector<double>* plan_v = nullptr);
+                                 std::vector<double>* out, std::vector<double>* plan_v);
   // For each column j, the row i with weight[i] > 0 whose kept entry
   // maximises Ps_ij * weight[i] (of equal ones the last row), or -1 when
   // no such row keeps an entry in column j (weight of size n, rows of m).
