@@ -299,14 +299,10 @@ class NewtonStage {
   bool RowActive(int64_t i) const { return p_.a[i] > 0; }
   bool ColumnActive(int64_t j) const { return p_.b[j] > 0 && j != fixed_column_; }
 
-  // pv = Ps v, or ptu = Ps^T u.
+  // pv = Ps v, counted as a product.
   Status PlanTimes(const std::vector<double>& v, std::vector<double>* pv) {
     ++work_.sparse_products;
     return backend_.SparseMultiply(/*transpose=*/false, v, pv);
-  }
-  Status PlanTransposeTimes(const std::vector<double>& u, std::vector<double>* ptu) {
-    ++work_.sparse_products;
-    return backend_.SparseMultiply(/*transpose=*/true, u, ptu);
   }
 
   // Solves M (dx, dy) = (gx, gy) / eta for the approximate Hessian
