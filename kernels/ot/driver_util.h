@@ -58,6 +58,11 @@ class StageClock {
 void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& options,
                     const char* stage);
 
+// ||r - a||_1 + ||c - b||_1 for the plan's row sums r and column sums c:
+// the error every stopping rule compares with the tolerance.
+double MarginalError(const Problem& problem, const std::vector<double>& r,
+                     const std::vector<double>& c);
+
 // Marks *state finished if it is converged, out of iterations or time, or
 // stopped by `cancel`; returns whether it is.
 bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* state);
@@ -78,13 +83,18 @@ class SinkhornSteps {
 
   // The next iteration's measurement: whether it measures the row error,
   // and the error at or below which it must not update (as
-  // OtBackend::SinkhornIteration takes them).
+  // OtBackend::SinkhornIteration takes them). The row error is the whole
+  // error only once an update has balanced the columns: the stage's first
+  // iteration updates whatever it measures, unless it is also its last.
   void Begin(bool* check, double* keep_below);
   // Records the iteration begun: its error (when it measured) and whether
   // it updated. Returns whether the stage goes on.
   bool End(double error, bool updated);
   // Whether the stage ended on a stall.
   bool stalled() const { return stalled_; }
+  // Whether any iteration updated: else the columns are as the stage found
+  // them and the last row error measured is not the whole error.
+  bool updated() const { return updated_; }
 
  private:
   const Options& options_;
@@ -101,6 +111,7 @@ class SinkhornSteps {
 
   int64_t step_ = 0;
   bool check_ = false;
+  bool updated_ = false;
   double window_start_error_ = -1;
   int64_t window_start_step_ = 0;
   double last_remaining_ = INFINITY;  // iterations predicted at the last window
@@ -137,9 +148,10 @@ inline constexpr double kSlowingGrowth = 1.1;
 
 // Runs Sinkhorn iterations until `state` is finished, `max_steps` more
 // iterations have run, or (when stop_on_stall) SinkhornSteps predicts the
-// Newton stage to finish sooner. Ends with the potentials balanced on the
-// columns and state->error measured at them.
-Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
+// Newton stage to finish sooner. Ends with state->error measured at the
+// potentials it leaves (balanced on the columns, unless no iteration ran).
+Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& options,
+                     int64_t max_steps,
                      bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state);
 

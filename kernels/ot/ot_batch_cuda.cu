@@ -137,6 +137,7 @@ class CudaSinkhornBatch {
         t.item->status = continued;
         continue;
       }
+      if (!t.steps.updated()) SOLVERD_RETURN_IF_ERROR(MeasureWholeError(k));
       Result& r = t.item->result;
       r = Result();
       FillResultFigures(*t.item->problem, t.state, costs[k], plogps[k], &r);
@@ -209,6 +210,26 @@ class CudaSinkhornBatch {
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchPlanTotalsKernel", stream_));
     SOLVERD_RETURN_IF_ERROR(RowTotals(row_values_, costs));
     return RowTotals(row_values2_, plogps);
+  }
+
+  // For a problem whose stage ended before its first update (no iterations
+  // allowed, or stopped at once), the row error it measured leaves the
+  // columns out: the whole error from its plan, in one download (rare).
+  Status MeasureWholeError(int64_t k) {
+    Track& t = tracks_[k];
+    std::vector<double> plan;
+    SOLVERD_RETURN_IF_ERROR(CopyPlan(k, &plan));
+    std::vector<double> rows(n_, 0.0), columns(m_, 0.0);
+    for (int64_t i = 0; i < n_; ++i) {
+      for (int64_t j = 0; j < m_; ++j) {
+        rows[i] += plan[i * m_ + j];
+        columns[j] += plan[i * m_ + j];
+      }
+    }
+    t.state.error = MarginalError(*t.item->problem, rows, columns);
+    t.state.error_current = true;
+    CheckLimits(t.item->options, t.item->cancel, &t.state);
+    return Status::Ok();
   }
 
   Status CopyPlan(int64_t k, std::vector<double>* plan) {

@@ -90,7 +90,7 @@ void SinkhornSteps::Begin(bool* check, double* keep_below) {
   const bool last = step_ == max_steps_ || BudgetSpent(options_, cancel_, *state_);
   check_ = last || step_ % check_every == 0;
   *check = check_;
-  *keep_below = last ? INFINITY : check_ ? options_.tolerance : -INFINITY;
+  *keep_below = last ? INFINITY : check_ && updated_ ? options_.tolerance : -INFINITY;
 }
 
 bool SinkhornSteps::End(double error, bool updated) {
@@ -100,11 +100,14 @@ bool SinkhornSteps::End(double error, bool updated) {
     if (state_->first_error < 0) state_->first_error = error;
     ReportProgress(sink_, *state_, options_, "sinkhorn");
   }
-  state_->error_current = !updated;
+  // Without an update in this stage, the error measured leaves the columns
+  // out: never current, so never converged.
+  state_->error_current = !updated && updated_;
   if (!updated) {
     CheckLimits(options_, cancel_, state_);
     return false;
   }
+  updated_ = true;
   ++state_->sinkhorn_iterations;
   if (check_ && stop_on_stall_) {
     if (window_start_error_ > 0 && NewtonPredictedSooner(error)) {
@@ -130,8 +133,8 @@ bool SinkhornSteps::NewtonPredictedSooner(double error) {
   return windows_slowing_ >= kSlowingWindows && remaining > kNewtonStageCost / 4;
 }
 
-Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_steps,
-                     bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
+Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& options,
+                     int64_t max_steps, bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
                      SolveState* state) {
   StageClock clock(&state->sinkhorn_seconds);
   SinkhornSteps steps(options, max_steps, stop_on_stall, sink, cancel, state);
@@ -143,11 +146,28 @@ Status SinkhornStage(OtBackend& backend, const Options& options, int64_t max_ste
         backend.SinkhornIteration(keep_below, check ? &error : nullptr, &updated));
     if (!steps.End(error, updated)) break;
   }
-  if (!state->error_current) {  // stalled: measure what the next stage starts from
-    SOLVERD_RETURN_IF_ERROR(backend.RowPass(&state->error));
+  if (!state->error_current) {  // stalled or no update: measure where the stage ends
+    if (steps.updated()) {
+      SOLVERD_RETURN_IF_ERROR(backend.RowPass(&state->error));
+    } else {
+      std::vector<double> r, c;
+      double total = 0;
+      SOLVERD_RETURN_IF_ERROR(backend.PlanMarginals(&r, &c, &total));
+      state->error_current = true;
+      state->error = MarginalError(problem, r, c);
+      CheckLimits(options, cancel, state);  // converged after all?
+    }
     state->error_current = true;
   }
   return Status::Ok();
+}
+
+double MarginalError(const Problem& problem, const std::vector<double>& r,
+                     const std::vector<double>& c) {
+  double error = 0;
+  for (int64_t i = 0; i < problem.n; ++i) error += std::fabs(r[i] - problem.a[i]);
+  for (int64_t j = 0; j < problem.m; ++j) error += std::fabs(c[j] - problem.b[j]);
+  return std::isfinite(error) ? error : INFINITY;
 }
 
 void FillResultFigures(const Problem& problem, const SolveState& state, double transport_cost,
@@ -183,7 +203,7 @@ Status FinishSolve(OtBackend& backend, const Problem& problem, const Options& op
 Status RunSinkhorn(OtBackend& backend, const Problem& problem, const Options& options,
                    ProgressSink* sink, const CancelToken* cancel, Result* result) {
   SolveState state;
-  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, options, options.max_iterations,
+  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, problem, options, options.max_iterations,
                                         /*stop_on_stall=*/false, sink, cancel, &state));
   return FinishSolve(backend, problem, options, state, result);
 }

@@ -165,7 +165,7 @@ class NewtonStage {
       // No step length increased f: fall back to a window of Sinkhorn steps.
       SOLVERD_RETURN_IF_ERROR(backend_.SetPotentials(point_.x, point_.y));
       const int window = std::max(1, o_.check_every);
-      SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend_, o_, window, false, sink, cancel, state));
+      SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend_, p_, o_, window, false, sink, cancel, state));
       if (state->finished) return Status::Ok();
       SOLVERD_RETURN_IF_ERROR(backend_.CopyPotentials(&point_.x, &point_.y));
       SOLVERD_RETURN_IF_ERROR(Evaluate(&point_));
@@ -204,7 +204,7 @@ class NewtonStage {
     const int64_t steps = std::clamp<int64_t>(std::llround(kSinkhornStepsPerPass * passes), 1,
                                               std::max<int64_t>(1, o_.max_iterations));
     SOLVERD_RETURN_IF_ERROR(backend_.SetPotentials(point_.x, point_.y));
-    SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend_, o_, steps, false, sink, cancel, state));
+    SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend_, p_, o_, steps, false, sink, cancel, state));
     if (state->finished) return Status::Ok();
     SOLVERD_RETURN_IF_ERROR(backend_.CopyPotentials(&point_.x, &point_.y));
     return Evaluate(&point_);
@@ -216,17 +216,15 @@ class NewtonStage {
     SOLVERD_RETURN_IF_ERROR(backend_.SetPotentials(point->x, point->y));
     double total = 0;
     SOLVERD_RETURN_IF_ERROR(backend_.PlanMarginals(&point->r, &point->c, &total));
-    double f = -total / p_.eta, error = 0;
+    double f = -total / p_.eta;
     for (int64_t i = 0; i < p_.n; ++i) {
       if (p_.a[i] > 0) f += p_.a[i] * point->x[i];
-      error += std::fabs(point->r[i] - p_.a[i]);
     }
     for (int64_t j = 0; j < p_.m; ++j) {
       if (p_.b[j] > 0) f += p_.b[j] * point->y[j];
-      error += std::fabs(point->c[j] - p_.b[j]);
     }
     point->f = std::isnan(f) ? -INFINITY : f;
-    point->error = std::isfinite(error) ? error : INFINITY;
+    point->error = MarginalError(p_, point->r, point->c);
     return Status::Ok();
   }
 
@@ -465,7 +463,7 @@ Status RunSns(OtBackend& backend, const Problem& problem, const Options& options
               ProgressSink* sink, const CancelToken* cancel, Result* result) {
   SolveState state;
   const bool auto_switch = options.method == Method::kAuto;
-  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, options, SinkhornStageSteps(options),
+  SOLVERD_RETURN_IF_ERROR(SinkhornStage(backend, problem, options, SinkhornStageSteps(options),
                                         auto_switch, sink, cancel, &state));
   return FinishSns(backend, problem, options, sink, cancel, &state, result);
 }

@@ -190,6 +190,49 @@ TEST(SinkhornCpu, ZeroMassRowsGetNoTransport) {
   EXPECT_LE(r.marginal_error, 1e-10);
 }
 
+// ||P1 - a||_1 + ||P^T 1 - b||_1 of a dense plan.
+double PlanMarginalError(const Problem& p, const std::vector<double>& plan) {
+  double error = 0;
+  for (int i = 0; i < p.n; ++i) {
+    double row = 0;
+    for (int j = 0; j < p.m; ++j) row += plan[i * p.m + j];
+    error += std::fabs(row - p.a[i]);
+  }
+  for (int j = 0; j < p.m; ++j) {
+    double column = 0;
+    for (int i = 0; i < p.n; ++i) column += plan[i * p.m + j];
+    error += std::fabs(column - p.b[j]);
+  }
+  return error;
+}
+
+// The iterations measure the row error, the whole error once an update has
+// balanced the columns. Here the starting potentials (zero) balance the rows
+// exactly but leave the columns 0.8 off: a solve must not stop there as
+// converged, and one allowed no iterations reports the whole error.
+TEST(SinkhornCpu, StopsOnlyOnTheWholeMarginalError) {
+  Problem p;
+  p.n = p.m = 2;
+  p.eta = 1;
+  // exp(-eta C - 1) = 1/4 everywhere: rows 1/2 = a, columns 1/2 against b.
+  p.cost.assign(4, -1 - std::log(0.25));
+  p.a = {0.5, 0.5};
+  p.b = {0.9, 0.1};
+  for (Method method : {Method::kSinkhorn, Method::kSns, Method::kAuto}) {
+    Options o = Tight(method);
+    Result r;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r).ok());
+    EXPECT_EQ(r.termination, Termination::kConverged);
+    EXPECT_GT(r.iterations, 0);
+    EXPECT_LE(PlanMarginalError(p, r.plan), 1e-10);
+    o.max_iterations = 0;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &r).ok());
+    EXPECT_EQ(r.termination, Termination::kMaxIterations);
+    EXPECT_NEAR(r.marginal_error, 0.8, 1e-12);
+    EXPECT_NEAR(PlanMarginalError(p, r.plan), 0.8, 1e-12);
+  }
+}
+
 TEST(SinkhornCpu, PointCloudsMatchDenseCostAndThreadsAgree) {
   Problem points = RandomPointClouds(300, 200, 20.0, 5);
   Problem dense = WithDenseCost(points);
