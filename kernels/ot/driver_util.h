@@ -151,9 +151,8 @@ inline constexpr double kSlowingGrowth = 1.1;
 // Newton stage to finish sooner. Ends with state->error measured at the
 // potentials it leaves (balanced on the columns, unless no iteration ran).
 Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& options,
-                     int64_t max_steps,
-                     bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
-                     SolveState* state);
+                     int64_t max_steps, bool stop_on_stall, ProgressSink* sink,
+                     const CancelToken* cancel, SolveState* state);
 
 // How many Sinkhorn iterations the Sinkhorn stage of options.method runs
 // at most: sns_sinkhorn_steps for SNS, all of them otherwise (auto leaves

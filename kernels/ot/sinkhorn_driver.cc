@@ -134,8 +134,8 @@ bool SinkhornSteps::NewtonPredictedSooner(double error) {
 }
 
 Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& options,
-                     int64_t max_steps, bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
-                     SolveState* state) {
+                     int64_t max_steps, bool stop_on_stall, ProgressSink* sink,
+                     const CancelToken* cancel, SolveState* state) {
   StageClock clock(&state->sinkhorn_seconds);
   SinkhornSteps steps(options, max_steps, stop_on_stall, sink, cancel, state);
   for (;;) {
