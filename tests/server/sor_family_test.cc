@@ -272,6 +272,9 @@ TEST(MatrixMarket, RejectsMalformedFilesNamingTheLine) {
   expect_bad(h + "2 2 2\n1 1 1\n2 2 nan\n", "not finite");
   expect_bad(h + "2 2 1\n1 1 1\n", "row 1: zero diagonal");
   expect_bad(h + "2 2 99999999999\n", "entry count out of range");
+  // Twice this overflowed int64 before the bound (found by matrix_market_fuzz).
+  expect_bad("%%MatrixMarket matrix coordinate real symmetric\n3 3 8888888888888888185\n",
+             "entry count out of range");
   expect_bad("%%MatrixMarket matrix coordinate real symmetric\n2 2 2\n1 2 1\n2 2 1\n", "lower triangle");
 }
 

@@ -74,7 +74,8 @@ absl::StatusOr<::solverd::sor::CsrMatrix> ParseMatrixMarket(absl::string_view te
   }
   if (rows != cols) return LineError(field, line, absl::StrCat("matrix is ", rows, " x ", cols, ", not square"));
   if (rows <= 0 || rows >= (int64_t{1} << 31)) return LineError(field, line, "row count out of range");
-  if (entries < 0 || entries * (symmetric ? 2 : 1) > kMaxMatrixMarketEntries) {
+  // Divided, not multiplied: a count near INT64_MAX must not overflow.
+  if (entries < 0 || entries > kMaxMatrixMarketEntries / (symmetric ? 2 : 1)) {
     return LineError(field, line, absl::StrCat("entry count out of range (at most ",
                                                kMaxMatrixMarketEntries, ")"));
   }
