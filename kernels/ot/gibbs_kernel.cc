@@ -170,11 +170,7 @@ void GibbsKernel::ScaledColumns(const double* scale, std::vector<double>* out, i
 void GibbsKernel::RowSums(std::vector<double>* r) const { RowDots(v_.data(), r); }
 
 void GibbsKernel::RowDots(const double* v, std::vector<double>* r) const {
-  if (single_) {
-    RowDotsOver(kernel_single_.data(), v, r);
-  } else {
-    RowDotsOver(kernel_.data(), v, r);
-  }
+  WithStoredKernel([&](const auto* kernel) { RowDotsOver(kernel, v, r); });
 }
 
 void GibbsKernel::PlanTotals(double* transport_cost, double* plogp) const {

@@ -154,10 +154,12 @@ class GibbsKernel {
   // ColumnPass() over the storage WithProductKernel() picks.
   template <typename BlockFn>
   void ProductPass(const BlockFn& block, int accumulators = 1);
-  // Calls fn(K) with K the storage the Newton system's products read
-  // (const float* or const double*): the single copy while it stands for
-  // the plan within its rounding (scalings within kMaxSingleScaling),
-  // else K itself.
+  // Calls fn(K) with K itself (const float* or const double*, as stored).
+  template <typename Fn>
+  void WithStoredKernel(const Fn& fn) const;
+  // Calls fn(K) with K the storage the Newton system's products read: the
+  // single copy while it stands for the plan within its rounding
+  // (scalings within kMaxSingleScaling), else K as stored.
   template <typename Fn>
   void WithProductKernel(const Fn& fn) const;
   // Makes product_copy_ current (a pass over K) unless it is; false

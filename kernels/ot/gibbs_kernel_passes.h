@@ -21,13 +21,18 @@ inline constexpr double kMaxSingleScaling = 1e12;
 
 inline constexpr int64_t kCacheLineDoubles = 8;
 
+template <typename Fn>
+void GibbsKernel::WithStoredKernel(const Fn& fn) const {
+  if (single_) {
+    fn(kernel_single_.data());
+  } else {
+    fn(kernel_.data());
+  }
+}
+
 template <typename BlockFn>
 void GibbsKernel::ColumnPass(const BlockFn& block) {
-  if (single_) {
-    ColumnPassOver(kernel_single_.data(), block);
-  } else {
-    ColumnPassOver(kernel_.data(), block);
-  }
+  WithStoredKernel([&](const auto* kernel) { ColumnPassOver(kernel, block); });
 }
 
 template <typename Fn>
@@ -39,10 +44,8 @@ void GibbsKernel::WithProductKernel(const Fn& fn) const {
   if (!single_ && !x0_.empty() && std::all_of(u_.begin(), u_.end(), in_single_range) &&
       std::all_of(v_.begin(), v_.end(), in_single_range) && MakeProductCopy()) {
     fn(product_copy_.data());
-  } else if (single_) {
-    fn(kernel_single_.data());
   } else {
-    fn(kernel_.data());
+    WithStoredKernel(fn);
   }
 }
 

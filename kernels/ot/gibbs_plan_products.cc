@@ -169,19 +169,17 @@ void GibbsKernel::PlanHeaviestWeightedRows(const std::vector<double>& weight,
 }
 
 void GibbsKernel::PlanRow(int64_t i, double* out) const {
-  if (single_) {
-    ScaledRow(u_[i], &kernel_single_[i * m_], v_.data(), m_, out);
-  } else {
-    ScaledRow(u_[i], &kernel_[i * m_], v_.data(), m_, out);
-  }
+  WithStoredKernel(
+      [&](const auto* kernel) { ScaledRow(u_[i], &kernel[i * m_], v_.data(), m_, out); });
 }
 
 void GibbsKernel::PlanAt(int64_t i, const int32_t* columns, int64_t count, double* out) const {
-  for (int64_t k = 0; k < count; ++k) {
-    const double kernel = single_ ? static_cast<double>(kernel_single_[i * m_ + columns[k]])
-                                  : kernel_[i * m_ + columns[k]];
-    out[k] = u_[i] * kernel * v_[columns[k]];
-  }
+  WithStoredKernel([&](const auto* kernel) {
+    const auto* row = &kernel[i * m_];
+    for (int64_t k = 0; k < count; ++k) {
+      out[k] = u_[i] * static_cast<double>(row[columns[k]]) * v_[columns[k]];
+    }
+  });
 }
 
 }  // namespace solverd::ot::internal
