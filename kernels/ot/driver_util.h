@@ -9,6 +9,7 @@
 #include <string>
 
 #include "ot/ot_backend.h"
+#include "ot/overrelaxation.h"
 
 namespace solverd::ot::internal {
 
@@ -25,6 +26,7 @@ struct SolveState {
   double sinkhorn_seconds = 0;  // wall time in each stage (StageClock)
   double newton_seconds = 0;
   double cg_seconds = 0;        // within newton_seconds, in OtBackend::SolveSchur
+  RelaxationTuner relaxation;   // of the Sinkhorn iterations, across stages
   bool finished = false;    // termination below is final
   Termination termination = Termination::kMaxIterations;
   Status stop;              // kCancelled / kDeadlineExceeded when stopped
@@ -87,6 +89,8 @@ class SinkhornSteps {
   // error only once an update has balanced the columns: the stage's first
   // iteration updates whatever it measures, unless it is also its last.
   void Begin(bool* check, double* keep_below);
+  // The over-relaxation of the iteration begun.
+  const Relaxation& relaxation() const { return state_->relaxation.relaxation(); }
   // Records the iteration begun: its error (when it measured) and whether
   // it updated. Returns whether the stage goes on.
   bool End(double error, bool updated);

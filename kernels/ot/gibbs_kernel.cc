@@ -36,6 +36,24 @@ bool Rescale(double mass, double sum, double max_scaling, double* scaling) {
   return *scaling >= 1 / max_scaling && *scaling <= max_scaling;
 }
 
+// Rescale() over-relaxed (sinkhorn_math.h's RelaxedPotential() in scaling
+// form): *scaling, whose row (column) sums to *scaling * kernel_sum, times
+// (mass / that sum)^factor; the plain step where the factor is 1. Sets
+// *log_ratio = log(sum / mass) and *factor; false when out of range.
+bool RelaxedRescale(double mass, double kernel_sum, const Relaxation& relaxation,
+                    double max_scaling, double* scaling, double* log_ratio, double* factor) {
+  *log_ratio = 0;
+  *factor = 1;
+  const double sum = *scaling * kernel_sum;
+  if (relaxation.omega != 1 && mass > 0 && sum > 0) {
+    *log_ratio = std::log(sum / mass);
+    *factor = RelaxationFactor(*log_ratio, relaxation);
+  }
+  if (*factor == 1) return Rescale(mass, kernel_sum, max_scaling, scaling);
+  *scaling *= std::exp(-*factor * *log_ratio);
+  return *scaling >= 1 / max_scaling && *scaling <= max_scaling;
+}
+
 // The scaling exp(eta (potential - base)) that moves a kernel built at
 // `base` to `potential`; false when it is out of range or undefined.
 bool ScalingBetween(double base, double potential, double eta, double max_scaling,
@@ -97,7 +115,8 @@ void GibbsKernel::UseDoublePrecision() {
 }
 
 bool GibbsKernel::Iterate(const std::vector<double>& a, const std::vector<double>& b,
-                          double keep_below, double* row_error, bool* updated) {
+                          const Relaxation& relaxation, double keep_below, double* row_error,
+                          bool* updated, double* column_error) {
   *updated = false;
   struct alignas(64) PartFigures {  // a cache line each: parts write theirs per row
     double error = 0;
@@ -109,8 +128,12 @@ bool GibbsKernel::Iterate(const std::vector<double>& a, const std::vector<double
     BlockDots(rows, count, m_, v_.data(), sums);
     for (int64_t k = 0; k < count; ++k) {
       const int64_t i = first + k;
-      figures[part].error += std::fabs((u_[i] == 0 ? 0 : u_[i] * sums[k]) - a[i]);
-      const bool usable = Rescale(a[i], sums[k], max_scaling_, &next_u_[i]);
+      const double row = u_[i] == 0 ? 0 : u_[i] * sums[k];
+      figures[part].error += std::fabs(row - a[i]);
+      double log_ratio = 0, factor = 1;
+      next_u_[i] = u_[i];
+      const bool usable = RelaxedRescale(a[i], sums[k], relaxation, max_scaling_, &next_u_[i],
+                                         &log_ratio, &factor);
       figures[part].usable = figures[part].usable && usable;
       scales[k] = usable ? next_u_[i] : 0;  // an unusable pass changes nothing
     }
@@ -125,11 +148,19 @@ bool GibbsKernel::Iterate(const std::vector<double>& a, const std::vector<double
   if (*row_error <= keep_below) return true;
   if (!usable) return false;
   std::vector<double>& columns = column_partials_[0];
+  double left = 0;
   for (int64_t j = 0; j < m_; ++j) {
-    if (!Rescale(b[j], columns[j], max_scaling_, &columns[j])) return false;
+    double log_ratio = 0, factor = 1, scaling = v_[j];
+    if (!RelaxedRescale(b[j], columns[j], relaxation, max_scaling_, &scaling, &log_ratio,
+                        &factor)) {
+      return false;
+    }
+    columns[j] = scaling;
+    left += RelaxedMarginalError(b[j], log_ratio, factor);
   }
   u_.swap(next_u_);
   std::copy(columns.begin(), columns.begin() + m_, v_.begin());
+  *column_error = left;
   *updated = true;
   return true;
 }

@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "common/huge_page_array.h"
+#include "ot/sinkhorn_math.h"
 
 namespace solverd::ot::internal {
 
@@ -82,10 +83,13 @@ class GibbsKernel {
 
   // One Sinkhorn iteration. Measures ||P1 - a||_1 at the current scalings
   // into *row_error; then, unless that is <= keep_below, sets u to balance
-  // the rows and v to balance the columns, and *updated. Returns false,
-  // with nothing changed, when a sum or scaling leaves the usable range.
-  bool Iterate(const std::vector<double>& a, const std::vector<double>& b, double keep_below,
-               double* row_error, bool* updated);
+  // the rows and v to balance the columns, over-relaxed (sinkhorn_math.h),
+  // and *updated, with the column error the relaxed step leaves in
+  // *column_error. Returns false, with nothing changed, when a sum or
+  // scaling leaves the usable range.
+  bool Iterate(const std::vector<double>& a, const std::vector<double>& b,
+               const Relaxation& relaxation, double keep_below, double* row_error,
+               bool* updated, double* column_error);
 
   // Sets the scalings that stand for potentials (x, y); false, with
   // nothing changed, when one is out of range (x far from x0).

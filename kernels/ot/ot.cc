@@ -8,6 +8,7 @@
 #include "common/check_finite.h"
 #include "ot/gibbs_kernel.h"
 #include "ot/ot_backend.h"
+#include "ot/overrelaxation.h"
 
 namespace solverd::ot {
 namespace {
@@ -109,6 +110,10 @@ Status ValidateOptions(const Options& o) {
   if (o.check_every < 0) return InvalidArgument("check_every: must be non-negative");
   if (!(o.sparse_plan_threshold >= 0) || !std::isfinite(o.sparse_plan_threshold)) {
     return InvalidArgument("sparse_plan_threshold: must be non-negative and finite");
+  }
+  if (!(o.overrelaxation == 0 ||
+        (o.overrelaxation >= 1 && o.overrelaxation <= internal::kMaxOmega))) {
+    return InvalidArgument("overrelaxation: must be 0 (tuned) or in [1, 1.95]");
   }
   if (o.sns_sinkhorn_steps < 0) return InvalidArgument("sns_sinkhorn_steps: must be non-negative");
   if (!(o.sparsity >= 0 && o.sparsity <= 1)) return InvalidArgument("sparsity: must be in [0, 1]");

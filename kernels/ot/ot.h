@@ -38,7 +38,7 @@ struct Problem {
 };
 
 enum class Method {
-  kSinkhorn,  // log-domain Sinkhorn
+  kSinkhorn,  // log-domain Sinkhorn, over-relaxed (Options::overrelaxation)
   kSns,       // Sinkhorn-Newton-Sparse: sns_sinkhorn_steps Sinkhorn steps, then Newton
   kAuto,      // Sinkhorn, then Newton once that is predicted to finish sooner
 };
@@ -53,6 +53,10 @@ struct Options {
   bool want_plan = false;         // fill Result::plan (dense n*m)
   // When > 0, fill Result::sparse_plan with the entries P_ij >= this.
   double sparse_plan_threshold = 0;
+  // Over-relaxation omega of the Sinkhorn iterations (all methods):
+  // 0 tunes it from their convergence rate (overrelaxation.h), 1 is
+  // classic Sinkhorn, and a value in (1, 1.95] is used throughout.
+  double overrelaxation = 0;
   // SNS: Sinkhorn steps before the Newton stage (kSns only).
   int64_t sns_sinkhorn_steps = 20;
   // SNS: the sparse Hessian keeps about sparsity * n * m entries of P

@@ -19,6 +19,7 @@
 #include "common/progress.h"
 #include "common/status.h"
 #include "ot/ot.h"
+#include "ot/sinkhorn_math.h"
 
 namespace solverd::ot {
 struct BatchItem;  // batch.h
@@ -67,26 +68,29 @@ class OtBackend {
 
   // Measures every row of the plan (its sum, or equivalently
   // lse_i = log sum_j exp(eta (y_j - C_ij))) and keeps it for UpdateRows().
-  // When row_error is non-null, also returns
-  // ||P1 - a||_1 at the current potentials (columns are exact after
-  // UpdateColumns(), so this is the whole marginal error then).
+  // When row_error is non-null, also returns ||P1 - a||_1 at the current
+  // potentials plus the column error the last UpdateColumns() left
+  // (RelaxedMarginalError(); none after a plain step, nor counted after
+  // SetPotentials()): the whole marginal error, once UpdateColumns() ran.
   virtual Status RowPass(double* row_error) = 0;
-  // x_i <- BalancedPotential(a_i, lse_i). REQUIRES: RowPass() since the last
-  // change of y.
-  virtual Status UpdateRows() = 0;
-  // y_j <- BalancedPotential(b_j, log sum_i exp(eta (x_i - C_ij))).
-  virtual Status UpdateColumns() = 0;
-  // One Sinkhorn iteration with the measurement before it: the row error
-  // at the current potentials goes to *row_error (which may be null only
-  // when keep_below is -inf); then, unless it is <= keep_below, the rows and
-  // columns are updated and *updated set. Backends that measure the error
-  // for free in the same pass as the update override this.
-  virtual Status SinkhornIteration(double keep_below, double* row_error, bool* updated) {
+  // x_i <- RelaxedPotential(x_i, BalancedPotential(a_i, lse_i)).
+  // REQUIRES: RowPass() since the last change of y.
+  virtual Status UpdateRows(const Relaxation& relaxation) = 0;
+  // y_j <- RelaxedPotential(y_j, BalancedPotential(b_j, log sum_i
+  // exp(eta (x_i - C_ij)))), keeping the column error it leaves.
+  virtual Status UpdateColumns(const Relaxation& relaxation) = 0;
+  // One Sinkhorn iteration with the measurement before it: RowPass()'s
+  // error at the current potentials goes to *row_error (which may be null
+  // only when keep_below is -inf); then, unless it is <= keep_below, the
+  // rows and columns are updated and *updated set. Backends that measure
+  // the error for free in the same pass as the update override this.
+  virtual Status SinkhornIteration(double keep_below, const Relaxation& relaxation,
+                                   double* row_error, bool* updated) {
     SOLVERD_RETURN_IF_ERROR(RowPass(row_error));
     *updated = row_error == nullptr || !(*row_error <= keep_below);
     if (!*updated) return Status::Ok();
-    SOLVERD_RETURN_IF_ERROR(UpdateRows());
-    return UpdateColumns();
+    SOLVERD_RETURN_IF_ERROR(UpdateRows(relaxation));
+    return UpdateColumns(relaxation);
   }
   // <C,P> and sum P log P at the current potentials.
   virtual Status PlanTotals(double* transport_cost, double* plogp) = 0;

@@ -48,6 +48,7 @@ struct Track {
   bool running = true;
   bool check = false;     // this iteration measures
   double keep_below = 0;  // and updates unless its error is at most this
+  Relaxation relaxation;  // and how it updates
 };
 
 class CudaSinkhornBatch {
@@ -83,6 +84,11 @@ class CudaSinkhornBatch {
     SOLVERD_RETURN_IF_ERROR(row_values2_.Allocate(count_ * n_));
     SOLVERD_RETURN_IF_ERROR(totals_.Allocate(count_));
     SOLVERD_RETURN_IF_ERROR(partial_.Allocate(count_ * chunks_ * m_));
+    SOLVERD_RETURN_IF_ERROR(column_error_.Allocate(count_ * m_));
+    SOLVERD_CUDA_RETURN_IF_ERROR(
+        cudaMemsetAsync(column_error_.data(), 0, count_ * m_ * sizeof(double), stream_));
+    relaxation_host_.assign(count_, Relaxation());
+    SOLVERD_RETURN_IF_ERROR(relaxation_.Upload(relaxation_host_.data(), count_, stream_));
     active_host_.assign(count_, 1);
     SOLVERD_RETURN_IF_ERROR(active_.Upload(active_host_.data(), count_, stream_));
     for (int64_t k = 0; k < count_; ++k) SOLVERD_RETURN_IF_ERROR(CostFromPoints(k));
@@ -97,6 +103,7 @@ class CudaSinkhornBatch {
       for (Track& t : tracks_) {
         if (!t.running) continue;
         t.steps.Begin(&t.check, &t.keep_below);
+        t.relaxation = t.steps.relaxation();
         any_check = any_check || t.check;
       }
       SOLVERD_RETURN_IF_ERROR(RowPass(any_check, &errors));
@@ -174,22 +181,46 @@ class CudaSinkhornBatch {
         lse_.data(), row_values_.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchRowPassKernel", stream_));
     if (!want_errors) return Status::Ok();
-    return RowTotals(row_values_, errors);
+    SOLVERD_RETURN_IF_ERROR(RowTotals(row_values_, errors));
+    if (!any_relaxed_) return Status::Ok();
+    // What the relaxed column updates left (zero after a plain one).
+    std::vector<double> left(count_);
+    SOLVERD_RETURN_IF_ERROR(RowTotals(column_error_, &left, m_));
+    for (int64_t k = 0; k < count_; ++k) (*errors)[k] += left[k];
+    return Status::Ok();
   }
 
-  // Per problem, the sum of a per-row vector, downloaded.
-  Status RowTotals(const DeviceBuffer<double>& rows, std::vector<double>* totals) {
+  // Per problem, the sum of a per-row (per-column: length m_) vector,
+  // downloaded.
+  Status RowTotals(const DeviceBuffer<double>& rows, std::vector<double>* totals,
+                   int64_t length = -1) {
     BatchRowTotalKernel<<<BlocksFor(count_, Tuning::kElementwiseThreads),
                           Tuning::kElementwiseThreads, 0, stream_>>>(
-        rows.data(), n_, count_, active_.data(), totals_.data());
+        rows.data(), length < 0 ? n_ : length, count_, active_.data(), totals_.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchRowTotalKernel", stream_));
     return totals_.Download(totals->data(), stream_);
   }
 
+  // Each problem's relaxation for this iteration (uploaded when changed).
+  Status UploadRelaxations() {
+    bool changed = false;
+    for (int64_t k = 0; k < count_; ++k) {
+      const Relaxation& r = tracks_[k].relaxation;
+      Relaxation& uploaded = relaxation_host_[k];
+      if (r.omega == uploaded.omega && r.min_log_ratio == uploaded.min_log_ratio) continue;
+      uploaded = r;
+      changed = true;
+      any_relaxed_ = any_relaxed_ || r.omega != 1;
+    }
+    if (!changed) return Status::Ok();
+    return relaxation_.UploadReserved(relaxation_host_.data(), count_, stream_);
+  }
+
   Status Update() {
+    SOLVERD_RETURN_IF_ERROR(UploadRelaxations());
     const dim3 rows(BlocksFor(n_, Tuning::kElementwiseThreads), static_cast<unsigned>(count_));
     BatchUpdateRowsKernel<<<rows, Tuning::kElementwiseThreads, 0, stream_>>>(
-        a_.data(), lse_.data(), n_, eta_.data(), active_.data(), x_.data());
+        a_.data(), lse_.data(), n_, eta_.data(), relaxation_.data(), active_.data(), x_.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchUpdateRowsKernel", stream_));
     const dim3 chunks(BlocksFor(m_, Tuning::kColumnBlockThreads), static_cast<unsigned>(chunks_),
                       static_cast<unsigned>(count_));
@@ -198,7 +229,8 @@ class CudaSinkhornBatch {
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("BatchColumnChunkKernel", stream_));
     const dim3 columns(BlocksFor(m_, Tuning::kElementwiseThreads), static_cast<unsigned>(count_));
     BatchUpdateColumnsKernel<<<columns, Tuning::kElementwiseThreads, 0, stream_>>>(
-        partial_.data(), b_.data(), m_, chunks_, eta_.data(), active_.data(), y_.data());
+        partial_.data(), b_.data(), m_, chunks_, eta_.data(), relaxation_.data(), active_.data(),
+        y_.data(), column_error_.data());
     return CheckLaunch("BatchUpdateColumnsKernel", stream_);
   }
 
@@ -251,6 +283,12 @@ class CudaSinkhornBatch {
   DeviceBuffer<double> cost_, a_, b_, eta_, x_, y_, lse_, row_values_, row_values2_, totals_;
   DeviceBuffer<LogSumExp> partial_;
   DeviceBuffer<uint8_t> active_;
+  // Per problem, this iteration's Relaxation; per problem and column, the
+  // error its last column update left (counted once any relaxed).
+  std::vector<Relaxation> relaxation_host_;
+  DeviceBuffer<Relaxation> relaxation_;
+  DeviceBuffer<double> column_error_;
+  bool any_relaxed_ = false;
 };
 
 }  // namespace

@@ -31,8 +31,8 @@ BatchRowPassKernel(const double* cost, const double* x, const double* y, const d
   }
 }
 
-// One thread per problem: the sum of its n row values, in row order (the
-// order the single-problem backend sums them on the host).
+// One thread per problem: the sum of its n row (or column) values, in
+// order (the order the single-problem backend sums them on the host).
 __global__ void __launch_bounds__(SinkhornTuning::kElementwiseThreads)
 BatchRowTotalKernel(const double* row_values, long n, long problems, const uint8_t* active,
                     double* totals) {
@@ -46,10 +46,12 @@ BatchRowTotalKernel(const double* row_values, long n, long problems, const uint8
 // Grid (blocks over n, problems).
 __global__ void __launch_bounds__(SinkhornTuning::kElementwiseThreads)
 BatchUpdateRowsKernel(const double* a, const double* lse, long n, const double* eta,
-                      const uint8_t* active, double* x) {
+                      const Relaxation* relaxation, const uint8_t* active, double* x) {
   const long k = blockIdx.y, r = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (r >= n || !active[k]) return;
-  x[k * n + r] = BalancedPotential(a[k * n + r], lse[k * n + r], eta[k]);
+  const long i = k * n + r;
+  x[i] = RelaxedPotential(x[i], BalancedPotential(a[i], lse[i], eta[k]), eta[k], relaxation[k])
+             .potential;
 }
 
 // Grid (blocks over m, row chunks, problems); partial is [problems][chunks][m].
@@ -67,12 +69,17 @@ BatchColumnChunkKernel(const double* cost, const double* x, long n, long m, cons
 // Grid (blocks over m, problems).
 __global__ void __launch_bounds__(SinkhornTuning::kElementwiseThreads)
 BatchUpdateColumnsKernel(const LogSumExp* partial, const double* b, long m, long chunks,
-                         const double* eta, const uint8_t* active, double* y) {
+                         const double* eta, const Relaxation* relaxation, const uint8_t* active,
+                         double* y, double* column_error) {
   const long k = blockIdx.y, j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (j >= m || !active[k]) return;
   LogSumExp acc;
   for (long c = 0; c < chunks; ++c) acc.Merge(partial[(k * chunks + c) * m + j]);
-  y[k * m + j] = BalancedPotential(b[k * m + j], acc.value(), eta[k]);
+  const long e = k * m + j;
+  const RelaxedStep step =
+      RelaxedPotential(y[e], BalancedPotential(b[e], acc.value(), eta[k]), eta[k], relaxation[k]);
+  y[e] = step.potential;
+  column_error[e] = RelaxedMarginalError(b[e], step.log_ratio, step.factor);
 }
 
 // Grid (n, problems): each row's <C,P> and sum P log P.

@@ -59,13 +59,16 @@ class CpuOtBackend final : public OtBackend {
   // cannot take a step (the first iterations at a huge eta * C, where
   // whole rows of exp(-eta C) underflow), log-domain steps run instead,
   // for twice as many iterations each time it happens again.
-  Status SinkhornIteration(double keep_below, double* row_error, bool* updated) override {
+  Status SinkhornIteration(double keep_below, const Relaxation& relaxation, double* row_error,
+                           bool* updated) override {
     if (kernel_ && log_steps_left_ == 0) {
-      double error = 0;
+      double error = 0, left = 0;
       for (bool fresh = !kernel_current_;; fresh = true) {
         if (fresh) RebuildKernel();
-        if (kernel_->Iterate(p_.a, p_.b, keep_below, &error, updated)) {
-          if (row_error != nullptr) *row_error = error;
+        if (kernel_->Iterate(p_.a, p_.b, relaxation, keep_below - column_error_, &error, updated,
+                             &left)) {
+          if (row_error != nullptr) *row_error = error + column_error_;
+          if (*updated) column_error_ = left;
           potentials_stale_ = potentials_stale_ || *updated;
           log_backoff_ = 1;
           return Status::Ok();
@@ -77,7 +80,7 @@ class CpuOtBackend final : public OtBackend {
       log_backoff_ = std::min(2 * log_backoff_, kMaxLogBackoff);
     }
     if (log_steps_left_ > 0) --log_steps_left_;
-    return OtBackend::SinkhornIteration(keep_below, row_error, updated);
+    return OtBackend::SinkhornIteration(keep_below, relaxation, row_error, updated);
   }
 
   // Sinkhorn in scaling form over the log-domain potentials: each half-step
@@ -97,36 +100,41 @@ class CpuOtBackend final : public OtBackend {
       });
     }
     if (row_error != nullptr) {
-      double e = kernel_current_ ? kernel_->RoundingBound() : 0;
+      double e = column_error_ + (kernel_current_ ? kernel_->RoundingBound() : 0);
       for (int64_t i = 0; i < p_.n; ++i) e += std::fabs(row_sums_[i] - p_.a[i]);
       *row_error = e;
     }
     return Status::Ok();
   }
 
-  Status UpdateRows() override {
+  Status UpdateRows(const Relaxation& relaxation) override {
     SyncPotentials();
     kernel_current_ = false;
     for (int64_t i = 0; i < p_.n; ++i) {
-      x_[i] = Rebalanced(p_.a[i], x_[i], row_sums_[i], [&] {
+      const double balanced = Rebalanced(p_.a[i], x_[i], row_sums_[i], [&] {
         LogSumExp acc;
         for (int64_t j = 0; j < p_.m; ++j) acc.Add(p_.eta * (y_[j] - cost_[i * p_.m + j]));
         return acc.value();
       });
+      x_[i] = RelaxedPotential(x_[i], balanced, p_.eta, relaxation).potential;
     }
     return Status::Ok();
   }
 
-  Status UpdateColumns() override {
+  Status UpdateColumns(const Relaxation& relaxation) override {
     SyncPotentials();
     kernel_current_ = false;
     std::vector<double> sums = ColumnSums(nullptr);
+    column_error_ = 0;
     for (int64_t j = 0; j < p_.m; ++j) {
-      y_[j] = Rebalanced(p_.b[j], y_[j], sums[j], [&] {
+      const double balanced = Rebalanced(p_.b[j], y_[j], sums[j], [&] {
         LogSumExp acc;
         for (int64_t i = 0; i < p_.n; ++i) acc.Add(p_.eta * (x_[i] - cost_[i * p_.m + j]));
         return acc.value();
       });
+      const RelaxedStep step = RelaxedPotential(y_[j], balanced, p_.eta, relaxation);
+      y_[j] = step.potential;
+      column_error_ += RelaxedMarginalError(p_.b[j], step.log_ratio, step.factor);
     }
     return Status::Ok();
   }
@@ -195,6 +203,7 @@ class CpuOtBackend final : public OtBackend {
     x_ = x;
     y_ = y;
     potentials_stale_ = false;
+    column_error_ = 0;  // unknown until the next column update: RowPass()
     // Only Newton steps set potentials: they need K in double (see
     // gibbs_kernel.h); the next Sinkhorn iteration rebuilds it so.
     if (kernel_) kernel_->UseDoublePrecision();
@@ -467,6 +476,7 @@ class CpuOtBackend final : public OtBackend {
   bool kernel_current_ = false;
   bool potentials_stale_ = false;
   int64_t log_steps_left_ = 0, log_backoff_ = 1;
+  double column_error_ = 0;  // what the last column update left (RowPass())
   SparsePlanMatrix sparse_plan_;  // of the Newton stage
   bool whole_plan_ = false;       // the Newton stage's plan is all of P: no sparse_plan_
 };

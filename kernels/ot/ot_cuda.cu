@@ -49,6 +49,7 @@ class CudaOtBackend final : public OtBackend {
     SOLVERD_RETURN_IF_ERROR(partial_.Allocate(chunks_ * p_.m));
     SOLVERD_RETURN_IF_ERROR(column_sums_.Allocate(chunks_ * p_.m));
     SOLVERD_RETURN_IF_ERROR(row_m_.Allocate(p_.m));
+    SOLVERD_RETURN_IF_ERROR(column_error_.Allocate(p_.m));
     if (!p_.has_points()) return cost_.Upload(p_.cost.data(), p_.n * p_.m, stream_);
     SOLVERD_RETURN_IF_ERROR(cost_.Allocate(p_.n * p_.m));
     return CostFromPointsCuda(p_, stream_, cost_.data());
@@ -63,24 +64,31 @@ class CudaOtBackend final : public OtBackend {
     std::vector<double> errors(p_.n);
     SOLVERD_RETURN_IF_ERROR(row_a_.Download(errors.data(), stream_));
     *row_error = HostSum(errors);
+    if (column_error_left_) {  // a relaxed column update: what it left
+      std::vector<double> left(p_.m);
+      SOLVERD_RETURN_IF_ERROR(column_error_.Download(left.data(), stream_));
+      *row_error += HostSum(left);
+    }
     return Status::Ok();
   }
 
-  Status UpdateRows() override {
+  Status UpdateRows(const Relaxation& relaxation) override {
     UpdateRowsKernel<<<Blocks(p_.n, Tuning::kElementwiseThreads),
                        Tuning::kElementwiseThreads, 0, stream_>>>(
-        a_.data(), lse_.data(), p_.n, p_.eta, x_.data());
+        a_.data(), lse_.data(), p_.n, p_.eta, relaxation, x_.data());
     return CheckLaunch("UpdateRowsKernel", stream_);
   }
 
-  Status UpdateColumns() override {
+  Status UpdateColumns(const Relaxation& relaxation) override {
+    column_error_left_ = relaxation.omega != 1;
     dim3 grid(Blocks(p_.m, Tuning::kColumnBlockThreads), static_cast<unsigned>(chunks_));
     ColumnChunkKernel<<<grid, Tuning::kColumnBlockThreads, 0, stream_>>>(
         cost_.data(), x_.data(), p_.n, p_.m, p_.eta, partial_.data());
     SOLVERD_RETURN_IF_ERROR(CheckLaunch("ColumnChunkKernel", stream_));
     UpdateColumnsKernel<<<Blocks(p_.m, Tuning::kElementwiseThreads),
                           Tuning::kElementwiseThreads, 0, stream_>>>(
-        partial_.data(), b_.data(), p_.m, chunks_, p_.eta, y_.data());
+        partial_.data(), b_.data(), p_.m, chunks_, p_.eta, relaxation, y_.data(),
+        column_error_.data());
     return CheckLaunch("UpdateColumnsKernel", stream_);
   }
 
@@ -133,6 +141,7 @@ class CudaOtBackend final : public OtBackend {
   }
 
   Status SetPotentials(const std::vector<double>& x, const std::vector<double>& y) override {
+    column_error_left_ = false;  // unknown until the next column update: RowPass()
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(x_.data(), x.data(), p_.n * sizeof(double),
                                                  cudaMemcpyHostToDevice, stream_));
     SOLVERD_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(y_.data(), y.data(), p_.m * sizeof(double),
@@ -366,6 +375,10 @@ class CudaOtBackend final : public OtBackend {
   DeviceBuffer<LogSumExp> partial_;     // chunks_ x m column accumulators
   DeviceBuffer<double> column_sums_;    // chunks_ x m column partial sums
   DeviceBuffer<double> row_m_;          // per-column scratch: column sums
+  // Per column, the error the last relaxed column update left; counted
+  // by RowPass() while column_error_left_ (not after SetPotentials()).
+  DeviceBuffer<double> column_error_;
+  bool column_error_left_ = false;
   DeviceBuffer<int> sparse_rows_, sparse_cols_;  // the sparse plan, COO
   DeviceBuffer<double> sparse_vals_;
   DeviceBuffer<double> row_weight_, col_weight_;  // the last PlanRanking

@@ -26,9 +26,11 @@ RowPassKernel(const double* cost, const double* x, const double* y, const double
 }
 
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
-UpdateRowsKernel(const double* a, const double* lse, long n, double eta, double* x) {
+UpdateRowsKernel(const double* a, const double* lse, long n, double eta, Relaxation relaxation,
+                 double* x) {
   long i = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
-  if (i < n) x[i] = BalancedPotential(a[i], lse[i], eta);
+  if (i < n) x[i] = RelaxedPotential(x[i], BalancedPotential(a[i], lse[i], eta), eta,
+                                     relaxation).potential;
 }
 
 __global__ void __launch_bounds__(Tuning::kColumnBlockThreads)
@@ -43,12 +45,15 @@ ColumnChunkKernel(const double* cost, const double* x, long n, long m, double et
 
 __global__ void __launch_bounds__(Tuning::kElementwiseThreads)
 UpdateColumnsKernel(const LogSumExp* partial, const double* b, long m, long chunks,
-                    double eta, double* y) {
+                    double eta, Relaxation relaxation, double* y, double* column_error) {
   long j = blockIdx.x * static_cast<long>(blockDim.x) + threadIdx.x;
   if (j >= m) return;
   LogSumExp acc;
   for (long c = 0; c < chunks; ++c) acc.Merge(partial[c * m + j]);
-  y[j] = BalancedPotential(b[j], acc.value(), eta);
+  const RelaxedStep step =
+      RelaxedPotential(y[j], BalancedPotential(b[j], acc.value(), eta), eta, relaxation);
+  y[j] = step.potential;
+  column_error[j] = RelaxedMarginalError(b[j], step.log_ratio, step.factor);
 }
 
 __global__ void __launch_bounds__(Tuning::kRowBlockThreads)

@@ -81,7 +81,9 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
 SinkhornSteps::SinkhornSteps(const Options& options, int64_t max_steps, bool stop_on_stall,
                              ProgressSink* sink, const CancelToken* cancel, SolveState* state)
     : options_(options), max_steps_(max_steps), stop_on_stall_(stop_on_stall), sink_(sink),
-      cancel_(cancel), state_(state) {}
+      cancel_(cancel), state_(state) {
+  state_->relaxation.BeginStage(options.overrelaxation);
+}
 
 void SinkhornSteps::Begin(bool* check, double* keep_below) {
   // The budget is checked before an iteration; convergence by the
@@ -95,6 +97,8 @@ void SinkhornSteps::Begin(bool* check, double* keep_below) {
 
 bool SinkhornSteps::End(double error, bool updated) {
   ++step_;
+  // The error is whole once an update of this stage balanced the columns.
+  if (check_ && updated_) state_->relaxation.Observe(state_->sinkhorn_iterations, error);
   if (check_) {
     state_->error = error;
     if (state_->first_error < 0) state_->first_error = error;
@@ -142,8 +146,8 @@ Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& 
     bool check = false, updated = false;
     double keep_below = 0, error = -1;
     steps.Begin(&check, &keep_below);
-    SOLVERD_RETURN_IF_ERROR(
-        backend.SinkhornIteration(keep_below, check ? &error : nullptr, &updated));
+    SOLVERD_RETURN_IF_ERROR(backend.SinkhornIteration(keep_below, steps.relaxation(),
+                                                      check ? &error : nullptr, &updated));
     if (!steps.End(error, updated)) break;
   }
   if (!state->error_current) {  // stalled or no update: measure where the stage ends

@@ -69,6 +69,58 @@ SOLVERD_HD inline double BalancedPotential(double mass, double lse, double eta) 
   return (log(mass) + 1.0 - lse) / eta;
 }
 
+// Overrelaxed Sinkhorn (Thibault, Chizat, Dossal and Papadakis,
+// Algorithms 2021; Lehmann, von Renesse, Sambale and Uschmajew, Optim.
+// Lett. 2022): each half-step moves a potential `omega` times the way to
+// the one that balances its row (column), x <- x + omega (x_hat - x). Near
+// the optimum Sinkhorn is a linear iteration of rate theta^2 and this its
+// successive over-relaxation: with omega = 2 / (1 + sqrt(1 - theta^2)) the
+// rate is omega - 1 (Young), 3740 -> 300 iterations on bench/ot's W1
+// density case. Far from it a coordinate may take the plain step instead
+// (min_log_ratio below). omega = 1 is classic Sinkhorn.
+struct Relaxation {
+  double omega = 1;
+  // A row whose sum r over its mass a has log(r / a) below this takes the
+  // plain step (factor 1): there the relaxed step would lose more than
+  // kMinRelaxedGain of the dual objective's gain of the plain one
+  // (overrelaxation.h's RelaxationFloor()).
+  double min_log_ratio = kNegInf;
+};
+
+// The factor of the step a row (column) takes, log_ratio = log(r / a) =
+// eta (x - x_hat) for its sum r, mass a, potential x and balancing x_hat.
+SOLVERD_HD inline double RelaxationFactor(double log_ratio, const Relaxation& relaxation) {
+  return log_ratio >= relaxation.min_log_ratio ? relaxation.omega : 1.0;
+}
+
+// A half-step of one potential: where it goes, from where (log_ratio, as
+// above) and how far (factor).
+struct RelaxedStep {
+  double potential = kNegInf;
+  double log_ratio = 0;
+  double factor = 1;
+};
+
+// The half-step from potential x, x_hat the one that balances its row.
+SOLVERD_HD inline RelaxedStep RelaxedPotential(double x, double x_hat, double eta,
+                                               const Relaxation& relaxation) {
+  RelaxedStep step;
+  step.potential = x_hat;
+  if (relaxation.omega == 1 || x == kNegInf || x_hat == kNegInf) return step;
+  step.log_ratio = eta * (x - x_hat);
+  step.factor = RelaxationFactor(step.log_ratio, relaxation);
+  if (step.factor != 1) step.potential = x - step.factor * step.log_ratio / eta;
+  return step;
+}
+
+// |r' - a| for the sum r' the half-step leaves a row of mass a at, which
+// had log(r / a) = log_ratio and took factor `factor`: r' = a (r / a)^(1 -
+// factor), zero for the plain step. What the columns' half-step leaves is
+// the error the next row pass cannot see.
+SOLVERD_HD inline double RelaxedMarginalError(double mass, double log_ratio, double factor) {
+  return factor == 1 ? 0.0 : fabs(mass * expm1((1 - factor) * log_ratio));
+}
+
 // Current sum of a row given its potential and the lse above.
 SOLVERD_HD inline double MarginalFromLse(double potential, double lse, double eta) {
   if (potential == kNegInf) return 0;

@@ -37,6 +37,13 @@ Case RandomCase(int64_t n, int64_t m, double eta, unsigned seed) {
   return c;
 }
 
+// One classic (not over-relaxed) iteration.
+bool PlainIterate(GibbsKernel& kernel, const Case& c, double keep_below, double* error,
+                  bool* updated) {
+  double column_error = 0;
+  return kernel.Iterate(c.a, c.b, Relaxation(), keep_below, error, updated, &column_error);
+}
+
 // One exact log-domain iteration: rows, then columns.
 void LogDomainIteration(const Case& c, std::vector<double>* x, std::vector<double>* y) {
   for (int64_t i = 0; i < c.n; ++i) {
@@ -112,7 +119,7 @@ TEST(GibbsKernel, IterationsMatchLogDomainOnesWithAnyThreadCount) {
     for (int it = 0; it < 5; ++it) {
       double error = -1;
       bool updated = false;
-      ASSERT_TRUE(kernel.Iterate(c.a, c.b, -INFINITY, &error, &updated));
+      ASSERT_TRUE(PlainIterate(kernel, c, -INFINITY, &error, &updated));
       EXPECT_TRUE(updated);
       const double want = RowError(c, x, y);
       EXPECT_NEAR(error, want, 1e-12 * (1 + want)) << "iteration " << it;
@@ -135,7 +142,7 @@ TEST(GibbsKernel, KeepsThePotentialsWhenTheErrorIsBelowTheBar) {
   kernel.Rebuild(c.x, c.y);
   double error = -1;
   bool updated = true;
-  ASSERT_TRUE(kernel.Iterate(c.a, c.b, INFINITY, &error, &updated));
+  ASSERT_TRUE(PlainIterate(kernel, c, INFINITY, &error, &updated));
   EXPECT_FALSE(updated);
   EXPECT_NEAR(error, RowError(c, c.x, c.y), 1e-12);
   std::vector<double> x, y;
@@ -155,7 +162,7 @@ TEST(GibbsKernel, RefusesSumsAndScalingsOutOfRange) {
     kernel.Rebuild(c.x, c.y);
     double error = -1;
     bool updated = true;
-    EXPECT_FALSE(kernel.Iterate(c.a, c.b, -INFINITY, &error, &updated)) << "shift " << shift;
+    EXPECT_FALSE(PlainIterate(kernel, c, -INFINITY, &error, &updated)) << "shift " << shift;
     EXPECT_FALSE(updated);
     std::vector<double> x, y;
     kernel.Potentials(&x, &y);
@@ -183,8 +190,8 @@ TEST(GibbsKernel, SinglePrecisionReportsABoundOnThePlansTrueError) {
       bool updated = false;
       single.Potentials(&x, &y);
       const MarginalErrors errors = ErrorsAt(c, x, y);
-      ASSERT_TRUE(single.Iterate(c.a, c.b, -INFINITY, &reported, &updated));
-      ASSERT_TRUE(exact.Iterate(c.a, c.b, -INFINITY, &exact_error, &updated));
+      ASSERT_TRUE(PlainIterate(single, c, -INFINITY, &reported, &updated));
+      ASSERT_TRUE(PlainIterate(exact, c, -INFINITY, &exact_error, &updated));
       if (it > 0) {  // the plan's mass is then sum(b) = 1
         EXPECT_LE(errors.rows + errors.columns, reported) << "iteration " << it;
         EXPECT_NEAR(reported - single.RoundingBound(), errors.rows, 0x1p-24) << "iteration " << it;
@@ -211,7 +218,7 @@ TEST(GibbsKernel, UseDoublePrecisionTakesEffectAtTheNextRebuild) {
   std::vector<double> x = c.x, y = c.y, kx, ky;
   double error = -1;
   bool updated = false;
-  ASSERT_TRUE(kernel.Iterate(c.a, c.b, -INFINITY, &error, &updated));
+  ASSERT_TRUE(PlainIterate(kernel, c, -INFINITY, &error, &updated));
   EXPECT_NEAR(error, RowError(c, x, y), 1e-12);
   LogDomainIteration(c, &x, &y);
   kernel.Potentials(&kx, &ky);
@@ -226,7 +233,7 @@ TEST(GibbsKernel, PlanTotalsEqualTheSumsOverThePlansEntries) {
     kernel.Rebuild(c.x, c.y);
     double error = 0;
     bool updated = false;
-    for (int it = 0; it < 4; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
+    for (int it = 0; it < 4; ++it) ASSERT_TRUE(PlainIterate(kernel, c, -1, &error, &updated));
     std::vector<double> x, y;
     kernel.Potentials(&x, &y);  // -inf at the zero-mass row and column
     double cost = 0, plogp = 0, want_cost = 0, want_plogp = 0;
@@ -331,7 +338,7 @@ TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
   kernel.Rebuild(c.x, c.y);
   double error = 0;
   bool updated = false;
-  for (int it = 0; it < 3; ++it) ASSERT_TRUE(kernel.Iterate(c.a, c.b, -1, &error, &updated));
+  for (int it = 0; it < 3; ++it) ASSERT_TRUE(PlainIterate(kernel, c, -1, &error, &updated));
   std::vector<double> x, y;
   kernel.Potentials(&x, &y);
   ExpectPlanSums(c, kernel, x, y, 0x1p-24);
@@ -344,7 +351,7 @@ TEST(GibbsKernel, PlanProductsEqualTheSumsOverThePlansEntries) {
   // leave single precision's range.
   GibbsKernel heavy(c.cost.data(), c.n, c.m, c.eta, 2, KernelPrecision::kDouble, 1e30);
   heavy.Rebuild(c.x, c.y);
-  for (int it = 0; it < 3; ++it) ASSERT_TRUE(heavy.Iterate(c.a, c.b, -1, &error, &updated));
+  for (int it = 0; it < 3; ++it) ASSERT_TRUE(PlainIterate(heavy, c, -1, &error, &updated));
   heavy.Potentials(&x, &y);
   ExpectPlanSums(c, heavy, x, y, 0);
 }

@@ -51,8 +51,8 @@ class DensePlanBackend final : public OtBackend {
   }
 
   Status RowPass(double*) override { return Unused(); }
-  Status UpdateRows() override { return Unused(); }
-  Status UpdateColumns() override { return Unused(); }
+  Status UpdateRows(const Relaxation&) override { return Unused(); }
+  Status UpdateColumns(const Relaxation&) override { return Unused(); }
   Status PlanTotals(double*, double*) override { return Unused(); }
   Status CopyPotentials(std::vector<double>*, std::vector<double>*) override { return Unused(); }
   Status CopyPlan(std::vector<double>*) override { return Unused(); }

@@ -12,6 +12,7 @@
 #include "cuda_test_util.h"
 #include "ot_test_util.h"
 #include "ot/ot.h"
+#include "ot/overrelaxation.h"
 
 namespace solverd::ot {
 namespace {
@@ -233,6 +234,105 @@ TEST(SinkhornCpu, StopsOnlyOnTheWholeMarginalError) {
   }
 }
 
+// --- Over-relaxation (overrelaxation.h) ---
+
+// Tuned, fixed and classic Sinkhorn reach the same plan; tuned in a
+// fraction of the iterations (here classic takes about 4000).
+TEST(SinkhornCpu, OverrelaxationReachesTheClassicSolutionFaster) {
+  const Problem p = WithDenseCost(RandomPointClouds(120, 100, 1000.0, 21));
+  Options o = Tight();
+  o.tolerance = 1e-9;
+  Result classic, fixed, tuned;
+  o.overrelaxation = 1;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &classic).ok());
+  o.overrelaxation = 1.5;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &fixed).ok());
+  o.overrelaxation = 0;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, nullptr, nullptr, &tuned).ok());
+  for (const Result* r : {&classic, &fixed, &tuned}) {
+    EXPECT_EQ(r->termination, Termination::kConverged);
+    EXPECT_LE(PlanMarginalError(p, r->plan), o.tolerance);
+    EXPECT_NEAR(r->transport_cost, classic.transport_cost, 1e-7 * classic.transport_cost);
+    EXPECT_NEAR(r->entropic_objective, classic.entropic_objective,
+                1e-7 * std::fabs(classic.entropic_objective));
+  }
+  EXPECT_GT(classic.iterations, 2000);
+  EXPECT_LT(fixed.iterations, classic.iterations / 2);
+  EXPECT_LT(tuned.iterations, classic.iterations / 4);
+}
+
+// A relaxed column update leaves the columns off their marginal, which the
+// next row pass cannot see: what a solve reports must count it. Stopped
+// early, the reported error is the returned plan's, by the cached kernel
+// and by log-domain steps (eta * C past what the kernel can hold).
+TEST(SinkhornCpu, ReportedErrorCountsWhatRelaxedColumnsLeave) {
+  Problem kernel_case = WithDenseCost(RandomPointClouds(60, 50, 300.0, 22));
+  Problem log_case = WithDenseCost(RandomPointClouds(40, 40, 1.0, 23));
+  log_case.eta = 2e4 / *std::max_element(log_case.cost.begin(), log_case.cost.end());
+  for (const Problem* p : {&kernel_case, &log_case}) {
+    Options o = Tight();
+    o.overrelaxation = 1.8;
+    o.max_iterations = 37;
+    Result r;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, *p, o, nullptr, nullptr, &r).ok());
+    EXPECT_EQ(r.termination, Termination::kMaxIterations);
+    const double truth = PlanMarginalError(*p, r.plan);
+    EXPECT_GT(truth, 1e-6);
+    EXPECT_NEAR(r.marginal_error, truth, 1e-9 * truth) << "n = " << p->n;
+  }
+}
+
+// A relaxed step keeps at least kMinRelaxedGain of the plain step's gain
+// in the dual objective (a / eta times h(s) = s - e^s + 1 at log(r / a) =
+// s): the rows that would not take the plain step, and only those.
+TEST(Overrelaxation, PlainStepsExactlyWhereRelaxedOnesWouldLoseTheGain) {
+  const auto shortfall = [](double s) { return s - std::expm1(s); };
+  const auto keeps_gain = [&](double s, double omega) {
+    const double plain_gain = -shortfall(s);
+    return shortfall((1 - omega) * s) - shortfall(s) >= internal::kMinRelaxedGain * plain_gain;
+  };
+  EXPECT_EQ(internal::RelaxationFor(1).min_log_ratio, kNegInf);
+  for (double omega : {1.2, 1.5, 1.8, 1.95}) {
+    const Relaxation r = internal::RelaxationFor(omega);
+    EXPECT_EQ(r.omega, omega);
+    ASSERT_LT(r.min_log_ratio, 0);
+    for (double s = -40; s <= 40; s += 0.01) {
+      if (std::fabs(s - r.min_log_ratio) < 1e-6) continue;
+      const bool relaxed = RelaxationFactor(s, r) == omega;
+      EXPECT_EQ(relaxed, keeps_gain(s, omega)) << "omega " << omega << ", log ratio " << s;
+    }
+  }
+}
+
+// Young's rule from the measured rates, then backing off when the error
+// grows; a fixed omega stays.
+TEST(Overrelaxation, TunerFollowsYoungsRuleAndBacksOff) {
+  internal::RelaxationTuner tuner;
+  tuner.BeginStage(0);
+  EXPECT_EQ(tuner.relaxation().omega, 1);
+  // Classic Sinkhorn at 0.99 an iteration: omega = 2 / (1 + sqrt(1 - 0.99)).
+  double error = 1;
+  for (int64_t it = 10; it <= 30; it += 10) tuner.Observe(it, error *= std::pow(0.99, 10));
+  const double omega = tuner.relaxation().omega;
+  EXPECT_NEAR(omega, 2 / 1.1, 1e-9);
+  // At that omega the iteration converges at omega - 1 (Young): it stays.
+  for (int64_t it = 40; it <= 200; it += 10) tuner.Observe(it, error *= std::pow(omega - 1, 10));
+  EXPECT_EQ(tuner.relaxation().omega, omega);
+  // A later stage keeps it.
+  tuner.BeginStage(0);
+  EXPECT_EQ(tuner.relaxation().omega, omega);
+  // An error that grows halves omega - 1.
+  for (int64_t it = 210; it <= 260; it += 10) tuner.Observe(it, error *= 2);
+  EXPECT_LE(tuner.relaxation().omega, 1 + (omega - 1) / 2 + 1e-12);
+  EXPECT_GE(tuner.relaxation().omega, 1);
+
+  internal::RelaxationTuner fixed;
+  fixed.BeginStage(1.5);
+  error = 1;
+  for (int64_t it = 10; it <= 100; it += 10) fixed.Observe(it, error *= std::pow(0.999, 10));
+  EXPECT_EQ(fixed.relaxation().omega, 1.5);
+}
+
 TEST(SinkhornCpu, PointCloudsMatchDenseCostAndThreadsAgree) {
   Problem points = RandomPointClouds(300, 200, 20.0, 5);
   Problem dense = WithDenseCost(points);
@@ -321,6 +421,18 @@ TEST(SinkhornValidation, NamesTheField) {
   p = good;
   p.n = 0;
   expect_field(p, "n");
+  for (double omega : {-1.0, 0.5, 1.96, 2.0, static_cast<double>(NAN)}) {
+    Options o;
+    o.overrelaxation = omega;
+    const Status s = ValidateOptions(o);
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << omega;
+    EXPECT_EQ(s.message().rfind("overrelaxation:", 0), 0u) << s.message();
+  }
+  for (double omega : {0.0, 1.0, 1.5, 1.95}) {
+    Options o;
+    o.overrelaxation = omega;
+    EXPECT_TRUE(ValidateOptions(o).ok()) << omega;
+  }
   // Scales past double range (found by job_spec_fuzz: points at 1e303 made
   // an infinite cost and NaN potentials).
   p = good;
