@@ -189,6 +189,9 @@ TEST_F(OtFamilyTest, NamesTheBadField) {
   s.mutable_ot()->set_sns_sinkhorn_steps(-1);
   ExpectInvalid(s, "ot.sns_sinkhorn_steps");
   s = CostSpec(3, 4);
+  s.mutable_ot()->set_overrelaxation(2.5);
+  ExpectInvalid(s, "ot.overrelaxation");
+  s = CostSpec(3, 4);
   s.mutable_ot()->set_method(static_cast<v1::OtMethod>(99));
   ExpectInvalid(s, "ot.method");
   s = CostSpec(3, 4);

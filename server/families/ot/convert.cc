@@ -87,6 +87,7 @@ absl::StatusOr<ot::Options> ToOptions(const v1::OtProblem& in, int64_t entries,
   }
   if (in.sns_sinkhorn_steps() != 0) o.sns_sinkhorn_steps = in.sns_sinkhorn_steps();
   o.sparsity = in.sparsity();
+  o.overrelaxation = in.overrelaxation();
   if (in.tolerance() != 0) o.tolerance = in.tolerance();
   if (in.max_iterations() != 0) o.max_iterations = in.max_iterations();
   if (in.check_every() != 0) o.check_every = in.check_every();
