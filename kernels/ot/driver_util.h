@@ -111,7 +111,7 @@ class SinkhornSteps {
   // to the tolerance than the Newton stage costs; or it is slowing down
   // (its prediction grew by kSlowingGrowth kSlowingWindows windows running)
   // and needs more than a quarter of that.
-  bool NewtonPredictedSooner(double error);
+  bool NewtonPredictedSooner(double error, double window_omega);
 
   int64_t step_ = 0;
   bool check_ = false;
@@ -137,7 +137,13 @@ class SinkhornSteps {
 // (24 to go, where Sinkhorn is the faster at n = 200 and 500) and moves on
 // at eta = 30 (46 to go; n = 2000 Sinkhorn 0.028-0.031 s, SNS 0.024 s,
 // auto 0.025 s; at n = 500 the three within 0.0021-0.0026 s) and on all
-// of bench/ot's cases at iteration 21 (predictions 144-203 there).
+// of bench/ot's cases at iteration 21 (predictions 144-203 there). Since
+// Sinkhorn is over-relaxed, the prediction from its first, plain windows
+// counts on a tuned omega to leave kTunedShare of it (overrelaxation.h):
+// at n = 2000 auto then keeps Sinkhorn at eta = 30 and 50 (46 and 92 to go
+// classic, 50 and 60 iterations tuned: Sinkhorn 0.027 and 0.030 s, SNS
+// 0.028 and 0.034 s, auto 0.026 and 0.028 s) and still moves on at
+// iteration 21 on pot_n2000, pot_n5000 and random assignment.
 inline constexpr double kNewtonStageCost = 40;
 // Sinkhorn on random assignment slows down window after window (predicted
 // iterations to go 25, 144, 187, 229, ... 419 at iteration 81, against the

@@ -37,6 +37,14 @@ bool KeepsGain(double log_ratio, double omega) {
   return Shortfall((1 - omega) * log_ratio) >= (1 - kMinRelaxedGain) * Shortfall(log_ratio);
 }
 
+// Young's rule: the plain rate behind `rate` measured at `omega`, and the
+// omega that is best for it.
+double BestOmega(double rate, double omega) {
+  const double plain_rate = std::min(
+      kMaxPlainRate, (rate + omega - 1) * (rate + omega - 1) / (rate * omega * omega));
+  return std::min(kMaxOmega, 2 / (1 + std::sqrt(1 - plain_rate)));
+}
+
 }  // namespace
 
 Relaxation RelaxationFor(double omega) {
@@ -90,10 +98,12 @@ void RelaxationTuner::Observe(int64_t iteration, double error) {
     if (omega > 1) Change(iteration, 1 + (omega - 1) / 2);
     return;
   }
-  const double plain_rate = std::min(
-      kMaxPlainRate, (rate + omega - 1) * (rate + omega - 1) / (rate * omega * omega));
-  const double best = std::min(kMaxOmega, 2 / (1 + std::sqrt(1 - plain_rate)));
+  const double best = BestOmega(rate, omega);
   if (best >= omega + kMinOmegaStep) Change(iteration, best);
+}
+
+double RelaxationTuner::ExpectedIterations(double predicted, double window_omega) const {
+  return tuned_ && window_omega == 1 ? kTunedShare * predicted : predicted;
 }
 
 void RelaxationTuner::Change(int64_t iteration, double omega) {

@@ -98,6 +98,7 @@ void SinkhornSteps::Begin(bool* check, double* keep_below) {
 bool SinkhornSteps::End(double error, bool updated) {
   ++step_;
   // The error is whole once an update of this stage balanced the columns.
+  const double window_omega = state_->relaxation.relaxation().omega;
   if (check_ && updated_) state_->relaxation.Observe(state_->sinkhorn_iterations, error);
   if (check_) {
     state_->error = error;
@@ -114,7 +115,7 @@ bool SinkhornSteps::End(double error, bool updated) {
   updated_ = true;
   ++state_->sinkhorn_iterations;
   if (check_ && stop_on_stall_) {
-    if (window_start_error_ > 0 && NewtonPredictedSooner(error)) {
+    if (window_start_error_ > 0 && NewtonPredictedSooner(error, window_omega)) {
       stalled_ = true;
       return false;
     }
@@ -124,12 +125,13 @@ bool SinkhornSteps::End(double error, bool updated) {
   return true;
 }
 
-bool SinkhornSteps::NewtonPredictedSooner(double error) {
+bool SinkhornSteps::NewtonPredictedSooner(double error, double window_omega) {
   const double steps = static_cast<double>(step_ - window_start_step_);
   if (!(error > options_.tolerance) || steps <= 0) return false;
   const double rate = std::pow(error / window_start_error_, 1.0 / steps);  // per iteration
   if (!(rate < 1)) return true;  // not shrinking at all
-  const double remaining = std::log(options_.tolerance / error) / std::log(rate);
+  const double remaining = state_->relaxation.ExpectedIterations(
+      std::log(options_.tolerance / error) / std::log(rate), window_omega);
   windows_slowing_ = remaining > kSlowingGrowth * last_remaining_ ? windows_slowing_ + 1 : 0;
   last_remaining_ = remaining;
   if (remaining > kNewtonStageCost) return true;
