@@ -2,7 +2,8 @@
 // prints its figures as JSON; bench/ot/run drives it side by side with POT.
 //   ot_bench [--runs=R --budget=S] COST.f64 N M ETA TOL MAX_ITER THREADS POTENTIALS_OUT.f64
 //            [METHOD [A.f64 B.f64]]
-// METHOD is sinkhorn (default), sns or auto. COST.f64 holds N*M
+// METHOD is sinkhorn (default; over-relaxed, omega tuned), sinkhorn-classic
+// (overrelaxation 1), sns or auto. COST.f64 holds N*M
 // little-endian float64 values; A.f64 and B.f64 the marginals (default
 // uniform).
 // Solves up to R times (default 1) in this process while the solves take
@@ -68,6 +69,7 @@ int main(int argc, char** argv) {
   o.threads = std::atoi(argv[7]);
   o.method = method == "sns" ? solverd::ot::Method::kSns
            : method == "auto" ? solverd::ot::Method::kAuto : solverd::ot::Method::kSinkhorn;
+  if (method == "sinkhorn-classic") o.overrelaxation = 1;  // no over-relaxation
   solverd::ot::Result r;
   double seconds = 0, first_seconds = 0, spent = 0;
   for (int run = 0; run < runs && (run == 0 || spent < budget); ++run) {
