@@ -47,7 +47,7 @@ def chatty_problem(seed):
     cost = np.random.default_rng(seed).random((300, 300))
     return solverd.ot_pb2.OtProblem(cost=solverd.tensor(cost), eta=1200, tolerance=1e-14,
                                     max_iterations=100_000_000, check_every=1,
-                                    method=solverd.ot_pb2.OT_METHOD_SINKHORN)
+                                    method=solverd.ot_pb2.OT_METHOD_SINKHORN, overrelaxation=1)
 
 
 class SlowWatchers(unittest.TestCase):

@@ -36,7 +36,7 @@ def slow_problem(seed, iterations):
     cost = np.random.default_rng(seed).random((300, 300))
     return ot_pb2.OtProblem(cost=solverd.tensor(cost), eta=1200, tolerance=1e-14,
                             max_iterations=iterations, check_every=10,
-                            method=ot_pb2.OT_METHOD_SINKHORN)
+                            method=ot_pb2.OT_METHOD_SINKHORN, overrelaxation=1)
 
 
 def quick_problem(n=6):

@@ -78,7 +78,7 @@ class Aio(ServerTestCase):
                 caught["watch"] = True
             job = await client.submit(ot.OtProblem(
                 cost=solverd.tensor(np.random.default_rng(3).random((300, 300))), eta=2000,
-                tolerance=1e-14, max_iterations=10_000_000))
+                tolerance=1e-14, max_iterations=10_000_000, overrelaxation=1))
             await client.cancel(job.id)
             try:
                 await client.wait(job.id)

@@ -138,7 +138,7 @@ class Ot(ServerTestCase):
                 solverd.calls.run(self.client, solverd.ot_pb2.OtProblem(
                     cost=solverd.tensor(np.random.default_rng(6).random((400, 400))),
                     reg=1 / 1200, tolerance=1e-14, max_iterations=10**7,
-                    method=solverd.ot_pb2.OT_METHOD_SINKHORN), deadline=0.2)
+                    method=solverd.ot_pb2.OT_METHOD_SINKHORN, overrelaxation=1), deadline=0.2)
         finally:
             self.client.get = get
         self.assertEqual(job, self.client.get(job.id))
@@ -167,8 +167,8 @@ class Ot(ServerTestCase):
                     print("started", flush=True)
             try:
                 solverd.ot.solve(M=M, reg=1 / 1200, method="sinkhorn", tol=1e-14,
-                                 max_iter=10_000_000, server="{self.server.address}",
-                                 progress=progress)
+                                 max_iter=10_000_000, overrelaxation=1,
+                                 server="{self.server.address}", progress=progress)
             except KeyboardInterrupt as e:
                 print(json.dumps([e.job.id, e.best.iterations]), flush=True)
             """)], stdout=subprocess.PIPE, text=True, env=os.environ)

@@ -93,7 +93,7 @@ class InstalledPackage(unittest.TestCase):
                     out["watch"] = e.code().name
                 job = client.submit(solverd.ot_pb2.OtProblem(
                     cost=solverd.tensor(np.random.default_rng(1).random((300, 300))),
-                    eta=2000, tolerance=1e-14, max_iterations=10_000_000))
+                    eta=2000, tolerance=1e-14, max_iterations=10_000_000, overrelaxation=1))
                 client.cancel(job.id)
                 try:
                     client.wait(job.id)

@@ -55,7 +55,7 @@ def long_problem():
     cost = np.random.default_rng(1).random((400, 400))
     return solverd.ot_pb2.OtProblem(cost=solverd.tensor(cost), eta=1200, tolerance=1e-14,
                                     max_iterations=100_000_000,
-                                    method=solverd.ot_pb2.OT_METHOD_SINKHORN)
+                                    method=solverd.ot_pb2.OT_METHOD_SINKHORN, overrelaxation=1)
 
 
 class Security(unittest.TestCase):

@@ -113,11 +113,14 @@ def solve(a=None, b=None, M=None, reg: float = 0.0, *, X=None, Y=None, p: int = 
           method: str = "auto", tol: float = 1e-6, max_iter: int = 10000,
           plan: Optional[bool] = None, client=None, server: Optional[str] = None,
           progress: calls.Progress = None, timeout: Optional[float] = None,
-          device: Optional[str] = None) -> Union[Transport, List[Transport]]:
+          device: Optional[str] = None,
+          overrelaxation: float = 0.0) -> Union[Transport, List[Transport]]:
     """Solves one problem: costs M [n, m], or point clouds X [n, d] and
     Y [m, d] with cost |x - y|_p^p (p 1 or 2). a, b: marginals (None or
     empty: uniform). tol: on the marginal error; max_iter: iterations.
     plan: form the plan (default: with M, not with points).
+    overrelaxation: Sinkhorn's omega (0: tuned by the solver; 1: classic
+    Sinkhorn; up to 1.95: fixed).
 
     A batch: M [k, n, m] (or X [k, n, d] and Y [k, m, d]) solves k
     problems in one job and returns k Transports; a and b are then shared
@@ -133,7 +136,8 @@ def solve(a=None, b=None, M=None, reg: float = 0.0, *, X=None, Y=None, p: int = 
     k = len(M if M is not None else X) if batched else 1
     costs = list(M) if batched and M is not None else [M] * k
     xs, ys = (list(X), list(Y)) if batched and M is None else ([X] * k, [Y] * k)
-    settings = dict(reg=reg, method=METHODS[method], tolerance=tol, max_iterations=max_iter)
+    settings = dict(reg=reg, method=METHODS[method], tolerance=tol, max_iterations=max_iter,
+                    overrelaxation=overrelaxation)
     with calls.connection(client, server) as c, calls.Payload(c) as payload:
         problems = [_problem(payload, ak, bk, Mk, Xk, Yk, p, **settings) for ak, bk, Mk, Xk, Yk
                     in zip(_per_problem(a, k, "a"), _per_problem(b, k, "b"), costs, xs, ys)]
