@@ -111,12 +111,11 @@ class CpuOtBackend final : public OtBackend {
     SyncPotentials();
     kernel_current_ = false;
     for (int64_t i = 0; i < p_.n; ++i) {
-      const double balanced = Rebalanced(p_.a[i], x_[i], row_sums_[i], [&] {
+      x_[i] = Rebalanced(p_.a[i], x_[i], row_sums_[i], relaxation, [&] {
         LogSumExp acc;
         for (int64_t j = 0; j < p_.m; ++j) acc.Add(p_.eta * (y_[j] - cost_[i * p_.m + j]));
         return acc.value();
-      });
-      x_[i] = RelaxedPotential(x_[i], balanced, p_.eta, relaxation).potential;
+      }).potential;
     }
     return Status::Ok();
   }
@@ -127,12 +126,11 @@ class CpuOtBackend final : public OtBackend {
     std::vector<double> sums = ColumnSums(nullptr);
     column_error_ = 0;
     for (int64_t j = 0; j < p_.m; ++j) {
-      const double balanced = Rebalanced(p_.b[j], y_[j], sums[j], [&] {
+      const RelaxedStep step = Rebalanced(p_.b[j], y_[j], sums[j], relaxation, [&] {
         LogSumExp acc;
         for (int64_t i = 0; i < p_.n; ++i) acc.Add(p_.eta * (x_[i] - cost_[i * p_.m + j]));
         return acc.value();
       });
-      const RelaxedStep step = RelaxedPotential(y_[j], balanced, p_.eta, relaxation);
       y_[j] = step.potential;
       column_error_ += RelaxedMarginalError(p_.b[j], step.log_ratio, step.factor);
     }
@@ -219,8 +217,7 @@ class CpuOtBackend final : public OtBackend {
       r->assign(p_.n, 0.0);
       *c = ColumnSums(r);
     }
-    *total = 0;
-    for (double v : *r) *total += v;
+    *total = std::accumulate(r->begin(), r->end(), 0.0);
     return Status::Ok();
   }
 
@@ -422,16 +419,18 @@ class CpuOtBackend final : public OtBackend {
     potentials_stale_ = false;
   }
 
-  // The potential that balances a row (column) of mass `mass` whose sum is
-  // `sum` at potential `potential`; exact_lse() gives log sum_j exp(eta
-  // (y_j - C_ij)) for the rare sums too small or large to use.
+  // The half-step of a potential whose row (column) of mass `mass` sums to
+  // `sum`, toward the potential that balances it (RelaxedPotential());
+  // exact_lse() gives log sum_j exp(eta (y_j - C_ij)) for the rare sums too
+  // small or large to use.
   template <typename ExactLse>
-  double Rebalanced(double mass, double potential, double sum, const ExactLse& exact_lse) {
-    if (mass <= 0) return -INFINITY;
-    if (sum > kMinUsableSum && sum < kMaxUsableSum) {
-      return potential + (std::log(mass) - std::log(sum)) / p_.eta;
-    }
-    return BalancedPotential(mass, exact_lse(), p_.eta);
+  RelaxedStep Rebalanced(double mass, double potential, double sum,
+                         const Relaxation& relaxation, const ExactLse& exact_lse) {
+    const bool usable = sum > kMinUsableSum && sum < kMaxUsableSum;
+    const double balanced = mass <= 0 ? -INFINITY
+                            : usable  ? potential + (std::log(mass) - std::log(sum)) / p_.eta
+                                      : BalancedPotential(mass, exact_lse(), p_.eta);
+    return RelaxedPotential(potential, balanced, p_.eta, relaxation);
   }
 
   // Column sums of the current plan; also its row sums when `rows` is set.
