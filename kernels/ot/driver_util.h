@@ -27,6 +27,7 @@ struct SolveState {
   double newton_seconds = 0;
   double cg_seconds = 0;        // within newton_seconds, in OtBackend::SolveSchur
   RelaxationTuner relaxation;   // of the Sinkhorn iterations, across stages
+  double fraction = 0;          // of the work done, as last reported
   bool finished = false;    // termination below is final
   Termination termination = Termination::kMaxIterations;
   Status stop;              // kCancelled / kDeadlineExceeded when stopped
@@ -57,7 +58,7 @@ class StageClock {
 };
 
 // Reports progress for the current state (stage "sinkhorn" or "newton").
-void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& options,
+void ReportProgress(ProgressSink* sink, SolveState* state, const Options& options,
                     const char* stage);
 
 // ||r - a||_1 + ||c - b||_1 for the plan's row sums r and column sums c:

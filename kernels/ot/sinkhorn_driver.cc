@@ -48,17 +48,20 @@ double SolveState::seconds() const {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-void ReportProgress(ProgressSink* sink, const SolveState& state, const Options& options,
+void ReportProgress(ProgressSink* sink, SolveState* state, const Options& options,
                     const char* stage) {
   if (sink == nullptr) return;
+  // An over-relaxed iteration's error may rise for a window after omega
+  // changes, a Newton step's too: what a solve reports done never goes back.
+  state->fraction = std::max(state->fraction, Fraction(*state, options));
   Progress p;
-  p.iteration = state.iterations();
-  p.residual = state.error;
-  p.elapsed_seconds = state.seconds();
+  p.iteration = state->iterations();
+  p.residual = state->error;
+  p.elapsed_seconds = state->seconds();
   p.stage = stage;
-  p.fraction = Fraction(state, options);
-  p.extras = {{"sinkhorn_iterations", static_cast<double>(state.sinkhorn_iterations)},
-              {"newton_iterations", static_cast<double>(state.newton_iterations)}};
+  p.fraction = state->fraction;
+  p.extras = {{"sinkhorn_iterations", static_cast<double>(state->sinkhorn_iterations)},
+              {"newton_iterations", static_cast<double>(state->newton_iterations)}};
   sink->Report(p);
 }
 
@@ -103,7 +106,7 @@ bool SinkhornSteps::End(double error, bool updated) {
   if (check_) {
     state_->error = error;
     if (state_->first_error < 0) state_->first_error = error;
-    ReportProgress(sink_, *state_, options_, "sinkhorn");
+    ReportProgress(sink_, state_, options_, "sinkhorn");
   }
   // Without an update in this stage, the error measured leaves the columns
   // out: never current, so never converged.

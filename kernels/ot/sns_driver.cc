@@ -148,7 +148,7 @@ class NewtonStage {
       state->error = point_.error;
       state->error_current = true;
       if (state->first_error < 0) state->first_error = point_.error;
-      ReportProgress(sink, *state, o_, "newton");
+      ReportProgress(sink, state, o_, "newton");
       if (CheckLimits(o_, cancel, state)) break;
       double step = 0;
       work_ = StepWork();

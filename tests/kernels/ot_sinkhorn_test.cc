@@ -371,6 +371,25 @@ TEST(SinkhornCpu, ReportsProgressEveryCheck) {
   EXPECT_LT(sink.reports.back().residual, sink.reports.front().residual);
 }
 
+// Over-relaxed, the error rises for a while after omega changes; the
+// fraction of the work reported done never goes back.
+TEST(SinkhornCpu, ProgressNeverGoesBack) {
+  const Problem p = WithDenseCost(RandomPointClouds(120, 100, 1000.0, 21));
+  Options o = Tight();
+  o.tolerance = 1e-9;
+  CountingSink sink;
+  Result r;
+  ASSERT_TRUE(Solve(Device::Cpu(), nullptr, p, o, &sink, nullptr, &r).ok());
+  ASSERT_GT(sink.reports.size(), 2u);
+  bool error_rose = false;
+  for (size_t k = 1; k < sink.reports.size(); ++k) {
+    error_rose = error_rose || sink.reports[k].residual > sink.reports[k - 1].residual;
+    EXPECT_GE(sink.reports[k].fraction, sink.reports[k - 1].fraction) << "report " << k;
+  }
+  EXPECT_TRUE(error_rose);  // else this case would not test it
+  EXPECT_EQ(sink.reports.back().fraction, 1.0);
+}
+
 TEST(SinkhornCpu, CancelReturnsLastIterate) {
   Problem p = RandomPointClouds(50, 50, 50.0, 7);
   CancelToken token;
