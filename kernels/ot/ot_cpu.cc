@@ -44,12 +44,13 @@ class CpuOtBackend final : public OtBackend {
         cost_(p.has_points() ? owned_cost_.data() : p.cost.data()),
         x_(p.n, 0.0), y_(p.m, 0.0), row_sums_(p.n, 0.0) {
     if (!GibbsKernel::Fits(p.n, p.m)) return;
-    // Single precision for Sinkhorn where the tolerance allows; SNS's
-    // Newton steps would only turn it back to double after its first steps.
+    // Single precision for Sinkhorn where the tolerance allows; Newton steps
+    // would only turn it back to double (auto's: where SmallInDouble()).
     const double mass = std::accumulate(p.a.begin(), p.a.end(), 0.0);
-    const KernelPrecision precision = o.method == Method::kSns
-                                          ? KernelPrecision::kDouble
-                                          : GibbsKernel::PrecisionFor(o.tolerance, mass);
+    const bool newton = o.method == Method::kSns ||
+                        (o.method == Method::kAuto && GibbsKernel::SmallInDouble(p.n, p.m));
+    const KernelPrecision precision = newton ? KernelPrecision::kDouble
+                                             : GibbsKernel::PrecisionFor(o.tolerance, mass);
     kernel_.emplace(cost_, p.n, p.m, p.eta, threads_, precision, mass);
   }
 
@@ -382,10 +383,9 @@ class CpuOtBackend final : public OtBackend {
   }
 
  private:
-  // True when the kernel stands for the current potentials, after
-  // rebuilding it there if need be (an exp pass, as a log-domain pass
-  // costs; the Newton stage's passes after it need none); false without
-  // a kernel.
+  // True when the kernel stands for the current potentials, after rebuilding
+  // it there if need be (an exp pass, as a log-domain pass costs; the Newton
+  // stage's passes after it need none); false without a kernel.
   bool KernelAtPotentials() {
     if (!kernel_) return false;
     if (!kernel_current_) RebuildKernel();

@@ -364,5 +364,12 @@ TEST(GibbsKernel, SinglePrecisionOnlyWhereTheToleranceLeavesRoom) {
   EXPECT_EQ(GibbsKernel::PrecisionFor(0, 1.0), KernelPrecision::kDouble);
 }
 
+TEST(GibbsKernel, SmallUpToEightMebibytesInDouble) {
+  EXPECT_TRUE(GibbsKernel::SmallInDouble(1024, 1024));
+  EXPECT_TRUE(GibbsKernel::SmallInDouble(200, 200));
+  EXPECT_FALSE(GibbsKernel::SmallInDouble(1024, 1025));
+  EXPECT_FALSE(GibbsKernel::SmallInDouble(2000, 2000));
+}
+
 }  // namespace
 }  // namespace solverd::ot::internal
