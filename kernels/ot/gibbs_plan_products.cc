@@ -19,6 +19,7 @@ class GroupedColumns {
  public:
   GroupedColumns(const std::vector<int32_t>& group, int size, const std::vector<double>& v)
       : begin_(size + 1, 0) {
+    if (size == 0) return;  // no groups, whatever `group` holds
     for (int32_t g : group) {
       if (g >= 0) ++begin_[g + 1];
     }

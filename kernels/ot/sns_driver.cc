@@ -73,6 +73,28 @@ constexpr int64_t kSampleRows = 128;
 // 16: 92 + 36.
 constexpr double kSinkhornStepsPerPass = 8;
 
+// The relative residual CG solves a Newton system at `error` to:
+// min(0.1, sqrt(error)) (Eisenstat and Walker's forcing term for
+// superlinear convergence): far from the optimum a rough direction does,
+// near it the solve tightens as the error falls. Against a fixed 1e-6 it
+// took a few more Newton steps (W1 18 -> 22, W2 12 -> 15, point clouds one
+// more, random assignment the same 8) of far fewer CG steps; SNS on
+// bench/ot's cases: random assignment 6.9 -> 5.7 ms, W1 150 -> 116 ms, W2
+// 41 -> 37 ms, pot_n500 17 -> 15 ms, pot_n2000 the same. (The error
+// itself, up to 1e-2, did worse on W2: 44 ms.)
+// What CG leaves of the residual is about what the step leaves of the
+// error, forcing * error where the Newton model holds: where that alone
+// would stop short of `tolerance`, but within kMaxTightening of it, the
+// step aims at half the tolerance instead, a few CG steps more for a
+// Newton step fewer (W2 5 -> 4 steps, pot_n2000 at eta = 20 2 -> 1; with
+// the coarse level reused, pot_n2000 3 steps where it took 4 without).
+constexpr double kMaxTightening = 10;
+double ForcingTerm(double error, double tolerance) {
+  const double forcing = std::min(0.1, std::sqrt(error));
+  const double reaching = tolerance / error;
+  return forcing > reaching && kMaxTightening * reaching >= forcing ? reaching / 2 : forcing;
+}
+
 // The sparsification's histogram of ranks (OtBackend::LogPlanHistogram()),
 // over every row or a sample of them.
 class Histogram {
@@ -358,9 +380,19 @@ class NewtonStage {
     // The coarse level's aggregates, then one call for Ps^T of the scaled
     // right-hand side, diag(S)'s sums and the aggregates' sums: on the
     // CPU's whole plan one pass over the kernel, whose rows the group sums
-    // gather from while the column sums have them in cache.
+    // gather from while the column sums have them in cache. After a full
+    // step the last step's coarse level (aggregates and (R S R^T)^-1)
+    // serves as it is: near the optimum the plan moves little and a
+    // preconditioner need not be exact, while building it anew costs the
+    // seeds' pass, the gathered group sums and the factorization, most of
+    // the setup. CG steps per Newton step on pot_n500 4, 3, 5, 8 -> 4, 3,
+    // 4, 8; a Newton step at n = 500 / 2000 / 5000 11.9 / 6.6 / 6.5 ->
+    // 8.7 / 6.1 / 5.6 Sinkhorn iterations (dev VM, best of 3 x 10 solves).
+    const bool reuse_coarse = last_step_full_ && s.coarse.size > 0;
     int groups = 0;
-    SOLVERD_RETURN_IF_ERROR(coarse_builder_.Aggregate(backend_, kept_, &s, &groups));
+    if (!reuse_coarse) {
+      SOLVERD_RETURN_IF_ERROR(coarse_builder_.Aggregate(backend_, kept_, &s, &groups));
+    }
     SOLVERD_RETURN_IF_ERROR(backend_.SparseSchurSetup(scaled, s.inv_dr, s.coarse.aggregate,
                                                       groups, &back, &squares,
                                                       coarse_builder_.row_sums()));
@@ -377,19 +409,9 @@ class NewtonStage {
       const double diag = s.dc[j] - squares[j];
       s.inv_diag[j] = active && diag > 0 ? 1.0 / diag : 0.0;
     }
-    // To a relative residual of min(0.1, sqrt(error)) (Eisenstat and
-    // Walker's forcing term for superlinear convergence): far from the
-    // optimum a rough direction does, near it the solve tightens as the
-    // error falls. Against a fixed 1e-6 it takes a few more Newton steps
-    // (W1 18 -> 22, W2 12 -> 15, point clouds one more, random assignment
-    // the same 8) of far fewer CG steps; SNS on bench/ot's cases: random
-    // assignment 6.9 -> 5.7 ms, W1 150 -> 116 ms, W2 41 -> 37 ms, pot_n500
-    // 17 -> 15 ms, pot_n2000 the same. (The error itself, up to 1e-2, did
-    // worse on W2: 44 ms.)
-    const double forcing = std::min(0.1, std::sqrt(point_.error));
-    s.relative_target = std::max(1e-12, forcing);
+    s.relative_target = std::max(1e-12, ForcingTerm(point_.error, o_.tolerance));
     s.max_iterations = o_.cg_max_iterations;
-    coarse_builder_.Finish(groups, &s);
+    if (!reuse_coarse) coarse_builder_.Finish(groups, &s);
     return Status::Ok();
   }
 

@@ -119,6 +119,26 @@ TEST(Sns, AutoMovesOnWhenSinkhornHasFarToGoAndStaysWhenItIsNearlyDone) {
   }
 }
 
+// Where the forcing term alone would leave the last Newton step short of
+// the tolerance by less than kMaxTightening, CG solves that step to half
+// the tolerance instead (sns_driver.cc's ForcingTerm()): one Newton step
+// fewer on these point clouds (4 and 6 without).
+TEST(Sns, LastNewtonStepAimsBelowTheTolerance) {
+  struct Case {
+    double eta, tolerance;
+    int64_t newton_steps;
+  };
+  for (const Case& c : {Case{50, 1e-6, 3}, Case{100, 1e-8, 5}}) {
+    Problem clouds = RandomPointClouds(200, 200, c.eta, 1);
+    Result r;
+    ASSERT_TRUE(Solve(Device::Cpu(), nullptr, clouds, With(Method::kSns, c.tolerance, 2000),
+                      nullptr, nullptr, &r).ok());
+    EXPECT_EQ(r.termination, Termination::kConverged);
+    EXPECT_LE(r.marginal_error, c.tolerance);
+    EXPECT_EQ(r.newton_iterations, c.newton_steps) << "eta = " << c.eta;
+  }
+}
+
 // The batched CUDA loop runs an SNS problem's Sinkhorn stage and hands its
 // potentials on (ContinueSnsCuda); on the CPU twin, the Newton stage from
 // the potentials of 20 Sinkhorn iterations ends where SNS whole does.
