@@ -31,7 +31,7 @@ using ::solverd::internal::CheckLaunch;
 struct Track {
   explicit Track(BatchItem* batch_item)
       : item(batch_item),
-        steps(item->options, SinkhornStageSteps(item->options),
+        steps(*item->problem, item->options, SinkhornStageSteps(item->options),
               /*stop_on_stall=*/item->options.method == Method::kAuto, item->sink, item->cancel,
               &state) {}
 

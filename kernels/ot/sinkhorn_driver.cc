@@ -2,6 +2,7 @@
 // shares.
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 
 #include "ot/driver_util.h"
 
@@ -81,10 +82,12 @@ bool CheckLimits(const Options& options, const CancelToken* cancel, SolveState* 
   return true;
 }
 
-SinkhornSteps::SinkhornSteps(const Options& options, int64_t max_steps, bool stop_on_stall,
-                             ProgressSink* sink, const CancelToken* cancel, SolveState* state)
-    : options_(options), max_steps_(max_steps), stop_on_stall_(stop_on_stall), sink_(sink),
-      cancel_(cancel), state_(state) {
+SinkhornSteps::SinkhornSteps(const Problem& problem, const Options& options, int64_t max_steps,
+                             bool stop_on_stall, ProgressSink* sink, const CancelToken* cancel,
+                             SolveState* state)
+    : options_(options), mass_(std::accumulate(problem.a.begin(), problem.a.end(), 0.0)),
+      max_steps_(max_steps), stop_on_stall_(stop_on_stall), sink_(sink), cancel_(cancel),
+      state_(state) {
   state_->relaxation.BeginStage(options.overrelaxation);
 }
 
@@ -131,6 +134,8 @@ bool SinkhornSteps::End(double error, bool updated) {
 bool SinkhornSteps::NewtonPredictedSooner(double error, double window_omega) {
   const double steps = static_cast<double>(step_ - window_start_step_);
   if (!(error > options_.tolerance) || steps <= 0) return false;
+  // Not even on an error that grew: right after omega changes it may.
+  if (error > kNewtonStartShare * mass_) return false;
   const double rate = std::pow(error / window_start_error_, 1.0 / steps);  // per iteration
   if (!(rate < 1)) return true;  // not shrinking at all
   const double remaining = state_->relaxation.ExpectedIterations(
@@ -146,7 +151,7 @@ Status SinkhornStage(OtBackend& backend, const Problem& problem, const Options& 
                      int64_t max_steps, bool stop_on_stall, ProgressSink* sink,
                      const CancelToken* cancel, SolveState* state) {
   StageClock clock(&state->sinkhorn_seconds);
-  SinkhornSteps steps(options, max_steps, stop_on_stall, sink, cancel, state);
+  SinkhornSteps steps(problem, options, max_steps, stop_on_stall, sink, cancel, state);
   for (;;) {
     bool check = false, updated = false;
     double keep_below = 0, error = -1;
