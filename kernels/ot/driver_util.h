@@ -166,7 +166,7 @@ inline constexpr double kSlowingGrowth = 1.1;
 // where the over-relaxed Sinkhorn, run on to below a tenth of the mass
 // (W1 121 iterations, W2 61), leaves potentials Newton takes in full steps
 // (auto, fastest of 3 x 7 solves on the dev VM: W1 0.036 -> 0.026 s, W2
-// 0.012 -> 0.009 s, against Sinkhorn 0.032 and 0.012 s; W1 at eta = 1000
+// 0.012 -> 0.0097 s, against Sinkhorn 0.033 and 0.013 s; W1 at eta = 1000
 // 0.144 -> 0.136 s, Sinkhorn 0.124 s). Point clouds and random assignment
 // are below it by iteration 21 (pot_n200 0.06), and move on as before.
 inline constexpr double kNewtonStartShare = 0.1;
